@@ -1,0 +1,94 @@
+"""Building the httpx.AsyncClient a session owns: TLS, proxies, timeouts, pool size.
+
+Only httpx's public constructor arguments are used.  Deprecated spellings (``verify=<str>``,
+``cert=``) are turned into an ``ssl.SSLContext`` here so users keep RESTfly's simple
+settings without httpx's deprecation warnings.
+"""
+
+from __future__ import annotations
+
+import platform
+import ssl
+from collections.abc import Mapping
+
+import certifi
+import httpx
+
+from ._version import __version__
+from .errors import UnexpectedValueError
+
+CertTypes = str | tuple[str, str] | tuple[str, str, str]
+VerifyTypes = bool | str | ssl.SSLContext
+ProxiesTypes = str | Mapping[str, str]
+TimeoutTypes = float | int | httpx.Timeout | None
+
+
+def user_agent(*, vendor: str, product: str, build: str, lib_name: str, lib_version: str) -> str:
+    """The RESTfly-style User-Agent string, naming the SDK and the platform."""
+    return (
+        f"Integration/1.0 ({vendor}; {product}; Build/{build}) {lib_name}/{lib_version} "
+        f"(Trestfly/{__version__}; Python/{platform.python_version()}; "
+        f"{platform.system()}/{platform.machine()})"
+    )
+
+
+def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLContext:
+    """What to pass as httpx's ``verify=``: a bool when it suffices, else an SSLContext."""
+    if isinstance(verify, bool) and cert is None:
+        return verify
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif isinstance(verify, str):
+        context = ssl.create_default_context(cafile=verify)
+    elif verify:
+        # The same trust store httpx itself uses.
+
+        context = ssl.create_default_context(cafile=certifi.where())
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    if cert is not None:
+        if isinstance(cert, str):
+            context.load_cert_chain(cert)
+        elif len(cert) == 2:
+            context.load_cert_chain(cert[0], cert[1])
+        else:
+            context.load_cert_chain(cert[0], cert[1], cert[2])
+    return context
+
+
+def timeout_setting(timeout: TimeoutTypes) -> httpx.Timeout:
+    """Seconds without progress on connect, read, write and pool; a Timeout passes through."""
+    if isinstance(timeout, httpx.Timeout):
+        return timeout
+    if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
+        raise UnexpectedValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    return httpx.Timeout(timeout)
+
+
+def proxy_mounts(
+    proxies: ProxiesTypes | None,
+    *,
+    verify: bool | ssl.SSLContext,
+    limits: httpx.Limits,
+) -> tuple[str | None, dict[str, httpx.AsyncBaseTransport] | None]:
+    """Map RESTfly's proxies (a URL, or ``{"http": url, "https": url}``) onto httpx.
+
+    Returns ``(proxy, mounts)`` for the AsyncClient constructor.
+    """
+    if proxies is None:
+        return None, None
+    if isinstance(proxies, str):
+        return proxies, None
+    if not isinstance(proxies, Mapping):
+        raise UnexpectedValueError(f"proxies must be a URL or a mapping, got {proxies!r}")
+    mounts: dict[str, httpx.AsyncBaseTransport] = {}
+    for scheme, url in proxies.items():
+        key = scheme if "://" in scheme else f"{scheme}://"
+        if key not in ("http://", "https://", "all://"):
+            raise UnexpectedValueError(
+                f"proxies keys must be 'http', 'https' or 'all', got {scheme!r}"
+            )
+        mounts[key] = httpx.AsyncHTTPTransport(proxy=url, verify=verify, limits=limits)
+    return None, mounts

@@ -1,0 +1,59 @@
+"""Pure response conversion: JSON detection, then Box, plain JSON or the Response itself."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import httpx
+from box import Box, BoxList
+
+from .errors import ResponseDecodeError
+
+
+def is_json_content_type(content_type: str | None) -> bool:
+    """``application/json`` or any ``*/*+json`` media type, parameters and case ignored."""
+    if not content_type:
+        return False
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.endswith("+json") and "/" in media)
+
+
+def parse_json(response: httpx.Response) -> Any:
+    """The parsed JSON body; None for an empty body.
+
+    Raises:
+        ResponseDecodeError: the body claims JSON but does not parse.
+    """
+    body = response.content
+    if not body.strip():
+        return None
+    try:
+        return json.loads(body)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ResponseDecodeError(response, str(exc)) from exc
+
+
+def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
+    """Wrap a parsed JSON document: objects in a Box, arrays in a BoxList, scalars as-is."""
+    if isinstance(value, dict):
+        return Box(value, **box_attrs)
+    if isinstance(value, list):
+        return BoxList(value, **box_attrs)
+    return value
+
+
+def convert_response(
+    response: httpx.Response, *, box: bool, box_attrs: Mapping[str, Any], conv_json: bool
+) -> Any:
+    """What a request returns: Box/BoxList with ``box``, plain JSON with ``conv_json``.
+
+    ``box`` wins when both are set.  A response that is not JSON stays a Response.
+    """
+    if not (box or conv_json):
+        return response
+    if not is_json_content_type(response.headers.get("content-type")):
+        return response
+    value = parse_json(response)
+    return to_box(value, box_attrs) if box else value

@@ -1,0 +1,89 @@
+"""APIIterator: RESTfly's page-at-a-time iterator, as an async iterator.
+
+Subclasses implement :meth:`APIIterator._get_page`, which fills ``self.page`` (and may set
+``self.total``); the base class walks the records and decides when to stop
+(:func:`limit_reached` is the one rule for ``total``, ``max_items`` and ``max_pages``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Self
+
+from .errors import UnexpectedValueError
+
+
+def limit_reached(count: int, limit: int | None) -> bool:
+    """``None`` means unlimited; ``0`` means none at all (not unlimited)."""
+    return limit is not None and count >= limit
+
+
+class APIIterator:
+    """Iterate over every record of a paginated collection, one page at a time.
+
+    Attributes:
+        count: records returned so far.
+        page_count: records returned from the current page.
+        num_pages: pages fetched so far.
+        page: the current page's records.
+        total: the number of records available, when known (None: unknown).
+        max_items: stop after this many records (None: unlimited).
+        max_pages: fetch at most this many pages (None: unlimited).
+
+    Use ``async for record in iterator``.  Iteration stops at ``total``, ``max_items``,
+    ``max_pages`` or at the first empty page.  ``iterator[i]`` and ``iterator.get(i)``
+    index the current page.
+
+    .. versionadded:: 0.1.0
+    """
+
+    count: int = 0
+    page_count: int = 0
+    num_pages: int = 0
+    total: int | None = None
+    max_items: int | None = None
+    max_pages: int | None = None
+
+    def __init__(self, api: Any, **attrs: Any) -> None:
+        self._api = api
+        self.page: Sequence[Any] = []
+        for key, value in attrs.items():
+            if not hasattr(self, key):
+                raise UnexpectedValueError(
+                    f"{type(self).__name__} has no attribute {key!r} to set "
+                    "(declare it on the class to accept it as a keyword)"
+                )
+            setattr(self, key, value)
+
+    async def _get_page(self) -> None:
+        """Fetch the next page into ``self.page`` (and may set ``self.total``)."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _get_page()")
+
+    def __getitem__(self, index: int) -> Any:
+        return self.page[index]
+
+    def get(self, index: int, default: Any = None) -> Any:
+        """The record at ``index`` of the current page, or ``default``."""
+        try:
+            return self.page[index]
+        except IndexError:
+            return default
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        if limit_reached(self.count, self.total) or limit_reached(self.count, self.max_items):
+            raise StopAsyncIteration
+        if self.page_count >= len(self.page):
+            if limit_reached(self.num_pages, self.max_pages):
+                raise StopAsyncIteration
+            await self._get_page()
+            self.page_count = 0
+            self.num_pages += 1
+            if len(self.page) == 0 or limit_reached(self.count, self.total):
+                raise StopAsyncIteration
+        record = self.page[self.page_count]
+        self.count += 1
+        self.page_count += 1
+        return record

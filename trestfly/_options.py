@@ -1,0 +1,132 @@
+"""Pure resolution of per-call options: session defaults < endpoint < call.
+
+A call's keywords are either httpx request arguments (passed through untouched) or
+trestfly options (consumed here).  They are re-resolved for every attempt from the same
+keyword dict, so whatever ``_retry_request`` returns applies to the next attempt, and an
+option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, replace
+from typing import Any
+
+from .errors import UnexpectedValueError
+
+#: Keywords of ``httpx.AsyncClient.request`` that a call may pass through.
+HTTPX_REQUEST_ARGS: frozenset[str] = frozenset(
+    {
+        "content",
+        "data",
+        "files",
+        "json",
+        "params",
+        "headers",
+        "cookies",
+        "auth",
+        "follow_redirects",
+        "timeout",
+        "extensions",
+    }
+)
+
+
+@dataclass(frozen=True, slots=True)
+class CallOptions:
+    """trestfly's own options for one call, fully resolved."""
+
+    box: bool
+    box_attrs: Mapping[str, Any]
+    conv_json: bool
+    retry_statuses: frozenset[int]
+    use_base: bool
+    redact_fields: tuple[str, ...]
+    redact_value: str
+    deadline: float | None
+
+
+TRESTFLY_OPTIONS: frozenset[str] = frozenset(
+    {
+        "box",
+        "box_attrs",
+        "conv_json",
+        "retry_on",
+        "use_base",
+        "redact_fields",
+        "redact_value",
+        "deadline",
+    }
+)
+
+
+def _status_codes(value: Any) -> frozenset[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = (value,)
+    if not isinstance(value, Collection) or isinstance(value, str | bytes):
+        raise UnexpectedValueError(f"retry_on must be a collection of status codes, got {value!r}")
+    codes = frozenset(value)
+    bad = [code for code in codes if not isinstance(code, int) or isinstance(code, bool)]
+    if bad or any(not 100 <= code <= 599 for code in codes):
+        raise UnexpectedValueError(f"retry_on must hold HTTP status codes (100-599), got {value!r}")
+    return codes
+
+
+def _deadline(value: Any) -> float | None:
+    if value is None:
+        return None
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or value <= 0
+    ):
+        raise UnexpectedValueError(f"deadline must be a positive number of seconds, got {value!r}")
+    return float(value)
+
+
+def _field_names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str) or not isinstance(value, Collection):
+        raise UnexpectedValueError(
+            f"redact_fields must be a collection of key names, got {value!r}"
+        )
+    return tuple(str(item) for item in value)
+
+
+def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptions, dict[str, Any]]:
+    """Split a call's keywords into resolved options and the httpx request arguments.
+
+    Raises:
+        UnexpectedValueError: a keyword is neither an httpx request argument nor a
+            trestfly option, or an option has a value of the wrong kind.
+    """
+    request_kwargs: dict[str, Any] = {}
+    changes: dict[str, Any] = {}
+    for key, value in kwargs.items():
+        if key in HTTPX_REQUEST_ARGS:
+            request_kwargs[key] = value
+        elif key not in TRESTFLY_OPTIONS:
+            raise UnexpectedValueError(
+                f"unknown request keyword {key!r}: expected an httpx request argument "
+                f"({', '.join(sorted(HTTPX_REQUEST_ARGS))}) or a trestfly option "
+                f"({', '.join(sorted(TRESTFLY_OPTIONS))})"
+            )
+        elif value is None and key != "deadline":
+            continue  # None means "inherit", as for endpoint attributes
+        elif key == "retry_on":
+            changes["retry_statuses"] = defaults.retry_statuses | _status_codes(value)
+        elif key == "deadline":
+            changes["deadline"] = _deadline(value)
+        elif key == "redact_fields":
+            changes["redact_fields"] = _field_names(value)
+        elif key == "box_attrs":
+            if not isinstance(value, Mapping):
+                raise UnexpectedValueError(f"box_attrs must be a mapping, got {value!r}")
+            changes["box_attrs"] = value
+        elif key == "redact_value":
+            changes["redact_value"] = str(value)
+        else:  # box, conv_json, use_base
+            changes[key] = bool(value)
+    options = replace(defaults, **changes) if changes else defaults
+    return options, request_kwargs

@@ -1,0 +1,142 @@
+"""Pure retry decisions: classify an outcome, then decide whether and when to retry.
+
+Nothing here sleeps, sends or reads a clock: the session passes in what it knows (status,
+method, hint, retries so far, the time left before the caller's deadline) and gets back
+a small frozen value telling it what to do.  That keeps every rule unit-testable without
+a network and keeps the Trio shell a straight loop.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
+
+import httpx
+
+from . import errors
+
+#: Statuses retried by default: throttling (420, 429) and transient gateway trouble.
+#: 501 is deliberately absent: "not implemented" is not transient.
+DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({420, 429, 502, 503, 504})
+
+#: Methods that may be repeated after a request may already have reached the server.
+IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
+
+# Failures that happen before a single byte reached the server: safe for every method.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
+# Failures after the request may have been (partly) sent: only idempotent methods.
+_MAYBE_SENT = (
+    httpx.ReadError,
+    httpx.WriteError,
+    httpx.ReadTimeout,
+    httpx.WriteTimeout,
+    httpx.RemoteProtocolError,
+    httpx.CloseError,
+)
+
+
+def is_success(status: int) -> bool:
+    """2xx is success; everything else goes through the error map."""
+    return 200 <= status < 300
+
+
+def error_class(
+    status: int, error_map: Mapping[int, type[errors.APIError]]
+) -> type[errors.APIError]:
+    """The exception class for a non-2xx status: the mapped one, else :class:`APIError`."""
+    return error_map.get(status, errors.APIError)
+
+
+def is_retryable_status(status: int, retry_statuses: Collection[int]) -> bool:
+    """Whether a response status is worth another attempt."""
+    return status in retry_statuses
+
+
+class TransportVerdict(enum.Enum):
+    """What a transport failure allows."""
+
+    RETRY = "retry"
+    RAISE = "raise"
+    INVALID = "invalid"  # no retry can cure it (bad scheme, bad URL)
+
+
+def classify_transport_error(exc: Exception, method: str) -> TransportVerdict:
+    """Whether a transport failure may be retried for ``method``.
+
+    A failure before the request reached the server is retried for every method; one after
+    it may have been sent only for idempotent methods, so a POST is never doubled.
+    """
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
+        return TransportVerdict.INVALID
+    if isinstance(exc, _NOT_SENT):
+        return TransportVerdict.RETRY
+    if isinstance(exc, _MAYBE_SENT) and method.upper() in IDEMPOTENT_METHODS:
+        return TransportVerdict.RETRY
+    return TransportVerdict.RAISE
+
+
+def transport_error_class(exc: Exception) -> type[errors.TrestflyError]:
+    """The trestfly exception raised when a transport failure is final."""
+    if isinstance(exc, httpx.TimeoutException):
+        return errors.TimeoutError
+    return errors.ConnectionError
+
+
+def backoff_delay(backoff: float, retry_number: int) -> float:
+    """RESTfly's documented rule: retry ``n`` (1 for the first) waits ``backoff * n``."""
+    return backoff * retry_number
+
+
+class Stop(enum.Enum):
+    """Why no further attempt will be made."""
+
+    NOT_RETRYABLE = "not retryable"
+    EXHAUSTED = "retries exhausted"
+    HINT_TOO_LONG = "server delay hint above max_retry_after"
+    PAST_DEADLINE = "delay would end after the caller's deadline"
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The outcome of :func:`decide`: sleep ``delay`` then retry, or stop for ``stop``."""
+
+    delay: float
+    stop: Stop | None = None
+
+    @property
+    def retry(self) -> bool:
+        return self.stop is None
+
+
+def decide(
+    *,
+    retryable: bool,
+    retries_done: int,
+    max_retries: int,
+    hint: float | None,
+    backoff: float,
+    max_retry_after: float,
+    time_left: float,
+) -> Decision:
+    """Decide whether a failed attempt is retried and after how long.
+
+    Args:
+        retryable: the status or transport failure allows a retry at all.
+        retries_done: retries already made (0 after the first attempt).
+        max_retries: the configured number of retries.
+        hint: the server's delay hint in seconds (Retry-After), or None.
+        backoff: the backoff factor in seconds.
+        max_retry_after: a hint above this fails at once instead of sleeping.
+        time_left: seconds until the caller's effective deadline (``math.inf`` if none).
+    """
+    if not retryable:
+        return Decision(0.0, Stop.NOT_RETRYABLE)
+    if retries_done >= max_retries:
+        return Decision(0.0, Stop.EXHAUSTED)
+    if hint is not None and hint > max_retry_after:
+        return Decision(hint, Stop.HINT_TOO_LONG)
+    delay = hint if hint is not None else backoff_delay(backoff, retries_done + 1)
+    if delay >= time_left:  # hint and backoff are finite, so an infinite time_left never stops
+        return Decision(delay, Stop.PAST_DEADLINE)
+    return Decision(delay)

@@ -1,0 +1,93 @@
+"""Pure formatting of what is logged about one attempt, with secrets removed.
+
+Called only when the ``trestfly.request`` logger is enabled for DEBUG, so a session that
+does not log pays nothing for serialising bodies.  Whatever the caller passes (datetimes,
+bytes, file objects) must never make the request fail because it was logged.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from .utils import redact_values
+
+#: Header values never written to a log, whatever the options say.
+SECRET_HEADERS: frozenset[str] = frozenset({"authorization", "cookie", "proxy-authorization"})
+
+
+def is_restricted(path: str, restricted_paths: Collection[str]) -> bool:
+    """Whether ``path`` (slashes stripped) is one whose params and body must not be logged."""
+    return path.strip("/") in {item.strip("/") for item in restricted_paths}
+
+
+def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: str) -> Any:
+    if headers is None:
+        return None
+    try:
+        items = headers.items() if hasattr(headers, "items") else list(headers)
+    except TypeError:
+        return "<unreadable headers>"
+    hidden = SECRET_HEADERS | {field.lower() for field in redact_fields}
+    safe: dict[str, Any] = {}
+    for name, value in items:
+        key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+        safe[key] = redact_value if key.lower() in hidden else value
+    return safe
+
+
+def _body(request_kwargs: Mapping[str, Any]) -> Any:
+    if request_kwargs.get("json") is not None:
+        return request_kwargs["json"]
+    if request_kwargs.get("data") is not None:
+        return request_kwargs["data"]
+    content = request_kwargs.get("content")
+    if content is not None:
+        size = len(content) if isinstance(content, bytes | str) else "?"
+        return f"<{size} bytes of content>"
+    files = request_kwargs.get("files")
+    if files is not None:
+        names = list(files) if isinstance(files, Mapping) else [item[0] for item in files]
+        return f"<files {names}>"
+    return None
+
+
+def to_log_text(value: Any) -> str:
+    """JSON text for a log line; anything JSON cannot express is written with ``repr``."""
+    try:
+        return json.dumps(value, default=repr, sort_keys=False)
+    except (TypeError, ValueError):  # circular structures, keys JSON refuses
+        return repr(value)
+
+
+def describe_attempt(
+    *,
+    method: str,
+    url: str,
+    path: str,
+    attempt: int,
+    request_kwargs: Mapping[str, Any],
+    restricted_paths: Collection[str],
+    redact_fields: Collection[str],
+    redact_value: str,
+) -> dict[str, Any]:
+    """The structured ``extra`` of the attempt's DEBUG record, already redacted."""
+    params = request_kwargs.get("params")
+    body = _body(request_kwargs)
+    if is_restricted(path, restricted_paths):
+        params = redact_value if params is not None else None
+        body = redact_value if body is not None else None
+    elif redact_fields:
+        params = redact_values(params, redact_fields, redact_value)
+        body = redact_values(body, redact_fields, redact_value)
+    return {
+        "trestfly_method": method,
+        "trestfly_url": url,
+        "trestfly_attempt": attempt,
+        "trestfly_params": params,
+        "trestfly_body": body,
+        "trestfly_headers": _safe_headers(
+            request_kwargs.get("headers"), redact_fields, redact_value
+        ),
+    }

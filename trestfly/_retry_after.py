@@ -1,0 +1,89 @@
+"""Pure parsing of the ``Retry-After`` header (RFC 9110 section 10.2.3).
+
+The header is either delay-seconds or an HTTP-date in one of three forms:
+
+* IMF-fixdate: ``Sun, 06 Nov 1994 08:49:37 GMT`` (the one servers should send),
+* obsolete RFC 850: ``Sunday, 06-Nov-94 08:49:37 GMT``,
+* ANSI C asctime: ``Sun Nov  6 08:49:37 1994``.
+
+RESTfly 1.x called ``float()`` on the header and crashed on a date.  Here nothing a server
+sends can crash the client: anything unparseable, negative or non-finite is ``None`` and
+the caller falls back to its own backoff.  Decimal delay-seconds (``1.5``) are accepted
+because real rate limiters send them, although the RFC only allows integers.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from datetime import UTC, datetime
+
+_DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+_MONTHS = {
+    name: number
+    for number, name in enumerate(
+        ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"),
+        start=1,
+    )
+}
+_IMF = re.compile(
+    r"[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT", re.ASCII
+)
+_RFC850 = re.compile(
+    r"[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT", re.ASCII
+)
+_ASCTIME = re.compile(
+    r"[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})", re.ASCII
+)
+
+
+def _timestamp(year: int, month_name: str, day: int, hh: int, mm: int, ss: int) -> float | None:
+    month = _MONTHS.get(month_name.lower())
+    if month is None:
+        return None
+    try:
+        return datetime(year, month, day, hh, mm, ss, tzinfo=UTC).timestamp()
+    except ValueError:  # 31 Feb, hour 25, ...
+        return None
+
+
+def parse_http_date(value: str) -> float | None:
+    """The POSIX timestamp of an HTTP-date in any of the three RFC 9110 forms, or None."""
+    text = value.strip()
+    if match := _IMF.fullmatch(text):
+        day, month, year, hh, mm, ss = match.groups()
+        return _timestamp(int(year), month, int(day), int(hh), int(mm), int(ss))
+    if match := _RFC850.fullmatch(text):
+        day, month, yy, hh, mm, ss = match.groups()
+        # RFC 9110: a two-digit year that appears more than 50 years in the future is
+        # in the past century.  Against today's clock that means 00-69 -> 20xx.
+        year = 2000 + int(yy) if int(yy) < 70 else 1900 + int(yy)
+        return _timestamp(year, month, int(day), int(hh), int(mm), int(ss))
+    if match := _ASCTIME.fullmatch(text):
+        month, day, hh, mm, ss, year = match.groups()
+        return _timestamp(int(year), month, int(day.strip()), int(hh), int(mm), int(ss))
+    return None
+
+
+def parse_retry_after(value: str | None, now: float) -> float | None:
+    """Seconds to wait according to a ``Retry-After`` header value.
+
+    Args:
+        value: the raw header value, or None when the header is absent.
+        now: the current wall-clock time as a POSIX timestamp (``time.time()``), used to
+            turn an HTTP-date into a delay.  Passed in so the function stays pure.
+
+    Returns:
+        A finite delay >= 0 (a date in the past gives 0), or None when the value is absent
+        or not a valid Retry-After.
+    """
+    if value is None:
+        return None
+    text = value.strip()
+    if _DELAY.fullmatch(text):
+        delay = float(text)
+        return delay if math.isfinite(delay) else None
+    when = parse_http_date(text)
+    if when is None:
+        return None
+    return max(0.0, when - now)

@@ -1,0 +1,537 @@
+"""TrioAPISession: the RESTfly session model on Trio.
+
+The request path reads top to bottom in :meth:`TrioAPISession._request`: resolve the
+call's options, build the URL, then for each attempt take a concurrency slot, send through
+httpx, classify the outcome with the pure rules of :mod:`trestfly._policy`, and either
+return, raise, or sleep (a Trio sleep inside the caller's cancel scope) and try again.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import time
+from collections.abc import Collection, Mapping
+from types import MappingProxyType, TracebackType
+from typing import Any, Self
+
+import httpx
+import trio
+
+from . import errors
+from ._client import (
+    CertTypes,
+    ProxiesTypes,
+    TimeoutTypes,
+    VerifyTypes,
+    proxy_mounts,
+    ssl_setting,
+    timeout_setting,
+    user_agent,
+)
+from ._convert import convert_response
+from ._options import CallOptions, resolve
+from ._policy import (
+    DEFAULT_RETRY_STATUSES,
+    TransportVerdict,
+    classify_transport_error,
+    decide,
+    error_class,
+    is_success,
+    transport_error_class,
+)
+from ._redact import describe_attempt, to_log_text
+from ._retry_after import parse_retry_after
+from ._urls import build_url
+from ._version import __version__
+
+request_log = logging.getLogger("trestfly.request")
+retry_log = logging.getLogger("trestfly.retry")
+
+_UNSET: Any = object()
+
+
+def _number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
+    kinds = (int,) if integer else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kinds)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        kind = "an integer" if integer else "a number"
+        raise errors.UnexpectedValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
+    return value
+
+
+class TrioAPISession:
+    """Base class of an API client: subclass it, set ``_url``, add endpoints.
+
+    Use it as an async context manager::
+
+        class MyAPI(TrioAPISession):
+            _url = "https://api.example.com"
+            _base_path = "v1"
+
+        async with MyAPI(api_key="...") as api:
+            resp = await api.get("users", params={"page": 1})
+
+    Every class attribute below can be overridden by a subclass, and per session by the
+    constructor keyword of the same name without the underscore (``retries=5``).  ``None``
+    for a keyword means "keep the class attribute".  Keywords the session does not know are
+    handed to :meth:`_authenticate` (and :meth:`_build_session`).
+
+    A session may be shared by any number of concurrent tasks.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: The API's root URL, e.g. ``"https://api.example.com"``.
+    _url: str | None = None
+    #: A path prefix joined after ``_url`` for every request unless ``use_base=False``.
+    _base_path: str = ""
+    #: Retries after the first attempt (``retries + 1`` attempts in all).
+    _retries: int = 3
+    #: Backoff factor in seconds: retry ``n`` waits ``backoff * n`` without a server hint.
+    _backoff: float = 1.0
+    #: Return JSON responses as ``box.Box``/``box.BoxList``.
+    _box: bool = False
+    #: Keyword arguments for every Box built from a response.
+    _box_attrs: Mapping[str, Any] = MappingProxyType({})
+    #: Return JSON responses as plain dicts/lists (``box`` wins when both are set).
+    _conv_json: bool = False
+    #: TLS verification: a bool, a CA bundle path, or an ``ssl.SSLContext``.
+    _ssl_verify: VerifyTypes = True
+    #: A client certificate: a path, or ``(cert, key)`` / ``(cert, key, password)``.
+    _cert: CertTypes | None = None
+    #: A proxy URL, or RESTfly's ``{"http": url, "https": url}``.
+    _proxies: ProxiesTypes | None = None
+    #: Seconds without progress (connect, read, write, pool); an ``httpx.Timeout`` passes.
+    _timeout: TimeoutTypes = 30.0
+    _vendor: str = "unknown"
+    _product: str = "unknown"
+    _build: str = "unknown"
+    _lib_name: str = "Trestfly"
+    _lib_version: str = __version__
+    #: Paths (slashes stripped) whose params and bodies are never logged.
+    _restricted_paths: Collection[str] = ()
+    #: Status -> exception overrides, applied over ``_base_error_map``.
+    _error_map: Mapping[int, type[errors.APIError]] = MappingProxyType({})
+    _base_error_map: Mapping[int, type[errors.APIError]] = errors.BASE_ERROR_MAP
+    #: Statuses retried by default; a call's ``retry_on`` adds to them.
+    _retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES
+    #: Extra statuses this session retries on every call.
+    _retry_on: Collection[int] = ()
+    #: Raise on constructor keywords neither the session nor ``_authenticate`` names.
+    _error_on_unexpected_input: bool = False
+    #: A server delay hint above this many seconds fails at once instead of sleeping.
+    _max_retry_after: float = 300.0
+    #: Most requests in flight through this session at once (also the pool size of the
+    #: client trestfly builds).
+    _max_concurrency: int = 100
+
+    def __init__(
+        self,
+        *,
+        url: str | None = None,
+        base_path: str | None = None,
+        retries: int | None = None,
+        backoff: float | None = None,
+        box: bool | None = None,
+        box_attrs: Mapping[str, Any] | None = None,
+        conv_json: bool | None = None,
+        ssl_verify: VerifyTypes | None = None,
+        cert: CertTypes | None = None,
+        proxies: ProxiesTypes | None = None,
+        timeout: TimeoutTypes = _UNSET,
+        vendor: str | None = None,
+        product: str | None = None,
+        build: str | None = None,
+        lib_name: str | None = None,
+        lib_version: str | None = None,
+        restricted_paths: Collection[str] | None = None,
+        error_map: Mapping[int, type[errors.APIError]] | None = None,
+        base_error_map: Mapping[int, type[errors.APIError]] | None = None,
+        retry_on: Collection[int] | None = None,
+        error_on_unexpected_input: bool | None = None,
+        max_retry_after: float | None = None,
+        max_concurrency: int | None = None,
+        session: httpx.AsyncClient | None = None,
+        transport: httpx.AsyncBaseTransport | None = None,
+        follow_redirects: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        cls = type(self)
+
+        def pick(value: Any, default: Any) -> Any:
+            return default if value is None else value
+
+        # Everything is copied into the instance: no two sessions (or subclasses) ever
+        # share a mutable default, and nothing here mutates a class.
+        self._url: str | None = pick(url, cls._url)
+        self._base_path: str = pick(base_path, cls._base_path)
+        self._retries: int = _number(
+            "retries", pick(retries, cls._retries), minimum=0, integer=True
+        )
+        self._backoff: float = _number("backoff", pick(backoff, cls._backoff), minimum=0)
+        self._box: bool = bool(pick(box, cls._box))
+        self._box_attrs: Mapping[str, Any] = dict(pick(box_attrs, cls._box_attrs))
+        self._conv_json: bool = bool(pick(conv_json, cls._conv_json))
+        self._ssl_verify: VerifyTypes = pick(ssl_verify, cls._ssl_verify)
+        self._cert: CertTypes | None = pick(cert, cls._cert)
+        self._proxies: ProxiesTypes | None = pick(proxies, cls._proxies)
+        self._timeout: TimeoutTypes = cls._timeout if timeout is _UNSET else timeout
+        self._vendor: str = pick(vendor, cls._vendor)
+        self._product: str = pick(product, cls._product)
+        self._build: str = pick(build, cls._build)
+        self._lib_name: str = pick(lib_name, cls._lib_name)
+        self._lib_version: str = pick(lib_version, cls._lib_version)
+        self._restricted_paths: frozenset[str] = frozenset(
+            path.strip("/") for path in pick(restricted_paths, cls._restricted_paths)
+        )
+        self._error_map: Mapping[int, type[errors.APIError]] = dict(pick(error_map, cls._error_map))
+        self._base_error_map: Mapping[int, type[errors.APIError]] = dict(
+            pick(base_error_map, cls._base_error_map)
+        )
+        self._error_on_unexpected_input: bool = bool(
+            pick(error_on_unexpected_input, cls._error_on_unexpected_input)
+        )
+        self._max_retry_after: float = _number(
+            "max_retry_after", pick(max_retry_after, cls._max_retry_after), minimum=0
+        )
+        self._max_concurrency: int = _number(
+            "max_concurrency", pick(max_concurrency, cls._max_concurrency), minimum=1, integer=True
+        )
+        self._follow_redirects = bool(follow_redirects)
+        self._injected_session = session
+        self._transport = transport
+        if self._url is not None and not isinstance(self._url, str):
+            raise errors.UnexpectedValueError(f"url must be a string, got {self._url!r}")
+
+        self._status_errors: Mapping[int, type[errors.APIError]] = MappingProxyType(
+            {**self._base_error_map, **self._error_map}
+        )
+        self._defaults = CallOptions(
+            box=self._box,
+            box_attrs=MappingProxyType(dict(self._box_attrs)),
+            conv_json=self._conv_json,
+            retry_statuses=frozenset(cls._retry_statuses)
+            | frozenset(pick(retry_on, cls._retry_on)),
+            use_base=True,
+            redact_fields=(),
+            redact_value="REDACTED",
+            deadline=None,
+        )
+        # Validates retry_on the same way a call's retry_on is validated.
+        resolve(self._defaults, {"retry_on": self._defaults.retry_statuses})
+
+        if self._error_on_unexpected_input:
+            self._check_authenticate_keywords(kwargs)
+        self._auth_kwargs: dict[str, Any] = kwargs
+        self._user_agent = user_agent(
+            vendor=self._vendor,
+            product=self._product,
+            build=self._build,
+            lib_name=self._lib_name,
+            lib_version=self._lib_version,
+        )
+        self._session: httpx.AsyncClient | None = None
+        self._owns_session = False
+        self._per_request_headers: dict[str, str] | None = None
+        # Requests inside httpx never outnumber the pool's connections (see _build_session).
+        self._limiter = trio.CapacityLimiter(self._max_concurrency)
+        self._entered = False
+
+    # ----------------------------------------------------------------- lifecycle
+
+    def _check_authenticate_keywords(self, kwargs: Mapping[str, Any]) -> None:
+        parameters = inspect.signature(self._authenticate).parameters.values()
+        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+            return
+        accepted = {
+            p.name
+            for p in parameters
+            if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        }
+        unknown = sorted(set(kwargs) - accepted)
+        if unknown:
+            raise errors.UnexpectedValueError(
+                f"{type(self).__name__} got unexpected keyword(s) {', '.join(unknown)}: "
+                "neither the session nor its _authenticate() accepts them"
+            )
+
+    def _build_session(self, **kwargs: Any) -> None:
+        """Build ``self._session``, the ``httpx.AsyncClient`` every request goes through.
+
+        Called on entering the context with the keywords the session did not know.  When
+        the constructor got ``session=``, that client is used as it is (and never closed
+        by trestfly); the User-Agent is then sent per request.  Override to customise the
+        client, calling ``super()._build_session(**kwargs)`` first.
+        """
+        if self._injected_session is not None:
+            self._session = self._injected_session
+            self._owns_session = False
+            self._per_request_headers = {"User-Agent": self._user_agent}
+            return
+        verify = ssl_setting(self._ssl_verify, self._cert)
+        # One connection per request slot: the session's limiter then never lets more
+        # requests into httpx than the pool can serve, so none waits inside httpcore's
+        # pool queue (where cancellation leaks slots, encode/httpcore#1093).
+        limits = httpx.Limits(
+            max_connections=self._max_concurrency,
+            max_keepalive_connections=self._max_concurrency,
+        )
+        proxy, mounts = proxy_mounts(self._proxies, verify=verify, limits=limits)
+        self._session = httpx.AsyncClient(
+            headers={"User-Agent": self._user_agent},
+            verify=verify,
+            proxy=proxy,
+            mounts=mounts,
+            timeout=timeout_setting(self._timeout),
+            limits=limits,
+            transport=self._transport,
+            follow_redirects=self._follow_redirects,
+        )
+        self._owns_session = True
+
+    async def _authenticate(self, **kwargs: Any) -> None:
+        """Authenticate the session; awaited on entering the context.
+
+        Receives the constructor keywords the session did not know (``api_key=...``).
+        The default does nothing.
+        """
+
+    async def _deauthenticate(self) -> None:
+        """Log out; awaited on leaving the context (even when the body raised)."""
+
+    async def _resp_error_check(self, response: httpx.Response, **kwargs: Any) -> httpx.Response:
+        """Inspect every 2xx response before conversion; raise to reject it.
+
+        Some APIs answer 200 with an error document: check for it here.
+        """
+        return response
+
+    async def _retry_request(
+        self, response: httpx.Response | None, retries: int, **kwargs: Any
+    ) -> dict[str, Any]:
+        """Awaited before each retry; returns the keywords of the next attempt.
+
+        Args:
+            response: the response that failed, or None after a transport failure.
+            retries: the number of the retry about to be made (1 for the first).
+            kwargs: the call's full keywords, trestfly options included.
+        """
+        return kwargs
+
+    async def __aenter__(self) -> Self:
+        if self._entered:
+            raise errors.TrestflyError(f"{type(self).__name__} is already open")
+        self._build_session(**self._auth_kwargs)
+        if self._session is None:
+            raise errors.TrestflyError("_build_session() did not set self._session")
+        self._entered = True
+        try:
+            await self._authenticate(**self._auth_kwargs)
+        except BaseException:
+            await self._close_session()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        # Returns None, never a truthy value: an exception raised in the body always
+        # propagates (RESTfly 2's __aexit__ returned an un-awaited coroutine, which is
+        # truthy and swallowed every exception).
+        try:
+            await self._deauthenticate()
+        finally:
+            await self._close_session()
+
+    async def _close_session(self) -> None:
+        self._entered = False
+        session, self._session = self._session, None
+        if session is not None and self._owns_session:
+            # Shielded: closing sockets must happen even when we leave by cancellation.
+            with trio.CancelScope(shield=True):
+                await session.aclose()
+
+    # ------------------------------------------------------------------ requests
+
+    def _require_session(self) -> httpx.AsyncClient:
+        if self._session is None:
+            raise errors.TrestflyError(
+                f"{type(self).__name__} is not open: use 'async with {type(self).__name__}(...) "
+                "as api:' before sending requests"
+            )
+        return self._session
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Send a request with retries and return the (converted) response.
+
+        Args:
+            method: the HTTP method.
+            path: a path joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments (params, json, data, content, files, headers,
+                cookies, auth, timeout, follow_redirects, extensions) and trestfly options:
+                ``box``, ``box_attrs``, ``conv_json``, ``retry_on``, ``use_base``,
+                ``redact_fields``, ``redact_value``, ``deadline`` (seconds for the whole
+                call, retries and sleeps included).
+
+        Returns:
+            An ``httpx.Response``; with ``box``/``conv_json`` and a JSON response, the
+            parsed body (Box/BoxList, dict/list, a scalar, or None for an empty body).
+
+        Raises:
+            errors.APIError: a non-2xx status (the mapped subclass), after any retries.
+            errors.ConnectionError: the server could not be reached, after retries.
+            errors.TimeoutError: an httpx timeout after retries, or ``deadline`` passed.
+            errors.UnexpectedValueError: a bad keyword or option.
+        """
+        method = method.upper()
+        options, _ = resolve(self._defaults, kwargs)
+        if options.deadline is None:
+            return await self._attempts(method, path, kwargs)
+        try:
+            with trio.fail_after(options.deadline):
+                return await self._attempts(method, path, kwargs)
+        except trio.TooSlowError as exc:
+            raise errors.TimeoutError(
+                f"{method} {path}: deadline of {options.deadline} s passed"
+            ) from exc
+
+    async def _attempts(self, method: str, path: str, kwargs: dict[str, Any]) -> Any:
+        session = self._require_session()
+        retries_done = 0
+        while True:
+            options, request_kwargs = resolve(self._defaults, kwargs)
+            url = build_url(self._url, self._base_path, path, use_base=options.use_base)
+            request_kwargs.setdefault("follow_redirects", self._follow_redirects)
+            if self._per_request_headers is not None:
+                headers = httpx.Headers(self._per_request_headers)
+                headers.update(request_kwargs.get("headers"))
+                request_kwargs["headers"] = headers
+            if request_log.isEnabledFor(logging.DEBUG):
+                self._log_attempt(method, url, path, retries_done + 1, request_kwargs, options)
+
+            response: httpx.Response | None = None
+            hint: float | None = None
+            try:
+                async with self._limiter:
+                    response = await session.request(method, url, **request_kwargs)
+            except (httpx.TransportError, httpx.InvalidURL) as exc:
+                verdict = classify_transport_error(exc, method)
+                if verdict is TransportVerdict.INVALID:
+                    raise errors.UnexpectedValueError(f"cannot send {method} {url}: {exc}") from exc
+                failure: Exception | None = exc
+                retryable = verdict is TransportVerdict.RETRY
+            else:
+                if is_success(response.status_code):
+                    checked = await self._resp_error_check(response, **kwargs)
+                    return convert_response(
+                        checked,
+                        box=options.box,
+                        box_attrs=options.box_attrs,
+                        conv_json=options.conv_json,
+                    )
+                failure = None
+                retryable = response.status_code in options.retry_statuses
+                hint = parse_retry_after(response.headers.get("retry-after"), time.time())
+
+            decision = decide(
+                retryable=retryable,
+                retries_done=retries_done,
+                max_retries=self._retries,
+                hint=hint,
+                backoff=self._backoff,
+                max_retry_after=self._max_retry_after,
+                time_left=trio.current_effective_deadline() - trio.current_time(),
+            )
+            if not decision.retry:
+                if response is not None:
+                    error = error_class(response.status_code, self._status_errors)
+                    raise error(response, retries=retries_done, retry_after=hint)
+                assert failure is not None
+                raise transport_error_class(failure)(
+                    f"{method} {url} failed after {retries_done} retries "
+                    f"({decision.stop.value if decision.stop else ''}): {failure!r}"
+                ) from failure
+
+            retries_done += 1
+            retry_log.info(
+                "retrying %s %s in %.3f s (retry %d of %d) after %s",
+                method,
+                url,
+                decision.delay,
+                retries_done,
+                self._retries,
+                response.status_code if response is not None else type(failure).__name__,
+                extra={
+                    "trestfly_method": method,
+                    "trestfly_url": url,
+                    "trestfly_retry": retries_done,
+                    "trestfly_delay": decision.delay,
+                    "trestfly_status": response.status_code if response is not None else None,
+                    "trestfly_error": type(failure).__name__ if failure is not None else None,
+                    "trestfly_retry_after": hint,
+                },
+            )
+            await trio.sleep(decision.delay)
+            kwargs = await self._retry_request(response, retries_done, **kwargs)
+
+    def _log_attempt(
+        self,
+        method: str,
+        url: str,
+        path: str,
+        attempt: int,
+        request_kwargs: Mapping[str, Any],
+        options: CallOptions,
+    ) -> None:
+        extra = describe_attempt(
+            method=method,
+            url=url,
+            path=path,
+            attempt=attempt,
+            request_kwargs=request_kwargs,
+            restricted_paths=self._restricted_paths,
+            redact_fields=options.redact_fields,
+            redact_value=options.redact_value,
+        )
+        request_log.debug(
+            "request %s %s attempt=%d params=%s body=%s",
+            method,
+            url,
+            attempt,
+            to_log_text(extra["trestfly_params"]),
+            to_log_text(extra["trestfly_body"]),
+            extra=extra,
+        )
+
+    async def get(self, path: str, **kwargs: Any) -> Any:
+        """Send a GET request (see :meth:`_request`)."""
+        return await self._request("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> Any:
+        """Send a POST request (see :meth:`_request`)."""
+        return await self._request("POST", path, **kwargs)
+
+    async def put(self, path: str, **kwargs: Any) -> Any:
+        """Send a PUT request (see :meth:`_request`)."""
+        return await self._request("PUT", path, **kwargs)
+
+    async def patch(self, path: str, **kwargs: Any) -> Any:
+        """Send a PATCH request (see :meth:`_request`)."""
+        return await self._request("PATCH", path, **kwargs)
+
+    async def delete(self, path: str, **kwargs: Any) -> Any:
+        """Send a DELETE request (see :meth:`_request`)."""
+        return await self._request("DELETE", path, **kwargs)
+
+    async def head(self, path: str, **kwargs: Any) -> Any:
+        """Send a HEAD request (see :meth:`_request`)."""
+        return await self._request("HEAD", path, **kwargs)
