@@ -48,7 +48,7 @@ class APIEndpoint:
             raise RequiredParameterError(
                 f"{type(self).__name__} has no _path and the call gave no path"
             )
-        return join_path(self._path or "", path or "")
+        return join_path(*(part for part in (self._path, path) if part is not None))
 
     async def _req(self, method: str, path: str | None = None, **kwargs: Any) -> Any:
         """Send a request to ``_path/path`` through the session (see ``_request``)."""

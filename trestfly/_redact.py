@@ -37,6 +37,17 @@ def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: st
     return safe
 
 
+def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> Any:
+    # Query params also come as (key, value) pairs or httpx.QueryParams, not only dicts.
+    if params is None or isinstance(params, str | bytes | Mapping):
+        return redact_values(params, fields, redact_value)
+    try:
+        pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
+        return [(key, redact_value if key in fields else value) for key, value in pairs]
+    except (TypeError, ValueError):
+        return "<unreadable params>"
+
+
 def _body(request_kwargs: Mapping[str, Any]) -> Any:
     if request_kwargs.get("json") is not None:
         return request_kwargs["json"]
@@ -79,7 +90,7 @@ def describe_attempt(
         params = redact_value if params is not None else None
         body = redact_value if body is not None else None
     elif redact_fields:
-        params = redact_values(params, redact_fields, redact_value)
+        params = _redact_params(params, redact_fields, redact_value)
         body = redact_values(body, redact_fields, redact_value)
     return {
         "trestfly_method": method,

@@ -21,7 +21,7 @@ def join_path(*parts: str) -> str:
     """Join path segments with exactly one slash at each seam.
 
     Empty parts are skipped.  The first part keeps its leading slashes (it may be a URL
-    or an absolute path); a trailing slash on the last part is kept, as one slash.
+    or an absolute path); a trailing slash on the last argument is kept, as one slash.
     """
     present = [part for part in parts if part]
     if not present:
@@ -29,7 +29,7 @@ def join_path(*parts: str) -> str:
     pieces = [present[0].rstrip("/")]
     pieces.extend(stripped for part in present[1:] if (stripped := part.strip("/")))
     joined = "/".join(pieces)
-    if present[-1].endswith("/"):
+    if parts[-1].endswith("/"):
         joined += "/"
     return joined
 

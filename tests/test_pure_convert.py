@@ -1,0 +1,74 @@
+"""JSON detection and conversion of responses."""
+
+import httpx
+import pytest
+from box import Box, BoxList
+
+from trestfly._convert import convert_response, is_json_content_type
+from trestfly.errors import ResponseDecodeError
+
+
+def response(body: bytes, content_type: str | None = "application/json") -> httpx.Response:
+    headers = {"content-type": content_type} if content_type else {}
+    return httpx.Response(
+        200, content=body, headers=headers, request=httpx.Request("GET", "http://h/x")
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("application/json", True),
+        ("Application/JSON; charset=utf-8", True),
+        ("application/problem+json", True),
+        ("application/vnd.github+json", True),
+        ("APPLICATION/HAL+JSON", True),
+        ("text/plain", False),
+        ("application/jsonp", False),
+        ("+json", False),
+        (None, False),
+        ("", False),
+    ],
+)
+def test_json_content_type(value: str | None, expected: bool) -> None:
+    assert is_json_content_type(value) is expected
+
+
+def convert(resp: httpx.Response, *, box: bool = False, conv_json: bool = False) -> object:
+    return convert_response(resp, box=box, box_attrs={}, conv_json=conv_json)
+
+
+def test_box_and_conv_json() -> None:
+    obj = convert(response(b'{"a": {"b": 1}}'), box=True)
+    assert isinstance(obj, Box) and obj.a.b == 1
+    lst = convert(response(b'[{"a": 1}]'), box=True)
+    assert isinstance(lst, BoxList) and lst[0].a == 1
+    plain = convert(response(b'{"a": 1}'), conv_json=True)
+    assert type(plain) is dict and plain == {"a": 1}
+    both = convert(response(b'{"a": 1}'), box=True, conv_json=True)
+    assert isinstance(both, Box)  # box wins
+
+
+def test_scalars_empty_bodies_and_non_json() -> None:
+    assert convert(response(b"42"), box=True) == 42
+    assert convert(response(b'"s"'), conv_json=True) == "s"
+    assert convert(response(b""), box=True) is None
+    assert convert(response(b"  \n"), conv_json=True) is None
+    plain = response(b"hello", "text/plain")
+    assert convert(plain, box=True) is plain
+    raw = response(b'{"a": 1}')
+    assert convert(raw) is raw  # neither option: the Response itself
+
+
+def test_box_attrs_are_applied() -> None:
+    resp = response(b'{"a": 1}')
+    obj = convert_response(resp, box=True, box_attrs={"frozen_box": True}, conv_json=False)
+    with pytest.raises(Exception, match="frozen"):
+        obj.a = 2
+
+
+def test_broken_json_names_url_status_and_body() -> None:
+    with pytest.raises(ResponseDecodeError) as info:
+        convert(response(b"<html>oops</html>"), conv_json=True)
+    message = str(info.value)
+    assert "http://h/x" in message and "200" in message and "<html>oops" in message

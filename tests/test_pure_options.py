@@ -1,0 +1,84 @@
+"""Per-call option resolution: defaults < endpoint < call, validated."""
+
+import math
+from types import MappingProxyType
+
+import pytest
+
+from trestfly._options import CallOptions, resolve
+from trestfly.errors import UnexpectedValueError
+
+DEFAULTS = CallOptions(
+    box=False,
+    box_attrs=MappingProxyType({}),
+    conv_json=False,
+    retry_statuses=frozenset({429, 503}),
+    use_base=True,
+    redact_fields=(),
+    redact_value="REDACTED",
+    deadline=None,
+)
+
+
+def test_httpx_arguments_pass_through_untouched() -> None:
+    headers = {"X-A": "1"}
+    options, request = resolve(DEFAULTS, {"params": {"a": 1}, "headers": headers, "json": [1]})
+    assert options is DEFAULTS
+    assert request == {"params": {"a": 1}, "headers": headers, "json": [1]}
+    assert request["headers"] is headers
+
+
+def test_trestfly_options_are_consumed() -> None:
+    options, request = resolve(
+        DEFAULTS,
+        {
+            "box": True,
+            "retry_on": [500],
+            "use_base": False,
+            "redact_fields": ["password"],
+            "redact_value": "***",
+            "deadline": 2,
+            "box_attrs": {"frozen_box": True},
+        },
+    )
+    assert request == {}
+    assert options.box and not options.use_base
+    assert options.retry_statuses == {429, 503, 500}
+    assert options.redact_fields == ("password",)
+    assert options.redact_value == "***"
+    assert options.deadline == 2.0
+    assert options.box_attrs == {"frozen_box": True}
+
+
+def test_none_inherits_the_default() -> None:
+    options, _ = resolve(DEFAULTS, {"box": None, "conv_json": None})
+    assert options is DEFAULTS
+
+
+def test_single_status_code_is_accepted() -> None:
+    options, _ = resolve(DEFAULTS, {"retry_on": 500})
+    assert 500 in options.retry_statuses
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"verify": False}, "unknown request keyword 'verify'"),
+        ({"allow_redirects": True}, "'allow_redirects'"),
+        ({"retry_on": ["500"]}, "retry_on"),
+        ({"retry_on": [True]}, "retry_on"),
+        ({"retry_on": [700]}, "retry_on"),
+        ({"retry_on": "503"}, "retry_on"),
+        ({"deadline": 0}, "deadline"),
+        ({"deadline": -1}, "deadline"),
+        ({"deadline": math.nan}, "deadline"),
+        ({"deadline": "5"}, "deadline"),
+        ({"redact_fields": "password"}, "redact_fields"),
+        ({"box_attrs": [1]}, "box_attrs"),
+    ],
+)
+def test_bad_options_are_typed_errors_naming_the_problem(
+    kwargs: dict[str, object], needle: str
+) -> None:
+    with pytest.raises(UnexpectedValueError, match=needle):
+        resolve(DEFAULTS, kwargs)

@@ -1,0 +1,136 @@
+"""The retry decision and status classification, without any I/O."""
+
+import math
+from typing import Any
+
+import httpx
+import pytest
+
+from trestfly import errors
+from trestfly._policy import (
+    DEFAULT_RETRY_STATUSES,
+    Decision,
+    Stop,
+    TransportVerdict,
+    backoff_delay,
+    classify_transport_error,
+    decide,
+    error_class,
+    is_success,
+    transport_error_class,
+)
+
+
+def run(**overrides: Any) -> Decision:
+    arguments: dict[str, Any] = {
+        "retryable": True,
+        "retries_done": 0,
+        "max_retries": 3,
+        "hint": None,
+        "backoff": 1.0,
+        "max_retry_after": 300.0,
+        "time_left": math.inf,
+    }
+    arguments.update(overrides)
+    return decide(**arguments)
+
+
+def test_default_retry_statuses() -> None:
+    assert {420, 429, 502, 503, 504} == DEFAULT_RETRY_STATUSES
+    assert 501 not in DEFAULT_RETRY_STATUSES  # not transient
+    assert 500 not in DEFAULT_RETRY_STATUSES
+
+
+@pytest.mark.parametrize(
+    ("status", "ok"),
+    [(199, False), (200, True), (204, True), (299, True), (300, False), (404, False)],
+)
+def test_success_is_2xx(status: int, ok: bool) -> None:
+    assert is_success(status) is ok
+
+
+def test_error_class_uses_the_map_then_apierror() -> None:
+    assert error_class(404, errors.BASE_ERROR_MAP) is errors.NotFoundError
+    assert error_class(420, errors.BASE_ERROR_MAP) is errors.TooManyRequestsError
+    assert error_class(429, errors.BASE_ERROR_MAP) is errors.TooManyRequestsError
+    assert error_class(499, errors.BASE_ERROR_MAP) is errors.APIError
+    assert error_class(302, errors.BASE_ERROR_MAP) is errors.APIError
+
+
+def test_backoff_is_linear_in_the_retry_number() -> None:
+    assert [backoff_delay(0.5, n) for n in (1, 2, 3)] == [0.5, 1.0, 1.5]
+
+
+def test_decide_uses_backoff_without_hint() -> None:
+    assert run(retries_done=0) == run(retries_done=0)
+    assert run(retries_done=0).delay == 1.0
+    assert run(retries_done=2).delay == 3.0
+
+
+def test_decide_prefers_the_server_hint() -> None:
+    decision = run(hint=4.5)
+    assert decision.retry and decision.delay == 4.5
+    assert run(hint=0.0).delay == 0.0
+
+
+def test_decide_stops_when_exhausted_or_not_retryable() -> None:
+    assert run(retries_done=3).stop is Stop.EXHAUSTED
+    assert run(retryable=False).stop is Stop.NOT_RETRYABLE
+    assert run(max_retries=0).stop is Stop.EXHAUSTED
+
+
+def test_decide_fails_fast_on_a_hint_above_max_retry_after() -> None:
+    decision = run(hint=301.0)
+    assert decision.stop is Stop.HINT_TOO_LONG
+    assert decision.delay == 301.0
+    assert run(hint=300.0).retry
+
+
+def test_decide_fails_fast_when_the_delay_outlasts_the_deadline() -> None:
+    assert run(hint=5.0, time_left=4.0).stop is Stop.PAST_DEADLINE
+    assert run(time_left=0.5).stop is Stop.PAST_DEADLINE
+    assert run(time_left=1.5).retry
+
+
+REQUEST = httpx.Request("GET", "http://h/")
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [httpx.ConnectError("x"), httpx.ConnectTimeout("x"), httpx.PoolTimeout("x")],
+)
+@pytest.mark.parametrize("method", ["GET", "POST", "PATCH"])
+def test_failures_before_sending_are_retried_for_every_method(exc: Exception, method: str) -> None:
+    assert classify_transport_error(exc, method) is TransportVerdict.RETRY
+
+
+@pytest.mark.parametrize(
+    "exc",
+    [
+        httpx.ReadError("x"),
+        httpx.WriteError("x"),
+        httpx.ReadTimeout("x"),
+        httpx.WriteTimeout("x"),
+        httpx.RemoteProtocolError("x"),
+    ],
+)
+def test_failures_after_sending_are_retried_only_when_idempotent(exc: Exception) -> None:
+    for method in ("GET", "HEAD", "PUT", "DELETE", "OPTIONS", "get"):
+        assert classify_transport_error(exc, method) is TransportVerdict.RETRY
+    for method in ("POST", "PATCH"):
+        assert classify_transport_error(exc, method) is TransportVerdict.RAISE
+
+
+def test_incurable_failures_are_never_retried() -> None:
+    assert (
+        classify_transport_error(httpx.UnsupportedProtocol("x"), "GET") is TransportVerdict.INVALID
+    )
+    assert classify_transport_error(httpx.InvalidURL("x"), "GET") is TransportVerdict.INVALID
+
+
+def test_final_transport_errors_are_trestfly_and_builtin_errors() -> None:
+    assert transport_error_class(httpx.ReadTimeout("x")) is errors.TimeoutError
+    assert transport_error_class(httpx.ConnectError("x")) is errors.ConnectionError
+    assert issubclass(errors.TimeoutError, TimeoutError)
+    assert issubclass(errors.ConnectionError, ConnectionError)
+    assert not issubclass(errors.RequestTimeoutError, TimeoutError)

@@ -1,0 +1,86 @@
+"""What is logged about an attempt, with secrets removed."""
+
+import datetime
+import json
+from typing import Any
+
+from trestfly._redact import describe_attempt, is_restricted, to_log_text
+
+
+def describe(request_kwargs: dict[str, Any], path: str = "users", **kw: Any) -> dict[str, Any]:
+    arguments: dict[str, Any] = {
+        "method": "POST",
+        "url": "http://h/users",
+        "path": path,
+        "attempt": 1,
+        "request_kwargs": request_kwargs,
+        "restricted_paths": frozenset({"login", "v1/token"}),
+        "redact_fields": (),
+        "redact_value": "REDACTED",
+    }
+    arguments.update(kw)
+    return describe_attempt(**arguments)
+
+
+def test_restricted_paths_match_after_stripping_slashes() -> None:
+    assert is_restricted("/login/", {"login"})
+    assert is_restricted("login", {"/login"})
+    assert is_restricted("/v1/token", {"v1/token/"})
+    assert not is_restricted("login/extra", {"login"})
+
+
+def test_restricted_path_hides_params_and_body() -> None:
+    extra = describe({"params": {"u": "a"}, "json": {"password": "hunter2"}}, path="/login")
+    assert extra["trestfly_params"] == "REDACTED"
+    assert extra["trestfly_body"] == "REDACTED"
+    assert "hunter2" not in json.dumps(extra, default=str)
+
+
+def test_redact_fields_at_any_depth_without_mutating() -> None:
+    body = {"user": {"password": "p1", "tokens": [{"secret": "s1"}, {"ok": 1}]}, "password": "p2"}
+    extra = describe({"json": body}, redact_fields=("password", "secret"), redact_value="***")
+    assert extra["trestfly_body"] == {
+        "user": {"password": "***", "tokens": [{"secret": "***"}, {"ok": 1}]},
+        "password": "***",
+    }
+    assert body["password"] == "p2"
+
+
+def test_secret_headers_are_never_logged() -> None:
+    extra = describe(
+        {
+            "headers": {
+                "Authorization": "Bearer t",
+                "COOKIE": "c=1",
+                "Proxy-Authorization": "x",
+                "X-Trace": "ok",
+            }
+        }
+    )
+    assert extra["trestfly_headers"] == {
+        "Authorization": "REDACTED",
+        "COOKIE": "REDACTED",
+        "Proxy-Authorization": "REDACTED",
+        "X-Trace": "ok",
+    }
+
+
+def test_unserialisable_values_do_not_crash() -> None:
+    moment = datetime.datetime(2026, 1, 2, 3, 4, 5)
+    extra = describe({"params": {"since": moment}, "data": {"raw": b"\x00\x01"}})
+    text = to_log_text(extra["trestfly_params"]) + to_log_text(extra["trestfly_body"])
+    assert "datetime.datetime(2026, 1, 2, 3, 4, 5)" in text
+    assert "b'\\\\x00\\\\x01'" in text
+    circular: list[Any] = []
+    circular.append(circular)
+    assert to_log_text(circular)
+
+
+def test_content_and_files_are_summarised() -> None:
+    assert describe({"content": b"abc"})["trestfly_body"] == "<3 bytes of content>"
+    assert describe({"files": {"upload": b"x"}})["trestfly_body"] == "<files ['upload']>"
+
+
+def test_params_as_pairs_are_redacted_too() -> None:
+    extra = describe({"params": [("token", "t1"), ("page", 2)]}, redact_fields=("token",))
+    assert extra["trestfly_params"] == [("token", "REDACTED"), ("page", 2)]

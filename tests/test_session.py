@@ -1,0 +1,614 @@
+"""TrioAPISession against respx mocks: retries, hooks, options, errors, lifecycle.
+
+Timing assertions use pytest-trio's ``autojump_clock`` (a MockClock), never wall time.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import logging
+import platform
+import time
+from typing import Any
+
+import httpx
+import pytest
+import respx
+import trio
+from box import Box
+
+import trestfly
+from trestfly import APIEndpoint, TrioAPISession, errors
+
+URL = "http://api.test"
+
+
+class API(TrioAPISession):
+    _url = URL
+    _base_path = "v1"
+
+
+def statuses(*codes: int, headers: dict[str, str] | None = None) -> list[httpx.Response]:
+    return [httpx.Response(code, json={"code": code}, headers=headers) for code in codes]
+
+
+# ------------------------------------------------------------------ requests
+
+
+@pytest.mark.parametrize("verb", ["get", "post", "put", "patch", "delete", "head"])
+async def test_every_verb_sends_to_url_base_path_and_path(verb: str) -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        route = mock.route(method=verb.upper(), url=f"{URL}/v1/items/1")
+        route.return_value = httpx.Response(200)
+        async with API() as api:
+            resp = await getattr(api, verb)("/items/1")
+    assert isinstance(resp, httpx.Response) and resp.status_code == 200
+
+
+async def test_user_agent_names_sdk_library_and_platform() -> None:
+    class Sdk(API):
+        _vendor, _product, _build = "Acme", "Widgets", "7"
+        _lib_name, _lib_version = "acme-sdk", "2.0"
+
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(200)
+        async with Sdk() as api:
+            await api.get("x")
+    agent = route.calls.last.request.headers["user-agent"]
+    assert agent == (
+        f"Integration/1.0 (Acme; Widgets; Build/7) acme-sdk/2.0 (Trestfly/{trestfly.__version__}; "
+        f"Python/{platform.python_version()}; {platform.system()}/{platform.machine()})"
+    )
+
+
+async def test_constructor_keywords_override_class_attributes() -> None:
+    with respx.mock as mock:
+        route = mock.get("http://other.test/base/x").respond(200, json={"a": 1})
+        async with API(url="http://other.test", base_path="/base/", box=True, vendor="V") as api:
+            result = await api.get("x")
+    assert isinstance(result, Box) and result.a == 1
+    assert "(V; unknown; Build/unknown)" in route.calls.last.request.headers["user-agent"]
+
+
+async def test_use_base_false_and_absolute_urls() -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(f"{URL}/login").respond(200)
+        mock.get("http://elsewhere.test/full").respond(200)
+        async with API() as api:
+            await api.get("/login", use_base=False)
+            await api.get("http://elsewhere.test/full")
+
+
+async def test_box_conv_json_and_call_overrides() -> None:
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/obj").respond(200, json={"items": [1, 2], "n": {"m": 1}})
+        mock.get(f"{URL}/v1/empty").respond(200, headers={"content-type": "application/json"})
+        mock.get(f"{URL}/v1/text").respond(200, text="plain")
+        async with API(box=True) as api:
+            boxed = await api.get("obj")
+            assert boxed["items"] == [1, 2] and boxed.n.m == 1
+            assert await api.get("empty") is None
+            assert isinstance(await api.get("text"), httpx.Response)
+            plain = await api.get("obj", box=False, conv_json=True)
+            assert type(plain) is dict
+            raw = await api.get("obj", box=False)
+            assert isinstance(raw, httpx.Response)
+
+
+async def test_unknown_request_keyword_is_a_typed_error() -> None:
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="'verify'"):
+            await api.get("x", verify=False)
+
+
+async def test_requests_outside_the_context_are_refused() -> None:
+    api = API()
+    with pytest.raises(errors.TrestflyError, match="async with"):
+        await api.get("x")
+
+
+# ------------------------------------------------------------------- retries
+
+
+async def test_503_503_200_backs_off_linearly(autojump_clock: trio.testing.MockClock) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = statuses(503, 503, 200)
+        async with API(backoff=1.5) as api:
+            start = trio.current_time()
+            resp = await api.get("x")
+            elapsed = trio.current_time() - start
+    assert resp.status_code == 200
+    assert route.call_count == 3
+    assert elapsed == pytest.approx(1.5 + 3.0)
+
+
+async def test_run_of_503s_gets_retries_plus_one_attempts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(503, text="down")
+        async with API(retries=3, backoff=1.0) as api:
+            start = trio.current_time()
+            with pytest.raises(errors.ServiceUnavailableError) as info:
+                await api.get("x")
+            elapsed = trio.current_time() - start
+    assert route.call_count == 4
+    assert info.value.retries == 3 and info.value.code == 503
+    assert elapsed == pytest.approx(1 + 2 + 3)  # no sleep after the last attempt
+
+
+async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.MockClock) -> None:
+    when = email.utils.formatdate(time.time() + 10, usegmt=True)
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = [
+            httpx.Response(429, headers={"Retry-After": "2.5"}),
+            httpx.Response(503, headers={"Retry-After": when}),
+            httpx.Response(200),
+        ]
+        async with API(backoff=100) as api:
+            start = trio.current_time()
+            await api.get("x")
+            elapsed = trio.current_time() - start
+    assert 2.5 + 8.9 <= elapsed <= 2.5 + 10.0
+
+
+async def test_invalid_retry_after_falls_back_to_backoff(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").side_effect = [
+            httpx.Response(429, headers={"Retry-After": "-5"}),
+            httpx.Response(429, headers={"Retry-After": "Someday, 99 Foo"}),
+            httpx.Response(200),
+        ]
+        async with API(backoff=2) as api:
+            start = trio.current_time()
+            await api.get("x")
+    assert trio.current_time() - start == pytest.approx(2 + 4)
+
+
+async def test_hint_above_max_retry_after_fails_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(429, headers={"Retry-After": "3600"})
+        async with API() as api:
+            start = trio.current_time()
+            with pytest.raises(errors.TooManyRequestsError) as info:
+                await api.get("x")
+    assert trio.current_time() == start
+    assert route.call_count == 1
+    assert info.value.retry_after == 3600.0 and info.value.retries == 0
+
+
+async def test_delay_past_the_callers_deadline_fails_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(503, headers={"Retry-After": "30"})
+        async with API() as api:
+            start = trio.current_time()
+            with trio.fail_after(10), pytest.raises(errors.ServiceUnavailableError) as info:
+                await api.get("x")
+    assert trio.current_time() == start
+    assert route.call_count == 1 and info.value.retry_after == 30.0
+
+
+async def test_deadline_keyword_bounds_the_whole_call(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(503)
+        async with API(retries=10, backoff=1) as api:
+            start = trio.current_time()
+            with pytest.raises(errors.ServiceUnavailableError):
+                # Sleeps of 1, 2 and 3 s fit in 7 s; the fourth (4 s) would not.
+                await api.get("x", deadline=7)
+    assert route.call_count == 4
+    assert trio.current_time() - start == pytest.approx(6)
+
+
+async def test_deadline_expiring_in_flight_raises_timeout_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(60)
+        return httpx.Response(200)
+
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").mock(side_effect=slow)
+        async with API() as api:
+            with pytest.raises(errors.TimeoutError, match=r"deadline of 5\.0 s") as info:
+                await api.get("x", deadline=5)
+    assert isinstance(info.value, TimeoutError)
+
+
+async def cancel_after(seconds: float, scope: trio.CancelScope) -> None:
+    await trio.sleep(seconds)
+    scope.cancel()
+
+
+async def test_cancelling_the_caller_ends_a_backoff_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(503, headers={"Retry-After": "100"})
+        async with API() as api, trio.open_nursery() as nursery:
+            start = trio.current_time()
+            with trio.CancelScope() as scope:
+                # Cancelled from outside: the request cannot know this deadline in advance.
+                nursery.start_soon(cancel_after, 5, scope)
+                await api.get("x")
+    assert scope.cancelled_caught
+    assert route.call_count == 1
+    assert trio.current_time() - start == pytest.approx(5)
+
+
+async def test_501_and_unmapped_statuses_are_not_retried() -> None:
+    with respx.mock as mock:
+        r501 = mock.get(f"{URL}/v1/a").respond(501)
+        r500 = mock.get(f"{URL}/v1/b").respond(500)
+        r499 = mock.get(f"{URL}/v1/c").respond(499)
+        async with API() as api:
+            with pytest.raises(errors.MethodNotImplementedError):
+                await api.get("a")
+            with pytest.raises(errors.ServerError):
+                await api.get("b")
+            with pytest.raises(errors.APIError) as info:
+                await api.get("c")
+    assert type(info.value) is errors.APIError
+    assert r501.call_count == r500.call_count == r499.call_count == 1
+
+
+async def test_retry_on_adds_statuses_per_call(autojump_clock: trio.testing.MockClock) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = statuses(500, 404, 200)
+        async with API() as api:
+            resp = await api.get("x", retry_on=[500, 404])
+    assert resp.status_code == 200 and route.call_count == 3
+
+
+# --------------------------------------------------------- transport failures
+
+
+async def test_connect_errors_are_retried_even_for_post(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.post(f"{URL}/v1/x")
+        route.side_effect = [httpx.ConnectError("refused"), httpx.Response(201)]
+        async with API() as api:
+            resp = await api.post("x", json={"a": 1})
+    assert resp.status_code == 201 and route.call_count == 2
+
+
+async def test_read_errors_are_not_retried_for_post(autojump_clock: trio.testing.MockClock) -> None:
+    with respx.mock as mock:
+        route = mock.post(f"{URL}/v1/x").mock(side_effect=httpx.ReadError("reset"))
+        async with API() as api:
+            with pytest.raises(errors.ConnectionError) as info:
+                await api.post("x")
+    assert route.call_count == 1
+    assert isinstance(info.value.__cause__, httpx.ReadError)
+    assert isinstance(info.value, ConnectionError)
+
+
+async def test_exhausted_timeouts_raise_the_timeout_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").mock(side_effect=httpx.ReadTimeout("slow"))
+        async with API(retries=2) as api:
+            with pytest.raises(errors.TimeoutError) as info:
+                await api.get("x")
+    assert route.call_count == 3
+    assert isinstance(info.value.__cause__, httpx.ReadTimeout)
+    assert not isinstance(info.value, errors.APIError)
+
+
+async def test_unsupported_protocol_is_never_retried() -> None:
+    async with API(url="ftp://h") as api:
+        with pytest.raises(errors.UnexpectedValueError, match="ftp://h/v1/x"):
+            await api.get("x")
+
+
+# ---------------------------------------------------------------------- hooks
+
+
+async def test_retry_request_hook_sees_every_retry_and_changes_the_next(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    seen: list[tuple[int | None, int, dict[str, Any]]] = []
+
+    class Refreshing(API):
+        async def _retry_request(
+            self, response: httpx.Response | None, retries: int, **kwargs: Any
+        ) -> dict[str, Any]:
+            seen.append((response.status_code if response else None, retries, dict(kwargs)))
+            kwargs["headers"] = {"Authorization": f"token-{retries}"}
+            return kwargs
+
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = [httpx.Response(401), httpx.ConnectError("x"), httpx.Response(200)]
+        async with Refreshing() as api:
+            await api.get("x", retry_on=[401], box=True, headers={"Authorization": "old"})
+    assert [(s, n) for s, n, _ in seen] == [(401, 1), (None, 2)]
+    assert seen[0][2]["box"] is True and seen[0][2]["retry_on"] == [401]
+    sent = [call.request.headers["authorization"] for call in route.calls]
+    assert sent == ["old", "token-1", "token-2"]
+
+
+async def test_resp_error_check_runs_on_every_2xx() -> None:
+    class Strict(API):
+        async def _resp_error_check(
+            self, response: httpx.Response, **kwargs: Any
+        ) -> httpx.Response:
+            if response.json().get("error"):
+                raise errors.BadRequestError(response)
+            return response
+
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/bad").respond(200, json={"error": "nope"})
+        mock.get(f"{URL}/v1/good").respond(200, json={"error": None, "v": 1})
+        async with Strict() as api:
+            with pytest.raises(errors.BadRequestError):
+                await api.get("bad")
+            assert (await api.get("good", conv_json=True))["v"] == 1
+
+
+async def test_authenticate_gets_unknown_keywords_and_deauthenticate_runs() -> None:
+    calls: list[Any] = []
+
+    class Auth(API):
+        async def _authenticate(self, api_key: str | None = None, **kwargs: Any) -> None:
+            calls.append(("auth", api_key, kwargs))
+
+        async def _deauthenticate(self) -> None:
+            calls.append("deauth")
+
+    async with Auth(api_key="k", region="eu"):
+        pass
+    assert calls == [("auth", "k", {"region": "eu"}), "deauth"]
+
+
+async def test_error_on_unexpected_input_checks_authenticates_signature() -> None:
+    class Strict(API):
+        _error_on_unexpected_input = True
+
+        async def _authenticate(self, username: str = "", password: str = "") -> None:
+            pass
+
+    Strict(username="u", password="p")
+    with pytest.raises(errors.UnexpectedValueError, match="usernme"):
+        Strict(usernme="u")
+
+    class Open(Strict):
+        async def _authenticate(self, **kwargs: Any) -> None:
+            pass
+
+    Open(anything=1)
+
+
+async def test_exceptions_in_the_body_are_never_swallowed() -> None:
+    # v1/v2 regression: RESTfly 2's __aexit__ returned a truthy coroutine.
+    class Deauth(API):
+        async def _deauthenticate(self) -> None:
+            return None
+
+    with pytest.raises(KeyError):
+        async with Deauth():
+            raise KeyError("boom")
+
+
+async def test_owned_client_closed_injected_client_left_open() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    api = API(transport=transport)
+    async with api:
+        owned = api._session
+        assert owned is not None
+    assert owned.is_closed
+
+    injected = httpx.AsyncClient(transport=transport)
+    async with API(session=injected) as api2:
+        resp = await api2.get("x")
+        assert resp.request.headers["user-agent"].startswith("Integration/1.0")
+    assert not injected.is_closed
+    await injected.aclose()
+
+
+async def test_a_session_can_be_entered_again_after_leaving() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    api = API(transport=transport)
+    for _ in range(2):
+        async with api:
+            assert (await api.get("x")).status_code == 200
+
+
+async def test_follow_redirects_applies_to_an_injected_client() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/old":
+            return httpx.Response(302, headers={"Location": f"{URL}/v1/new"})
+        return httpx.Response(200, text="new")
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))  # follow_redirects=False
+    async with API(session=client) as api:
+        assert (await api.get("old")).text == "new"
+    async with API(session=client, follow_redirects=False) as api:
+        with pytest.raises(errors.APIError) as info:
+            await api.get("old")
+        assert info.value.code == 302
+    await client.aclose()
+
+
+# ---------------------------------------------------- errors and their message
+
+
+async def test_api_error_message_and_body_cut() -> None:
+    body = "x" * 5000
+    with respx.mock as mock:
+        mock.delete(f"{URL}/v1/x").respond(404, text=body)
+        async with API() as api:
+            with pytest.raises(errors.NotFoundError) as info:
+                await api.delete("x")
+    message = str(info.value)
+    assert message.startswith(f"[404: DELETE] {URL}/v1/x body=xxx")
+    assert len(message) < 1100 and message.endswith("...")
+    assert info.value.response.status_code == 404
+
+
+async def test_error_map_overrides_per_session() -> None:
+    class Gone(errors.APIError):
+        pass
+
+    class Custom(API):
+        _error_map = {404: Gone}  # noqa: RUF012 - a subclass may set a plain dict
+
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").respond(404)
+        async with Custom() as api:
+            with pytest.raises(Gone):
+                await api.get("x")
+        async with API() as plain:
+            with pytest.raises(errors.NotFoundError):
+                await plain.get("x")
+
+
+# ------------------------------------------------------------ v1 regressions
+
+
+async def test_redaction_is_kept_on_every_retry(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # RESTfly 1.5.1 dropped redact options after the first attempt and logged a password.
+    caplog.set_level(logging.DEBUG, logger="trestfly")
+    with respx.mock as mock:
+        route = mock.post(f"{URL}/v1/session")
+        route.side_effect = statuses(503, 503, 200)
+        async with API() as api:
+            await api.post(
+                "session",
+                json={"username": "u", "password": "hunter2"},
+                redact_fields=["password"],
+                headers={"Authorization": "Bearer tok"},
+            )
+    attempts = [r for r in caplog.records if r.name == "trestfly.request"]
+    assert len(attempts) == 3
+    for record in attempts:
+        assert record.trestfly_body == {"username": "u", "password": "REDACTED"}  # type: ignore[attr-defined]
+        assert record.trestfly_headers["Authorization"] == "REDACTED"  # type: ignore[attr-defined]
+    assert "hunter2" not in caplog.text and "Bearer tok" not in caplog.text
+    retries = [r for r in caplog.records if r.name == "trestfly.retry"]
+    assert [r.trestfly_retry for r in retries] == [1, 2]  # type: ignore[attr-defined]
+
+
+async def test_restricted_paths_never_log_params_or_body(caplog: pytest.LogCaptureFixture) -> None:
+    class Secret(API):
+        _restricted_paths = ("login",)
+
+    caplog.set_level(logging.DEBUG, logger="trestfly")
+    with respx.mock as mock:
+        mock.post(f"{URL}/v1/login/").respond(200)
+        async with Secret() as api:
+            await api.post("/login/", json={"password": "hunter2"}, params={"otp": "123456"})
+    assert "hunter2" not in caplog.text and "123456" not in caplog.text
+
+
+async def test_nothing_is_serialised_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    def explode(**kwargs: Any) -> dict[str, Any]:
+        raise AssertionError("describe_attempt must not run with DEBUG off")
+
+    monkeypatch.setattr("trestfly._session.describe_attempt", explode)
+    logging.getLogger("trestfly").setLevel(logging.INFO)
+    try:
+        with respx.mock as mock:
+            mock.get(f"{URL}/v1/x").respond(200)
+            async with API() as api:
+                await api.get("x", params={"when": object()})
+    finally:
+        logging.getLogger("trestfly").setLevel(logging.NOTSET)
+
+
+async def test_unserialisable_params_do_not_break_debug_logging(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    import datetime
+
+    caplog.set_level(logging.DEBUG, logger="trestfly")
+    with respx.mock as mock:
+        mock.post(f"{URL}/v1/x").respond(200)
+        async with API() as api:
+            await api.post(
+                "x", data={"when": "t"}, params={"since": datetime.date(2026, 1, 1)}, content=None
+            )
+    assert "datetime.date(2026, 1, 1)" in caplog.text
+
+
+def test_class_level_defaults_are_never_shared() -> None:
+    a, b = API(), API()
+    a._box_attrs["frozen_box"] = True  # type: ignore[index]
+    assert "frozen_box" not in b._box_attrs
+    assert "frozen_box" not in API._box_attrs
+    a._error_map[404] = errors.ServerError  # type: ignore[index]
+    assert 404 not in b._error_map and 404 not in API._error_map
+
+
+async def test_retry_on_is_per_session_not_per_class(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # RESTfly 1.x's set_retryable() changed a class for every session in the process.
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(500)
+        async with API(retry_on=[500], retries=1) as retrying, API(retries=1) as plain:
+            with pytest.raises(errors.ServerError):
+                await retrying.get("x")
+            assert route.call_count == 2
+            with pytest.raises(errors.ServerError):
+                await plain.get("x")
+            assert route.call_count == 3
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"retries": -1}, "retries"),
+        ({"retries": 1.5}, "retries"),
+        ({"backoff": float("inf")}, "backoff"),
+        ({"max_concurrency": 0}, "max_concurrency"),
+        ({"max_retry_after": -1}, "max_retry_after"),
+        ({"retry_on": ["x"]}, "retry_on"),
+    ],
+)
+def test_bad_constructor_values_are_typed_errors(kwargs: dict[str, Any], needle: str) -> None:
+    with pytest.raises(errors.UnexpectedValueError, match=needle):
+        API(**kwargs)
+
+
+# ------------------------------------------------------------------ endpoints
+
+
+class Users(APIEndpoint):
+    _path = "/users/"
+    _box = True
+
+
+async def test_endpoint_joins_paths_and_inherits_options() -> None:
+    with respx.mock(assert_all_called=True) as mock:
+        mock.get(f"{URL}/v1/users/1").respond(200, json={"id": 1})
+        mock.get(f"{URL}/v1/users/").respond(200, json=[{"id": 1}])  # _path keeps its slash
+        mock.post(f"{URL}/v1/users/1/keys/").respond(200, json={"ok": True})
+        async with API() as api:
+            users = Users(api)
+            assert (await users._get("/1")).id == 1
+            assert (await users._get())[0].id == 1
+            plain = await users._post("1/keys/", box=False)
+            assert isinstance(plain, httpx.Response)
+
+
+async def test_endpoint_without_path_needs_one() -> None:
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.RequiredParameterError):
+            await APIEndpoint(api)._get()

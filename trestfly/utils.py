@@ -1,0 +1,400 @@
+"""Public helpers: dict plumbing, strings, redaction, and the ``check`` argument validator.
+
+A port of RESTfly 1.x's ``restfly/utils.py``; deliberate changes are listed in each docstring
+under "Differences from RESTfly".  Nothing here mutates its arguments.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from collections.abc import Callable, Collection, Iterable, Mapping
+from types import MappingProxyType
+from typing import Any, Literal, TypeAlias
+from urllib.parse import urlparse
+
+from .errors import RequiredParameterError, UnexpectedValueError
+
+__all__ = [
+    "PATTERNS",
+    "check",
+    "dict_clean",
+    "dict_flatten",
+    "dict_merge",
+    "force_case",
+    "redact_values",
+    "trunc",
+    "url_validator",
+]
+
+Case: TypeAlias = Literal["lower", "upper"]
+ExpectedType: TypeAlias = type[Any] | tuple[type[Any], ...] | str
+#: A named pattern: a regex (string or compiled, searched) or a predicate on the string.
+PatternSpec: TypeAlias = str | re.Pattern[str] | Callable[[str], bool]
+
+
+def _parses_as(factory: Callable[[str], object]) -> Callable[[str], bool]:
+    def matches(value: str) -> bool:
+        try:
+            factory(value)
+        except ValueError:
+            return False
+        return True
+
+    return matches
+
+
+_HEX = "[0-9a-fA-F]"
+#: The named patterns of :func:`check`; ``pattern_map`` adds to or overrides them.
+PATTERNS: Mapping[str, PatternSpec] = MappingProxyType(
+    {
+        "uuid": rf"\A{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\Z",
+        "scanner-uuid": rf"\A{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12,32}}\Z",
+        "email": r"\A[A-Za-z0-9_.+-]+@[A-Za-z0-9-]+\.[A-Za-z0-9.-]+\Z",
+        "hex": rf"\A{_HEX}+\Z",
+        "url": r"(?i)\A(https?://)?[\da-z.-]+\.[a-z.]{2,6}(:\d{1,5})?([/?#]\S*)?\Z",
+        "ipv4": _parses_as(ipaddress.IPv4Interface),  # an address, optionally with /prefix
+        "ipv6": _parses_as(ipaddress.IPv6Address),
+    }
+)
+_DATE_ALIASES: Mapping[str, type[Any]] = {"datetime": dt.datetime, "date": dt.date}
+_CYCLE = "<cycle>"
+
+
+def dict_merge(master: Mapping[Any, Any], *updates: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Deep-merge ``updates``, in order, over ``master`` into a new dict.
+
+    Nested mappings present on both sides are merged recursively; any other value in an
+    update replaces the one before it.  Every mapping in the result is a new ``dict``;
+    leaf values (lists, objects) are shared with the inputs, not copied.
+
+    Differences from RESTfly: the inputs are never mutated (RESTfly updated ``master``).
+
+    .. versionadded:: 0.1.0
+    """
+    merged = {key: _copy_mappings(value) for key, value in master.items()}
+    for update in updates:
+        for key, value in update.items():
+            current = merged.get(key)
+            if isinstance(current, Mapping) and isinstance(value, Mapping):
+                merged[key] = dict_merge(current, value)
+            else:
+                merged[key] = _copy_mappings(value)
+    return merged
+
+
+def _copy_mappings(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {key: _copy_mappings(item) for key, item in value.items()}
+    return value
+
+
+def dict_flatten(d: Mapping[Any, Any], parent_key: str = "", sep: str = ".") -> dict[str, Any]:
+    """Flatten nested mappings into ``sep``-joined keys: ``{"b": {"c": 2}}`` -> ``{"b.c": 2}``.
+
+    An empty nested mapping contributes no key; non-string keys are joined as ``str``.
+
+    .. versionadded:: 0.1.0
+    """
+    flat: dict[str, Any] = {}
+    for key, value in d.items():
+        full_key = f"{parent_key}{sep}{key}" if parent_key else str(key)
+        if isinstance(value, Mapping):
+            flat.update(dict_flatten(value, full_key, sep))
+        else:
+            flat[full_key] = value
+    return flat
+
+
+def dict_clean(d: Mapping[Any, Any]) -> dict[Any, Any]:
+    """Return a copy of ``d`` without the keys whose value is ``None``, recursively.
+
+    Nested mappings, and mappings that are items of a list value, are cleaned too; one
+    left empty by cleaning is dropped (as RESTfly does).  ``None`` items of a list stay:
+    ``{"a": 1, "b": {"c": None}, "d": [{"e": None}, None]}`` -> ``{"a": 1, "d": [None]}``.
+
+    .. versionadded:: 0.1.0
+    """
+    clean: dict[Any, Any] = {}
+    for key, value in d.items():
+        if isinstance(value, Mapping):
+            value = dict_clean(value)
+            if not value:
+                continue
+        elif isinstance(value, list):
+            cleaned = (dict_clean(item) if isinstance(item, Mapping) else item for item in value)
+            value = [item for item in cleaned if not (isinstance(item, dict) and not item)]
+        elif value is None:
+            continue
+        clean[key] = value
+    return clean
+
+
+def force_case(obj: Any, case: Case) -> Any:
+    """Apply ``case`` (``"lower"`` or ``"upper"``) to a string or a list's string items.
+
+    A list comes back as a new list, its non-string items unchanged; any other ``obj`` is
+    returned as it is.
+
+    Raises:
+        UnexpectedValueError: ``case`` is neither ``"lower"`` nor ``"upper"``.
+
+    Differences from RESTfly: non-string list items are kept (RESTfly dropped them); an
+    unknown ``case`` raises instead of returning ``obj`` untouched.
+
+    .. versionadded:: 0.1.0
+    """
+    if case == "lower":
+        change = str.lower
+    elif case == "upper":
+        change = str.upper
+    else:
+        raise UnexpectedValueError(f"case has value {case!r}, expected 'lower' or 'upper'")
+    if isinstance(obj, str):
+        return change(obj)
+    if isinstance(obj, list):
+        return [change(item) if isinstance(item, str) else item for item in obj]
+    return obj
+
+
+def trunc(text: str, limit: int, suffix: str | None = "...") -> str:
+    """Cut ``text`` longer than ``limit`` to ``limit`` characters ending in ``suffix``.
+
+    ``trunc("this is a test", 6)`` is ``"thi..."``; ``suffix=None`` means no suffix.
+
+    Raises:
+        UnexpectedValueError: ``limit`` is shorter than ``suffix`` (on every call).
+
+    Differences from RESTfly: text of exactly ``limit`` characters is returned unchanged
+    (RESTfly replaced its end with the suffix).
+
+    .. versionadded:: 0.1.0
+    """
+    suffix = suffix or ""
+    if limit < len(suffix):
+        raise UnexpectedValueError(
+            f"limit has value {limit}, expected at least {len(suffix)} "
+            f"(the length of suffix {suffix!r})"
+        )
+    if len(text) <= limit:
+        return text
+    return text[: limit - len(suffix)] + suffix
+
+
+def redact_values(obj: Any, keys: Iterable[str], value: Any = "REDACTED") -> Any:
+    """Return a copy of ``obj`` in which the value of every key in ``keys`` is ``value``.
+
+    Mappings (returned as ``dict``), lists and tuples are walked at any depth; other
+    objects are returned as they are.  Keys match exactly; a single ``str`` is one key.
+    A container met again inside itself becomes ``"<cycle>"``, so logging cannot fail.
+
+    Differences from RESTfly: lists and tuples are walked, a key holding a mapping is
+    redacted whole (RESTfly descended into it), and ``value`` is used at every depth.
+
+    .. versionadded:: 0.1.0
+    """
+    hidden = frozenset([keys] if isinstance(keys, str) else keys)
+    return _redact(obj, hidden, value, set())
+
+
+def _redact(obj: Any, hidden: frozenset[str], value: Any, path: set[int]) -> Any:
+    if not isinstance(obj, Mapping | list | tuple):
+        return obj
+    if id(obj) in path:
+        return _CYCLE
+    path.add(id(obj))
+    try:
+        if isinstance(obj, Mapping):
+            return {
+                key: value if key in hidden else _redact(item, hidden, value, path)
+                for key, item in obj.items()
+            }
+        items = [_redact(item, hidden, value, path) for item in obj]
+        return tuple(items) if isinstance(obj, tuple) else items
+    finally:
+        path.discard(id(obj))
+
+
+def url_validator(url: str, validate: Iterable[str] | None = ("scheme", "netloc")) -> bool:
+    """Whether every named :func:`urllib.parse.urlparse` part of ``url`` is non-empty.
+
+    Args:
+        url: the URL to check (``"example.com"`` has no scheme or netloc: ``False``).
+        validate: part names (``scheme``, ``netloc``, ``path``, ``params``, ``query``,
+            ``fragment``); an unknown name is never satisfied.  ``None`` or empty means
+            the default ``("scheme", "netloc")``, as in RESTfly.
+
+    Differences from RESTfly: a URL ``urlparse`` refuses (``"http://[::1"``) is
+    ``False`` instead of raising ``ValueError``.
+
+    .. versionadded:: 0.1.0
+    """
+    names = tuple(validate or ()) or ("scheme", "netloc")
+    try:
+        parts = urlparse(url)._asdict()
+    except ValueError:
+        return False
+    return all(parts.get(name) for name in names)
+
+
+def _short(value: Any) -> str:
+    return trunc(repr(value), 80)
+
+
+def _resolve(name: str, expected: ExpectedType) -> tuple[tuple[type[Any], ...], str | None]:
+    """(types, implied pattern name) of an ``expected_type`` / ``items_type``."""
+    if isinstance(expected, tuple):
+        return expected, None
+    if not isinstance(expected, str):
+        return (expected,), None
+    if expected in ("uuid", "scanner-uuid"):
+        return (str,), expected
+    if expected in _DATE_ALIASES:
+        return (_DATE_ALIASES[expected],), None
+    raise UnexpectedValueError(
+        f"check({name!r}): expected type {expected!r} is unknown, expected a type, a tuple "
+        "of types, or one of 'uuid', 'scanner-uuid', 'datetime', 'date'"
+    )
+
+
+def _is_instance(obj: Any, types: tuple[type[Any], ...]) -> bool:
+    if isinstance(obj, bool):  # bool subclasses int, but True is no answer to "int?"
+        return any(kind is not int and isinstance(obj, kind) for kind in types)
+    return isinstance(obj, types)
+
+
+def _convert(name: str, obj: Any, types: tuple[type[Any], ...], softcheck: bool) -> Any:
+    """``obj`` if it is one of ``types``, else its conversion, else ``TypeError``."""
+    if _is_instance(obj, types):
+        return obj
+    for kind in types:
+        try:
+            if issubclass(kind, dt.date) and isinstance(obj, str):
+                return kind.fromisoformat(obj)
+            if issubclass(kind, dt.datetime) and isinstance(obj, int | float):
+                if not isinstance(obj, bool):
+                    return kind.fromtimestamp(obj, tz=dt.UTC)
+            elif softcheck and isinstance(obj, str) and not issubclass(kind, Collection):
+                if kind is bool:
+                    if obj.lower() in ("true", "yes", "false", "no"):
+                        return obj.lower() in ("true", "yes")
+                else:
+                    return kind(obj)
+        except Exception:  # any failed conversion means the TypeError below
+            continue
+    shown = f" ({_short(obj)})" if isinstance(obj, str) else ""
+    expected = " or ".join(kind.__name__ for kind in types)
+    raise TypeError(f"{name} is of type {type(obj).__name__}{shown}, expected {expected}")
+
+
+def check(
+    name: str,
+    obj: Any,
+    expected_type: ExpectedType,
+    *,
+    choices: Iterable[Any] | None = None,
+    default: Any = None,
+    case: Case | None = None,
+    pattern: str | None = None,
+    pattern_map: Mapping[str, PatternSpec] | None = None,
+    regex: str | re.Pattern[str] | None = None,
+    items_type: ExpectedType | None = None,
+    allow_none: bool = True,
+    softcheck: bool = True,
+) -> Any:
+    """Validate an argument and return it, possibly defaulted, converted or cased.
+
+    In RESTfly's order: ``case`` applies to ``obj``, ``choices`` and ``default``; ``None``
+    returns ``default``; the type is checked (or converted), then each item's
+    (``items_type``); ``choices``, ``pattern`` and ``regex`` apply to each item of a list or
+    tuple value, and patterns only to strings.
+
+    Args:
+        name: the argument's name, quoted by every error.
+        obj: the value to check.
+        expected_type: a type, a tuple of types, ``"uuid"`` / ``"scanner-uuid"`` (a ``str``
+            matching that pattern), or ``"datetime"`` / ``"date"``.  ``bool`` never
+            satisfies ``int``.  Dates also come as ISO 8601 strings, datetimes as POSIX
+            timestamps (UTC).
+        choices: the allowed values.
+        default: returned, not validated, when ``obj`` is ``None``.
+        case: ``"lower"`` or ``"upper"``.
+        pattern: a name in :data:`PATTERNS` or ``pattern_map`` the string must match.
+        pattern_map: more named patterns (regexes or predicates), overriding built-ins.
+        regex: a regex (string or compiled) the string must contain (``re.search``).
+        items_type: the type of every item (same forms as ``expected_type``); the items
+            come back as a list (a tuple as a tuple).
+        allow_none: whether ``None`` is acceptable.
+        softcheck: convert a string to a non-collection type (``"5"`` for ``int``;
+            ``"true"``, ``"yes"``, ``"false"``, ``"no"`` for ``bool``).  This is
+            RESTfly's meaning, not "return False instead of raising".
+
+    Raises:
+        TypeError: ``obj`` (or an item) is not, and cannot be converted to, the type.
+        UnexpectedValueError: a value outside ``choices`` or not matching a pattern; an
+            unknown ``pattern``, ``case`` or type name (even when ``obj`` is ``None``).
+        RequiredParameterError: ``obj`` is ``None`` and ``allow_none`` is ``False``.
+
+    Differences from RESTfly: explicit keyword-only keywords (a misspelt one is a
+    ``TypeError``); :class:`RequiredParameterError` for a missing value (still a
+    ``ValueError``); :class:`UnexpectedValueError`, not ``IndexError``, for an unknown
+    pattern; ``choices=[]`` allows nothing; ``pattern`` and ``regex`` both apply; built-in
+    patterns end at ``\\Z``, accept upper-case hex, and check IPs with :mod:`ipaddress`;
+    stdlib date parsing instead of ``arrow``; ``bool`` refused for ``int``; the
+    ``"uuid"``-style types come from pyTenable's wrapper of this function.
+
+    ``check("limit", "50", int, choices=range(1, 101))`` returns ``50``.
+
+    .. versionadded:: 0.1.0
+    """
+    types, implied = _resolve(name, expected_type)
+    item_types, item_implied = _resolve(name, items_type) if items_type else ((), None)
+    known = {**PATTERNS, **(pattern_map or {})}
+    matchers: list[tuple[str, PatternSpec]] = []
+    for pattern_name in dict.fromkeys(p for p in (implied, item_implied, pattern) if p):
+        if pattern_name not in known:
+            raise UnexpectedValueError(
+                f"check({name!r}): pattern {pattern_name!r} is unknown, expected one of "
+                f"{', '.join(sorted(known))}"
+            )
+        matchers.append((repr(pattern_name), known[pattern_name]))
+    if regex is not None:
+        matchers.append((repr(regex if isinstance(regex, str) else regex.pattern), regex))
+    allowed = None if choices is None else list(choices)
+    if case is not None:
+        obj, default = force_case(obj, case), force_case(default, case)
+        allowed = None if allowed is None else force_case(allowed, case)
+
+    if obj is None:
+        if allow_none:
+            return default
+        expected = " or ".join(kind.__name__ for kind in types)
+        raise RequiredParameterError(f"{name} is required: got None, expected {expected}")
+    obj = _convert(name, obj, types, softcheck)
+    if items_type:
+        if isinstance(obj, str | bytes) or not isinstance(obj, Iterable):
+            raise TypeError(f"{name} is of type {type(obj).__name__}, expected an iterable")
+        items = [
+            _convert(f"{name}[{i}]", item, item_types, softcheck) for i, item in enumerate(obj)
+        ]
+        obj = tuple(items) if isinstance(obj, tuple) else items
+
+    values = obj if isinstance(obj, list | tuple) else [obj]
+    for value in values:
+        if allowed is not None and value not in allowed:
+            raise UnexpectedValueError(
+                f"{name} has value {_short(value)}, expected one of {_short(allowed)}"
+            )
+        for label, spec in matchers:
+            if isinstance(value, str) and not _matches(spec, value):
+                raise UnexpectedValueError(
+                    f"{name} has value {_short(value)}, expected a match of pattern {label}"
+                )
+    return obj
+
+
+def _matches(spec: PatternSpec, value: str) -> bool:
+    if callable(spec):
+        return bool(spec(value))
+    return re.search(spec, value) is not None
