@@ -151,7 +151,8 @@ async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.Mo
             start = trio.current_time()
             await api.get("x")
             elapsed = trio.current_time() - start
-    assert 2.5 + 8.9 <= elapsed <= 2.5 + 10.0
+    # Never before the announced instants; the shared gate adds at most 10% jitter after.
+    assert 2.5 + 8.9 <= elapsed <= (2.5 + 10.0) * 1.1
 
 
 async def test_invalid_retry_after_falls_back_to_backoff(

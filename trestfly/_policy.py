@@ -95,6 +95,7 @@ class Stop(enum.Enum):
     EXHAUSTED = "retries exhausted"
     HINT_TOO_LONG = "server delay hint above max_retry_after"
     PAST_DEADLINE = "delay would end after the caller's deadline"
+    BUDGET = "retry budget exhausted (many requests failing together)"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,15 +11,20 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import random
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from contextlib import AbstractAsyncContextManager
+from dataclasses import replace
 from types import MappingProxyType, TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import httpx
 import trio
 
 from . import errors
+from ._admission import Admitted, GateClosed, OriginGate
+from ._budget import BudgetSettings, RetryBudget
 from ._client import (
     CertTypes,
     ProxiesTypes,
@@ -31,9 +36,12 @@ from ._client import (
     user_agent,
 )
 from ._convert import convert_response
+from ._fanout import map_completed, map_ordered
 from ._options import CallOptions, resolve
 from ._policy import (
     DEFAULT_RETRY_STATUSES,
+    Decision,
+    Stop,
     TransportVerdict,
     classify_transport_error,
     decide,
@@ -41,10 +49,16 @@ from ._policy import (
     is_success,
     transport_error_class,
 )
+from ._ratelimit import parse_quota
 from ._redact import describe_attempt, to_log_text
 from ._retry_after import parse_retry_after
-from ._urls import build_url
+from ._stats import Counters, OriginStats, RetryRecord, SessionStats
+from ._throttle import OriginThrottle, ThrottleSettings
+from ._urls import build_url, is_absolute
 from ._version import __version__
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 request_log = logging.getLogger("trestfly.request")
 retry_log = logging.getLogger("trestfly.retry")
@@ -63,6 +77,11 @@ def _number(name: str, value: Any, *, minimum: float, integer: bool = False) -> 
         kind = "an integer" if integer else "a number"
         raise errors.UnexpectedValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
     return value
+
+
+def _origin(url: str) -> str:
+    parsed = httpx.URL(url)
+    return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
 
 
 class TrioAPISession:
@@ -130,6 +149,16 @@ class TrioAPISession:
     #: Most requests in flight through this session at once (also the pool size of the
     #: client trestfly builds).
     _max_concurrency: int = 100
+    #: Client-side requests per second per origin (None: no client-side limit).
+    _rate_limit: float | None = None
+    #: Requests the client-side rate limit lets through at once.
+    _burst: int = 1
+    #: Learn and keep the rate and concurrency an origin allows once it throttles.
+    _adaptive: bool = True
+    #: The finer knobs of throttling (decrease, increase, jitter, ...).
+    _throttle: ThrottleSettings = ThrottleSettings()
+    #: The retry budget for failures without server guidance (5xx, transport errors).
+    _retry_budget: BudgetSettings = BudgetSettings()
 
     def __init__(
         self,
@@ -157,6 +186,11 @@ class TrioAPISession:
         error_on_unexpected_input: bool | None = None,
         max_retry_after: float | None = None,
         max_concurrency: int | None = None,
+        rate_limit: float | None = None,
+        burst: int | None = None,
+        adaptive: bool | None = None,
+        throttle: ThrottleSettings | None = None,
+        retry_budget: BudgetSettings | None = None,
         session: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         follow_redirects: bool = True,
@@ -203,6 +237,23 @@ class TrioAPISession:
         self._max_concurrency: int = _number(
             "max_concurrency", pick(max_concurrency, cls._max_concurrency), minimum=1, integer=True
         )
+        base_throttle = pick(throttle, cls._throttle)
+        overrides = {
+            key: value
+            for key, value in (("rate_limit", rate_limit), ("burst", burst), ("adaptive", adaptive))
+            if value is not None
+        }
+        if cls._rate_limit is not None and "rate_limit" not in overrides:
+            overrides["rate_limit"] = cls._rate_limit
+        if cls._burst != 1 and "burst" not in overrides:
+            overrides["burst"] = cls._burst
+        if cls._adaptive is not True and "adaptive" not in overrides:
+            overrides["adaptive"] = cls._adaptive
+        self._throttle: ThrottleSettings = replace(base_throttle, **overrides)
+        self._rate_limit: float | None = self._throttle.rate_limit
+        self._burst: int = self._throttle.burst
+        self._adaptive: bool = self._throttle.adaptive
+        self._retry_budget: BudgetSettings = pick(retry_budget, cls._retry_budget)
         self._follow_redirects = bool(follow_redirects)
         self._injected_session = session
         self._transport = transport
@@ -242,6 +293,13 @@ class TrioAPISession:
         # Requests inside httpx never outnumber the pool's connections (see _build_session).
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
         self._entered = False
+        self._rng = random.Random()
+        self._gates: dict[str, OriginGate] = {}
+        self._default_origin = _origin(self._url) if self._url else None
+        self._budget = RetryBudget(self._retry_budget, 0.0)
+        self._budget_started = False
+        self._counters = Counters()
+        self._retrying = 0
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -404,84 +462,221 @@ class TrioAPISession:
                 f"{method} {path}: deadline of {options.deadline} s passed"
             ) from exc
 
+    def _gate_for(self, path: str, url: str) -> OriginGate:
+        origin = self._default_origin if not is_absolute(path) else None
+        if origin is None:
+            origin = _origin(url)
+        gate = self._gates.get(origin)
+        if gate is None:
+            throttle = OriginThrottle(
+                self._throttle, self._max_concurrency, trio.current_time(), self._rng
+            )
+            gate = self._gates[origin] = OriginGate(throttle)
+        return gate
+
+    async def _send_once(
+        self,
+        gate: OriginGate,
+        session: httpx.AsyncClient,
+        method: str,
+        url: str,
+        request_kwargs: dict[str, Any],
+    ) -> tuple[httpx.Response, float | None]:
+        """One attempt: admission, send, and feedback to the origin's shared state."""
+        admitted: Admitted = await gate.admit(max_wait=self._max_retry_after)
+        assert admitted.ticket is not None
+        try:
+            await self._limiter.acquire_on_behalf_of(admitted)
+            try:
+                self._counters.attempts += 1
+                response = await session.request(method, url, **request_kwargs)
+            finally:
+                self._limiter.release_on_behalf_of(admitted)
+            status = response.status_code
+            self._counters.by_status[status] += 1
+            hint = parse_retry_after(response.headers.get("retry-after"), time.time())
+            quota = parse_quota(response.headers, time.time())
+            trips = gate.throttle.gate_trips
+            gate.throttle.on_response(
+                admitted.ticket, trio.current_time(), status=status, hint=hint, quota=quota
+            )
+            if gate.throttle.gate_trips != trips or (hint is not None and status >= 400):
+                gate.closing_response = response
+            return response, hint
+        finally:
+            gate.release(admitted)
+
+    def _budget_allows(self, retries_done: int) -> bool:
+        now = trio.current_time()
+        others = self._retrying - (1 if retries_done else 0)
+        return self._budget.try_spend(now, retrying_alone=others == 0)
+
     async def _attempts(self, method: str, path: str, kwargs: dict[str, Any]) -> Any:
         session = self._require_session()
+        if not self._budget_started:
+            self._budget = RetryBudget(self._retry_budget, trio.current_time())
+            self._budget_started = True
         retries_done = 0
-        while True:
-            options, request_kwargs = resolve(self._defaults, kwargs)
-            url = build_url(self._url, self._base_path, path, use_base=options.use_base)
-            request_kwargs.setdefault("follow_redirects", self._follow_redirects)
-            if self._per_request_headers is not None:
-                headers = httpx.Headers(self._per_request_headers)
-                headers.update(request_kwargs.get("headers"))
-                request_kwargs["headers"] = headers
-            if request_log.isEnabledFor(logging.DEBUG):
-                self._log_attempt(method, url, path, retries_done + 1, request_kwargs, options)
+        history: list[RetryRecord] = []
+        try:
+            while True:
+                options, request_kwargs = resolve(self._defaults, kwargs)
+                url = build_url(self._url, self._base_path, path, use_base=options.use_base)
+                request_kwargs.setdefault("follow_redirects", self._follow_redirects)
+                if self._per_request_headers is not None:
+                    headers = httpx.Headers(self._per_request_headers)
+                    headers.update(request_kwargs.get("headers"))
+                    request_kwargs["headers"] = headers
+                if request_log.isEnabledFor(logging.DEBUG):
+                    self._log_attempt(method, url, path, retries_done + 1, request_kwargs, options)
+                gate = self._gate_for(path, url)
 
-            response: httpx.Response | None = None
-            hint: float | None = None
-            try:
-                async with self._limiter:
-                    response = await session.request(method, url, **request_kwargs)
-            except (httpx.TransportError, httpx.InvalidURL) as exc:
-                verdict = classify_transport_error(exc, method)
-                if verdict is TransportVerdict.INVALID:
-                    raise errors.UnexpectedValueError(f"cannot send {method} {url}: {exc}") from exc
-                failure: Exception | None = exc
-                retryable = verdict is TransportVerdict.RETRY
-            else:
-                if is_success(response.status_code):
-                    checked = await self._resp_error_check(response, **kwargs)
-                    return convert_response(
-                        checked,
-                        box=options.box,
-                        box_attrs=options.box_attrs,
-                        conv_json=options.conv_json,
+                response: httpx.Response | None = None
+                failure: Exception | None = None
+                hint: float | None = None
+                try:
+                    response, hint = await self._send_once(
+                        gate, session, method, url, request_kwargs
                     )
-                failure = None
-                retryable = response.status_code in options.retry_statuses
-                hint = parse_retry_after(response.headers.get("retry-after"), time.time())
+                except GateClosed as closed:
+                    raise self._gate_error(closed, response, retries_done, history) from None
+                except (httpx.TransportError, httpx.InvalidURL) as exc:
+                    self._counters.transport_errors += 1
+                    verdict = classify_transport_error(exc, method)
+                    if verdict is TransportVerdict.INVALID:
+                        raise errors.UnexpectedValueError(
+                            f"cannot send {method} {url}: {exc}"
+                        ) from exc
+                    failure = exc
+                    retryable = verdict is TransportVerdict.RETRY
+                else:
+                    if is_success(response.status_code):
+                        self._counters.successes += 1
+                        self._budget.on_success(trio.current_time())
+                        if history:
+                            response.extensions["trestfly.retry_history"] = tuple(history)
+                        checked = await self._resp_error_check(response, **kwargs)
+                        return convert_response(
+                            checked,
+                            box=options.box,
+                            box_attrs=options.box_attrs,
+                            conv_json=options.conv_json,
+                        )
+                    retryable = response.status_code in options.retry_statuses
 
-            decision = decide(
-                retryable=retryable,
-                retries_done=retries_done,
-                max_retries=self._retries,
-                hint=hint,
-                backoff=self._backoff,
-                max_retry_after=self._max_retry_after,
-                time_left=trio.current_effective_deadline() - trio.current_time(),
-            )
-            if not decision.retry:
-                if response is not None:
-                    error = error_class(response.status_code, self._status_errors)
-                    raise error(response, retries=retries_done, retry_after=hint)
-                assert failure is not None
-                raise transport_error_class(failure)(
-                    f"{method} {url} failed after {retries_done} retries "
-                    f"({decision.stop.value if decision.stop else ''}): {failure!r}"
-                ) from failure
+                decision = decide(
+                    retryable=retryable,
+                    retries_done=retries_done,
+                    max_retries=self._retries,
+                    hint=hint,
+                    backoff=self._backoff,
+                    max_retry_after=self._max_retry_after,
+                    time_left=trio.current_effective_deadline() - trio.current_time(),
+                )
+                guided = hint is not None or gate.throttle.gate_until > trio.current_time()
+                if decision.retry and not guided and not self._budget_allows(retries_done):
+                    decision = Decision(decision.delay, Stop.BUDGET)
+                if not decision.retry:
+                    raise self._final_error(
+                        method, url, response, failure, hint, decision, retries_done, history
+                    )
 
-            retries_done += 1
-            retry_log.info(
-                "retrying %s %s in %.3f s (retry %d of %d) after %s",
-                method,
-                url,
-                decision.delay,
-                retries_done,
-                self._retries,
-                response.status_code if response is not None else type(failure).__name__,
-                extra={
-                    "trestfly_method": method,
-                    "trestfly_url": url,
-                    "trestfly_retry": retries_done,
-                    "trestfly_delay": decision.delay,
-                    "trestfly_status": response.status_code if response is not None else None,
-                    "trestfly_error": type(failure).__name__ if failure is not None else None,
-                    "trestfly_retry_after": hint,
-                },
+                if retries_done == 0:
+                    self._retrying += 1
+                retries_done += 1
+                self._counters.retries += 1
+                history.append(
+                    RetryRecord(
+                        retry=retries_done,
+                        status=response.status_code if response is not None else None,
+                        error=type(failure).__name__ if failure is not None else None,
+                        delay=decision.delay,
+                        retry_after=hint,
+                    )
+                )
+                self._log_retry(method, url, history[-1])
+                await self._backoff_sleep(gate, decision.delay)
+                kwargs = await self._retry_request(response, retries_done, **kwargs)
+        finally:
+            if retries_done:
+                self._retrying -= 1
+
+    async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
+        # A delay the origin's gate already covers is waited at the gate (with its probe
+        # and jitter), together with every other task, not here.
+        if gate.throttle.gate_until > trio.current_time():
+            return
+        self._counters.sleeps += 1
+        self._counters.sleep_seconds += delay
+        await trio.sleep(delay)
+
+    def _final_error(
+        self,
+        method: str,
+        url: str,
+        response: httpx.Response | None,
+        failure: Exception | None,
+        hint: float | None,
+        decision: Decision,
+        retries_done: int,
+        history: list[RetryRecord],
+    ) -> Exception:
+        self._counters.failures += 1
+        if response is not None:
+            error = error_class(response.status_code, self._status_errors)
+            api_error = error(response, retries=retries_done, retry_after=hint)
+            api_error.history = tuple(history)
+            return api_error
+        assert failure is not None
+        reason = decision.stop.value if decision.stop else ""
+        transport = transport_error_class(failure)(
+            f"{method} {url} failed after {retries_done} retries ({reason}): {failure!r}"
+        )
+        transport.__cause__ = failure
+        return transport
+
+    def _gate_error(
+        self,
+        closed: GateClosed,
+        last: httpx.Response | None,
+        retries_done: int,
+        history: list[RetryRecord],
+    ) -> Exception:
+        self._counters.failures += 1
+        response = last or closed.response
+        if response is None:
+            return errors.TimeoutError(
+                f"the origin is throttled for {closed.remaining:.3f} s more, past the "
+                "caller's deadline or max_retry_after"
             )
-            await trio.sleep(decision.delay)
-            kwargs = await self._retry_request(response, retries_done, **kwargs)
+        cls = (
+            error_class(response.status_code, self._status_errors)
+            if response.status_code >= 400
+            else errors.TooManyRequestsError
+        )
+        api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
+        api_error.history = tuple(history)
+        return api_error
+
+    def _log_retry(self, method: str, url: str, record: RetryRecord) -> None:
+        retry_log.info(
+            "retrying %s %s in %.3f s (retry %d of %d) after %s",
+            method,
+            url,
+            record.delay,
+            record.retry,
+            self._retries,
+            record.status if record.status is not None else record.error,
+            extra={
+                "trestfly_method": method,
+                "trestfly_url": url,
+                "trestfly_retry": record.retry,
+                "trestfly_delay": record.delay,
+                "trestfly_status": record.status,
+                "trestfly_error": record.error,
+                "trestfly_retry_after": record.retry_after,
+            },
+        )
 
     def _log_attempt(
         self,
@@ -535,3 +730,94 @@ class TrioAPISession:
     async def head(self, path: str, **kwargs: Any) -> Any:
         """Send a HEAD request (see :meth:`_request`)."""
         return await self._request("HEAD", path, **kwargs)
+
+    # ------------------------------------------------------------- fan-out, stats
+
+    async def map(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T],
+        *,
+        limit: int | None = None,
+    ) -> list[R]:
+        """Run ``await fn(item)`` for every item, ``limit`` at once, results in item order.
+
+        ``limit`` defaults to ``max_concurrency``.  The first failure cancels the other
+        calls and is raised as itself (not in an ExceptionGroup).  Items are pulled
+        lazily, but the result list holds one entry per item: for very large fan-outs use
+        :meth:`map_as_completed`.
+
+        .. versionadded:: 0.1.0
+        """
+        return await map_ordered(fn, items, limit=limit or self._max_concurrency)
+
+    def map_as_completed(
+        self,
+        fn: Callable[[T], Awaitable[R]],
+        items: Iterable[T],
+        *,
+        limit: int | None = None,
+        buffer: int | None = None,
+    ) -> AbstractAsyncContextManager[trio.MemoryReceiveChannel[tuple[T, R]]]:
+        """Stream ``(item, result)`` pairs as calls complete, with backpressure::
+
+            async with api.map_as_completed(fetch, ids, limit=20) as results:
+                async for item, result in results:
+                    ...
+
+        At most ``limit`` calls run at once (default ``max_concurrency``) and at most
+        ``buffer`` results (default ``limit``) wait for the consumer, so memory stays
+        bounded for any number of items.  Leaving the block cancels the calls still
+        running; the first failure cancels the rest and is raised as itself.
+
+        .. versionadded:: 0.1.0
+        """
+        size = limit or self._max_concurrency
+        return map_completed(fn, items, limit=size, buffer=size if buffer is None else buffer)
+
+    @property
+    def stats(self) -> SessionStats:
+        """A snapshot of the session's counters and of each origin's throttling state.
+
+        .. versionadded:: 0.1.0
+        """
+        counters = self._counters
+        origins = {
+            origin: OriginStats(
+                gate_trips=gate.throttle.gate_trips,
+                gate_closed_seconds=gate.throttle.gate_closed_time,
+                gate_open=gate.throttle.gate_until <= _now_or_zero(),
+                throttle_episodes=gate.throttle.episodes,
+                concurrency_limit=gate.throttle.concurrency_limit,
+                learned_rate=gate.throttle.learned_rate,
+                in_flight=gate.throttle.in_flight,
+            )
+            for origin, gate in self._gates.items()
+        }
+        return SessionStats(
+            attempts=counters.attempts,
+            successes=counters.successes,
+            failures=counters.failures,
+            retries=counters.retries,
+            throttled=sum(gate.throttle.throttles for gate in self._gates.values()),
+            by_status=counters.frozen_status(),
+            transport_errors=counters.transport_errors,
+            sleeps=counters.sleeps,
+            sleep_seconds=counters.sleep_seconds,
+            gate_trips=sum(o.gate_trips for o in origins.values()),
+            gate_closed_seconds=sum(o.gate_closed_seconds for o in origins.values()),
+            budget_level=self._budget.level(_now_or_zero()),
+            budget_denied=self._budget.denied,
+            concurrency_limit=min(
+                (o.concurrency_limit for o in origins.values()), default=self._max_concurrency
+            ),
+            in_flight=self._limiter.borrowed_tokens,
+            origins=MappingProxyType(origins),
+        )
+
+
+def _now_or_zero() -> float:
+    try:
+        return trio.current_time()
+    except RuntimeError:  # read outside trio.run
+        return 0.0

@@ -15,6 +15,7 @@ from __future__ import annotations
 import builtins
 from collections.abc import Mapping
 from types import MappingProxyType
+from typing import Any
 
 import httpx
 
@@ -136,6 +137,8 @@ class APIError(TrestflyError):
         self.code = response.status_code
         self.retries = retries
         self.retry_after = retry_after
+        #: The retries made before giving up (``trestfly.RetryRecord`` items).
+        self.history: tuple[Any, ...] = ()
         request = response.request
         self.msg = f"[{self.code}: {request.method}] {request.url} body={_quote_body(response)}"
         super().__init__(self.msg)

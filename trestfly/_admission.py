@@ -1,0 +1,115 @@
+"""The Trio side of per-origin throttling: wait at the gate, the probe, the pacer, a slot.
+
+:class:`OriginGate` wraps the pure :class:`~trestfly._throttle.OriginThrottle` and does
+the waiting it asks for, always inside the caller's cancel scope, so cancelling a task
+that waits here ends the wait at once and leaves nothing behind (no reserved slot, no
+stuck probe).
+"""
+
+from __future__ import annotations
+
+import httpx
+import trio
+
+from ._throttle import OriginThrottle, Ticket
+
+
+class Admitted:
+    """An admitted attempt: its ticket, and the identity that borrows the slot.
+
+    The slot is borrowed on behalf of this object, not of the task, so a task may hold
+    slots of several sessions or origins at once (an auth flow calling another API).
+    """
+
+    __slots__ = ("ticket",)
+
+    def __init__(self) -> None:
+        self.ticket: Ticket | None = None
+
+
+class GateClosed(Exception):
+    """Internal: the gate stays closed past the caller's deadline or ``max_retry_after``.
+
+    The session turns it into the mapped error of the response that closed the gate.
+    """
+
+    def __init__(self, response: httpx.Response | None, remaining: float) -> None:
+        super().__init__(remaining)
+        self.response = response
+        self.remaining = remaining
+
+
+class OriginGate:
+    """Admission to one origin; shared by every task of a session that talks to it."""
+
+    def __init__(self, throttle: OriginThrottle) -> None:
+        self.throttle = throttle
+        self.limiter = trio.CapacityLimiter(throttle.concurrency_limit)
+        self._probe_done = trio.Event()
+        #: The response that last closed the gate (quoted when a request gives up on it).
+        self.closing_response: httpx.Response | None = None
+
+    def _check_wait(self, until: float, max_wait: float) -> None:
+        now = trio.current_time()
+        if until - now > max_wait or until >= trio.current_effective_deadline():
+            raise GateClosed(self.closing_response, max(0.0, self.throttle.gate_until - now))
+
+    async def admit(self, *, max_wait: float) -> Admitted:
+        """Wait until this task may send to the origin; returns its ticket.
+
+        Raises:
+            GateClosed: the wait would outlast ``max_wait`` seconds or the caller's
+                deadline (checked before sleeping, never by sleeping into it).
+        """
+        throttle = self.throttle
+        paced = False
+        admitted = Admitted()
+        while True:
+            now = trio.current_time()
+            decision = throttle.admit(now)
+            if decision.kind == "gate":
+                wake = throttle.wake_time()
+                self._check_wait(wake, max_wait)
+                await trio.sleep_until(wake)
+                continue
+            if decision.kind == "probe-wait":
+                await self._probe_done.wait()
+                continue
+            probe = decision.kind == "probe"
+            if probe:
+                # Created before any checkpoint, so every task that sees `probing` waits
+                # on this event, and the probe's ticket sets it whatever happens.
+                self._probe_done = trio.Event()
+            elif decision.at > now:
+                self._check_wait(decision.at, max_wait)
+                await trio.sleep_until(decision.at)
+                paced = True
+                if throttle.gate_until > trio.current_time() or throttle.probing:
+                    continue  # the gate closed while we slept: the reservation is void
+            try:
+                limit = throttle.concurrency_limit
+                if self.limiter.total_tokens != limit:
+                    self.limiter.total_tokens = limit
+                await self.limiter.acquire_on_behalf_of(admitted)
+            except BaseException:
+                if probe:
+                    self._end_probe()
+                raise
+            if not probe and throttle.gate_until > trio.current_time():
+                self.limiter.release_on_behalf_of(admitted)  # closed while we queued: again
+                continue
+            admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
+            return admitted
+
+    def _end_probe(self) -> None:
+        self.throttle.release_probe()
+        self._probe_done.set()
+
+    def release(self, admitted: Admitted) -> None:
+        """The attempt is over (answered, failed or cancelled): free its slot."""
+        ticket = admitted.ticket
+        assert ticket is not None, "release() of an attempt that was never admitted"
+        self.throttle.on_done(ticket)
+        self.limiter.release_on_behalf_of(admitted)
+        if ticket.probe:
+            self._probe_done.set()

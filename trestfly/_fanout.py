@@ -1,0 +1,150 @@
+"""Bounded fan-out: run ``await fn(item)`` for many items with at most ``limit`` at once.
+
+Both forms run a fixed pool of ``limit`` worker tasks in a nursery, pulling items lazily
+from the iterable, so a million items never means a million tasks.  The first failure
+cancels every other worker and is raised as itself, not wrapped in an ExceptionGroup:
+a fan-out either returns every result or raises.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from contextlib import asynccontextmanager
+from typing import Any, TypeVar
+
+import trio
+
+from .errors import UnexpectedValueError
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+_PENDING: Any = object()
+
+
+def _check_limit(name: str, value: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UnexpectedValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+def _only_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one non-Cancelled exception of a group, if it holds exactly one."""
+    _, rest = group.split(trio.Cancelled)
+    if rest is None:
+        return None
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [rest]
+    while pending:
+        error = pending.pop()
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    return leaves[0] if len(leaves) == 1 else None
+
+
+class _FirstFailure:
+    """Keeps the first exception of a worker pool and cancels the pool on it."""
+
+    def __init__(self, scope: trio.CancelScope) -> None:
+        self.scope = scope
+        self.error: BaseException | None = None
+
+    def record(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self.scope.cancel()
+
+    def raise_if_failed(self) -> None:
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+
+
+async def map_ordered(
+    fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, limit: int
+) -> list[R]:
+    """``[await fn(item) for item in items]``, ``limit`` at a time, results in item order."""
+    _check_limit("limit", limit)
+    results: list[Any] = []
+    source = iter(items)
+    async with trio.open_nursery() as nursery:
+        failure = _FirstFailure(nursery.cancel_scope)
+
+        async def worker() -> None:
+            # next() has no checkpoint, so workers never take the same item twice.
+            for item in source:
+                index = len(results)
+                results.append(_PENDING)
+                try:
+                    results[index] = await fn(item)
+                except Exception as error:
+                    failure.record(error)
+                    return
+
+        for _ in range(limit):
+            nursery.start_soon(worker)
+    failure.raise_if_failed()
+    return results
+
+
+@asynccontextmanager
+async def map_completed(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T],
+    *,
+    limit: int,
+    buffer: int,
+) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[T, R]]]:
+    """Yield a channel of ``(item, result)`` pairs in completion order.
+
+    At most ``limit`` calls run at once and at most ``buffer`` finished results wait for
+    the consumer: a slow consumer stops the workers (backpressure), so memory stays
+    bounded whatever the number of items.  Leaving the block (normally, by ``break`` or by
+    an exception) cancels the workers; a worker's failure cancels the block and is raised
+    as itself.
+    """
+    _check_limit("limit", limit)
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+        raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
+    send, receive = trio.open_memory_channel[tuple[T, R]](buffer)
+    source = iter(items)
+    failure: _FirstFailure | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            failure = _FirstFailure(nursery.cancel_scope)
+            workers_left = limit
+
+            async def worker() -> None:
+                nonlocal workers_left
+                assert failure is not None
+                try:
+                    for item in source:
+                        try:
+                            result = await fn(item)
+                        except Exception as error:
+                            failure.record(error)
+                            return
+                        await send.send((item, result))
+                finally:
+                    workers_left -= 1
+                    if workers_left == 0:
+                        send.close()  # the consumer's loop ends when every worker is done
+
+            for _ in range(limit):
+                nursery.start_soon(worker)
+            async with receive:
+                yield receive
+            nursery.cancel_scope.cancel()  # the consumer is done: no worker outlives it
+    except BaseExceptionGroup as group:
+        # Only Cancelled can accompany the recorded failure: raise the failure itself.
+        if failure is not None and failure.error is not None:
+            failure.raise_if_failed()
+        # An exception from the consumer's own block comes back wrapped: unwrap it.
+        single = _only_error(group)
+        if single is not None:
+            raise single from None
+        raise
+    if failure is not None:
+        failure.raise_if_failed()

@@ -1,0 +1,83 @@
+"""Counters a session keeps for observability, and the frozen snapshot ``api.stats``."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+
+@dataclass(frozen=True, slots=True)
+class RetryRecord:
+    """One retry of a logical request: why, and how long it waited first.
+
+    Attributes:
+        retry: the retry's number (1 for the first).
+        status: the status that caused it, or None after a transport failure.
+        error: the transport exception's class name, or None.
+        delay: seconds waited before the retry (backoff or server hint).
+        retry_after: the server's hint in seconds, if any.
+    """
+
+    retry: int
+    status: int | None
+    error: str | None
+    delay: float
+    retry_after: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class OriginStats:
+    """Throttling state of one origin at the moment of the snapshot."""
+
+    gate_trips: int
+    gate_closed_seconds: float
+    gate_open: bool
+    throttle_episodes: int
+    concurrency_limit: int
+    learned_rate: float | None
+    in_flight: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionStats:
+    """A snapshot of a session's counters (``api.stats``).
+
+    .. versionadded:: 0.1.0
+    """
+
+    attempts: int
+    successes: int
+    failures: int
+    retries: int
+    throttled: int
+    by_status: Mapping[int, int]
+    transport_errors: int
+    sleeps: int
+    sleep_seconds: float
+    gate_trips: int
+    gate_closed_seconds: float
+    budget_level: float
+    budget_denied: int
+    concurrency_limit: int
+    in_flight: int
+    origins: Mapping[str, OriginStats]
+
+
+@dataclass(slots=True)
+class Counters:
+    """The mutable counters behind :class:`SessionStats`, one object per session."""
+
+    attempts: int = 0
+    successes: int = 0
+    failures: int = 0
+    retries: int = 0
+    throttled: int = 0
+    transport_errors: int = 0
+    sleeps: int = 0
+    sleep_seconds: float = 0.0
+    by_status: Counter[int] = field(default_factory=Counter)
+
+    def frozen_status(self) -> Mapping[int, int]:
+        return MappingProxyType(dict(self.by_status))

@@ -1,0 +1,294 @@
+"""Pure per-origin throttling state: the shared gate, the pacer and the adaptive limits.
+
+One :class:`OriginThrottle` exists per session per origin and is shared by every task
+that talks to that origin.  It never sleeps and never reads a clock: the Trio shell
+(:mod:`trestfly._admission`) passes ``now`` in and does the waiting it is told to do.
+
+What it decides:
+
+* **The gate.**  A response carrying a server delay (429/420/503 with ``Retry-After``, or
+  rate-limit headers saying the quota is spent) closes the gate of the origin until the
+  announced instant: nobody, new or retrying, is admitted before it.  Later hints extend
+  the gate, never shorten it.  When it opens, exactly one request (the probe) goes first;
+  the others wait for its answer and then go through the pacer, so they do not stampede.
+* **The pacer.**  A GCRA (virtual scheduling) reservation per request at the effective
+  rate: the lowest of the client's ``rate_limit``, the rate learned from throttling, and
+  the rate the quota headers allow (what is left of the quota spread over what is left
+  of the window).
+* **Learning.**  A throttle for a request sent after the current episode began starts a
+  new episode: the learned rate is cut to what the server actually served (successes
+  over the period ending when the gate reopens, times ``safety``) or by ``decrease``,
+  whichever is lower, and the per-origin concurrency limit to ``decrease`` times the
+  requests in flight when the throttled one was sent.  Throttles for requests already in
+  flight when the episode began are stale: they may extend the gate but cut nothing, so a
+  burst of 429s for one burst of requests counts once.  Successes grow the rate (by
+  ``increase`` req/s per second of paced sending) and the concurrency limit (by one per
+  window of successes) only while those limits are actually what holds the client back.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass
+
+from ._ratelimit import Quota
+from .errors import UnexpectedValueError
+
+#: Statuses that mean "too fast": they cut the learned rate.  (A 503 with Retry-After
+#: closes the gate but says nothing about rate: it is an outage, not a quota.)
+THROTTLE_STATUSES = frozenset({420, 429})
+
+
+@dataclass(frozen=True, slots=True)
+class ThrottleSettings:
+    """Knobs of the per-origin throttling (all documented in ``docs/``).
+
+    Attributes:
+        adaptive: learn the rate and concurrency an origin allows (on by default; an
+            origin that never throttles pays nothing for it).
+        rate_limit: client-side requests per second per origin (None: no client limit).
+        burst: requests the client-side limit lets through at once.
+        decrease: multiplicative cut of the learned rate and concurrency per episode.
+        increase: requests per second the learned rate grows per second of paced sending.
+        safety: share of the observed served rate taken as the learned rate.
+        min_rate: the learned rate never goes below this (requests per second).
+        jitter: the gate's waiters wake spread over this share of the closed time after
+            the announced instant (never before it), at most ``max_jitter`` seconds.
+        max_jitter: cap of that spread in seconds.
+    """
+
+    adaptive: bool = True
+    rate_limit: float | None = None
+    burst: int = 1
+    decrease: float = 0.9
+    increase: float = 1.0
+    safety: float = 0.95
+    min_rate: float = 0.5
+    jitter: float = 0.1
+    max_jitter: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = {
+            "rate_limit": self.rate_limit is None or self.rate_limit > 0,
+            "burst": self.burst >= 1,
+            "decrease": 0 < self.decrease < 1,
+            "increase": self.increase >= 0,
+            "safety": 0 < self.safety <= 1,
+            "min_rate": self.min_rate > 0,
+            "jitter": self.jitter >= 0,
+            "max_jitter": self.max_jitter >= 0,
+        }
+        for name, ok in checks.items():
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not ok
+                or (isinstance(value, float) and not math.isfinite(value))
+            ):
+                raise UnexpectedValueError(f"throttle setting {name} is out of range: {value!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class Ticket:
+    """One admitted attempt: what the origin must know about it when it comes back."""
+
+    sent_at: float
+    in_flight_at_send: int
+    paced: bool
+    probe: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Admission:
+    """What a task must do before sending: go (at ``at``), or wait.
+
+    ``kind`` is ``"go"`` (send at ``at``; the pacer slot is reserved), ``"probe"`` (send
+    now as the gate's probe), ``"gate"`` (sleep until ``at``, then ask again) or
+    ``"probe-wait"`` (wait for the probe's answer, then ask again).
+    """
+
+    kind: str
+    at: float
+
+
+class OriginThrottle:
+    """Shared throttling state of one origin.  Every method takes the current time."""
+
+    def __init__(
+        self,
+        settings: ThrottleSettings,
+        max_concurrency: int,
+        now: float,
+        rng: random.Random,
+    ) -> None:
+        self.settings = settings
+        self.max_concurrency = max_concurrency
+        self._rng = rng
+        self.gate_until = -math.inf
+        self._closed_since = -math.inf
+        self.episode_start = -math.inf
+        self.probe_needed = False
+        self.probing = False
+        self.learned_rate: float | None = None
+        self.concurrency = float(max_concurrency)
+        self.in_flight = 0
+        self._tat = -math.inf
+        self._window_start = now
+        self._window_successes = 0
+        self._quota: Quota | None = None
+        self._quota_reset_at = -math.inf
+        # Observability.
+        self.gate_trips = 0
+        self.gate_closed_time = 0.0
+        self.episodes = 0
+        self.throttles = 0
+
+    # ------------------------------------------------------------------ queries
+
+    @property
+    def concurrency_limit(self) -> int:
+        """Requests the origin may have in flight now."""
+        return max(1, min(self.max_concurrency, int(self.concurrency)))
+
+    def quota_allowance(self, now: float) -> int | None:
+        """Requests the latest quota headers still allow in this window (None: no info)."""
+        if self._quota is None or self._quota_reset_at <= now:
+            return None
+        return self._quota.remaining - self.in_flight
+
+    def effective_rate(self, now: float) -> float | None:
+        """The pacer's rate: the lowest of client limit, learned rate and quota rate."""
+        if self._quota is None and self.learned_rate is None and self.settings.rate_limit is None:
+            return None  # the fast path of an origin that never throttled
+        rates = [rate for rate in (self.settings.rate_limit, self.learned_rate) if rate]
+        allowance = self.quota_allowance(now)
+        if allowance is not None and allowance > 0:
+            rates.append(allowance / max(self._quota_reset_at - now, 1e-3))
+        return min(rates) if rates else None
+
+    def wake_time(self) -> float:
+        """When a waiter at the closed gate should look again: after the instant, jittered."""
+        closed_for = max(0.0, self.gate_until - self._closed_since)
+        spread = min(self.settings.max_jitter, self.settings.jitter * closed_for)
+        return self.gate_until + self._rng.uniform(0.0, spread)
+
+    # --------------------------------------------------------------- admission
+
+    def admit(self, now: float) -> Admission:
+        """Decide what a task that wants to send now must do."""
+        if self.gate_until > now:
+            return Admission("gate", self.gate_until)
+        if self.probing:
+            return Admission("probe-wait", now)
+        if self.probe_needed:
+            self.probe_needed = False
+            self.probing = True
+            return Admission("probe", now)
+        allowance = self.quota_allowance(now)
+        if allowance is not None and allowance <= 0:
+            # Quota spent for this window: wait for the reset, then probe for fresh headers.
+            self._close(now, self._quota_reset_at)
+            return Admission("gate", self.gate_until)
+        rate = self.effective_rate(now)
+        if rate is None:
+            return Admission("go", now)
+        interval = 1.0 / rate
+        burst = self.settings.burst if self.settings.rate_limit else 1
+        send_at = max(now, self._tat - (burst - 1) * interval)
+        self._tat = max(self._tat, send_at) + interval
+        return Admission("go", send_at)
+
+    def release_probe(self) -> None:
+        """The probe came back (or failed, or was cancelled): let the others go."""
+        self.probing = False
+
+    def on_sent(self, now: float, *, paced: bool, probe: bool) -> Ticket:
+        self.in_flight += 1
+        return Ticket(sent_at=now, in_flight_at_send=self.in_flight, paced=paced, probe=probe)
+
+    def on_done(self, ticket: Ticket) -> None:
+        """The attempt is over, whatever happened to it."""
+        self.in_flight -= 1
+        if ticket.probe:
+            self.release_probe()
+
+    # ---------------------------------------------------------------- feedback
+
+    def on_response(
+        self,
+        ticket: Ticket,
+        now: float,
+        *,
+        status: int,
+        hint: float | None,
+        quota: Quota | None,
+    ) -> None:
+        """Learn from a response: quota headers, gate hints, throttles and successes."""
+        if quota is not None:
+            self._update_quota(now, quota)
+        quota_spent = quota is not None and quota.remaining <= 0
+        throttled = status in THROTTLE_STATUSES or (status == 403 and quota_spent)
+        if hint is None and quota_spent and quota is not None and quota.reset_after is not None:
+            hint = quota.reset_after
+        if hint is not None and (throttled or status == 503):
+            self._close(now, now + hint)
+        if throttled:
+            self.throttles += 1
+            if ticket.sent_at >= self.episode_start:
+                self._new_episode(now, ticket)
+        elif 200 <= status < 300:
+            self._on_success(ticket)
+
+    def _update_quota(self, now: float, quota: Quota) -> None:
+        reset_at = now + quota.reset_after if quota.reset_after is not None else now + 1.0
+        current = self._quota
+        if current is None or reset_at > self._quota_reset_at + 0.5 or self._quota_reset_at <= now:
+            self._quota, self._quota_reset_at = quota, reset_at
+        elif reset_at >= self._quota_reset_at - 1.0 and quota.remaining < current.remaining:
+            # Same window: answers arrive out of order, the lowest remaining is the truth.
+            self._quota = quota
+
+    def _close(self, now: float, until: float) -> None:
+        if until <= self.gate_until:
+            return  # extended, never shortened
+        if self.gate_until <= now:
+            self.gate_trips += 1
+            self._closed_since = now
+            self.episode_start = now
+            self.gate_closed_time += until - now
+        else:
+            self.gate_closed_time += until - self.gate_until
+        self.gate_until = until
+        self.probe_needed = True
+        self._tat = max(self._tat, until)
+
+    def _new_episode(self, now: float, ticket: Ticket) -> None:
+        self.episodes += 1
+        self.episode_start = now
+        if not self.settings.adaptive:
+            return
+        period_end = max(now, self.gate_until)
+        period = period_end - self._window_start
+        candidates: list[float] = []
+        if self.learned_rate is not None:
+            candidates.append(self.learned_rate * self.settings.decrease)
+        if self._window_successes and period > 0:
+            candidates.append(self._window_successes / period * self.settings.safety)
+        if candidates:
+            self.learned_rate = max(self.settings.min_rate, min(candidates))
+        self._window_start = period_end
+        self._window_successes = 0
+        cut = min(self.concurrency, ticket.in_flight_at_send) * self.settings.decrease
+        self.concurrency = max(1.0, cut)
+
+    def _on_success(self, ticket: Ticket) -> None:
+        self._window_successes += 1
+        if not self.settings.adaptive:
+            return
+        if ticket.paced and self.learned_rate is not None:
+            self.learned_rate += self.settings.increase / self.learned_rate
+        if ticket.in_flight_at_send >= self.concurrency_limit:
+            self.concurrency = min(
+                float(self.max_concurrency), self.concurrency + 1.0 / self.concurrency
+            )
