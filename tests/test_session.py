@@ -613,3 +613,13 @@ async def test_endpoint_without_path_needs_one() -> None:
     async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
         with pytest.raises(errors.RequiredParameterError):
             await APIEndpoint(api)._get()
+
+
+async def test_head_returns_the_response_even_with_box() -> None:
+    with respx.mock as mock:
+        mock.head(f"{URL}/v1/x").respond(
+            200, headers={"content-type": "application/json", "x-n": "5"}
+        )
+        async with API(box=True) as api:
+            resp = await api.head("x")
+    assert isinstance(resp, httpx.Response) and resp.headers["x-n"] == "5"

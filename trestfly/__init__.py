@@ -3,14 +3,31 @@
 The RESTfly model (a session class with a base URL, an error map and retry rules;
 endpoints and iterators grafted onto it) with structured concurrency.
 
-Public names: :class:`TrioAPISession`, :class:`APIEndpoint`, :class:`APIIterator` and
-``__version__``; the modules :mod:`trestfly.errors` and :mod:`trestfly.utils`.
+Public names: :class:`TrioAPISession`, :class:`APIEndpoint`, :class:`APIIterator`,
+``__version__``, the settings :class:`ThrottleSettings` and :class:`BudgetSettings`, the
+observability records :class:`SessionStats`, :class:`OriginStats` and
+:class:`RetryRecord`; the modules :mod:`trestfly.errors` and :mod:`trestfly.utils`.
 """
 
 from . import errors, utils
+from ._budget import BudgetSettings
 from ._endpoint import APIEndpoint
 from ._iterator import APIIterator
 from ._session import TrioAPISession
+from ._stats import OriginStats, RetryRecord, SessionStats
+from ._throttle import ThrottleSettings
 from ._version import __version__
 
-__all__ = ["APIEndpoint", "APIIterator", "TrioAPISession", "__version__", "errors", "utils"]
+__all__ = [
+    "APIEndpoint",
+    "APIIterator",
+    "BudgetSettings",
+    "OriginStats",
+    "RetryRecord",
+    "SessionStats",
+    "ThrottleSettings",
+    "TrioAPISession",
+    "__version__",
+    "errors",
+    "utils",
+]

@@ -126,7 +126,10 @@ async def map_completed(
                         except Exception as error:
                             failure.record(error)
                             return
-                        await send.send((item, result))
+                        try:
+                            await send.send((item, result))
+                        except trio.BrokenResourceError:
+                            return  # the consumer closed its end: nobody wants more
                 finally:
                     workers_left -= 1
                     if workers_left == 0:
@@ -134,9 +137,13 @@ async def map_completed(
 
             for _ in range(limit):
                 nursery.start_soon(worker)
-            async with receive:
+            try:
                 yield receive
-            nursery.cancel_scope.cancel()  # the consumer is done: no worker outlives it
+            finally:
+                # The consumer is done (or failed): no worker outlives the block.  Cancel
+                # before closing the channel, so workers stop instead of failing to send.
+                nursery.cancel_scope.cancel()
+                receive.close()
     except BaseExceptionGroup as group:
         # Only Cancelled can accompany the recorded failure: raise the failure itself.
         if failure is not None and failure.error is not None:

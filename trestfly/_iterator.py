@@ -48,7 +48,8 @@ class APIIterator:
         self._api = api
         self.page: Sequence[Any] = []
         for key, value in attrs.items():
-            if not hasattr(self, key):
+            # Only data attributes may be set: a keyword must never replace a method.
+            if not hasattr(self, key) or callable(getattr(self, key)) or key == "_api":
                 raise UnexpectedValueError(
                     f"{type(self).__name__} has no attribute {key!r} to set "
                     "(declare it on the class to accept it as a keyword)"

@@ -556,6 +556,8 @@ class TrioAPISession:
                         if history:
                             response.extensions["trestfly.retry_history"] = tuple(history)
                         checked = await self._resp_error_check(response, **kwargs)
+                        if method == "HEAD":
+                            return checked  # no body to convert: the headers are the answer
                         return convert_response(
                             checked,
                             box=options.box,

@@ -32,7 +32,7 @@ import math
 import random
 from dataclasses import dataclass
 
-from ._ratelimit import Quota
+from ._ratelimit import Quota, says_quota_spent
 from .errors import UnexpectedValueError
 
 #: Statuses that mean "too fast": they cut the learned rate.  (A 503 with Retry-After
@@ -228,14 +228,16 @@ class OriginThrottle:
         if quota is not None:
             self._update_quota(now, quota)
         quota_spent = quota is not None and quota.remaining <= 0
-        throttled = status in THROTTLE_STATUSES or (status == 403 and quota_spent)
+        throttled = status in THROTTLE_STATUSES or says_quota_spent(status, quota)
         if hint is None and quota_spent and quota is not None and quota.reset_after is not None:
             hint = quota.reset_after
+        # Judged before the gate moves: closing it starts a new episode.
+        fresh = ticket.sent_at >= self.episode_start
         if hint is not None and (throttled or status == 503):
             self._close(now, now + hint)
         if throttled:
             self.throttles += 1
-            if ticket.sent_at >= self.episode_start:
+            if fresh:
                 self._new_episode(now, ticket)
         elif 200 <= status < 300:
             self._on_success(ticket)

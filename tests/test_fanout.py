@@ -1,0 +1,157 @@
+"""map and map_as_completed: bounded, ordered or streaming, failures raised as themselves."""
+
+from __future__ import annotations
+
+import itertools
+
+import httpx
+import pytest
+import trio
+
+from trestfly import TrioAPISession, errors
+
+
+def api() -> TrioAPISession:
+    return TrioAPISession(
+        url="http://h.test", transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    )
+
+
+async def test_map_keeps_item_order_and_bounds_concurrency(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    running = peak = 0
+
+    async def work(n: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await trio.sleep((7 - n % 7) * 0.01)  # later items finish first
+        running -= 1
+        return n * n
+
+    async with api() as session:
+        result = await session.map(work, range(50), limit=5)
+    assert result == [n * n for n in range(50)]
+    assert peak == 5
+
+
+async def test_map_raises_the_first_failure_itself_and_cancels_the_rest(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    finished: list[int] = []
+
+    async def work(n: int) -> int:
+        if n == 3:
+            await trio.sleep(0.5)
+            raise KeyError(n)
+        await trio.sleep(10)
+        finished.append(n)
+        return n
+
+    async with api() as session:
+        with pytest.raises(KeyError):
+            await session.map(work, range(20), limit=10)
+    assert finished == []
+
+
+async def test_map_of_nothing_is_empty() -> None:
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        assert await session.map(work, []) == []
+
+
+async def test_map_of_requests_through_the_session() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"path": request.url.path})
+
+    async with TrioAPISession(
+        url="http://h.test",
+        transport=httpx.MockTransport(handler),
+        conv_json=True,
+        max_concurrency=4,
+    ) as session:
+
+        async def fetch(n: int) -> str:
+            return str((await session.get(f"items/{n}"))["path"])
+
+        paths = await session.map(fetch, range(30))
+    assert paths == [f"/items/{n}" for n in range(30)]
+    assert session.stats.successes == 30
+
+
+async def test_map_as_completed_streams_with_backpressure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    started = 0
+
+    async def work(n: int) -> int:
+        nonlocal started
+        started += 1
+        await trio.sleep(0.01)
+        return n
+
+    async with api() as session:
+        async with session.map_as_completed(work, itertools.count(), limit=4, buffer=2) as results:
+            seen = []
+            async for item, value in results:
+                assert item == value
+                seen.append(value)
+                await trio.sleep(1)  # a slow consumer
+                if len(seen) == 5:
+                    break
+    # Never more started than consumed + buffer + running workers: memory stays bounded.
+    assert started <= 5 + 2 + 4
+
+
+async def test_map_as_completed_yields_every_result_once() -> None:
+    async def work(n: int) -> int:
+        await trio.sleep(0)
+        return -n
+
+    async with api() as session, session.map_as_completed(work, range(1000), limit=16) as results:
+        values = sorted([value async for _, value in results])
+    assert values == sorted(-n for n in range(1000))
+
+
+async def test_map_as_completed_failure_is_raised_as_itself(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def work(n: int) -> int:
+        await trio.sleep(0.01 * n)
+        if n == 5:
+            raise errors.NotFoundError(
+                httpx.Response(404, request=httpx.Request("GET", "http://x"))
+            )
+        return n
+
+    async with api() as session:
+        with pytest.raises(errors.NotFoundError):
+            async with session.map_as_completed(work, range(100), limit=8) as results:
+                async for _ in results:
+                    pass
+
+
+async def test_consumer_exception_propagates_unwrapped() -> None:
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        with pytest.raises(ZeroDivisionError):
+            async with session.map_as_completed(work, range(10), limit=2) as results:
+                async for _ in results:
+                    raise ZeroDivisionError
+
+
+async def test_bad_limits_are_typed_errors() -> None:
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        with pytest.raises(errors.UnexpectedValueError, match="limit"):
+            await session.map(work, [1], limit=-1)
+        with pytest.raises(errors.UnexpectedValueError, match="buffer"):
+            async with session.map_as_completed(work, [1], buffer=-1):
+                pass

@@ -1,0 +1,240 @@
+"""The shared gate, pacing, the budget and cancellation, across many concurrent tasks.
+
+respx answers in-process and pytest-trio's autojump MockClock drives time, so arrival
+times are exact and nothing here depends on the machine's speed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import httpx
+import pytest
+import respx
+import trio
+
+from trestfly import BudgetSettings, TrioAPISession, errors
+
+URL = "http://api.test"
+
+
+class Recorder:
+    """A respx side effect that records arrival times and answers from a rule."""
+
+    def __init__(
+        self, rule: Callable[[httpx.Request, float], httpx.Response], latency: float = 0.01
+    ) -> None:
+        self.rule = rule
+        self.latency = latency
+        self.arrivals: list[float] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        now = trio.current_time()
+        self.arrivals.append(now)
+        await trio.sleep(self.latency)
+        return self.rule(request, now)
+
+
+async def run_tasks(n: int, fn: Callable[[], object]) -> None:
+    async with trio.open_nursery() as nursery:
+        for _ in range(n):
+            nursery.start_soon(fn)  # type: ignore[arg-type]
+
+
+async def test_no_request_reaches_the_origin_while_the_gate_is_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    latency = 0.01
+    announced: list[tuple[float, float]] = []  # (delivered at, no request before)
+
+    def rule(request: httpx.Request, now: float) -> httpx.Response:
+        if 0.005 < now < 3.0:  # the origin throttles for a while
+            announced.append((now + latency, now + 0.5))
+            return httpx.Response(429, headers={"Retry-After": "0.5"})
+        return httpx.Response(200)
+
+    recorder = Recorder(rule, latency=latency)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, retries=20) as api:
+
+            async def worker() -> None:
+                for _ in range(5):
+                    await api.get("x")
+
+            await run_tasks(30, worker)
+    # A violation: a request arriving after a 429 was delivered but before the instant
+    # that 429 announced.  Requests already in flight when it was delivered do not count.
+    violations = [
+        arrival
+        for arrival in recorder.arrivals
+        if any(delivered < arrival < instant for delivered, instant in announced)
+    ]
+    assert violations == []
+    throttled_arrivals = [t for t in recorder.arrivals if 0.005 < t < 3.0]
+    # The first burst (30 in flight) plus at most one probe per closed half-second.
+    assert len(throttled_arrivals) <= 30 + (3.0 / 0.5) + 1
+    stats = api.stats
+    assert stats.successes == 150
+    assert stats.gate_trips >= 2
+    assert stats.by_status[429] == len(throttled_arrivals)
+
+
+async def test_gate_is_one_per_origin(autojump_clock: trio.testing.MockClock) -> None:
+    with respx.mock:
+        respx.get("http://slow.test/x").respond(429, headers={"Retry-After": "100"})
+        fast = respx.get("http://fast.test/y").respond(200)
+        async with TrioAPISession(max_retry_after=1000) as api:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(api.get, "http://slow.test/x")
+                await trio.sleep(1)
+                await api.get("http://fast.test/y")
+                nursery.cancel_scope.cancel()
+    assert fast.call_count == 1
+
+
+async def test_a_new_request_at_a_closed_gate_fails_fast_past_its_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock:
+        route = respx.get(f"{URL}/x").respond(429, headers={"Retry-After": "60"})
+        async with TrioAPISession(url=URL) as api:
+            with pytest.raises(errors.TooManyRequestsError):
+                await api.get("x", deadline=10)
+            start = trio.current_time()
+            with pytest.raises(errors.TooManyRequestsError) as info:
+                await api.get("x", deadline=10)  # the gate is still closed for ~60 s
+    assert trio.current_time() == start
+    assert route.call_count == 1
+    assert info.value.retry_after is not None and info.value.retry_after > 10
+
+
+async def test_the_budget_stops_an_outage_from_multiplying(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def count_attempts(budget: BudgetSettings) -> int:
+        with respx.mock:
+            route = respx.get(f"{URL}/x").respond(500)
+            async with TrioAPISession(
+                url=URL, retries=3, backoff=0.1, retry_on=[500], retry_budget=budget
+            ) as api:
+
+                async def one() -> None:
+                    with pytest.raises(errors.ServerError):
+                        await api.get("x")
+
+                await run_tasks(50, one)
+            return route.call_count
+
+    without = await count_attempts(BudgetSettings(enabled=False))
+    with_budget = await count_attempts(BudgetSettings(capacity=10, ratio=0.2, per_second=1))
+    assert without == 200
+    assert with_budget <= 50 + 10 + 2  # the capacity, plus a token or so of refill
+
+
+async def test_retry_history_is_exposed(autojump_clock: trio.testing.MockClock) -> None:
+    with respx.mock:
+        respx.get(f"{URL}/x").side_effect = [
+            httpx.Response(503),
+            httpx.ConnectError("refused"),
+            httpx.Response(429, headers={"Retry-After": "2"}),
+            httpx.Response(200),
+        ]
+        async with TrioAPISession(url=URL, backoff=1) as api:
+            response = await api.get("x")
+    history = response.extensions["trestfly.retry_history"]
+    assert [(r.retry, r.status, r.error, r.retry_after) for r in history] == [
+        (1, 503, None, None),
+        (2, None, "ConnectError", None),
+        (3, 429, None, 2.0),
+    ]
+    assert [r.delay for r in history] == [1.0, 2.0, 2.0]
+    assert api.stats.retries == 3 and api.stats.transport_errors == 1
+
+
+async def test_max_concurrency_bounds_requests_in_flight(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    in_flight = peak = 0
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        nonlocal in_flight, peak
+        in_flight += 1
+        peak = max(peak, in_flight)
+        await trio.sleep(0.1)
+        in_flight -= 1
+        return httpx.Response(200)
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=slow)
+        async with TrioAPISession(url=URL, max_concurrency=7) as api:
+
+            async def one() -> None:
+                await api.get("x")
+
+            await run_tasks(60, one)
+    assert peak == 7
+
+
+async def test_client_side_rate_limit_paces_sends(autojump_clock: trio.testing.MockClock) -> None:
+    recorder = Recorder(lambda request, now: httpx.Response(200), latency=0.001)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, rate_limit=20, burst=5) as api:
+
+            async def one() -> None:
+                await api.get("x")
+
+            await run_tasks(25, one)
+    start = recorder.arrivals[0]
+    offsets = sorted(t - start for t in recorder.arrivals)
+    assert offsets[:5] == pytest.approx([0.0] * 5, abs=1e-6)  # the burst
+    assert offsets[-1] == pytest.approx(20 * 0.05, abs=1e-3)  # then 20 per second
+    # In no one-second window more than rate + burst requests.
+    for t in offsets:
+        assert sum(1 for u in offsets if t <= u < t + 1.0) <= 25
+
+
+async def wait_forever(request: httpx.Request) -> httpx.Response:
+    await trio.sleep_forever()
+    raise AssertionError("unreachable")
+
+
+@pytest.mark.parametrize("point", ["slot", "gate", "in_flight", "backoff", "probe"])
+async def test_cancellation_at_every_point_leaves_nothing_behind(
+    point: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    with respx.mock:
+        route = respx.get(f"{URL}/x")
+        if point in ("in_flight", "slot"):
+            route.mock(side_effect=wait_forever)
+        elif point == "gate":
+            route.respond(429, headers={"Retry-After": "50"})
+        elif point == "backoff":
+            route.respond(503)
+        else:  # the probe hangs, the others wait for it
+            calls = 0
+
+            async def first_429_then_hang(request: httpx.Request) -> httpx.Response:
+                nonlocal calls
+                calls += 1
+                if calls == 1:
+                    return httpx.Response(429, headers={"Retry-After": "1"})
+                await trio.sleep_forever()
+                raise AssertionError("unreachable")
+
+            route.mock(side_effect=first_429_then_hang)
+        async with TrioAPISession(url=URL, max_concurrency=2, backoff=30, retries=5) as api:
+            async with trio.open_nursery() as nursery:
+                for _ in range(6):
+                    nursery.start_soon(api.get, "x")
+                # Cancelled from outside: a deadline would make them fail fast instead.
+                await trio.sleep(10)
+                nursery.cancel_scope.cancel()
+            assert api.stats.in_flight == 0
+            for origin in api.stats.origins.values():
+                assert origin.in_flight == 0
+            # The session still works once the origin answers again.
+            route.mock(side_effect=None, return_value=httpx.Response(200))
+            with trio.fail_after(120):
+                assert (await api.get("x")).status_code == 200

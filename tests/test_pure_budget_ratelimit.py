@@ -1,0 +1,119 @@
+"""The retry budget and the rate-limit header parser."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trestfly._budget import BudgetSettings, RetryBudget
+from trestfly._ratelimit import Quota, parse_quota, says_quota_spent
+from trestfly.errors import UnexpectedValueError
+
+WALL = 1_800_000_000.0
+
+
+def test_budget_starts_full_and_refuses_when_many_fail() -> None:
+    budget = RetryBudget(BudgetSettings(capacity=3, ratio=0.5, per_second=0), 0.0)
+    assert [budget.try_spend(0.0, retrying_alone=False) for _ in range(4)] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    assert budget.denied == 1
+    budget.on_success(0.0)
+    budget.on_success(0.0)
+    assert budget.level(0.0) == pytest.approx(1.0)
+    assert budget.try_spend(0.0, retrying_alone=False)
+
+
+def test_budget_never_refuses_a_request_failing_alone() -> None:
+    budget = RetryBudget(BudgetSettings(capacity=1, ratio=0, per_second=0), 0.0)
+    assert all(budget.try_spend(0.0, retrying_alone=True) for _ in range(20))
+    assert budget.denied == 0
+
+
+def test_budget_refills_over_time_up_to_capacity() -> None:
+    budget = RetryBudget(BudgetSettings(capacity=2, ratio=0, per_second=1), 0.0)
+    budget.try_spend(0.0, retrying_alone=False)
+    budget.try_spend(0.0, retrying_alone=False)
+    assert budget.level(0.5) == pytest.approx(0.5)
+    assert budget.level(100.0) == 2.0
+
+
+def test_disabled_budget_always_allows() -> None:
+    budget = RetryBudget(BudgetSettings(capacity=0, enabled=False), 0.0)
+    assert budget.try_spend(0.0, retrying_alone=False)
+
+
+def test_bad_budget_settings() -> None:
+    with pytest.raises(UnexpectedValueError, match="capacity"):
+        BudgetSettings(capacity=-1)
+
+
+def headers(**values: str) -> httpx.Headers:
+    return httpx.Headers({key.replace("_", "-"): value for key, value in values.items()})
+
+
+def test_github_headers_epoch_and_delta_reset() -> None:
+    epoch = headers(
+        X_RateLimit_Limit="60", X_RateLimit_Remaining="0", X_RateLimit_Reset=str(int(WALL) + 30)
+    )
+    assert parse_quota(epoch, WALL) == Quota(remaining=0, reset_after=30.0, limit=60)
+    delta = headers(X_RateLimit_Remaining="4", X_RateLimit_Reset="2.5")
+    assert parse_quota(delta, WALL) == Quota(remaining=4, reset_after=2.5, limit=None)
+    past = headers(X_RateLimit_Remaining="4", X_RateLimit_Reset=str(int(WALL) - 30))
+    assert parse_quota(past, WALL) == Quota(remaining=4, reset_after=0.0, limit=None)
+
+
+def test_ietf_structured_field_form() -> None:
+    quota = parse_quota(
+        headers(RateLimit='"default";r=37;t=5', RateLimit_Policy='"default";q=100;w=60'), WALL
+    )
+    assert quota == Quota(remaining=37, reset_after=5.0, limit=100)
+
+
+def test_ietf_older_forms() -> None:
+    combined = headers(RateLimit="limit=100, remaining=3, reset=2")
+    assert parse_quota(combined, WALL) == Quota(3, 2.0, 100)
+    separate = headers(RateLimit_Limit="10", RateLimit_Remaining="7", RateLimit_Reset="4")
+    assert parse_quota(separate, WALL) == Quota(7, 4.0, 10)
+
+
+def test_no_or_broken_headers_mean_no_quota() -> None:
+    assert parse_quota(headers(), WALL) is None
+    assert parse_quota(headers(X_RateLimit_Remaining="lots"), WALL) is None
+    assert parse_quota(headers(RateLimit="garbage"), WALL) is None
+    assert parse_quota(headers(RateLimit_Remaining="-3"), WALL) is None
+
+
+def test_403_with_zero_remaining_is_a_throttle() -> None:
+    assert says_quota_spent(403, Quota(0, 10.0, 60))
+    assert not says_quota_spent(403, Quota(1, 10.0, 60))
+    assert not says_quota_spent(403, None)
+    assert not says_quota_spent(429, Quota(0, 10.0, 60))
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "x-ratelimit-remaining",
+                "x-ratelimit-reset",
+                "ratelimit",
+                "ratelimit-policy",
+                "ratelimit-remaining",
+                "ratelimit-reset",
+                "x-ratelimit-limit",
+            ]
+        ),
+        st.text(alphabet=st.characters(min_codepoint=32, max_codepoint=126), max_size=30),
+    )
+)
+def test_any_header_values_never_crash(values: dict[str, str]) -> None:
+    quota = parse_quota(httpx.Headers(values), WALL)
+    assert quota is None or (
+        quota.remaining >= 0 and (quota.reset_after is None or quota.reset_after >= 0)
+    )

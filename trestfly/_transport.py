@@ -1,0 +1,375 @@
+"""ShardedTransport: many small httpx connection pools behind one transport.
+
+Why not one ``httpx.AsyncHTTPTransport`` with ``max_connections=N``?  httpcore's
+``AsyncConnectionPool`` does work proportional to the pool on every request: each request
+runs ``_assign_requests_to_connections`` at least twice (on entry and when its response
+is closed), and each run walks every connection, counts the idle ones once per idle
+connection and polls the socket of every idle one (``has_expired``).  Worse, a connection
+handed to a request still looks idle until that request's task runs again, so concurrent
+requests are handed the same connection, all but one bounce with
+``ConnectionNotAvailable`` and run the assignment again.  At 100 connections this costs a
+Trio client most of its throughput (encode/httpx#3215).  A pool of 4 pays almost nothing.
+
+So this transport builds ``max_connections / shard_size`` small pools ("shards") through
+httpx's public API only and keeps its own O(1) account of free connection slots: a request
+takes a slot of a shard, and keeps it until its response stream is closed, which is
+exactly as long as httpcore keeps the connection busy.  A shard therefore never has more
+requests than connections, so no request ever queues inside httpcore's pool -- which also
+rules out encode/httpcore#1093, where a request cancelled while queued there leaks a
+connection slot for good.  When every slot is taken, requests wait here, on a Trio
+semaphore, where cancellation leaves no trace.
+
+.. versionadded:: 0.1.0
+"""
+
+from __future__ import annotations
+
+import math
+import ssl
+from collections.abc import AsyncIterator, Callable, Iterable
+from functools import partial
+from types import TracebackType
+from typing import Self, TypeAlias
+
+import httpx
+import trio
+
+__all__ = ["DEFAULT_SHARD_SIZE", "ShardedTransport", "SocketOption"]
+
+#: Connections per shard when none is given: small enough that httpcore's per-request
+#: bookkeeping is negligible, large enough that a client with many connections does not
+#: build hundreds of pool objects (measured: 1 to 8 perform alike, see the benchmarks).
+DEFAULT_SHARD_SIZE = 4
+
+#: What ``httpx.AsyncHTTPTransport(socket_options=...)`` accepts for one option.
+SocketOption: TypeAlias = (
+    tuple[int, int, int] | tuple[int, int, bytes | bytearray] | tuple[int, int, None, int]
+)
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return value
+
+
+class _SlotReleasingStream(httpx.AsyncByteStream):
+    """A response stream that gives its shard slot back when it is closed.
+
+    httpcore keeps the connection busy until the response stream is closed, so the slot
+    must be held exactly that long: released earlier, a new request could find the shard
+    full inside httpcore and queue there (the queue this transport exists to avoid).
+    """
+
+    __slots__ = ("_release", "_stream")
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release: Callable[[], None] | None = release
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        # The inner iterator itself, not a generator wrapping it: one less coroutine
+        # frame per chunk.  Closing on errors is the owner's job (httpx's client closes
+        # every response whose reading fails), and ours is to release the slot then.
+        return self._stream.__aiter__()
+
+    async def aclose(self) -> None:
+        release, self._release = self._release, None
+        if release is None:
+            return  # already closed: the slot was released once and must not be again
+        try:
+            # httpcore shields this close from cancellation, so the connection is back
+            # in its pool (idle, or closed) when it returns.
+            await self._stream.aclose()
+        finally:
+            # Even if the inner close failed or was cancelled: a slot that outlives its
+            # request would shrink the transport for the rest of its life.
+            release()
+
+
+class ShardedTransport(httpx.AsyncBaseTransport):
+    """An httpx transport that spreads ``max_connections`` over small connection pools.
+
+    Use it where an ``httpx.AsyncClient`` would build its own ``AsyncHTTPTransport``::
+
+        transport = ShardedTransport(max_connections=100, verify=ssl_context)
+        async with httpx.AsyncClient(transport=transport, timeout=30.0) as client:
+            ...
+
+    Each shard is an ``httpx.AsyncHTTPTransport`` with ``shard_size`` connections (the
+    last one may be smaller), built from the TLS, HTTP version and proxy settings given
+    here.  A request takes a free connection slot -- from the shard that was used most
+    recently, so keep-alive connections stay warm and surplus ones are left to expire --
+    and holds it until its response is closed.  A request that finds every slot taken
+    waits for one, up to the request's ``pool`` timeout (``httpx.PoolTimeout``), as it
+    would in httpx's own pool.
+
+    Like any httpx transport, a response read with ``stream=True`` must be closed: until
+    then its connection, and its slot here, stay taken.
+
+    The transport belongs to one Trio run (its semaphore does).  Note that an
+    ``httpx.AsyncClient`` given ``transport=`` no longer reads proxies from the
+    environment, and its own ``proxy=``/``mounts=`` would route around this transport:
+    give the proxy here instead (one transport per proxy, mounted, for several).
+
+    Args:
+        max_connections: total connections, and so requests in flight, over all shards.
+        shard_size: connections per shard (default :data:`DEFAULT_SHARD_SIZE`).
+        verify: ``True`` (certifi's CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` with
+            ``trust_env``), ``False``, or an ``ssl.SSLContext`` (which also carries a
+            client certificate).  A ``str`` CA path is accepted as httpx accepts it
+            (deprecated there).  One context is built and shared by every shard.
+        trust_env: let the TLS defaults above come from the environment.
+        http1: allow HTTP/1.1.
+        http2: allow HTTP/2 (needs the ``h2`` package, ``httpx[http2]``).  An HTTP/2
+            connection carries several requests, so a shard then needs fewer connections;
+            slots still bound requests per shard.
+        proxy: a proxy URL or ``httpx.Proxy`` every shard sends through (``socks5://``
+            needs ``httpx[socks]``).
+        keepalive_expiry: seconds an idle connection is kept (httpx's default 5.0).
+        retries: connection attempts retried on connect errors (httpx's ``retries``).
+        local_address: local IP to bind connections to.
+        uds: a Unix domain socket path to connect through.
+        socket_options: socket options set on every new connection.
+
+    Raises:
+        ValueError: ``max_connections`` or ``shard_size`` is not an integer >= 1.
+
+    .. versionadded:: 0.1.0
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+        verify: ssl.SSLContext | str | bool = True,
+        trust_env: bool = True,
+        http1: bool = True,
+        http2: bool = False,
+        proxy: httpx.Proxy | httpx.URL | str | None = None,
+        keepalive_expiry: float | None = 5.0,
+        retries: int = 0,
+        local_address: str | None = None,
+        uds: str | None = None,
+        socket_options: Iterable[SocketOption] | None = None,
+    ) -> None:
+        # Built once: httpx would otherwise load the CA bundle again for every shard
+        # (milliseconds each), and one shared context also shares TLS session state.
+        ssl_context = (
+            verify
+            if isinstance(verify, ssl.SSLContext)
+            else httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+        )
+        options = tuple(socket_options) if socket_options is not None else None
+
+        def build(size: int) -> httpx.AsyncBaseTransport:
+            return httpx.AsyncHTTPTransport(
+                verify=ssl_context,
+                cert=None,
+                trust_env=trust_env,
+                http1=http1,
+                http2=http2,
+                # max_keepalive == max: an idle connection is never closed just for
+                # being idle while its shard is below size; keepalive_expiry ages it out.
+                limits=httpx.Limits(
+                    max_connections=size,
+                    max_keepalive_connections=size,
+                    keepalive_expiry=keepalive_expiry,
+                ),
+                proxy=proxy,
+                uds=uds,
+                local_address=local_address,
+                retries=retries,
+                socket_options=options,
+            )
+
+        self._setup(build, max_connections=max_connections, shard_size=shard_size)
+
+    @classmethod
+    def from_factory(
+        cls,
+        factory: Callable[[int], httpx.AsyncBaseTransport],
+        *,
+        max_connections: int = 100,
+        shard_size: int = DEFAULT_SHARD_SIZE,
+    ) -> Self:
+        """Build the shards with ``factory`` instead of ``httpx.AsyncHTTPTransport``.
+
+        ``factory(size)`` is called once per shard and must return a transport that can
+        serve ``size`` concurrent requests without queueing them (for an
+        ``AsyncHTTPTransport``: ``limits=httpx.Limits(max_connections=size, ...)``).
+
+        Args:
+            factory: builds one shard from its number of connections.
+            max_connections: total connections over all shards.
+            shard_size: connections per shard.
+
+        Returns:
+            The transport.
+
+        .. versionadded:: 0.1.0
+        """
+        self = cls.__new__(cls)
+        self._setup(factory, max_connections=max_connections, shard_size=shard_size)
+        return self
+
+    def _setup(
+        self,
+        factory: Callable[[int], httpx.AsyncBaseTransport],
+        *,
+        max_connections: int,
+        shard_size: int,
+    ) -> None:
+        total = _positive_int("max_connections", max_connections)
+        size = min(_positive_int("shard_size", shard_size), total)
+        count = math.ceil(total / size)
+        # Every shard is full-sized but the last, which takes the remainder.
+        self._sizes: tuple[int, ...] = tuple(min(size, total - i * size) for i in range(count))
+        self._shards: tuple[httpx.AsyncBaseTransport, ...] = tuple(map(factory, self._sizes))
+        self._max_connections = total
+        self._shard_size = size
+        # One entry per free slot, holding its shard's index.  Popping from the end
+        # (LIFO) reuses the shard whose connection was released last -- the warmest -- so
+        # a client that needs few connections keeps using the same few.  Shard 0's
+        # slots go on top first.
+        self._free: list[int] = [i for i in reversed(range(count)) for _ in range(self._sizes[i])]
+        self._in_flight_per_shard: list[int] = [0] * count
+        # Counts the free slots (len(self._free) minus slots already handed to a woken
+        # waiter).  release() hands a slot straight to the longest waiter, so a request
+        # arriving meanwhile cannot overtake it; max_value turns a double release (a bug)
+        # into an error instead of a shard with one request too many.
+        self._slots = trio.Semaphore(total, max_value=total)
+
+    # ------------------------------------------------------------------ introspection
+
+    @property
+    def max_connections(self) -> int:
+        """Total connections (and concurrent requests) over all shards."""
+        return self._max_connections
+
+    @property
+    def shard_size(self) -> int:
+        """Connections per shard (the last shard may have fewer)."""
+        return self._shard_size
+
+    @property
+    def shards(self) -> tuple[httpx.AsyncBaseTransport, ...]:
+        """The inner transports, one per shard, in order."""
+        return self._shards
+
+    @property
+    def in_flight(self) -> int:
+        """Requests holding a slot now: sent, or with a response not yet closed."""
+        return self._max_connections - len(self._free)
+
+    @property
+    def shard_in_flight(self) -> tuple[int, ...]:
+        """Requests holding a slot of each shard now (never above the shard's size)."""
+        return tuple(self._in_flight_per_shard)
+
+    def __repr__(self) -> str:
+        return (
+            f"<{type(self).__name__} [{self.in_flight}/{self._max_connections} in flight, "
+            f"{len(self._shards)} shards of {self._shard_size}]>"
+        )
+
+    # ------------------------------------------------------------------ requests
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        """Send ``request`` through a shard with a free connection slot.
+
+        Args:
+            request: the request, as httpx's client hands it to a transport.
+
+        Returns:
+            The shard's response, whose stream releases the slot when closed.
+
+        Raises:
+            httpx.PoolTimeout: every slot stayed taken for the request's ``pool`` timeout.
+            httpx.TransportError: whatever the shard raised (the slot is released first).
+
+        .. versionadded:: 0.1.0
+        """
+        try:
+            # The common case costs no scheduling: the session's limiter already keeps
+            # requests at or below max_connections.
+            self._slots.acquire_nowait()
+        except trio.WouldBlock:
+            await self._wait_for_slot(request)
+        # Holding a semaphore token guarantees an entry here, and no checkpoint lies
+        # between taking the token and taking the entry, so cancellation cannot split them.
+        shard = self._free.pop()
+        self._in_flight_per_shard[shard] += 1
+        try:
+            response = await self._shards[shard].handle_async_request(request)
+        except BaseException:
+            # Failed, or cancelled mid-request: httpcore has already closed or returned
+            # the connection (shielded), so the slot is free again.
+            self._release(shard)
+            raise
+        stream = response.stream
+        assert isinstance(stream, httpx.AsyncByteStream)
+        return httpx.Response(
+            status_code=response.status_code,
+            headers=response.headers,
+            stream=_SlotReleasingStream(stream, partial(self._release, shard)),
+            extensions=response.extensions,
+        )
+
+    async def _wait_for_slot(self, request: httpx.Request) -> None:
+        timeouts = request.extensions.get("timeout", {})
+        pool_timeout = timeouts.get("pool") if isinstance(timeouts, dict) else None
+        # Semaphore.acquire is cancellation-safe: a waiter cancelled before it is handed
+        # a slot takes none, so a cancelled request leaves the account untouched.
+        with trio.move_on_after(math.inf if pool_timeout is None else pool_timeout):
+            await self._slots.acquire()
+            return
+        raise httpx.PoolTimeout(
+            f"no free connection among {self._max_connections} within {pool_timeout} s",
+            request=request,
+        )
+
+    def _release(self, shard: int) -> None:
+        self._in_flight_per_shard[shard] -= 1
+        self._free.append(shard)
+        self._slots.release()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Self:
+        try:
+            for shard in self._shards:
+                await shard.__aenter__()
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None = None,
+        exc_value: BaseException | None = None,
+        traceback: TracebackType | None = None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close every shard's connections (each close is attempted even if one fails).
+
+        Raises:
+            Exception: the first error a shard raised while closing.
+
+        .. versionadded:: 0.1.0
+        """
+        first_error: Exception | None = None
+        # Shielded, like httpcore's own closes: leaving a client by cancellation must
+        # still close its sockets, and a half-closed set of shards would leak the rest.
+        with trio.CancelScope(shield=True):
+            for shard in self._shards:
+                try:
+                    await shard.aclose()
+                except Exception as exc:
+                    first_error = first_error or exc
+        if first_error is not None:
+            raise first_error
