@@ -7,6 +7,7 @@ import itertools
 import httpx
 import pytest
 import trio
+import trio.lowlevel
 
 from trestfly import TrioAPISession, errors
 
@@ -93,22 +94,25 @@ async def test_map_as_completed_streams_with_backpressure(
         await trio.sleep(0.01)
         return n
 
-    async with api() as session:
-        async with session.map_as_completed(work, itertools.count(), limit=4, buffer=2) as results:
-            seen = []
-            async for item, value in results:
-                assert item == value
-                seen.append(value)
-                await trio.sleep(1)  # a slow consumer
-                if len(seen) == 5:
-                    break
+    session = api()
+    async with (
+        session,
+        session.map_as_completed(work, itertools.count(), limit=4, buffer=2) as results,
+    ):
+        seen = []
+        async for item, value in results:
+            assert item == value
+            seen.append(value)
+            await trio.sleep(1)  # a slow consumer
+            if len(seen) == 5:
+                break
     # Never more started than consumed + buffer + running workers: memory stays bounded.
     assert started <= 5 + 2 + 4
 
 
 async def test_map_as_completed_yields_every_result_once() -> None:
     async def work(n: int) -> int:
-        await trio.sleep(0)
+        await trio.lowlevel.checkpoint()
         return -n
 
     async with api() as session, session.map_as_completed(work, range(1000), limit=16) as results:

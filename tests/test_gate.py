@@ -84,12 +84,11 @@ async def test_gate_is_one_per_origin(autojump_clock: trio.testing.MockClock) ->
     with respx.mock:
         respx.get("http://slow.test/x").respond(429, headers={"Retry-After": "100"})
         fast = respx.get("http://fast.test/y").respond(200)
-        async with TrioAPISession(max_retry_after=1000) as api:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(api.get, "http://slow.test/x")
-                await trio.sleep(1)
-                await api.get("http://fast.test/y")
-                nursery.cancel_scope.cancel()
+        async with TrioAPISession(max_retry_after=1000) as api, trio.open_nursery() as nursery:
+            nursery.start_soon(api.get, "http://slow.test/x")
+            await trio.sleep(1)
+            await api.get("http://fast.test/y")
+            nursery.cancel_scope.cancel()
     assert fast.call_count == 1
 
 
