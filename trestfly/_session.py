@@ -53,7 +53,7 @@ from ._ratelimit import parse_quota
 from ._redact import describe_attempt, to_log_text
 from ._retry_after import parse_retry_after
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
-from ._throttle import OriginThrottle, ThrottleSettings
+from ._throttle import THROTTLE_STATUSES, OriginThrottle, ThrottleSettings
 from ._urls import build_url, is_absolute
 from ._version import __version__
 
@@ -575,7 +575,13 @@ class TrioAPISession:
                     max_retry_after=self._max_retry_after,
                     time_left=trio.current_effective_deadline() - trio.current_time(),
                 )
-                guided = hint is not None or gate.throttle.gate_until > trio.current_time()
+                # The budget is for failures the server gave no guidance on: a throttle, a
+                # delay hint or a closed gate is guidance, and the gate paces those.
+                guided = (
+                    hint is not None
+                    or (response is not None and response.status_code in THROTTLE_STATUSES)
+                    or gate.throttle.gate_until > trio.current_time()
+                )
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
                 if not decision.retry:
