@@ -72,7 +72,8 @@ def test_ietf_structured_field_form() -> None:
     quota = parse_quota(
         headers(RateLimit='"default";r=37;t=5', RateLimit_Policy='"default";q=100;w=60'), WALL
     )
-    assert quota == Quota(remaining=37, reset_after=5.0, limit=100)
+    assert quota == Quota(remaining=37, reset_after=5.0, limit=100, window=60.0)
+    assert quota is not None and quota.policy_rate == pytest.approx(100 / 60)
 
 
 def test_ietf_older_forms() -> None:
@@ -80,6 +81,21 @@ def test_ietf_older_forms() -> None:
     assert parse_quota(combined, WALL) == Quota(3, 2.0, 100)
     separate = headers(RateLimit_Limit="10", RateLimit_Remaining="7", RateLimit_Reset="4")
     assert parse_quota(separate, WALL) == Quota(7, 4.0, 10)
+    old_policy = headers(RateLimit_Remaining="7", RateLimit_Reset="4", RateLimit_Policy="10;w=1")
+    assert parse_quota(old_policy, WALL) == Quota(7, 4.0, 10, 1.0)
+
+
+def test_github_counts_take_the_window_of_a_draft_policy() -> None:
+    both = headers(
+        X_RateLimit_Limit="100",
+        X_RateLimit_Remaining="40",
+        X_RateLimit_Reset=str(int(WALL) + 1),
+        RateLimit='"default";r=40;t=1',
+        RateLimit_Policy='"default";q=100;w=1',
+    )
+    quota = parse_quota(both, WALL)
+    assert quota == Quota(40, 1.0, 100, 1.0)
+    assert quota is not None and quota.policy_rate == 100.0
 
 
 def test_no_or_broken_headers_mean_no_quota() -> None:

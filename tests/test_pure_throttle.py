@@ -205,3 +205,13 @@ def test_github_403_with_zero_remaining_is_a_throttle() -> None:
 def test_bad_settings_are_typed_errors(settings: dict[str, float]) -> None:
     with pytest.raises(UnexpectedValueError, match=next(iter(settings))):
         ThrottleSettings(**settings)  # type: ignore[arg-type]
+
+
+def test_a_known_policy_paces_just_under_its_rate() -> None:
+    state = origin()
+    first = send(state, 0.0)
+    # Remaining 90 of 100 per second, reset rounded up to a whole second: pace at the
+    # policy's rate (times safety), not at 90 over the rounded second.
+    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(90, 1.0, 100, 1.0))
+    state.on_done(first)
+    assert state.effective_rate(0.0) == pytest.approx(95.0)

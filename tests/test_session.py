@@ -623,3 +623,21 @@ async def test_head_returns_the_response_even_with_box() -> None:
         async with API(box=True) as api:
             resp = await api.head("x")
     assert isinstance(resp, httpx.Response) and resp.headers["x-n"] == "5"
+
+
+async def test_githubs_throttling_403s_are_retried_like_429s(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = [
+            httpx.Response(403, headers={"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "3"}),
+            httpx.Response(403, headers={"Retry-After": "2"}),
+            httpx.Response(200),
+        ]
+        forbidden = mock.get(f"{URL}/v1/private").respond(403)
+        async with API() as api:
+            assert (await api.get("x")).status_code == 200
+            with pytest.raises(errors.ForbiddenError):
+                await api.get("private")  # a plain 403 is not a throttle
+    assert route.call_count == 3 and forbidden.call_count == 1

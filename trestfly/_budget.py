@@ -27,6 +27,11 @@ class BudgetSettings:
         ratio: tokens deposited per successful request (0.2: retries up to 20% of traffic).
         per_second: tokens deposited per second whatever happens (the floor).
         enabled: False turns the budget off (every configured retry is made).
+
+    Pass it as ``retry_budget=`` to a session, or set it as ``_retry_budget`` on the class.
+    The values are checked: each number must be >= 0.
+
+    .. versionadded:: 0.1.0
     """
 
     capacity: float = 10.0

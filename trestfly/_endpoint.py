@@ -15,6 +15,9 @@ if TYPE_CHECKING:
 class APIEndpoint:
     """A set of calls sharing a path prefix and conversion settings.
 
+    Args:
+        api: the session the endpoint sends through (kept as ``self._api``).
+
     ``_box``, ``_box_attrs`` and ``_conv_json`` default to None, meaning "inherit the
     session's setting"; a call's own keyword always wins.  SDK authors attach endpoints to
     their session class::
@@ -33,9 +36,13 @@ class APIEndpoint:
     .. versionadded:: 0.1.0
     """
 
+    #: The path prefix of the endpoint's calls, joined after the session's base path.
     _path: str | None = None
+    #: Return JSON as Box/BoxList for the endpoint's calls (None: the session's setting).
     _box: bool | None = None
+    #: Keyword arguments of every Box built (None: the session's setting).
     _box_attrs: Mapping[str, Any] | None = None
+    #: Return JSON as plain dicts/lists (None: the session's setting).
     _conv_json: bool | None = None
 
     def __init__(self, api: TrioAPISession) -> None:
@@ -51,7 +58,22 @@ class APIEndpoint:
         return join_path(*(part for part in (self._path, path) if part is not None))
 
     async def _req(self, method: str, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a request to ``_path/path`` through the session (see ``_request``)."""
+        """Send a request to ``_path/path`` through the session.
+
+        Args:
+            method: the HTTP method.
+            path: joined after ``_path`` with one slash; None sends to ``_path`` itself;
+                an absolute ``http(s)://`` URL is used as it is.
+            kwargs: what :meth:`trestfly.TrioAPISession._request` takes; the endpoint's
+                ``_box``, ``_box_attrs`` and ``_conv_json`` fill in the options the call
+                does not give.
+
+        Returns:
+            What :meth:`trestfly.TrioAPISession._request` returns.
+
+        Raises:
+            RequiredParameterError: neither ``_path`` nor ``path`` was given.
+        """
         for option, value in (
             ("box", self._box),
             ("box_attrs", self._box_attrs),
@@ -62,19 +84,25 @@ class APIEndpoint:
         return await self._api._request(method, self._endpoint_path(path), **kwargs)
 
     async def _get(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Send a GET request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("GET", path, **kwargs)
 
     async def _post(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Send a POST request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("POST", path, **kwargs)
 
     async def _put(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Send a PUT request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("PUT", path, **kwargs)
 
     async def _patch(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Send a PATCH request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("PATCH", path, **kwargs)
 
     async def _delete(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Send a DELETE request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("DELETE", path, **kwargs)
 
     async def _head(self, path: str | None = None, **kwargs: Any) -> Any:
+        """Send a HEAD request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("HEAD", path, **kwargs)

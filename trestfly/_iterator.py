@@ -14,7 +14,10 @@ from .errors import UnexpectedValueError
 
 
 def limit_reached(count: int, limit: int | None) -> bool:
-    """``None`` means unlimited; ``0`` means none at all (not unlimited)."""
+    """Whether ``count`` has reached ``limit``.
+
+    ``None`` means unlimited; ``0`` means none at all (not unlimited).
+    """
     return limit is not None and count >= limit
 
 
@@ -30,9 +33,18 @@ class APIIterator:
         max_items: stop after this many records (None: unlimited).
         max_pages: fetch at most this many pages (None: unlimited).
 
+    Args:
+        api: the session the pages are fetched through (kept as ``self._api``).
+        attrs: values for attributes declared on the class (the ones above, and any a
+            subclass declares, such as ``page_size: int = 100``).
+
+    Raises:
+        UnexpectedValueError: a keyword names no declared data attribute (or a method).
+
     Use ``async for record in iterator``.  Iteration stops at ``total``, ``max_items``,
     ``max_pages`` or at the first empty page.  ``iterator[i]`` and ``iterator.get(i)``
-    index the current page.
+    index the current page.  ``num_pages`` is incremented after :meth:`_get_page`
+    returns, so inside it ``num_pages`` is the number of pages fetched before.
 
     .. versionadded:: 0.1.0
     """
@@ -57,14 +69,25 @@ class APIIterator:
             setattr(self, key, value)
 
     async def _get_page(self) -> None:
-        """Fetch the next page into ``self.page`` (and may set ``self.total``)."""
+        """Fetch the next page into ``self.page`` (and may set ``self.total``).
+
+        Subclasses must implement it.  An empty page ends the iteration.
+
+        Raises:
+            NotImplementedError: the subclass did not implement it.
+        """
         raise NotImplementedError(f"{type(self).__name__} must implement _get_page()")
 
     def __getitem__(self, index: int) -> Any:
         return self.page[index]
 
     def get(self, index: int, default: Any = None) -> Any:
-        """The record at ``index`` of the current page, or ``default``."""
+        """The record at ``index`` of the current page, or ``default``.
+
+        Args:
+            index: a position in ``self.page``.
+            default: returned when there is no record at ``index``.
+        """
         try:
             return self.page[index]
         except IndexError:

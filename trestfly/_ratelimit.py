@@ -35,11 +35,21 @@ class Quota:
         remaining: requests left in the current window.
         reset_after: seconds until the window resets (None if not said).
         limit: the window's quota (None if not said).
+        window: the window's length in seconds, from ``RateLimit-Policy`` (None if not
+            said).  With ``limit`` it gives the rate the server allows.
     """
 
     remaining: int
     reset_after: float | None
     limit: int | None
+    window: float | None = None
+
+    @property
+    def policy_rate(self) -> float | None:
+        """Requests per second the announced policy allows, when it is fully known."""
+        if self.limit and self.window:
+            return self.limit / self.window
+        return None
 
 
 def _number(value: str | None) -> float | None:
@@ -79,26 +89,41 @@ def _draft_params(value: str) -> dict[str, float]:
     return {key.lower(): float(number) for key, number in _PARAM.findall(value.replace(";", ","))}
 
 
+def _policy(headers: Mapping[str, str]) -> tuple[float | None, float | None]:
+    """(quota, window) of ``RateLimit-Policy``: ``"default";q=100;w=60`` or ``100;w=60``."""
+    value = headers.get("ratelimit-policy")
+    if value is None:
+        return None, None
+    params = _draft_params(value)
+    quota = params.get("q")
+    if quota is None:
+        # Older drafts: the quota is the first bare number of the first policy item.
+        first = _INT.match(value.split(",")[0].split(";")[0])
+        quota = float(first.group(1)) if first else None
+    window = params.get("w")
+    return quota, window if window and window > 0 else None
+
+
 def _ietf(headers: Mapping[str, str]) -> Quota | None:
+    policy_quota, window = _policy(headers)
     combined = headers.get("ratelimit")
     if combined is not None:
         params = _draft_params(combined)
-        policy = _draft_params(headers.get("ratelimit-policy", ""))
         remaining = params.get("r", params.get("remaining"))
         if remaining is None:
             return None
         reset = params.get("t", params.get("reset"))
-        limit = params.get("limit", policy.get("q"))
-        return Quota(int(remaining), reset, _whole(limit))
+        limit = params.get("limit", policy_quota)
+        return Quota(int(remaining), reset, _whole(limit), window)
     remaining_field = _number(headers.get("ratelimit-remaining"))
     if remaining_field is None:
         return None
-    policy_limit = _draft_params(headers.get("ratelimit-policy", "")).get("q")
     limit_field = _number(headers.get("ratelimit-limit"))
     return Quota(
         remaining=int(remaining_field),
         reset_after=_number(headers.get("ratelimit-reset")),
-        limit=_whole(limit_field if limit_field is not None else policy_limit),
+        limit=_whole(limit_field if limit_field is not None else policy_quota),
+        window=window,
     )
 
 
@@ -109,7 +134,14 @@ def parse_quota(headers: Mapping[str, str], wall_now: float) -> Quota | None:
         headers: the response headers (a case-insensitive mapping such as httpx.Headers).
         wall_now: the current POSIX time, to turn an epoch reset into a delay.
     """
-    return _github(headers, wall_now) or _ietf(headers)
+    github = _github(headers, wall_now)
+    if github is None:
+        return _ietf(headers)
+    if github.limit is not None and "ratelimit-policy" in headers:
+        # GitHub-style counts with a draft policy beside them: the policy adds the window.
+        _, window = _policy(headers)
+        return Quota(github.remaining, github.reset_after, github.limit, window)
+    return github
 
 
 def says_quota_spent(status: int, quota: Quota | None) -> bool:

@@ -53,7 +53,7 @@ from ._ratelimit import parse_quota
 from ._redact import describe_attempt, to_log_text
 from ._retry_after import parse_retry_after
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
-from ._throttle import THROTTLE_STATUSES, OriginThrottle, ThrottleSettings
+from ._throttle import OriginThrottle, ThrottleSettings, is_throttle
 from ._urls import build_url, is_absolute
 from ._version import __version__
 
@@ -481,7 +481,7 @@ class TrioAPISession:
         method: str,
         url: str,
         request_kwargs: dict[str, Any],
-    ) -> tuple[httpx.Response, float | None]:
+    ) -> tuple[httpx.Response, float | None, bool]:
         """One attempt: admission, send, and feedback to the origin's shared state."""
         admitted: Admitted = await gate.admit(max_wait=self._max_retry_after)
         assert admitted.ticket is not None
@@ -502,7 +502,7 @@ class TrioAPISession:
             )
             if gate.throttle.gate_trips != trips or (hint is not None and status >= 400):
                 gate.closing_response = response
-            return response, hint
+            return response, hint, is_throttle(status, hint, quota)
         finally:
             gate.release(admitted)
 
@@ -534,8 +534,9 @@ class TrioAPISession:
                 response: httpx.Response | None = None
                 failure: Exception | None = None
                 hint: float | None = None
+                throttled = False
                 try:
-                    response, hint = await self._send_once(
+                    response, hint, throttled = await self._send_once(
                         gate, session, method, url, request_kwargs
                     )
                 except GateClosed as closed:
@@ -564,7 +565,7 @@ class TrioAPISession:
                             box_attrs=options.box_attrs,
                             conv_json=options.conv_json,
                         )
-                    retryable = response.status_code in options.retry_statuses
+                    retryable = throttled or response.status_code in options.retry_statuses
 
                 decision = decide(
                     retryable=retryable,
@@ -578,9 +579,7 @@ class TrioAPISession:
                 # The budget is for failures the server gave no guidance on: a throttle, a
                 # delay hint or a closed gate is guidance, and the gate paces those.
                 guided = (
-                    hint is not None
-                    or (response is not None and response.status_code in THROTTLE_STATUSES)
-                    or gate.throttle.gate_until > trio.current_time()
+                    hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
                 )
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)

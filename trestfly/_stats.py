@@ -18,6 +18,11 @@ class RetryRecord:
         error: the transport exception's class name, or None.
         delay: seconds waited before the retry (backoff or server hint).
         retry_after: the server's hint in seconds, if any.
+
+    A retried call's records are in ``response.extensions["trestfly.retry_history"]``
+    when it succeeds and in :attr:`trestfly.errors.APIError.history` when it fails.
+
+    .. versionadded:: 0.1.0
     """
 
     retry: int
@@ -29,7 +34,21 @@ class RetryRecord:
 
 @dataclass(frozen=True, slots=True)
 class OriginStats:
-    """Throttling state of one origin at the moment of the snapshot."""
+    """Throttling state of one origin at the moment of the snapshot.
+
+    Attributes:
+        gate_trips: times the origin's gate closed.
+        gate_closed_seconds: how long it was closed, in all.
+        gate_open: whether it is open now.
+        throttle_episodes: throttling episodes (a burst of 429s for one burst of requests
+            is one episode).
+        concurrency_limit: requests the origin may have in flight now (the session's
+            ``max_concurrency`` until the origin throttles).
+        learned_rate: the requests per second learned from throttling, or None.
+        in_flight: requests in flight to the origin now.
+
+    .. versionadded:: 0.1.0
+    """
 
     gate_trips: int
     gate_closed_seconds: float
@@ -43,6 +62,27 @@ class OriginStats:
 @dataclass(frozen=True, slots=True)
 class SessionStats:
     """A snapshot of a session's counters (``api.stats``).
+
+    Attributes:
+        attempts: requests sent, retries included.
+        successes: 2xx answers.
+        failures: calls given up on (the error raised after the retries, or at a closed
+            gate).
+        retries: retries made.
+        throttled: throttling answers (420, 429, and a 403 whose rate-limit headers say
+            the quota is spent).
+        by_status: answers per status code.
+        transport_errors: attempts that got no answer (refused, reset, timed out).
+        sleeps: backoff sleeps (waits at a closed gate are not counted).
+        sleep_seconds: the total of those sleeps, in seconds.
+        gate_trips: times a gate closed, over all origins.
+        gate_closed_seconds: how long gates were closed, in all.
+        budget_level: tokens in the retry budget now.
+        budget_denied: retries the budget refused.
+        concurrency_limit: the lowest per-origin concurrency limit (``max_concurrency``
+            when no origin throttled).
+        in_flight: requests in flight through the session now.
+        origins: an :class:`OriginStats` per origin (``"https://host:port"``).
 
     .. versionadded:: 0.1.0
     """

@@ -40,6 +40,18 @@ from .errors import UnexpectedValueError
 THROTTLE_STATUSES = frozenset({420, 429})
 
 
+def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
+    """Whether a response means "too fast": 420, 429, or GitHub's throttling 403s.
+
+    GitHub answers its primary limit with 403 and ``X-RateLimit-Remaining: 0``, and its
+    secondary limit with 403 or 429 and ``Retry-After``: such a 403 is a throttle, and
+    is retried like a 429.
+    """
+    if status in THROTTLE_STATUSES:
+        return True
+    return status == 403 and (hint is not None or says_quota_spent(status, quota))
+
+
 @dataclass(frozen=True, slots=True)
 class ThrottleSettings:
     """Knobs of the per-origin throttling (all documented in ``docs/``).
@@ -163,8 +175,15 @@ class OriginThrottle:
             return None  # the fast path of an origin that never throttled
         rates = [rate for rate in (self.settings.rate_limit, self.learned_rate) if rate]
         allowance = self.quota_allowance(now)
-        if allowance is not None and allowance > 0:
-            rates.append(allowance / max(self._quota_reset_at - now, 1e-3))
+        if allowance is not None and allowance > 0 and self._quota is not None:
+            policy_rate = self._quota.policy_rate
+            if policy_rate is not None:
+                # The policy says the rate itself: pace just under it.  (Spreading what
+                # is left over the time to the reset would be ruined by resets rounded
+                # to whole seconds, as both header families send them.)
+                rates.append(policy_rate * self.settings.safety)
+            else:
+                rates.append(allowance / max(self._quota_reset_at - now, 1e-3))
         return min(rates) if rates else None
 
     def wake_time(self) -> float:
@@ -228,7 +247,7 @@ class OriginThrottle:
         if quota is not None:
             self._update_quota(now, quota)
         quota_spent = quota is not None and quota.remaining <= 0
-        throttled = status in THROTTLE_STATUSES or says_quota_spent(status, quota)
+        throttled = is_throttle(status, hint, quota)
         if hint is None and quota_spent and quota is not None and quota.reset_after is not None:
             hint = quota.reset_after
         # Judged before the gate moves: closing it starts a new episode.

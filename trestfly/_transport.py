@@ -7,8 +7,9 @@ is closed), and each run walks every connection, counts the idle ones once per i
 connection and polls the socket of every idle one (``has_expired``).  Worse, a connection
 handed to a request still looks idle until that request's task runs again, so concurrent
 requests are handed the same connection, all but one bounce with
-``ConnectionNotAvailable`` and run the assignment again.  At 100 connections this costs a
-Trio client most of its throughput (encode/httpx#3215).  A pool of 4 pays almost nothing.
+``ConnectionNotAvailable`` and run the assignment again (4 extra rounds per request at
+100 connections, measured).  At 100 connections this costs a Trio client three quarters
+of its throughput (encode/httpx#3215).  A pool of one connection pays none of it.
 
 So this transport builds ``max_connections / shard_size`` small pools ("shards") through
 httpx's public API only and keeps its own O(1) account of free connection slots: a request
@@ -26,6 +27,7 @@ from __future__ import annotations
 
 import math
 import ssl
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
 from functools import partial
 from types import TracebackType
@@ -36,10 +38,12 @@ import trio
 
 __all__ = ["DEFAULT_SHARD_SIZE", "ShardedTransport", "SocketOption"]
 
-#: Connections per shard when none is given: small enough that httpcore's per-request
-#: bookkeeping is negligible, large enough that a client with many connections does not
-#: build hundreds of pool objects (measured: 1 to 8 perform alike, see the benchmarks).
-DEFAULT_SHARD_SIZE = 4
+#: Connections per shard when none is given.  One connection per pool measured fastest
+#: (client CPU per request, 100 tasks on 100 connections, loopback: 503 us with shards of
+#: 1, 536 us of 2, 622 us of 4, about 1000 us of 8, 1876 us for one pool of 100): with two
+#: free connections in one pool, two requests can already be handed the same one (see
+#: above).  A shard costs about 0.5 KB and 0.2 ms to build, the TLS context being shared.
+DEFAULT_SHARD_SIZE = 1
 
 #: What ``httpx.AsyncHTTPTransport(socket_options=...)`` accepts for one option.
 SocketOption: TypeAlias = (
@@ -121,9 +125,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             (deprecated there).  One context is built and shared by every shard.
         trust_env: let the TLS defaults above come from the environment.
         http1: allow HTTP/1.1.
-        http2: allow HTTP/2 (needs the ``h2`` package, ``httpx[http2]``).  An HTTP/2
-            connection carries several requests, so a shard then needs fewer connections;
-            slots still bound requests per shard.
+        http2: allow HTTP/2 (needs the ``h2`` package, ``httpx[http2]``).  A shard's
+            HTTP/2 connection carries at most ``shard_size`` requests at once (its slots),
+            so raise ``shard_size`` to let HTTP/2 multiplex.
         proxy: a proxy URL or ``httpx.Proxy`` every shard sends through (``socks5://``
             needs ``httpx[socks]``).
         keepalive_expiry: seconds an idle connection is kept (httpx's default 5.0).
@@ -154,6 +158,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         uds: str | None = None,
         socket_options: Iterable[SocketOption] | None = None,
     ) -> None:
+        # Checked before the (slow) TLS context is built.
+        _positive_int("max_connections", max_connections)
+        _positive_int("shard_size", shard_size)
         # Built once: httpx would otherwise load the CA bundle again for every shard
         # (milliseconds each), and one shared context also shares TLS session state.
         ssl_context = (
@@ -229,11 +236,14 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._shards: tuple[httpx.AsyncBaseTransport, ...] = tuple(map(factory, self._sizes))
         self._max_connections = total
         self._shard_size = size
-        # One entry per free slot, holding its shard's index.  Popping from the end
+        # One entry per free slot, holding its shard's index.  Taking from the right end
         # (LIFO) reuses the shard whose connection was released last -- the warmest -- so
         # a client that needs few connections keeps using the same few.  Shard 0's
-        # slots go on top first.
-        self._free: list[int] = [i for i in reversed(range(count)) for _ in range(self._sizes[i])]
+        # slots go on top first.  A deque, so that a slot whose request failed can go to
+        # the other end in O(1) (see _release).
+        self._free: deque[int] = deque(
+            i for i in reversed(range(count)) for _ in range(self._sizes[i])
+        )
         self._in_flight_per_shard: list[int] = [0] * count
         # Counts the free slots (len(self._free) minus slots already handed to a woken
         # waiter).  release() hands a slot straight to the longest waiter, so a request
@@ -261,7 +271,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     @property
     def in_flight(self) -> int:
         """Requests holding a slot now: sent, or with a response not yet closed."""
-        return self._max_connections - len(self._free)
+        return sum(self._in_flight_per_shard)
 
     @property
     def shard_in_flight(self) -> tuple[int, ...]:
@@ -303,13 +313,17 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._in_flight_per_shard[shard] += 1
         try:
             response = await self._shards[shard].handle_async_request(request)
+            stream = response.stream
+            if not isinstance(stream, httpx.AsyncByteStream):
+                # Only a broken custom shard gets here; never keep its slot forever.
+                raise TypeError(f"shard returned a response with {type(stream).__name__}")
         except BaseException:
-            # Failed, or cancelled mid-request: httpcore has already closed or returned
-            # the connection (shielded), so the slot is free again.
-            self._release(shard)
+            # Failed, or cancelled mid-request: httpcore has already closed the connection
+            # (shielded), so the slot is free again -- but its shard may have no open
+            # connection left, so it goes to the cold end: the next request gets a shard
+            # with a warm one, which matters when cancellations come in bursts.
+            self._release(shard, warm=False)
             raise
-        stream = response.stream
-        assert isinstance(stream, httpx.AsyncByteStream)
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
@@ -330,9 +344,12 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             request=request,
         )
 
-    def _release(self, shard: int) -> None:
+    def _release(self, shard: int, *, warm: bool = True) -> None:
         self._in_flight_per_shard[shard] -= 1
-        self._free.append(shard)
+        if warm:
+            self._free.append(shard)
+        else:
+            self._free.appendleft(shard)
         self._slots.release()
 
     # ------------------------------------------------------------------ lifecycle

@@ -64,25 +64,38 @@ __all__ = [
 ]
 
 #: Longest response body, in characters, quoted in an :class:`APIError` message.
+#:
+#: .. versionadded:: 0.1.0
 BODY_LIMIT = 1000
 
 
 class TrestflyError(Exception):
-    """Base class of every exception trestfly raises on purpose."""
+    """Base class of every exception trestfly raises on purpose.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class UnexpectedValueError(TrestflyError, ValueError):
-    """A value (argument, keyword, option) is not one trestfly can accept."""
+    """A value (argument, keyword, option) is not one trestfly can accept.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class RequiredParameterError(TrestflyError, ValueError):
-    """A required parameter was not given."""
+    """A required parameter was not given.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class ConnectionError(TrestflyError, builtins.ConnectionError):
     """The server could not be reached, or the connection broke, after every retry.
 
     Chained (``__cause__``) from the httpx exception of the last attempt.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -90,6 +103,8 @@ class TimeoutError(TrestflyError, builtins.TimeoutError):
     """A request (or its ``deadline``) ran out of time.
 
     Chained from the httpx timeout of the last attempt when there was one.
+
+    .. versionadded:: 0.1.0
     """
 
 
@@ -104,7 +119,16 @@ def _quote_body(response: httpx.Response) -> str:
 
 
 class ResponseDecodeError(TrestflyError, ValueError):
-    """A response claimed to be JSON but its body does not parse."""
+    """A response claimed to be JSON but its body does not parse.
+
+    Raised when a call asked for ``box=`` or ``conv_json=`` and the response's
+    ``Content-Type`` says JSON.
+
+    Attributes:
+        response: the response whose body does not parse.
+
+    .. versionadded:: 0.1.0
+    """
 
     def __init__(self, response: httpx.Response, reason: str) -> None:
         self.response = response
@@ -124,6 +148,19 @@ class APIError(TrestflyError):
         retries: how many retries were made before giving up.
         retry_after: the server's delay hint in seconds (``Retry-After`` or rate-limit
             headers), or ``None`` when it gave none.
+        history: one :class:`trestfly.RetryRecord` per retry made, oldest first.
+        msg: the message: ``[status: METHOD] URL body=...``, the body cut at
+            :data:`BODY_LIMIT` characters.
+
+    Args:
+        response: the response to report.
+        retries: the retries made before giving up.
+        retry_after: the server's delay hint in seconds, if any.
+
+    Subclass it (or one of its subclasses) for an API's own errors, and map statuses to
+    the subclass with the session's ``_error_map``.
+
+    .. versionadded:: 0.1.0
     """
 
     def __init__(
@@ -148,139 +185,240 @@ class APIError(TrestflyError):
 
 
 class BadRequestError(APIError):
-    """400 Bad Request."""
+    """400 Bad Request.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class UnauthorizedError(APIError):
-    """401 Unauthorized."""
+    """401 Unauthorized.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class ForbiddenError(APIError):
-    """403 Forbidden."""
+    """403 Forbidden.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class NotFoundError(APIError):
-    """404 Not Found."""
+    """404 Not Found.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class InvalidMethodError(APIError):
-    """405 Method Not Allowed."""
+    """405 Method Not Allowed.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class NotAcceptableError(APIError):
-    """406 Not Acceptable."""
+    """406 Not Acceptable.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class ProxyAuthenticationError(APIError):
-    """407 Proxy Authentication Required."""
+    """407 Proxy Authentication Required.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class RequestTimeoutError(APIError):
-    """408 Request Timeout (a response from the server, not a client-side timeout)."""
+    """408 Request Timeout (a response from the server, not a client-side timeout).
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class RequestConflictError(APIError):
-    """409 Conflict."""
+    """409 Conflict.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class NoLongerExistsError(APIError):
-    """410 Gone."""
+    """410 Gone.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class LengthRequiredError(APIError):
-    """411 Length Required."""
+    """411 Length Required.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class PreconditionFailedError(APIError):
-    """412 Precondition Failed."""
+    """412 Precondition Failed.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class PayloadTooLargeError(APIError):
-    """413 Content Too Large."""
+    """413 Content Too Large.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class URITooLongError(APIError):
-    """414 URI Too Long."""
+    """414 URI Too Long.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class UnsupportedMediaTypeError(APIError):
-    """415 Unsupported Media Type."""
+    """415 Unsupported Media Type.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class RangeNotSatisfiableError(APIError):
-    """416 Range Not Satisfiable."""
+    """416 Range Not Satisfiable.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class ExpectationFailedError(APIError):
-    """417 Expectation Failed."""
+    """417 Expectation Failed.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class TeapotResponseError(APIError):
-    """418 I'm a teapot."""
+    """418 I'm a teapot.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class TooManyRequestsError(APIError):
-    """420 Enhance Your Calm and 429 Too Many Requests."""
+    """420 Enhance Your Calm and 429 Too Many Requests.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class MisdirectRequestError(APIError):
-    """421 Misdirected Request."""
+    """421 Misdirected Request.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class InvalidContentError(APIError):
-    """422 Unprocessable Content."""
+    """422 Unprocessable Content.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class TooEarlyError(APIError):
-    """425 Too Early."""
+    """425 Too Early.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class UpgradeRequiredError(APIError):
-    """426 Upgrade Required."""
+    """426 Upgrade Required.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class PreconditionRequiredError(APIError):
-    """428 Precondition Required."""
+    """428 Precondition Required.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class RequestHeaderFieldsTooLargeError(APIError):
-    """431 Request Header Fields Too Large."""
+    """431 Request Header Fields Too Large.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class UnavailableForLegalReasonsError(APIError):
-    """451 Unavailable For Legal Reasons."""
+    """451 Unavailable For Legal Reasons.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class ServerError(APIError):
-    """500 Internal Server Error."""
+    """500 Internal Server Error.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class MethodNotImplementedError(APIError):
-    """501 Not Implemented (not retried: it is not transient)."""
+    """501 Not Implemented (not retried: it is not transient).
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class BadGatewayError(APIError):
-    """502 Bad Gateway."""
+    """502 Bad Gateway.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class ServiceUnavailableError(APIError):
-    """503 Service Unavailable."""
+    """503 Service Unavailable.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class GatewayTimeoutError(APIError):
-    """504 Gateway Timeout."""
+    """504 Gateway Timeout.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class NotExtendedError(APIError):
-    """510 Not Extended."""
+    """510 Not Extended.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class NetworkAuthenticationRequiredError(APIError):
-    """511 Network Authentication Required."""
+    """511 Network Authentication Required.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 #: The default status -> exception map; a session's ``_error_map`` overrides entries.
 #: Read-only: sessions copy it, nobody mutates it.
+#:
+#: .. versionadded:: 0.1.0
 BASE_ERROR_MAP: Mapping[int, type[APIError]] = MappingProxyType(
     {
         400: BadRequestError,

@@ -47,6 +47,8 @@ def _parses_as(factory: Callable[[str], object]) -> Callable[[str], bool]:
 
 _HEX = "[0-9a-fA-F]"
 #: The named patterns of :func:`check`; ``pattern_map`` adds to or overrides them.
+#:
+#: .. versionadded:: 0.1.0
 PATTERNS: Mapping[str, PatternSpec] = MappingProxyType(
     {
         "uuid": rf"\A{_HEX}{{8}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{4}}-{_HEX}{{12}}\Z",
