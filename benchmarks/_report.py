@@ -1,0 +1,81 @@
+"""Reporting shared by the benchmarks: a text table, the environment, a JSON file.
+
+``rich`` draws the table when it is importable; it is never required, and the plain
+table carries the same numbers.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+import os
+import platform
+import sys
+from collections.abc import Mapping, Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+_PACKAGES = ("trestfly", "httpx", "httpcore", "trio", "uvicorn", "httptools")
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain monospace table: first column left-aligned, the others right-aligned."""
+    widths = [len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        first, *rest = cells
+        parts = [first.ljust(widths[0])]
+        parts += [cell.rjust(width) for cell, width in zip(rest, widths[1:], strict=True)]
+        return "  ".join(parts).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]]) -> None:
+    try:
+        from rich.console import Console  # type: ignore[import-not-found, unused-ignore]
+        from rich.table import Table  # type: ignore[import-not-found, unused-ignore]
+    except ImportError:
+        print(f"\n{title}\n{render_table(headers, rows)}", flush=True)
+        return
+    table = Table(title=title)
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index == 0 else "right")
+    for row in rows:
+        table.add_row(*row)
+    Console().print(table)
+
+
+def environment() -> dict[str, Any]:
+    """What a result depends on besides the code: interpreter, packages, machine."""
+    versions: dict[str, str | None] = {}
+    for name in _PACKAGES:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return {
+        "timestamp": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "python": sys.version.split()[0],
+        "implementation": platform.python_implementation(),
+        "platform": platform.platform(),
+        "cpu_count": os.cpu_count(),
+        # Another busy process on a small machine skews wall times: keep the evidence.
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "packages": versions,
+    }
+
+
+def write_json(out_dir: Path, name: str, data: Mapping[str, Any]) -> Path:
+    """Write ``data`` to ``out_dir/name`` (creating the directory); return the path."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / name
+    # Written whole then renamed: a reader (CI, a dashboard) never sees half a file.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return path

@@ -1,0 +1,405 @@
+"""What a ``TrioAPISession`` costs per request over a bare ``httpx.AsyncClient``.
+
+Both clients send the same N tiny GETs to the local server (:mod:`benchmarks.server`)
+with the same connection pool (``max_connections = max_keepalive_connections = C``,
+which is what the session builds for ``max_concurrency=C``), from C worker tasks that
+pull from one shared counter until N requests are done.
+
+Measurements are interleaved so that drift on a shared machine (another process waking
+up, CPU frequency changes) hits both clients alike: one discarded warm-up round, then
+``--rounds`` rounds, each running httpx then trestfly.  The order is the same in every
+round on purpose: then every timed batch follows a batch of the *other* client.  With
+the order reversed every other round, a client runs twice in a row at each round seam,
+and at C=50 a batch that follows one of the same client was measured up to twice as
+fast (same Python calls, less CPU per call), which skewed medians by whichever client
+got more of those seams.  Both clients stay open for all rounds of one concurrency, and
+each timed batch follows an untimed one of 2*C requests, so timed requests run on warm
+keep-alive connections.
+
+Reported per concurrency: median req/s of each client, their ratio (trestfly/httpx,
+target >= 0.90), the wall overhead per request (difference of 1/rate) and the client CPU
+per request from ``time.process_time()``; CPU time excludes the server (another process)
+and waiting, so it varies less than wall time on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import trio
+
+from trestfly import TrioAPISession
+
+from ._cpu import cpu_plan, pinned
+from ._report import environment, print_table, write_json
+from .server import AppConfig, run_server
+
+TARGET_RATIO = 0.90
+DEFAULT_REQUESTS = 3000
+DEFAULT_ROUNDS = 5
+DEFAULT_CONCURRENCY = (1, 50)
+QUICK_REQUESTS = 100
+QUICK_ROUNDS = 2
+RESULTS_FILE = "results.json"
+
+Fetch = Callable[[], Awaitable[httpx.Response]]
+#: (server root URL, path, concurrency) -> an open client's fetch function.
+ClientOpener = Callable[[str, str, int], AbstractAsyncContextManager[Fetch]]
+
+
+@dataclass(frozen=True)
+class Settings:
+    requests: int
+    concurrency: tuple[int, ...]
+    rounds: int
+    delay_ms: int
+    out: Path
+
+    @property
+    def path(self) -> str:
+        return f"/json?delay_ms={self.delay_ms}" if self.delay_ms else "/json"
+
+
+# ------------------------------------------------------------------ command line
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--requests",
+        type=_positive_int,
+        default=None,
+        metavar="N",
+        help=f"requests per client per round (default {DEFAULT_REQUESTS}; "
+        f"--quick: {QUICK_REQUESTS})",
+    )
+    parser.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        nargs="+",
+        default=None,
+        metavar="C",
+        help="worker tasks (and pool size), one run per value "
+        f"(default: {' '.join(map(str, DEFAULT_CONCURRENCY))})",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=_positive_int,
+        default=None,
+        metavar="R",
+        help=f"timed rounds after one warm-up round (default {DEFAULT_ROUNDS}; "
+        f"--quick: {QUICK_ROUNDS})",
+    )
+    parser.add_argument(
+        "--delay-ms",
+        type=_non_negative_int,
+        default=0,
+        metavar="MS",
+        help="server-side delay per request, to add latency (default 0)",
+    )
+    parser.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes that finish in seconds (a smoke run, not a measurement)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        metavar="DIR",
+        help=f"directory for {RESULTS_FILE} (default bench-results/)",
+    )
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Explicit options win; --quick only changes the defaults."""
+    requests = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
+    rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
+    return Settings(
+        requests=requests if args.requests is None else args.requests,
+        concurrency=tuple(args.concurrency or DEFAULT_CONCURRENCY),
+        rounds=rounds if args.rounds is None else args.rounds,
+        delay_ms=args.delay_ms,
+        out=args.out,
+    )
+
+
+# ------------------------------------------------------------------ the two clients
+
+
+@asynccontextmanager
+async def open_httpx(root: str, path: str, concurrency: int) -> AsyncIterator[Fetch]:
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    url = root + path
+    async with httpx.AsyncClient(limits=limits) as client:
+
+        async def fetch() -> httpx.Response:
+            return await client.get(url)
+
+        yield fetch
+
+
+@asynccontextmanager
+async def open_trestfly(root: str, path: str, concurrency: int) -> AsyncIterator[Fetch]:
+    # The session gets the root and joins the path itself, as in an SDK, so its URL
+    # building is part of what is measured.
+    async with TrioAPISession(url=root, max_concurrency=concurrency) as api:
+
+        async def fetch() -> httpx.Response:
+            response: httpx.Response = await api.get(path)
+            return response
+
+        yield fetch
+
+
+CLIENTS: Mapping[str, ClientOpener] = {"httpx": open_httpx, "trestfly": open_trestfly}
+
+
+# ------------------------------------------------------------------ measuring
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One client sending all N requests once."""
+
+    requests: int
+    wall_s: float
+    cpu_s: float
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.wall_s
+
+    @property
+    def cpu_us(self) -> float:
+        return self.cpu_s / self.requests * 1e6
+
+
+class _Counter:
+    """The requests still to claim; shared by the workers (Trio runs them one at a time)."""
+
+    def __init__(self, total: int) -> None:
+        self.left = total
+
+    def claim(self) -> bool:
+        if self.left <= 0:
+            return False
+        self.left -= 1
+        return True
+
+
+async def _worker(fetch: Fetch, counter: _Counter) -> None:
+    # Bounded: every pass claims one of a fixed number of requests.
+    while counter.claim():
+        response = await fetch()
+        if response.status_code != 200:
+            raise RuntimeError(f"benchmark server answered {response.status_code}")
+
+
+async def measure(fetch: Fetch, requests: int, concurrency: int) -> Sample:
+    """Send ``requests`` requests from ``concurrency`` workers; time the whole batch."""
+    # Collect now, outside the timed region, so one client does not pay for the
+    # garbage of the other.
+    gc.collect()
+    counter = _Counter(requests)
+    wall_start, cpu_start = time.perf_counter(), time.process_time()
+    async with trio.open_nursery() as nursery:
+        for _ in range(concurrency):
+            nursery.start_soon(_worker, fetch, counter)
+    wall, cpu = time.perf_counter() - wall_start, time.process_time() - cpu_start
+    return Sample(requests=requests, wall_s=wall, cpu_s=cpu)
+
+
+async def _primed_measure(fetch: Fetch, settings: Settings, concurrency: int) -> Sample:
+    # A pool sat idle while the other client ran, often longer than httpx's default
+    # keep-alive expiry (5 s), so its connections may be closed.  An untimed batch of two
+    # requests per worker reopens them: the timed batch then measures requests on warm
+    # connections, not connection setup.
+    await measure(fetch, 2 * concurrency, concurrency)
+    return await measure(fetch, settings.requests, concurrency)
+
+
+async def run_concurrency(
+    root: str, settings: Settings, concurrency: int
+) -> dict[str, list[Sample]]:
+    """All rounds at one concurrency; returns the timed samples of each client."""
+    samples: dict[str, list[Sample]] = {name: [] for name in CLIENTS}
+    async with AsyncExitStack() as stack:
+        fetchers = {
+            name: await stack.enter_async_context(opener(root, settings.path, concurrency))
+            for name, opener in CLIENTS.items()
+        }
+        names = list(CLIENTS)
+        for round_index in range(settings.rounds + 1):
+            # Round 0 warms the pools and code paths and is discarded; it also makes the
+            # first timed batch follow the other client, like every later one (see the
+            # module docstring for why the order never changes).
+            results = {
+                name: await _primed_measure(fetchers[name], settings, concurrency) for name in names
+            }
+            label = "warm-up" if round_index == 0 else f"round {round_index}/{settings.rounds}"
+            _progress(
+                f"c={concurrency} {label}: "
+                + ", ".join(f"{name} {results[name].rps:,.0f} req/s" for name in names)
+            )
+            if round_index:
+                for name, sample in results.items():
+                    samples[name].append(sample)
+    return samples
+
+
+async def run_all(root: str, settings: Settings) -> list[dict[str, Any]]:
+    return [
+        summarize(concurrency, await run_concurrency(root, settings, concurrency))
+        for concurrency in settings.concurrency
+    ]
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------ results
+
+
+def summarize(concurrency: int, samples: Mapping[str, Sequence[Sample]]) -> dict[str, Any]:
+    """The figures of one concurrency, as written to results.json."""
+    clients: dict[str, dict[str, Any]] = {}
+    for name, runs in samples.items():
+        rps = statistics.median(sample.rps for sample in runs)
+        clients[name] = {
+            "rps": rps,
+            "wall_us_per_request": 1e6 / rps,
+            "cpu_us_per_request": statistics.median(sample.cpu_us for sample in runs),
+            "rounds": [asdict(sample) | {"rps": sample.rps} for sample in runs],
+        }
+    base, ours = clients["httpx"], clients["trestfly"]
+    ratio = ours["rps"] / base["rps"]
+    # Each round's ratio compares two runs made seconds apart: less exposed to drift
+    # over the whole run than the ratio of medians, which is what the target applies to.
+    paired = statistics.median(
+        t.rps / h.rps for h, t in zip(samples["httpx"], samples["trestfly"], strict=True)
+    )
+    return {
+        "concurrency": concurrency,
+        "clients": clients,
+        "ratio": ratio,
+        "ratio_paired_median": paired,
+        # What the ratio would be if the client were CPU-bound: steadier than wall time
+        # when another process shares the machine.
+        "ratio_cpu": base["cpu_us_per_request"] / ours["cpu_us_per_request"],
+        "overhead_us_per_request": ours["wall_us_per_request"] - base["wall_us_per_request"],
+        "cpu_overhead_us_per_request": ours["cpu_us_per_request"] - base["cpu_us_per_request"],
+        "target_ratio": TARGET_RATIO,
+        "passed": ratio >= TARGET_RATIO,
+    }
+
+
+def print_results(levels: Sequence[Mapping[str, Any]]) -> None:
+    headers = [
+        "concurrency",
+        "httpx req/s",
+        "trestfly req/s",
+        "ratio",
+        "overhead us/req",
+        "httpx cpu us/req",
+        "trestfly cpu us/req",
+        "cpu overhead us/req",
+        f"target {TARGET_RATIO:.2f}",
+    ]
+    rows = [
+        [
+            str(level["concurrency"]),
+            f"{level['clients']['httpx']['rps']:,.0f}",
+            f"{level['clients']['trestfly']['rps']:,.0f}",
+            f"{level['ratio']:.3f}",
+            f"{level['overhead_us_per_request']:+.1f}",
+            f"{level['clients']['httpx']['cpu_us_per_request']:.1f}",
+            f"{level['clients']['trestfly']['cpu_us_per_request']:.1f}",
+            f"{level['cpu_overhead_us_per_request']:+.1f}",
+            "PASS" if level["passed"] else "FAIL",
+        ]
+        for level in levels
+    ]
+    print_table("trestfly overhead over bare httpx (medians)", headers, rows)
+
+
+def run(args: argparse.Namespace) -> int:
+    settings = settings_from(args)
+    plan = cpu_plan()
+    # Taken before the run, so the load average shows what else was busy, not us.
+    env = environment()
+    with (
+        run_server(AppConfig(), cpu=plan.server if plan else None) as server,
+        # After the server started: a child inherits our affinity, and pins itself anyway.
+        pinned(plan.client if plan else None) as client_pinned,
+    ):
+        _progress(
+            f"server {server.url} (pid {server.pid}, cpu {server.cpu}); "
+            f"client cpu {plan.client if client_pinned and plan else 'unpinned'}; "
+            f"{settings.requests} requests x {settings.rounds} rounds + warm-up; "
+            f"load average before start {env['load_average']}"
+        )
+        levels = trio.run(run_all, server.url, settings)
+    print_results(levels)
+    for level in levels:
+        verdict = "PASS" if level["passed"] else "FAIL"
+        print(
+            f"{verdict}: concurrency {level['concurrency']}: trestfly/httpx = "
+            f"{level['ratio']:.3f} (target >= {TARGET_RATIO:.2f}); "
+            f"median of per-round ratios {level['ratio_paired_median']:.3f}, "
+            f"by client CPU time {level['ratio_cpu']:.3f}"
+        )
+    path = write_json(
+        settings.out,
+        RESULTS_FILE,
+        {
+            "benchmark": "overhead",
+            "settings": {
+                "requests": settings.requests,
+                "concurrency": list(settings.concurrency),
+                "rounds": settings.rounds,
+                "warmup_rounds": 1,
+                "delay_ms": settings.delay_ms,
+                "path": settings.path,
+                "quick": bool(args.quick),
+            },
+            "pinning": {
+                "server_cpu": server.cpu,
+                "client_cpu": plan.client if client_pinned and plan else None,
+            },
+            "environment": env,
+            "results": levels,
+        },
+    )
+    print(f"results written to {path}")
+    return 0
