@@ -16,6 +16,7 @@ from ._iterator import APIIterator
 from ._session import TrioAPISession
 from ._stats import OriginStats, RetryRecord, SessionStats
 from ._throttle import ThrottleSettings
+from ._transport import ShardedTransport
 from ._version import __version__
 
 __all__ = [
@@ -25,6 +26,7 @@ __all__ = [
     "OriginStats",
     "RetryRecord",
     "SessionStats",
+    "ShardedTransport",
     "ThrottleSettings",
     "TrioAPISession",
     "__version__",

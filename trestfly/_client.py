@@ -14,6 +14,7 @@ from collections.abc import Mapping
 import certifi
 import httpx
 
+from ._transport import ShardedTransport
 from ._version import __version__
 from .errors import UnexpectedValueError
 
@@ -67,20 +68,35 @@ def timeout_setting(timeout: TimeoutTypes) -> httpx.Timeout:
     return httpx.Timeout(timeout)
 
 
-def proxy_mounts(
-    proxies: ProxiesTypes | None,
+def build_transports(
     *,
+    max_connections: int,
     verify: bool | ssl.SSLContext,
-    limits: httpx.Limits,
-) -> tuple[str | None, dict[str, httpx.AsyncBaseTransport] | None]:
-    """Map RESTfly's proxies (a URL, or ``{"http": url, "https": url}``) onto httpx.
+    proxies: ProxiesTypes | None,
+    http2: bool,
+) -> tuple[httpx.AsyncBaseTransport, dict[str, httpx.AsyncBaseTransport] | None]:
+    """The transport (and proxy mounts) of a client trestfly builds itself.
 
-    Returns ``(proxy, mounts)`` for the AsyncClient constructor.
+    A :class:`~trestfly._transport.ShardedTransport` of one-connection pools: httpcore's
+    pool costs work proportional to its size on every request, so one pool of 100
+    connections serves a Trio client several times slower than 100 pools of one.  With
+    HTTP/2 one pool multiplexes every request, so sharding would only get in its way.
+    Proxies (a URL, or RESTfly's ``{"http": url, "https": url}``) are given to the
+    transports, since a client with ``transport=`` no longer routes by its own ``proxy=``.
     """
+
+    def transport(proxy: str | None) -> httpx.AsyncBaseTransport:
+        if http2:
+            limits = httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            )
+            return httpx.AsyncHTTPTransport(verify=verify, http2=True, limits=limits, proxy=proxy)
+        return ShardedTransport(max_connections=max_connections, verify=verify, proxy=proxy)
+
     if proxies is None:
-        return None, None
+        return transport(None), None
     if isinstance(proxies, str):
-        return proxies, None
+        return transport(proxies), None
     if not isinstance(proxies, Mapping):
         raise UnexpectedValueError(f"proxies must be a URL or a mapping, got {proxies!r}")
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
@@ -90,5 +106,5 @@ def proxy_mounts(
             raise UnexpectedValueError(
                 f"proxies keys must be 'http', 'https' or 'all', got {scheme!r}"
             )
-        mounts[key] = httpx.AsyncHTTPTransport(proxy=url, verify=verify, limits=limits)
-    return None, mounts
+        mounts[key] = transport(url)
+    return transport(None), mounts

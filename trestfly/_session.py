@@ -13,6 +13,7 @@ import logging
 import math
 import random
 import time
+import urllib.request
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
@@ -30,7 +31,7 @@ from ._client import (
     ProxiesTypes,
     TimeoutTypes,
     VerifyTypes,
-    proxy_mounts,
+    build_transports,
     ssl_setting,
     timeout_setting,
     user_agent,
@@ -149,6 +150,8 @@ class TrioAPISession:
     #: Most requests in flight through this session at once (also the pool size of the
     #: client trestfly builds).
     _max_concurrency: int = 100
+    #: Use HTTP/2 (needs ``pip install httpx[http2]``); one multiplexed pool, not shards.
+    _http2: bool = False
     #: Client-side requests per second per origin (None: no client-side limit).
     _rate_limit: float | None = None
     #: Requests the client-side rate limit lets through at once.
@@ -186,6 +189,7 @@ class TrioAPISession:
         error_on_unexpected_input: bool | None = None,
         max_retry_after: float | None = None,
         max_concurrency: int | None = None,
+        http2: bool | None = None,
         rate_limit: float | None = None,
         burst: int | None = None,
         adaptive: bool | None = None,
@@ -254,6 +258,7 @@ class TrioAPISession:
         self._burst: int = self._throttle.burst
         self._adaptive: bool = self._throttle.adaptive
         self._retry_budget: BudgetSettings = pick(retry_budget, cls._retry_budget)
+        self._http2: bool = bool(pick(http2, cls._http2))
         self._follow_redirects = bool(follow_redirects)
         self._injected_session = session
         self._transport = transport
@@ -333,22 +338,37 @@ class TrioAPISession:
             self._per_request_headers = {"User-Agent": self._user_agent}
             return
         verify = ssl_setting(self._ssl_verify, self._cert)
-        # One connection per request slot: the session's limiter then never lets more
-        # requests into httpx than the pool can serve, so none waits inside httpcore's
-        # pool queue (where cancellation leaks slots, encode/httpcore#1093).
         limits = httpx.Limits(
             max_connections=self._max_concurrency,
             max_keepalive_connections=self._max_concurrency,
         )
-        proxy, mounts = proxy_mounts(self._proxies, verify=verify, limits=limits)
+        transport: httpx.AsyncBaseTransport | None
+        mounts: dict[str, httpx.AsyncBaseTransport] | None
+        if self._transport is not None:
+            # The caller's transport: keep max_concurrency at or below its pool size.
+            transport, mounts = self._transport, None
+        elif self._proxies is None and urllib.request.getproxies():
+            # Proxies from the environment (HTTP_PROXY, NO_PROXY, ...): httpx applies
+            # them only to transports it builds itself, so let it, with a pool as large
+            # as max_concurrency.
+            transport, mounts = None, None
+        else:
+            # One connection per request slot: the session's limiter then never lets more
+            # requests into httpx than there are connections, so none waits inside
+            # httpcore's pool queue (where cancellation leaks slots, encode/httpcore#1093).
+            transport, mounts = build_transports(
+                max_connections=self._max_concurrency,
+                verify=verify,
+                proxies=self._proxies,
+                http2=self._http2,
+            )
         self._session = httpx.AsyncClient(
             headers={"User-Agent": self._user_agent},
-            verify=verify,
-            proxy=proxy,
-            mounts=mounts,
             timeout=timeout_setting(self._timeout),
+            verify=verify,
             limits=limits,
-            transport=self._transport,
+            transport=transport,
+            mounts=mounts,
             follow_redirects=self._follow_redirects,
         )
         self._owns_session = True

@@ -36,6 +36,8 @@ from typing import Self, TypeAlias
 import httpx
 import trio
 
+from .errors import UnexpectedValueError
+
 __all__ = ["DEFAULT_SHARD_SIZE", "ShardedTransport", "SocketOption"]
 
 #: Connections per shard when none is given.  One connection per pool measured fastest
@@ -53,7 +55,7 @@ SocketOption: TypeAlias = (
 
 def _positive_int(name: str, value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+        raise UnexpectedValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
 
 
@@ -137,7 +139,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         socket_options: socket options set on every new connection.
 
     Raises:
-        ValueError: ``max_connections`` or ``shard_size`` is not an integer >= 1.
+        trestfly.errors.UnexpectedValueError: ``max_connections`` or ``shard_size`` is not
+            an integer >= 1 (a ``ValueError``).
 
     .. versionadded:: 0.1.0
     """
