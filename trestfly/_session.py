@@ -129,15 +129,21 @@ class TrioAPISession:
     _proxies: ProxiesTypes | None = None
     #: Seconds without progress (connect, read, write, pool); an ``httpx.Timeout`` passes.
     _timeout: TimeoutTypes = 30.0
+    #: The SDK's vendor, product and build, named in the User-Agent.
     _vendor: str = "unknown"
+    #: The product the SDK integrates (User-Agent).
     _product: str = "unknown"
+    #: The SDK's build or version (User-Agent).
     _build: str = "unknown"
+    #: The SDK library's name (User-Agent).
     _lib_name: str = "Trestfly"
+    #: The SDK library's version (User-Agent).
     _lib_version: str = __version__
     #: Paths (slashes stripped) whose params and bodies are never logged.
     _restricted_paths: Collection[str] = ()
     #: Status -> exception overrides, applied over ``_base_error_map``.
     _error_map: Mapping[int, type[errors.APIError]] = MappingProxyType({})
+    #: The default status -> exception map (RESTfly 1.x names), under ``_error_map``.
     _base_error_map: Mapping[int, type[errors.APIError]] = errors.BASE_ERROR_MAP
     #: Statuses retried by default; a call's ``retry_on`` adds to them.
     _retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES
@@ -329,8 +335,14 @@ class TrioAPISession:
 
         Called on entering the context with the keywords the session did not know.  When
         the constructor got ``session=``, that client is used as it is (and never closed
-        by trestfly); the User-Agent is then sent per request.  Override to customise the
-        client, calling ``super()._build_session(**kwargs)`` first.
+        by trestfly); the User-Agent is then sent per request.  With ``transport=``, the
+        client sends through it (keep ``max_concurrency`` at or below its pool size).
+        Otherwise trestfly builds a :class:`~trestfly.ShardedTransport` of
+        ``max_concurrency`` one-connection pools, with the TLS, proxy and HTTP/2 settings.
+        Override to customise the client, calling ``super()._build_session(**kwargs)``
+        first.
+
+        .. versionadded:: 0.1.0
         """
         if self._injected_session is not None:
             self._session = self._injected_session
@@ -377,16 +389,37 @@ class TrioAPISession:
         """Authenticate the session; awaited on entering the context.
 
         Receives the constructor keywords the session did not know (``api_key=...``).
-        The default does nothing.
+        The default does nothing.  An exception raised here leaves the context unentered
+        and closes the client trestfly built.
+
+        Args:
+            kwargs: the unknown constructor keywords.
+
+        .. versionadded:: 0.1.0
         """
 
     async def _deauthenticate(self) -> None:
-        """Log out; awaited on leaving the context (even when the body raised)."""
+        """Log out; awaited on leaving the context (even when the body raised).
+
+        The client is closed after it returns, whatever it raises.
+
+        .. versionadded:: 0.1.0
+        """
 
     async def _resp_error_check(self, response: httpx.Response, **kwargs: Any) -> httpx.Response:
         """Inspect every 2xx response before conversion; raise to reject it.
 
-        Some APIs answer 200 with an error document: check for it here.
+        Some APIs answer 200 with an error document: check for it here.  What it
+        raises ends the call (it is not retried).
+
+        Args:
+            response: the 2xx response.
+            kwargs: the call's keywords.
+
+        Returns:
+            The response to convert and return (usually ``response`` itself).
+
+        .. versionadded:: 0.1.0
         """
         return response
 
@@ -399,6 +432,12 @@ class TrioAPISession:
             response: the response that failed, or None after a transport failure.
             retries: the number of the retry about to be made (1 for the first).
             kwargs: the call's full keywords, trestfly options included.
+
+        Returns:
+            The keywords of the next attempt (every option applies to it).  Raising ends
+            the call with that exception.
+
+        .. versionadded:: 0.1.0
         """
         return kwargs
 
@@ -469,6 +508,8 @@ class TrioAPISession:
             errors.ConnectionError: the server could not be reached, after retries.
             errors.TimeoutError: an httpx timeout after retries, or ``deadline`` passed.
             errors.UnexpectedValueError: a bad keyword or option.
+
+        .. versionadded:: 0.1.0
         """
         method = method.upper()
         options, _ = resolve(self._defaults, kwargs)
@@ -735,27 +776,87 @@ class TrioAPISession:
         )
 
     async def get(self, path: str, **kwargs: Any) -> Any:
-        """Send a GET request (see :meth:`_request`)."""
+        """Send a GET request; retries, conversion and errors as :meth:`_request`.
+
+        Args:
+            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
+
+        Returns:
+            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+
+        .. versionadded:: 0.1.0
+        """
         return await self._request("GET", path, **kwargs)
 
     async def post(self, path: str, **kwargs: Any) -> Any:
-        """Send a POST request (see :meth:`_request`)."""
+        """Send a POST request; retries, conversion and errors as :meth:`_request`.
+
+        Args:
+            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
+
+        Returns:
+            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+
+        .. versionadded:: 0.1.0
+        """
         return await self._request("POST", path, **kwargs)
 
     async def put(self, path: str, **kwargs: Any) -> Any:
-        """Send a PUT request (see :meth:`_request`)."""
+        """Send a PUT request; retries, conversion and errors as :meth:`_request`.
+
+        Args:
+            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
+
+        Returns:
+            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+
+        .. versionadded:: 0.1.0
+        """
         return await self._request("PUT", path, **kwargs)
 
     async def patch(self, path: str, **kwargs: Any) -> Any:
-        """Send a PATCH request (see :meth:`_request`)."""
+        """Send a PATCH request; retries, conversion and errors as :meth:`_request`.
+
+        Args:
+            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
+
+        Returns:
+            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+
+        .. versionadded:: 0.1.0
+        """
         return await self._request("PATCH", path, **kwargs)
 
     async def delete(self, path: str, **kwargs: Any) -> Any:
-        """Send a DELETE request (see :meth:`_request`)."""
+        """Send a DELETE request; retries, conversion and errors as :meth:`_request`.
+
+        Args:
+            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
+
+        Returns:
+            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+
+        .. versionadded:: 0.1.0
+        """
         return await self._request("DELETE", path, **kwargs)
 
     async def head(self, path: str, **kwargs: Any) -> Any:
-        """Send a HEAD request (see :meth:`_request`)."""
+        """Send a HEAD request; retries, conversion and errors as :meth:`_request`.
+
+        Args:
+            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
+            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
+
+        Returns:
+            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+
+        .. versionadded:: 0.1.0
+        """
         return await self._request("HEAD", path, **kwargs)
 
     # ------------------------------------------------------------- fan-out, stats
@@ -773,6 +874,18 @@ class TrioAPISession:
         calls and is raised as itself (not in an ExceptionGroup).  Items are pulled
         lazily, but the result list holds one entry per item: for very large fan-outs use
         :meth:`map_as_completed`.
+
+        Args:
+            fn: the async function to call once per item.
+            items: any iterable (pulled lazily, one item per free worker).
+            limit: most calls running at once.
+
+        Returns:
+            The results, in the order of ``items``.
+
+        Raises:
+            errors.UnexpectedValueError: ``limit`` is not an integer >= 1.
+            Exception: the first exception a call raised.
 
         .. versionadded:: 0.1.0
         """
@@ -796,6 +909,16 @@ class TrioAPISession:
         ``buffer`` results (default ``limit``) wait for the consumer, so memory stays
         bounded for any number of items.  Leaving the block cancels the calls still
         running; the first failure cancels the rest and is raised as itself.
+
+        Args:
+            fn: the async function to call once per item.
+            items: any iterable, pulled lazily.
+            limit: most calls running at once.
+            buffer: most finished results waiting for the consumer.
+
+        Returns:
+            An async context manager yielding a ``trio.MemoryReceiveChannel`` of
+            ``(item, result)`` pairs.
 
         .. versionadded:: 0.1.0
         """

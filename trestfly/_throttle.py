@@ -54,7 +54,7 @@ def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class ThrottleSettings:
-    """Knobs of the per-origin throttling (all documented in ``docs/``).
+    """Knobs of the per-origin throttling (see the "Tuning for 429 storms" guide).
 
     Attributes:
         adaptive: learn the rate and concurrency an origin allows (on by default; an
@@ -68,6 +68,8 @@ class ThrottleSettings:
         jitter: the gate's waiters wake spread over this share of the closed time after
             the announced instant (never before it), at most ``max_jitter`` seconds.
         max_jitter: cap of that spread in seconds.
+
+    .. versionadded:: 0.1.0
     """
 
     adaptive: bool = True
