@@ -44,10 +44,17 @@ def print_table(title: str, headers: Sequence[str], rows: Sequence[Sequence[str]
         return
     table = Table(title=title)
     for index, header in enumerate(headers):
-        table.add_column(header, justify="left" if index == 0 else "right")
+        table.add_column(header, justify="left" if index == 0 else "right", no_wrap=True)
     for row in rows:
         table.add_row(*row)
-    Console().print(table)
+    console = Console()
+    # Off a terminal (a pipe, CI logs) rich assumes 80 columns and would cut headers to
+    # "trest…": widen to what the table needs (cells, plus 3 per column for borders).
+    plain_width = max(len(line) for line in render_table(headers, rows).splitlines())
+    needed = plain_width + 3 * len(headers) + 1
+    if console.width < needed:
+        console = Console(width=needed)
+    console.print(table)
 
 
 def environment() -> dict[str, Any]:
