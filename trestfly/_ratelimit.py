@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 #: A reset value above this is an epoch timestamp, below it a delay in seconds.
@@ -125,6 +125,22 @@ def _ietf(headers: Mapping[str, str]) -> Quota | None:
         limit=_whole(limit_field if limit_field is not None else policy_quota),
         window=window,
     )
+
+
+def scan_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
+    """One pass over a response's raw headers: ``(Retry-After value, any quota header?)``.
+
+    Most responses carry neither; one pass is cheaper than a look-up per header name.
+    """
+    retry_after: str | None = None
+    has_quota = False
+    for name, value in raw:
+        lowered = name.lower()
+        if lowered == b"retry-after":
+            retry_after = value.decode("latin-1")
+        elif lowered.startswith((b"x-ratelimit-", b"ratelimit")):
+            has_quota = True
+    return retry_after, has_quota
 
 
 def parse_quota(headers: Mapping[str, str], wall_now: float) -> Quota | None:

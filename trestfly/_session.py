@@ -24,7 +24,7 @@ import httpx
 import trio
 
 from . import errors
-from ._admission import Admitted, GateClosed, OriginGate
+from ._admission import Admitted, GateClosed, OriginGate, take_slot
 from ._budget import BudgetSettings, RetryBudget
 from ._client import (
     CertTypes,
@@ -50,7 +50,7 @@ from ._policy import (
     is_success,
     transport_error_class,
 )
-from ._ratelimit import parse_quota
+from ._ratelimit import parse_quota, scan_headers
 from ._redact import describe_attempt, to_log_text
 from ._retry_after import parse_retry_after
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
@@ -306,6 +306,7 @@ class TrioAPISession:
         self._entered = False
         self._rng = random.Random()
         self._gates: dict[str, OriginGate] = {}
+        self._url_cache: dict[tuple[str, bool], str] = {}
         self._default_origin = _origin(self._url) if self._url else None
         self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
@@ -523,6 +524,18 @@ class TrioAPISession:
                 f"{method} {path}: deadline of {options.deadline} s passed"
             ) from exc
 
+    def _url_for(self, path: str, use_base: bool) -> str:
+        # SDKs call the same few paths over and over: joining them once is enough.  The
+        # cache is bounded (cleared when full) so paths holding ids cannot grow it.
+        key = (path, use_base)
+        url = self._url_cache.get(key)
+        if url is None:
+            url = build_url(self._url, self._base_path, path, use_base=use_base)
+            if len(self._url_cache) >= 1024:
+                self._url_cache.clear()
+            self._url_cache[key] = url
+        return url
+
     def _gate_for(self, path: str, url: str) -> OriginGate:
         origin = self._default_origin if not is_absolute(path) else None
         if origin is None:
@@ -547,7 +560,7 @@ class TrioAPISession:
         admitted: Admitted = await gate.admit(max_wait=self._max_retry_after)
         assert admitted.ticket is not None
         try:
-            await self._limiter.acquire_on_behalf_of(admitted)
+            await take_slot(self._limiter, admitted)
             try:
                 self._counters.attempts += 1
                 response = await session.request(method, url, **request_kwargs)
@@ -555,8 +568,12 @@ class TrioAPISession:
                 self._limiter.release_on_behalf_of(admitted)
             status = response.status_code
             self._counters.by_status[status] += 1
-            hint = parse_retry_after(response.headers.get("retry-after"), time.time())
-            quota = parse_quota(response.headers, time.time())
+            retry_after, has_quota = scan_headers(response.headers.raw)
+            hint = quota = None
+            if retry_after is not None:
+                hint = parse_retry_after(retry_after, time.time())
+            if has_quota:
+                quota = parse_quota(response.headers, time.time())
             trips = gate.throttle.gate_trips
             gate.throttle.on_response(
                 admitted.ticket, trio.current_time(), status=status, hint=hint, quota=quota
@@ -582,7 +599,7 @@ class TrioAPISession:
         try:
             while True:
                 options, request_kwargs = resolve(self._defaults, kwargs)
-                url = build_url(self._url, self._base_path, path, use_base=options.use_base)
+                url = self._url_for(path, options.use_base)
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)
                 if self._per_request_headers is not None:
                     headers = httpx.Headers(self._per_request_headers)
