@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from . import overhead
+from . import crawl, overhead, storm
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,20 @@ class Command:
 
 COMMANDS: tuple[Command, ...] = (
     Command(
+        name="storm",
+        summary="429 storms: trestfly against peer retry strategies on a throttling server",
+        description=storm.__doc__,
+        add_arguments=storm.add_arguments,
+        run=storm.run,
+    ),
+    Command(
+        name="crawl",
+        summary="paginated crawls: sequential iterator against concurrent prefetch",
+        description=crawl.__doc__,
+        add_arguments=crawl.add_arguments,
+        run=crawl.run,
+    ),
+    Command(
         name="overhead",
         summary="per-request cost of TrioAPISession over a bare httpx.AsyncClient",
         description=overhead.__doc__,
@@ -34,7 +48,7 @@ COMMANDS: tuple[Command, ...] = (
         run=overhead.run,
     ),
 )
-DEFAULT_COMMAND = "overhead"
+DEFAULT_COMMAND = "storm"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -11,8 +11,19 @@ observability records :class:`SessionStats`, :class:`OriginStats` and
 
 from . import errors, utils
 from ._budget import BudgetSettings
+from ._crawl import MergedRecords, Records, crawl_many
 from ._endpoint import APIEndpoint
 from ._iterator import APIIterator
+from ._pages import PaginationError, Position
+from ._paginators import (
+    CrawlProgress,
+    CursorIterator,
+    LinkIterator,
+    OffsetIterator,
+    PagedIterator,
+    PageNumberIterator,
+    ProgressCallback,
+)
 from ._session import TrioAPISession
 from ._stats import OriginStats, RetryRecord, SessionStats
 from ._throttle import ThrottleSettings
@@ -23,13 +34,25 @@ __all__ = [
     "APIEndpoint",
     "APIIterator",
     "BudgetSettings",
+    "CrawlProgress",
+    "CursorIterator",
+    "LinkIterator",
+    "MergedRecords",
+    "OffsetIterator",
     "OriginStats",
+    "PageNumberIterator",
+    "PagedIterator",
+    "PaginationError",
+    "Position",
+    "ProgressCallback",
+    "Records",
     "RetryRecord",
     "SessionStats",
     "ShardedTransport",
     "ThrottleSettings",
     "TrioAPISession",
     "__version__",
+    "crawl_many",
     "errors",
     "utils",
 ]

@@ -94,11 +94,12 @@ class OriginGate:
                 # on this event, and the probe's ticket sets it whatever happens.
                 self._probe_done = trio.Event()
             elif decision.at > now:
+                epoch = throttle.epoch
                 self._check_wait(decision.at, max_wait)
                 await trio.sleep_until(decision.at)
                 paced = True
-                if throttle.gate_until > trio.current_time() or throttle.probing:
-                    continue  # the gate closed while we slept: the reservation is void
+                if throttle.epoch != epoch:
+                    continue  # the gate closed or the rate was cut: reserve again
             try:
                 limit = throttle.concurrency_limit
                 if self.limiter.total_tokens != limit:

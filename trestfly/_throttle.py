@@ -140,6 +140,9 @@ class OriginThrottle:
         self.max_concurrency = max_concurrency
         self._rng = rng
         self.gate_until = -math.inf
+        #: Bumped whenever the gate closes or the rate is cut: pacer reservations made
+        #: under an older epoch are void and must be made again.
+        self.epoch = 0
         self._closed_since = -math.inf
         self.episode_start = -math.inf
         self.probe_needed = False
@@ -205,6 +208,11 @@ class OriginThrottle:
         if self.probe_needed:
             self.probe_needed = False
             self.probing = True
+            # The probe spends a pacer slot like any request: otherwise the first task
+            # released after it goes at once and meets the bucket the probe just emptied.
+            rate = self.effective_rate(now)
+            if rate is not None:
+                self._tat = max(self._tat, now) + 1.0 / rate
             return Admission("probe", now)
         allowance = self.quota_allowance(now)
         if allowance is not None and allowance <= 0:
@@ -259,7 +267,7 @@ class OriginThrottle:
         if throttled:
             self.throttles += 1
             if fresh:
-                self._new_episode(now, ticket)
+                self._new_episode(now, ticket, timed=hint is not None)
         elif 200 <= status < 300:
             self._on_success(ticket)
 
@@ -284,26 +292,48 @@ class OriginThrottle:
             self.gate_closed_time += until - self.gate_until
         self.gate_until = until
         self.probe_needed = True
-        self._tat = max(self._tat, until)
+        # Every reservation made so far is void (see `epoch`): the schedule restarts at
+        # the reopening.
+        self.epoch += 1
+        self._tat = until
 
-    def _new_episode(self, now: float, ticket: Ticket) -> None:
+    def _new_episode(self, now: float, ticket: Ticket, *, timed: bool) -> None:
+        """A fresh throttle: cut what it is about, once.
+
+        A throttle that says when to come back (``timed``: Retry-After or a quota reset)
+        is about rate: the pacer's learned rate is cut.  One that says nothing is how
+        servers refuse too many requests *at once* (GitHub's secondary limit): the
+        concurrency limit is cut.  Cutting both every time let one kind of limit starve
+        the other (a concurrency cut turns paced sends into bursts at the limiter).
+        """
         self.episodes += 1
         self.episode_start = now
         if not self.settings.adaptive:
             return
+        self.epoch += 1
+        self._tat = max(now, self.gate_until)
+        if not timed:
+            cut = min(self.concurrency, ticket.in_flight_at_send) * self.settings.decrease
+            self.concurrency = max(1.0, cut)
+            return
         period_end = max(now, self.gate_until)
         period = period_end - self._window_start
-        candidates: list[float] = []
-        if self.learned_rate is not None:
-            candidates.append(self.learned_rate * self.settings.decrease)
-        if self._window_successes and period > 0:
-            candidates.append(self._window_successes / period * self.settings.safety)
-        if candidates:
-            self.learned_rate = max(self.settings.min_rate, min(candidates))
+        observed = (
+            self._window_successes / period if self._window_successes and period > 0 else None
+        )
         self._window_start = period_end
         self._window_successes = 0
-        cut = min(self.concurrency, ticket.in_flight_at_send) * self.settings.decrease
-        self.concurrency = max(1.0, cut)
+        if self.learned_rate is None:
+            if observed is not None:
+                self.learned_rate = max(self.settings.min_rate, observed * self.settings.safety)
+            return
+        # At least `decrease`, at most halved: the served rate seen since the last
+        # episode guides the cut, but a short or idle period (few successes because the
+        # client itself was waiting) must not collapse the rate.
+        cut = self.learned_rate * self.settings.decrease
+        if observed is not None:
+            cut = min(cut, max(observed * self.settings.safety, self.learned_rate / 2))
+        self.learned_rate = max(self.settings.min_rate, cut)
 
     def _on_success(self, ticket: Ticket) -> None:
         self._window_successes += 1

@@ -38,6 +38,7 @@ __all__ = [
     "NotAcceptableError",
     "NotExtendedError",
     "NotFoundError",
+    "PaginationError",
     "PayloadTooLargeError",
     "PreconditionFailedError",
     "PreconditionRequiredError",
@@ -137,6 +138,17 @@ class ResponseDecodeError(TrestflyError, ValueError):
             f"[{response.status_code}: {response.request.method}] {response.request.url} "
             f"claims JSON but does not parse ({reason}); body starts {head!r}"
         )
+
+
+class PaginationError(TrestflyError):
+    """A collection cannot be walked exactly: records would be lost, doubled or looped.
+
+    Raised for a page that is not what the paginator was configured for (no list at
+    ``items_key``, a total that is not a count), a page size the server does not honour
+    (which would skip or repeat records), and a cursor or next link seen again.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class APIError(TrestflyError):

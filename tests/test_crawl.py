@@ -1,0 +1,566 @@
+"""Crawls: bounded prefetch, Trio-correct cancellation, and the fan-out over many sources.
+
+The server runs in the test's own Trio run, so its request hook sees exactly what the
+consumer has read when each request arrives: that is how "never more than ``prefetch``
+pages ahead" is checked, with a consumer that waits until the crawler got that far.
+No test asserts a duration; every loop is bounded in count and in time.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import random
+from typing import Any
+
+import pytest
+import trio
+import trio.lowlevel
+import trio.testing
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from servers import RecordedRequest, TrioTestServer, respond, stall
+from servers.collections import PagedCollection, Served
+
+from trestfly import BudgetSettings, TrioAPISession, errors
+from trestfly._crawl import crawl_many
+from trestfly._pages import Page, Position
+from trestfly._paginators import (
+    CursorIterator,
+    LinkIterator,
+    OffsetIterator,
+    PagedIterator,
+    PageNumberIterator,
+)
+
+LIMIT = 10.0
+PAGE = 100
+
+
+class API(TrioAPISession):
+    _retries = 5
+    _backoff = 0.01
+    _timeout = 5.0
+    _adaptive = False
+    _retry_budget = BudgetSettings(enabled=False)
+
+
+def make(style: str, api: Any, prefix: str = "", **options: Any) -> PagedIterator:
+    if style == "offset":
+        return OffsetIterator(api, path=f"{prefix}/offset", **options)
+    if style == "pages":
+        return PageNumberIterator(
+            api, path=f"{prefix}/pages", items_key="data", total_key="meta.total", **options
+        )
+    if style == "cursor":
+        return CursorIterator(
+            api,
+            path=f"{prefix}/cursor",
+            items_key="results",
+            cursor_key="meta.next_cursor",
+            limit=PAGE,
+            **options,
+        )
+    return LinkIterator(api, path=f"{prefix}/link", limit=PAGE, **options)
+
+
+STYLES = ["offset", "pages", "cursor", "link"]
+
+
+def crawl_tasks() -> list[str]:
+    """Names of the crawl's tasks still alive anywhere in this Trio run."""
+    names: list[str] = []
+    root = trio.lowlevel.current_root_task()
+    assert root is not None
+    pending = [root]
+    for _ in range(10_000):  # bounded walk of the task tree
+        if not pending:
+            break
+        task = pending.pop()
+        names.append(task.name)
+        pending.extend(t for n in task.child_nurseries for t in n.child_tasks)
+    return [name for name in names if "trestfly._crawl" in name]
+
+
+def connections_busy(api: TrioAPISession) -> int:
+    transport = api._session._transport  # type: ignore[union-attr]
+    return int(getattr(transport, "in_flight", 0))
+
+
+# ------------------------------------------------------------------ bounded prefetch
+
+
+@pytest.mark.parametrize("prefetch", [1, 3])
+@pytest.mark.parametrize("style", STYLES)
+async def test_the_server_never_sees_a_page_more_than_prefetch_ahead(
+    trio_server: TrioTestServer, style: str, prefetch: int
+) -> None:
+    reading = -1  # the page the consumer is reading
+    leads: list[int] = []
+
+    def check(served: Served) -> None:
+        leads.append(served.start // PAGE - reading)
+
+    collection = PagedCollection(size=20 * PAGE, on_request=check)
+    collection.install(trio_server.app)
+    ids: list[int] = []
+    with trio.fail_after(LIMIT):
+        async with (
+            API(url=trio_server.base_url) as api,
+            make(style, api).crawl(prefetch=prefetch) as records,
+        ):
+            async for record in records:
+                ids.append(record["id"])
+                if record["id"] % PAGE:
+                    continue
+                reading = record["id"] // PAGE
+                # A slow consumer: it waits on each page until the crawler has
+                # requested everything it may (the window is then full), so a
+                # crawler running further ahead would be caught by `check`.
+                ahead = min(reading + prefetch, 19)
+
+                def requested(ahead: int = ahead) -> bool:
+                    return any(s.start // PAGE == ahead for s in collection.served)
+
+                await trio_server.wait_until(requested, timeout=5)
+    assert ids == list(range(20 * PAGE))
+    assert max(leads) == prefetch  # the window was used in full, and never exceeded
+
+
+async def test_a_total_first_then_the_window_in_full(trio_server: TrioTestServer) -> None:
+    # Offset pages with a total: the first page alone, then `prefetch` pages at once.
+    held = trio.Event()
+    arrived: list[int] = []
+
+    async def offsets(request: RecordedRequest) -> Any:
+        start = int(request.params["offset"][0])
+        arrived.append(start)
+        if start:
+            await held.wait()
+        return respond(
+            json={"items": [{"id": i} for i in range(start, start + PAGE)], "total": 1000}
+        )
+
+    trio_server.app.script("/held", offsets)
+    with trio.fail_after(LIMIT):
+        async with (
+            API(url=trio_server.base_url) as api,
+            OffsetIterator(api, path="/held").crawl(prefetch=4) as records,
+        ):
+            first = await records.__anext__()
+            await trio_server.wait_until(lambda: len(arrived) == 5, timeout=5)
+            assert sorted(arrived) == [0, 100, 200, 300, 400]
+            held.set()
+            rest = [record["id"] async for record in records]
+    assert [first["id"], *rest] == list(range(1000))
+
+
+# ------------------------------------------------------------------ cancellation
+
+
+def stalled_after_first_page(server: TrioTestServer) -> None:
+    def offsets(request: RecordedRequest) -> Any:
+        start = int(request.params["offset"][0])
+        page = respond(
+            json={"items": [{"id": i} for i in range(start, start + PAGE)], "total": 10**6}
+        )
+        return page if start == 0 else stall(30, then=page)
+
+    server.app.script("/stalled", offsets)
+
+
+async def assert_nothing_left(api: TrioAPISession, server: TrioTestServer) -> None:
+    assert crawl_tasks() == []
+    assert api.stats.in_flight == 0
+    assert connections_busy(api) == 0
+    # Every connection slot is usable again: a request that needs one gets it.
+    server.app.script("/ping", respond(json={"ok": True}))
+    assert await api.get("ping", conv_json=True) == {"ok": True}
+
+
+async def test_an_outer_cancel_scope_stops_every_fetch(trio_server: TrioTestServer) -> None:
+    stalled_after_first_page(trio_server)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url, max_concurrency=4) as api:
+            iterator = OffsetIterator(api, path="/stalled")
+            with trio.CancelScope() as scope:
+                async with iterator.crawl(prefetch=4) as records:
+                    async for _ in records:
+                        if iterator.count == PAGE:
+                            # Page 0 read; pages 1..4 hang on the server.
+                            await trio_server.wait_until(lambda: len(trio_server.requests) == 5)
+                            assert api.stats.in_flight == 4
+                            scope.cancel()
+            assert scope.cancelled_caught
+            await assert_nothing_left(api, trio_server)
+    assert iterator.position == Position(PAGE)
+
+
+async def test_a_cancel_while_waiting_for_a_page(trio_server: TrioTestServer) -> None:
+    stalled_after_first_page(trio_server)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url, max_concurrency=2) as api:
+            iterator = OffsetIterator(api, path="/stalled")
+
+            async def cancel_when_stuck(scope: trio.CancelScope) -> None:
+                await trio_server.wait_until(lambda: len(trio_server.requests) == 3)
+                for _ in range(1000):  # until the consumer has read page 0
+                    if iterator.count == PAGE:
+                        break
+                    await trio.sleep(0.001)
+                await trio.testing.wait_all_tasks_blocked()  # it now waits for page 1
+                scope.cancel()
+
+            with trio.CancelScope() as scope:
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(cancel_when_stuck, scope)
+                    async with iterator.crawl(prefetch=2) as records:
+                        async for _ in records:  # hangs on page 1
+                            pass
+            assert scope.cancelled_caught
+            await assert_nothing_left(api, trio_server)
+    assert iterator.count == PAGE and iterator.position == Position(PAGE)
+
+
+async def test_break_stops_every_fetch(trio_server: TrioTestServer) -> None:
+    stalled_after_first_page(trio_server)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url, max_concurrency=3) as api:
+            iterator = OffsetIterator(api, path="/stalled")
+            async with iterator.crawl(prefetch=3) as records:
+                async for record in records:
+                    if record["id"] == 42:
+                        await trio_server.wait_until(lambda: len(trio_server.requests) == 4)
+                        break
+            await assert_nothing_left(api, trio_server)
+            assert iterator.position == Position(43)
+            with pytest.raises(errors.TrestflyError, match="block has ended"):
+                await records.__anext__()
+
+
+async def test_an_exception_in_the_block_is_raised_as_itself(
+    trio_server: TrioTestServer,
+) -> None:
+    stalled_after_first_page(trio_server)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url, max_concurrency=3) as api:
+            with pytest.raises(KeyError, match="mine"):  # not an ExceptionGroup
+                async with OffsetIterator(api, path="/stalled").crawl(prefetch=3) as records:
+                    async for _ in records:
+                        await trio_server.wait_until(lambda: len(trio_server.requests) == 4)
+                        raise KeyError("mine")
+            await assert_nothing_left(api, trio_server)
+
+
+async def test_one_walk_at_a_time(trio_server: TrioTestServer) -> None:
+    PagedCollection(size=300).install(trio_server.app)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = make("offset", api)
+            async with iterator.crawl(prefetch=2) as records:
+                with pytest.raises(errors.TrestflyError, match="already being iterated"):
+                    await iterator.__anext__()
+                with pytest.raises(errors.TrestflyError, match="already being iterated"):
+                    async with iterator.crawl():
+                        pass
+                assert len([r async for r in records]) == 300
+
+
+# ------------------------------------------------------------------ crawl_many
+
+
+def three_sources(server: TrioTestServer, **options: Any) -> dict[str, PagedCollection]:
+    collections = {
+        "a": PagedCollection(size=1000, **options),
+        "b": PagedCollection(size=777, **options),
+        "c": PagedCollection(size=1234, **options),
+    }
+    for key, collection in collections.items():
+        collection.install(server.app, prefix=f"/{key}")
+    return collections
+
+
+async def test_crawl_many_merges_records_tagged_by_source(trio_server: TrioTestServer) -> None:
+    collections = three_sources(trio_server)
+    got: dict[str, list[int]] = {key: [] for key in collections}
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            sources = {
+                "a": make("offset", api, "/a"),
+                "b": make("cursor", api, "/b"),
+                "c": make("link", api, "/c"),
+            }
+            async with crawl_many(sources, limit=3, prefetch=2) as records:
+                async for source, record in records:
+                    got[source].append(record["id"])
+            assert api.stats.in_flight == 0
+    assert got == {key: list(range(c.size)) for key, c in collections.items()}
+    assert sorted(records.finished) == ["a", "b", "c"] and records.errors == {}
+    assert all(it.position.done for it in sources.values())
+
+
+async def test_crawl_many_keeps_at_most_limit_sources_in_flight(
+    trio_server: TrioTestServer,
+) -> None:
+    started: list[str] = []
+    records_view: list[Any] = []
+    worst = 0
+
+    def hook(key: str) -> Any:
+        def on_request(served: Served) -> None:
+            nonlocal worst
+            if key not in started:
+                started.append(key)
+            done = set(records_view[0].finished) if records_view else set()
+            worst = max(worst, len(set(started) - done))
+
+        return on_request
+
+    keys = [f"s{n}" for n in range(6)]
+    for key in keys:
+        PagedCollection(size=250, on_request=hook(key)).install(trio_server.app, prefix=f"/{key}")
+    got: dict[str, list[int]] = {key: [] for key in keys}
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            sources = {key: make(STYLES[n % 4], api, f"/{key}") for n, key in enumerate(keys)}
+            async with crawl_many(sources, limit=2, prefetch=2) as records:
+                records_view.append(records)
+                async for source, record in records:
+                    got[source].append(record["id"])
+    assert got == {key: list(range(250)) for key in keys}
+    assert sorted(started) == keys
+    assert worst == 2
+
+
+def fail_source_b(server: TrioTestServer, collections: dict[str, PagedCollection]) -> None:
+    """Source b (cursor style) answers 404 for its third page, for good."""
+    cursors = collections["b"]._cursor
+
+    def broken(request: RecordedRequest) -> Any:
+        if len([r for r in server.requests if r.path == "/b/cursor"]) >= 3:
+            return respond(404, json={"error": "gone"})
+        return cursors(request)
+
+    server.app.script("/b/cursor", broken)
+
+
+async def test_crawl_many_cancels_everything_on_a_failure_by_default(
+    trio_server: TrioTestServer,
+) -> None:
+    collections = three_sources(trio_server)
+    fail_source_b(trio_server, collections)
+    got: dict[str, list[int]] = {key: [] for key in collections}
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            sources = {
+                "a": make("offset", api, "/a"),
+                "b": make("cursor", api, "/b"),
+                "c": make("pages", api, "/c"),
+            }
+            with pytest.raises(errors.NotFoundError) as caught:
+                async with crawl_many(sources, limit=3, prefetch=2) as records:
+                    async for source, record in records:
+                        got[source].append(record["id"])
+            assert crawl_tasks() == []
+            assert api.stats.in_flight == 0
+            requests = len(trio_server.requests)
+            await trio.sleep(0.05)
+    assert "while crawling source 'b'" in (caught.value.__notes__ or [""])[0]
+    assert got["b"] == list(range(200))  # everything before the failed page
+    assert len(trio_server.requests) == requests  # nothing runs after the block
+
+
+async def test_crawl_many_can_collect_failures_per_source(
+    trio_server: TrioTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    collections = three_sources(trio_server)
+    fail_source_b(trio_server, collections)
+    got: dict[str, list[int]] = {key: [] for key in collections}
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            sources = {
+                "a": make("offset", api, "/a"),
+                "b": make("cursor", api, "/b"),
+                "c": make("link", api, "/c"),
+            }
+            with caplog.at_level(logging.WARNING, logger="trestfly.crawl"):
+                async with crawl_many(sources, limit=2, on_error="collect") as records:
+                    async for source, record in records:
+                        got[source].append(record["id"])
+            # The failed source resumes where it failed, once the server is fixed.
+            collections["b"].install(trio_server.app, prefix="/b")
+            resumed = make("cursor", api, "/b", position=sources["b"].position)
+            rest = [record["id"] async for record in resumed]
+    assert got == {"a": list(range(1000)), "b": list(range(200)), "c": list(range(1234))}
+    assert list(records.errors) == ["b"]
+    assert isinstance(records.errors["b"], errors.NotFoundError)
+    assert sorted(records.finished) == ["a", "c"]
+    assert rest == list(range(200, 777))
+    assert "crawl of source 'b' failed" in caplog.text
+
+
+async def test_crawl_many_of_nothing_and_bad_arguments() -> None:
+    nothing: dict[str, PagedIterator] = {}
+    async with crawl_many(nothing) as records:
+        assert [item async for item in records] == []
+    iterator = OffsetIterator(None)
+    with pytest.raises(errors.UnexpectedValueError, match="same iterator"):
+        async with crawl_many({"a": iterator, "b": iterator}):
+            pass
+    bad: dict[str, Any]
+    for bad in ({"limit": 0}, {"prefetch": 0}, {"on_error": "ignore"}):
+        with pytest.raises(errors.UnexpectedValueError):
+            async with crawl_many({"a": iterator}, **bad):
+                pass
+    assert not iterator._busy  # refused without claiming it
+
+
+# ------------------------------------------------------------------ rich
+
+
+async def test_the_rich_adapter_draws_one_bar_per_crawl(trio_server: TrioTestServer) -> None:
+    pytest.importorskip("rich")
+    from rich.console import Console
+
+    from trestfly.contrib.rich import RichProgress
+
+    three_sources(trio_server)
+    output = io.StringIO()
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            with RichProgress(console=Console(file=output, width=120)) as bars:
+                sources = {
+                    "a": make("offset", api, "/a", progress=bars.track("a")),
+                    "b": make("cursor", api, "/b", progress=bars.track("b")),
+                }
+                async with crawl_many(sources) as records:
+                    async for _ in records:
+                        pass
+    a, b = bars.progress.tasks
+    assert (a.completed, a.total, a.fields["pages"]) == (1000, 1000, 10)
+    assert (b.completed, b.total, b.fields["pages"]) == (777, None, 8)
+    assert "1000/1000" in output.getvalue()
+
+
+# ------------------------------------------------------------------ the model
+
+
+class MemoryOffsets(OffsetIterator):
+    """Offset pages from memory, each after a delay drawn per page (on a mock clock)."""
+
+    size: int = 0
+    seed: int = 0
+    start_offset: int = 0
+
+    def __init__(self, api: Any, **attrs: Any) -> None:
+        super().__init__(api, **attrs)
+        self.fetched: list[int] = []
+        self.reading = -1
+        self.lead = 0
+
+    async def _fetch(self, address: Any) -> Page:
+        page = (address - self.start_offset) // self.limit
+        self.lead = max(self.lead, page - self.reading)
+        self.fetched.append(address)
+        await trio.sleep(random.Random(self.seed * 7919 + address).random())
+        records = [{"id": i} for i in range(address, min(address + self.limit, self.size))]
+        return Page(records, total=self.size)
+
+
+class MemoryCursors(CursorIterator):
+    """Cursor pages from memory: the cursor is the next offset, as a string."""
+
+    size: int = 0
+    seed: int = 0
+    limit: int | None = 10
+
+    def __init__(self, api: Any, **attrs: Any) -> None:
+        super().__init__(api, **attrs)
+        self.fetched: list[Any] = []
+
+    async def _fetch(self, address: Any) -> Page:
+        self.fetched.append(address)
+        start = int(address or 0)
+        await trio.sleep(random.Random(self.seed * 7919 + start).random())
+        assert self.limit is not None
+        stop = min(start + self.limit, self.size)
+        records = [{"id": i} for i in range(start, stop)]
+        return Page(records, next=str(stop) if stop < self.size else None)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    size=st.integers(0, 300),
+    limit=st.integers(1, 40),
+    prefetch=st.integers(1, 6),
+    start=st.integers(0, 320),
+    max_items=st.none() | st.integers(0, 320),
+    max_pages=st.none() | st.integers(0, 12),
+    stop_after=st.none() | st.integers(0, 320),
+    chain=st.booleans(),
+    seed=st.integers(0, 1000),
+)
+def test_any_walk_matches_the_model(
+    size: int,
+    limit: int,
+    prefetch: int,
+    start: int,
+    max_items: int | None,
+    max_pages: int | None,
+    stop_after: int | None,
+    chain: bool,
+    seed: int,
+) -> None:
+    """Crawl, stop, resume: always exactly the records the model says, in order."""
+    common = {"size": size, "limit": limit, "seed": seed}
+    if chain:
+        start = min(start, size)
+        first: PagedIterator = MemoryCursors(
+            None, position=Position(str(start) if start else None), **common
+        )
+    else:
+        first = MemoryOffsets(None, position=Position(start), start_offset=start, **common)
+    first.max_items, first.max_pages = max_items, max_pages
+    expected = list(range(start, size))
+    if max_pages is not None:
+        expected = expected[: max_pages * limit]
+    if max_items is not None:
+        expected = expected[:max_items]
+
+    async def main() -> tuple[list[int], list[int]]:
+        got: list[int] = []
+        async with first.crawl(prefetch=prefetch) as records:
+            async for record in records:
+                got.append(record["id"])
+                if isinstance(first, MemoryOffsets):
+                    first.reading = (record["id"] - start) // limit
+                if len(got) == stop_after:
+                    break
+        rest: list[int] = []
+        if stop_after is not None and len(got) == stop_after:
+            # The rest of the walk, from the position, with what the limits leave.
+            cls = type(first)
+            options: dict[str, Any] = dict(common)
+            if isinstance(first, MemoryOffsets):
+                position = first.position
+                assert isinstance(position.page, int)
+                options["start_offset"] = position.page
+            resumed = cls(None, position=first.position, **options)
+            if max_items is not None:
+                resumed.max_items = max_items - len(got)
+            async with resumed.crawl(prefetch=prefetch) as records:
+                rest = [record["id"] async for record in records]
+            if max_pages is not None:
+                rest = rest[: len(expected) - len(got)]
+        return got, rest
+
+    got, rest = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert got + rest == expected
+    if isinstance(first, MemoryOffsets):
+        assert first.lead <= prefetch  # never further ahead than the window
+        needed = 0 if max_items == 0 or max_pages == 0 else max(1, -(-len(got) // limit))
+        if stop_after is None:
+            # Known total: no page past the end, none past the limits.
+            assert len(first.fetched) == needed
+    assert isinstance(first, MemoryOffsets | MemoryCursors)
+    assert len(set(first.fetched)) == len(first.fetched)  # no page fetched twice

@@ -1,0 +1,484 @@
+"""The ready paginators end to end: every style, sequential and crawled, on the Trio server.
+
+The server (``tests/servers/collections.py``) serves records ``{"id": i}``; every walk
+is checked against the exact id sequence it must yield, and against the requests the
+server saw.  Faults are injected deterministically; retries use a tiny backoff.  No
+test asserts how long anything took, and every walk is bounded in records and time.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+import trio
+from box import Box
+from servers import RecordedRequest, Respond, TrioTestServer, respond
+from servers.collections import Faults, PagedCollection
+
+from trestfly import BudgetSettings, TrioAPISession, errors
+from trestfly._pages import PaginationError, Position
+from trestfly._paginators import (
+    CrawlProgress,
+    CursorIterator,
+    LinkIterator,
+    OffsetIterator,
+    PagedIterator,
+    PageNumberIterator,
+)
+
+LIMIT = 20.0
+BIG = 10_000  # the issue's size: 100 pages of 100
+
+
+class API(TrioAPISession):
+    _retries = 10
+    _backoff = 0.01
+    _timeout = 5.0
+    # Faults are injected on purpose: learn no rate from them, spend no budget on them.
+    _adaptive = False
+    _retry_budget = BudgetSettings(enabled=False)
+
+
+# How an SDK author configures each style: class attributes only.
+class Items(OffsetIterator):
+    path = "/offset"
+
+
+class Pages(PageNumberIterator):
+    path = "/pages"
+    items_key = "data"
+    total_key = "meta.total"
+    total_pages_key = "meta.total_pages"
+
+
+class Cursors(CursorIterator):
+    path = "/cursor"
+    items_key = "results"
+    cursor_key = "meta.next_cursor"
+    limit = 100
+
+
+class Links(LinkIterator):
+    path = "/link"
+    limit = 100
+
+
+STYLES: dict[str, type[PagedIterator]] = {
+    "offset": Items,
+    "pages": Pages,
+    "cursor": Cursors,
+    "link": Links,
+}
+MODES = [None, 1, 8]  # None: plain ``async for``; a number: crawl(prefetch=N)
+
+
+def serve(server: TrioTestServer, size: int = 1000, **options: Any) -> PagedCollection:
+    collection = PagedCollection(size=size, **options)
+    collection.install(server.app)
+    return collection
+
+
+async def walk(iterator: PagedIterator, prefetch: int | None, *, bound: int = BIG * 2) -> list[int]:
+    """The ids the iterator yields; fails instead of looping forever."""
+    ids: list[int] = []
+    if prefetch is None:
+        async for record in iterator:
+            ids.append(record["id"])
+            assert len(ids) <= bound, "the walk did not stop"
+    else:
+        async with iterator.crawl(prefetch=prefetch) as records:
+            async for record in records:
+                ids.append(record["id"])
+                assert len(ids) <= bound, "the crawl did not stop"
+    return ids
+
+
+# ------------------------------------------------------------------ exact walks
+
+
+@pytest.mark.parametrize("prefetch", MODES)
+@pytest.mark.parametrize("style", STYLES)
+async def test_every_style_yields_every_record_once_in_order(
+    trio_server: TrioTestServer, style: str, prefetch: int | None
+) -> None:
+    collection = serve(trio_server, BIG)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = STYLES[style](api)
+            assert await walk(iterator, prefetch) == list(range(BIG))
+            assert api.stats.in_flight == 0
+    assert iterator.count == BIG
+    assert iterator.num_pages == 100
+    assert iterator.position.done
+    # Totals and next links are trusted: no page past the end is requested.
+    assert len(collection.served) == 100
+
+
+@pytest.mark.parametrize("prefetch", [1, 8])
+@pytest.mark.parametrize("style", STYLES)
+async def test_429s_503s_resets_and_slow_pages_lose_and_double_nothing(
+    trio_server: TrioTestServer, style: str, prefetch: int
+) -> None:
+    # Slow pages too: with prefetch, later pages then arrive before earlier ones.
+    seed = sorted(STYLES).index(style) * 10 + prefetch
+    faults = Faults(every=4, seed=seed, slow_every=5, slow_seconds=0.01)
+    collection = serve(trio_server, BIG, faults=faults)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            assert await walk(STYLES[style](api), prefetch) == list(range(BIG))
+            assert api.stats.retries == sum(1 for s in collection.served if s.fault)
+    kinds = {s.fault for s in collection.served if s.fault}
+    assert kinds == {"429", "503", "reset"}  # each kind was survived
+
+
+@pytest.mark.parametrize("prefetch", [None, 8])
+@pytest.mark.parametrize("style", STYLES)
+async def test_pages_are_plain_dicts_unless_box_is_asked_for(
+    trio_server: TrioTestServer, style: str, prefetch: int | None
+) -> None:
+    serve(trio_server, 150)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url, box=True) as api:  # a boxing session
+            plain = STYLES[style](api)
+            boxed = STYLES[style](api, box=True)
+            records = [r async for r in plain] if prefetch is None else None
+            if records is None:
+                async with plain.crawl(prefetch=prefetch or 1) as stream:
+                    records = [r async for r in stream]
+            boxes = [r async for r in boxed]
+    assert {type(r) for r in records} == {dict}
+    assert {type(r) for r in boxes} == {Box}
+    assert [b.id for b in boxes] == [r["id"] for r in records] == list(range(150))
+
+
+# ------------------------------------------------------------------ limits
+
+LIMIT_CASES = [
+    (0, None),
+    (None, 0),
+    (1, None),
+    (None, 1),
+    (100, None),
+    (101, None),
+    (250, None),
+    (None, 3),
+    (250, 2),
+    (5000, None),
+    (None, 50),
+]
+
+
+@pytest.mark.parametrize(("max_items", "max_pages"), LIMIT_CASES)
+@pytest.mark.parametrize("prefetch", [None, 8])
+@pytest.mark.parametrize("style", STYLES)
+async def test_max_items_and_max_pages_are_exact_and_fetch_no_extra_page(
+    trio_server: TrioTestServer,
+    style: str,
+    prefetch: int | None,
+    max_items: int | None,
+    max_pages: int | None,
+) -> None:
+    collection = serve(trio_server, 1000)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = STYLES[style](api, max_items=max_items, max_pages=max_pages)
+            ids = await walk(iterator, prefetch)
+    expected = list(range(1000))
+    if max_pages is not None:
+        expected = expected[: max_pages * 100]
+    if max_items is not None:
+        expected = expected[:max_items]
+    assert ids == expected
+    pages = 0 if max_items == 0 or max_pages == 0 else max(1, -(-len(expected) // 100))
+    assert len(collection.served) == pages
+    assert iterator.num_pages == pages
+
+
+@pytest.mark.parametrize("prefetch", MODES)
+@pytest.mark.parametrize("style", STYLES)
+async def test_an_empty_collection_yields_nothing_after_one_request(
+    trio_server: TrioTestServer, style: str, prefetch: int | None
+) -> None:
+    collection = serve(trio_server, 0)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = STYLES[style](api)
+            assert await walk(iterator, prefetch) == []
+    assert len(collection.served) == 1
+    assert iterator.position.done
+
+
+@pytest.mark.parametrize("prefetch", [None, 8])
+async def test_without_a_total_a_short_page_ends_the_walk(
+    trio_server: TrioTestServer, prefetch: int | None
+) -> None:
+    collection = serve(trio_server, 1050)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = Items(api, total_key=None)
+            assert await walk(iterator, prefetch) == list(range(1050))
+    # Never more than the prefetch window past the short page.
+    assert len(collection.served) <= 11 + (prefetch or 0)
+
+
+@pytest.mark.parametrize("final_size", [650, 1250])
+@pytest.mark.parametrize("prefetch", [None, 1, 8])
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_total_that_changes_mid_crawl_stops_at_the_real_end(
+    trio_server: TrioTestServer, style: str, prefetch: int | None, final_size: int
+) -> None:
+    # The collection shrinks or grows right after the first page was served.
+    collection = serve(trio_server, 1000, resize_at={1: final_size})
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            ids = await walk(STYLES[style](api), prefetch)
+    assert ids == list(range(final_size))
+    assert len(collection.served) <= -(-final_size // 100) + (prefetch or 0) + 1
+
+
+# ------------------------------------------------------------------ resuming
+
+
+@pytest.mark.parametrize("stop_after", [1, 99, 100, 101, 555])
+@pytest.mark.parametrize("prefetch", [None, 8])
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_stopped_walk_resumes_exactly_where_it_stopped(
+    trio_server: TrioTestServer, style: str, prefetch: int | None, stop_after: int
+) -> None:
+    serve(trio_server, 1000)
+    first: list[int] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = STYLES[style](api)
+            if prefetch is None:
+                async for record in iterator:
+                    first.append(record["id"])
+                    if len(first) == stop_after:
+                        break
+            else:
+                async with iterator.crawl(prefetch=prefetch) as records:
+                    async for record in records:
+                        first.append(record["id"])
+                        if len(first) == stop_after:
+                            break
+            # A position is plain data: it survives being stored and rebuilt.
+            stored = dataclasses.asdict(iterator.position)
+            resumed = STYLES[style](api, position=Position(**stored))
+            rest = await walk(resumed, prefetch)
+    assert first == list(range(stop_after))
+    assert rest == list(range(stop_after, 1000))
+    assert resumed.position.done
+
+
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_finished_position_resumes_to_nothing(
+    trio_server: TrioTestServer, style: str
+) -> None:
+    collection = serve(trio_server, 120)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = STYLES[style](api)
+            await walk(iterator, 4)
+            served = len(collection.served)
+            assert await walk(STYLES[style](api, position=iterator.position), None) == []
+    assert len(collection.served) == served
+
+
+async def test_a_crawl_and_plain_iteration_continue_each_other(
+    trio_server: TrioTestServer,
+) -> None:
+    serve(trio_server, 1000)
+    ids: list[int] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = Cursors(api)
+            async for record in iterator:
+                ids.append(record["id"])
+                if len(ids) == 150:
+                    break
+            async with iterator.crawl(prefetch=3) as records:
+                async for record in records:
+                    ids.append(record["id"])
+                    if len(ids) == 420:
+                        break
+            async with iterator.crawl(prefetch=2) as records:
+                async for record in records:
+                    ids.append(record["id"])
+                    if len(ids) == 777:
+                        break
+            ids.extend([record["id"] async for record in iterator])
+    assert ids == list(range(1000))
+
+
+# ------------------------------------------------------------------ failures
+
+
+@pytest.mark.parametrize("prefetch", [None, 8])
+@pytest.mark.parametrize("style", ["offset", "pages"])
+async def test_a_server_capping_the_page_size_raises_instead_of_skipping(
+    trio_server: TrioTestServer, style: str, prefetch: int | None
+) -> None:
+    serve(trio_server, 1000, max_page_size=50)
+    with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="caps the page size"):
+        async with API(url=trio_server.base_url) as api:
+            await walk(STYLES[style](api), prefetch)
+
+
+@pytest.mark.parametrize("prefetch", [None, 8])
+async def test_a_failing_page_raises_as_itself_after_every_record_before_it(
+    trio_server: TrioTestServer, prefetch: int | None
+) -> None:
+    collection = serve(trio_server, 1000)
+    offsets = collection._offset  # the collection's own handler, broken at one offset
+
+    def broken(request: RecordedRequest) -> Any:
+        if request.params["offset"] == ["300"]:
+            return respond(404, json={"error": "gone"})
+        return offsets(request)
+
+    trio_server.app.script("/offset", broken)
+    ids: list[int] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = Items(api)
+            with pytest.raises(errors.NotFoundError):
+                if prefetch is None:
+                    async for record in iterator:
+                        ids.append(record["id"])
+                else:
+                    async with iterator.crawl(prefetch=prefetch) as records:
+                        async for record in records:
+                            ids.append(record["id"])
+    assert ids == list(range(300))
+    assert iterator.position == Position(300)
+
+
+def _loop_handler(kind: str) -> Callable[[RecordedRequest], Respond]:
+    def handler(request: RecordedRequest) -> Respond:
+        again = f"http://{request.header('host')}/loop?page=2"
+        second = request.query != ""
+        records = [{"id": i} for i in (range(10, 20) if second else range(10))]
+        if kind == "cursor":
+            return respond(json={"items": records, "next_cursor": "same"})
+        return respond(json=records, headers={"link": f'<{again}>; rel="next"'})
+
+    return handler
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+@pytest.mark.parametrize("kind", ["cursor", "link"])
+async def test_a_repeated_cursor_or_link_raises_instead_of_looping(
+    trio_server: TrioTestServer, kind: str, prefetch: int | None
+) -> None:
+    trio_server.app.script("/loop", _loop_handler(kind))
+    iterator: PagedIterator
+    with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="again"):
+        async with API(url=trio_server.base_url) as api:
+            if kind == "cursor":
+                iterator = CursorIterator(api, path="/loop")
+            else:
+                iterator = LinkIterator(api, path="/loop")
+            await walk(iterator, prefetch, bound=100)
+    assert iterator.count == 20  # both distinct pages, then the repeat was refused
+    assert len(trio_server.requests) <= 3 + (prefetch or 0)
+
+
+@pytest.mark.parametrize(
+    ("answer", "match"),
+    [
+        (respond(body="<html>", headers={"content-type": "text/html"}), "not JSON"),
+        (respond(json={"data": []}), "no key 'items'"),
+        (respond(json={"items": {"a": 1}}), "not a list"),
+        (respond(json={"items": [], "total": "many"}), "total must be a count"),
+    ],
+)
+async def test_a_page_of_the_wrong_shape_raises(
+    trio_server: TrioTestServer, answer: Respond, match: str
+) -> None:
+    trio_server.app.script("/odd", answer)
+    with trio.fail_after(LIMIT), pytest.raises(PaginationError, match=match):
+        async with API(url=trio_server.base_url) as api:
+            await walk(OffsetIterator(api, path="/odd"), None)
+
+
+# ------------------------------------------------------------------ progress
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_progress_is_reported_once_per_page(
+    trio_server: TrioTestServer, prefetch: int | None
+) -> None:
+    serve(trio_server, 1000)
+    reports: list[CrawlProgress] = []
+    unknown: list[CrawlProgress] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            await walk(Items(api, max_items=950, progress=reports.append), prefetch)
+            await walk(Cursors(api, max_pages=2, progress=unknown.append), prefetch)
+    assert [r.records for r in reports] == [*range(100, 1000, 100), 950]
+    assert [r.pages for r in reports] == list(range(1, 11))
+    assert {r.total for r in reports} == {950}  # the total, capped by max_items
+    elapsed = [r.elapsed for r in reports]
+    assert elapsed == sorted(elapsed) and all(r.rate >= 0 for r in reports)
+    assert [(r.records, r.total) for r in unknown] == [(100, None), (200, None)]
+
+
+# ------------------------------------------------------------------ configuration
+
+
+async def test_class_attributes_are_defaults_and_keywords_override_them(
+    trio_server: TrioTestServer,
+) -> None:
+    collection = serve(trio_server, 1000)
+    caller_params = {"tag": "a"}
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = Items(api, limit=250, params=caller_params, max_pages=1)
+            caller_params["tag"] = "changed later"  # the iterator kept its own copy
+            assert await walk(iterator, None) == list(range(250))
+    assert trio_server.requests[0].params == {"tag": ["a"], "offset": ["0"], "limit": ["250"]}
+    assert collection.served[0].size == 250
+    assert Items.limit == 100 and Items.params == {}  # the class is untouched
+
+
+def test_defaults_are_immutable_and_unknown_or_bad_settings_are_refused() -> None:
+    with pytest.raises(TypeError):
+        PagedIterator.params["x"] = 1  # type: ignore[index]
+    with pytest.raises(errors.UnexpectedValueError, match="no attribute 'pagesize'"):
+        Items(None, pagesize=10)
+    for bad in (
+        {"limit": 0},
+        {"limit": True},
+        {"items_key": 5},
+        {"params": "a=b"},
+        {"max_items": -1},
+        {"box": "yes"},
+    ):
+        with pytest.raises(errors.UnexpectedValueError, match="invalid setting"):
+            Items(None, **bad)
+    with pytest.raises(errors.UnexpectedValueError, match="position must be a Position"):
+        Items(None, position={"page": 3})  # type: ignore[arg-type]
+    with pytest.raises(PaginationError):
+        Items(None, position=Position("cursor"))
+
+
+def test_a_subclass_declares_its_own_settings() -> None:
+    class TeamMembers(OffsetIterator):
+        team: str = ""
+
+        def _target(self, address: Any) -> tuple[str, dict[str, Any] | None]:
+            _, params = super()._target(address)
+            return f"teams/{self.team}/members", params
+
+    iterator = TeamMembers(None, team="core")
+    assert iterator._target(200) == ("teams/core/members", {"offset": 200, "limit": 100})
+
+
+async def test_prefetch_must_be_a_positive_integer() -> None:
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(errors.UnexpectedValueError, match="prefetch"):
+            async with Items(None).crawl(prefetch=bad):  # type: ignore[arg-type]
+                pass

@@ -1,0 +1,626 @@
+"""Pure page planning for paginated collections: no I/O, no clock, no Trio.
+
+Everything the paginators (:mod:`trestfly._paginators`) and the crawler
+(:mod:`trestfly._crawl`) decide is decided here, from plain values:
+
+* where a value lives in a page (:func:`extract`, dotted key paths);
+* where the next page is (:func:`parse_link_header` for RFC 8288 ``Link`` headers, and
+  the *schemes*: :class:`OffsetScheme`, :class:`PageNumberScheme`, :class:`ChainScheme`);
+* which records of a page to hand out and whether it is the last (:func:`judge_page`);
+* how many pages a crawl can need, and which it may request now (:func:`pages_for`,
+  :func:`last_page_index`, :func:`may_request`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, TypeAlias
+from urllib.parse import urljoin
+
+from .errors import PaginationError
+
+__all__ = [
+    "Address",
+    "ChainScheme",
+    "KeyPath",
+    "Link",
+    "OffsetScheme",
+    "Page",
+    "PageNumberScheme",
+    "PaginationError",
+    "Position",
+    "Request",
+    "Scheme",
+    "Verdict",
+    "as_count",
+    "extract",
+    "find_link",
+    "judge_page",
+    "key_path",
+    "known_last_page",
+    "last_page_index",
+    "may_request",
+    "pages_for",
+    "parse_link_header",
+]
+
+#: Where a value lives in a page: ``"data"``, ``"meta.total"``, a tuple of keys (for
+#: keys holding dots), or None for the page itself.
+KeyPath: TypeAlias = str | tuple[str, ...] | None
+#: What identifies a page: an offset or page number (int), a cursor or URL (str), or
+#: None for the first page of a cursor or link collection.
+Address: TypeAlias = int | str | None
+
+_MISSING: Any = object()
+
+
+# ------------------------------------------------------------------ key paths
+
+
+def key_path(path: KeyPath) -> tuple[str, ...]:
+    """The keys of ``path``: ``"a.b"`` is ``("a", "b")``; None and ``""`` are ``()``."""
+    if path is None:
+        return ()
+    if isinstance(path, str):
+        return tuple(path.split(".")) if path else ()
+    return tuple(path)
+
+
+def extract(document: Any, path: KeyPath, default: Any = _MISSING) -> Any:
+    """The value at ``path`` in a parsed JSON ``document``.
+
+    Keys are looked up with ``[]``, never as attributes: on a ``Box``, ``.items`` is the
+    dict method, not the ``"items"`` key.  A key made of digits indexes a list.
+
+    Args:
+        document: a page as parsed from JSON (dicts, lists, or Box/BoxList).
+        path: a key path (see :data:`KeyPath`).
+        default: returned when a key is missing; without it a missing key raises.
+
+    Raises:
+        PaginationError: a key is missing and no default was given.
+    """
+    value = document
+    keys = key_path(path)
+    for depth, key in enumerate(keys):
+        if isinstance(value, Mapping) and key in value:
+            value = value[key]
+            continue
+        if (
+            isinstance(value, Sequence)
+            and not isinstance(value, str | bytes)
+            and key.isdigit()
+            and int(key) < len(value)
+        ):
+            value = value[int(key)]
+            continue
+        if default is not _MISSING:
+            return default
+        where = ".".join(keys[:depth]) or "the page"
+        raise PaginationError(f"no key {key!r} in {where} (looking for {'.'.join(keys)!r})")
+    return value
+
+
+def as_count(value: Any, what: str) -> int | None:
+    """A non-negative count from a page (an int, or digits as some APIs send); None stays.
+
+    Raises:
+        PaginationError: anything else.
+    """
+    if value is None:
+        return None
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, float) and value.is_integer() and value >= 0:
+        return int(value)
+    raise PaginationError(f"{what} must be a count (an integer >= 0), got {value!r}")
+
+
+# ------------------------------------------------------------------ Link headers
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """One link of a ``Link`` header (RFC 8288).
+
+    Attributes:
+        target: the URI reference between ``<`` and ``>``, as sent (maybe relative).
+        params: the link's parameters, names lower-cased; the first of a repeated name.
+        rels: the relation types of ``rel``, lower-cased (``rel="next last"`` has two).
+    """
+
+    target: str
+    params: Mapping[str, str]
+    rels: frozenset[str]
+
+
+def _skip_spaces(text: str, at: int) -> int:
+    while at < len(text) and text[at] in " \t":
+        at += 1
+    return at
+
+
+def _skip_to_comma(text: str, at: int) -> int:
+    """The index just past the next comma outside ``<...>`` and quotes (or the end)."""
+    quoted = bracketed = False
+    while at < len(text):
+        char = text[at]
+        if quoted:
+            if char == "\\":
+                at += 1
+            elif char == '"':
+                quoted = False
+        elif bracketed:
+            bracketed = char != ">"
+        elif char == '"':
+            quoted = True
+        elif char == "<":
+            bracketed = True
+        elif char == ",":
+            return at + 1
+        at += 1
+    return at
+
+
+def _read_quoted(text: str, at: int) -> tuple[str, int]:
+    """A quoted-string starting at ``text[at] == '"'``: its value and the index after it."""
+    value: list[str] = []
+    at += 1
+    while at < len(text):
+        char = text[at]
+        if char == "\\" and at + 1 < len(text):
+            value.append(text[at + 1])
+            at += 2
+            continue
+        if char == '"':
+            return "".join(value), at + 1
+        value.append(char)
+        at += 1
+    return "".join(value), at  # unterminated: take what there is
+
+
+def _read_params(text: str, at: int) -> tuple[dict[str, str], int]:
+    """``; name=value`` parameters from ``at`` up to the comma ending the link."""
+    params: dict[str, str] = {}
+    while True:
+        at = _skip_spaces(text, at)
+        if at >= len(text) or text[at] == ",":
+            return params, at + 1
+        if text[at] != ";":
+            return params, _skip_to_comma(text, at)  # garbage: drop the rest of this link
+        at = _skip_spaces(text, at + 1)
+        start = at
+        while at < len(text) and text[at] not in "=;, \t":
+            at += 1
+        name = text[start:at].lower()
+        value = ""
+        at = _skip_spaces(text, at)
+        if at < len(text) and text[at] == "=":
+            at = _skip_spaces(text, at + 1)
+            if at < len(text) and text[at] == '"':
+                value, at = _read_quoted(text, at)
+            else:
+                start = at
+                while at < len(text) and text[at] not in ";,":
+                    at += 1
+                value = text[start:at].strip()
+        # RFC 8288 3.3: occurrences of a parameter after the first are ignored.
+        if name and name not in params:
+            params[name] = value
+
+
+def parse_link_header(values: str | Iterable[str]) -> list[Link]:
+    """Every link of one or more ``Link`` header values, in order.
+
+    Tolerant of what servers send: several links per value and several values, commas
+    and semicolons inside ``<...>`` and inside quoted parameters, escaped quotes,
+    unquoted values, odd spacing and case.  A malformed link is skipped, never fatal.
+
+    Args:
+        values: one header value, or all of them (``response.headers.get_list("link")``).
+    """
+    texts = [values] if isinstance(values, str) else list(values)
+    links: list[Link] = []
+    for text in texts:
+        at = 0
+        # Bounded: every pass moves past at least one character.
+        while at < len(text):
+            at = _skip_spaces(text, at)
+            if at >= len(text):
+                break
+            if text[at] == ",":
+                at += 1
+                continue
+            if text[at] != "<":
+                at = _skip_to_comma(text, at)
+                continue
+            end = text.find(">", at + 1)
+            if end < 0:
+                break  # an unterminated target: nothing after it can be trusted
+            target = text[at + 1 : end].strip()
+            params, at = _read_params(text, end + 1)
+            rels = frozenset(params.get("rel", "").lower().split())
+            links.append(Link(target, MappingProxyType(params), rels))
+    return links
+
+
+def find_link(
+    values: str | Iterable[str], rel: str = "next", base: str | None = None
+) -> str | None:
+    """The target of the first link with relation ``rel``, made absolute against ``base``.
+
+    Args:
+        values: ``Link`` header value(s).
+        rel: the relation type to look for (case-insensitive).
+        base: the URL of the response the header came with; relative targets are
+            resolved against it (RFC 8288 3.2).
+
+    Returns:
+        The URL, or None when no link has that relation.
+    """
+    wanted = rel.lower()
+    for link in parse_link_header(values):
+        if wanted in link.rels:
+            return urljoin(base, link.target) if base else link.target
+    return None
+
+
+# ------------------------------------------------------------------ pages and positions
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    """One fetched page, reduced to what pagination needs.
+
+    Attributes:
+        records: the page's records, in order.
+        total: records in the whole collection, as this page reports it (None: not said).
+        total_pages: pages in the whole collection, as this page reports it.
+        next: the next page's cursor or URL (chain styles); None when there is none.
+    """
+
+    records: Sequence[Any]
+    total: int | None = None
+    total_pages: int | None = None
+    next: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    """Where a walk stands, to resume it exactly with a new iterator.
+
+    Attributes:
+        page: the page to read next: an offset (offset style, then ``index`` is always
+            0), a page number, a cursor or a URL (None: the first page of a cursor or
+            link collection).
+        index: records of that page already handed out.
+        done: the walk reached the end of the data; a resumed iterator yields nothing.
+
+    Plain values only, so a position can be stored (``dataclasses.asdict``) and rebuilt.
+
+    .. versionadded:: 0.1.0
+    """
+
+    page: Address = None
+    index: int = 0
+    done: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A page to fetch: its address, and how many of its records were handed out before."""
+
+    address: Address
+    skip: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What to do with a fetched page (see :func:`judge_page`).
+
+    Attributes:
+        start: index of the first record to hand out.
+        stop: index after the last record to hand out.
+        usable: records of the page that belong to the collection (within its total).
+        end: the page is the end of the data.
+        last: no page after this one is needed (end of data, or a limit reached).
+    """
+
+    start: int
+    stop: int
+    usable: int
+    end: bool
+    last: bool
+
+
+# ------------------------------------------------------------------ schemes
+
+
+class Scheme:
+    """How a pagination style addresses pages.
+
+    Attributes:
+        page_size: the records every page but the last holds, for the styles that
+            address pages by number or offset; None for chains, where the server decides.
+        addressable: any page's address is known without fetching the one before.
+    """
+
+    page_size: int | None = None
+    addressable: bool = False
+
+    def first_record(self, address: Address) -> int | None:
+        """Index in the collection of the page's first record (None: not knowable)."""
+        return None
+
+    def address_at(self, start: Address, pages: int) -> Address:
+        """The address ``pages`` pages after ``start`` (addressable styles only)."""
+        raise TypeError(f"{type(self).__name__} pages are not addressable")
+
+    def after(self, address: Address, page: Page) -> Address:
+        """The address of the page after ``page`` (None: there is none)."""
+        raise NotImplementedError
+
+    def more(self, address: Address, page: Page) -> bool | None:
+        """Whether the page says another follows: True, False, or None (not said)."""
+        return None
+
+    def position(self, address: Address, index: int, *, done: bool = False) -> Position:
+        """The position of record ``index`` of the page at ``address``."""
+        return Position(address, index, done)
+
+    def check(self, position: Position) -> Request:
+        """The request resuming at ``position``.
+
+        Raises:
+            PaginationError: the position does not belong to this style.
+        """
+        if isinstance(position.index, bool) or not isinstance(position.index, int):
+            raise PaginationError(f"position index must be an integer, got {position.index!r}")
+        if position.index < 0:
+            raise PaginationError(f"position index must be >= 0, got {position.index}")
+        return Request(position.page, position.index)
+
+
+def _int_address(position: Position, minimum: int, what: str) -> int:
+    page = position.page
+    if isinstance(page, bool) or not isinstance(page, int) or page < minimum:
+        raise PaginationError(f"this position needs {what} >= {minimum}, got {page!r}")
+    return page
+
+
+@dataclass(frozen=True, slots=True)
+class OffsetScheme(Scheme):
+    """``?offset=N&limit=M``: a page's address is the index of its first record."""
+
+    page_size: int
+    addressable: bool = True
+
+    def first_record(self, address: Address) -> int | None:
+        assert isinstance(address, int)
+        return address
+
+    def address_at(self, start: Address, pages: int) -> Address:
+        assert isinstance(start, int)
+        return start + pages * self.page_size
+
+    def after(self, address: Address, page: Page) -> Address:
+        assert isinstance(address, int)
+        return address + self.page_size
+
+    def position(self, address: Address, index: int, *, done: bool = False) -> Position:
+        # Any offset is addressable, so a position is just the next record's offset.
+        assert isinstance(address, int)
+        return Position(address + index, 0, done)
+
+    def check(self, position: Position) -> Request:
+        request = Scheme.check(self, position)
+        return Request(_int_address(position, 0, "an offset") + request.skip, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class PageNumberScheme(Scheme):
+    """``?page=N&per_page=M``: pages numbered from ``first_page``."""
+
+    page_size: int
+    first_page: int = 1
+    addressable: bool = True
+
+    def first_record(self, address: Address) -> int | None:
+        assert isinstance(address, int)
+        return (address - self.first_page) * self.page_size
+
+    def address_at(self, start: Address, pages: int) -> Address:
+        assert isinstance(start, int)
+        return start + pages
+
+    def after(self, address: Address, page: Page) -> Address:
+        assert isinstance(address, int)
+        return address + 1
+
+    def more(self, address: Address, page: Page) -> bool | None:
+        if page.total_pages is None:
+            return None
+        assert isinstance(address, int)
+        return address - self.first_page + 1 < page.total_pages
+
+    def check(self, position: Position) -> Request:
+        request = Scheme.check(self, position)
+        return Request(_int_address(position, self.first_page, "a page number"), request.skip)
+
+
+@dataclass(frozen=True, slots=True)
+class ChainScheme(Scheme):
+    """Cursor and next-link styles: each page names the next one."""
+
+    def after(self, address: Address, page: Page) -> Address:
+        return page.next
+
+    def more(self, address: Address, page: Page) -> bool | None:
+        return page.next is not None
+
+    def check(self, position: Position) -> Request:
+        request = Scheme.check(self, position)
+        if position.page is not None and not isinstance(position.page, str):
+            raise PaginationError(f"this position needs a cursor or URL, got {position.page!r}")
+        return request
+
+
+# ------------------------------------------------------------------ judging a page
+
+
+def judge_page(
+    size: int,
+    *,
+    skip: int,
+    page_size: int | None,
+    room: int | None,
+    more: bool | None,
+    items_left: int | None,
+    pages_left: int | None,
+) -> Verdict:
+    """Which records of a fetched page to hand out, and whether it is the last page.
+
+    Args:
+        size: records the page holds.
+        skip: records at its start handed out before (a resumed walk).
+        page_size: records asked for (offset and page-number styles), or None.
+        room: records the collection's total leaves from the page's first record on
+            (``total - first_record``), or None when either is unknown.
+        more: whether the page says another follows (next cursor/link, page count).
+        items_left: records still allowed by ``max_items`` (None: unlimited).
+        pages_left: pages still allowed by ``max_pages``, this one included.
+
+    The end of the data is an empty page, a page saying nothing follows, a page reaching
+    the total, or (total unknown) a page shorter than asked for.
+
+    Raises:
+        PaginationError: the server sent more records than asked for, or fewer while
+            saying more follow: the next page's offset or number would then skip or
+            repeat records, so the walk cannot be exact.
+    """
+    if page_size is not None and size > page_size:
+        raise PaginationError(
+            f"the server sent {size} records for a page of {page_size}: it ignores the "
+            "page size, so offsets would repeat records; set limit to what it sends"
+        )
+    usable = size if room is None else max(0, min(size, room))
+    short = page_size is not None and size < page_size
+    says_more = more is True or (room is not None and room > size)
+    if short and size > 0 and says_more:
+        raise PaginationError(
+            f"the server sent {size} records for a page of {page_size} but says more "
+            "follow: it caps the page size below limit (set limit to its maximum), or the "
+            "collection changed under the walk; stopping rather than skipping records"
+        )
+    start = min(skip, usable)
+    stop = usable if items_left is None else min(usable, start + max(items_left, 0))
+    end = size == 0 or more is False or (room is not None and room <= size) or short
+    limited = (items_left is not None and stop - start >= items_left) or (
+        pages_left is not None and pages_left <= 1
+    )
+    return Verdict(start=start, stop=stop, usable=usable, end=end, last=end or limited)
+
+
+# ------------------------------------------------------------------ planning
+
+
+def pages_for(records: int, page_size: int, skip: int = 0) -> int:
+    """Pages of ``page_size`` holding ``records`` records after ``skip`` on the first."""
+    if records <= 0:
+        return 0
+    return math.ceil((records + skip) / page_size)
+
+
+def last_page_index(
+    *,
+    page_size: int | None,
+    skip: int = 0,
+    items_left: int | None = None,
+    pages_left: int | None = None,
+    room: int | None = None,
+) -> int | None:
+    """The last page (0 for the first) a walk may need, counted from where it starts.
+
+    Args:
+        page_size: records per page, or None when the server decides (then only
+            ``pages_left`` bounds the walk).
+        skip: records of the first page handed out before.
+        items_left: records still allowed by ``max_items``.
+        pages_left: pages still allowed by ``max_pages``.
+        room: records the total leaves from the first page's first record on.
+
+    Returns:
+        The index, -1 when no page is needed, None when nothing bounds the walk.
+    """
+    bounds: list[int] = []
+    if pages_left is not None:
+        bounds.append(pages_left - 1)
+    if page_size is not None:
+        if items_left is not None:
+            bounds.append(pages_for(items_left, page_size, skip) - 1)
+        if room is not None:
+            bounds.append(pages_for(room - skip, page_size, skip) - 1)
+    return min(bounds) if bounds else None
+
+
+def may_request(
+    index: int,
+    *,
+    handed: int,
+    prefetch: int,
+    needed: int,
+    limit_last: int | None,
+    stop_at: int | None,
+    speculate_last: int | None,
+) -> bool:
+    """Whether page ``index`` (counted from the walk's start) may be requested now.
+
+    Args:
+        index: the page.
+        handed: the last page handed to the consumer (-1: none yet).
+        prefetch: pages that may be in flight or waiting ahead of the consumer.
+        needed: the page the consumer is known to need next.
+        limit_last: the last page ``max_items``/``max_pages`` allow (None: unbounded).
+        stop_at: a fetched page already known to end the walk (None: none yet).
+        speculate_last: the last page worth fetching before it is needed (from the
+            known total); None: unbounded.
+
+    Never more than ``prefetch`` pages ahead of the consumer, never past a limit or a
+    known end; within that, pages the consumer needs, and pages the total says exist.
+    """
+    if limit_last is not None and index > limit_last:
+        return False
+    if stop_at is not None and index > stop_at:
+        return False
+    if index > handed + prefetch:
+        return False
+    return index <= needed or speculate_last is None or index <= speculate_last
+
+
+def known_last_page(
+    scheme: Scheme, start: Request, *, total: int | None, total_pages: int | None
+) -> int | None:
+    """The last page, counted from ``start``, that the reported totals say holds records.
+
+    Args:
+        scheme: the style's addressing (only addressable styles have such a page).
+        start: the walk's first page.
+        total: the collection's record count, if reported.
+        total_pages: its page count, if reported (page-number style).
+
+    Returns:
+        The index (-1: none), or None when the totals say nothing about it.
+    """
+    bounds: list[int] = []
+    first = scheme.first_record(start.address)
+    if total is not None and first is not None and scheme.page_size is not None:
+        bounds.append(pages_for(total - first - start.skip, scheme.page_size, start.skip) - 1)
+    if total_pages is not None and isinstance(scheme, PageNumberScheme):
+        assert isinstance(start.address, int)
+        bounds.append(total_pages - (start.address - scheme.first_page) - 1)
+    return min(bounds) if bounds else None

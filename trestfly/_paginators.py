@@ -1,0 +1,697 @@
+"""Ready paginators: offset/limit, page number, cursor and ``Link`` header styles.
+
+Each is a small :class:`~trestfly.APIIterator` subclass that an SDK author configures
+rather than rewrites: class attributes are the defaults, constructor keywords override
+them per iterator::
+
+    class Users(OffsetIterator):
+        path = "users"
+        items_key = "data"
+        total_key = "meta.total"
+        limit = 200
+
+    async for user in Users(api, max_items=1000):
+        ...
+    async with Users(api).crawl(prefetch=8) as users:  # pages fetched ahead, in order
+        async for user in users:
+            ...
+
+Every decision (which records of a page to hand out, whether it is the last, where the
+next page is) is made by the pure functions of :mod:`trestfly._pages`; this module only
+fetches pages and keeps the iterator's state.  Plain ``async for`` and
+:meth:`PagedIterator.crawl` drive the same state, so they stop at the same record.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+
+from ._convert import is_json_content_type, parse_json, to_box
+from ._iterator import APIIterator, limit_reached
+from ._pages import (
+    Address,
+    ChainScheme,
+    KeyPath,
+    OffsetScheme,
+    Page,
+    PageNumberScheme,
+    PaginationError,
+    Position,
+    Request,
+    Scheme,
+    Verdict,
+    as_count,
+    extract,
+    find_link,
+    judge_page,
+)
+from .errors import TrestflyError, UnexpectedValueError
+
+if TYPE_CHECKING:
+    from ._crawl import Records
+
+__all__ = [
+    "CrawlProgress",
+    "CursorIterator",
+    "LinkIterator",
+    "OffsetIterator",
+    "PageNumberIterator",
+    "PagedIterator",
+    "ProgressCallback",
+]
+
+#: Cursors and URLs remembered to catch a server that sends one again (a loop).
+_RECENT_ADDRESSES = 64
+
+
+@dataclass(frozen=True, slots=True)
+class CrawlProgress:
+    """What a progress callback receives, once per page, as the page is handed out.
+
+    Attributes:
+        records: records of every page handed out so far, this one included.
+        pages: pages handed out so far.
+        total: records this iterator will yield in all, when known (from the reported
+            total, the resume position and ``max_items``); None when unknown.
+        elapsed: seconds since the iterator's first request.
+        rate: ``records / elapsed``, in records per second (0.0 at first).
+
+    .. versionadded:: 0.1.0
+    """
+
+    records: int
+    pages: int
+    total: int | None
+    elapsed: float
+    rate: float
+
+
+#: Called with a :class:`CrawlProgress` for every page, in the consumer's task.
+ProgressCallback = Callable[[CrawlProgress], object]
+
+
+@dataclass(frozen=True, slots=True)
+class _Current:
+    """The page being handed out: where it came from and what was decided about it."""
+
+    address: Address
+    verdict: Verdict
+    after: Address
+
+
+def _is_key_path(value: Any) -> bool:
+    return (
+        value is None
+        or isinstance(value, str)
+        or (isinstance(value, tuple) and all(isinstance(key, str) for key in value))
+    )
+
+
+def _is_count(value: Any, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+
+
+class PagedIterator(APIIterator):
+    """Base of the ready paginators: one GET per page, records from a key path.
+
+    Subclasses choose the style (:meth:`_scheme_for`, :meth:`_query`); SDK authors set
+    the class attributes below on a subclass, or pass them as constructor keywords.
+    Defaults are immutable: ``params`` is copied into every instance.
+
+    Attributes:
+        path: the collection's path (joined to the session URL) or absolute URL.
+        params: query parameters sent with every page (the paging ones are added).
+        items_key: key path of the records in a page (``"data"``, ``"results"``);
+            None when the page itself is the list.
+        total_key: key path of the collection's record count (``"total"``,
+            ``"pagination.total"``); None when the API does not say.
+        box: read pages as Box (attribute access for the records, at a cost: Box is
+            about 25 times slower than ``json.loads`` on large pages).  Off by default:
+            pages are read with ``conv_json=True`` as plain dicts and lists.
+
+    Args:
+        api: the session pages are fetched through.
+        position: resume where another iterator's :attr:`position` stood.
+        progress: called with a :class:`CrawlProgress` after each page is handed out.
+        attrs: values for declared attributes: the ones above, the style's own (such as
+            ``limit``), ``max_items``, ``max_pages``, and any a subclass declares.
+
+    Raises:
+        UnexpectedValueError: an undeclared keyword or a setting of the wrong kind.
+        PaginationError: ``position`` belongs to another style.
+
+    ``async for record in iterator`` fetches one page at a time; :meth:`crawl` fetches
+    ahead.  Both leave :attr:`position` exact, so a stopped walk can be resumed.
+    ``count``, ``max_items`` and ``max_pages`` count what *this* iterator yields and
+    fetches (a resumed iterator starts from zero).
+
+    .. versionadded:: 0.1.0
+    """
+
+    path: str = ""
+    params: Mapping[str, Any] = MappingProxyType({})
+    items_key: KeyPath = "items"
+    total_key: KeyPath = None
+    box: bool = False
+
+    def __init__(
+        self,
+        api: Any,
+        *,
+        position: Position | None = None,
+        progress: ProgressCallback | None = None,
+        **attrs: Any,
+    ) -> None:
+        super().__init__(api, **attrs)
+        self._check_settings()
+        # A copy, read-only: the caller's dict (or a class default) is never shared.
+        self.params = MappingProxyType(dict(self.params))
+        self._scheme: Scheme = self._scheme_for()
+        if position is not None and not isinstance(position, Position):
+            raise UnexpectedValueError(f"position must be a Position, got {position!r}")
+        start = self._start() if position is None else self._scheme.check(position)
+        self._request: Request | None = None if position and position.done else start
+        self._start_position = position or self._scheme.position(start.address, start.skip)
+        first = self._scheme.first_record(start.address)
+        self._origin: int | None = first + start.skip if first is not None else None
+        if not self._scheme.addressable and position is None:
+            self._origin = 0  # a chain started from its first page: the total applies
+        self._current: _Current | None = None
+        self._progress = progress
+        self._started_at: float | None = None
+        self._recent: deque[Address] = deque(maxlen=_RECENT_ADDRESSES)
+        self._failure: PaginationError | None = None
+        self._busy = False
+
+    # ------------------------------------------------------------- configuration
+
+    def _check_settings(self) -> None:
+        """Validate the settings; subclasses extend it for their own.
+
+        Raises:
+            UnexpectedValueError: a setting of the wrong kind.
+        """
+        checks = {
+            "path": isinstance(self.path, str),
+            "params": isinstance(self.params, Mapping),
+            "items_key": _is_key_path(self.items_key),
+            "total_key": _is_key_path(self.total_key),
+            "box": isinstance(self.box, bool),
+            "max_items": self.max_items is None or _is_count(self.max_items, 0),
+            "max_pages": self.max_pages is None or _is_count(self.max_pages, 0),
+            "total": self.total is None or _is_count(self.total, 0),
+        }
+        self._reject([name for name, ok in checks.items() if not ok])
+
+    def _reject(self, names: Sequence[str]) -> None:
+        if names:
+            shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+            raise UnexpectedValueError(f"{type(self).__name__}: invalid setting(s) {shown}")
+
+    def _scheme_for(self) -> Scheme:
+        """The style's addressing (see :mod:`trestfly._pages`)."""
+        raise NotImplementedError
+
+    def _start(self) -> Request:
+        """The first page of a walk that is not resumed."""
+        return Request(None)
+
+    def _query(self, address: Address) -> dict[str, Any]:
+        """The paging query parameters of the page at ``address``."""
+        raise NotImplementedError
+
+    def _reports_total(self) -> bool:
+        """Whether pages say how big the collection is (then a crawl waits for the
+        first page before fetching ahead, instead of guessing)."""
+        return self.total_key is not None
+
+    # ------------------------------------------------------------- fetching
+
+    def _target(self, address: Address) -> tuple[str, dict[str, Any] | None]:
+        """The path (or URL) and query parameters of the page at ``address``."""
+        return self.path, {**self.params, **self._query(address)}
+
+    def _read_options(self) -> dict[str, Any]:
+        # Explicit on both: a session whose default is box=True must not box pages the
+        # author asked to read as plain JSON (box wins when both are set).
+        return {"box": True} if self.box else {"box": False, "conv_json": True}
+
+    async def _fetch(self, address: Address) -> Page:
+        """Fetch and parse the page at ``address``; override to send it differently.
+
+        Raises:
+            PaginationError: the answer is not a page this iterator understands.
+        """
+        target, params = self._target(address)
+        document = await self._api.get(target, params=params, **self._read_options())
+        return self._page_from(document, target)
+
+    def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
+        """Reduce a parsed page to a :class:`Page` (records, total, next)."""
+        if isinstance(document, httpx.Response):
+            kind = document.headers.get("content-type") or "no content type"
+            raise PaginationError(f"{target}: the page is not JSON ({kind})")
+        records = extract(document, self.items_key)
+        if records is None:
+            records = ()
+        if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
+            raise PaginationError(
+                f"{target}: {self.items_key!r} holds {type(records).__name__}, not a list"
+            )
+        return Page(
+            records=records,
+            total=self._count_at(document, self.total_key, "total"),
+            next=next_address,
+        )
+
+    @staticmethod
+    def _count_at(document: Any, key: KeyPath, what: str) -> int | None:
+        if key is None:
+            return None
+        # Missing is allowed: many APIs report the total on the first page only.
+        return as_count(extract(document, key, None), what)
+
+    # ------------------------------------------------------------- the walk
+
+    def _left_in_page(self) -> int:
+        return len(self.page) - self.page_count
+
+    def _items_left(self) -> int | None:
+        if self.max_items is None:
+            return None
+        return self.max_items - self.count - self._left_in_page()
+
+    def _pages_left(self) -> int | None:
+        return None if self.max_pages is None else self.max_pages - self.num_pages
+
+    def _next_request(self) -> Request | None:
+        """The page to fetch after the current one, or None when the walk needs no more."""
+        if (
+            self._request is None
+            or limit_reached(self.num_pages, self.max_pages)
+            or limit_reached(self.count + self._left_in_page(), self.max_items)
+        ):
+            return None
+        return self._request
+
+    def _accept(self, request: Request, page: Page) -> None:
+        """Make ``page`` (fetched for ``request``) the current page.
+
+        Raises:
+            PaginationError: the page cannot be walked exactly (see ``judge_page``), or
+                its next cursor or link was seen before.
+        """
+        scheme = self._scheme
+        total = page.total if page.total is not None else self.total
+        first = scheme.first_record(request.address)
+        verdict = judge_page(
+            len(page.records),
+            skip=request.skip,
+            page_size=scheme.page_size,
+            room=None if total is None or first is None else total - first,
+            more=scheme.more(request.address, page),
+            items_left=self._items_left(),
+            pages_left=self._pages_left(),
+        )
+        after = None if verdict.end else scheme.after(request.address, page)
+        if not scheme.addressable and not verdict.last:
+            self._recent.append(request.address)
+            if after in self._recent:
+                # This page's records are new: hand them out, fail when going further.
+                self._failure = PaginationError(
+                    f"the server sent {after!r} as the next page again: stopping instead of looping"
+                )
+        self.total = total
+        self.num_pages += 1
+        records = page.records
+        whole = verdict.start == 0 and verdict.stop == len(records)
+        self.page = records if whole else records[verdict.start : verdict.stop]
+        self.page_count = 0
+        self._current = _Current(request.address, verdict, after)
+        self._request = None if verdict.last else Request(after)
+        self._report()
+
+    def _check_failure(self) -> None:
+        """Raise what keeps the walk from going past the current page, if anything.
+
+        Raises:
+            PaginationError: the next page is one already walked (a loop).
+        """
+        if self._failure is not None:
+            raise self._failure
+
+    def _mark_started(self) -> None:
+        if self._started_at is None:
+            self._started_at = trio.current_time()
+
+    def _expected_records(self) -> int | None:
+        if self.total is None or self._origin is None:
+            return None
+        expected = max(0, self.total - self._origin)
+        return expected if self.max_items is None else min(expected, self.max_items)
+
+    def _report(self) -> None:
+        if self._progress is None:
+            return
+        now = trio.current_time()
+        elapsed = now - (self._started_at if self._started_at is not None else now)
+        records = self.count + len(self.page)
+        self._progress(
+            CrawlProgress(
+                records=records,
+                pages=self.num_pages,
+                total=self._expected_records(),
+                elapsed=elapsed,
+                rate=records / elapsed if elapsed > 0 else 0.0,
+            )
+        )
+
+    @property
+    def position(self) -> Position:
+        """Where the walk stands: pass it as ``position=`` to a new iterator to resume.
+
+        It moves with every record handed out (by ``async for`` or by a crawl), so after
+        a ``break``, an exception or a cancellation the next record is exactly the one
+        the resumed iterator yields first.
+
+        .. versionadded:: 0.1.0
+        """
+        current, scheme = self._current, self._scheme
+        if current is None:
+            return self._start_position
+        verdict = current.verdict
+        index = verdict.start + self.page_count
+        if index < verdict.stop:
+            return scheme.position(current.address, index)
+        if verdict.end and verdict.stop >= verdict.usable:
+            return scheme.position(current.address, verdict.stop, done=True)
+        if verdict.stop < verdict.usable:  # max_items stopped inside the page
+            return scheme.position(current.address, verdict.stop)
+        return scheme.position(current.after, 0)
+
+    def _claim(self) -> None:
+        if self._busy:
+            raise TrestflyError(
+                f"{type(self).__name__} is already being iterated (by a crawl or another "
+                "task): one walk at a time"
+            )
+        self._busy = True
+
+    def _release(self) -> None:
+        self._busy = False
+
+    async def _get_page(self) -> None:
+        """Fetch the next page into ``self.page`` (empty when the walk needs no more).
+
+        ``self.page`` holds the records to hand out (a resumed page without the ones
+        handed out before, the last page cut at ``max_items`` or at the total).
+        """
+        request = self._next_request()
+        if request is None:
+            self.page, self.page_count = [], 0
+            return
+        self._check_failure()
+        self._mark_started()
+        self._accept(request, await self._fetch(request.address))
+
+    async def __anext__(self) -> Any:
+        self._claim()
+        try:
+            # Bounded: each pass fetches the page after the last, or stops.
+            while self.page_count >= len(self.page):
+                if self._next_request() is None:
+                    raise StopAsyncIteration
+                await self._get_page()
+        finally:
+            self._release()
+        record = self.page[self.page_count]
+        self.page_count += 1
+        self.count += 1
+        return record
+
+    def crawl(self, *, prefetch: int = 4) -> AbstractAsyncContextManager[Records]:
+        """Walk the collection with up to ``prefetch`` pages fetched ahead, in order::
+
+            async with iterator.crawl(prefetch=8) as records:
+                async for record in records:
+                    ...
+
+        Offset and page-number pages are fetched concurrently (once the total is known,
+        or, without a total, until a short or empty page); cursor and link pages one
+        after the other while the consumer works.  Never more than ``prefetch`` pages are
+        in flight or waiting ahead of the page being read, so memory stays bounded and
+        ``max_items``/``max_pages`` are honoured without fetching pages they exclude.
+
+        The fetchers live in a nursery owned by the ``async with`` block: leaving it
+        (at the end, by ``break``, an exception or a cancellation) stops them all.  A
+        page that fails after the session's retries is raised, as itself, when the
+        consumer reaches it, after every record before it.  The iterator's
+        :attr:`position` stays exact, and a crawl continues where the iterator stands.
+
+        Args:
+            prefetch: pages fetched ahead of the one being read (at least 1).
+
+        Raises:
+            UnexpectedValueError: ``prefetch`` is not an integer >= 1.
+            TrestflyError: the iterator is already being walked.
+
+        .. versionadded:: 0.1.0
+        """
+        from ._crawl import open_crawl  # here: _crawl imports this module
+
+        return open_crawl(self, prefetch=prefetch)
+
+
+# ------------------------------------------------------------------ the styles
+
+
+class OffsetIterator(PagedIterator):
+    """``?offset=N&limit=M`` pages, the total read from the page.
+
+    Attributes:
+        limit: records per page (at most what the server sends per page).
+        offset_param: the offset's query parameter.
+        limit_param: the page size's query parameter (None: not sent, the server's
+            page size is ``limit``).
+        total_key: key path of the total (default ``"total"``; None when there is none:
+            a short or empty page then ends the walk).
+
+    A page shorter than ``limit`` ends the walk; a short page whose total says more
+    records follow raises :class:`~trestfly.PaginationError`, as does a page longer
+    than ``limit``: either would skip or repeat records.
+
+    .. versionadded:: 0.1.0
+    """
+
+    limit: int = 100
+    offset_param: str = "offset"
+    limit_param: str | None = "limit"
+    total_key: KeyPath = "total"
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        self._reject(
+            [
+                name
+                for name, ok in {
+                    "limit": _is_count(self.limit, 1),
+                    "offset_param": isinstance(self.offset_param, str),
+                    "limit_param": self.limit_param is None or isinstance(self.limit_param, str),
+                }.items()
+                if not ok
+            ]
+        )
+
+    def _scheme_for(self) -> Scheme:
+        return OffsetScheme(self.limit)
+
+    def _start(self) -> Request:
+        return Request(0)
+
+    def _query(self, address: Address) -> dict[str, Any]:
+        query: dict[str, Any] = {self.offset_param: address}
+        if self.limit_param is not None:
+            query[self.limit_param] = self.limit
+        return query
+
+
+class PageNumberIterator(PagedIterator):
+    """``?page=N&per_page=M`` pages numbered from ``first_page``.
+
+    Attributes:
+        limit: records per page.
+        page_param: the page number's query parameter.
+        limit_param: the page size's query parameter (None: not sent).
+        first_page: the number of the first page (1, or 0 for some APIs).
+        total_key: key path of the record count, if the API reports one.
+        total_pages_key: key path of the page count, if the API reports one.
+
+    .. versionadded:: 0.1.0
+    """
+
+    limit: int = 100
+    page_param: str = "page"
+    limit_param: str | None = "per_page"
+    first_page: int = 1
+    total_pages_key: KeyPath = None
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        self._reject(
+            [
+                name
+                for name, ok in {
+                    "limit": _is_count(self.limit, 1),
+                    "page_param": isinstance(self.page_param, str),
+                    "limit_param": self.limit_param is None or isinstance(self.limit_param, str),
+                    "first_page": _is_count(self.first_page, 0),
+                    "total_pages_key": _is_key_path(self.total_pages_key),
+                }.items()
+                if not ok
+            ]
+        )
+
+    def _scheme_for(self) -> Scheme:
+        return PageNumberScheme(self.limit, self.first_page)
+
+    def _reports_total(self) -> bool:
+        return self.total_key is not None or self.total_pages_key is not None
+
+    def _start(self) -> Request:
+        return Request(self.first_page)
+
+    def _query(self, address: Address) -> dict[str, Any]:
+        query: dict[str, Any] = {self.page_param: address}
+        if self.limit_param is not None:
+            query[self.limit_param] = self.limit
+        return query
+
+    def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
+        page = super()._page_from(document, target, next_address)
+        pages = self._count_at(document, self.total_pages_key, "total pages")
+        return Page(page.records, page.total, pages, page.next)
+
+
+class CursorIterator(PagedIterator):
+    """``?cursor=TOKEN`` pages, each naming the next page's cursor.
+
+    Attributes:
+        cursor_param: the cursor's query parameter (not sent for the first page).
+        cursor_key: key path of the next cursor in a page (``"meta.next_cursor"``); a
+            missing, null or empty cursor ends the walk.
+        limit: records per page to ask for (None: the server's default, not sent).
+        limit_param: the page size's query parameter.
+
+    .. versionadded:: 0.1.0
+    """
+
+    cursor_param: str = "cursor"
+    cursor_key: KeyPath = "next_cursor"
+    limit: int | None = None
+    limit_param: str = "limit"
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        self._reject(
+            [
+                name
+                for name, ok in {
+                    "cursor_param": isinstance(self.cursor_param, str),
+                    "cursor_key": _is_key_path(self.cursor_key),
+                    "limit": self.limit is None or _is_count(self.limit, 1),
+                    "limit_param": isinstance(self.limit_param, str),
+                }.items()
+                if not ok
+            ]
+        )
+
+    def _scheme_for(self) -> Scheme:
+        return ChainScheme()
+
+    def _query(self, address: Address) -> dict[str, Any]:
+        query: dict[str, Any] = {}
+        if address is not None:
+            query[self.cursor_param] = address
+        if self.limit is not None:
+            query[self.limit_param] = self.limit
+        return query
+
+    def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
+        page = super()._page_from(document, target, next_address)  # checks the page first
+        cursor = extract(document, self.cursor_key, None)
+        # null, "" and false all mean "no next page" in the APIs seen in the wild.
+        if cursor is None or cursor == "" or cursor is False:
+            return page
+        if isinstance(cursor, bool) or not isinstance(cursor, str | int):
+            raise PaginationError(f"{target}: the next cursor is {cursor!r}, not a token")
+        return Page(page.records, page.total, page.total_pages, str(cursor))
+
+
+class LinkIterator(PagedIterator):
+    """Pages linked by ``Link: <url>; rel="next"`` headers (RFC 8288, GitHub style).
+
+    The first page is ``path`` with ``params``; each next page is the URL of the link
+    whose relation is ``rel``, resolved against the page's URL and requested as it is
+    (it carries its own query).  No such link ends the walk.
+
+    Attributes:
+        items_key: key path of the records (default None: the page is the list).
+        limit: records per page to ask for on the first request (None: not sent).
+        limit_param: the page size's query parameter.
+        rel: the relation type of the next link.
+
+    .. versionadded:: 0.1.0
+    """
+
+    items_key: KeyPath = None
+    limit: int | None = None
+    limit_param: str = "per_page"
+    rel: str = "next"
+
+    def _check_settings(self) -> None:
+        super()._check_settings()
+        self._reject(
+            [
+                name
+                for name, ok in {
+                    "limit": self.limit is None or _is_count(self.limit, 1),
+                    "limit_param": isinstance(self.limit_param, str),
+                    "rel": isinstance(self.rel, str) and bool(self.rel),
+                }.items()
+                if not ok
+            ]
+        )
+
+    def _scheme_for(self) -> Scheme:
+        return ChainScheme()
+
+    def _query(self, address: Address) -> dict[str, Any]:
+        return {} if self.limit is None else {self.limit_param: self.limit}
+
+    def _target(self, address: Address) -> tuple[str, dict[str, Any] | None]:
+        if address is None:
+            return super()._target(address)
+        assert isinstance(address, str)
+        return address, None  # the link carries its own query
+
+    async def _fetch(self, address: Address) -> Page:
+        target, params = self._target(address)
+        # The raw response: the next link is in its headers, not its body.
+        response: httpx.Response = await self._api.get(
+            target, params=params, box=False, conv_json=False
+        )
+        if not is_json_content_type(response.headers.get("content-type")):
+            return self._page_from(response, target)
+        document = parse_json(response)
+        if self.box:
+            document = to_box(document, getattr(self._api, "_box_attrs", {}))
+        next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
+        return self._page_from(document, target, next_url)
