@@ -116,6 +116,7 @@ def test_client_side_rate_limit_with_burst() -> None:
 def test_success_while_paced_grows_the_rate_slowly() -> None:
     state = origin(increase=2.0)
     state.learned_rate = 100.0
+    state._ceiling = 105.0  # a paced rate was throttled before: probe upwards slowly
     ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
     for _ in range(100):  # one second of sending at 100/s
         state.on_response(ticket, 0.0, status=200, hint=None, quota=None)
@@ -215,3 +216,35 @@ def test_a_known_policy_paces_just_under_its_rate() -> None:
     state.on_response(first, 0.0, status=200, hint=None, quota=Quota(90, 1.0, 100, 1.0))
     state.on_done(first)
     assert state.effective_rate(0.0) == pytest.approx(95.0)
+
+
+def test_before_any_paced_throttle_the_rate_grows_fast() -> None:
+    state = origin(fast_increase=0.3)
+    state.learned_rate = 10.0
+    ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
+    for _ in range(10):  # one second of sending at 10/s
+        state.on_response(ticket, 0.0, status=200, hint=None, quota=None)
+    assert state.learned_rate == pytest.approx(13.0)
+
+
+def test_a_large_first_sample_is_trusted_and_grows_slowly() -> None:
+    state = origin()
+    burst = [send(state, 0.0) for _ in range(101)]
+    for ticket in burst[:100]:  # a whole window's quota served
+        state.on_response(ticket, 0.1, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    state.on_response(burst[100], 0.2, status=429, hint=0.8, quota=None)
+    assert state.learned_rate == pytest.approx(100 / 1.0 * 0.95)
+    paced = Ticket(sent_at=1.5, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(paced, 1.6, status=200, hint=None, quota=None)
+    assert state.learned_rate == pytest.approx(95.0 + 1.0 / 95.0)
+
+
+def test_close_early_holds_the_gate_without_starting_an_episode() -> None:
+    state = origin()
+    ticket = send(state, 0.0)
+    state.close_early(0.01, 1.01)
+    assert state.admit(0.5).kind == "gate"
+    state.on_response(ticket, 0.02, status=429, hint=1.0, quota=None)
+    assert state.episodes == 1  # the full answer still counts as a fresh throttle
+    assert state.gate_trips == 1

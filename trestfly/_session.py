@@ -376,6 +376,7 @@ class TrioAPISession:
                 http2=self._http2,
             )
         self._session = httpx.AsyncClient(
+            event_hooks={"response": [self._on_response_headers]},
             headers={"User-Agent": self._user_agent},
             timeout=timeout_setting(self._timeout),
             verify=verify,
@@ -385,6 +386,24 @@ class TrioAPISession:
             follow_redirects=self._follow_redirects,
         )
         self._owns_session = True
+
+    async def _on_response_headers(self, response: httpx.Response) -> None:
+        # Closes the origin's gate the moment a delay is announced, before the body is
+        # read: reading it checkpoints, and other tasks must not send meanwhile.  The
+        # error map and everything else still apply after send() (a hook also sees the
+        # intermediate responses of redirects and auth flows, which is harmless here:
+        # a delay the server announced holds whatever the response was for).
+        status = response.status_code
+        if status < 400 or status not in (429, 420, 503, 403):
+            return
+        retry_after, _ = scan_headers(response.headers.raw)
+        hint = parse_retry_after(retry_after, time.time()) if retry_after is not None else None
+        if hint is None:
+            return
+        gate = self._gates.get(_origin(str(response.request.url)))
+        if gate is not None:
+            now = trio.current_time()
+            gate.throttle.close_early(now, now + hint)
 
     async def _authenticate(self, **kwargs: Any) -> None:
         """Authenticate the session; awaited on entering the context.

@@ -39,6 +39,10 @@ from .errors import UnexpectedValueError
 #: closes the gate but says nothing about rate: it is an outage, not a quota.)
 THROTTLE_STATUSES = frozenset({420, 429})
 
+#: Successes before a first throttle that make its served-rate estimate trustworthy: a
+#: burst allowance is usually 10-20 requests, a window's quota 50 or more.
+TRUSTED_SAMPLE = 50
+
 
 def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
     """Whether a response means "too fast": 420, 429, or GitHub's throttling 403s.
@@ -62,7 +66,10 @@ class ThrottleSettings:
         rate_limit: client-side requests per second per origin (None: no client limit).
         burst: requests the client-side limit lets through at once.
         decrease: multiplicative cut of the learned rate and concurrency per episode.
-        increase: requests per second the learned rate grows per second of paced sending.
+        increase: requests per second the learned rate grows per second of paced sending,
+            once a paced rate was throttled.
+        fast_increase: before that (the rate learned from unpaced sending is only a
+            floor), the share of itself the rate grows per second (0.3: +30%/s).
         safety: share of the observed served rate taken as the learned rate.
         min_rate: the learned rate never goes below this (requests per second).
         jitter: the gate's waiters wake spread over this share of the closed time after
@@ -77,6 +84,7 @@ class ThrottleSettings:
     burst: int = 1
     decrease: float = 0.9
     increase: float = 1.0
+    fast_increase: float = 0.3
     safety: float = 0.95
     min_rate: float = 0.5
     jitter: float = 0.1
@@ -88,6 +96,7 @@ class ThrottleSettings:
             "burst": self.burst >= 1,
             "decrease": 0 < self.decrease < 1,
             "increase": self.increase >= 0,
+            "fast_increase": self.fast_increase >= 0,
             "safety": 0 < self.safety <= 1,
             "min_rate": self.min_rate > 0,
             "jitter": self.jitter >= 0,
@@ -148,6 +157,8 @@ class OriginThrottle:
         self.probe_needed = False
         self.probing = False
         self.learned_rate: float | None = None
+        # The last paced rate that was throttled (None until one was).
+        self._ceiling: float | None = None
         self.concurrency = float(max_concurrency)
         self.in_flight = 0
         self._tat = -math.inf
@@ -280,13 +291,22 @@ class OriginThrottle:
             # Same window: answers arrive out of order, the lowest remaining is the truth.
             self._quota = quota
 
-    def _close(self, now: float, until: float) -> None:
+    def close_early(self, now: float, until: float) -> None:
+        """Close the gate as soon as a delay is announced (the headers arrived).
+
+        Called before the response body is read, so no other task sends in between;
+        the full :meth:`on_response` follows once the response is complete.
+        """
+        self._close(now, until, new_episode=False)
+
+    def _close(self, now: float, until: float, *, new_episode: bool = True) -> None:
         if until <= self.gate_until:
             return  # extended, never shortened
         if self.gate_until <= now:
             self.gate_trips += 1
             self._closed_since = now
-            self.episode_start = now
+            if new_episode:
+                self.episode_start = now
             self.gate_closed_time += until - now
         else:
             self.gate_closed_time += until - self.gate_until
@@ -321,12 +341,22 @@ class OriginThrottle:
         observed = (
             self._window_successes / period if self._window_successes and period > 0 else None
         )
+        served = self._window_successes
         self._window_start = period_end
         self._window_successes = 0
         if self.learned_rate is None:
+            # Sent unpaced until now: what the server served over the period, closed
+            # time included, is a floor of what it allows.  Pace there, and grow quickly
+            # (see _on_success) until the first paced throttle -- unless so many were
+            # served (a whole window's quota, say) that it is the server's rate, not a
+            # burst allowance.
             if observed is not None:
                 self.learned_rate = max(self.settings.min_rate, observed * self.settings.safety)
+                if served >= TRUSTED_SAMPLE:
+                    self._ceiling = observed
             return
+        # Throttled while paced at learned_rate: that rate is too high.
+        self._ceiling = self.learned_rate
         # At least `decrease`, at most halved: the served rate seen since the last
         # episode guides the cut, but a short or idle period (few successes because the
         # client itself was waiting) must not collapse the rate.
@@ -337,10 +367,19 @@ class OriginThrottle:
 
     def _on_success(self, ticket: Ticket) -> None:
         self._window_successes += 1
-        if not self.settings.adaptive:
+        if not self.settings.adaptive or ticket.sent_at < self.episode_start:
+            # Only what was sent under the current limits is evidence that they can grow:
+            # the answers still in flight from before a cut would undo it at once.
             return
         if ticket.paced and self.learned_rate is not None:
-            self.learned_rate += self.settings.increase / self.learned_rate
+            if self._ceiling is None:
+                # No paced throttle yet: the rate is a floor, grow by `fast_increase`
+                # of itself per second (each success adds that share of one request).
+                self.learned_rate += self.settings.fast_increase
+            else:
+                # Near a rate that was throttled: probe upwards slowly, `increase`
+                # requests per second every second.
+                self.learned_rate += self.settings.increase / self.learned_rate
         if ticket.in_flight_at_send >= self.concurrency_limit:
             self.concurrency = min(
                 float(self.max_concurrency), self.concurrency + 1.0 / self.concurrency
