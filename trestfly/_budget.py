@@ -70,6 +70,8 @@ class RetryBudget:
         return self._tokens
 
     def on_success(self, now: float) -> None:
+        if self._tokens >= self.settings.capacity:
+            return  # full: the common case, and nothing to add
         self._refill(now)
         self._tokens = min(self.settings.capacity, self._tokens + self.settings.ratio)
 

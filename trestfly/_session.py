@@ -306,7 +306,7 @@ class TrioAPISession:
         self._entered = False
         self._rng = random.Random()
         self._gates: dict[str, OriginGate] = {}
-        self._url_cache: dict[tuple[str, bool], str] = {}
+        self._url_cache: dict[tuple[str, bool], tuple[str, str]] = {}
         self._default_origin = _origin(self._url) if self._url else None
         self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
@@ -532,7 +532,9 @@ class TrioAPISession:
         .. versionadded:: 0.1.0
         """
         method = method.upper()
-        options, _ = resolve(self._defaults, kwargs)
+        if kwargs.get("deadline") is None:
+            return await self._attempts(method, path, kwargs)
+        options, _ = resolve(self._defaults, kwargs)  # validates the deadline
         if options.deadline is None:
             return await self._attempts(method, path, kwargs)
         try:
@@ -543,22 +545,22 @@ class TrioAPISession:
                 f"{method} {path}: deadline of {options.deadline} s passed"
             ) from exc
 
-    def _url_for(self, path: str, use_base: bool) -> str:
+    def _url_for(self, path: str, use_base: bool) -> tuple[str, str]:
+        """The URL of a path and the origin it goes to."""
         # SDKs call the same few paths over and over: joining them once is enough.  The
         # cache is bounded (cleared when full) so paths holding ids cannot grow it.
         key = (path, use_base)
-        url = self._url_cache.get(key)
-        if url is None:
+        cached = self._url_cache.get(key)
+        if cached is None:
             url = build_url(self._url, self._base_path, path, use_base=use_base)
+            origin = self._default_origin if not is_absolute(path) else None
+            cached = (url, origin or _origin(url))
             if len(self._url_cache) >= 1024:
                 self._url_cache.clear()
-            self._url_cache[key] = url
-        return url
+            self._url_cache[key] = cached
+        return cached
 
-    def _gate_for(self, path: str, url: str) -> OriginGate:
-        origin = self._default_origin if not is_absolute(path) else None
-        if origin is None:
-            origin = _origin(url)
+    def _gate_for(self, origin: str) -> OriginGate:
         gate = self._gates.get(origin)
         if gate is None:
             throttle = OriginThrottle(
@@ -618,7 +620,7 @@ class TrioAPISession:
         try:
             while True:
                 options, request_kwargs = resolve(self._defaults, kwargs)
-                url = self._url_for(path, options.use_base)
+                url, origin = self._url_for(path, options.use_base)
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)
                 if self._per_request_headers is not None:
                     headers = httpx.Headers(self._per_request_headers)
@@ -626,7 +628,7 @@ class TrioAPISession:
                     request_kwargs["headers"] = headers
                 if request_log.isEnabledFor(logging.DEBUG):
                     self._log_attempt(method, url, path, retries_done + 1, request_kwargs, options)
-                gate = self._gate_for(path, url)
+                gate = self._gate_for(origin)
 
                 response: httpx.Response | None = None
                 failure: Exception | None = None
