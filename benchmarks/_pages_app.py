@@ -7,9 +7,9 @@ Route ``GET /items?offset=N&limit=M&delay_ms=D``: ``{"items": [...], "total": T}
 encoded once per (offset, limit) and cached: the server stays cheap next to the client.
 ``GET /json`` (the base app's route) answers the startup probe.
 
-:func:`benchmarks.server.run_server` always starts ``benchmarks.server`` with its own app,
-so this module has its own child entry point and reuses that module's startup and
-shutdown helpers, as :mod:`benchmarks.storm_server` does.
+The server is started and stopped by :mod:`benchmarks.server`'s
+:func:`~benchmarks.server.serve_app` (child) and :func:`~benchmarks.server.run_app_server`
+(parent), as :mod:`benchmarks.storm_server` is.
 
 Parent side::
 
@@ -21,37 +21,26 @@ Child side: ``python -m benchmarks._pages_app --port 0 [--cpu N] [--config JSON]
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
-import os
-import socket
-import subprocess
-import sys
-import tempfile
-import threading
-import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 from .server import (
-    _PROJECT_ROOT,
-    HOST,
     STARTUP_TIMEOUT,
     AppConfig,
     ASGIApp,
     Request,
     Response,
     RunningServer,
-    _delay_seconds,
-    _exit_when_parent_goes,
-    _read_port,
-    _stop,
-    _wait_until_answering,
     build_app,
+    delay_seconds,
     json_response,
     routes,
+    run_app_server,
+    serve_app,
+    server_argument_parser,
 )
 
 __all__ = ["PagesConfig", "build_pages_app", "record", "run_pages_server"]
@@ -111,7 +100,7 @@ def build_pages_app(config: PagesConfig) -> ASGIApp:
     async def items(request: Request) -> Response:
         offset = _query_int(request.query, "offset", 0)
         limit = _query_int(request.query, "limit", 100)
-        delay = _delay_seconds(request.query, config.max_delay_ms)
+        delay = delay_seconds(request.query, config.max_delay_ms)
         if offset is None or limit is None or delay is None or offset < 0 or limit < 1:
             return bad
         limit = min(limit, MAX_LIMIT)
@@ -136,44 +125,15 @@ def build_pages_app(config: PagesConfig) -> ASGIApp:
 
 
 def serve_pages(config: PagesConfig, *, port: int = 0, cpu: int | None = None) -> None:
-    """Child entry point: the protocol and uvicorn settings of ``benchmarks.server``."""
-    import uvicorn
-
-    from ._cpu import pin_to
-
-    if cpu is not None:
-        pin_to(cpu)
-    # IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted sockets (see server.py).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((HOST, port))
-    listener.listen(2048)
-    sys.stdout.write(json.dumps({"port": listener.getsockname()[1]}) + "\n")
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
-    uvicorn.Server(
-        uvicorn.Config(
-            build_pages_app(config),
-            http="httptools",
-            loop="asyncio",
-            ws="none",
-            lifespan="off",
-            log_level="warning",
-            access_log=False,
-            timeout_keep_alive=120,
-            timeout_graceful_shutdown=2,
-        )
-    ).run(sockets=[listener])
+    """Child entry point: :func:`benchmarks.server.serve_app` of the pages app."""
+    serve_app(build_pages_app(config), port=port, cpu=cpu)
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks._pages_app",
-        description="Serve the paginated benchmark app on 127.0.0.1 (started by run_pages_server).",
+    parser = server_argument_parser(
+        "python -m benchmarks._pages_app",
+        "Serve the paginated benchmark app on 127.0.0.1 (started by run_pages_server).",
     )
-    parser.add_argument("--port", type=int, default=0, help="port, 0 for a free one")
-    parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     parser.add_argument("--config", default="{}", help="PagesConfig as JSON")
     args = parser.parse_args(argv)
     serve_pages(PagesConfig.from_json(args.config), port=args.port, cpu=args.cpu)
@@ -195,26 +155,13 @@ def run_pages_server(
         RuntimeError: the server exited, or did not answer within ``startup_timeout``.
     """
     config = PagesConfig() if config is None else config
-    command = [sys.executable, "-m", "benchmarks._pages_app", "--port", "0"]
-    command += ["--config", config.to_json()]
-    if cpu is not None:
-        command += ["--cpu", str(cpu)]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command,
-            cwd=_PROJECT_ROOT,
-            stdin=subprocess.PIPE,  # held open: EOF tells the child to exit
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + startup_timeout
-            port = _read_port(process, deadline, log)
-            _wait_until_answering(process, port, deadline, log)
-            yield RunningServer(url=f"http://{HOST}:{port}", port=port, pid=process.pid, cpu=cpu)
-        finally:
-            _stop(process)
+    with run_app_server(
+        "benchmarks._pages_app",
+        extra_args=("--config", config.to_json()),
+        cpu=cpu,
+        startup_timeout=startup_timeout,
+    ) as server:
+        yield server
 
 
 if __name__ == "__main__":

@@ -3,8 +3,9 @@
 It imitates how real APIs throttle (see the scenarios in :mod:`benchmarks._scenarios`),
 counts what every client did, and judges whether clients obeyed what it announced.
 Like :mod:`benchmarks.server` it is a bare ASGI app served by uvicorn with httptools in
-a subprocess (pinned to its own core where possible), always on 127.0.0.1, and it reuses
-that module's startup and shutdown machinery.
+a subprocess (pinned to its own core where possible), always on 127.0.0.1, started and
+stopped by that module's :func:`~benchmarks.server.serve_app` (child) and
+:func:`~benchmarks.server.run_app_server` (parent).
 
 Parent side::
 
@@ -67,17 +68,11 @@ body").  Both are ``httpx.TransportError``.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import logging
-import os
 import socket
 import struct
-import subprocess
-import sys
-import tempfile
-import threading
 import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -98,18 +93,15 @@ from ._scenarios import (
     scenario_from_spec,
 )
 from .server import (
-    _PROJECT_ROOT,
-    HOST,
     STARTUP_TIMEOUT,
     ASGIApp,
     Receive,
     RunningServer,
     Scope,
     Send,
-    _exit_when_parent_goes,
-    _read_port,
-    _stop,
-    _wait_until_answering,
+    run_app_server,
+    serve_app,
+    server_argument_parser,
 )
 
 if TYPE_CHECKING:
@@ -325,51 +317,15 @@ class _DropTruncationNotice(logging.Filter):
 
 
 def serve_storm(*, port: int = 0, cpu: int | None = None) -> None:
-    """Child entry point: bind, report the port on stdout, serve until told to stop.
-
-    The same protocol and uvicorn settings as :func:`benchmarks.server.serve`, which
-    cannot be given another app.
-    """
-    import uvicorn
-
-    from ._cpu import pin_to
-
-    if cpu is not None:
-        pin_to(cpu)
-    # IPPROTO_TCP so that asyncio sets TCP_NODELAY on accepted sockets (see server.py).
-    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((HOST, port))
-    listener.listen(2048)
-    bound_port: int = listener.getsockname()[1]
-    sys.stdout.write(json.dumps({"port": bound_port}) + "\n")
-    sys.stdout.flush()
-    os.dup2(sys.stderr.fileno(), sys.stdout.fileno())
-    threading.Thread(target=_exit_when_parent_goes, daemon=True).start()
-
-    config = uvicorn.Config(
-        build_storm_app(),
-        http="httptools",
-        loop="asyncio",
-        ws="none",
-        lifespan="off",
-        log_level="warning",
-        access_log=False,
-        timeout_keep_alive=120,
-        timeout_graceful_shutdown=2,
-    )
-    # After Config, which (re)configures uvicorn's loggers.
-    logging.getLogger("uvicorn.error").addFilter(_DropTruncationNotice())
-    uvicorn.Server(config).run(sockets=[listener])
+    """Child entry point: :func:`benchmarks.server.serve_app` of the storm app."""
+    serve_app(build_storm_app(), port=port, cpu=cpu, error_log_filters=[_DropTruncationNotice()])
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.storm_server",
-        description="Serve the throttling app on 127.0.0.1 (started by run_storm_server).",
+    parser = server_argument_parser(
+        "python -m benchmarks.storm_server",
+        "Serve the throttling app on 127.0.0.1 (started by run_storm_server).",
     )
-    parser.add_argument("--port", type=int, default=0, help="port, 0 for a free one")
-    parser.add_argument("--cpu", type=int, default=None, help="pin the server to this CPU")
     args = parser.parse_args(argv)
     serve_storm(port=args.port, cpu=args.cpu)
 
@@ -387,26 +343,11 @@ def run_storm_server(
     Raises:
         RuntimeError: the server exited, or did not answer within ``startup_timeout``.
     """
-    command = [sys.executable, "-m", "benchmarks.storm_server", "--port", "0"]
-    if cpu is not None:
-        command += ["--cpu", str(cpu)]
-    with tempfile.TemporaryFile() as log:
-        process = subprocess.Popen(
-            command,
-            cwd=_PROJECT_ROOT,
-            stdin=subprocess.PIPE,  # held open: EOF tells the child to exit
-            stdout=subprocess.PIPE,
-            stderr=log,
-            start_new_session=True,
-        )
-        try:
-            deadline = time.monotonic() + startup_timeout
-            port = _read_port(process, deadline, log)
-            # Probes GET /json, which the initial unlimited scenario answers with 200.
-            _wait_until_answering(process, port, deadline, log)
-            yield RunningServer(url=f"http://{HOST}:{port}", port=port, pid=process.pid, cpu=cpu)
-        finally:
-            _stop(process)
+    # The probe's GET /json goes through the initial unlimited scenario: a 200.
+    with run_app_server(
+        "benchmarks.storm_server", cpu=cpu, startup_timeout=startup_timeout, probe_path="/json"
+    ) as server:
+        yield server
 
 
 # ------------------------------------------------------------------ harness helpers

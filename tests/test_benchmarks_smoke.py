@@ -1,6 +1,7 @@
-"""Smoke test of the benchmarks: ``python -m benchmarks overhead --quick`` runs and reports.
+"""Smoke tests of the benchmarks: ``python -m benchmarks overhead --quick`` and
+``python -m benchmarks crawl --quick`` run and report.
 
-It checks that the benchmark works end to end (server subprocess, both clients, the
+They check that each benchmark works end to end (server subprocess, the clients, the
 results file), not how fast anything is: ``--quick`` sizes are too small to measure.
 """
 
@@ -23,13 +24,14 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def test_overhead_quick_writes_results(tmp_path: Path) -> None:
-    # The benchmark server needs the "bench" extra; without it there is nothing to smoke.
+def _run_quick(command: str, out: Path, results_name: str) -> dict[str, Any]:
+    """Run ``python -m benchmarks COMMAND --quick --out OUT``; return its results file."""
+    # The benchmark servers need the "bench" extra; without it there is nothing to smoke.
     pytest.importorskip("uvicorn")
     pytest.importorskip("httptools")
 
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", "overhead", "--quick", "--out", str(tmp_path)],
+        [sys.executable, "-m", "benchmarks", command, "--quick", "--out", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -38,19 +40,54 @@ def test_overhead_quick_writes_results(tmp_path: Path) -> None:
     )
     output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
     assert completed.returncode == 0, output
-
-    results_file = tmp_path / "results.json"
+    results_file = out / results_name
     assert results_file.is_file(), output
-    report = json.loads(results_file.read_text(encoding="utf-8"))
+    report: dict[str, Any] = json.loads(results_file.read_text(encoding="utf-8"))
+    assert report["benchmark"] == command, report
+    assert report["settings"]["quick"] is True, report
+    return report
+
+
+def test_overhead_quick_writes_results(tmp_path: Path) -> None:
+    report = _run_quick("overhead", tmp_path, "results.json")
 
     concurrencies = report["settings"]["concurrency"]
-    assert concurrencies, report
+    assert concurrencies == [1, 50, 100], report["settings"]
     assert [level["concurrency"] for level in report["results"]] == concurrencies
     for level in report["results"]:
         for client in CLIENTS:
             figures = level["clients"][client]
             assert _is_number(figures["rps"]) and figures["rps"] > 0, level
             assert _is_number(figures["cpu_us_per_request"]), level
+            # Both clients get as many connections as worker tasks.
+            assert figures["connections"] == level["concurrency"], (client, figures)
         for key in ("ratio", "overhead_us_per_request", "cpu_overhead_us_per_request"):
             assert _is_number(level[key]), (key, level)
         assert isinstance(level["passed"], bool), level
+    assert [level["target_ratio"] for level in report["results"]] == [0.9, 0.9, 3.0]
+
+    # One trestfly/httpx check per concurrency, then #8's scaling check (c=100 vs c=1).
+    checks = report["checks"]
+    assert [(check["issue"], check["target"]) for check in checks] == [
+        ("#2", 0.9),
+        ("#2", 0.9),
+        ("#8", 3.0),
+        ("#8", 0.7),
+    ]
+    for check in checks:
+        assert _is_number(check["value"]) and _is_number(check["by_cpu"]), check
+        assert check["passed"] is (check["value"] >= check["target"]), check
+    assert report["passed"] is all(check["passed"] for check in checks)
+
+
+def test_crawl_quick_writes_results(tmp_path: Path) -> None:
+    report = _run_quick("crawl", tmp_path, "crawl.json")
+
+    settings, results = report["settings"], report["results"]
+    assert settings["records"] == 2000 and settings["pages"] == 20, settings
+    for mode in ("sequential", "prefetch", "prefetch+box", "transfer"):
+        assert _is_number(results["seconds"][mode]) and results["seconds"][mode] > 0, mode
+        assert _is_number(results["records_per_second"][mode]), mode
+    for key in ("speedup", "ideal_ratio", "box_cost_ratio", "ideal_seconds"):
+        assert _is_number(results[key]), (key, results)
+    assert set(results["passed"]) == {"speedup", "ideal_ratio"}, results
