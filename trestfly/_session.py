@@ -828,70 +828,35 @@ class TrioAPISession:
         return await self._request("GET", path, **kwargs)
 
     async def post(self, path: str, **kwargs: Any) -> Any:
-        """Send a POST request; retries, conversion and errors as :meth:`_request`.
-
-        Args:
-            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
-            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
-
-        Returns:
-            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+        """Send a POST request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("POST", path, **kwargs)
 
     async def put(self, path: str, **kwargs: Any) -> Any:
-        """Send a PUT request; retries, conversion and errors as :meth:`_request`.
-
-        Args:
-            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
-            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
-
-        Returns:
-            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+        """Send a PUT request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("PUT", path, **kwargs)
 
     async def patch(self, path: str, **kwargs: Any) -> Any:
-        """Send a PATCH request; retries, conversion and errors as :meth:`_request`.
-
-        Args:
-            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
-            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
-
-        Returns:
-            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+        """Send a PATCH request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("PATCH", path, **kwargs)
 
     async def delete(self, path: str, **kwargs: Any) -> Any:
-        """Send a DELETE request; retries, conversion and errors as :meth:`_request`.
-
-        Args:
-            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
-            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
-
-        Returns:
-            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+        """Send a DELETE request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("DELETE", path, **kwargs)
 
     async def head(self, path: str, **kwargs: Any) -> Any:
-        """Send a HEAD request; retries, conversion and errors as :meth:`_request`.
-
-        Args:
-            path: joined to ``url``/``base_path``, or an absolute ``http(s)://`` URL.
-            kwargs: httpx request arguments and trestfly options (see :meth:`_request`).
-
-        Returns:
-            The ``httpx.Response``, or its converted JSON body with ``box``/``conv_json``.
+        """Send a HEAD request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
