@@ -56,11 +56,13 @@ pygments_dark_style = "monokai"
 
 
 def _napoleon_except_attributes(app: Any) -> None:
-    """Let napoleon leave attribute and data doc comments alone.
+    """Let napoleon leave attribute, data and property docstrings alone.
 
     Napoleon reads the first line of an attribute's doc comment as ``type: text``, so
     ``#: Backoff factor in seconds: retry n waits ...`` would lose its first words to a
-    "Type" field.  Doc comments of attributes have no Google sections to parse anyway.
+    "Type" field.  It does the same to a property's docstring (``Where the walk stands:
+    pass it as ...``), whose type autodoc already shows from the annotation.  None of
+    them has Google sections to parse anyway.
     """
     from sphinx.ext import napoleon
 
@@ -70,7 +72,7 @@ def _napoleon_except_attributes(app: Any) -> None:
             app.disconnect(listener.id)
 
             def process(app: Any, what: str, name: str, obj: Any, options: Any, lines: Any) -> None:
-                if what not in ("attribute", "data"):
+                if what not in ("attribute", "data", "property"):
                     napoleon._process_docstring(app, what, name, obj, options, lines)
 
             app.connect("autodoc-process-docstring", process, priority=listener.priority)

@@ -80,6 +80,11 @@ def _number(name: str, value: Any, *, minimum: float, integer: bool = False) -> 
     return value
 
 
+def _environment_proxies() -> bool:
+    """Whether HTTP_PROXY / HTTPS_PROXY / ALL_PROXY are set (NO_PROXY alone is not)."""
+    return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
+
+
 def _origin(url: str) -> str:
     parsed = httpx.URL(url)
     return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
@@ -360,7 +365,7 @@ class TrioAPISession:
         if self._transport is not None:
             # The caller's transport: keep max_concurrency at or below its pool size.
             transport, mounts = self._transport, None
-        elif self._proxies is None and urllib.request.getproxies():
+        elif self._proxies is None and _environment_proxies():
             # Proxies from the environment (HTTP_PROXY, NO_PROXY, ...): httpx applies
             # them only to transports it builds itself, so let it, with a pool as large
             # as max_concurrency.
@@ -381,6 +386,7 @@ class TrioAPISession:
             timeout=timeout_setting(self._timeout),
             verify=verify,
             limits=limits,
+            http2=self._http2,
             transport=transport,
             mounts=mounts,
             follow_redirects=self._follow_redirects,
