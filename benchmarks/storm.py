@@ -4,7 +4,8 @@ Every client sends the same N logical requests (``GET /item``) from C worker tas
 the embedded storm server (:mod:`benchmarks.storm_server`), scenario by scenario, the
 clients interleaved.  The server counts what arrived (successes, 429s, 503s, resets,
 requests that came before an announced Retry-After instant); the client side measures
-wall time, latency per logical request and CPU time.
+wall time, latency per logical request and CPU time.  See benchmarks/README.md for what
+each scenario imitates and how to read the results.
 
 Clients:
   trestfly          TrioAPISession with its defaults (shared gate, pacing, adaptive rate)
@@ -14,43 +15,116 @@ Clients:
                     backoff (how urllib3 / httpx-retries behave)
   stamina           stamina.retry_context around httpx, Retry-After honoured
   tenacity          tenacity.AsyncRetrying around httpx (full-jitter exponential)
+
+Output: live progress, a results table per scenario, PASS/FAIL of trestfly's targets,
+and in --out: storm.json, a chart per scenario (storm-<scenario>.png) and, with the
+throughput section (on by default), throughput.json.
+
+Examples:
+  python -m benchmarks                      the default run (estimate printed at start)
+  python -m benchmarks --quick              a smoke run, under 30 s
+  python -m benchmarks storm --requests 2000 --concurrency 10 100 --rate 100
+                                            the issue's figures (about half an hour)
+  python -m benchmarks storm --scenario outage --client trestfly stamina
+  python -m benchmarks storm --throughput-only
+  python -m benchmarks storm --url http://127.0.0.1:8000/v1/items --requests 200
+                                            trestfly against your own server
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import math
+import os
 import random
+import subprocess
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import trio
 
 from trestfly import BudgetSettings, ThrottleSettings, TrioAPISession
 
-from . import _report
+from . import _chart, _report, throughput
 from ._cpu import cpu_plan, pinned
+from ._live import Display, RunProgress, open_display
 from ._scenarios import (
     ConcurrencyCap,
     FixedWindow,
     Flaky,
     HeadersOnly,
     Outage,
+    Scenario,
     TokenBucket,
+    ceil_seconds,
 )
 from .storm_server import ThrottleMarker, fetch_stats, install_scenario, run_storm_server
+from .throughput import non_negative_float, positive_float, positive_int
 
 Fetch = Callable[[], Awaitable[None]]
-ClientOpener = Callable[[str, int, ThrottleMarker], Any]
+#: (base URL, path, concurrency, marker) -> an open client's fetch of one logical request.
+ClientOpener = Callable[[str, str, int, ThrottleMarker], AbstractAsyncContextManager[Fetch]]
 
 #: Attempts per logical request for the peers (their own "retries"), bounded.
 PEER_ATTEMPTS = 20
 RETRY_STATUSES = frozenset({429, 503})
+#: The path every client requests on the embedded server (any path but ``/__*``).
+PATH = "item"
+
+DEFAULT_REQUESTS = 1000
+DEFAULT_CONCURRENCY = (10, 100)
+DEFAULT_RATE = 200.0
+DEFAULT_WINDOW = 1.0
+DEFAULT_OUTAGE_SECONDS = 3.0
+DEFAULT_RETRY_AFTER = 1.0
+DEFAULT_MAX_IN_FLIGHT = 10
+#: The concurrency cap's hold per request: with 10 slots, a ceiling of 500/s.
+CAP_HOLD_SECONDS = 0.02
+DEFAULT_TIME_LIMIT = 120.0
+
+#: --quick: about 20 s on 2 cores.  N above the first window's allowance (rate) so
+#: that every rate scenario throttles; one concurrency; the most common obedient peer.
+QUICK_REQUESTS = 300
+QUICK_CONCURRENCY = (10,)
+QUICK_RATE = 200.0
+QUICK_OUTAGE_SECONDS = 1.0
+QUICK_TIME_LIMIT = 20.0
+QUICK_SCENARIOS = ("fixed_window", "token_bucket", "headers_only", "concurrency_cap", "outage")
+QUICK_CLIENTS = ("trestfly", "httpx-retry-after")
+
+RESULTS_FILE = "storm.json"
+#: Seconds between two progress samples (and repaints) during a run.
+SAMPLE_SECONDS = 0.25
+#: The "current goodput" of the progress bar is measured over this many seconds.
+CURRENT_WINDOW_SECONDS = 1.0
+#: The client-side timeline: the server's resolution, and its bound (one hour).
+BUCKET_SECONDS = 0.1
+MAX_BUCKETS = 36_000
+
+# Targets for trestfly with its defaults (printed, never asserted).
+GOODPUT_TARGET = 0.9
+GOODPUT_SCENARIOS = (
+    "fixed_window",
+    "token_bucket",
+    "token_bucket_int",
+    "headers_only",
+    "concurrency_cap",
+)
+REQUESTS_PER_SUCCESS_TARGET = 1.2
+REQUESTS_PER_SUCCESS_TARGETS = {"headers_only": 1.02}
+#: trestfly's wall time may be at most best peer / this.
+WALL_RATIO_TARGET = 0.95
+PEERS = ("httpx-immediate", "httpx-retry-after", "stamina", "tenacity")
+#: Clients that need an optional package (the "bench" extra), and which one.
+_OPTIONAL = {"stamina": "stamina", "tenacity": "tenacity"}
 
 
 class GaveUp(Exception):
@@ -60,18 +134,126 @@ class GaveUp(Exception):
 # --------------------------------------------------------------------- scenarios
 
 
-def scenarios(rate: float) -> dict[str, Any]:
-    """The throttling scenarios, their limits scaled to ``rate`` requests per second."""
-    limit = max(1, round(rate))
+@dataclass(frozen=True)
+class ServerParams:
+    """The knobs of the scenarios, from the command line."""
+
+    rate: float = DEFAULT_RATE
+    window: float = DEFAULT_WINDOW
+    latency_ms: float = 0.0
+    outage_seconds: float = DEFAULT_OUTAGE_SECONDS
+    retry_after: float = DEFAULT_RETRY_AFTER
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
+
+
+def scenarios(params: ServerParams = ServerParams()) -> dict[str, Scenario]:
+    """The throttling scenarios, their limits scaled to ``params.rate`` per second."""
+    per_window = max(1, round(params.rate * params.window))
+    burst = max(1, round(params.rate) // 10)
+    latency = params.latency_ms
     return {
-        "fixed_window": FixedWindow(limit=limit, window=1.0),
-        "token_bucket": TokenBucket(rate=rate, burst=max(1, limit // 10), fractional=True),
-        "token_bucket_int": TokenBucket(rate=rate, burst=max(1, limit // 10), fractional=False),
-        "headers_only": HeadersOnly(limit=limit, window=1.0),
-        "concurrency_cap": ConcurrencyCap(max_in_flight=10, latency=0.02),
-        "outage": Outage(duration=3.0, retry_after=1.0),
-        "flaky": Flaky(p_503=0.1, p_reset=0.02, seed=7),
+        "fixed_window": FixedWindow(limit=per_window, window=params.window, latency_ms=latency),
+        "token_bucket": TokenBucket(
+            rate=params.rate, burst=burst, fractional=True, latency_ms=latency
+        ),
+        "token_bucket_int": TokenBucket(
+            rate=params.rate, burst=burst, fractional=False, latency_ms=latency
+        ),
+        "headers_only": HeadersOnly(limit=per_window, window=params.window, latency_ms=latency),
+        "concurrency_cap": ConcurrencyCap(
+            max_in_flight=params.max_in_flight, latency=CAP_HOLD_SECONDS
+        ),
+        "outage": Outage(
+            duration=params.outage_seconds, retry_after=params.retry_after, latency_ms=latency
+        ),
+        "flaky": Flaky(p_503=0.1, p_reset=0.02, seed=7, latency_ms=latency),
     }
+
+
+SCENARIO_NAMES = tuple(scenarios())
+
+
+def describe(name: str, scenario: Scenario) -> str:
+    """One line: what the scenario imitates, with its parameters."""
+    if isinstance(scenario, FixedWindow):
+        return (
+            f"{name}: {scenario.limit} per {scenario.window:g} s window, whole-second "
+            "Retry-After (Twitter/X-style fixed window)"
+        )
+    if isinstance(scenario, TokenBucket):
+        style = "decimal" if scenario.fractional else "whole-second"
+        return (
+            f"{name}: token bucket {scenario.rate:g}/s, burst {scenario.burst}, {style} "
+            "Retry-After (Stripe/Shopify-style)"
+        )
+    if isinstance(scenario, HeadersOnly):
+        return (
+            f"{name}: {scenario.limit} per {scenario.window:g} s in X-RateLimit-*/RateLimit "
+            "headers, 429 without Retry-After (GitHub primary limit)"
+        )
+    if isinstance(scenario, ConcurrencyCap):
+        return (
+            f"{name}: {scenario.max_in_flight} in flight, {scenario.latency * 1000:g} ms each, "
+            "429 without Retry-After (GitHub secondary limit)"
+        )
+    if isinstance(scenario, Outage):
+        return (
+            f"{name}: 503 with Retry-After {scenario.retry_after:g} s for the first "
+            f"{scenario.duration:g} s, then healthy (deploy or maintenance)"
+        )
+    if isinstance(scenario, Flaky):
+        return (
+            f"{name}: {scenario.p_503:.0%} 503 without a hint, {scenario.p_reset:.0%} "
+            "connection resets (overloaded backend behind a proxy)"
+        )
+    return name
+
+
+def initial_allowance(scenario: Scenario) -> int:
+    """Successes the scenario grants at once at t=0: the first window or the full bucket."""
+    if isinstance(scenario, FixedWindow | HeadersOnly):
+        return scenario.limit
+    if isinstance(scenario, TokenBucket):
+        return scenario.burst
+    return 0
+
+
+def ideal_wall_seconds(scenario: Scenario, successes: int) -> float | None:
+    """The shortest time in which the scenario lets any client have ``successes``
+    successes (None: no limit); :func:`vs_ideal` is this over the measured wall time.
+
+    Fixed windows grant ``limit`` at the start of each window, so N successes need
+    ``ceil(N / limit) - 1`` whole windows after the first; a bucket grants ``burst`` at
+    once and then ``rate`` per second; a concurrency cap serves ``max_in_flight``
+    requests per hold time.
+    """
+    if isinstance(scenario, FixedWindow | HeadersOnly):
+        return scenario.window * max(0, math.ceil(successes / scenario.limit) - 1)
+    if isinstance(scenario, TokenBucket):
+        return max(0, successes - scenario.burst) / scenario.rate
+    if isinstance(scenario, ConcurrencyCap):
+        return scenario.latency * math.ceil(successes / scenario.max_in_flight)
+    return None
+
+
+#: Client-side rough speed, for the estimate only (2 cores, Python clients).
+_ESTIMATED_RPS = 1000.0
+#: Per run: opening the client, installing the scenario, fetching the stats.
+_RUN_OVERHEAD_SECONDS = 0.3
+#: The default run on 2 cores took this many times the ideal clients' time (peers that
+#: sleep a whole-second Retry-After per request, bare httpx's CPU at C=100).
+_MEASURED_SLOWDOWN = 1.8
+
+
+def estimate_run_seconds(scenario: Scenario, requests: int) -> float:
+    """What an ideal client takes for ``requests`` successes (real ones take longer)."""
+    ideal = ideal_wall_seconds(scenario, requests)
+    if ideal is not None:
+        return max(ideal, requests / _ESTIMATED_RPS) + _RUN_OVERHEAD_SECONDS
+    if isinstance(scenario, Outage):
+        return scenario.duration + requests / _ESTIMATED_RPS + _RUN_OVERHEAD_SECONDS
+    # flaky: a second of backoff now and then on top of the requests themselves.
+    return 2 * requests / _ESTIMATED_RPS + 1.0 + _RUN_OVERHEAD_SECONDS
 
 
 # ----------------------------------------------------------------------- clients
@@ -90,8 +272,14 @@ def _client(concurrency: int, marker: ThrottleMarker) -> httpx.AsyncClient:
     return httpx.AsyncClient(limits=limits, event_hooks=marker.hooks(), timeout=30)
 
 
+def _target(url: str, path: str) -> str:
+    return f"{url}/{path.lstrip('/')}"
+
+
 @asynccontextmanager
-async def open_trestfly(url: str, concurrency: int, marker: ThrottleMarker) -> AsyncIterator[Fetch]:
+async def open_trestfly(
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
+) -> AsyncIterator[Fetch]:
     class Marked(TrioAPISession):
         def _build_session(self, **kwargs: Any) -> None:
             super()._build_session(**kwargs)
@@ -101,14 +289,14 @@ async def open_trestfly(url: str, concurrency: int, marker: ThrottleMarker) -> A
     async with Marked(url=url, max_concurrency=concurrency) as api:
 
         async def fetch() -> None:
-            await api.get("item")
+            await api.get(path)
 
         yield fetch
 
 
 @asynccontextmanager
 async def open_trestfly_tuned(
-    url: str, concurrency: int, marker: ThrottleMarker
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
 ) -> AsyncIterator[Fetch]:
     class Marked(TrioAPISession):
         def _build_session(self, **kwargs: Any) -> None:
@@ -126,21 +314,22 @@ async def open_trestfly_tuned(
     ) as api:
 
         async def fetch() -> None:
-            await api.get("item")
+            await api.get(path)
 
         yield fetch
 
 
 @asynccontextmanager
 async def open_httpx_immediate(
-    url: str, concurrency: int, marker: ThrottleMarker
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
 ) -> AsyncIterator[Fetch]:
+    target = _target(url, path)
     async with _client(concurrency, marker) as client:
 
         async def fetch() -> None:
             for _ in range(PEER_ATTEMPTS):
                 try:
-                    response = await client.get(f"{url}/item")
+                    response = await client.get(target)
                 except httpx.TransportError:
                     continue
                 if response.status_code not in RETRY_STATUSES:
@@ -157,15 +346,16 @@ def _full_jitter(attempt: int, rng: random.Random) -> float:
 
 @asynccontextmanager
 async def open_httpx_retry_after(
-    url: str, concurrency: int, marker: ThrottleMarker
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
 ) -> AsyncIterator[Fetch]:
     rng = random.Random(1)
+    target = _target(url, path)
     async with _client(concurrency, marker) as client:
 
         async def fetch() -> None:
             for attempt in range(PEER_ATTEMPTS):
                 try:
-                    response = await client.get(f"{url}/item")
+                    response = await client.get(target)
                 except httpx.TransportError:
                     await trio.sleep(_full_jitter(attempt, rng))
                     continue
@@ -186,8 +376,16 @@ class _Retryable(Exception):
 
 
 @asynccontextmanager
-async def open_stamina(url: str, concurrency: int, marker: ThrottleMarker) -> AsyncIterator[Fetch]:
+async def open_stamina(
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
+) -> AsyncIterator[Fetch]:
     import stamina
+    import stamina.instrumentation
+
+    # stamina's default instrumentation logs every retry at WARNING; with no logging
+    # configured Python prints each one to stderr, and formatting them would be billed
+    # to stamina's CPU time.  The benchmark compares retry strategies, not logging.
+    stamina.instrumentation.set_on_retry_hooks([])
 
     def on(error: Exception) -> bool | float:
         # stamina's backoff hook: a float is the wait, so Retry-After is honoured.
@@ -195,28 +393,35 @@ async def open_stamina(url: str, concurrency: int, marker: ThrottleMarker) -> As
             return error.hint if error.hint is not None else True
         return isinstance(error, httpx.TransportError)
 
-    async with _client(concurrency, marker) as client:
+    target = _target(url, path)
+    try:
+        async with _client(concurrency, marker) as client:
 
-        async def fetch() -> None:
-            try:
-                async for attempt in stamina.retry_context(
-                    on=on, attempts=PEER_ATTEMPTS, timeout=None
-                ):
-                    with attempt:
-                        response = await client.get(f"{url}/item")
-                        if response.status_code in RETRY_STATUSES:
-                            raise _Retryable(response)
-                        response.raise_for_status()
-            except (_Retryable, httpx.TransportError) as error:
-                raise GaveUp from error
+            async def fetch() -> None:
+                try:
+                    async for attempt in stamina.retry_context(
+                        on=on, attempts=PEER_ATTEMPTS, timeout=None
+                    ):
+                        with attempt:
+                            response = await client.get(target)
+                            if response.status_code in RETRY_STATUSES:
+                                raise _Retryable(response)
+                            response.raise_for_status()
+                except (_Retryable, httpx.TransportError) as error:
+                    raise GaveUp from error
 
-        yield fetch
+            yield fetch
+    finally:
+        stamina.instrumentation.set_on_retry_hooks(None)  # back to stamina's default
 
 
 @asynccontextmanager
-async def open_tenacity(url: str, concurrency: int, marker: ThrottleMarker) -> AsyncIterator[Fetch]:
+async def open_tenacity(
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
+) -> AsyncIterator[Fetch]:
     import tenacity
 
+    target = _target(url, path)
     async with _client(concurrency, marker) as client:
 
         async def fetch() -> None:
@@ -230,7 +435,7 @@ async def open_tenacity(url: str, concurrency: int, marker: ThrottleMarker) -> A
             try:
                 async for attempt in retrying:
                     with attempt:
-                        response = await client.get(f"{url}/item")
+                        response = await client.get(target)
                         if response.status_code in RETRY_STATUSES:
                             raise _Retryable(response)
                         response.raise_for_status()
@@ -250,6 +455,51 @@ CLIENTS: Mapping[str, ClientOpener] = {
 }
 
 
+def available_clients(names: Sequence[str]) -> tuple[list[str], list[str]]:
+    """(usable, missing): peers whose package (the "bench" extra) is not installed."""
+    usable, missing = [], []
+    for name in names:
+        package = _OPTIONAL.get(name)
+        if package is not None and importlib.util.find_spec(package) is None:
+            missing.append(name)
+        else:
+            usable.append(name)
+    return usable, missing
+
+
+class Recorder(ThrottleMarker):
+    """The server's :class:`ThrottleMarker` plus client-side counts of every attempt.
+
+    The counts serve ``--url`` runs, where no server counts anything, and the outage's
+    opening wave: the requests sent before any throttling answer arrived (``seen`` still
+    0), which no client can hold back.  With ``mark=False`` (``--url``) no ``X-Client``
+    / ``X-Seen-Throttle`` headers are added: a user's server owes us no protocol.
+    """
+
+    __slots__ = ("attempts", "first_wave", "mark", "responses", "statuses")
+
+    def __init__(self, client_id: str, *, mark: bool = True) -> None:
+        super().__init__(client_id)
+        self.mark = mark
+        self.attempts = 0
+        self.first_wave = 0
+        self.responses = 0
+        self.statuses: dict[int, int] = {}
+
+    async def on_request(self, request: httpx.Request) -> None:
+        self.attempts += 1
+        if self.seen == 0:
+            self.first_wave += 1
+        if self.mark:
+            await super().on_request(request)
+
+    async def on_response(self, response: httpx.Response) -> None:
+        self.responses += 1
+        code = response.status_code
+        self.statuses[code] = self.statuses.get(code, 0) + 1
+        await super().on_response(response)
+
+
 # --------------------------------------------------------------------- measuring
 
 
@@ -262,10 +512,43 @@ class ClientRun:
     latencies: list[float] = field(default_factory=list)
     wall_s: float = 0.0
     cpu_s: float = 0.0
+    #: CPU spent repainting the progress display, taken out of ``cpu_s``.
+    ui_cpu_s: float = 0.0
+    timed_out: bool = False
+    #: Completion instants (seconds since the start) of the first and last success.
+    first_success_s: float | None = None
+    last_success_s: float | None = None
+    #: Successes per :data:`BUCKET_SECONDS`, by completion time (the client's timeline).
+    buckets: list[int] = field(default_factory=list)
+
+    def record_success(self, latency: float, elapsed: float) -> None:
+        self.successes += 1
+        self.latencies.append(latency)
+        if self.first_success_s is None:
+            self.first_success_s = elapsed
+        self.last_success_s = elapsed
+        bucket = int(elapsed / BUCKET_SECONDS)
+        if bucket < MAX_BUCKETS:
+            if bucket >= len(self.buckets):
+                self.buckets.extend([0] * (bucket + 1 - len(self.buckets)))
+            self.buckets[bucket] += 1
 
 
-async def drive(fetch: Fetch, requests: int, concurrency: int, time_limit: float) -> ClientRun:
-    """N logical requests from C workers; bounded by count and by ``time_limit``."""
+Sampler = Callable[[ClientRun, float], None]
+
+
+async def drive(
+    fetch: Fetch,
+    requests: int,
+    concurrency: int,
+    time_limit: float,
+    sample: Sampler | None = None,
+) -> ClientRun:
+    """N logical requests from C workers; bounded by count and by ``time_limit``.
+
+    ``sample(run, elapsed)`` is called every :data:`SAMPLE_SECONDS` (live progress); the
+    CPU it uses is measured and not counted as the client's.
+    """
     run = ClientRun()
     left = requests
 
@@ -279,16 +562,29 @@ async def drive(fetch: Fetch, requests: int, concurrency: int, time_limit: float
             except Exception:  # the client gave up on this one: counted, not fatal
                 run.failures += 1
             else:
-                run.successes += 1
-                run.latencies.append(time.perf_counter() - start)
+                done = time.perf_counter()
+                run.record_success(done - start, done - wall_start)
+
+    async def sampler(callback: Sampler) -> None:
+        # Bounded by count as well as by the time limit around it.
+        for _ in range(math.ceil(time_limit / SAMPLE_SECONDS) + 1):
+            await trio.sleep(SAMPLE_SECONDS)
+            before = time.process_time()
+            callback(run, time.perf_counter() - wall_start)
+            run.ui_cpu_s += time.process_time() - before
 
     wall_start, cpu_start = time.perf_counter(), time.process_time()
-    with trio.move_on_after(time_limit):
-        async with trio.open_nursery() as nursery:
-            for _ in range(concurrency):
-                nursery.start_soon(worker)
+    with trio.move_on_after(time_limit) as deadline:
+        async with trio.open_nursery() as outer:
+            if sample is not None:
+                outer.start_soon(sampler, sample)
+            async with trio.open_nursery() as workers:
+                for _ in range(concurrency):
+                    workers.start_soon(worker)
+            outer.cancel_scope.cancel()
+    run.timed_out = deadline.cancelled_caught
     run.wall_s = time.perf_counter() - wall_start
-    run.cpu_s = time.process_time() - cpu_start
+    run.cpu_s = max(0.0, time.process_time() - cpu_start - run.ui_cpu_s)
     return run
 
 
@@ -300,45 +596,199 @@ def _percentile(values: Sequence[float], q: float) -> float | None:
     return ordered[index]
 
 
-def metrics(run: ClientRun, server: Mapping[str, Any], limit_rps: float | None) -> dict[str, Any]:
-    """The figures of one run, from the client's and the server's counts."""
-    totals = server["totals"]
-    successes = max(1, run.successes)
-    rate = run.successes / run.wall_s if run.wall_s > 0 else 0.0
+def _round(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def _per(count: float | None, successes: int) -> float | None:
+    if count is None or successes == 0:
+        return None
+    return round(count / successes, 4)
+
+
+def goodput(run: ClientRun, scenario: Scenario | None) -> tuple[float | None, str | None]:
+    """Successes per second as a fraction of the scenario's limit, or None and why.
+
+    The limit is a rate; the scenarios also grant an allowance at t=0 (the first
+    window, the full bucket), which a client may use at once, so goodput can exceed 1
+    when N is a few windows: :func:`vs_ideal` is the figure that accounts for it.  When
+    every success fits in that allowance the ratio means nothing, and is None.
+    Without a limit (outage, flaky, ``--url``) there is no ceiling to compare with.
+    """
+    if scenario is None:
+        return None, "unknown limit: --url runs have no scenario; see success_rate"
+    limit = scenario.limit_rps
+    if not limit:
+        if isinstance(scenario, Outage):
+            return None, "no rate limit (an outage, then unlimited): see the outage table"
+        return None, "no rate limit (random 503s and resets): see ok/s"
+    allowance = initial_allowance(scenario)
+    if run.successes <= allowance:
+        return None, f"every success fits in the allowance at t=0 ({allowance}): raise N"
+    if run.wall_s <= 0:
+        return None, "no time elapsed"
+    return round(run.successes / run.wall_s / limit, 4), None
+
+
+def vs_ideal(run: ClientRun, scenario: Scenario | None) -> float | None:
+    """The shortest time the scenario allows for the run's successes over the wall time.
+
+    1.0 is a client as fast as physically possible: one that takes each window's quota
+    or the full bucket at once.  A client that paces evenly at exactly the limit scores
+    lower by the allowance's share of N (0.8 with N of five windows).
+    """
+    if scenario is None or run.wall_s <= 0:
+        return None
+    ideal = ideal_wall_seconds(scenario, run.successes)
+    if ideal is None or ideal <= 0:
+        return None
+    return round(ideal / run.wall_s, 4)
+
+
+def _outage_block(
+    scenario: Outage, run: ClientRun, recorder: Recorder, totals: Mapping[str, int]
+) -> dict[str, Any]:
+    """Requests during the outage against Retry-After periods, and the recovery."""
+    announced = ceil_seconds(scenario.retry_after)  # what the 503s say, whole seconds
+    periods = max(1, math.ceil(scenario.duration / announced - 1e-9))
+    # Every 503 of this scenario is an arrival during the outage and nothing else is:
+    # exact, where the 100 ms timeline would blur the edge.
+    during = totals["unavailable_503"]
+    first_wave = min(recorder.first_wave, during)
+    probes = during - first_wave
+    recovery_rps = None
+    if run.first_success_s is not None and run.last_success_s is not None:
+        span = run.last_success_s - run.first_success_s
+        if run.successes > 1 and span > 0:
+            recovery_rps = round((run.successes - 1) / span, 1)
     return {
-        "successes": run.successes,
-        "failures": run.failures,
-        "wall_s": round(run.wall_s, 3),
-        "success_rate": round(rate, 2),
-        "goodput": round(rate / limit_rps, 3) if limit_rps else None,
-        "requests_per_success": round(totals["arrivals"] / successes, 3),
-        "throttled_per_success": round(
-            (totals["throttled_429"] + totals["unavailable_503"]) / successes, 3
+        "duration_s": scenario.duration,
+        "retry_after_s": announced,
+        "periods": periods,
+        "requests_during": during,
+        "first_wave": first_wave,
+        "probes": probes,
+        # The opening wave was sent before any answer: it counts as one request.
+        "requests_counted": probes + (1 if first_wave else 0),
+        "recovery_lag_s": _round(
+            None if run.first_success_s is None else run.first_success_s - scenario.duration,
+            3,
         ),
-        "resets": totals["resets"],
-        "violations": totals["violations"],
-        "arrivals": totals["arrivals"],
-        "p50_s": _round(_percentile(run.latencies, 0.5)),
-        "p99_s": _round(_percentile(run.latencies, 0.99)),
-        "cpu_s_per_1000": round(run.cpu_s / successes * 1000, 3),
-        "timeline": server["timeline"],
+        "recovery_rps": recovery_rps,
     }
 
 
-def _round(value: float | None) -> float | None:
-    return None if value is None else round(value, 4)
-
-
-async def run_one(
-    url: str, scenario: Any, client: str, requests: int, concurrency: int, time_limit: float
+def metrics(
+    run: ClientRun,
+    recorder: Recorder,
+    *,
+    requests: int,
+    scenario: Scenario | None,
+    server: Mapping[str, Any] | None,
 ) -> dict[str, Any]:
-    async with httpx.AsyncClient(timeout=10) as control:
-        info = await install_scenario(control, url, scenario)
-        marker = ThrottleMarker(client)
-        async with CLIENTS[client](url, concurrency, marker) as fetch:
-            run = await drive(fetch, requests, concurrency, time_limit)
-        stats = await fetch_stats(control, url)
-    return metrics(run, stats, info.get("limit_rps"))
+    """Every figure of one run.  The keys are the same in every mode; a figure that
+    cannot be known is None (server counts with ``--url``, goodput without a limit)."""
+    ok = run.successes
+    value, reason = goodput(run, scenario)
+    transport_errors = recorder.attempts - recorder.responses
+    if server is not None:
+        totals = server["totals"]
+        arrivals = totals["arrivals"]
+        c429, c503, resets = totals["throttled_429"], totals["unavailable_503"], totals["resets"]
+        violations, unjudged = totals["violations"], totals["unjudged"]
+        source = "server"
+    else:
+        # No server counts: the client's hooks saw every attempt and every answer.
+        arrivals = recorder.attempts
+        c429, c503 = recorder.statuses.get(429, 0), recorder.statuses.get(503, 0)
+        resets = transport_errors
+        violations = unjudged = None
+        source = "client"
+    return {
+        "requests": requests,
+        "successes": ok,
+        "failures": run.failures,
+        "complete": ok == requests,
+        "timed_out": run.timed_out,
+        "wall_s": round(run.wall_s, 3),
+        "success_rate": round(ok / run.wall_s, 2) if run.wall_s > 0 else None,
+        "limit_rps": None if scenario is None else scenario.limit_rps,
+        "initial_allowance": None if scenario is None else initial_allowance(scenario),
+        "ideal_wall_s": (
+            None if scenario is None else _round(ideal_wall_seconds(scenario, requests), 3)
+        ),
+        "goodput": value,
+        "goodput_reason": reason,
+        "vs_ideal": vs_ideal(run, scenario),
+        "counts_from": source,
+        "arrivals": arrivals,
+        "requests_per_success": _per(arrivals, ok),
+        "throttled_429": c429,
+        "unavailable_503": c503,
+        "resets": resets,
+        "throttled_429_per_success": _per(c429, ok),
+        "unavailable_503_per_success": _per(c503, ok),
+        "resets_per_success": _per(resets, ok),
+        "rejected_per_success": _per(c429 + c503, ok),
+        "errors_per_success": _per(arrivals - ok, ok),
+        "violations": violations,
+        "unjudged": unjudged,
+        "p50_ms": _round(_scale(_percentile(run.latencies, 0.5), 1000), 2),
+        "p99_ms": _round(_scale(_percentile(run.latencies, 0.99), 1000), 2),
+        "cpu_s": round(run.cpu_s, 4),
+        "cpu_s_per_1000": _round(run.cpu_s / ok * 1000 if ok else None),
+        "client_attempts": recorder.attempts,
+        "client_statuses": {str(code): n for code, n in sorted(recorder.statuses.items())},
+        "client_transport_errors": transport_errors,
+        "outage": (
+            _outage_block(scenario, run, recorder, server["totals"])
+            if isinstance(scenario, Outage) and server is not None
+            else None
+        ),
+        "timeline": None if server is None else server["timeline"],
+        "client_timeline": {"bucket_seconds": BUCKET_SECONDS, "successes": run.buckets},
+    }
+
+
+def _scale(value: float | None, factor: float) -> float | None:
+    return None if value is None else value * factor
+
+
+def _progress_sampler(progress: RunProgress, limit: float | None) -> Sampler:
+    """Updates the bar: successes so far and the goodput of the last second or so."""
+    history: deque[tuple[float, int]] = deque()
+
+    def sample(run: ClientRun, elapsed: float) -> None:
+        history.append((elapsed, run.successes))
+        while len(history) > 2 and elapsed - history[1][0] >= CURRENT_WINDOW_SECONDS:
+            history.popleft()
+        then, count = history[0]
+        rate = (run.successes - count) / (elapsed - then) if elapsed > then else 0.0
+        current = f"goodput {rate / limit:.2f}" if limit else f"{rate:,.0f} ok/s"
+        failed = f", {run.failures} failed" if run.failures else ""
+        progress.update(run.successes, current + failed)
+
+    return sample
+
+
+def _summary(figures: Mapping[str, Any]) -> str:
+    parts = [f"{figures['wall_s']:.2f} s"]
+    if figures["goodput"] is not None:
+        parts.append(f"goodput {figures['goodput']:.2f}")
+    else:
+        parts.append(f"{figures['success_rate'] or 0:,.0f} ok/s")
+    if figures["requests_per_success"] is not None:
+        parts.append(f"req/ok {figures['requests_per_success']:.3f}")
+    if figures["violations"]:
+        parts.append(f"{figures['violations']} violations")
+    if figures["failures"]:
+        parts.append(f"{figures['failures']} failed")
+    if figures["timed_out"]:
+        parts.append("TIMED OUT")
+    return ", ".join(parts)
+
+
+# --------------------------------------------------------------------- settings
 
 
 @dataclass(frozen=True)
@@ -347,76 +797,768 @@ class Settings:
     concurrency: tuple[int, ...]
     scenarios: tuple[str, ...]
     clients: tuple[str, ...]
-    rate: float
+    server: ServerParams
     time_limit: float
     out: Path
+    url: str | None = None
+    storm: bool = True
+    throughput_settings: throughput.Settings | None = None
+    charts: bool = True
+    plain: bool = False
+    quick: bool = False
+
+    def catalogue(self) -> dict[str, Scenario]:
+        return scenarios(self.server)
+
+    def estimate_seconds(self) -> float:
+        total = 2.0  # server start-up, imports, charts
+        if self.storm:
+            catalogue = self.catalogue()
+            per_pass = sum(
+                estimate_run_seconds(catalogue[name], self.requests) for name in self.scenarios
+            )
+            if self.url is not None:
+                per_pass = self.requests / _ESTIMATED_RPS + _RUN_OVERHEAD_SECONDS
+            total += per_pass * len(self.concurrency) * len(self.clients) * _MEASURED_SLOWDOWN
+        if self.throughput_settings is not None:
+            total += self.throughput_settings.estimate_seconds()
+        return total
 
 
-async def run_all(url: str, settings: Settings) -> list[dict[str, Any]]:
-    results: list[dict[str, Any]] = []
-    catalogue = scenarios(settings.rate)
-    for name in settings.scenarios:
-        for concurrency in settings.concurrency:
-            # Interleaved, and the order rotates so nobody always runs first.
-            order = list(settings.clients)
-            shift = len(results) % len(order)
-            for client in order[shift:] + order[:shift]:
-                figures = await run_one(
-                    url,
-                    catalogue[name],
-                    client,
-                    settings.requests,
-                    concurrency,
-                    settings.time_limit,
-                )
-                results.append(
-                    {"scenario": name, "concurrency": concurrency, "client": client, **figures}
-                )
-                print(
-                    f"  {name:<17} c={concurrency:<4} {client:<18} "
-                    f"ok={figures['successes']:<5} fail={figures['failures']:<4} "
-                    f"wall={figures['wall_s']:>7.2f}s goodput={figures['goodput']} "
-                    f"req/ok={figures['requests_per_success']:<6} "
-                    f"violations={figures['violations']}",
-                    flush=True,
-                )
-    return results
+def http_url(text: str) -> str:
+    parts = urlsplit(text)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    return text
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--requests", type=int, default=1000)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[10, 100])
-    parser.add_argument(
+    runs = parser.add_argument_group("what to run")
+    runs.add_argument(
+        "--requests",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help=f"logical requests per run (default {DEFAULT_REQUESTS}; --quick {QUICK_REQUESTS})",
+    )
+    runs.add_argument(
+        "--concurrency",
+        type=positive_int,
+        nargs="+",
+        default=None,
+        metavar="C",
+        help="worker tasks, one pass per value (default "
+        f"{' '.join(map(str, DEFAULT_CONCURRENCY))}; --quick "
+        f"{' '.join(map(str, QUICK_CONCURRENCY))})",
+    )
+    runs.add_argument(
         "--scenario",
         dest="scenarios",
         nargs="+",
         default=None,
-        choices=sorted(scenarios(100)),
+        choices=SCENARIO_NAMES,
+        metavar="NAME",
+        help=f"scenarios (default all: {', '.join(SCENARIO_NAMES)}; --quick "
+        f"{', '.join(QUICK_SCENARIOS)})",
     )
-    parser.add_argument("--client", dest="clients", nargs="+", default=None, choices=list(CLIENTS))
-    parser.add_argument("--rate", type=float, default=100.0)
-    parser.add_argument("--time-limit", type=float, default=120.0)
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    runs.add_argument(
+        "--client",
+        dest="clients",
+        nargs="+",
+        default=None,
+        choices=list(CLIENTS),
+        metavar="NAME",
+        help=f"clients (default all: {', '.join(CLIENTS)}; --quick "
+        f"{', '.join(QUICK_CLIENTS)}; --url: trestfly)",
+    )
+    runs.add_argument(
+        "--time-limit",
+        type=positive_float,
+        default=None,
+        metavar="S",
+        help=f"seconds at most per run (default {DEFAULT_TIME_LIMIT:g}; "
+        f"--quick {QUICK_TIME_LIMIT:g})",
+    )
+    runs.add_argument(
+        "--quick",
+        action="store_true",
+        help="a smoke run in under 30 s: small N, fewer scenarios and clients, one "
+        "concurrency, a short outage (not a measurement)",
+    )
+    runs.add_argument(
+        "--url",
+        type=http_url,
+        default=None,
+        metavar="URL",
+        help="send GET URL to your own server instead of the embedded one: no scenario, "
+        "no server counts, client-side figures only (default client: trestfly)",
+    )
+    sections = runs.add_mutually_exclusive_group()
+    sections.add_argument(
+        "--no-throughput",
+        dest="throughput_mode",
+        action="store_const",
+        const="skip",
+        default="include",
+        help="skip the throughput section (it runs after the storm by default)",
+    )
+    sections.add_argument(
+        "--throughput-only",
+        dest="throughput_mode",
+        action="store_const",
+        const="only",
+        help="run only the throughput section",
+    )
+
+    server = parser.add_argument_group("server parameters (the embedded storm server)")
+    server.add_argument(
+        "--rate",
+        type=positive_float,
+        default=None,
+        metavar="R",
+        help=f"the rate limit in requests/s of the window and bucket scenarios (default "
+        f"{DEFAULT_RATE:g}; --quick {QUICK_RATE:g})",
+    )
+    server.add_argument(
+        "--window",
+        type=positive_float,
+        default=DEFAULT_WINDOW,
+        metavar="S",
+        help="window of fixed_window and headers_only, in seconds; the limit per window "
+        f"is rate x window (default {DEFAULT_WINDOW:g})",
+    )
+    server.add_argument(
+        "--latency-ms",
+        type=non_negative_float,
+        default=0.0,
+        metavar="MS",
+        help="server latency added to every answer, all scenarios but concurrency_cap, "
+        "whose hold is fixed at "
+        f"{CAP_HOLD_SECONDS * 1000:g} ms (default 0)",
+    )
+    server.add_argument(
+        "--outage-seconds",
+        type=non_negative_float,
+        default=None,
+        metavar="S",
+        help=f"length of the outage (default {DEFAULT_OUTAGE_SECONDS:g}; "
+        f"--quick {QUICK_OUTAGE_SECONDS:g})",
+    )
+    server.add_argument(
+        "--retry-after",
+        type=positive_float,
+        default=DEFAULT_RETRY_AFTER,
+        metavar="S",
+        help="the outage's Retry-After, sent rounded up to whole seconds "
+        f"(default {DEFAULT_RETRY_AFTER:g})",
+    )
+    server.add_argument(
+        "--max-in-flight",
+        type=positive_int,
+        default=DEFAULT_MAX_IN_FLIGHT,
+        metavar="K",
+        help=f"slots of concurrency_cap (default {DEFAULT_MAX_IN_FLIGHT})",
+    )
+
+    output = parser.add_argument_group("output")
+    output.add_argument(
+        "--out",
+        type=Path,
+        default=Path("bench-results"),
+        metavar="DIR",
+        help=f"directory for {RESULTS_FILE}, {throughput.RESULTS_FILE} and the charts "
+        "(default bench-results/)",
+    )
+    output.add_argument("--no-charts", action="store_true", help="do not draw the PNG charts")
+    output.add_argument(
+        "--plain",
+        action="store_true",
+        help="plain progress lines even on a terminal (automatic off a terminal)",
+    )
+    throughput.add_arguments(parser, standalone=False)
+
+
+def settings_from(args: argparse.Namespace) -> Settings:
+    """Explicit options win; ``--quick`` only changes the defaults."""
+    quick = bool(args.quick)
+    url: str | None = args.url
+    if args.clients:
+        clients = tuple(args.clients)
+    elif url is not None:
+        clients = ("trestfly",)
+    else:
+        clients = QUICK_CLIENTS if quick else tuple(CLIENTS)
+    outage = args.outage_seconds
+    if outage is None:
+        outage = QUICK_OUTAGE_SECONDS if quick else DEFAULT_OUTAGE_SECONDS
+    rate = args.rate if args.rate is not None else (QUICK_RATE if quick else DEFAULT_RATE)
+    mode: str = args.throughput_mode
+    return Settings(
+        requests=args.requests or (QUICK_REQUESTS if quick else DEFAULT_REQUESTS),
+        concurrency=tuple(
+            args.concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)
+        ),
+        scenarios=tuple(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES)),
+        clients=clients,
+        server=ServerParams(
+            rate=rate,
+            window=args.window,
+            latency_ms=args.latency_ms,
+            outage_seconds=outage,
+            retry_after=args.retry_after,
+            max_in_flight=args.max_in_flight,
+        ),
+        time_limit=args.time_limit or (QUICK_TIME_LIMIT if quick else DEFAULT_TIME_LIMIT),
+        out=args.out,
+        url=url,
+        storm=mode != "only",
+        # The throughput section needs the embedded server's unlimited scenario.
+        throughput_settings=(
+            None if mode == "skip" or url is not None else throughput.settings_from(args)
+        ),
+        charts=not args.no_charts,
+        plain=bool(args.plain),
+        quick=quick,
+    )
+
+
+# --------------------------------------------------------------------- running
+
+
+async def run_one(
+    url: str,
+    scenario: Scenario,
+    client: str,
+    settings: Settings,
+    concurrency: int,
+    display: Display,
+) -> dict[str, Any]:
+    """One client through one freshly installed scenario; its figures."""
+    recorder = Recorder(client)
+    progress = display.start(f"c={concurrency:<4} {client:<18}", total=settings.requests)
+    async with httpx.AsyncClient(timeout=10) as control:
+        async with CLIENTS[client](url, PATH, concurrency, recorder) as fetch:
+            # Installed once the client is open, just before its first request: the
+            # scenario's t=0 (window alignment, the outage's start) is the run's start.
+            await install_scenario(control, url, scenario)
+            run = await drive(
+                fetch,
+                settings.requests,
+                concurrency,
+                settings.time_limit,
+                _progress_sampler(progress, scenario.limit_rps),
+            )
+        stats = await fetch_stats(control, url)
+    figures = metrics(run, recorder, requests=settings.requests, scenario=scenario, server=stats)
+    progress.finish(run.successes, _summary(figures))
+    return figures
+
+
+async def run_storm(url: str, settings: Settings, display: Display) -> list[dict[str, Any]]:
+    results: list[dict[str, Any]] = []
+    catalogue = settings.catalogue()
+    for name in settings.scenarios:
+        scenario = catalogue[name]
+        with display.section(describe(name, scenario)):
+            for concurrency in settings.concurrency:
+                # Interleaved, and the order rotates so nobody always runs first.
+                order = list(settings.clients)
+                shift = len(results) % len(order)
+                for client in order[shift:] + order[:shift]:
+                    figures = await run_one(url, scenario, client, settings, concurrency, display)
+                    results.append(
+                        {"scenario": name, "concurrency": concurrency, "client": client, **figures}
+                    )
+    return results
+
+
+def split_url(url: str) -> tuple[str, str]:
+    """(origin, path and query) of a user's URL: the session's ``url`` and its path."""
+    parts = urlsplit(url)
+    path = parts.path + (f"?{parts.query}" if parts.query else "")
+    return f"{parts.scheme}://{parts.netloc}", path
+
+
+async def run_url(settings: Settings, display: Display) -> list[dict[str, Any]]:
+    """The clients against the user's server: client-side figures only."""
+    assert settings.url is not None
+    base, path = split_url(settings.url)
+    results: list[dict[str, Any]] = []
+    with display.section(f"url: GET {settings.url} (client-side figures only)"):
+        for concurrency in settings.concurrency:
+            for client in settings.clients:
+                recorder = Recorder(client, mark=False)
+                progress = display.start(
+                    f"c={concurrency:<4} {client:<18}", total=settings.requests
+                )
+                async with CLIENTS[client](base, path, concurrency, recorder) as fetch:
+                    run = await drive(
+                        fetch,
+                        settings.requests,
+                        concurrency,
+                        settings.time_limit,
+                        _progress_sampler(progress, None),
+                    )
+                figures = metrics(
+                    run, recorder, requests=settings.requests, scenario=None, server=None
+                )
+                progress.finish(run.successes, _summary(figures))
+                results.append(
+                    {"scenario": "url", "concurrency": concurrency, "client": client, **figures}
+                )
+    return results
+
+
+async def run_embedded(
+    url: str, settings: Settings, display: Display
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]] | None]:
+    storm = await run_storm(url, settings, display) if settings.storm else []
+    section = None
+    if settings.throughput_settings is not None:
+        section = await throughput.run_section(url, settings.throughput_settings, display)
+    return storm, section
+
+
+# --------------------------------------------------------------------- targets
+
+
+@dataclass(frozen=True)
+class Check:
+    scenario: str
+    concurrency: int
+    name: str
+    value: str
+    target: str
+    #: None: not applicable (no peer to compare with, no goodput to judge).
+    passed: bool | None
+
+    @property
+    def verdict(self) -> str:
+        return "n/a" if self.passed is None else ("PASS" if self.passed else "FAIL")
+
+
+def _fmt(value: Any, spec: str = ".3f") -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return format(value, spec)
+    return str(value)
+
+
+def evaluate_targets(results: Sequence[Mapping[str, Any]]) -> list[Check]:
+    """trestfly's targets, per scenario and concurrency (see the README)."""
+    groups: dict[tuple[str, int], dict[str, Mapping[str, Any]]] = {}
+    for run in results:
+        groups.setdefault((run["scenario"], run["concurrency"]), {})[run["client"]] = run
+    checks: list[Check] = []
+    for (scenario, concurrency), runs in groups.items():
+        if "trestfly" in runs:
+            checks += [
+                Check(scenario, concurrency, *figures)
+                for figures in _targets_of(scenario, runs["trestfly"], runs)
+            ]
+    # Each check's concurrencies side by side, scenarios in the order they ran.
+    scenarios_seen = list(dict.fromkeys(check.scenario for check in checks))
+    names_seen = list(dict.fromkeys(check.name for check in checks))
+    checks.sort(
+        key=lambda c: (scenarios_seen.index(c.scenario), names_seen.index(c.name), c.concurrency)
+    )
+    return checks
+
+
+def _targets_of(
+    scenario: str, ours: Mapping[str, Any], runs: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, str, str, bool | None]]:
+    """(check, trestfly's value, target, passed) for one scenario and concurrency."""
+    out: list[tuple[str, str, str, bool | None]] = [
+        (
+            "all N succeeded",
+            f"{ours['successes']}/{ours['requests']}",
+            str(ours["requests"]),
+            ours["complete"],
+        )
+    ]
+    if scenario in GOODPUT_SCENARIOS:
+        value = ours["goodput"]
+        out.append(
+            (
+                "goodput",
+                _fmt(value),
+                f">= {GOODPUT_TARGET}",
+                None if value is None else value >= GOODPUT_TARGET,
+            )
+        )
+    most = REQUESTS_PER_SUCCESS_TARGETS.get(scenario, REQUESTS_PER_SUCCESS_TARGET)
+    sent = ours["requests_per_success"]
+    out.append(
+        ("requests per success", _fmt(sent), f"<= {most}", None if sent is None else sent <= most)
+    )
+    out.append(("violations", _fmt(ours["violations"]), "0", ours["violations"] == 0))
+    outage = ours["outage"]
+    if outage is not None:
+        out.append(
+            (
+                "outage requests (opening wave = 1)",
+                f"{outage['requests_counted']} = 1 + {outage['probes']} probes",
+                f"<= {outage['periods']} periods",
+                outage["requests_counted"] <= outage["periods"],
+            )
+        )
+    peers = [runs[name] for name in PEERS if name in runs]
+    mine = ours["rejected_per_success"]
+    rejected = [p["rejected_per_success"] for p in peers if p["rejected_per_success"] is not None]
+    if rejected:
+        best = min(rejected)
+        # "Ahead" allows a tie: with flaky's seeded 503s, or no 429s for anyone, every
+        # client gets the same count and nobody can be strictly ahead.
+        out.append(
+            (
+                "429+503 per success vs best peer",
+                _fmt(mine, ".4f"),
+                f"<= {best:.4f}",
+                mine is not None and mine <= best,
+            )
+        )
+    else:
+        out.append(("429+503 per success vs best peer", _fmt(mine, ".4f"), "no peer ran", None))
+    finished = [p["wall_s"] for p in peers if p["complete"]]
+    name = "wall time vs best complete peer"
+    if finished:
+        best_wall = min(finished)
+        most_wall = best_wall / WALL_RATIO_TARGET
+        out.append(
+            (
+                name,
+                f"{ours['wall_s']:.2f} s",
+                f"<= {most_wall:.2f} s ({best_wall:.2f} / {WALL_RATIO_TARGET})",
+                bool(ours["complete"]) and ours["wall_s"] <= most_wall,
+            )
+        )
+    else:
+        out.append((name, f"{ours['wall_s']:.2f} s", "no complete peer", None))
+    return out
+
+
+# --------------------------------------------------------------------- reporting
+
+
+def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]], text_columns: int) -> str:
+    """A plain monospace table: the first ``text_columns`` columns left-aligned (names),
+    the others right-aligned (numbers)."""
+    widths = [len(header) for header in headers]
+    for row in rows:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+
+    def line(cells: Sequence[str]) -> str:
+        return "  ".join(
+            cell.ljust(width) if index < text_columns else cell.rjust(width)
+            for index, (cell, width) in enumerate(zip(cells, widths, strict=True))
+        ).rstrip()
+
+    rule = "  ".join("-" * width for width in widths)
+    return "\n".join([line(headers), rule, *(line(row) for row in rows)])
+
+
+def print_table(
+    title: str, headers: Sequence[str], rows: Sequence[Sequence[str]], *, text_columns: int = 1
+) -> None:
+    """:func:`benchmarks._report.print_table` with more than one text column: rich when
+    importable (full width off a terminal too), else the plain table."""
+    plain = render_table(headers, rows, text_columns)
+    try:
+        from rich.console import Console
+        from rich.table import Table
+    except ImportError:
+        print(f"\n{title}\n{plain}", flush=True)
+        return
+    table = Table(title=title)
+    for index, header in enumerate(headers):
+        table.add_column(header, justify="left" if index < text_columns else "right", no_wrap=True)
+    for row in rows:
+        table.add_row(*row)
+    console = Console()
+    # Off a terminal rich assumes 80 columns and would cut the cells: widen to what the
+    # table needs (its plain width, plus 3 per column for the borders).
+    needed = max(len(line) for line in plain.splitlines()) + 3 * len(headers) + 1
+    if console.width < needed:
+        console = Console(width=needed)
+    console.print(table)
+
+
+def print_results(
+    results: Sequence[Mapping[str, Any]], titles: Mapping[str, str], notes: Mapping[str, str]
+) -> None:
+    headers = [
+        "client",
+        "c",
+        "ok/N",
+        "wall s",
+        "goodput",
+        "vs ideal",
+        "ok/s",
+        "req/ok",
+        "429/ok",
+        "503/ok",
+        "viol",
+        "p50 ms",
+        "p99 ms",
+        "cpu s/1k",
+    ]
+    by_scenario: dict[str, list[Mapping[str, Any]]] = {}
+    for run in results:
+        by_scenario.setdefault(run["scenario"], []).append(run)
+    for scenario, runs in by_scenario.items():
+        rows = [
+            [
+                run["client"],
+                str(run["concurrency"]),
+                f"{run['successes']}/{run['requests']}" + ("" if run["complete"] else " !"),
+                f"{run['wall_s']:.2f}",
+                _fmt(run["goodput"]),
+                _fmt(run["vs_ideal"]),
+                _fmt(run["success_rate"], ".0f"),
+                _fmt(run["requests_per_success"]),
+                _fmt(run["throttled_429_per_success"]),
+                _fmt(run["unavailable_503_per_success"]),
+                _fmt(run["violations"]),
+                _fmt(run["p50_ms"], ".1f"),
+                _fmt(run["p99_ms"], ".1f"),
+                _fmt(run["cpu_s_per_1000"], ".3f"),
+            ]
+            for run in sorted(runs, key=lambda r: (r["concurrency"], _client_order(r["client"])))
+        ]
+        print_table(titles.get(scenario, scenario), headers, rows)
+        if scenario in notes:
+            print(notes[scenario])
+        outages = [run for run in runs if run["outage"] is not None]
+        if outages:
+            _print_outage(scenario, outages)
+
+
+def _client_order(name: str) -> int:
+    return list(CLIENTS).index(name) if name in CLIENTS else len(CLIENTS)
+
+
+def _print_outage(scenario: str, runs: Sequence[Mapping[str, Any]]) -> None:
+    headers = [
+        "client",
+        "c",
+        "during outage",
+        "opening wave",
+        "probes",
+        "counted",
+        "periods",
+        "recovery lag s",
+        "after: ok/s",
+    ]
+    rows = [
+        [
+            run["client"],
+            str(run["concurrency"]),
+            str(run["outage"]["requests_during"]),
+            str(run["outage"]["first_wave"]),
+            str(run["outage"]["probes"]),
+            str(run["outage"]["requests_counted"]),
+            str(run["outage"]["periods"]),
+            _fmt(run["outage"]["recovery_lag_s"], ".2f"),
+            _fmt(run["outage"]["recovery_rps"], ".0f"),
+        ]
+        for run in sorted(runs, key=lambda r: (r["concurrency"], _client_order(r["client"])))
+    ]
+    print_table(
+        f"{scenario}: requests that arrived during the outage vs Retry-After periods",
+        headers,
+        rows,
+    )
+
+
+def print_targets(checks: Sequence[Check]) -> None:
+    headers = ["scenario", "check", "c", "trestfly", "target", "result"]
+    rows = [[c.scenario, c.name, str(c.concurrency), c.value, c.target, c.verdict] for c in checks]
+    print_table(
+        "targets for trestfly with its defaults (data, not a test)", headers, rows, text_columns=2
+    )
+    counts = {verdict: sum(c.verdict == verdict for c in checks) for verdict in ("PASS", "FAIL")}
+    na = len(checks) - counts["PASS"] - counts["FAIL"]
+    print(f"targets: {counts['PASS']} PASS, {counts['FAIL']} FAIL, {na} n/a")
+
+
+def _goodput_notes(results: Sequence[Mapping[str, Any]]) -> dict[str, str]:
+    """Per scenario, why goodput is missing (one line instead of a reason per row)."""
+    notes: dict[str, str] = {}
+    for run in results:
+        reason = run["goodput_reason"]
+        if reason and run["scenario"] not in notes:
+            notes[run["scenario"]] = f"goodput -: {reason}"
+    return notes
+
+
+def source_revision() -> dict[str, Any] | None:
+    """The commit measured and whether trestfly/ differed from it (None without git).
+
+    trestfly is tuned while benchmarks run: a result without its revision cannot be
+    reproduced.  Read-only git calls; GIT_OPTIONAL_LOCKS=0 keeps ``git diff`` from
+    refreshing the index on disk.
+    """
+    root = Path(__file__).resolve().parent.parent
+    env = {**os.environ, "GIT_OPTIONAL_LOCKS": "0"}
+
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["git", *args], cwd=root, env=env, capture_output=True, text=True, timeout=10
+        )
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode != 0:
+            return None
+        diff = git("diff", "--quiet", "HEAD", "--", "trestfly")
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return {"commit": head.stdout.strip(), "trestfly_modified": diff.returncode == 1}
+
+
+def _format_duration(seconds: float) -> str:
+    minutes, rest = divmod(round(seconds), 60)
+    return f"{minutes} min {rest:02d} s" if minutes else f"{rest} s"
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = Settings(
-        requests=args.requests,
-        concurrency=tuple(args.concurrency),
-        scenarios=tuple(args.scenarios or scenarios(100)),
-        clients=tuple(args.clients or CLIENTS),
-        rate=args.rate,
-        time_limit=args.time_limit,
-        out=args.out,
+    settings = settings_from(args)
+    display = open_display(plain=settings.plain)
+    clients, missing = available_clients(settings.clients)
+    if missing:
+        display.note(f"skipped (not installed; pip install -e '.[bench]'): {', '.join(missing)}")
+    if not clients:
+        display.note("no client to run")
+        return 2
+    settings = replace(settings, clients=tuple(clients))
+    passes = 1 if settings.url else len(settings.scenarios)
+    runs = passes * len(settings.concurrency) * len(settings.clients)
+    # Taken before the run, so the load average shows what else was busy, not us; and
+    # the revision is the one imported now, whatever is committed while the run goes.
+    env = _report.environment()
+    source = source_revision()
+    what = []
+    if settings.storm:
+        what.append(
+            f"storm: {runs} runs of {settings.requests} requests"
+            + (f" against {settings.url}" if settings.url else "")
+        )
+    if settings.throughput_settings is not None:
+        what.append("throughput section")
+    display.note(
+        f"{' + '.join(what)}; estimate about {_format_duration(settings.estimate_seconds())} "
+        f"({_MEASURED_SLOWDOWN:g}x the ideal clients' time, as measured on 2 cores; each run "
+        f"at most {settings.time_limit:g} s); load average {env['load_average']}"
     )
+    started = time.monotonic()
     plan = cpu_plan()
-    with (
-        run_storm_server(cpu=plan.server if plan else None) as server,
-        pinned(plan.client if plan else None),
-    ):
-        results = trio.run(run_all, server.url, settings)
-    path = _report.write_json(
-        settings.out, "storm.json", {"environment": _report.environment(), "results": results}
-    )
-    print(f"results: {path}")
+    pinning: dict[str, int | None] = {"server_cpu": None, "client_cpu": None}
+    section: list[dict[str, Any]] | None = None
+    if settings.url is not None:
+        results = trio.run(run_url, settings, display)
+    else:
+        with (
+            run_storm_server(cpu=plan.server if plan else None) as server,
+            # After the server started: a child inherits our affinity, and pins itself.
+            pinned(plan.client if plan else None) as client_pinned,
+        ):
+            pinning = {
+                "server_cpu": server.cpu,
+                "client_cpu": plan.client if client_pinned and plan else None,
+            }
+            results, section = trio.run(run_embedded, server.url, settings, display)
+    elapsed = time.monotonic() - started
+
+    catalogue = settings.catalogue()
+    titles = {name: describe(name, catalogue[name]) for name in settings.scenarios}
+    if settings.url is not None:
+        titles = {"url": f"GET {settings.url} (client-side figures only)"}
+    written: list[Path] = []
+    checks: list[Check] = []
+    if settings.storm:
+        print_results(results, titles, _goodput_notes(results))
+        if settings.url is None:
+            checks = evaluate_targets(results)
+            print_targets(checks)
+        charts: list[Path] = []
+        if settings.charts:
+            charts = _chart.storm_charts(
+                results,
+                settings.out,
+                titles={
+                    name: f"{title}  (N={settings.requests} per client)"
+                    for name, title in titles.items()
+                },
+            )
+            if not charts and results:
+                display.note("charts skipped: matplotlib is not installed")
+        written.append(
+            _report.write_json(
+                settings.out,
+                RESULTS_FILE,
+                {
+                    "benchmark": "storm",
+                    "mode": "url" if settings.url else "embedded",
+                    "settings": _settings_json(settings),
+                    "scenarios": {
+                        name: {
+                            "description": titles.get(name),
+                            **catalogue[name].spec(),
+                            "limit_rps": catalogue[name].limit_rps,
+                            "initial_allowance": initial_allowance(catalogue[name]),
+                        }
+                        for name in settings.scenarios
+                    }
+                    if settings.url is None
+                    else {},
+                    "pinning": pinning,
+                    "environment": env,
+                    "source": source,
+                    "elapsed_s": round(elapsed, 1),
+                    "results": results,
+                    "targets": [
+                        {
+                            "scenario": c.scenario,
+                            "concurrency": c.concurrency,
+                            "check": c.name,
+                            "value": c.value,
+                            "target": c.target,
+                            "passed": c.passed,
+                        }
+                        for c in checks
+                    ],
+                    "charts": [path.name for path in charts],
+                },
+            )
+        )
+        written.extend(charts)
+    if section is not None and settings.throughput_settings is not None:
+        throughput.print_results(section, settings.throughput_settings.clients)
+        written.append(
+            throughput.write_results(settings.out, settings.throughput_settings, section, env)
+        )
+    print(f"done in {_format_duration(elapsed)}; written: {', '.join(str(p) for p in written)}")
     return 0
+
+
+def _settings_json(settings: Settings) -> dict[str, Any]:
+    return {
+        "requests": settings.requests,
+        "concurrency": list(settings.concurrency),
+        "scenarios": list(settings.scenarios),
+        "clients": list(settings.clients),
+        "server": {
+            "rate": settings.server.rate,
+            "window": settings.server.window,
+            "latency_ms": settings.server.latency_ms,
+            "outage_seconds": settings.server.outage_seconds,
+            "retry_after": settings.server.retry_after,
+            "max_in_flight": settings.server.max_in_flight,
+        },
+        "time_limit": settings.time_limit,
+        "url": settings.url,
+        "quick": settings.quick,
+        "peer_attempts": PEER_ATTEMPTS,
+    }

@@ -1,0 +1,272 @@
+"""Smoke tests of the storm benchmark: ``python -m benchmarks --quick`` and ``--url``.
+
+They check that the benchmark works end to end (server subprocess, clients, live
+progress off a terminal, results JSON, charts, the throughput section), not how fast
+anything is: ``--quick`` sizes are too small to measure.  About 25 s in all.
+"""
+
+from __future__ import annotations
+
+import http.server
+import json
+import math
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, ClassVar
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+
+#: Every run carries every one of these (None where it cannot be known).
+METRICS = (
+    "scenario",
+    "concurrency",
+    "client",
+    "requests",
+    "successes",
+    "failures",
+    "complete",
+    "timed_out",
+    "wall_s",
+    "success_rate",
+    "limit_rps",
+    "initial_allowance",
+    "ideal_wall_s",
+    "goodput",
+    "goodput_reason",
+    "vs_ideal",
+    "counts_from",
+    "arrivals",
+    "requests_per_success",
+    "throttled_429",
+    "unavailable_503",
+    "resets",
+    "throttled_429_per_success",
+    "unavailable_503_per_success",
+    "resets_per_success",
+    "rejected_per_success",
+    "errors_per_success",
+    "violations",
+    "unjudged",
+    "p50_ms",
+    "p99_ms",
+    "cpu_s",
+    "cpu_s_per_1000",
+    "client_attempts",
+    "client_statuses",
+    "client_transport_errors",
+    "outage",
+    "timeline",
+    "client_timeline",
+)
+#: Figures every embedded run must have as numbers.
+NUMBERS = (
+    "wall_s",
+    "success_rate",
+    "arrivals",
+    "requests_per_success",
+    "rejected_per_success",
+    "violations",
+    "p50_ms",
+    "p99_ms",
+    "cpu_s_per_1000",
+)
+OUTAGE_KEYS = (
+    "duration_s",
+    "retry_after_s",
+    "periods",
+    "requests_during",
+    "first_wave",
+    "probes",
+    "requests_counted",
+    "recovery_lag_s",
+    "recovery_rps",
+)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _environment() -> dict[str, str]:
+    # Requests to 127.0.0.1 must not go through a proxy configured for the outside world.
+    return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
+
+
+def _run_benchmark(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks", *args],
+        cwd=PROJECT_ROOT,
+        env=_environment(),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def _check_png(path: Path, output: str) -> None:
+    assert path.is_file(), output
+    with path.open("rb") as image:
+        assert image.read(8) == PNG_SIGNATURE, path
+    assert path.stat().st_size > 10_000, path  # axes, lines and text, not an empty canvas
+
+
+def test_quick_run_writes_results_charts_and_throughput(tmp_path: Path) -> None:
+    # The embedded server needs the "bench" extra; without it there is nothing to smoke.
+    pytest.importorskip("uvicorn")
+    pytest.importorskip("httptools")
+    pytest.importorskip("matplotlib")
+
+    completed = _run_benchmark("--quick", "--out", str(tmp_path), timeout=120)
+    output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    assert completed.returncode == 0, output
+    assert "estimate about" in completed.stdout, output
+    assert "targets:" in completed.stdout, output
+
+    report = json.loads((tmp_path / "storm.json").read_text(encoding="utf-8"))
+    assert report["mode"] == "embedded"
+    assert report["environment"]["cpu_count"], report["environment"]
+    settings = report["settings"]
+    runs = report["results"]
+    expected = {
+        (scenario, concurrency, client)
+        for scenario in settings["scenarios"]
+        for concurrency in settings["concurrency"]
+        for client in settings["clients"]
+    }
+    assert {(r["scenario"], r["concurrency"], r["client"]) for r in runs} == expected
+
+    for run in runs:
+        label = (run["scenario"], run["concurrency"], run["client"])
+        missing = [key for key in METRICS if key not in run]
+        assert not missing, (label, missing)
+        assert run["counts_from"] == "server", label
+        assert run["successes"] > 0, label
+        for key in NUMBERS:
+            assert _is_number(run[key]), (label, key, run[key])
+        # Goodput is a number exactly where the scenario has a limit, else it says why.
+        if run["limit_rps"] is not None:
+            assert _is_number(run["goodput"]), (label, run["goodput_reason"])
+            assert _is_number(run["vs_ideal"]), label
+        else:
+            assert run["goodput"] is None and run["goodput_reason"], label
+        assert run["timeline"]["bucket_seconds"] == 0.1, label
+        assert sum(run["client_timeline"]["successes"]) == run["successes"], label
+        if run["scenario"] == "outage":
+            assert run["outage"] is not None, label
+            assert all(key in run["outage"] for key in OUTAGE_KEYS), (label, run["outage"])
+            assert run["outage"]["requests_during"] >= 1, label
+        else:
+            assert run["outage"] is None, label
+
+    targets = report["targets"]
+    assert targets, report
+    assert {t["scenario"] for t in targets} == set(settings["scenarios"])
+    assert all(t["passed"] in (True, False, None) for t in targets)
+
+    assert report["charts"] == [f"storm-{name}.png" for name in settings["scenarios"]]
+    for name in report["charts"]:
+        _check_png(tmp_path / name, output)
+
+    section = json.loads((tmp_path / "throughput.json").read_text(encoding="utf-8"))
+    assert section["results"], section
+    for level in section["results"]:
+        for client in ("trestfly", "httpx", "h11"):
+            figures = level["clients"][client]
+            assert _is_number(figures["rps"]) and figures["rps"] > 0, level
+            assert _is_number(figures["cpu_us_per_request"]), level
+
+
+# ------------------------------------------------------------------ --url
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """200s, except the third request: a 503 without a hint, which every client retries.
+
+    Not a 429: how long a client holds back after a throttle is what the storm scenarios
+    measure; here only the client-side counting is under test, and a 503 exercises it
+    without making the test's duration depend on the client's rate learning.
+    """
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real API
+    lock: ClassVar[threading.Lock] = threading.Lock()
+    seen: ClassVar[list[str]] = []
+
+    def do_GET(self) -> None:
+        with self.lock:
+            self.seen.append(self.path)
+            number = len(self.seen)
+        if number == 3:
+            body, status = b'{"message": "upstream unavailable"}', 503
+        else:
+            body, status = b'{"ok": true}', 200
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return  # keep the test output quiet
+
+
+@pytest.fixture
+def user_server() -> Iterator[tuple[str, type[_Handler]]]:
+    handler = type("Handler", (_Handler,), {"seen": [], "lock": threading.Lock()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_url_run_reports_client_side_figures(
+    tmp_path: Path, user_server: tuple[str, type[_Handler]]
+) -> None:
+    pytest.importorskip("matplotlib")
+    root, handler = user_server
+    url = f"{root}/v1/items?page=1"
+
+    completed = _run_benchmark(
+        "--url", url, "--requests", "40", "--concurrency", "4", "--out", str(tmp_path),
+        timeout=60,
+    )  # fmt: skip
+    output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    assert completed.returncode == 0, output
+
+    # The user's path and query, on every attempt; no server stats were asked for.
+    assert handler.seen and set(handler.seen) == {"/v1/items?page=1"}, handler.seen
+
+    report = json.loads((tmp_path / "storm.json").read_text(encoding="utf-8"))
+    assert report["mode"] == "url"
+    assert report["targets"] == []  # nothing to judge without the server's counts
+    (run,) = report["results"]
+    missing = [key for key in METRICS if key not in run]
+    assert not missing, missing
+    assert run["client"] == "trestfly" and run["scenario"] == "url"
+    assert run["successes"] == 40 and run["complete"], run
+    assert run["counts_from"] == "client"
+    # One 503 among 41 attempts, counted by the client's own hooks.
+    assert run["unavailable_503"] == 1 and run["throttled_429"] == 0, run["client_statuses"]
+    assert run["client_statuses"] == {"200": 40, "503": 1}
+    assert run["arrivals"] == len(handler.seen) == 41
+    assert run["requests_per_success"] == pytest.approx(41 / 40, abs=1e-3)
+    for key in ("violations", "unjudged", "timeline", "goodput", "vs_ideal", "outage"):
+        assert run[key] is None, key
+    assert run["goodput_reason"]
+    for key in ("wall_s", "p50_ms", "p99_ms", "cpu_s_per_1000"):
+        assert _is_number(run[key]), key
+    assert not (tmp_path / "throughput.json").exists()  # needs the embedded server
+    _check_png(tmp_path / "storm-url.png", output)
