@@ -69,7 +69,8 @@ class ThrottleSettings:
         increase: requests per second the learned rate grows per second of paced sending,
             once a paced rate was throttled.
         fast_increase: before that (the rate learned from unpaced sending is only a
-            floor), the share of itself the rate grows per second (0.3: +30%/s).
+            floor), the share of itself the rate grows per second (1.0: about 2.7x a second,
+            exponential growth).
         safety: share of the observed served rate taken as the learned rate.
         min_rate: the learned rate never goes below this (requests per second).
         jitter: the gate's waiters wake spread over this share of the closed time after
@@ -84,7 +85,7 @@ class ThrottleSettings:
     burst: int = 1
     decrease: float = 0.9
     increase: float = 1.0
-    fast_increase: float = 0.3
+    fast_increase: float = 1.0
     safety: float = 0.95
     min_rate: float = 0.5
     jitter: float = 0.1
