@@ -39,6 +39,7 @@ import trio
 from trestfly import TrioAPISession
 from trestfly._paginators import OffsetIterator
 
+from ._cli import non_negative_int, positive_int
 from ._cpu import cpu_plan, pinned
 from ._pages_app import PagesConfig, run_pages_server
 from ._report import environment, print_table, write_json
@@ -69,58 +70,38 @@ class Settings:
         return self.pages / self.prefetch * self.latency_ms / 1000
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--records",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"records in the collection (default 20000; --quick: {QUICK_RECORDS})",
     )
     parser.add_argument(
         "--page-size",
-        type=_positive_int,
+        type=positive_int,
         default=100,
         metavar="P",
         help="records per page (default 100)",
     )
     parser.add_argument(
         "--latency-ms",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=20,
         metavar="MS",
         help="latency added by the server to every page (default 20)",
     )
     parser.add_argument(
         "--prefetch",
-        type=_positive_int,
+        type=positive_int,
         default=8,
         metavar="C",
         help="pages fetched ahead by the crawl (default 8)",
     )
     parser.add_argument(
         "--rounds",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="R",
         help="timed rounds after one warm-up round (default 3; --quick: 1)",

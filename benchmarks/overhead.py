@@ -52,6 +52,7 @@ import trio
 
 from trestfly import ShardedTransport, TrioAPISession
 
+from ._cli import non_negative_int, positive_int
 from ._cpu import cpu_plan, pinned
 from ._report import environment, print_table, write_json
 from .server import AppConfig, run_server
@@ -106,30 +107,10 @@ class Settings:
 # ------------------------------------------------------------------ command line
 
 
-def _positive_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--requests",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="N",
         help=f"requests per client per round (default {DEFAULT_REQUESTS}; "
@@ -137,7 +118,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=positive_int,
         nargs="+",
         default=None,
         metavar="C",
@@ -146,7 +127,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--rounds",
-        type=_positive_int,
+        type=positive_int,
         default=None,
         metavar="R",
         help=f"timed rounds after one warm-up round (default {DEFAULT_ROUNDS}; "
@@ -154,7 +135,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--delay-ms",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=0,
         metavar="MS",
         help="server-side delay per request, to add latency (default 0)",

@@ -54,6 +54,7 @@ import trio
 from trestfly import BudgetSettings, ThrottleSettings, TrioAPISession
 
 from . import _chart, _report, throughput
+from ._cli import non_negative_float, positive_float, positive_int
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
 from ._scenarios import (
@@ -67,7 +68,6 @@ from ._scenarios import (
     ceil_seconds,
 )
 from .storm_server import ThrottleMarker, fetch_stats, install_scenario, run_storm_server
-from .throughput import non_negative_float, positive_float, positive_int
 
 Fetch = Callable[[], Awaitable[None]]
 #: (base URL, path, concurrency, marker) -> an open client's fetch of one logical request.

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import math
 import statistics
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -43,6 +42,7 @@ import trio
 from trestfly import TrioAPISession
 
 from . import _report
+from ._cli import non_negative_float, positive_int
 from ._cpu import cpu_plan, pinned
 from ._h11_client import open_pool
 from ._live import Display, PlainDisplay, open_display
@@ -288,37 +288,6 @@ def print_results(results: Sequence[Mapping[str, Any]], clients: Sequence[str]) 
 
 
 # ------------------------------------------------------------------ command line
-
-
-def positive_int(text: str) -> int:
-    """argparse type: an integer >= 1 (shared with :mod:`benchmarks.storm`)."""
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
-def _number(text: str, *, positive: bool) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise argparse.ArgumentTypeError(f"must be {'>' if positive else '>='} 0, got {text}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    """argparse type: a finite number > 0."""
-    return _number(text, positive=True)
-
-
-def non_negative_float(text: str) -> float:
-    """argparse type: a finite number >= 0."""
-    return _number(text, positive=False)
 
 
 def add_arguments(parser: argparse.ArgumentParser, *, standalone: bool = True) -> None:
