@@ -276,17 +276,22 @@ def _target(url: str, path: str) -> str:
     return f"{url}/{path.lstrip('/')}"
 
 
-@asynccontextmanager
-async def open_trestfly(
-    url: str, path: str, concurrency: int, marker: ThrottleMarker
-) -> AsyncIterator[Fetch]:
-    class Marked(TrioAPISession):
-        def _build_session(self, **kwargs: Any) -> None:
-            super()._build_session(**kwargs)
-            assert self._session is not None
-            marker.install(self._session)
+class _MarkedSession(TrioAPISession):
+    """A session whose own httpx client carries the storm server's ThrottleMarker."""
 
-    async with Marked(url=url, max_concurrency=concurrency) as api:
+    def __init__(self, marker: ThrottleMarker, **kwargs: Any) -> None:
+        self._marker = marker
+        super().__init__(**kwargs)
+
+    def _build_session(self, **kwargs: Any) -> None:
+        super()._build_session(**kwargs)
+        assert self._session is not None
+        self._marker.install(self._session)
+
+
+@asynccontextmanager
+async def _open_session(path: str, marker: ThrottleMarker, **settings: Any) -> AsyncIterator[Fetch]:
+    async with _MarkedSession(marker, **settings) as api:
 
         async def fetch() -> None:
             await api.get(path)
@@ -294,29 +299,25 @@ async def open_trestfly(
         yield fetch
 
 
-@asynccontextmanager
-async def open_trestfly_tuned(
+def open_trestfly(
     url: str, path: str, concurrency: int, marker: ThrottleMarker
-) -> AsyncIterator[Fetch]:
-    class Marked(TrioAPISession):
-        def _build_session(self, **kwargs: Any) -> None:
-            super()._build_session(**kwargs)
-            assert self._session is not None
-            marker.install(self._session)
+) -> AbstractAsyncContextManager[Fetch]:
+    return _open_session(path, marker, url=url, max_concurrency=concurrency)
 
-    async with Marked(
+
+def open_trestfly_tuned(
+    url: str, path: str, concurrency: int, marker: ThrottleMarker
+) -> AbstractAsyncContextManager[Fetch]:
+    return _open_session(
+        path,
+        marker,
         url=url,
         max_concurrency=concurrency,
         retries=PEER_ATTEMPTS - 1,
         backoff=0.1,
         throttle=ThrottleSettings(decrease=0.95, increase=2.0),
         retry_budget=BudgetSettings(capacity=20),
-    ) as api:
-
-        async def fetch() -> None:
-            await api.get(path)
-
-        yield fetch
+    )
 
 
 @asynccontextmanager
