@@ -6,11 +6,14 @@ endpoints and iterators grafted onto it) with structured concurrency.
 Public names: :class:`TrioAPISession`, :class:`APIEndpoint`, :class:`APIIterator`,
 ``__version__``, the settings :class:`ThrottleSettings` and :class:`BudgetSettings`, the
 observability records :class:`SessionStats`, :class:`OriginStats` and
-:class:`RetryRecord`; the modules :mod:`trestfly.errors` and :mod:`trestfly.utils`.
+:class:`RetryRecord`; the coordinations that share throttling state between sessions
+(:class:`MemoryCoordination`, :class:`RedisCoordination`); the modules
+:mod:`trestfly.errors` and :mod:`trestfly.utils`.
 """
 
 from . import errors, utils
 from ._budget import BudgetSettings
+from ._coordination import Coordination, MemoryCoordination
 from ._crawl import MergedRecords, Records, crawl_many
 from ._endpoint import APIEndpoint
 from ._iterator import APIIterator
@@ -24,8 +27,9 @@ from ._paginators import (
     PageNumberIterator,
     ProgressCallback,
 )
+from ._redis import RedisCoordination
 from ._session import TrioAPISession
-from ._stats import OriginStats, RetryRecord, SessionStats
+from ._stats import CoordinationStats, OriginStats, RetryRecord, SessionStats
 from ._throttle import ThrottleSettings
 from ._transport import ShardedTransport
 from ._version import __version__
@@ -34,9 +38,12 @@ __all__ = [
     "APIEndpoint",
     "APIIterator",
     "BudgetSettings",
+    "Coordination",
+    "CoordinationStats",
     "CrawlProgress",
     "CursorIterator",
     "LinkIterator",
+    "MemoryCoordination",
     "MergedRecords",
     "OffsetIterator",
     "OriginStats",
@@ -46,6 +53,7 @@ __all__ = [
     "Position",
     "ProgressCallback",
     "Records",
+    "RedisCoordination",
     "RetryRecord",
     "SessionStats",
     "ShardedTransport",

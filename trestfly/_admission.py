@@ -11,7 +11,8 @@ from __future__ import annotations
 import httpx
 import trio
 
-from ._throttle import OriginThrottle, Ticket
+from ._coordination import SharedLink
+from ._throttle import Admission, OriginThrottle, Ticket
 
 
 class Admitted:
@@ -55,8 +56,10 @@ class GateClosed(Exception):
 class OriginGate:
     """Admission to one origin; shared by every task of a session that talks to it."""
 
-    def __init__(self, throttle: OriginThrottle) -> None:
+    def __init__(self, throttle: OriginThrottle, link: SharedLink | None = None) -> None:
         self.throttle = throttle
+        #: Set when the session shares this origin's state through a coordination.
+        self.link = link
         self.limiter = trio.CapacityLimiter(throttle.concurrency_limit)
         self._probe_done = trio.Event()
         #: The response that last closed the gate (quoted when a request gives up on it).
@@ -79,7 +82,14 @@ class OriginGate:
         admitted = Admitted()
         while True:
             now = trio.current_time()
-            decision = throttle.admit(now)
+            # A reservation (ours or the store's) made under an older epoch is void.
+            epoch = throttle.epoch
+            decision = throttle.admit(now, shared=self.link is not None)
+            if decision.kind == "shared":
+                shared = await self._reserve_shared(decision)
+                if shared is None:
+                    continue  # the gate closed elsewhere: ask again
+                decision, now = shared, trio.current_time()
             if decision.kind == "gate":
                 wake = throttle.wake_time()
                 self._check_wait(wake, max_wait)
@@ -94,13 +104,15 @@ class OriginGate:
                 # on this event, and the probe's ticket sets it whatever happens.
                 self._probe_done = trio.Event()
             elif decision.at > now:
-                epoch = throttle.epoch
                 self._check_wait(decision.at, max_wait)
                 await trio.sleep_until(decision.at)
                 paced = True
                 if throttle.epoch != epoch:
                     continue  # the gate closed or the rate was cut: reserve again
             try:
+                if probe and self.link is not None and not await self._pace_probe(max_wait):
+                    self._end_probe()
+                    continue  # the gate closed elsewhere meanwhile
                 limit = throttle.concurrency_limit
                 if self.limiter.total_tokens != limit:
                     self.limiter.total_tokens = limit
@@ -114,6 +126,43 @@ class OriginGate:
                 continue
             admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
             return admitted
+
+    async def _pace_probe(self, max_wait: float) -> bool:
+        """Space the probes of several workers by the shared pacer; False: gate closed.
+
+        Every worker probes when the shared gate reopens; unpaced, their probes arrive
+        together, one wins the quota and the others close the gate again.
+        """
+        throttle = self.throttle
+        rate = throttle.effective_rate(trio.current_time())
+        if rate is None:
+            return True
+        shared = await self._reserve_shared(Admission("shared", trio.current_time(), rate))
+        if shared is None:
+            return False
+        if shared.at > trio.current_time():
+            self._check_wait(shared.at, max_wait)
+            await trio.sleep_until(shared.at)
+        return True
+
+    async def _reserve_shared(self, decision: Admission) -> Admission | None:
+        """A paced slot from the coordination store, or from our own pacer without it.
+
+        Returns None when the store says another worker closed the gate (it is now
+        closed here too).
+        """
+        assert self.link is not None
+        throttle = self.throttle
+        reservation = await self.link.reserve(decision.rate, throttle.pacer_burst)
+        now = trio.current_time()
+        if reservation is None:
+            return throttle.reserve_local(now)  # the store is unavailable: local-only
+        if reservation.gate_remaining > 0:
+            until = now + reservation.gate_remaining
+            if until > throttle.gate_until:
+                throttle.close_shared(now, until)
+            return None
+        return Admission("go", now + reservation.wait)
 
     def _end_probe(self) -> None:
         self.throttle.release_probe()

@@ -37,6 +37,7 @@ from ._client import (
     user_agent,
 )
 from ._convert import convert_response
+from ._coordination import Coordination
 from ._fanout import map_completed, map_ordered
 from ._options import CallOptions, resolve
 from ._policy import (
@@ -87,7 +88,8 @@ def _environment_proxies() -> bool:
 
 def _origin(url: str) -> str:
     parsed = httpx.URL(url)
-    return f"{parsed.scheme}://{parsed.host}:{parsed.port or ''}"
+    port = f":{parsed.port}" if parsed.port is not None else ""  # None: the default port
+    return f"{parsed.scheme}://{parsed.host}{port}"
 
 
 class TrioAPISession:
@@ -206,6 +208,7 @@ class TrioAPISession:
         adaptive: bool | None = None,
         throttle: ThrottleSettings | None = None,
         retry_budget: BudgetSettings | None = None,
+        coordination: Coordination | None = None,
         session: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
         follow_redirects: bool = True,
@@ -273,6 +276,15 @@ class TrioAPISession:
         self._follow_redirects = bool(follow_redirects)
         self._injected_session = session
         self._transport = transport
+        if coordination is not None and not isinstance(coordination, Coordination):
+            raise errors.UnexpectedValueError(
+                "coordination must be a trestfly Coordination (MemoryCoordination, "
+                f"RedisCoordination), got {type(coordination).__name__}"
+            )
+        # Per instance only: a coordination shared through a class attribute would tie
+        # every session of an SDK together behind the user's back.
+        self._coordination = coordination
+        self._owns_coordination = False
         if self._url is not None and not isinstance(self._url, str):
             raise errors.UnexpectedValueError(f"url must be a string, got {self._url!r}")
 
@@ -410,6 +422,8 @@ class TrioAPISession:
         if gate is not None:
             now = trio.current_time()
             gate.throttle.close_early(now, now + hint)
+            if gate.link is not None:
+                gate.link.notice()
 
     async def _authenticate(self, **kwargs: Any) -> None:
         """Authenticate the session; awaited on entering the context.
@@ -475,6 +489,14 @@ class TrioAPISession:
             raise errors.TrestflyError("_build_session() did not set self._session")
         self._entered = True
         try:
+            coordination = self._coordination
+            if coordination is not None and not coordination.is_open:
+                # Not opened by the user: it lives exactly as long as this session.
+                await coordination.__aenter__()
+                self._owns_coordination = True
+            if coordination is not None:
+                for origin, gate in self._gates.items():  # a session opened again
+                    gate.link = coordination.attach(origin, gate.throttle)
             await self._authenticate(**self._auth_kwargs)
         except BaseException:
             await self._close_session()
@@ -498,10 +520,25 @@ class TrioAPISession:
     async def _close_session(self) -> None:
         self._entered = False
         session, self._session = self._session, None
-        if session is not None and self._owns_session:
-            # Shielded: closing sockets must happen even when we leave by cancellation.
-            with trio.CancelScope(shield=True):
-                await session.aclose()
+        try:
+            if session is not None and self._owns_session:
+                # Shielded: closing sockets must happen even when we leave by cancellation.
+                with trio.CancelScope(shield=True):
+                    await session.aclose()
+        finally:
+            await self._leave_coordination()
+
+    async def _leave_coordination(self) -> None:
+        coordination = self._coordination
+        if coordination is None:
+            return
+        for gate in self._gates.values():
+            if gate.link is not None:
+                coordination.detach(gate.link)
+                gate.link = None
+        if self._owns_coordination:
+            self._owns_coordination = False
+            await coordination.__aexit__(None, None, None)
 
     # ------------------------------------------------------------------ requests
 
@@ -572,7 +609,8 @@ class TrioAPISession:
             throttle = OriginThrottle(
                 self._throttle, self._max_concurrency, trio.current_time(), self._rng
             )
-            gate = self._gates[origin] = OriginGate(throttle)
+            link = self._coordination.attach(origin, throttle) if self._coordination else None
+            gate = self._gates[origin] = OriginGate(throttle, link)
         return gate
 
     async def _send_once(
@@ -607,6 +645,8 @@ class TrioAPISession:
             )
             if gate.throttle.gate_trips != trips or (hint is not None and status >= 400):
                 gate.closing_response = response
+            if gate.link is not None:
+                gate.link.notice()
             return response, hint, is_throttle(status, hint, quota)
         finally:
             gate.release(admitted)
@@ -972,6 +1012,7 @@ class TrioAPISession:
             ),
             in_flight=self._limiter.borrowed_tokens,
             origins=MappingProxyType(origins),
+            coordination=self._coordination.stats if self._coordination else None,
         )
 
 

@@ -60,6 +60,31 @@ class OriginStats:
 
 
 @dataclass(frozen=True, slots=True)
+class CoordinationStats:
+    """What a coordination did (``api.stats.coordination``).
+
+    Attributes:
+        backend: ``"memory"``, ``"redis"`` or the name a custom backend gives itself.
+        healthy: whether the store answered the last call.
+        syncs: background syncs that reached the store.
+        reservations: pacer slots reserved from the store.
+        failures: calls that failed or timed out (each meant local-only throttling).
+        remote_closures: gates closed here because another worker announced a delay.
+        remote_cuts: learned-rate cuts taken from another worker.
+
+    .. versionadded:: 0.2.0
+    """
+
+    backend: str
+    healthy: bool
+    syncs: int
+    reservations: int
+    failures: int
+    remote_closures: int
+    remote_cuts: int
+
+
+@dataclass(frozen=True, slots=True)
 class SessionStats:
     """A snapshot of a session's counters (``api.stats``).
 
@@ -83,6 +108,7 @@ class SessionStats:
             when no origin throttled).
         in_flight: requests in flight through the session now.
         origins: an :class:`OriginStats` per origin (``"https://host:port"``).
+        coordination: what the session's coordination did (None without one).
 
     .. versionadded:: 0.1.0
     """
@@ -103,6 +129,7 @@ class SessionStats:
     concurrency_limit: int
     in_flight: int
     origins: Mapping[str, OriginStats]
+    coordination: CoordinationStats | None = None
 
 
 @dataclass(slots=True)

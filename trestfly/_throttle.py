@@ -128,12 +128,14 @@ class Admission:
     """What a task must do before sending: go (at ``at``), or wait.
 
     ``kind`` is ``"go"`` (send at ``at``; the pacer slot is reserved), ``"probe"`` (send
-    now as the gate's probe), ``"gate"`` (sleep until ``at``, then ask again) or
-    ``"probe-wait"`` (wait for the probe's answer, then ask again).
+    now as the gate's probe), ``"gate"`` (sleep until ``at``, then ask again),
+    ``"probe-wait"`` (wait for the probe's answer, then ask again) or ``"shared"`` (pace
+    at ``rate`` through the shared pacer of a coordination store; nothing was reserved).
     """
 
     kind: str
     at: float
+    rate: float = 0.0
 
 
 class OriginThrottle:
@@ -172,6 +174,9 @@ class OriginThrottle:
         self.gate_closed_time = 0.0
         self.episodes = 0
         self.throttles = 0
+        # What a coordination link compares between syncs (see trestfly._coordination).
+        self.successes = 0
+        self.rate_cuts = 0
 
     # ------------------------------------------------------------------ queries
 
@@ -179,6 +184,11 @@ class OriginThrottle:
     def concurrency_limit(self) -> int:
         """Requests the origin may have in flight now."""
         return max(1, min(self.max_concurrency, int(self.concurrency)))
+
+    @property
+    def ceiling(self) -> float | None:
+        """The last paced rate that was throttled (None until one was)."""
+        return self._ceiling
 
     def quota_allowance(self, now: float) -> int | None:
         """Requests the latest quota headers still allow in this window (None: no info)."""
@@ -211,8 +221,13 @@ class OriginThrottle:
 
     # --------------------------------------------------------------- admission
 
-    def admit(self, now: float) -> Admission:
-        """Decide what a task that wants to send now must do."""
+    def admit(self, now: float, *, shared: bool = False) -> Admission:
+        """Decide what a task that wants to send now must do.
+
+        With ``shared``, a paced send is not reserved here but returned as ``"shared"``:
+        the caller reserves it from the coordination store, or falls back to
+        :meth:`reserve_local` when the store is unavailable.
+        """
         if self.gate_until > now:
             return Admission("gate", self.gate_until)
         if self.probing:
@@ -234,9 +249,23 @@ class OriginThrottle:
         rate = self.effective_rate(now)
         if rate is None:
             return Admission("go", now)
+        if shared:
+            return Admission("shared", now, rate)
+        return self._reserve(now, rate)
+
+    def reserve_local(self, now: float) -> Admission:
+        """A paced reservation from this process's own pacer (the store's fallback)."""
+        rate = self.effective_rate(now)
+        return Admission("go", now) if rate is None else self._reserve(now, rate)
+
+    @property
+    def pacer_burst(self) -> int:
+        """Requests the pacer lets through at once (the client limit's burst, else 1)."""
+        return self.settings.burst if self.settings.rate_limit else 1
+
+    def _reserve(self, now: float, rate: float) -> Admission:
         interval = 1.0 / rate
-        burst = self.settings.burst if self.settings.rate_limit else 1
-        send_at = max(now, self._tat - (burst - 1) * interval)
+        send_at = max(now, self._tat - (self.pacer_burst - 1) * interval)
         self._tat = max(self._tat, send_at) + interval
         return Admission("go", send_at)
 
@@ -253,6 +282,32 @@ class OriginThrottle:
         self.in_flight -= 1
         if ticket.probe:
             self.release_probe()
+
+    # ---------------------------------------------------- shared state (coordination)
+
+    def close_shared(self, now: float, until: float) -> None:
+        """Another worker announced a delay: close the gate as if we had seen it.
+
+        It starts an episode here too, so the 429s of our own requests already in
+        flight count as stale: one cut per episode across all workers.
+        """
+        self._close(now, until)
+
+    def adopt_rate(self, now: float, rate: float, ceiling: float | None, *, cut: bool) -> None:
+        """Take the shared learned rate; ``cut``: another worker cut it (a new episode)."""
+        if not self.settings.adaptive:
+            return
+        self.learned_rate, self._ceiling = max(self.settings.min_rate, rate), ceiling
+        if cut:
+            self.epoch += 1
+            self.episode_start = max(self.episode_start, now)
+            self._tat = max(now, self.gate_until)
+            self._window_start = max(now, self.gate_until)
+            self._window_successes = 0
+
+    def add_remote_successes(self, count: int) -> None:
+        """Other workers' successes: the served rate is judged over all workers."""
+        self._window_successes += count
 
     # ---------------------------------------------------------------- feedback
 
@@ -353,6 +408,7 @@ class OriginThrottle:
             # burst allowance.
             if observed is not None:
                 self.learned_rate = max(self.settings.min_rate, observed * self.settings.safety)
+                self.rate_cuts += 1
                 if served >= TRUSTED_SAMPLE:
                     self._ceiling = observed
             return
@@ -365,8 +421,10 @@ class OriginThrottle:
         if observed is not None:
             cut = min(cut, max(observed * self.settings.safety, self.learned_rate / 2))
         self.learned_rate = max(self.settings.min_rate, cut)
+        self.rate_cuts += 1
 
     def _on_success(self, ticket: Ticket) -> None:
+        self.successes += 1
         self._window_successes += 1
         if not self.settings.adaptive or ticket.sent_at < self.episode_start:
             # Only what was sent under the current limits is evidence that they can grow:

@@ -1,0 +1,282 @@
+"""Sessions sharing throttling state through a coordination (memory store, MockClock).
+
+Two sessions with one :class:`MemoryCoordination` stand for two workers with one Redis:
+the code paths are the same (only the store differs; the Redis store has its own tests
+against a real server in test_redis_coordination.py).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import httpx
+import pytest
+import respx
+import trio
+
+from trestfly import (
+    Coordination,
+    MemoryCoordination,
+    TrioAPISession,
+    errors,
+)
+from trestfly._shared_state import Reservation, SharedQuotaBook, SyncReply, SyncRequest
+
+URL = "http://api.test"
+
+
+class Arrivals:
+    """A respx side effect: records (time, worker) and answers from a rule."""
+
+    def __init__(self, rule: object) -> None:
+        self.rule = rule
+        self.log: list[tuple[float, str]] = []
+
+    async def __call__(self, request: httpx.Request) -> httpx.Response:
+        now = trio.current_time()
+        self.log.append((now, request.headers.get("x-worker", "?")))
+        await trio.sleep(0.01)
+        return self.rule(request, now)  # type: ignore[operator]
+
+
+def worker(name: str, coordination: Coordination, **kwargs: object) -> TrioAPISession:
+    session = TrioAPISession(url=URL, retries=10, coordination=coordination, **kwargs)  # type: ignore[arg-type]
+    session._per_request_headers = {"x-worker": name}
+    return session
+
+
+async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    announced: list[float] = []
+
+    def rule(request: httpx.Request, now: float) -> httpx.Response:
+        if request.headers["x-worker"] == "a" and not announced:
+            announced.append(now + 0.01 + 2.0)  # delivered after the latency
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        return httpx.Response(200)
+
+    arrivals = Arrivals(rule)
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=arrivals)
+        async with coordination, worker("a", coordination) as a, worker("b", coordination) as b:
+            await a.get("x")  # the 429, then the retry after the gate
+            assert b.stats.origins == {}  # b never sent: its gate does not exist yet
+            await b.get("x")  # joins the key: the shared gate holds it too
+            # While a's gate was closed, b kept sending.  Now b's first request: the
+            # gate was already open again (2 s passed during a's retry).
+            assert coordination.stats.syncs > 0
+    # Every arrival after the 429 is after the announced instant, whoever sent it.
+    until = announced[0]
+    assert [t for t, _ in arrivals.log[1:] if t < until] == []
+
+
+async def test_a_worker_that_never_saw_the_429_waits_at_the_shared_gate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    announced: list[float] = []
+
+    def rule(request: httpx.Request, now: float) -> httpx.Response:
+        if request.headers["x-worker"] == "a" and not announced:
+            announced.append(now + 0.01 + 2.0)
+            return httpx.Response(429, headers={"Retry-After": "2"})
+        return httpx.Response(200)
+
+    arrivals = Arrivals(rule)
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=arrivals)
+        async with coordination, worker("a", coordination) as a, worker("b", coordination) as b:
+            await b.get("x")  # b's origin is joined to the key before the 429
+
+            async def b_keeps_sending() -> None:
+                for _ in range(20):
+                    await b.get("x")
+                    await trio.sleep(0.1)
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(b_keeps_sending)
+                await trio.sleep(0.35)
+                await a.get("x")
+            assert b.stats.coordination is not None
+            assert b.stats.coordination.remote_closures >= 1
+            assert b.stats.origins[URL].gate_trips >= 1
+    until = announced[0]
+    late = [(t, who) for t, who in arrivals.log if announced and until - 2.0 < t < until]
+    # Only b's request already in flight (sent before the sync reached it) may arrive.
+    assert len(late) <= 1
+
+
+async def test_the_learned_rate_is_shared_and_cut_once_per_burst(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A token bucket of 10/s: both workers learn one rate, the pair keeps under it."""
+    bucket = {"tokens": 5.0, "at": 0.0}
+
+    def rule(request: httpx.Request, now: float) -> httpx.Response:
+        bucket["tokens"] = min(5.0, bucket["tokens"] + (now - bucket["at"]) * 10.0)
+        bucket["at"] = now
+        if bucket["tokens"] >= 1.0:
+            bucket["tokens"] -= 1.0
+            return httpx.Response(200)
+        return httpx.Response(429, headers={"Retry-After": f"{(1 - bucket['tokens']) / 10:.3f}"})
+
+    arrivals = Arrivals(rule)
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=arrivals)
+        async with coordination, worker("a", coordination) as a, worker("b", coordination) as b:
+
+            async def crawl(session: TrioAPISession) -> None:
+                await session.map(lambda _: session.get("x"), range(100), limit=10)
+
+            start = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(crawl, a)
+                nursery.start_soon(crawl, b)
+            elapsed = trio.current_time() - start
+            rate_a = a.stats.origins[URL].learned_rate
+            rate_b = b.stats.origins[URL].learned_rate
+    sent = len(arrivals.log)
+    assert sent / 200 <= 1.3  # few 429s per success, for the pair
+    assert 200 / elapsed >= 0.8 * 10.0  # the pair together near the bucket's rate
+    assert rate_a is not None and rate_b is not None
+    assert rate_a == pytest.approx(rate_b, rel=0.2)  # one rate, not one per worker
+    assert rate_a <= 12.0  # ... and it is the pair's rate, not twice it
+
+
+async def test_the_session_opens_and_closes_a_coordination_it_was_given_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with TrioAPISession(url=URL, coordination=coordination) as api:
+            assert coordination.is_open
+            await api.get("x")
+        assert not coordination.is_open
+        assert api.stats.coordination is not None
+        assert api.stats.coordination.backend == "memory"
+        # Opened again, the session joins its origins to the coordination again.
+        async with api:
+            await api.get("x")
+            assert coordination._links
+
+
+async def test_a_coordination_the_user_opened_outlives_the_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with MemoryCoordination() as coordination:
+            async with TrioAPISession(url=URL, coordination=coordination) as api:
+                await api.get("x")
+            assert coordination.is_open
+            assert coordination._links == []  # the closed session left
+
+
+class FlakyStore(Coordination):
+    """A store that fails while ``down`` is set (like an unreachable Redis)."""
+
+    backend_name = "flaky"
+    _store_errors = (OSError,)
+
+    def __init__(self) -> None:
+        super().__init__(retry_interval=0.5)
+        self.down = False
+        self.book = SharedQuotaBook()
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        if self.down:
+            raise ConnectionRefusedError("store is down")
+        now = trio.current_time()
+        return self.book.get(key, now).sync(now, request, self.key_ttl)
+
+    async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
+        if self.down:
+            raise ConnectionRefusedError("store is down")
+        now = trio.current_time()
+        return self.book.get(key, now).reserve(now, interval, burst, self.key_ttl)
+
+
+async def test_a_failed_store_means_local_only_with_one_warning_per_episode(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = FlakyStore()
+    caplog.set_level(logging.INFO, logger="trestfly.coordination")
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with TrioAPISession(url=URL, coordination=store) as api:
+            await api.get("x")
+            await trio.sleep(0.1)
+            store.down = True
+            for _ in range(50):  # never stalls, never fails
+                await api.get("x")
+                await trio.sleep(0.05)
+            stats = api.stats.coordination
+            assert stats is not None and not stats.healthy and stats.failures >= 1
+            store.down = False
+            await trio.sleep(1.0)
+            assert api.stats.coordination is not None and api.stats.coordination.healthy
+            store.down = True
+            await trio.sleep(1.0)
+    messages = [record.getMessage() for record in caplog.records]
+    down = "shared throttling state unavailable, continuing with local-only throttling"
+    assert messages.count(down) == 2  # one per episode, not one per failed call
+    assert messages.count("shared throttling state reachable again") == 1
+    assert all(getattr(r, "trestfly_backend", None) == "flaky" for r in caplog.records)
+
+
+class SlowStore(FlakyStore):
+    """A store that answers, but later than the coordination's timeout."""
+
+    async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
+        await trio.sleep(10.0)
+        raise AssertionError("the timeout should have ended this call")
+
+
+async def test_a_slow_store_costs_at_most_its_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = SlowStore()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        # Paced by a client-side limit, so every send asks the store for a slot.
+        async with TrioAPISession(url=URL, coordination=store, rate_limit=100.0) as api:
+            start = trio.current_time()
+            for _ in range(5):
+                await api.get("x")
+            # The first call waits out the timeout; the rest go local-only at once
+            # (five timeouts would be 0.25 s; pacing at 100/s adds at most 0.1 s).
+            assert trio.current_time() - start < store.timeout + 0.1
+            assert api.stats.coordination is not None
+            assert api.stats.coordination.failures == 1
+
+
+def test_bad_settings_are_named() -> None:
+    with pytest.raises(errors.UnexpectedValueError, match="sync_interval"):
+        MemoryCoordination(sync_interval=0)
+    with pytest.raises(errors.UnexpectedValueError, match="key_ttl"):
+        MemoryCoordination(key_ttl=float("inf"))
+    with pytest.raises(errors.UnexpectedValueError, match="quota_key must be callable"):
+        MemoryCoordination(quota_key="api-key-1")  # type: ignore[arg-type]
+    with pytest.raises(errors.UnexpectedValueError, match="coordination must be"):
+        TrioAPISession(url=URL, coordination="redis://localhost")  # type: ignore[arg-type]
+
+
+async def test_a_bad_quota_key_is_named(autojump_clock: trio.testing.MockClock) -> None:
+    coordination = MemoryCoordination(quota_key=lambda origin: "{tagged}")
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with TrioAPISession(url=URL, coordination=coordination) as api:
+            with pytest.raises(errors.UnexpectedValueError, match="quota_key"):
+                await api.get("x")
+
+
+async def test_a_coordination_cannot_be_opened_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with MemoryCoordination() as coordination:
+        with pytest.raises(errors.TrestflyError, match="already open"):
+            await coordination.__aenter__()

@@ -1,0 +1,135 @@
+"""The shared throttling state's semantics (the reference of the Redis Lua scripts)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from trestfly._shared_state import (
+    RateProposal,
+    SharedQuota,
+    SharedQuotaBook,
+    SyncRequest,
+)
+
+TTL = 60.0
+
+
+def test_gate_is_extended_never_shortened() -> None:
+    quota = SharedQuota()
+    assert quota.sync(10.0, SyncRequest(close_for=2.0), TTL).gate_remaining == 2.0
+    # A shorter announcement later changes nothing; a longer one extends.
+    assert quota.sync(10.5, SyncRequest(close_for=0.5), TTL).gate_remaining == 1.5
+    assert quota.sync(11.0, SyncRequest(close_for=3.0), TTL).gate_remaining == 3.0
+    assert quota.gate_until == 14.0
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 10), st.one_of(st.none(), st.floats(0, 30))),
+        min_size=1,
+        max_size=30,
+    )
+)
+def test_gate_end_is_the_latest_announced_instant(steps: list[tuple[float, float | None]]) -> None:
+    quota = SharedQuota()
+    now = 0.0
+    latest = -math.inf
+    for advance, close_for in steps:
+        now += advance
+        reply = quota.sync(now, SyncRequest(close_for=close_for), TTL)
+        if close_for is not None:
+            latest = max(latest, now + close_for)
+        assert quota.gate_until == latest
+        assert reply.gate_remaining == latest - now
+
+
+def test_reserve_admits_at_the_configured_rate() -> None:
+    quota = SharedQuota()
+    waits = [quota.reserve(100.0, 0.1, 1, TTL).wait for _ in range(10)]
+    assert waits == pytest.approx([0.1 * i for i in range(10)])
+
+
+def test_reserve_lets_a_burst_through_then_paces() -> None:
+    quota = SharedQuota()
+    waits = [quota.reserve(0.0, 0.5, 3, TTL).wait for _ in range(5)]
+    assert waits == pytest.approx([0.0, 0.0, 0.0, 0.5, 1.0])
+
+
+def test_reserve_after_idle_does_not_bank_credit_beyond_the_burst() -> None:
+    quota = SharedQuota()
+    quota.reserve(0.0, 0.1, 1, TTL)
+    # Ten seconds idle: one slot at once, then the interval again.
+    assert quota.reserve(10.0, 0.1, 1, TTL).wait == 0.0
+    assert quota.reserve(10.0, 0.1, 1, TTL).wait == pytest.approx(0.1)
+
+
+@given(
+    st.lists(st.floats(0, 0.5), min_size=2, max_size=60),
+    st.floats(0.01, 1.0),
+    st.integers(1, 5),
+)
+def test_reserved_sends_never_exceed_the_rate(
+    gaps: list[float], interval: float, burst: int
+) -> None:
+    """Over any span, the sends reserved fit the rate plus the burst."""
+    quota = SharedQuota()
+    now = 0.0
+    sends = []
+    for gap in gaps:
+        now += gap
+        sends.append(now + quota.reserve(now, interval, burst, TTL).wait)
+    sends.sort()
+    for i, first in enumerate(sends):
+        for j in range(i, len(sends)):
+            span = sends[j] - first
+            assert j - i + 1 <= burst + span / interval + 1e-6
+
+
+def test_no_reservation_while_the_gate_is_closed_and_schedule_restarts_at_reopening() -> None:
+    quota = SharedQuota()
+    quota.reserve(0.0, 0.1, 1, TTL)
+    quota.sync(0.0, SyncRequest(close_for=1.0), TTL)
+    blocked = quota.reserve(0.5, 0.1, 1, TTL)
+    assert blocked.gate_remaining == pytest.approx(0.5)
+    # The old reservations are void: the first slot is the reopening itself.
+    assert quota.reserve(1.0, 0.1, 1, TTL).wait == 0.0
+    assert quota.reserve(1.0, 0.1, 1, TTL).wait == pytest.approx(0.1)
+
+
+def test_first_cut_per_version_wins() -> None:
+    quota = SharedQuota()
+    first = quota.sync(0.0, SyncRequest(proposal=RateProposal(50.0, None, 0)), TTL)
+    assert first.accepted and first.version == 1 and first.rate == 50.0
+    # A second worker cut for the same burst, from the same version: refused.
+    second = quota.sync(0.0, SyncRequest(proposal=RateProposal(40.0, None, 0)), TTL)
+    assert not second.accepted and second.rate == 50.0 and second.version == 1
+    third = quota.sync(0.0, SyncRequest(proposal=RateProposal(45.0, 50.0, 1)), TTL)
+    assert third.accepted and third.rate == 45.0 and third.ceiling == 50.0
+
+
+def test_growth_is_added_only_to_the_version_it_was_based_on() -> None:
+    quota = SharedQuota()
+    quota.sync(0.0, SyncRequest(proposal=RateProposal(50.0, None, 0)), TTL)
+    assert quota.sync(0.0, SyncRequest(rate_delta=2.0, based_on=1), TTL).rate == 52.0
+    assert quota.sync(0.0, SyncRequest(rate_delta=3.0, based_on=1), TTL).rate == 55.0
+    # Growth on a rate that was cut since is stale.
+    assert quota.sync(0.0, SyncRequest(rate_delta=5.0, based_on=0), TTL).rate == 55.0
+
+
+def test_successes_are_counted_across_workers() -> None:
+    quota = SharedQuota()
+    quota.sync(0.0, SyncRequest(successes=3), TTL)
+    assert quota.sync(0.0, SyncRequest(successes=4), TTL).successes == 7
+
+
+def test_keys_expire_after_ttl_but_not_while_the_gate_is_closed() -> None:
+    book = SharedQuotaBook()
+    quota = book.get("k", 0.0)
+    quota.sync(0.0, SyncRequest(close_for=100.0, successes=5), 10.0)
+    assert book.get("k", 105.0) is quota  # still closed-ish: kept
+    assert book.get("k", 110.0 + 1e-9) is not quota  # forgotten: fresh state
+    assert book.get("k", 110.0 + 1e-9).successes == 0

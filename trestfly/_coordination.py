@@ -1,0 +1,429 @@
+"""Sharing an origin's gate, pacer and learned rate between sessions: the Trio side.
+
+A :class:`Coordination` connects the per-origin :class:`~trestfly._throttle.OriginThrottle`
+of every session that uses it to one store (memory for sessions of one process, Redis
+for many processes and machines).  The throttles stay the authority for every local
+decision, so a request never waits for the store on its way out, except for one thing:
+once an origin is paced, the send slot is reserved from the store's GCRA pacer, so that
+all workers together keep the learned rate.
+
+Everything else travels in the background: one task per coordination, owned by its
+``async with`` block, syncs each link every ``sync_interval`` seconds (at once when a
+gate closes or the rate is cut locally):
+
+* a gate closed here is announced to the store; one closed elsewhere is closed here;
+* a cut of the learned rate is proposed with the version it is based on, and only the
+  first proposal per version is taken (so a burst of 429s seen by every worker cuts
+  once); growth since the last sync is added to the shared rate;
+* successes are counted across workers, so the rate a cut is based on is the rate the
+  server served to everyone.
+
+When the store fails (unreachable, slower than ``timeout``, restarted), the sessions go
+on with local-only throttling; one warning is logged per episode, the background task
+tries again every ``retry_interval`` and logs when the store is back.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
+from typing import Self
+
+import trio
+
+from ._shared_state import RateProposal, Reservation, SharedQuotaBook, SyncReply, SyncRequest
+from ._stats import CoordinationStats
+from ._throttle import OriginThrottle
+from .errors import TrestflyError, UnexpectedValueError
+
+coordination_log = logging.getLogger("trestfly.coordination")
+
+#: A gate announced elsewhere must end this much later than ours to be taken: the echo
+#: of our own announcement comes back a round trip later and must not re-close it.
+GATE_TOLERANCE = 0.005
+
+
+def _default_quota_key(origin: str) -> str:
+    return origin
+
+
+class SharedLink:
+    """One session's origin joined to a quota key: what was last said and heard."""
+
+    __slots__ = (
+        "coordination",
+        "key",
+        "pushed_gate",
+        "pushed_successes",
+        "rate_cuts",
+        "republish",
+        "shared_successes",
+        "synced_rate",
+        "throttle",
+        "version",
+    )
+
+    def __init__(self, coordination: Coordination, key: str, throttle: OriginThrottle) -> None:
+        self.coordination = coordination
+        self.key = key
+        self.throttle = throttle
+        self.version = 0
+        self.pushed_gate = -math.inf
+        self.rate_cuts = throttle.rate_cuts
+        self.synced_rate: float | None = None
+        self.pushed_successes = 0
+        self.shared_successes: int | None = None
+        self.republish = False
+
+    def notice(self) -> None:
+        """Called after each response: wake the sync at once for news others must hear."""
+        throttle = self.throttle
+        if throttle.rate_cuts != self.rate_cuts or (
+            throttle.gate_until > self.pushed_gate + GATE_TOLERANCE
+        ):
+            self.coordination.wake()
+
+    async def reserve(self, rate: float, burst: int) -> Reservation | None:
+        """A send slot from the shared pacer; None when the store is unavailable."""
+        return await self.coordination.reserve(self, rate, burst)
+
+
+class Coordination(ABC):
+    """Shares each origin's gate, pacer and learned rate between sessions.
+
+    Open it with ``async with`` (it owns one background task) and pass it to any number
+    of sessions as ``coordination=``; a session given one that is not open opens it for
+    its own lifetime.  Subclasses implement the store: :class:`MemoryCoordination` and
+    :class:`~trestfly.RedisCoordination`.
+
+    Args:
+        quota_key: maps an origin (``"https://api.example.com"``) to the key its quota
+            is shared under; several hosts behind one API key map to one key.  The
+            default is the origin itself.
+        sync_interval: seconds between background syncs of each key.
+        timeout: seconds a store call may take before the session goes on without it.
+        retry_interval: seconds between attempts to reach a failed store.
+        key_ttl: seconds the store keeps a key nobody touches (the keys expire on
+            their own).
+
+    .. versionadded:: 0.2.0
+    """
+
+    #: Name in stats and logs.
+    backend_name = "custom"
+
+    def __init__(
+        self,
+        *,
+        quota_key: Callable[[str], str] | None = None,
+        sync_interval: float = 0.02,
+        timeout: float = 0.05,
+        retry_interval: float = 1.0,
+        key_ttl: float = 300.0,
+    ) -> None:
+        for name, value in (
+            ("sync_interval", sync_interval),
+            ("timeout", timeout),
+            ("retry_interval", retry_interval),
+            ("key_ttl", key_ttl),
+        ):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UnexpectedValueError(f"{name} must be a number of seconds, got {value!r}")
+            if not (math.isfinite(value) and value > 0):
+                raise UnexpectedValueError(f"{name} must be positive and finite, got {value!r}")
+        if quota_key is not None and not callable(quota_key):
+            raise UnexpectedValueError(f"quota_key must be callable, got {quota_key!r}")
+        self._quota_key = quota_key or _default_quota_key
+        self.sync_interval = float(sync_interval)
+        self.timeout = float(timeout)
+        self.retry_interval = float(retry_interval)
+        self.key_ttl = float(key_ttl)
+        self._links: list[SharedLink] = []
+        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._wake = trio.Event()
+        self._healthy = True
+        self._syncs = 0
+        self._reservations = 0
+        self._failures = 0
+        self._remote_closures = 0
+        self._remote_cuts = 0
+
+    # --------------------------------------------------------------- the store
+
+    @abstractmethod
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        """Apply one sync to the key's shared state, atomically, on the store's clock."""
+
+    @abstractmethod
+    async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
+        """Reserve a send slot from the key's shared pacer, atomically."""
+
+    #: Exceptions of the store that mean "unavailable" (timeouts are always caught).
+    _store_errors: tuple[type[Exception], ...] = ()
+
+    def _unavailable(self) -> tuple[type[Exception], ...]:
+        return (trio.TooSlowError, *self._store_errors)
+
+    async def _open_store(self) -> None:
+        """Hook: connect (called inside ``__aenter__``, in the coordination's nursery)."""
+        return None
+
+    async def _close_store(self) -> None:
+        """Hook: disconnect."""
+        return None
+
+    # ----------------------------------------------------------- lifecycle
+
+    @property
+    def is_open(self) -> bool:
+        """Whether the coordination is open (inside its ``async with`` block)."""
+        return self._nursery is not None
+
+    async def __aenter__(self) -> Self:
+        if self._nursery_manager is not None:
+            raise TrestflyError(f"{type(self).__name__} is already open")
+        manager = trio.open_nursery()
+        self._nursery = await manager.__aenter__()
+        self._nursery_manager = manager
+        try:
+            await self._open_store()
+        except BaseException:
+            await self._exit_nursery()
+            raise
+        self._nursery.start_soon(self._sync_loop)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            with trio.CancelScope(shield=True):
+                await self._close_store()
+        finally:
+            await self._exit_nursery()
+
+    async def _exit_nursery(self) -> None:
+        manager, nursery = self._nursery_manager, self._nursery
+        self._nursery_manager = self._nursery = None
+        if manager is None or nursery is None:
+            return
+        nursery.cancel_scope.cancel()
+        # The body's exception is not handed to the nursery: it propagates as itself,
+        # never wrapped in an ExceptionGroup by our background task's nursery.
+        await manager.__aexit__(None, None, None)
+
+    # --------------------------------------------------------------- links
+
+    def attach(self, origin: str, throttle: OriginThrottle) -> SharedLink:
+        """Join an origin's throttle to its quota key (called by the session)."""
+        key = self._quota_key(origin)
+        if not isinstance(key, str) or not key or "{" in key or "}" in key:
+            raise UnexpectedValueError(
+                f"quota_key({origin!r}) must return a non-empty string without braces, got {key!r}"
+            )
+        link = SharedLink(self, key, throttle)
+        self._links.append(link)
+        self.wake()
+        return link
+
+    def detach(self, link: SharedLink) -> None:
+        """The session closed: stop syncing its link."""
+        if link in self._links:
+            self._links.remove(link)
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def stats(self) -> CoordinationStats:
+        return CoordinationStats(
+            backend=self.backend_name,
+            healthy=self._healthy,
+            syncs=self._syncs,
+            reservations=self._reservations,
+            failures=self._failures,
+            remote_closures=self._remote_closures,
+            remote_cuts=self._remote_cuts,
+        )
+
+    # ------------------------------------------------------------ the calls
+
+    async def reserve(self, link: SharedLink, rate: float, burst: int) -> Reservation | None:
+        """A send slot from the store's pacer; None (go local) when it is unavailable."""
+        if not self._healthy or self._nursery is None:
+            return None
+        try:
+            with trio.fail_after(self.timeout):
+                reservation = await self._store_reserve(link.key, 1.0 / rate, burst)
+        except self._unavailable() as exc:
+            self._went_down(exc)
+            return None
+        self._reservations += 1
+        return reservation
+
+    def _went_down(self, exc: BaseException) -> None:
+        self._failures += 1
+        if self._healthy:
+            self._healthy = False
+            coordination_log.warning(
+                "shared throttling state unavailable, continuing with local-only throttling",
+                extra={
+                    "trestfly_backend": self.backend_name,
+                    "trestfly_error": type(exc).__name__,
+                },
+            )
+
+    async def _sync_loop(self) -> None:
+        while True:
+            if self._healthy:
+                with trio.move_on_after(self.sync_interval):
+                    await self._wake.wait()
+            else:
+                # A failed store is tried again at a slow pace, whatever happens here.
+                await trio.sleep(self.retry_interval)
+            self._wake = trio.Event()
+            was_healthy = self._healthy
+            for link in list(self._links):
+                if not await self._sync(link):
+                    break
+            else:
+                if not was_healthy and self._links:
+                    self._healthy = True
+                    coordination_log.info(
+                        "shared throttling state reachable again",
+                        extra={"trestfly_backend": self.backend_name},
+                    )
+
+    async def _sync(self, link: SharedLink) -> bool:
+        """One sync of one link; False when the store failed."""
+        throttle = link.throttle
+        now = trio.current_time()
+        gate_until = throttle.gate_until
+        rate_cuts = throttle.rate_cuts
+        rate = throttle.learned_rate
+        successes = throttle.successes
+        close_for = (
+            gate_until - now
+            if gate_until > now and gate_until > link.pushed_gate + GATE_TOLERANCE
+            else None
+        )
+        proposal = None
+        delta = 0.0
+        if rate is not None and (rate_cuts != link.rate_cuts or link.republish):
+            proposal = RateProposal(rate, throttle.ceiling, link.version)
+        elif rate is not None and link.synced_rate is not None:
+            delta = rate - link.synced_rate
+        request = SyncRequest(
+            close_for=close_for,
+            proposal=proposal,
+            rate_delta=delta,
+            based_on=link.version,
+            successes=successes - link.pushed_successes,
+        )
+        try:
+            with trio.fail_after(self.timeout):
+                reply = await self._store_sync(link.key, request)
+        except self._unavailable() as exc:
+            self._went_down(exc)
+            return False
+        self._syncs += 1
+        self._adopt(link, request, reply, gate_until, rate_cuts, rate)
+        return True
+
+    def _adopt(
+        self,
+        link: SharedLink,
+        request: SyncRequest,
+        reply: SyncReply,
+        gate_until: float,
+        rate_cuts: int,
+        rate: float | None,
+    ) -> None:
+        throttle = link.throttle
+        now = trio.current_time()
+        link.pushed_successes += request.successes
+        if request.close_for is not None:
+            link.pushed_gate = max(link.pushed_gate, gate_until)
+        if link.shared_successes is not None:
+            others = reply.successes - link.shared_successes - request.successes
+            if others > 0:
+                throttle.add_remote_successes(others)
+        link.shared_successes = reply.successes
+
+        if reply.gate_remaining > 0:
+            until = now + reply.gate_remaining
+            if until > throttle.gate_until + GATE_TOLERANCE:
+                throttle.close_shared(now, until)
+                self._remote_closures += 1
+            link.pushed_gate = max(link.pushed_gate, until)
+
+        cut_here_meanwhile = throttle.rate_cuts != rate_cuts
+        if reply.version < link.version:
+            # The store forgot (restarted, or the key expired): tell it what we know.
+            link.version = reply.version
+            link.republish = True
+            return
+        link.republish = False
+        if request.proposal is not None:
+            link.rate_cuts = rate_cuts
+        if reply.rate is None or cut_here_meanwhile:
+            # Nothing shared yet, or a cut happened here during the call: the next sync
+            # proposes it.
+            link.version = reply.version
+            link.synced_rate = throttle.learned_rate if reply.rate is not None else None
+            return
+        if reply.accepted:
+            link.version = reply.version
+            link.synced_rate = throttle.learned_rate
+            return
+        grown_meanwhile = (throttle.learned_rate or 0.0) - (rate or 0.0)
+        if reply.version > link.version:
+            # Another worker cut (or first set) the rate: a new episode here too.
+            link.version = reply.version
+            link.rate_cuts = throttle.rate_cuts
+            throttle.adopt_rate(now, reply.rate, reply.ceiling, cut=True)
+            self._remote_cuts += 1
+            link.synced_rate = throttle.learned_rate
+            return
+        # Same version: everyone's growth, plus ours since the call left.
+        throttle.adopt_rate(now, reply.rate + max(grown_meanwhile, 0.0), reply.ceiling, cut=False)
+        link.synced_rate = reply.rate
+
+
+class MemoryCoordination(Coordination):
+    """Shares throttling state between the sessions of one Trio program.
+
+    Several sessions that use one API key (an SDK's client per user task, say) share
+    one quota: give them one ``MemoryCoordination``.  Across processes, use
+    :class:`~trestfly.RedisCoordination`.  The store's clock is ``trio.current_time()``.
+
+    .. versionadded:: 0.2.0
+    """
+
+    backend_name = "memory"
+
+    def __init__(
+        self,
+        *,
+        quota_key: Callable[[str], str] | None = None,
+        sync_interval: float = 0.02,
+        key_ttl: float = 300.0,
+    ) -> None:
+        super().__init__(quota_key=quota_key, sync_interval=sync_interval, key_ttl=key_ttl)
+        self._book = SharedQuotaBook()
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        now = trio.current_time()
+        return self._book.get(key, now).sync(now, request, self.key_ttl)
+
+    async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
+        now = trio.current_time()
+        return self._book.get(key, now).reserve(now, interval, burst, self.key_ttl)

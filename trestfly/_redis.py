@@ -1,0 +1,239 @@
+"""The Redis store of a :class:`~trestfly._coordination.Coordination` (``trestfly[redis]``).
+
+Each quota key is one Redis hash, ``<prefix>:{<quota key>}`` (the braces make it a
+hash tag: in a Redis Cluster the whole state of a key lives in one slot, and the
+scripts touch only that key).  Two Lua scripts update it atomically, timed by the Redis
+server's clock (``TIME``) so that workers' clocks never matter; they implement exactly
+:class:`trestfly._shared_state.SharedQuota` (tests run both on the same inputs).
+Times are milliseconds in Redis; floats travel as strings, since Redis truncates Lua
+numbers to integers.
+
+The client is coredis (6+): it is built on anyio and runs natively under Trio, where
+redis.asyncio does not run at all (see the deployment guide for the measurements).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+from ._coordination import Coordination
+from ._shared_state import Reservation, SyncReply, SyncRequest
+from .errors import TrestflyError, UnexpectedValueError
+
+if TYPE_CHECKING:
+    import coredis
+
+# KEYS[1]: the hash.  ARGV: close_for_ms (-1: none), proposed rate ('' none), proposed
+# ceiling ('' none), based_on, rate_delta, successes, ttl_ms.
+SYNC_SCRIPT = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local close_ms = tonumber(ARGV[1])
+local p_rate, p_ceil = ARGV[2], ARGV[3]
+local based = tonumber(ARGV[4])
+local delta = tonumber(ARGV[5])
+local succ = tonumber(ARGV[6])
+local ttl = tonumber(ARGV[7])
+local s = redis.call('HMGET', key, 'gate', 'tat', 'rate', 'ceil', 'ver', 'succ')
+local gate = tonumber(s[1]) or -1
+local tat = tonumber(s[2]) or -1
+local rate = s[3]
+local ceil = s[4]
+local ver = tonumber(s[5]) or 0
+local total = tonumber(s[6]) or 0
+if close_ms >= 0 and now + close_ms > gate then
+  gate = now + close_ms
+  tat = gate
+  redis.call('HSET', key, 'gate', tostring(gate), 'tat', tostring(tat))
+end
+local accepted = 0
+if p_rate ~= '' and based == ver then
+  rate = p_rate
+  ceil = p_ceil
+  ver = ver + 1
+  accepted = 1
+  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver)
+elseif p_rate == '' and delta ~= 0 and rate and based == ver then
+  rate = tostring(math.max(tonumber(rate) + delta, 0))
+  redis.call('HSET', key, 'rate', rate)
+end
+if succ > 0 then
+  total = redis.call('HINCRBY', key, 'succ', succ)
+elseif not s[6] then
+  redis.call('HSET', key, 'succ', 0)
+end
+redis.call('PEXPIRE', key, math.ceil(math.max(now, gate, tat) - now + ttl))
+return {tostring(gate - now), rate or '', ceil or '', ver, total, accepted}
+"""
+
+# KEYS[1]: the hash.  ARGV: interval_ms, burst, ttl_ms.
+RESERVE_SCRIPT = """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local ttl = tonumber(ARGV[3])
+local s = redis.call('HMGET', key, 'gate', 'tat')
+local gate = tonumber(s[1]) or -1
+if gate > now then
+  return {tostring(gate - now), '0'}
+end
+local tat = math.max(tonumber(s[2]) or -1, now)
+local send_at = math.max(now, tat - (burst - 1) * interval)
+tat = math.max(tat, send_at) + interval
+redis.call('HSET', key, 'tat', tostring(tat))
+redis.call('PEXPIRE', key, math.ceil(math.max(now, gate, tat) - now + ttl))
+return {'0', tostring(send_at - now)}
+"""
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    text = _text(value)
+    return float(text) if text else None
+
+
+def parse_sync_reply(raw: Any) -> SyncReply:
+    """The sync script's answer as a :class:`SyncReply` (milliseconds to seconds)."""
+    gate, rate, ceiling, version, successes, accepted = raw
+    return SyncReply(
+        gate_remaining=float(_text(gate)) / 1000.0,
+        rate=_optional_float(rate),
+        ceiling=_optional_float(ceiling),
+        version=int(version),
+        successes=int(successes),
+        accepted=bool(int(accepted)),
+    )
+
+
+def sync_arguments(request: SyncRequest, ttl: float) -> list[str]:
+    """The sync script's ARGV for a :class:`SyncRequest` (seconds to milliseconds)."""
+    proposal = request.proposal
+    return [
+        repr(request.close_for * 1000.0) if request.close_for is not None else "-1",
+        repr(proposal.rate) if proposal is not None else "",
+        repr(proposal.ceiling) if proposal is not None and proposal.ceiling is not None else "",
+        str(proposal.based_on if proposal is not None else request.based_on),
+        repr(request.rate_delta),
+        str(request.successes),
+        repr(ttl * 1000.0),
+    ]
+
+
+class RedisCoordination(Coordination):
+    """Shares throttling state through Redis: one quota across processes and machines.
+
+    ::
+
+        coordination = trestfly.RedisCoordination("redis://redis.internal:6379/0")
+        async with coordination, MyAPI(coordination=coordination) as api:
+            ...
+
+    Args:
+        url: a Redis URL (``redis://[[user]:password@]host:port/db``, ``rediss://`` for
+            TLS).  Give either this or ``client``.
+        client: an existing ``coredis.Redis`` client, already open (``async with``); the
+            coordination neither opens nor closes it.
+        prefix: prepended to every key (``<prefix>:{<quota key>}``).
+        quota_key, sync_interval, timeout, retry_interval, key_ttl: as for
+            :class:`~trestfly.Coordination`.
+
+    Raises:
+        trestfly.errors.TrestflyError: coredis is not installed
+            (``pip install 'trestfly[redis]'``).
+
+    .. versionadded:: 0.2.0
+    """
+
+    backend_name = "redis"
+
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        client: coredis.Redis[Any] | None = None,
+        prefix: str = "trestfly",
+        quota_key: Callable[[str], str] | None = None,
+        sync_interval: float = 0.02,
+        timeout: float = 0.05,
+        retry_interval: float = 1.0,
+        key_ttl: float = 300.0,
+    ) -> None:
+        super().__init__(
+            quota_key=quota_key,
+            sync_interval=sync_interval,
+            timeout=timeout,
+            retry_interval=retry_interval,
+            key_ttl=key_ttl,
+        )
+        if (url is None) == (client is None):
+            raise UnexpectedValueError("RedisCoordination needs either url= or client=, not both")
+        if url is not None and not isinstance(url, str):
+            raise UnexpectedValueError(f"url must be a string, got {type(url).__name__}")
+        if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
+            raise UnexpectedValueError(f"prefix must be a string without braces, got {prefix!r}")
+        if importlib.util.find_spec("coredis") is None:
+            raise TrestflyError("RedisCoordination needs coredis: pip install 'trestfly[redis]'")
+        import coredis.exceptions
+
+        self._url = url
+        self._client = client
+        self._prefix = prefix
+        self._stack: AsyncExitStack | None = None
+        self._store_errors = (coredis.exceptions.RedisError, OSError)
+        self._sync_script: Any = None
+        self._reserve_script: Any = None
+
+    def redis_key(self, quota_key: str) -> str:
+        """The Redis key of a quota key's state."""
+        return f"{self._prefix}:{{{quota_key}}}"
+
+    async def _open_store(self) -> None:
+        import coredis
+        from coredis.retry import NoRetryPolicy
+
+        client = self._client
+        if client is None:
+            assert self._url is not None
+            # No retries of its own: a failed call means "go local now", and the
+            # background sync tries again later.  Connecting fails within `timeout`.
+            client = coredis.Redis.from_url(
+                self._url,
+                retry_policy=NoRetryPolicy(),
+                connect_timeout=self.timeout,
+                stream_timeout=self.timeout,
+            )
+            self._stack = AsyncExitStack()
+            # Entering does not connect: an unreachable Redis is found by the first
+            # call, which then falls back to local-only throttling.
+            await self._stack.enter_async_context(client)
+        self._sync_script = client.register_script(SYNC_SCRIPT)
+        self._reserve_script = client.register_script(RESERVE_SCRIPT)
+
+    async def _close_store(self) -> None:
+        stack, self._stack = self._stack, None
+        if stack is not None:
+            await stack.aclose()
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        raw = await self._sync_script(
+            keys=[self.redis_key(key)], args=sync_arguments(request, self.key_ttl)
+        )
+        return parse_sync_reply(raw)
+
+    async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
+        gate, wait = await self._reserve_script(
+            keys=[self.redis_key(key)],
+            args=[repr(interval * 1000.0), str(burst), repr(self.key_ttl * 1000.0)],
+        )
+        return Reservation(
+            gate_remaining=float(_text(gate)) / 1000.0, wait=float(_text(wait)) / 1000.0
+        )

@@ -1,0 +1,155 @@
+"""Pure semantics of the throttling state that sessions share through a coordination store.
+
+One :class:`SharedQuota` exists per quota key (an origin, or a key the user names, such
+as one API key shared by several hosts).  It holds what every worker must agree on:
+
+* ``gate_until``: the instant before which nobody sends (extended, never shortened);
+* ``tat``: the theoretical arrival time of a GCRA pacer (the algorithm of redis-cell:
+  one number per key; a reservation moves it by one interval);
+* ``rate``/``ceiling``/``version``: the learned rate, the last paced rate that was
+  throttled, and a version bumped by every accepted cut, so that of several workers
+  cutting for the same burst of 429s only the first is taken (compare-and-set);
+* ``successes``: a running count of everyone's successes, so that each worker can
+  judge the rate the server served to all of them, not just to itself.
+
+These functions are the reference of the Lua scripts in :mod:`trestfly._redis` (tests
+run both on the same inputs) and the store of :class:`~trestfly.MemoryCoordination`.
+Times are seconds on the store's clock, passed in; nothing here sleeps or reads a clock.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class RateProposal:
+    """A worker's cut of the learned rate, valid only if nobody cut since ``based_on``."""
+
+    rate: float
+    ceiling: float | None
+    based_on: int
+
+
+@dataclass(frozen=True, slots=True)
+class SyncRequest:
+    """What a worker tells the store in one sync.
+
+    Attributes:
+        close_for: seconds from now the gate must stay closed (None: nothing to announce).
+        proposal: a cut of the learned rate (None: no cut since the last sync).
+        rate_delta: growth of the learned rate since the last sync (applied only while
+            the version is still ``based_on``).
+        based_on: the version the worker's rate is based on.
+        successes: the worker's successes since its last sync.
+    """
+
+    close_for: float | None = None
+    proposal: RateProposal | None = None
+    rate_delta: float = 0.0
+    based_on: int = 0
+    successes: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReply:
+    """The shared state after a sync (``gate_remaining`` <= 0 means open)."""
+
+    gate_remaining: float
+    rate: float | None
+    ceiling: float | None
+    version: int
+    successes: int
+    accepted: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Reservation:
+    """A pacer reservation: send after ``wait`` seconds, or the gate is closed.
+
+    ``gate_remaining`` > 0 means the gate is closed for that long and nothing was
+    reserved.
+    """
+
+    gate_remaining: float
+    wait: float
+
+
+@dataclass(slots=True)
+class SharedQuota:
+    """The shared state of one quota key (see the module docstring)."""
+
+    gate_until: float = -math.inf
+    tat: float = -math.inf
+    rate: float | None = None
+    ceiling: float | None = None
+    version: int = 0
+    successes: int = 0
+    expires_at: float = math.inf
+
+    def sync(self, now: float, request: SyncRequest, ttl: float) -> SyncReply:
+        """Apply a worker's news and return the state it must adopt."""
+        if request.close_for is not None and now + request.close_for > self.gate_until:
+            self.gate_until = now + request.close_for
+            # The schedule restarts at the reopening: reservations made before are void.
+            self.tat = self.gate_until
+        accepted = False
+        proposal = request.proposal
+        if proposal is not None and proposal.based_on == self.version:
+            self.rate, self.ceiling = proposal.rate, proposal.ceiling
+            self.version += 1
+            accepted = True
+        elif (
+            proposal is None
+            and request.rate_delta
+            and self.rate is not None
+            and request.based_on == self.version
+        ):
+            self.rate = max(self.rate + request.rate_delta, 0.0)
+        self.successes += request.successes
+        self._touch(now, ttl)
+        return SyncReply(
+            gate_remaining=self.gate_until - now,
+            rate=self.rate,
+            ceiling=self.ceiling,
+            version=self.version,
+            successes=self.successes,
+            accepted=accepted,
+        )
+
+    def reserve(self, now: float, interval: float, burst: int, ttl: float) -> Reservation:
+        """Reserve the next send slot at one request per ``interval`` (GCRA)."""
+        if self.gate_until > now:
+            return Reservation(gate_remaining=self.gate_until - now, wait=0.0)
+        tat = max(self.tat, now)
+        send_at = max(now, tat - (burst - 1) * interval)
+        self.tat = max(tat, send_at) + interval
+        self._touch(now, ttl)
+        return Reservation(gate_remaining=0.0, wait=send_at - now)
+
+    def _touch(self, now: float, ttl: float) -> None:
+        # Outlives a long closed gate: forgetting it early would let everyone in.
+        self.expires_at = max(now, self.gate_until, self.tat) + ttl
+
+
+class SharedQuotaBook:
+    """Every quota key's :class:`SharedQuota`, forgetting keys nobody touched for ``ttl``."""
+
+    def __init__(self) -> None:
+        self._quotas: dict[str, SharedQuota] = {}
+
+    def get(self, key: str, now: float) -> SharedQuota:
+        quota = self._quotas.get(key)
+        if quota is None or quota.expires_at <= now:
+            if len(self._quotas) > 64:
+                self._forget_expired(now)
+            quota = self._quotas[key] = SharedQuota()
+        return quota
+
+    def _forget_expired(self, now: float) -> None:
+        for key in [key for key, quota in self._quotas.items() if quota.expires_at <= now]:
+            del self._quotas[key]
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._quotas
