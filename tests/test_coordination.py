@@ -143,7 +143,9 @@ async def test_the_learned_rate_is_shared_and_cut_once_per_burst(
     assert 200 / elapsed >= 0.8 * 10.0  # the pair together near the bucket's rate
     assert rate_a is not None and rate_b is not None
     assert rate_a == pytest.approx(rate_b, rel=0.2)  # one rate, not one per worker
-    assert rate_a <= 12.0  # ... and it is the pair's rate, not twice it
+    # ... and it is the pair's rate (10/s), not a share of it per worker (about 5/s
+    # each, as local-only learning finds) nor twice it.
+    assert 7.0 <= rate_a <= 15.0
 
 
 async def test_the_session_opens_and_closes_a_coordination_it_was_given_closed(

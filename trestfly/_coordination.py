@@ -147,6 +147,7 @@ class Coordination(ABC):
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._healthy = True
+        self._down_since = -math.inf
         self._syncs = 0
         self._reservations = 0
         self._failures = 0
@@ -271,6 +272,8 @@ class Coordination(ABC):
 
     def _went_down(self, exc: BaseException) -> None:
         self._failures += 1
+        # The next attempt is retry_interval after the last failure, not the first.
+        self._down_since = trio.current_time()
         if self._healthy:
             self._healthy = False
             coordination_log.warning(
@@ -286,9 +289,9 @@ class Coordination(ABC):
             if self._healthy:
                 with trio.move_on_after(self.sync_interval):
                     await self._wake.wait()
-            else:
+            if not self._healthy:
                 # A failed store is tried again at a slow pace, whatever happens here.
-                await trio.sleep(self.retry_interval)
+                await trio.sleep_until(self._down_since + self.retry_interval)
             self._wake = trio.Event()
             was_healthy = self._healthy
             for link in list(self._links):
