@@ -29,7 +29,7 @@ import logging
 import math
 from abc import ABC, abstractmethod
 from collections.abc import Callable
-from contextlib import AbstractAsyncContextManager
+from contextlib import AbstractAsyncContextManager, nullcontext
 from types import TracebackType
 from typing import Self
 
@@ -170,13 +170,13 @@ class Coordination(ABC):
     def _unavailable(self) -> tuple[type[Exception], ...]:
         return (trio.TooSlowError, *self._store_errors)
 
-    async def _open_store(self) -> None:
-        """Hook: connect (called inside ``__aenter__``, in the coordination's nursery)."""
-        return None
+    def _store_connection(self) -> AbstractAsyncContextManager[object]:
+        """Hook: the store's connection, held open by the background task.
 
-    async def _close_store(self) -> None:
-        """Hook: disconnect."""
-        return None
+        Entered and exited by that one task, so a client that opens its own task
+        groups or cancel scopes (coredis does) nests them correctly.
+        """
+        return nullcontext()
 
     # ----------------------------------------------------------- lifecycle
 
@@ -189,15 +189,19 @@ class Coordination(ABC):
         if self._nursery_manager is not None:
             raise TrestflyError(f"{type(self).__name__} is already open")
         manager = trio.open_nursery()
-        self._nursery = await manager.__aenter__()
-        self._nursery_manager = manager
+        nursery = await manager.__aenter__()
+        self._nursery, self._nursery_manager = nursery, manager
         try:
-            await self._open_store()
+            await nursery.start(self._run)
         except BaseException:
             await self._exit_nursery()
             raise
-        self._nursery.start_soon(self._sync_loop)
         return self
+
+    async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        async with self._store_connection():
+            task_status.started()
+            await self._sync_loop()
 
     async def __aexit__(
         self,
@@ -205,11 +209,8 @@ class Coordination(ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        try:
-            with trio.CancelScope(shield=True):
-                await self._close_store()
-        finally:
-            await self._exit_nursery()
+        # Cancelling the background task closes the store's connection in that task.
+        await self._exit_nursery()
 
     async def _exit_nursery(self) -> None:
         manager, nursery = self._nursery_manager, self._nursery
@@ -235,10 +236,18 @@ class Coordination(ABC):
         self.wake()
         return link
 
-    def detach(self, link: SharedLink) -> None:
-        """The session closed: stop syncing its link."""
-        if link in self._links:
-            self._links.remove(link)
+    async def detach(self, link: SharedLink) -> None:
+        """The session closed: tell the store its last news once, then stop syncing it.
+
+        The last sync is shielded (a session leaving by cancellation still reports its
+        successes and gates) and bounded by ``timeout``.
+        """
+        if link not in self._links:
+            return
+        self._links.remove(link)
+        if self._healthy and self._nursery is not None:
+            with trio.CancelScope(shield=True):
+                await self._sync(link)
 
     def wake(self) -> None:
         self._wake.set()

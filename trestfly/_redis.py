@@ -15,8 +15,8 @@ redis.asyncio does not run at all (see the deployment guide for the measurements
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
-from contextlib import AsyncExitStack
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._coordination import Coordination
@@ -187,7 +187,6 @@ class RedisCoordination(Coordination):
         self._url = url
         self._client = client
         self._prefix = prefix
-        self._stack: AsyncExitStack | None = None
         self._store_errors = (coredis.exceptions.RedisError, OSError)
         self._sync_script: Any = None
         self._reserve_script: Any = None
@@ -196,32 +195,34 @@ class RedisCoordination(Coordination):
         """The Redis key of a quota key's state."""
         return f"{self._prefix}:{{{quota_key}}}"
 
-    async def _open_store(self) -> None:
+    @asynccontextmanager
+    async def _store_connection(self) -> AsyncIterator[object]:
         import coredis
         from coredis.retry import NoRetryPolicy
 
         client = self._client
-        if client is None:
-            assert self._url is not None
-            # No retries of its own: a failed call means "go local now", and the
-            # background sync tries again later.  Connecting fails within `timeout`.
-            client = coredis.Redis.from_url(
-                self._url,
-                retry_policy=NoRetryPolicy(),
-                connect_timeout=self.timeout,
-                stream_timeout=self.timeout,
-            )
-            self._stack = AsyncExitStack()
-            # Entering does not connect: an unreachable Redis is found by the first
-            # call, which then falls back to local-only throttling.
-            await self._stack.enter_async_context(client)
+        if client is not None:
+            self._register_scripts(client)
+            yield client
+            return
+        assert self._url is not None
+        # No retries of its own: a failed call means "go local now", and the background
+        # sync tries again later.  Connecting fails within `timeout`.
+        owned: coredis.Redis[Any] = coredis.Redis.from_url(
+            self._url,
+            retry_policy=NoRetryPolicy(),
+            connect_timeout=self.timeout,
+            stream_timeout=self.timeout,
+        )
+        # Entering does not connect: an unreachable Redis is found by the first call,
+        # which then falls back to local-only throttling.
+        async with owned:
+            self._register_scripts(owned)
+            yield owned
+
+    def _register_scripts(self, client: coredis.Redis[Any]) -> None:
         self._sync_script = client.register_script(SYNC_SCRIPT)
         self._reserve_script = client.register_script(RESERVE_SCRIPT)
-
-    async def _close_store(self) -> None:
-        stack, self._stack = self._stack, None
-        if stack is not None:
-            await stack.aclose()
 
     async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
         raw = await self._sync_script(

@@ -534,7 +534,7 @@ class TrioAPISession:
             return
         for gate in self._gates.values():
             if gate.link is not None:
-                coordination.detach(gate.link)
+                await coordination.detach(gate.link)
                 gate.link = None
         if self._owns_coordination:
             self._owns_coordination = False

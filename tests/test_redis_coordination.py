@@ -1,0 +1,302 @@
+"""RedisCoordination against a real redis-server on 127.0.0.1 (started by the fixtures).
+
+The Lua scripts must do what :mod:`trestfly._shared_state` does (the pure reference);
+sessions must share a gate through them; a Redis that goes away must cost nothing but
+a warning; keys must expire on their own; and four worker processes against the local
+throttling server must share one quota.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import logging
+import random
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import coredis
+import httpx
+import pytest
+import trio
+from servers import TrioTestServer
+from servers.script import RecordedRequest, Respond, json_status, respond
+
+from benchmarks._scenarios import FixedWindow
+from benchmarks.redis_server import RedisServer, free_port
+from benchmarks.storm_server import install_scenario, run_storm_server
+from trestfly import RedisCoordination, TrioAPISession, errors
+from trestfly._shared_state import RateProposal, SharedQuota, SyncRequest
+
+
+@pytest.fixture
+async def redis(redis_server: RedisServer) -> AsyncIterator[coredis.Redis[bytes]]:
+    client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_server.url)
+    async with client:
+        yield client
+
+
+def fresh_prefix() -> str:
+    return f"test-{uuid.uuid4().hex[:8]}"
+
+
+async def test_the_sync_script_matches_the_reference(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    """Random sequences of syncs give the same shared state in Lua and in Python."""
+    rng = random.Random(7)
+    async with RedisCoordination(redis_server.url, prefix=fresh_prefix()) as coordination:
+        for sequence in range(20):
+            key = f"seq-{sequence}"
+            reference = SharedQuota()
+            start = trio.current_time()
+            for _ in range(12):
+                version = reference.version
+                proposal = None
+                if rng.random() < 0.4:
+                    based_on = version if rng.random() < 0.7 else max(0, version - 1)
+                    ceiling = rng.choice([None, rng.uniform(1, 100)])
+                    proposal = RateProposal(rng.uniform(1, 100), ceiling, based_on)
+                request = SyncRequest(
+                    close_for=rng.choice([None, rng.uniform(0, 5)]),
+                    proposal=proposal,
+                    rate_delta=rng.choice([0.0, rng.uniform(-1, 3)]),
+                    based_on=rng.choice([version, version + 1]),
+                    successes=rng.randrange(0, 5),
+                )
+                lua = await coordination._store_sync(key, request)
+                python = reference.sync(trio.current_time() - start, request, 300.0)
+                assert lua.accepted == python.accepted
+                assert lua.version == python.version
+                assert lua.successes == python.successes
+                if python.rate is None:
+                    assert lua.rate is None
+                else:
+                    assert lua.rate == pytest.approx(python.rate, rel=1e-9)
+                if python.ceiling is None:
+                    assert lua.ceiling is None
+                else:
+                    assert lua.ceiling == pytest.approx(python.ceiling, rel=1e-9)
+                if python.gate_remaining > 0:
+                    # Both clocks run; they differ by the time the calls took.
+                    assert lua.gate_remaining == pytest.approx(python.gate_remaining, abs=0.25)
+                else:
+                    assert lua.gate_remaining <= 0.25
+
+
+async def test_the_gate_only_extends(redis_server: RedisServer) -> None:
+    async with RedisCoordination(redis_server.url, prefix=fresh_prefix()) as coordination:
+        first = await coordination._store_sync("k", SyncRequest(close_for=5.0))
+        shorter = await coordination._store_sync("k", SyncRequest(close_for=0.5))
+        assert first.gate_remaining == pytest.approx(5.0, abs=0.2)
+        assert shorter.gate_remaining == pytest.approx(5.0, abs=0.2)
+        blocked = await coordination._store_reserve("k", 0.1, 1)
+        assert blocked.gate_remaining == pytest.approx(5.0, abs=0.2)
+        longer = await coordination._store_sync("k", SyncRequest(close_for=9.0))
+        assert longer.gate_remaining == pytest.approx(9.0, abs=0.2)
+
+
+async def test_the_gcra_admits_at_the_configured_rate(redis_server: RedisServer) -> None:
+    """Reservations made at once are spaced by the interval, after the burst."""
+    async with RedisCoordination(redis_server.url, prefix=fresh_prefix()) as coordination:
+        waits = []
+        for _ in range(10):
+            waits.append((await coordination._store_reserve("k", 0.2, 2)).wait)
+        # Each wait is measured from its own call: allow the calls' own duration.
+        expected = [0.0, 0.0] + [0.2 * i for i in range(1, 9)]
+        assert waits == pytest.approx(expected, abs=0.1)
+        assert all(b > a for a, b in itertools.pairwise(waits[1:]))
+
+
+async def test_keys_expire_on_their_own(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    prefix = fresh_prefix()
+    async with RedisCoordination(redis_server.url, prefix=prefix, key_ttl=2.0) as coordination:
+        await coordination._store_sync("k", SyncRequest(successes=1))
+        key = coordination.redis_key("k")
+        ttl = await redis.pttl(key)
+        assert 0 < ttl <= 2000
+        await coordination._store_sync("k", SyncRequest(close_for=10.0))
+        assert 10_000 < await redis.pttl(key) <= 12_000  # kept while the gate is closed
+    assert key == f"{prefix}:{{k}}"  # a hash tag: one key, one Redis Cluster slot
+
+
+async def test_sessions_share_a_gate_through_redis(
+    redis_server: RedisServer, trio_server: TrioTestServer
+) -> None:
+    """A 429 seen by one session closes the gate of another (two "workers")."""
+    announced: list[float] = []
+
+    def handler(request: RecordedRequest) -> Respond:
+        if request.header("x-worker") == "a" and not announced:
+            announced.append(trio.current_time() + 1.0)
+            return respond(429, retry_after=1)
+        return json_status(200)
+
+    trio_server.app.script("/ok", [handler])
+    prefix = fresh_prefix()
+    async with (
+        RedisCoordination(redis_server.url, prefix=prefix) as one,
+        RedisCoordination(redis_server.url, prefix=prefix) as two,
+        TrioAPISession(url=trio_server.base_url, coordination=one, retries=3) as a,
+        TrioAPISession(url=trio_server.base_url, coordination=two, retries=3) as b,
+    ):
+        a._per_request_headers = {"x-worker": "a"}
+        b._per_request_headers = {"x-worker": "b"}
+        await b.get("ok")  # b's origin joins the key
+
+        async def b_keeps_sending() -> None:
+            for _ in range(30):
+                await b.get("ok")
+                await trio.sleep(0.02)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(b_keeps_sending)
+            await trio.sleep(0.1)
+            await a.get("ok")  # 429, then the retry after the gate
+        assert b.stats.coordination is not None
+        assert b.stats.coordination.remote_closures >= 1
+    [until] = announced
+    early = [
+        request
+        for request in trio_server.requests
+        if request.header("x-worker") == "b" and until - 1.0 < request.arrived_at < until
+    ]
+    # b learns of the gate within a sync (20 ms) plus a round trip: at most the
+    # request it had in flight, and the one it sent before the sync came, arrive early.
+    assert len(early) <= 2
+
+
+async def test_a_redis_that_goes_away_costs_only_a_warning(
+    own_redis_server: RedisServer, trio_server: TrioTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    trio_server.app.script("/ok", [json_status(200)])
+    caplog.set_level(logging.INFO, logger="trestfly.coordination")
+    coordination = RedisCoordination(
+        own_redis_server.url, prefix=fresh_prefix(), retry_interval=0.2
+    )
+    # A client-side rate limit paces every request, so each one asks Redis for a slot.
+    async with TrioAPISession(
+        url=trio_server.base_url, coordination=coordination, rate_limit=200.0, retries=0
+    ) as api:
+        for _ in range(20):
+            await api.get("ok")
+        assert api.stats.coordination is not None
+        assert api.stats.coordination.reservations >= 10
+        own_redis_server.stop()
+        for _ in range(100):  # every request still succeeds, none stalls
+            with trio.fail_after(2.0):
+                await api.get("ok")
+        assert not api.stats.coordination.healthy
+        own_redis_server.start()
+        with trio.fail_after(10.0):
+            while not api.stats.coordination.healthy:
+                await api.get("ok")
+                await trio.sleep(0.05)
+        reserved = api.stats.coordination.reservations
+        for _ in range(5):
+            await api.get("ok")
+        assert api.stats.coordination.reservations > reserved  # shared again
+    messages = [record.getMessage() for record in caplog.records]
+    assert (
+        messages.count("shared throttling state unavailable, continuing with local-only throttling")
+        == 1
+    )
+    assert messages.count("shared throttling state reachable again") == 1
+    assert own_redis_server.url not in caplog.text
+
+
+async def test_an_unreachable_redis_at_start_is_not_an_error(trio_server: TrioTestServer) -> None:
+    trio_server.app.script("/ok", [json_status(200)])
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    async with TrioAPISession(
+        url=trio_server.base_url, coordination=RedisCoordination(dead), rate_limit=500.0
+    ) as api:
+        for _ in range(10):
+            await api.get("ok")
+        assert api.stats.coordination is not None
+        assert not api.stats.coordination.healthy
+
+
+def test_bad_redis_settings_are_named() -> None:
+    with pytest.raises(errors.UnexpectedValueError, match="url= or client="):
+        RedisCoordination()
+    with pytest.raises(errors.UnexpectedValueError, match="prefix"):
+        RedisCoordination("redis://127.0.0.1:1/0", prefix="{x}")
+    with pytest.raises(errors.UnexpectedValueError, match="timeout"):
+        RedisCoordination("redis://127.0.0.1:1/0", timeout=-1)
+
+
+def test_four_worker_processes_share_one_quota(redis_server: RedisServer) -> None:
+    """Four processes, one fixed window of 30 per second: one quota, learned together."""
+    workers, requests, concurrency = 4, 120, 5
+    prefix = fresh_prefix()
+    with run_storm_server() as server:
+
+        async def install() -> None:
+            async with httpx.AsyncClient() as client:
+                await install_scenario(client, server.url, FixedWindow(limit=30, window=1.0))
+
+        trio.run(install)
+        start_at = time.time() + 1.5  # every worker ready before it
+        processes = [
+            subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "benchmarks._storm_worker",
+                    "--url",
+                    server.url,
+                    "--path",
+                    "item",
+                    "--requests",
+                    str(requests // workers),
+                    "--concurrency",
+                    str(concurrency),
+                    "--client-id",
+                    f"w{index}",
+                    "--start-at",
+                    str(start_at),
+                    "--time-limit",
+                    "40",
+                    "--redis-url",
+                    redis_server.url,
+                    "--prefix",
+                    prefix,
+                ],
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                text=True,
+            )
+            for index in range(workers)
+        ]
+        reports = []
+        for process in processes:
+            out, err = process.communicate(timeout=60)
+            assert process.returncode == 0, err
+            reports.append(json.loads(out.strip().splitlines()[-1]))
+
+        async def stats() -> dict[str, object]:
+            async with httpx.AsyncClient() as client:
+                response = await client.get(f"{server.url}/__stats")
+                return response.json()  # type: ignore[no-any-return]
+
+        totals = trio.run(stats)["totals"]
+    assert isinstance(totals, dict)
+    assert totals["successes"] == requests
+    assert totals["violations"] == 0
+    assert totals["arrivals"] / requests <= 1.5
+
+    async def shared_state() -> dict[bytes, bytes]:
+        client: coredis.Redis[bytes] = coredis.Redis.from_url(redis_server.url)
+        async with client:
+            return await client.hgetall(f"{prefix}:{{http://127.0.0.1:{server.port}}}")
+
+    state = trio.run(shared_state)
+    # Every worker's successes were counted in one place, and the rate was learned there.
+    assert int(state[b"succ"]) == requests
+    assert int(state[b"ver"]) >= 1
