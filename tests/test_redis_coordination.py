@@ -140,8 +140,10 @@ async def test_sessions_share_a_gate_through_redis(
     trio_server.app.script("/ok", [handler])
     prefix = fresh_prefix()
     async with (
-        RedisCoordination(redis_server.url, prefix=prefix) as one,
-        RedisCoordination(redis_server.url, prefix=prefix) as two,
+        # A generous timeout: on a loaded test machine a slow call must not send the
+        # coordination local-only, which is not what this test is about.
+        RedisCoordination(redis_server.url, prefix=prefix, timeout=2.0) as one,
+        RedisCoordination(redis_server.url, prefix=prefix, timeout=2.0) as two,
         TrioAPISession(url=trio_server.base_url, coordination=one, retries=3) as a,
         TrioAPISession(url=trio_server.base_url, coordination=two, retries=3) as b,
     ):
@@ -176,8 +178,10 @@ async def test_a_redis_that_goes_away_costs_only_a_warning(
 ) -> None:
     trio_server.app.script("/ok", [json_status(200)])
     caplog.set_level(logging.INFO, logger="trestfly.coordination")
+    # A stopped Redis refuses at once; the timeout is generous so that a slow call on a
+    # loaded test machine does not start a second episode.
     coordination = RedisCoordination(
-        own_redis_server.url, prefix=fresh_prefix(), retry_interval=0.2
+        own_redis_server.url, prefix=fresh_prefix(), retry_interval=0.2, timeout=1.0
     )
     # A client-side rate limit paces every request, so each one asks Redis for a slot.
     async with TrioAPISession(
