@@ -29,6 +29,9 @@ Examples:
   python -m benchmarks storm --throughput-only
   python -m benchmarks storm --url http://127.0.0.1:8000/v1/items --requests 200
                                             trestfly against your own server
+  python -m benchmarks storm --workers 4 --redis
+                                            4 processes on one quota, with local and
+                                            with shared (Redis) state: workers.json
 """
 
 from __future__ import annotations
@@ -977,6 +980,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="plain progress lines even on a terminal (automatic off a terminal)",
     )
     throughput.add_arguments(parser, standalone=False)
+    from . import workers  # here, not at the top: it imports this module
+
+    workers.add_arguments(parser)
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -1425,6 +1431,10 @@ def _format_duration(seconds: float) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    if getattr(args, "workers", None) is not None or getattr(args, "redis", False):
+        from . import workers  # here, not at the top: it imports this module
+
+        return workers.run(args)
     settings = settings_from(args)
     display = open_display(plain=settings.plain)
     clients, missing = available_clients(settings.clients)

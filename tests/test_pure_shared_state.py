@@ -107,7 +107,10 @@ def test_first_cut_per_version_wins() -> None:
     # A second worker cut for the same burst, from the same version: refused.
     second = quota.sync(0.0, SyncRequest(proposal=RateProposal(40.0, None, 0)), TTL)
     assert not second.accepted and second.rate == 50.0 and second.version == 1
-    third = quota.sync(0.0, SyncRequest(proposal=RateProposal(45.0, 50.0, 1)), TTL)
+    # A cut based on the new version, too soon after it: the same episode, refused.
+    soon = quota.sync(0.05, SyncRequest(proposal=RateProposal(45.0, 50.0, 1)), TTL)
+    assert not soon.accepted and soon.rate == 50.0
+    third = quota.sync(0.2, SyncRequest(proposal=RateProposal(45.0, 50.0, 1)), TTL)
     assert third.accepted and third.rate == 45.0 and third.ceiling == 50.0
 
 
@@ -133,3 +136,12 @@ def test_keys_expire_after_ttl_but_not_while_the_gate_is_closed() -> None:
     assert book.get("k", 105.0) is quota  # still closed-ish: kept
     assert book.get("k", 110.0 + 1e-9) is not quota  # forgotten: fresh state
     assert book.get("k", 110.0 + 1e-9).successes == 0
+
+
+def test_an_accepted_cut_restarts_the_schedule() -> None:
+    """Reservations made at the old rate are void: they must not cost the new one."""
+    quota = SharedQuota()
+    for _ in range(50):
+        quota.reserve(0.0, 0.01, 1, TTL)  # half a second of slots reserved
+    quota.sync(0.1, SyncRequest(proposal=RateProposal(50.0, None, 0)), TTL)
+    assert quota.reserve(0.1, 0.02, 1, TTL).wait == 0.0

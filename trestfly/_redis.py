@@ -20,14 +20,14 @@ from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
 
 from ._coordination import Coordination
-from ._shared_state import Reservation, SyncReply, SyncRequest
+from ._shared_state import CUT_SETTLE, Reservation, SyncReply, SyncRequest
 from .errors import TrestflyError, UnexpectedValueError
 
 if TYPE_CHECKING:
     import coredis
 
 # KEYS[1]: the hash.  ARGV: close_for_ms (-1: none), proposed rate ('' none), proposed
-# ceiling ('' none), based_on, rate_delta, successes, ttl_ms.
+# ceiling ('' none), based_on, rate_delta, successes, ttl_ms, settle_ms (CUT_SETTLE).
 SYNC_SCRIPT = """
 local key = KEYS[1]
 local t = redis.call('TIME')
@@ -38,25 +38,29 @@ local based = tonumber(ARGV[4])
 local delta = tonumber(ARGV[5])
 local succ = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
-local s = redis.call('HMGET', key, 'gate', 'tat', 'rate', 'ceil', 'ver', 'succ')
+local settle = tonumber(ARGV[8])
+local s = redis.call('HMGET', key, 'gate', 'tat', 'rate', 'ceil', 'ver', 'succ', 'cut')
 local gate = tonumber(s[1]) or -1
 local tat = tonumber(s[2]) or -1
 local rate = s[3]
 local ceil = s[4]
 local ver = tonumber(s[5]) or 0
 local total = tonumber(s[6]) or 0
+local cut_at = tonumber(s[7]) or -1e300
 if close_ms >= 0 and now + close_ms > gate then
   gate = now + close_ms
   tat = gate
   redis.call('HSET', key, 'gate', tostring(gate), 'tat', tostring(tat))
 end
 local accepted = 0
-if p_rate ~= '' and based == ver then
+if p_rate ~= '' and based == ver and now >= cut_at + settle then
   rate = p_rate
   ceil = p_ceil
   ver = ver + 1
   accepted = 1
-  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver)
+  tat = math.max(now, gate)
+  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver, 'tat', tostring(tat),
+             'cut', tostring(now))
 elseif p_rate == '' and delta ~= 0 and rate and based == ver then
   rate = tostring(math.max(tonumber(rate) + delta, 0))
   redis.call('HSET', key, 'rate', rate)
@@ -125,6 +129,7 @@ def sync_arguments(request: SyncRequest, ttl: float) -> list[str]:
         repr(request.rate_delta),
         str(request.successes),
         repr(ttl * 1000.0),
+        repr(CUT_SETTLE * 1000.0),
     ]
 
 

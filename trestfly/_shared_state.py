@@ -22,6 +22,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+#: Seconds after an accepted cut during which further cuts are refused: the throttles
+#: that reach other workers in that time answer requests sent before they heard of the
+#: cut (a sync is 20 ms away), so they are the same episode, not evidence of a new one.
+CUT_SETTLE = 0.1
+
 
 @dataclass(frozen=True, slots=True)
 class RateProposal:
@@ -85,6 +90,7 @@ class SharedQuota:
     rate: float | None = None
     ceiling: float | None = None
     version: int = 0
+    cut_at: float = -math.inf
     successes: int = 0
     expires_at: float = math.inf
 
@@ -96,10 +102,19 @@ class SharedQuota:
             self.tat = self.gate_until
         accepted = False
         proposal = request.proposal
-        if proposal is not None and proposal.based_on == self.version:
+        if (
+            proposal is not None
+            and proposal.based_on == self.version
+            and now >= self.cut_at + CUT_SETTLE
+        ):
             self.rate, self.ceiling = proposal.rate, proposal.ceiling
             self.version += 1
+            self.cut_at = now
             accepted = True
+            # A new rate voids the reservations made at the old one (every worker's
+            # waiting tasks reserve again): the schedule restarts now, or else each cut
+            # would cost the slots they had reserved.
+            self.tat = max(now, self.gate_until)
         elif (
             proposal is None
             and request.rate_delta
