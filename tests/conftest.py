@@ -62,3 +62,9 @@ def own_redis_server() -> Iterator[RedisServer]:
     _require_redis_server()
     with running_redis() as server:
         yield server
+
+
+@pytest.fixture
+def redis_server_installed() -> None:
+    """For tests of the launcher itself: redis-server must exist (skipped, or failed in CI)."""
+    _require_redis_server()

@@ -8,6 +8,7 @@ against a real server in test_redis_coordination.py).
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 import httpx
 import pytest
@@ -45,10 +46,8 @@ def worker(name: str, coordination: Coordination, **kwargs: object) -> TrioAPISe
     return session
 
 
-async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    announced: list[float] = []
+def first_429_to_a(announced: list[float]) -> Callable[[httpx.Request, float], httpx.Response]:
+    """A rule: worker a's first request gets a 429 for 2 s (its end goes in ``announced``)."""
 
     def rule(request: httpx.Request, now: float) -> httpx.Response:
         if request.headers["x-worker"] == "a" and not announced:
@@ -56,7 +55,15 @@ async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
             return httpx.Response(429, headers={"Retry-After": "2"})
         return httpx.Response(200)
 
-    arrivals = Arrivals(rule)
+    return rule
+
+
+async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    announced: list[float] = []
+
+    arrivals = Arrivals(first_429_to_a(announced))
     coordination = MemoryCoordination()
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=arrivals)
@@ -77,13 +84,7 @@ async def test_a_worker_that_never_saw_the_429_waits_at_the_shared_gate(
 ) -> None:
     announced: list[float] = []
 
-    def rule(request: httpx.Request, now: float) -> httpx.Response:
-        if request.headers["x-worker"] == "a" and not announced:
-            announced.append(now + 0.01 + 2.0)
-            return httpx.Response(429, headers={"Retry-After": "2"})
-        return httpx.Response(200)
-
-    arrivals = Arrivals(rule)
+    arrivals = Arrivals(first_429_to_a(announced))
     coordination = MemoryCoordination()
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=arrivals)

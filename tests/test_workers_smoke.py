@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -22,7 +21,7 @@ from typing import Any
 import pytest
 from test_storm_smoke import METRICS, NUMBERS
 
-from benchmarks.redis_server import INSTALL_HINT, RedisNotInstalled, running_redis
+from benchmarks.redis_server import RedisNotInstalled, running_redis
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 #: What every aggregate row adds to storm's figures.
@@ -132,10 +131,8 @@ def _ping(port: int) -> bytes | None:
         return None
 
 
+@pytest.mark.usefixtures("redis_server_installed")
 def test_running_redis_starts_stops_and_restarts_on_the_same_port() -> None:
-    if shutil.which("redis-server") is None:
-        pytest.skip(f"redis-server is not installed: {INSTALL_HINT}")
-
     with running_redis() as redis:
         port, first_pid = redis.port, redis.pid
         assert redis.url == f"redis://127.0.0.1:{port}/0"
