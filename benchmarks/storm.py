@@ -9,7 +9,7 @@ each scenario imitates and how to read the results.
 
 Clients:
   trestfly          TrioAPISession with its defaults (shared gate, pacing, adaptive rate)
-  trestfly-tuned    the same with more retries and a gentler back-off of the rate
+  trestfly-tuned    the same with more retries, a gentler cut and a hold closer to the limit
   httpx-immediate   a plain httpx loop retrying every 429/503 at once
   httpx-retry-after per-request sleeps of Retry-After, else full-jitter exponential
                     backoff (how urllib3 / httpx-retries behave)
@@ -318,7 +318,7 @@ def open_trestfly_tuned(
         max_concurrency=concurrency,
         retries=PEER_ATTEMPTS - 1,
         backoff=0.1,
-        throttle=ThrottleSettings(decrease=0.95, increase=2.0),
+        throttle=ThrottleSettings(decrease=0.95, safety=0.97),
         retry_budget=BudgetSettings(capacity=20),
     )
 

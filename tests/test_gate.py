@@ -237,3 +237,42 @@ async def test_cancellation_at_every_point_leaves_nothing_behind(
             route.mock(side_effect=None, return_value=httpx.Response(200))
             with trio.fail_after(120):
                 assert (await api.get("x")).status_code == 200
+
+
+async def test_waiters_reserve_again_when_the_rate_grows(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Slots reserved at a low rate are not kept once the learned rate has grown: the
+    waiters wake and are spaced at the new rate (else a hundred waiters hold seconds of
+    slow slots after a cut)."""
+    import random
+
+    from trestfly._admission import OriginGate
+    from trestfly._throttle import OriginThrottle, ThrottleSettings, Ticket
+
+    throttle = OriginThrottle(ThrottleSettings(), 100, trio.current_time(), random.Random(0))
+    throttle.learned_rate = 10.0
+    gate = OriginGate(throttle)
+    start = trio.current_time()
+    sent: list[float] = []
+
+    async def one() -> None:
+        admitted = await gate.admit(max_wait=60.0)
+        sent.append(trio.current_time() - start)
+        gate.release(admitted)
+
+    async def grow() -> None:
+        await trio.sleep(0.25)
+        throttle.learned_rate = 100.0  # as many paced successes would have made it
+        ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
+        throttle.on_response(ticket, trio.current_time(), status=200, hint=None, quota=None)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(50):
+            nursery.start_soon(one)
+        nursery.start_soon(grow)
+    assert len(sent) == 50
+    # At 10/s the 50 slots would end at 4.9 s; three were sent before the growth, the
+    # rest at about 100/s after it.
+    assert sorted(sent)[:3] == pytest.approx([0.0, 0.1, 0.2])
+    assert max(sent) == pytest.approx(0.25 + 46 / 100.0, abs=0.02)

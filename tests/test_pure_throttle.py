@@ -113,17 +113,109 @@ def test_client_side_rate_limit_with_burst() -> None:
     assert later == 10.0  # an idle bucket refills
 
 
-def test_success_while_paced_grows_the_rate_slowly() -> None:
-    state = origin(increase=2.0)
-    state.learned_rate = 100.0
-    state._ceiling = 105.0  # a paced rate was throttled before: probe upwards slowly
-    ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
-    for _ in range(100):  # one second of sending at 100/s
-        state.on_response(ticket, 0.0, status=200, hint=None, quota=None)
-    assert state.learned_rate == pytest.approx(102.0, rel=1e-3)
+def paced_second(state: OriginThrottle, now: float, *, sent_at: float = 0.0) -> None:
+    """One second's worth of paced successes at the current learned rate."""
+    ticket = Ticket(sent_at=sent_at, in_flight_at_send=1, paced=True, probe=False)
+    assert state.learned_rate is not None
+    for _ in range(round(state.learned_rate)):
+        state.on_response(ticket, now, status=200, hint=None, quota=None)
+
+
+def test_below_the_hold_level_the_rate_regains_a_share_of_the_gap() -> None:
+    state = origin(recovery=0.5, safety=0.95)
+    state.learned_rate, state._ceiling = 60.0, 100.0  # hold level 95
+    paced_second(state, 0.0)
+    # About half of the 35 to the hold level per second (per-success steps compound).
+    assert state.learned_rate == pytest.approx(60 + 0.5 * 35, rel=0.1)
+    for second in range(1, 20):
+        paced_second(state, float(second))
+    # It reaches the hold level and does not overshoot it.
+    assert 95.0 <= state.learned_rate < 95.0 + 20 * 0.002 * 100
+
+
+def test_at_the_hold_level_the_rate_probes_slowly_past_it() -> None:
+    state = origin(probe_growth=0.002, safety=0.95)
+    state.learned_rate, state._ceiling = 95.0, 100.0
+    paced_second(state, 0.0)
+    assert state.learned_rate == pytest.approx(95.0 + 0.2, rel=1e-3)  # 0.2% of 100
     unpaced = Ticket(sent_at=0.0, in_flight_at_send=1, paced=False, probe=False)
     state.on_response(unpaced, 0.0, status=200, hint=None, quota=None)
-    assert state.learned_rate == pytest.approx(102.0, rel=1e-3)
+    assert state.learned_rate == pytest.approx(95.2, rel=1e-3)  # only paced sends count
+
+
+def test_a_rate_past_the_ceiling_without_a_throttle_raises_the_ceiling() -> None:
+    state = origin(probe_growth=0.01)
+    state.learned_rate, state._ceiling = 99.9, 100.0
+    paced_second(state, 0.0)
+    assert state.learned_rate is not None and state.learned_rate > 100.0
+    assert state.ceiling == state.learned_rate
+
+
+def test_a_paced_throttle_sets_the_ceiling_and_the_rate_returns_under_it() -> None:
+    state = origin()
+    state.learned_rate, state._ceiling = 105.0, 120.0
+    ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(ticket, 5.0, status=429, hint=0.01, quota=None)
+    assert state.ceiling == 105.0
+    assert state.learned_rate is not None and state.learned_rate < 105.0 * 0.95
+    for second in range(6, 30):
+        paced_second(state, float(second), sent_at=5.5)
+    hold = 105.0 * 0.95
+    assert hold <= state.learned_rate < 105.0  # back at the hold level, under the ceiling
+
+
+def test_the_ceiling_moves_at_most_once_per_settle_period() -> None:
+    state = origin()
+    state.learned_rate, state._ceiling = 110.0, 130.0
+    first = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(first, 5.0, status=429, hint=0.01, quota=None)
+    assert state.ceiling == 110.0
+    cut = state.learned_rate
+    # A second throttle 0.2 s later (the bucket still drained) cuts the rate again but
+    # does not take the cut rate as the ceiling.
+    second = Ticket(sent_at=5.1, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(second, 5.2, status=429, hint=0.01, quota=None)
+    assert state.episodes == 2 and state.learned_rate is not None and cut is not None
+    assert state.learned_rate < cut and state.ceiling == 110.0
+    third = Ticket(sent_at=6.5, in_flight_at_send=1, paced=True, probe=False)
+    rate = state.learned_rate
+    state.on_response(third, 6.6, status=429, hint=0.01, quota=None)
+    assert state.ceiling == rate  # a second later it does
+
+
+def test_a_trusted_first_sample_is_held_not_undercut() -> None:
+    state = origin()
+    for _ in range(100):  # a window's quota served at once
+        ticket = send(state, 0.0)
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    state.on_response(send(state, 0.0), 0.02, status=429, hint=0.98, quota=None)
+    served = 100 / 1.0  # up to the reopening at 1.0 s
+    assert state.learned_rate == pytest.approx(served * 0.95)
+    assert state.ceiling is not None and state.ceiling * 0.95 == pytest.approx(served)
+    for second in range(1, 15):
+        paced_second(state, float(second), sent_at=1.0)
+    # Back at the hold level, the served rate, then probing past it by 0.2% of the
+    # ceiling per second.
+    assert served <= state.learned_rate <= served + 14 * 0.002 * state.ceiling
+
+
+def test_pending_reservations_are_made_again_once_the_rate_outgrew_them() -> None:
+    state = origin()
+    state.learned_rate = 10.0
+    calls: list[int] = []
+    state.on_reschedule = lambda: calls.append(state.epoch)
+    slots = [state.admit(0.0).at for _ in range(50)]  # five seconds of slots at 10/s
+    assert slots[-1] == pytest.approx(4.9)
+    epoch = state.epoch
+    ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(ticket, 0.1, status=200, hint=None, quota=None)  # 10 -> 11: +10%
+    assert state.epoch == epoch and not calls  # not yet past RESCHEDULE_GROWTH
+    state.on_response(ticket, 0.1, status=200, hint=None, quota=None)
+    assert state.epoch == epoch + 1 and calls == [epoch + 1]
+    # The schedule restarts now, at the grown rate.
+    assert state.admit(0.1).at == pytest.approx(0.1)
+    assert state.admit(0.1).at == pytest.approx(0.1 + 1 / 12.0)
 
 
 def test_concurrency_limit_is_cut_and_regrown_only_when_used() -> None:
@@ -227,7 +319,7 @@ def test_before_any_paced_throttle_the_rate_grows_fast() -> None:
     assert state.learned_rate == pytest.approx(13.0)
 
 
-def test_a_large_first_sample_is_trusted_and_grows_slowly() -> None:
+def test_a_large_first_sample_is_trusted_and_recovers_towards_it() -> None:
     state = origin()
     burst = [send(state, 0.0) for _ in range(101)]
     for ticket in burst[:100]:  # a whole window's quota served
@@ -237,7 +329,8 @@ def test_a_large_first_sample_is_trusted_and_grows_slowly() -> None:
     assert state.learned_rate == pytest.approx(100 / 1.0 * 0.95)
     paced = Ticket(sent_at=1.5, in_flight_at_send=1, paced=True, probe=False)
     state.on_response(paced, 1.6, status=200, hint=None, quota=None)
-    assert state.learned_rate == pytest.approx(95.0 + 1.0 / 95.0)
+    # Not fast growth (+1 per success): half of the gap to the served rate per second.
+    assert state.learned_rate == pytest.approx(95.0 + 0.5 * (100.0 - 95.0) / 95.0)
 
 
 def test_close_early_holds_the_gate_without_starting_an_episode() -> None:

@@ -62,6 +62,10 @@ class OriginGate:
         self.link = link
         self.limiter = trio.CapacityLimiter(throttle.concurrency_limit)
         self._probe_done = trio.Event()
+        # Set (and replaced) whenever the throttle voids pending reservations, so that
+        # waiters holding one reserve again at once instead of at their stale slot.
+        self._rescheduled = trio.Event()
+        throttle.on_reschedule = self._wake_reserved
         #: The response that last closed the gate (quoted when a request gives up on it).
         self.closing_response: httpx.Response | None = None
 
@@ -105,7 +109,8 @@ class OriginGate:
                 self._probe_done = trio.Event()
             elif decision.at > now:
                 self._check_wait(decision.at, max_wait)
-                await trio.sleep_until(decision.at)
+                with trio.move_on_at(decision.at):
+                    await self._rescheduled.wait()
                 paced = True
                 if throttle.epoch != epoch:
                     continue  # the gate closed or the rate was cut: reserve again
@@ -163,6 +168,10 @@ class OriginGate:
                 throttle.close_shared(now, until)
             return None
         return Admission("go", now + reservation.wait)
+
+    def _wake_reserved(self) -> None:
+        self._rescheduled.set()
+        self._rescheduled = trio.Event()
 
     def _end_probe(self) -> None:
         self.throttle.release_probe()

@@ -22,14 +22,23 @@ What it decides:
   requests in flight when the throttled one was sent.  Throttles for requests already in
   flight when the episode began are stale: they may extend the gate but cut nothing, so a
   burst of 429s for one burst of requests counts once.  Successes grow the rate (by
-  ``increase`` req/s per second of paced sending) and the concurrency limit (by one per
-  window of successes) only while those limits are actually what holds the client back.
+  a share of the gap to the hold level, then slowly past it; see ``_on_success``) and
+  the concurrency limit (by one per window of successes) only while those limits are
+  actually what holds the client back.
+
+The hold level is ``safety`` times the last paced rate that was throttled (the
+ceiling).  Growing back *to* the ceiling, as plain additive increase does, walks the
+client into the same throttle every few seconds; against a fixed window with whole-second
+``Retry-After`` each of those costs most of a window.  So the rate returns quickly to
+just under the ceiling and creeps past it only by ``probe_growth`` of it per second,
+which still finds a raised limit, in minutes rather than seconds.
 """
 
 from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._ratelimit import Quota, says_quota_spent
@@ -42,6 +51,16 @@ THROTTLE_STATUSES = frozenset({420, 429})
 #: Successes before a first throttle that make its served-rate estimate trustworthy: a
 #: burst allowance is usually 10-20 requests, a window's quota 50 or more.
 TRUSTED_SAMPLE = 50
+
+#: Seconds between two moves of the ceiling: a throttle right after one may be the server
+#: still paying for the rate before it.
+CEILING_SETTLE = 1.0
+
+#: Growth of the learned rate past the rate of the pending reservations that makes them
+#: be made again.  Waiters hold slots reserved at the rate of their admission; after a
+#: cut, a hundred of them hold ten seconds of slots at the low rate, and growing the
+#: rate would do nothing until those were spent.
+RESCHEDULE_GROWTH = 1.1
 
 
 def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
@@ -66,12 +85,18 @@ class ThrottleSettings:
         rate_limit: client-side requests per second per origin (None: no client limit).
         burst: requests the client-side limit lets through at once.
         decrease: multiplicative cut of the learned rate and concurrency per episode.
-        increase: requests per second the learned rate grows per second of paced sending,
-            once a paced rate was throttled.
-        fast_increase: before that (the rate learned from unpaced sending is only a
-            floor), the share of itself the rate grows per second (1.0: about 2.7x a second,
-            exponential growth).
-        safety: share of the observed served rate taken as the learned rate.
+        recovery: once a paced rate was throttled (the ceiling), the share of the gap
+            to the hold level (``safety`` times the ceiling) the learned rate regains per
+            second of paced sending.
+        probe_growth: at or above the hold level, the share of the ceiling the rate
+            grows per second of paced sending (0.002: the 5% to the ceiling in 25 s),
+            so that a raised limit is found without walking into the old one every
+            few seconds.
+        fast_increase: before any ceiling is known (the rate learned from unpaced
+            sending is only a floor), the share of itself the rate grows per second
+            (1.0: about 2.7x a second, exponential growth).
+        safety: share of the observed served rate taken as the learned rate, and of the
+            ceiling the rate returns to after a cut (the hold level).
         min_rate: the learned rate never goes below this (requests per second).
         jitter: the gate's waiters wake spread over this share of the closed time after
             the announced instant (never before it), at most ``max_jitter`` seconds.
@@ -84,7 +109,8 @@ class ThrottleSettings:
     rate_limit: float | None = None
     burst: int = 1
     decrease: float = 0.9
-    increase: float = 1.0
+    recovery: float = 0.5
+    probe_growth: float = 0.002
     fast_increase: float = 1.0
     safety: float = 0.95
     min_rate: float = 0.5
@@ -96,7 +122,8 @@ class ThrottleSettings:
             "rate_limit": self.rate_limit is None or self.rate_limit > 0,
             "burst": self.burst >= 1,
             "decrease": 0 < self.decrease < 1,
-            "increase": self.increase >= 0,
+            "recovery": self.recovery >= 0,
+            "probe_growth": self.probe_growth >= 0,
             "fast_increase": self.fast_increase >= 0,
             "safety": 0 < self.safety <= 1,
             "min_rate": self.min_rate > 0,
@@ -165,8 +192,14 @@ class OriginThrottle:
         self.concurrency = float(max_concurrency)
         self.in_flight = 0
         self._tat = -math.inf
+        # The lowest rate a reservation was spaced at since the schedule last restarted.
+        self._reserved_rate = math.inf
+        #: Called (no arguments) whenever ``epoch`` moves: the Trio shell wakes the
+        #: waiters holding reservations so that they reserve again at once.
+        self.on_reschedule: Callable[[], None] | None = None
         self._window_start = now
         self._window_successes = 0
+        self._ceiling_set_at = -math.inf
         self._quota: Quota | None = None
         self._quota_reset_at = -math.inf
         # Observability.
@@ -267,7 +300,16 @@ class OriginThrottle:
         interval = 1.0 / rate
         send_at = max(now, self._tat - (self.pacer_burst - 1) * interval)
         self._tat = max(self._tat, send_at) + interval
+        self._reserved_rate = min(self._reserved_rate, rate)
         return Admission("go", send_at)
+
+    def _restart_schedule(self, at: float) -> None:
+        """Void every pending reservation (see ``epoch``); the schedule restarts at ``at``."""
+        self.epoch += 1
+        self._tat = at
+        self._reserved_rate = math.inf
+        if self.on_reschedule is not None:
+            self.on_reschedule()
 
     def release_probe(self) -> None:
         """The probe came back (or failed, or was cancelled): let the others go."""
@@ -299,9 +341,8 @@ class OriginThrottle:
             return
         self.learned_rate, self._ceiling = max(self.settings.min_rate, rate), ceiling
         if cut:
-            self.epoch += 1
             self.episode_start = max(self.episode_start, now)
-            self._tat = max(now, self.gate_until)
+            self._restart_schedule(max(now, self.gate_until))
             self._window_start = max(now, self.gate_until)
             self._window_successes = 0
 
@@ -336,7 +377,7 @@ class OriginThrottle:
             if fresh:
                 self._new_episode(now, ticket, timed=hint is not None)
         elif 200 <= status < 300:
-            self._on_success(ticket)
+            self._on_success(ticket, now)
 
     def _update_quota(self, now: float, quota: Quota) -> None:
         reset_at = now + quota.reset_after if quota.reset_after is not None else now + 1.0
@@ -368,10 +409,8 @@ class OriginThrottle:
             self.gate_closed_time += until - self.gate_until
         self.gate_until = until
         self.probe_needed = True
-        # Every reservation made so far is void (see `epoch`): the schedule restarts at
-        # the reopening.
-        self.epoch += 1
-        self._tat = until
+        # Every reservation made so far is void: the schedule restarts at the reopening.
+        self._restart_schedule(until)
 
     def _new_episode(self, now: float, ticket: Ticket, *, timed: bool) -> None:
         """A fresh throttle: cut what it is about, once.
@@ -386,8 +425,7 @@ class OriginThrottle:
         self.episode_start = now
         if not self.settings.adaptive:
             return
-        self.epoch += 1
-        self._tat = max(now, self.gate_until)
+        self._restart_schedule(max(now, self.gate_until))
         if not timed:
             cut = min(self.concurrency, ticket.in_flight_at_send) * self.settings.decrease
             self.concurrency = max(1.0, cut)
@@ -410,10 +448,18 @@ class OriginThrottle:
                 self.learned_rate = max(self.settings.min_rate, observed * self.settings.safety)
                 self.rate_cuts += 1
                 if served >= TRUSTED_SAMPLE:
-                    self._ceiling = observed
+                    # The server did serve this rate, closed time included: hold at it
+                    # (not under it: it is a rate that was served, not one that was
+                    # throttled) and probe past it slowly.
+                    self._ceiling = observed / self.settings.safety
+                    self._ceiling_set_at = now
             return
-        # Throttled while paced at learned_rate: that rate is too high.
-        self._ceiling = self.learned_rate
+        # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
+        # moves at most once per CEILING_SETTLE: right after a cut the server may still
+        # be paying for the rate before it (a drained bucket), and taking the cut rate
+        # as the ceiling would hold the client under it for good.
+        if self._ceiling is None or now - self._ceiling_set_at >= CEILING_SETTLE:
+            self._ceiling, self._ceiling_set_at = self.learned_rate, now
         # At least `decrease`, at most halved: the served rate seen since the last
         # episode guides the cut, but a short or idle period (few successes because the
         # client itself was waiting) must not collapse the rate.
@@ -423,7 +469,37 @@ class OriginThrottle:
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
 
-    def _on_success(self, ticket: Ticket) -> None:
+    def _grow_towards_ceiling(self, rate: float, ceiling: float) -> None:
+        """One paced success's worth of growth, ``per_second / rate``, so that a second
+        of sending at ``rate`` adds ``per_second``."""
+        settings = self.settings
+        hold = ceiling * settings.safety
+        probe = settings.probe_growth * ceiling
+        if rate < hold:
+            # Regain a share of the gap per second (never slower than probing), and
+            # stop at the hold level rather than overshoot it.
+            per_second = max(settings.recovery * (hold - rate), probe)
+            self.learned_rate = min(hold, rate + per_second / rate)
+            return
+        rate += probe / rate
+        if rate > ceiling:
+            # Sent faster than the throttled rate without a throttle: the limit was
+            # raised, and the ceiling follows (probing goes on at its pace).
+            self._ceiling = rate
+        self.learned_rate = rate
+
+    def _reschedule_if_grown(self, now: float) -> None:
+        """Reserve again once the rate outgrew the pending reservations (if any wait)."""
+        rate = self.learned_rate
+        if (
+            rate is not None
+            and rate > self._reserved_rate * RESCHEDULE_GROWTH
+            and self._tat > now + 1.0 / rate
+            and self.gate_until <= now
+        ):
+            self._restart_schedule(now)
+
+    def _on_success(self, ticket: Ticket, now: float) -> None:
         self.successes += 1
         self._window_successes += 1
         if not self.settings.adaptive or ticket.sent_at < self.episode_start:
@@ -436,9 +512,8 @@ class OriginThrottle:
                 # of itself per second (each success adds that share of one request).
                 self.learned_rate += self.settings.fast_increase
             else:
-                # Near a rate that was throttled: probe upwards slowly, `increase`
-                # requests per second every second.
-                self.learned_rate += self.settings.increase / self.learned_rate
+                self._grow_towards_ceiling(self.learned_rate, self._ceiling)
+            self._reschedule_if_grown(now)
         if ticket.in_flight_at_send >= self.concurrency_limit:
             self.concurrency = min(
                 float(self.max_concurrency), self.concurrency + 1.0 / self.concurrency
