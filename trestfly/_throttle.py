@@ -89,7 +89,7 @@ class ThrottleSettings:
             to the hold level (``safety`` times the ceiling) the learned rate regains per
             second of paced sending.
         probe_growth: at or above the hold level, the share of the ceiling the rate
-            grows per second of paced sending (0.002: the 5% to the ceiling in 25 s),
+            grows per second of paced sending (0.001: the 5% to the ceiling in 50 s),
             so that a raised limit is found without walking into the old one every
             few seconds.
         fast_increase: before any ceiling is known (the rate learned from unpaced
@@ -110,7 +110,7 @@ class ThrottleSettings:
     burst: int = 1
     decrease: float = 0.9
     recovery: float = 0.5
-    probe_growth: float = 0.002
+    probe_growth: float = 0.001
     fast_increase: float = 1.0
     safety: float = 0.95
     min_rate: float = 0.5
@@ -375,7 +375,7 @@ class OriginThrottle:
         if throttled:
             self.throttles += 1
             if fresh:
-                self._new_episode(now, ticket, timed=hint is not None)
+                self._new_episode(now, ticket, hint)
         elif 200 <= status < 300:
             self._on_success(ticket, now)
 
@@ -412,10 +412,10 @@ class OriginThrottle:
         # Every reservation made so far is void: the schedule restarts at the reopening.
         self._restart_schedule(until)
 
-    def _new_episode(self, now: float, ticket: Ticket, *, timed: bool) -> None:
+    def _new_episode(self, now: float, ticket: Ticket, hint: float | None) -> None:
         """A fresh throttle: cut what it is about, once.
 
-        A throttle that says when to come back (``timed``: Retry-After or a quota reset)
+        A throttle that says when to come back (a ``hint``: Retry-After or a quota reset)
         is about rate: the pacer's learned rate is cut.  One that says nothing is how
         servers refuse too many requests *at once* (GitHub's secondary limit): the
         concurrency limit is cut.  Cutting both every time let one kind of limit starve
@@ -426,11 +426,16 @@ class OriginThrottle:
         if not self.settings.adaptive:
             return
         self._restart_schedule(max(now, self.gate_until))
-        if not timed:
+        if hint is None:
             cut = min(self.concurrency, ticket.in_flight_at_send) * self.settings.decrease
             self.concurrency = max(1.0, cut)
             return
-        period_end = max(now, self.gate_until)
+        # The served rate is judged up to the announced instant.  The server counted the
+        # hint from when it answered, somewhere between the send and now: the gate
+        # waits from now (never early), but the rate is judged from the send, else the
+        # time the answer spent reaching us (tens of ms behind a burst) is taken for
+        # time the server needed.
+        period_end = max(now, min(self.gate_until, ticket.sent_at + hint))
         period = period_end - self._window_start
         observed = (
             self._window_successes / period if self._window_successes and period > 0 else None
@@ -448,10 +453,12 @@ class OriginThrottle:
                 self.learned_rate = max(self.settings.min_rate, observed * self.settings.safety)
                 self.rate_cuts += 1
                 if served >= TRUSTED_SAMPLE:
-                    # The server did serve this rate, closed time included: hold at it
-                    # (not under it: it is a rate that was served, not one that was
-                    # throttled) and probe past it slowly.
-                    self._ceiling = observed / self.settings.safety
+                    # The server did serve this rate, closed time included: a rate that
+                    # was served, not one that was throttled, so it gets half the
+                    # safety margin (the hold level), and probing past it slowly.
+                    hold = observed * (1 - (1 - self.settings.safety) / 2)
+                    self.learned_rate = max(self.settings.min_rate, hold)
+                    self._ceiling = hold / self.settings.safety
                     self._ceiling_set_at = now
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
