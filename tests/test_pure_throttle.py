@@ -197,9 +197,11 @@ def test_a_trusted_first_sample_is_held_with_half_the_margin() -> None:
     assert state.ceiling is not None and state.ceiling * 0.95 == pytest.approx(hold)
     for second in range(1, 15):
         paced_second(state, float(second), sent_at=1.0)
-    # Held, probing past it by 0.1% of the ceiling per second (paced_second rounds
-    # each second's successes up, hence the 1% slack).
-    assert hold < state.learned_rate <= hold + 14 * 0.001 * state.ceiling * 1.01
+    # Held, probing past it by 0.1% of the ceiling per second, doubling every 12 s
+    # (paced_second rounds each second's successes up, hence the 1% slack).
+    # Each paced_second at time k (from the cut at 0.02) grows by 2 ** (k / 12) of it.
+    probed = sum(0.001 * state.ceiling * 2 ** ((k - 0.02) / 12) for k in range(1, 15))
+    assert hold < state.learned_rate <= hold + probed * 1.01
 
 
 def test_pending_reservations_are_made_again_once_the_rate_outgrew_them() -> None:
@@ -358,3 +360,18 @@ def test_the_served_rate_is_judged_up_to_the_instant_counted_from_the_send() -> 
     state.on_response(late, 0.10, status=429, hint=1.0, quota=None)
     assert state.gate_until == pytest.approx(1.10)  # never early
     assert state.learned_rate == pytest.approx(100 / 1.02 * 0.975)  # not 100 / 1.10
+
+
+def test_the_probe_speeds_up_with_the_time_since_the_last_cut() -> None:
+    """A ceiling learned in noise (or capacity freed later) is not a life sentence: the
+    probe past the hold level doubles its speed every `probe_doubling` seconds."""
+    state = origin(probe_growth=0.001, probe_doubling=12.0)
+    state.learned_rate, state._ceiling = 76.0 * 0.95, 76.0  # too low: the server allows 100
+    state._last_cut_at = 0.0
+    rates = {}
+    for second in range(0, 61):
+        paced_second(state, float(second), sent_at=0.0)
+        rates[second] = state.learned_rate
+    assert rates[12] - rates[11] == pytest.approx(2 * (rates[1] - rates[0]), rel=0.15)
+    assert rates[60] > 100.0  # found again within a minute
+    assert state.ceiling == rates[60]  # and the ceiling followed

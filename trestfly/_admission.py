@@ -14,6 +14,12 @@ import trio
 from ._coordination import SharedLink
 from ._throttle import Admission, OriginThrottle, Ticket
 
+#: Tasks of one session that may hold reservations of a coordination store's pacer at
+#: once (see OriginGate._wait_shared_slot).  With W workers the store's schedule runs at
+#: most W * SHARED_HOLDERS slots ahead; each worker still takes slots as fast as the
+#: shared rate gives them, since a holder passes its turn on as soon as its slot comes.
+SHARED_HOLDERS = 4
+
 
 class Admitted:
     """An admitted attempt: its ticket, and the identity that borrows the slot.
@@ -66,6 +72,7 @@ class OriginGate:
         # waiters holding one reserve again at once instead of at their stale slot.
         self._rescheduled = trio.Event()
         throttle.on_reschedule = self._wake_reserved
+        self._shared_holders = trio.Semaphore(SHARED_HOLDERS)
         #: The response that last closed the gate (quoted when a request gives up on it).
         self.closing_response: httpx.Response | None = None
 
@@ -90,10 +97,11 @@ class OriginGate:
             epoch = throttle.epoch
             decision = throttle.admit(now, shared=self.link is not None)
             if decision.kind == "shared":
-                shared = await self._reserve_shared(decision)
-                if shared is None:
-                    continue  # the gate closed elsewhere: ask again
-                decision, now = shared, trio.current_time()
+                waited = await self._wait_shared_slot(decision, max_wait, epoch)
+                if waited is None:
+                    continue  # the gate closed, or the rate was cut: ask again
+                paced = paced or waited
+                decision, now = Admission("go", trio.current_time()), trio.current_time()
             if decision.kind == "gate":
                 wake = throttle.wake_time()
                 self._check_wait(wake, max_wait)
@@ -131,6 +139,38 @@ class OriginGate:
                 continue
             admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
             return admitted
+
+    async def _wait_shared_slot(
+        self, decision: Admission, max_wait: float, epoch: int
+    ) -> bool | None:
+        """Reserve a slot from the store and wait for it; True if it had to wait.
+
+        None: ask again (the gate closed elsewhere, or the schedule restarted here
+        meanwhile).  At most SHARED_HOLDERS tasks of this session hold store
+        reservations at once; the others queue here, in order, holding nothing.  A
+        store's pacer cannot void reservations as this process's can, so without the
+        bound a hundred waiting tasks would push its schedule seconds ahead at the rate
+        of the moment, and a rate that grows (or a worker that joins) would change
+        nothing until those slots were spent.
+        """
+        async with self._shared_holders:
+            throttle = self.throttle
+            if throttle.epoch != epoch:
+                return None  # the gate closed or the rate was cut while we queued
+            # The rate of now, not of when we started queueing: it may have grown.
+            rate = throttle.effective_rate(trio.current_time())
+            if rate is None:
+                return False
+            shared = await self._reserve_shared(Admission("shared", decision.at, rate))
+            if shared is None:
+                return None
+            now = trio.current_time()
+            if shared.at <= now:
+                return False
+            self._check_wait(shared.at, max_wait)
+            with trio.move_on_at(shared.at):
+                await self._rescheduled.wait()
+            return None if self.throttle.epoch != epoch else True
 
     async def _pace_probe(self, max_wait: float) -> bool:
         """Space the probes of several workers by the shared pacer; False: gate closed.

@@ -56,6 +56,9 @@ TRUSTED_SAMPLE = 50
 #: still paying for the rate before it.
 CEILING_SETTLE = 1.0
 
+#: Bound of the probe's speed-up (2**10: past the hold by up to the ceiling per second).
+MAX_PROBE_DOUBLINGS = 10.0
+
 #: Growth of the learned rate past the rate of the pending reservations that makes them
 #: be made again.  Waiters hold slots reserved at the rate of their admission; after a
 #: cut, a hundred of them hold ten seconds of slots at the low rate, and growing the
@@ -92,6 +95,10 @@ class ThrottleSettings:
             grows per second of paced sending (0.001: the 5% to the ceiling in 50 s),
             so that a raised limit is found without walking into the old one every
             few seconds.
+        probe_doubling: that probing speed doubles every this many seconds since the
+            last cut (12: +4% of the ceiling after 20 s, +50% after a minute), so that
+            capacity freed later (other clients gone, a limit raised, a ceiling learned
+            in a burst of noise) is found again in about a minute.
         fast_increase: before any ceiling is known (the rate learned from unpaced
             sending is only a floor), the share of itself the rate grows per second
             (1.0: about 2.7x a second, exponential growth).
@@ -111,6 +118,7 @@ class ThrottleSettings:
     decrease: float = 0.9
     recovery: float = 0.5
     probe_growth: float = 0.001
+    probe_doubling: float = 12.0
     fast_increase: float = 1.0
     safety: float = 0.95
     min_rate: float = 0.5
@@ -124,6 +132,7 @@ class ThrottleSettings:
             "decrease": 0 < self.decrease < 1,
             "recovery": self.recovery >= 0,
             "probe_growth": self.probe_growth >= 0,
+            "probe_doubling": self.probe_doubling > 0,
             "fast_increase": self.fast_increase >= 0,
             "safety": 0 < self.safety <= 1,
             "min_rate": self.min_rate > 0,
@@ -200,6 +209,13 @@ class OriginThrottle:
         self._window_start = now
         self._window_successes = 0
         self._ceiling_set_at = -math.inf
+        # When the learned rate was last cut (here or by another worker): the probe past
+        # the hold level speeds up with the time since (see _grow_towards_ceiling).
+        self._last_cut_at = -math.inf
+        # The first sample (successes, period) until the gate reopens, and the
+        # successes other workers reported for it meanwhile (see _refine_sample).
+        self._sample: tuple[int, float] | None = None
+        self._sample_extra = 0
         self._quota: Quota | None = None
         self._quota_reset_at = -math.inf
         # Observability.
@@ -263,6 +279,8 @@ class OriginThrottle:
         """
         if self.gate_until > now:
             return Admission("gate", self.gate_until)
+        if self._sample is not None:
+            self._refine_sample(now)
         if self.probing:
             return Admission("probe-wait", now)
         if self.probe_needed:
@@ -341,6 +359,9 @@ class OriginThrottle:
             return
         self.learned_rate, self._ceiling = max(self.settings.min_rate, rate), ceiling
         if cut:
+            # The ceiling moved (elsewhere): a throttle here right after it is the same
+            # overshoot, and must not take the cut rate for the ceiling (CEILING_SETTLE).
+            self._ceiling_set_at = self._last_cut_at = now
             self.episode_start = max(self.episode_start, now)
             self._restart_schedule(max(now, self.gate_until))
             self._window_start = max(now, self.gate_until)
@@ -349,6 +370,8 @@ class OriginThrottle:
     def add_remote_successes(self, count: int) -> None:
         """Other workers' successes: the served rate is judged over all workers."""
         self._window_successes += count
+        if self._sample is not None:
+            self._sample_extra += count
 
     # ---------------------------------------------------------------- feedback
 
@@ -436,30 +459,16 @@ class OriginThrottle:
         # time the answer spent reaching us (tens of ms behind a burst) is taken for
         # time the server needed.
         period_end = max(now, min(self.gate_until, ticket.sent_at + hint))
-        period = period_end - self._window_start
-        observed = (
-            self._window_successes / period if self._window_successes and period > 0 else None
-        )
+        period_start, period = self._window_start, period_end - self._window_start
         served = self._window_successes
         self._window_start = period_end
         self._window_successes = 0
         if self.learned_rate is None:
-            # Sent unpaced until now: what the server served over the period, closed
-            # time included, is a floor of what it allows.  Pace there, and grow quickly
-            # (see _on_success) until the first paced throttle -- unless so many were
-            # served (a whole window's quota, say) that it is the server's rate, not a
-            # burst allowance.
-            if observed is not None:
-                self.learned_rate = max(self.settings.min_rate, observed * self.settings.safety)
-                self.rate_cuts += 1
-                if served >= TRUSTED_SAMPLE:
-                    # The server did serve this rate, closed time included: a rate that
-                    # was served, not one that was throttled, so it gets half the
-                    # safety margin (the hold level), and probing past it slowly.
-                    hold = observed * (1 - (1 - self.settings.safety) / 2)
-                    self.learned_rate = max(self.settings.min_rate, hold)
-                    self._ceiling = hold / self.settings.safety
-                    self._ceiling_set_at = now
+            if served and period > 0:
+                self._learn_from_sample(served, period, now)
+                # Other workers sharing this origin were served too: what they report
+                # while the gate is closed refines the sample at the reopening.
+                self._sample = (served, period)
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
@@ -469,19 +478,60 @@ class OriginThrottle:
             self._ceiling, self._ceiling_set_at = self.learned_rate, now
         # At least `decrease`, at most halved: the served rate seen since the last
         # episode guides the cut, but a short or idle period (few successes because the
-        # client itself was waiting) must not collapse the rate.
+        # client itself was waiting) must not collapse the rate.  It is judged up to
+        # this throttle, not to the reopening: a second closed behind a whole-second
+        # Retry-After says nothing about the rate that was too high, and counting it
+        # would cut a rate 5% too high by a third.
         cut = self.learned_rate * self.settings.decrease
-        if observed is not None:
-            cut = min(cut, max(observed * self.settings.safety, self.learned_rate / 2))
+        active = now - period_start
+        if served and active > 0:
+            sent_rate = served / active
+            cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
+        self._last_cut_at = now
 
-    def _grow_towards_ceiling(self, rate: float, ceiling: float) -> None:
+    def _learn_from_sample(self, served: int, period: float, now: float) -> None:
+        """The first learned rate, from a period of unpaced sending.
+
+        What the server served over the period, closed time included, is a floor of
+        what it allows.  Pace there, and grow quickly (see _on_success) until the first
+        paced throttle -- unless so many were served (a whole window's quota, say) that
+        it is the server's rate, not a burst allowance.
+        """
+        observed = served / period
+        settings = self.settings
+        self.rate_cuts += 1
+        self._last_cut_at = now
+        if served < TRUSTED_SAMPLE:
+            self.learned_rate = max(settings.min_rate, observed * settings.safety)
+            return
+        # The server did serve this rate, closed time included: a rate that was served,
+        # not one that was throttled, so it gets half the safety margin (the hold
+        # level), and probing past it slowly.
+        hold = observed * (1 - (1 - settings.safety) / 2)
+        self.learned_rate = max(settings.min_rate, hold)
+        self._ceiling, self._ceiling_set_at = hold / settings.safety, now
+
+    def _refine_sample(self, now: float) -> None:
+        """At the reopening: learn the first sample again with the successes other
+        workers reported meanwhile (their share of what the server served)."""
+        assert self._sample is not None
+        served, period = self._sample
+        self._sample = None
+        if self._sample_extra > 0 and self.settings.adaptive:
+            self._learn_from_sample(served + self._sample_extra, period, now)
+        self._sample_extra = 0
+
+    def _grow_towards_ceiling(self, rate: float, ceiling: float, now: float) -> None:
         """One paced success's worth of growth, ``per_second / rate``, so that a second
         of sending at ``rate`` adds ``per_second``."""
         settings = self.settings
         hold = ceiling * settings.safety
-        probe = settings.probe_growth * ceiling
+        # TCP CUBIC's convex region: the longer no throttle came, the faster the probe.
+        since_cut = now - self._last_cut_at if self._last_cut_at > -math.inf else 0.0
+        doublings = min(max(since_cut, 0.0) / settings.probe_doubling, MAX_PROBE_DOUBLINGS)
+        probe = settings.probe_growth * ceiling * 2.0**doublings
         if rate < hold:
             # Regain a share of the gap per second (never slower than probing), and
             # stop at the hold level rather than overshoot it.
@@ -519,7 +569,7 @@ class OriginThrottle:
                 # of itself per second (each success adds that share of one request).
                 self.learned_rate += self.settings.fast_increase
             else:
-                self._grow_towards_ceiling(self.learned_rate, self._ceiling)
+                self._grow_towards_ceiling(self.learned_rate, self._ceiling, now)
             self._reschedule_if_grown(now)
         if ticket.in_flight_at_send >= self.concurrency_limit:
             self.concurrency = min(
