@@ -85,6 +85,7 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
     """Open the session, wait for the start instant, drive the requests; the report."""
     recorder = Recorder(args.client_id)
     settings: dict[str, Any] = {"url": args.url, "max_concurrency": args.concurrency}
+    coordination: Any = None
     async with AsyncExitStack() as stack:
         if args.redis_url is not None:
             coordination = require_coordination()(args.redis_url, prefix=args.prefix)
@@ -96,6 +97,8 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         await trio.sleep(max(0.0, args.start_at - ready))
         started = time.time()
         run = await drive(fetch, args.requests, args.concurrency, args.time_limit)
+    # What the coordination did (store calls, failures, remote closures and cuts).
+    shared = dataclasses.asdict(coordination.stats) if coordination is not None else None
     report = dataclasses.asdict(run)
     report["latencies"] = [round(latency, _LATENCY_DIGITS) for latency in run.latencies]
     return {
@@ -106,6 +109,7 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         "ready_epoch": ready,
         "start_epoch": started,
         "start_lag_s": round(started - args.start_at, 4),
+        "coordination": shared,
         "run": report,
         "recorder": {
             "attempts": recorder.attempts,

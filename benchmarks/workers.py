@@ -252,6 +252,8 @@ class WorkerReport:
     start_lag_s: float
     run: storm.ClientRun
     recorder: storm.Recorder = field(repr=False)
+    #: The worker's ``api.stats.coordination`` as a dict; None without Redis.
+    coordination: dict[str, Any] | None = None
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> WorkerReport:
@@ -269,6 +271,7 @@ class WorkerReport:
             start_lag_s=data["start_lag_s"],
             run=storm.ClientRun(**data["run"]),
             recorder=recorder,
+            coordination=data.get("coordination"),
         )
 
 
@@ -361,6 +364,7 @@ def figures_of(
                 "worker": index,
                 "client_id": report.client_id,
                 "start_lag_s": report.start_lag_s,
+                "coordination": report.coordination,
                 # Negative: the worker was not ready at the start instant.
                 "ready_margin_s": round(start_at - report.ready_epoch, 4),
                 **storm.metrics(

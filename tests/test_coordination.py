@@ -283,3 +283,52 @@ async def test_a_coordination_cannot_be_opened_twice(
     async with MemoryCoordination() as coordination:
         with pytest.raises(errors.TrestflyError, match="already open"):
             await coordination.__aenter__()
+
+
+class LaggingStore(FlakyStore):
+    """A store whose syncs take 30 ms: within the timeout, longer than the sync interval."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sync_times: list[float] = []
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        await trio.sleep(0.03)
+        self.sync_times.append(trio.current_time())
+        return await super()._store_sync(key, request)
+
+
+async def test_the_last_sync_never_runs_beside_another(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Closing the session while the background loop's sync is in flight: every success
+    is counted once in the store (both syncs would otherwise push the same ones)."""
+    store = LaggingStore()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with store:
+            for _ in range(5):
+                async with TrioAPISession(url=URL, coordination=store) as api:
+                    for _ in range(7):
+                        await api.get("x")
+                        await trio.sleep(0.011)  # syncs keep overlapping the requests
+            assert store.book.get(URL, trio.current_time()).successes == 5 * 7
+
+
+async def test_the_first_request_to_an_origin_waits_for_the_first_sync(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """So that the store's success count is a baseline read before this worker adds to
+    it (others' successes are then told apart from ours)."""
+    store = LaggingStore()
+    arrivals: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        arrivals.append(trio.current_time())
+        return httpx.Response(200)
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=answer)
+        async with TrioAPISession(url=URL, coordination=store) as api:
+            await api.get("x")
+    assert store.sync_times and arrivals[0] >= store.sync_times[0]

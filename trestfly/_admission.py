@@ -91,6 +91,8 @@ class OriginGate:
         throttle = self.throttle
         paced = False
         admitted = Admitted()
+        if self.link is not None and not self.link.joined.is_set():
+            await self.link.join()
         while True:
             now = trio.current_time()
             # A reservation (ours or the store's) made under an older epoch is void.

@@ -56,7 +56,9 @@ class SharedLink:
 
     __slots__ = (
         "coordination",
+        "joined",
         "key",
+        "lock",
         "pushed_gate",
         "pushed_successes",
         "rate_cuts",
@@ -78,6 +80,27 @@ class SharedLink:
         self.pushed_successes = 0
         self.shared_successes: int | None = None
         self.republish = False
+        #: Set by the first sync (or failed attempt): the store's count of successes is
+        #: then a baseline, and the successes it counts later are others' (see
+        #: :meth:`join`).
+        self.joined = trio.Event()
+        #: One sync of a link at a time: the session's last sync (detach) must not run
+        #: beside the background loop's, or both would push the same successes.
+        self.lock = trio.Lock()
+
+    async def join(self) -> None:
+        """Wait (at most the store's timeout) for this link's first sync.
+
+        The first request to an origin waits for it, so that the store's count of
+        successes is read before this worker adds to it: taken later, behind the
+        others' first pushes, the baseline would swallow what they were served, and a
+        first throttle would be judged on this worker's successes alone.
+        """
+        coordination = self.coordination
+        if self.joined.is_set() or not coordination.healthy:
+            return
+        with trio.move_on_after(coordination.timeout):
+            await self.joined.wait()
 
     def notice(self) -> None:
         """Called after each response: wake the sync at once for news others must hear."""
@@ -253,6 +276,11 @@ class Coordination(ABC):
         self._wake.set()
 
     @property
+    def healthy(self) -> bool:
+        """Whether the store answered its last call (False: local-only throttling)."""
+        return self._healthy
+
+    @property
     def stats(self) -> CoordinationStats:
         return CoordinationStats(
             backend=self.backend_name,
@@ -316,6 +344,13 @@ class Coordination(ABC):
 
     async def _sync(self, link: SharedLink) -> bool:
         """One sync of one link; False when the store failed."""
+        try:
+            async with link.lock:
+                return await self._sync_once(link)
+        finally:
+            link.joined.set()
+
+    async def _sync_once(self, link: SharedLink) -> bool:
         throttle = link.throttle
         now = trio.current_time()
         gate_until = throttle.gate_until

@@ -56,6 +56,10 @@ TRUSTED_SAMPLE = 50
 #: still paying for the rate before it.
 CEILING_SETTLE = 1.0
 
+#: Shortest first-sample period (seconds, up to the announced instant) that other
+#: workers' reported successes refine (see OriginThrottle._refine_sample).
+REFINED_SAMPLE_PERIOD = 0.5
+
 #: Bound of the probe's speed-up (2**10: past the hold by up to the ceiling per second).
 MAX_PROBE_DOUBLINGS = 10.0
 
@@ -466,9 +470,13 @@ class OriginThrottle:
         if self.learned_rate is None:
             if served and period > 0:
                 self._learn_from_sample(served, period, now)
-                # Other workers sharing this origin were served too: what they report
-                # while the gate is closed refines the sample at the reopening.
-                self._sample = (served, period)
+                if period >= REFINED_SAMPLE_PERIOD:
+                    # Other workers sharing this origin were served too: what they
+                    # report while the gate is closed refines the sample at the
+                    # reopening.  Only over a long period: the reports are not dated,
+                    # and over a few milliseconds most of them would be successes after
+                    # it.
+                    self._sample = (served, period)
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
