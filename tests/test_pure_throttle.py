@@ -224,9 +224,10 @@ def test_pending_reservations_are_made_again_once_the_rate_outgrew_them() -> Non
 
 def test_concurrency_limit_is_cut_and_regrown_only_when_used() -> None:
     state = origin()
+    state.concurrency = 20.0
     ticket = Ticket(sent_at=0.0, in_flight_at_send=11, paced=False, probe=False)
     state.on_response(ticket, 0.001, status=429, hint=None, quota=None)
-    assert state.concurrency_limit == 9  # 11 * 0.9
+    assert state.concurrency_limit == 9  # the 11 in flight, times 0.9
     idle = Ticket(sent_at=1.0, in_flight_at_send=3, paced=False, probe=False)
     for _ in range(50):
         state.on_response(idle, 1.0, status=200, hint=None, quota=None)
@@ -375,3 +376,29 @@ def test_the_probe_speeds_up_with_the_time_since_the_last_cut() -> None:
     assert rates[12] - rates[11] == pytest.approx(2 * (rates[1] - rates[0]), rel=0.15)
     assert rates[60] > 100.0  # found again within a minute
     assert state.ceiling == rates[60]  # and the ceiling followed
+
+
+def test_the_concurrency_limit_is_cut_at_most_halfway_and_once_per_window() -> None:
+    """Bare 429s from one crowd, or from a server whose count lags a request, cut once:
+    cutting on each collapsed a limit of 10 to 1 in a quarter of a second."""
+    state = origin()  # limit 100
+    first = Ticket(sent_at=0.0, in_flight_at_send=11, paced=False, probe=False)
+    state.on_response(first, 0.01, status=429, hint=None, quota=None)
+    assert state.concurrency_limit == 45  # never below half at once (50 * 0.9)
+    for step in range(1, 45):  # more bare 429s before a window has come back
+        stray = Ticket(sent_at=0.02, in_flight_at_send=3, paced=False, probe=False)
+        state.on_response(stray, 0.02 + step * 1e-3, status=429, hint=None, quota=None)
+        state.on_done(stray)
+    assert state.concurrency_limit == 45
+    # The window's last answer (sent after the cut) comes back: the next one may cut.
+    last = Ticket(sent_at=0.15, in_flight_at_send=3, paced=False, probe=False)
+    state.on_done(last)
+    state.on_response(last, 0.2, status=429, hint=None, quota=None)
+    assert state.concurrency_limit == 20  # max(min(45, 3), 22.5) * 0.9
+    # Answers to requests sent before that cut do not count towards its window.
+    early = Ticket(sent_at=0.1, in_flight_at_send=3, paced=False, probe=False)
+    for _ in range(30):
+        state.on_done(early)
+    fresh = Ticket(sent_at=0.25, in_flight_at_send=3, paced=False, probe=False)
+    state.on_response(fresh, 0.3, status=429, hint=None, quota=None)
+    assert state.concurrency_limit == 20

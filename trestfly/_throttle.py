@@ -213,6 +213,10 @@ class OriginThrottle:
         self._window_start = now
         self._window_successes = 0
         self._ceiling_set_at = -math.inf
+        # Attempts still to come back before an untimed throttle may cut the
+        # concurrency limit again (see _cut_concurrency).
+        self._cut_window_left = 0
+        self._concurrency_cut_at = -math.inf
         # When the learned rate was last cut (here or by another worker): the probe past
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
         self._last_cut_at = -math.inf
@@ -344,6 +348,8 @@ class OriginThrottle:
     def on_done(self, ticket: Ticket) -> None:
         """The attempt is over, whatever happened to it."""
         self.in_flight -= 1
+        if self._cut_window_left > 0 and ticket.sent_at >= self._concurrency_cut_at:
+            self._cut_window_left -= 1
         if ticket.probe:
             self.release_probe()
 
@@ -454,8 +460,7 @@ class OriginThrottle:
             return
         self._restart_schedule(max(now, self.gate_until))
         if hint is None:
-            cut = min(self.concurrency, ticket.in_flight_at_send) * self.settings.decrease
-            self.concurrency = max(1.0, cut)
+            self._cut_concurrency(ticket, now)
             return
         # The served rate is judged up to the announced instant.  The server counted the
         # hint from when it answered, somewhere between the send and now: the gate
@@ -498,6 +503,26 @@ class OriginThrottle:
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
         self._last_cut_at = now
+
+    def _cut_concurrency(self, ticket: Ticket, now: float) -> None:
+        """An untimed throttle: too many at once.  Cut the concurrency limit -- once per
+        window of answers.
+
+        Until as many attempts sent after the cut as the new limit allows have come
+        back, the answers are to requests sent under the old limit or in the same
+        crowd, and a server's own
+        bookkeeping can lag by a request (a slot freed just after its answer left):
+        cutting on each of those collapsed a limit of 10 to 1 in a quarter of a second.
+        A cut goes down to the requests in flight when the throttled one was sent, but
+        never below half of the limit, so a lone stray 429 cannot do that either.
+        """
+        if self._cut_window_left > 0:
+            return
+        settings = self.settings
+        target = max(min(self.concurrency, ticket.in_flight_at_send), self.concurrency / 2)
+        self.concurrency = max(1.0, target * settings.decrease)
+        self._cut_window_left = self.concurrency_limit
+        self._concurrency_cut_at = now
 
     def _learn_from_sample(self, served: int, period: float, now: float) -> None:
         """The first learned rate, from a period of unpaced sending.
