@@ -171,7 +171,7 @@ class TrioAPISession:
     _burst: int = 1
     #: Learn and keep the rate and concurrency an origin allows once it throttles.
     _adaptive: bool = True
-    #: The finer knobs of throttling (decrease, increase, jitter, ...).
+    #: The finer knobs of throttling (decrease, recovery, probe_growth, jitter, ...).
     _throttle: ThrottleSettings = ThrottleSettings()
     #: The retry budget for failures without server guidance (5xx, transport errors).
     _retry_budget: BudgetSettings = BudgetSettings()
