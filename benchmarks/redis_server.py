@@ -36,6 +36,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from .server import stop_server
+
 __all__ = [
     "HOST",
     "INSTALL_HINT",
@@ -58,7 +60,6 @@ INSTALL_HINT = (
     "install it with 'apt-get install redis-server' (Debian/Ubuntu) or "
     "'brew install redis' (macOS), or pass its path"
 )
-_STOP_TIMEOUT = 5.0
 _POLL_INTERVAL = 0.02
 _PING_TIMEOUT = 0.5
 #: A PING answer is ``+PONG\r\n`` (or an error line such as ``-LOADING ...``).
@@ -305,14 +306,8 @@ class RedisServer:
         A no-op when it is not running.  Tests call it to take Redis away mid-run.
         """
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=_STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(timeout=_STOP_TIMEOUT)
+        if process is not None:
+            stop_server(process)
 
     def log_tail(self) -> str:
         """The end of the server's log, for error messages."""

@@ -46,7 +46,7 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -1560,14 +1560,7 @@ def _settings_json(settings: Settings) -> dict[str, Any]:
         "concurrency": list(settings.concurrency),
         "scenarios": list(settings.scenarios),
         "clients": list(settings.clients),
-        "server": {
-            "rate": settings.server.rate,
-            "window": settings.server.window,
-            "latency_ms": settings.server.latency_ms,
-            "outage_seconds": settings.server.outage_seconds,
-            "retry_after": settings.server.retry_after,
-            "max_in_flight": settings.server.max_in_flight,
-        },
+        "server": asdict(settings.server),
         "time_limit": settings.time_limit,
         "url": settings.url,
         "quick": settings.quick,

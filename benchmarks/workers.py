@@ -35,7 +35,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import ExitStack
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from importlib import metadata
 from pathlib import Path
 from typing import IO, Any
@@ -640,14 +640,7 @@ def _settings_json(settings: WorkerSettings) -> dict[str, Any]:
         "requests_per_worker": settings.shares(),
         "scenarios": list(settings.scenarios),
         "modes": list(settings.modes),
-        "server": {
-            "rate": settings.server.rate,
-            "window": settings.server.window,
-            "latency_ms": settings.server.latency_ms,
-            "outage_seconds": settings.server.outage_seconds,
-            "retry_after": settings.server.retry_after,
-            "max_in_flight": settings.server.max_in_flight,
-        },
+        "server": asdict(settings.server),
         "time_limit": settings.time_limit,
         "start_lead_s": {mode: settings.lead_seconds(mode) for mode in settings.modes},
         "quick": settings.quick,

@@ -19,13 +19,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
+from benchmarks.server import stop_server
+
 __all__ = ["run_httpbin"]
 
 HOST = "127.0.0.1"
 _CHILD_SCRIPT = Path(__file__).with_name("_httpbin_child.py")
 _POLL_INTERVAL = 0.05
 _PROBE_TIMEOUT = 1.0
-_STOP_TIMEOUT = 5.0
 
 
 @contextmanager
@@ -59,7 +60,7 @@ def run_httpbin(*, startup_timeout: float = 15.0) -> Iterator[str]:
             _wait_until_serving(process, port, startup_timeout, log)
             yield base_url
         finally:
-            _stop(process)
+            stop_server(process)
 
 
 def _wait_until_serving(
@@ -88,17 +89,6 @@ def _answers(port: int) -> bool:
         return False
     finally:
         connection.close()
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.stdin is not None:
-        process.stdin.close()
-    process.terminate()
-    try:
-        process.wait(timeout=_STOP_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait(timeout=_STOP_TIMEOUT)
 
 
 def _read_log(log: IO[bytes]) -> str:
