@@ -99,7 +99,7 @@ class OriginGate:
             epoch = throttle.epoch
             decision = throttle.admit(now, shared=self.link is not None)
             if decision.kind == "shared":
-                waited = await self._wait_shared_slot(decision, max_wait, epoch)
+                waited = await self._wait_shared_slot(max_wait, epoch)
                 if waited is None:
                     continue  # the gate closed, or the rate was cut: ask again
                 paced = paced or waited
@@ -142,9 +142,7 @@ class OriginGate:
             admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
             return admitted
 
-    async def _wait_shared_slot(
-        self, decision: Admission, max_wait: float, epoch: int
-    ) -> bool | None:
+    async def _wait_shared_slot(self, max_wait: float, epoch: int) -> bool | None:
         """Reserve a slot from the store and wait for it; True if it had to wait.
 
         None: ask again (the gate closed elsewhere, or the schedule restarted here
@@ -163,7 +161,7 @@ class OriginGate:
             rate = throttle.effective_rate(trio.current_time())
             if rate is None:
                 return False
-            shared = await self._reserve_shared(Admission("shared", decision.at, rate))
+            shared = await self._reserve_shared(rate)
             if shared is None:
                 return None
             now = trio.current_time()
@@ -184,7 +182,7 @@ class OriginGate:
         rate = throttle.effective_rate(trio.current_time())
         if rate is None:
             return True
-        shared = await self._reserve_shared(Admission("shared", trio.current_time(), rate))
+        shared = await self._reserve_shared(rate)
         if shared is None:
             return False
         if shared.at > trio.current_time():
@@ -192,7 +190,7 @@ class OriginGate:
             await trio.sleep_until(shared.at)
         return True
 
-    async def _reserve_shared(self, decision: Admission) -> Admission | None:
+    async def _reserve_shared(self, rate: float) -> Admission | None:
         """A paced slot from the coordination store, or from our own pacer without it.
 
         Returns None when the store says another worker closed the gate (it is now
@@ -200,7 +198,7 @@ class OriginGate:
         """
         assert self.link is not None
         throttle = self.throttle
-        reservation = await self.link.reserve(decision.rate, throttle.pacer_burst)
+        reservation = await self.link.reserve(rate, throttle.pacer_burst)
         now = trio.current_time()
         if reservation is None:
             return throttle.reserve_local(now)  # the store is unavailable: local-only

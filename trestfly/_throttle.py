@@ -170,12 +170,12 @@ class Admission:
     ``kind`` is ``"go"`` (send at ``at``; the pacer slot is reserved), ``"probe"`` (send
     now as the gate's probe), ``"gate"`` (sleep until ``at``, then ask again),
     ``"probe-wait"`` (wait for the probe's answer, then ask again) or ``"shared"`` (pace
-    at ``rate`` through the shared pacer of a coordination store; nothing was reserved).
+    through the shared pacer of a coordination store, at the effective rate of the
+    moment the slot is asked for; nothing was reserved).
     """
 
     kind: str
     at: float
-    rate: float = 0.0
 
 
 class OriginThrottle:
@@ -309,7 +309,7 @@ class OriginThrottle:
         if rate is None:
             return Admission("go", now)
         if shared:
-            return Admission("shared", now, rate)
+            return Admission("shared", now)
         return self._reserve(now, rate)
 
     def reserve_local(self, now: float) -> Admission:
