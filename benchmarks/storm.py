@@ -317,7 +317,6 @@ def open_trestfly_tuned(
         url=url,
         max_concurrency=concurrency,
         retries=PEER_ATTEMPTS - 1,
-        backoff=0.1,
         throttle=ThrottleSettings(decrease=0.95, safety=0.97),
         retry_budget=BudgetSettings(capacity=20),
     )

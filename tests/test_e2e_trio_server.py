@@ -96,14 +96,16 @@ async def test_503_503_200_is_retried_in_order(trio_server: TrioTestServer) -> N
     trio_server.app.responses("/flaky", [503, 503, 200])
     with trio.fail_after(LIMIT):
         async with Server(url=trio_server.base_url) as api:
-            result = await api.get("flaky", params={"q": "1"}, conv_json=True)
-    assert result == {"ok": True}
+            response = await api.get("flaky", params={"q": "1"})
+    assert response.json() == {"ok": True}
     assert [(r.method, r.path, r.query) for r in trio_server.requests] == [
         ("GET", "/flaky", "q=1")
     ] * 3
-    # Linear backoff: retry n waits backoff * n, so neither retry came early.
+    # Retry n waits a random share of backoff * 2**(n-1); neither retry came before it.
+    waited = [record.delay for record in response.extensions["trestfly.retry_history"]]
+    assert waited[0] < 0.01 and waited[1] < 0.02
     first, second = gaps(trio_server.requests)
-    assert first >= 0.01 - EPSILON and second >= 0.02 - EPSILON
+    assert first >= waited[0] - EPSILON and second >= waited[1] - EPSILON
 
 
 async def test_too_many_failures_raise_with_the_last_response(trio_server: TrioTestServer) -> None:
@@ -355,6 +357,8 @@ async def test_outer_cancel_scope_ends_a_backoff(
     with trio.fail_after(LIMIT):
         # backoff 5 s fits in the outer scope's 8 s, so the session does sleep it.
         async with Server(url=trio_server.base_url, backoff=5) as api:
+            # The wait at the top of its bound (the draw is random otherwise).
+            api._rng.random = lambda: 1.0  # type: ignore[method-assign]
             with trio.move_on_after(8) as scope:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(api.get, "busy")

@@ -12,6 +12,7 @@ from trestfly._policy import (
     Decision,
     Stop,
     TransportVerdict,
+    backoff_bound,
     backoff_delay,
     classify_transport_error,
     decide,
@@ -30,6 +31,8 @@ def run(**overrides: Any) -> Decision:
         "backoff": 1.0,
         "max_retry_after": 300.0,
         "time_left": math.inf,
+        "max_backoff": math.inf,
+        "draw": 1.0,
     }
     arguments.update(overrides)
     return decide(**arguments)
@@ -57,14 +60,32 @@ def test_error_class_uses_the_map_then_apierror() -> None:
     assert error_class(302, errors.BASE_ERROR_MAP) is errors.APIError
 
 
-def test_backoff_is_linear_in_the_retry_number() -> None:
-    assert [backoff_delay(0.5, n) for n in (1, 2, 3)] == [0.5, 1.0, 1.5]
+def test_backoff_bound_doubles_per_retry_up_to_the_cap() -> None:
+    assert [backoff_bound(0.5, n, 10.0) for n in (1, 2, 3, 4, 5, 6)] == [
+        0.5,
+        1.0,
+        2.0,
+        4.0,
+        8.0,
+        10.0,
+    ]
+    # A huge retry number neither overflows nor passes the cap.
+    assert backoff_bound(0.1, 10_000, 30.0) == 30.0
+    assert backoff_bound(0.0, 3, 10.0) == 0.0
+
+
+@pytest.mark.parametrize("draw", [0.0, 0.25, 0.999])
+def test_backoff_delay_is_the_draw_share_of_the_bound(draw: float) -> None:
+    assert backoff_delay(0.5, 3, 10.0, draw) == pytest.approx(draw * 2.0)
 
 
 def test_decide_uses_backoff_without_hint() -> None:
     assert run(retries_done=0) == run(retries_done=0)
     assert run(retries_done=0).delay == 1.0
-    assert run(retries_done=2).delay == 3.0
+    assert run(retries_done=2).delay == 4.0
+    assert run(retries_done=2, draw=0.5).delay == 2.0
+    assert run(retries_done=2, max_backoff=3.0).delay == 3.0
+    assert run(retries_done=2, max_backoff=3.0, draw=0.5).delay == 1.5
 
 
 def test_decide_prefers_the_server_hint() -> None:

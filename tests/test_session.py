@@ -110,7 +110,13 @@ async def test_requests_outside_the_context_are_refused() -> None:
 # ------------------------------------------------------------------- retries
 
 
-async def test_503_503_200_backs_off_linearly(autojump_clock: trio.testing.MockClock) -> None:
+def waits(history: tuple[trestfly.RetryRecord, ...]) -> list[float]:
+    return [record.delay for record in history]
+
+
+async def test_503_503_200_backs_off_exponentially_with_full_jitter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
     with respx.mock as mock:
         route = mock.get(f"{URL}/v1/x")
         route.side_effect = statuses(503, 503, 200)
@@ -120,7 +126,23 @@ async def test_503_503_200_backs_off_linearly(autojump_clock: trio.testing.MockC
             elapsed = trio.current_time() - start
     assert resp.status_code == 200
     assert route.call_count == 3
-    assert elapsed == pytest.approx(1.5 + 3.0)
+    first, second = waits(resp.extensions["trestfly.retry_history"])
+    # Retry n waits a random share of backoff * 2**(n-1): up to 1.5 s, then up to 3 s.
+    assert 0 <= first < 1.5 and 0 <= second < 3.0 and first != second
+    assert elapsed == pytest.approx(first + second)
+
+
+async def test_backoff_waits_are_spread_over_the_whole_bound(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").side_effect = statuses(*[503] * 40, 200)
+        async with API(retries=40, backoff=1, max_backoff=1) as api:
+            resp = await api.get("x")
+    delays = waits(resp.extensions["trestfly.retry_history"])
+    assert len(delays) == 40 and all(0 <= delay < 1 for delay in delays)
+    # Full jitter, not a fixed wait: 40 uniform draws all in one half has odds of 2**-39.
+    assert min(delays) < 0.5 < max(delays)
 
 
 async def test_run_of_503s_gets_retries_plus_one_attempts(
@@ -135,7 +157,9 @@ async def test_run_of_503s_gets_retries_plus_one_attempts(
             elapsed = trio.current_time() - start
     assert route.call_count == 4
     assert info.value.retries == 3 and info.value.code == 503
-    assert elapsed == pytest.approx(1 + 2 + 3)  # no sleep after the last attempt
+    delays = waits(info.value.history)
+    assert [delay < bound for delay, bound in zip(delays, (1, 2, 4), strict=True)] == [True] * 3
+    assert elapsed == pytest.approx(sum(delays))  # no sleep after the last attempt
 
 
 async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.MockClock) -> None:
@@ -166,8 +190,12 @@ async def test_invalid_retry_after_falls_back_to_backoff(
         ]
         async with API(backoff=2) as api:
             start = trio.current_time()
-            await api.get("x")
-    assert trio.current_time() - start == pytest.approx(2 + 4)
+            resp = await api.get("x")
+    history = resp.extensions["trestfly.retry_history"]
+    assert [record.retry_after for record in history] == [None, None]
+    first, second = waits(history)
+    assert first < 2 and second < 4
+    assert trio.current_time() - start == pytest.approx(first + second)
 
 
 async def test_hint_above_max_retry_after_fails_at_once(
@@ -203,12 +231,13 @@ async def test_deadline_keyword_bounds_the_whole_call(
     with respx.mock as mock:
         route = mock.get(f"{URL}/v1/x").respond(503)
         async with API(retries=10, backoff=1) as api:
+            # Every wait at the top of its bound: 1, 2 and 4 s fit in 8 s; 8 more would not.
+            api._rng.random = lambda: 1.0  # type: ignore[method-assign]
             start = trio.current_time()
             with pytest.raises(errors.ServiceUnavailableError):
-                # Sleeps of 1, 2 and 3 s fit in 7 s; the fourth (4 s) would not.
-                await api.get("x", deadline=7)
+                await api.get("x", deadline=8)
     assert route.call_count == 4
-    assert trio.current_time() - start == pytest.approx(6)
+    assert trio.current_time() - start == pytest.approx(7)
 
 
 async def test_deadline_expiring_in_flight_raises_timeout_error(
@@ -578,6 +607,7 @@ async def test_retry_on_is_per_session_not_per_class(
         ({"retries": -1}, "retries"),
         ({"retries": 1.5}, "retries"),
         ({"backoff": float("inf")}, "backoff"),
+        ({"max_backoff": -1}, "max_backoff"),
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"max_retry_after": -1}, "max_retry_after"),
         ({"retry_on": ["x"]}, "retry_on"),

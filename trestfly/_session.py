@@ -120,8 +120,11 @@ class TrioAPISession:
     _base_path: str = ""
     #: Retries after the first attempt (``retries + 1`` attempts in all).
     _retries: int = 3
-    #: Backoff factor in seconds: retry ``n`` waits ``backoff * n`` without a server hint.
-    _backoff: float = 1.0
+    #: Without a server hint, retry ``n`` waits a random time up to
+    #: ``backoff * 2 ** (n - 1)`` seconds ("full jitter"), at most ``max_backoff``.
+    _backoff: float = 0.1
+    #: The longest wait of a retry without a server hint, in seconds.
+    _max_backoff: float = 10.0
     #: Return JSON responses as ``box.Box``/``box.BoxList``.
     _box: bool = False
     #: Keyword arguments for every Box built from a response.
@@ -183,6 +186,7 @@ class TrioAPISession:
         base_path: str | None = None,
         retries: int | None = None,
         backoff: float | None = None,
+        max_backoff: float | None = None,
         box: bool | None = None,
         box_attrs: Mapping[str, Any] | None = None,
         conv_json: bool | None = None,
@@ -227,6 +231,9 @@ class TrioAPISession:
             "retries", pick(retries, cls._retries), minimum=0, integer=True
         )
         self._backoff: float = _number("backoff", pick(backoff, cls._backoff), minimum=0)
+        self._max_backoff: float = _number(
+            "max_backoff", pick(max_backoff, cls._max_backoff), minimum=0
+        )
         self._box: bool = bool(pick(box, cls._box))
         self._box_attrs: Mapping[str, Any] = dict(pick(box_attrs, cls._box_attrs))
         self._conv_json: bool = bool(pick(conv_json, cls._conv_json))
@@ -720,6 +727,8 @@ class TrioAPISession:
                     backoff=self._backoff,
                     max_retry_after=self._max_retry_after,
                     time_left=trio.current_effective_deadline() - trio.current_time(),
+                    max_backoff=self._max_backoff,
+                    draw=self._rng.random(),
                 )
                 # The budget is for failures the server gave no guidance on: a throttle, a
                 # delay hint or a closed gate is guidance, and the gate paces those.
