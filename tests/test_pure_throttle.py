@@ -402,3 +402,60 @@ def test_the_concurrency_limit_is_cut_at_most_halfway_and_once_per_window() -> N
     fresh = Ticket(sent_at=0.25, in_flight_at_send=3, paced=False, probe=False)
     state.on_response(fresh, 0.3, status=429, hint=None, quota=None)
     assert state.concurrency_limit == 20
+
+
+def refuse_crowd(state: OriginThrottle, order: list[int], served: set[int]) -> None:
+    """Send ``len(order)`` requests at once at t=0, then answer them in ``order``: a 200
+    for the indices in ``served``, a bare 429 for the others.  (A cap refuses at once and
+    answers what it admitted later: the refusals come first.)"""
+    tickets = [send(state, 0.0) for _ in order]
+    for step, index in enumerate(order):
+        ticket = tickets[index]
+        status = 200 if index in served else 429
+        state.on_response(ticket, 0.001 * (step + 1), status=status, hint=None, quota=None)
+        state.on_done(ticket)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_a_crowd_refused_by_a_cap_sets_the_limit_to_what_the_cap_served(seed: int) -> None:
+    """100 sent at once against a cap of 10: the limit is 10 once the crowd is answered,
+    whatever order the answers (and the server's admissions) came in."""
+    state = origin()
+    rng = random.Random(seed)
+    # The server admits whichever 10 reach it first, not the first 10 sent.
+    served = set(rng.sample(range(100), 10))
+    refused = [index for index in range(100) if index not in served]
+    rng.shuffle(refused)
+    refuse_crowd(state, refused + sorted(served, key=lambda _: rng.random()), served)
+    assert state.concurrency_limit == 10
+
+
+def test_a_stray_refusal_in_a_crowd_that_was_served_barely_cuts() -> None:
+    state = origin()
+    order = list(range(60))
+    refuse_crowd(state, order, served=set(range(60)) - {0})
+    # The refused request was the first sent (1 in flight): the cut stops halfway (45),
+    # and the 59 served at once beside it lift the limit back to 59.
+    assert state.concurrency_limit == 59
+
+
+def test_the_concurrency_limit_holds_under_the_refused_count_then_probes() -> None:
+    state = origin(probe_doubling=12.0)
+    refuse_crowd(state, list(range(9, 30)) + list(range(9)), served=set(range(9)))
+    assert state.concurrency_limit == 9  # 9 were served at once, the 10th refused
+    # Busy for 11 s: successes at the limit do not grow it into the refused count.
+    busy = Ticket(sent_at=1.0, in_flight_at_send=50, paced=False, probe=False)
+    for step in range(1000):
+        state.on_response(busy, 1.0 + step * 0.01, status=200, hint=None, quota=None)
+    assert state.concurrency_limit == 9
+    # After probe_doubling seconds without a refusal it probes past it again.
+    for step in range(100):
+        state.on_response(busy, 13.0 + step * 0.01, status=200, hint=None, quota=None)
+    assert state.concurrency_limit >= 11
+    assert state._concurrency_ceiling is None  # sent past the refused count: it was lifted
+
+
+def test_a_crowd_refused_whole_says_nothing_about_a_cap() -> None:
+    state = origin()
+    refuse_crowd(state, list(range(30)), served=set())
+    assert state.concurrency_limit == 45  # the multiplicative cut only: max(30, 50) * 0.9

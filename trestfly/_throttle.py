@@ -18,13 +18,14 @@ What it decides:
 * **Learning.**  A throttle for a request sent after the current episode began starts a
   new episode: the learned rate is cut to what the server actually served (successes
   over the period ending when the gate reopens, times ``safety``) or by ``decrease``,
-  whichever is lower, and the per-origin concurrency limit to ``decrease`` times the
-  requests in flight when the throttled one was sent.  Throttles for requests already in
+  whichever is lower.  A throttle without a hint (too many at once) cuts the
+  per-origin concurrency limit instead, and then sets it to what the server served at
+  once of the requests in flight beside the refused one.  Throttles for requests already in
   flight when the episode began are stale: they may extend the gate but cut nothing, so a
   burst of 429s for one burst of requests counts once.  Successes grow the rate (by
   a share of the gap to the hold level, then slowly past it; see ``_on_success``) and
-  the concurrency limit (by one per window of successes) only while those limits are
-  actually what holds the client back.
+  the concurrency limit (by one per window of successes, to one below a refused count,
+  then slowly past it) only while those limits are actually what holds the client back.
 
 The hold level is ``safety`` times the last paced rate that was throttled (the
 ceiling).  Growing back *to* the ceiling, as plain additive increase does, walks the
@@ -161,6 +162,8 @@ class Ticket:
     in_flight_at_send: int
     paced: bool
     probe: bool
+    #: Order of sending on this origin (see OriginThrottle._watch_crowd).
+    seq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +207,13 @@ class OriginThrottle:
         self._ceiling: float | None = None
         self.concurrency = float(max_concurrency)
         self.in_flight = 0
+        # Sequence numbers of the attempts in flight, and of those that were in flight
+        # at an untimed throttle with how many of them succeeded (see _watch_crowd).
+        self._sent = 0
+        self._pending: set[int] = set()
+        self._crowd: set[int] = set()
+        self._crowd_served = 0
+        self._crowd_limit = float(max_concurrency)
         self._tat = -math.inf
         # The lowest rate a reservation was spaced at since the schedule last restarted.
         self._reserved_rate = math.inf
@@ -217,6 +227,9 @@ class OriginThrottle:
         # concurrency limit again (see _cut_concurrency).
         self._cut_window_left = 0
         self._concurrency_cut_at = -math.inf
+        # The requests in flight when the last untimed throttle's request was sent: the
+        # count the server refused (None until one did).  See _grow_concurrency.
+        self._concurrency_ceiling: int | None = None
         # When the learned rate was last cut (here or by another worker): the probe past
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
         self._last_cut_at = -math.inf
@@ -343,11 +356,20 @@ class OriginThrottle:
 
     def on_sent(self, now: float, *, paced: bool, probe: bool) -> Ticket:
         self.in_flight += 1
-        return Ticket(sent_at=now, in_flight_at_send=self.in_flight, paced=paced, probe=probe)
+        self._sent += 1
+        self._pending.add(self._sent)
+        return Ticket(
+            sent_at=now, in_flight_at_send=self.in_flight, paced=paced, probe=probe, seq=self._sent
+        )
 
     def on_done(self, ticket: Ticket) -> None:
         """The attempt is over, whatever happened to it."""
         self.in_flight -= 1
+        self._pending.discard(ticket.seq)
+        if self._crowd:
+            self._crowd.discard(ticket.seq)
+            if not self._crowd:
+                self._settle_crowd()
         if self._cut_window_left > 0 and ticket.sent_at >= self._concurrency_cut_at:
             self._cut_window_left -= 1
         if ticket.probe:
@@ -409,7 +431,10 @@ class OriginThrottle:
             self.throttles += 1
             if fresh:
                 self._new_episode(now, ticket, hint)
+
         elif 200 <= status < 300:
+            if ticket.seq in self._crowd:
+                self._crowd_served += 1
             self._on_success(ticket, now)
 
     def _update_quota(self, now: float, quota: Quota) -> None:
@@ -514,15 +539,72 @@ class OriginThrottle:
         bookkeeping can lag by a request (a slot freed just after its answer left):
         cutting on each of those collapsed a limit of 10 to 1 in a quarter of a second.
         A cut goes down to the requests in flight when the throttled one was sent, but
-        never below half of the limit, so a lone stray 429 cannot do that either.
+        never below half of the limit, so a lone stray 429 cannot do that either.  Once
+        the requests in flight beside it are answered, the limit is set to how many of
+        them were served (see _watch_crowd): lower after a crowd, back up after a stray.
         """
         if self._cut_window_left > 0:
             return
         settings = self.settings
+        before = self.concurrency
         target = max(min(self.concurrency, ticket.in_flight_at_send), self.concurrency / 2)
         self.concurrency = max(1.0, target * settings.decrease)
         self._cut_window_left = self.concurrency_limit
         self._concurrency_cut_at = now
+        self._concurrency_ceiling = ticket.in_flight_at_send
+        if not self._crowd:
+            self._watch_crowd(ticket, before)
+
+    def _watch_crowd(self, ticket: Ticket, limit_before: float) -> None:
+        """Count how many of the requests in flight at this refusal the server serves.
+
+        Those it serves were all in flight at one instant: the server held that many
+        at once, and one more (the refused request) was too many.  Once every one of
+        them is answered, the limit goes down to that count (see _settle_crowd).  A
+        crowd of a hundred against a cap of ten is set to ten in one round trip, where
+        cuts once per window of answers took a dozen windows (at 0.9 each), and the
+        crowd's retries met the cap in each of them.  Arrival order does not matter,
+        and a server whose count lags its answers by one gives the same count every
+        time, so the estimates never compound.
+        """
+        self._crowd = {seq for seq in self._pending if seq != ticket.seq}
+        self._crowd_served = 0
+        self._crowd_limit = limit_before
+
+    def _settle_crowd(self) -> None:
+        """Every request of the crowd is answered: the limit is what the server served
+        of it at once, never above the limit before the cut.  (So a stray refusal
+        among many served gives back what its cut took.)"""
+        served = self._crowd_served
+        # None served: the server refused everything (overload, a rate limit without
+        # hints), which says nothing about how many at once it allows.
+        if served > 0:
+            self.concurrency = min(self._crowd_limit, float(served))
+            self._concurrency_ceiling = served + 1
+
+    def _grow_concurrency(self, now: float) -> None:
+        """One success at the limit: grow it by one per window of successes -- but,
+        once a count was refused, only back to one below that count, where it holds for
+        ``probe_doubling`` seconds before probing again.
+
+        The same plateau as the rate's (see _grow_towards_ceiling): growing straight
+        back into the refused count walked the client into the cap every few dozen
+        requests, and each of those 429s is a retry and a cut.
+        """
+        step = 1.0 / self.concurrency
+        ceiling = self._concurrency_ceiling
+        if ceiling is not None:
+            hold = float(max(1, ceiling - 1))
+            if self.concurrency < hold:
+                self.concurrency = min(hold, self.concurrency + step)
+                return
+            if now - self._concurrency_cut_at < self.settings.probe_doubling:
+                return
+            if self.concurrency >= ceiling:
+                # Sent the refused count long enough without a refusal: the cap was
+                # raised (or it was a stray), and growth is free again.
+                self._concurrency_ceiling = None
+        self.concurrency = min(float(self.max_concurrency), self.concurrency + step)
 
     def _learn_from_sample(self, served: int, period: float, now: float) -> None:
         """The first learned rate, from a period of unpaced sending.
@@ -605,6 +687,4 @@ class OriginThrottle:
                 self._grow_towards_ceiling(self.learned_rate, self._ceiling, now)
             self._reschedule_if_grown(now)
         if ticket.in_flight_at_send >= self.concurrency_limit:
-            self.concurrency = min(
-                float(self.max_concurrency), self.concurrency + 1.0 / self.concurrency
-            )
+            self._grow_concurrency(now)
