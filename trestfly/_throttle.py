@@ -396,8 +396,9 @@ class OriginThrottle:
             self._ceiling_set_at = self._last_cut_at = now
             self.episode_start = max(self.episode_start, now)
             self._restart_schedule(max(now, self.gate_until))
-            self._window_start = max(now, self.gate_until)
-            self._window_successes = 0
+            # The served-rate window runs on: it counts every worker's successes, and
+            # restarted at each remote cut it held a few milliseconds of them, so the
+            # next cut here was judged on noise (and halved the rate).
 
     def add_remote_successes(self, count: int) -> None:
         """Other workers' successes: the served rate is judged over all workers."""
