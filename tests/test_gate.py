@@ -131,6 +131,54 @@ async def test_the_budget_stops_an_outage_from_multiplying(
     assert with_budget <= 50 + 10 + 2  # the capacity, plus a token or so of refill
 
 
+async def test_a_throttle_of_a_request_already_in_flight_is_not_counted(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """B was in flight when A's 429 began the episode: B's 429 is old news, and its retry
+    does not use up B's single retry."""
+    attempts = {"a": 0, "b": 0}
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        who = request.url.path.strip("/")
+        attempts[who] += 1
+        if who == "b" and attempts["b"] == 1:
+            await trio.sleep(0.5)  # still in flight when A's throttle arrives
+        return httpx.Response(429, headers={"Retry-After": "1"})
+
+    with respx.mock:
+        respx.get(url__regex=rf"{URL}/(a|b)").mock(side_effect=answer)
+        async with TrioAPISession(url=URL, retries=1) as api:
+            failures: dict[str, errors.APIError] = {}
+
+            async def call(who: str, after: float) -> None:
+                await trio.sleep(after)
+                with pytest.raises(errors.TooManyRequestsError) as info:
+                    await api.get(who)
+                failures[who] = info.value
+
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(call, "b", 0.0)
+                nursery.start_soon(call, "a", 0.1)
+    assert attempts == {"a": 2, "b": 3}
+    assert [record.counted for record in failures["a"].history] == [True]
+    assert [record.counted for record in failures["b"].history] == [False, True]
+
+
+async def test_uncounted_retries_are_bounded_by_retries(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every throttle judged stale: still at most `retries` uncounted retries, then the
+    # `retries` counted ones.
+    monkeypatch.setattr("trestfly._throttle.OriginThrottle.is_stale", lambda self, ticket: True)
+    with respx.mock:
+        route = respx.get(f"{URL}/x").respond(429, headers={"Retry-After": "1"})
+        async with TrioAPISession(url=URL, retries=2) as api:
+            with pytest.raises(errors.TooManyRequestsError) as info:
+                await api.get("x")
+    assert route.call_count == 5
+    assert [record.counted for record in info.value.history] == [False, False, True, True]
+
+
 async def test_retry_history_is_exposed(autojump_clock: trio.testing.MockClock) -> None:
     with respx.mock:
         respx.get(f"{URL}/x").side_effect = [

@@ -627,8 +627,12 @@ class TrioAPISession:
         method: str,
         url: str,
         request_kwargs: dict[str, Any],
-    ) -> tuple[httpx.Response, float | None, bool]:
-        """One attempt: admission, send, and feedback to the origin's shared state."""
+    ) -> tuple[httpx.Response, float | None, bool, bool]:
+        """One attempt: admission, send, and feedback to the origin's shared state.
+
+        Returns the response, its delay hint, whether it is a throttle, and whether the
+        attempt was sent before the origin's current throttling episode began (stale).
+        """
         admitted: Admitted = await gate.admit(max_wait=self._max_retry_after)
         assert admitted.ticket is not None
         try:
@@ -647,6 +651,7 @@ class TrioAPISession:
             if has_quota:
                 quota = parse_quota(response.headers, time.time())
             trips = gate.throttle.gate_trips
+            stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             gate.throttle.on_response(
                 admitted.ticket, trio.current_time(), status=status, hint=hint, quota=quota
             )
@@ -654,7 +659,7 @@ class TrioAPISession:
                 gate.closing_response = response
             if gate.link is not None:
                 gate.link.notice()
-            return response, hint, is_throttle(status, hint, quota)
+            return response, hint, is_throttle(status, hint, quota), stale
         finally:
             gate.release(admitted)
 
@@ -669,6 +674,9 @@ class TrioAPISession:
             self._budget = RetryBudget(self._retry_budget, trio.current_time())
             self._budget_started = True
         retries_done = 0
+        # Retries of stale throttles (see RetryRecord.counted) made so far, at most
+        # `retries`; `retries_done - uncounted` is what `retries` bounds.
+        uncounted = 0
         history: list[RetryRecord] = []
         try:
             while True:
@@ -686,9 +694,9 @@ class TrioAPISession:
                 response: httpx.Response | None = None
                 failure: Exception | None = None
                 hint: float | None = None
-                throttled = False
+                throttled = stale = False
                 try:
-                    response, hint, throttled = await self._send_once(
+                    response, hint, throttled, stale = await self._send_once(
                         gate, session, method, url, request_kwargs
                     )
                 except GateClosed as closed:
@@ -719,9 +727,16 @@ class TrioAPISession:
                         )
                     retryable = throttled or response.status_code in options.retry_statuses
 
+                # A throttle of a request that was in flight when the episode began
+                # (another request had been throttled, here or in another worker)
+                # says nothing about this request: the crowd it was sent in had
+                # already been told.  Its retry is not counted, up to `retries` of them:
+                # the first wave against an unknown limit, or a worker that heard of
+                # another's throttle late, must not use up a request's retries.
+                counted = not (throttled and stale and uncounted < self._retries)
                 decision = decide(
                     retryable=retryable,
-                    retries_done=retries_done,
+                    retries_done=retries_done - uncounted if counted else 0,
                     max_retries=self._retries,
                     hint=hint,
                     backoff=self._backoff,
@@ -745,6 +760,7 @@ class TrioAPISession:
                 if retries_done == 0:
                     self._retrying += 1
                 retries_done += 1
+                uncounted += not counted
                 self._counters.retries += 1
                 history.append(
                     RetryRecord(
@@ -753,6 +769,7 @@ class TrioAPISession:
                         error=type(failure).__name__ if failure is not None else None,
                         delay=decision.delay,
                         retry_after=hint,
+                        counted=counted,
                     )
                 )
                 self._log_retry(method, url, history[-1])
@@ -820,8 +837,14 @@ class TrioAPISession:
         return api_error
 
     def _log_retry(self, method: str, url: str, record: RetryRecord) -> None:
+        # Two stable messages: an uncounted retry's number may pass `retries`.
+        message = (
+            "retrying %s %s in %.3f s (retry %d of %d) after %s"
+            if record.counted
+            else "retrying %s %s in %.3f s (retry %d, not counted of %d) after %s"
+        )
         retry_log.info(
-            "retrying %s %s in %.3f s (retry %d of %d) after %s",
+            message,
             method,
             url,
             record.delay,
@@ -836,6 +859,7 @@ class TrioAPISession:
                 "trestfly_status": record.status,
                 "trestfly_error": record.error,
                 "trestfly_retry_after": record.retry_after,
+                "trestfly_counted": record.counted,
             },
         )
 

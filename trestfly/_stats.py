@@ -18,6 +18,10 @@ class RetryRecord:
         error: the transport exception's class name, or None.
         delay: seconds waited before the retry (backoff or server hint).
         retry_after: the server's hint in seconds, if any.
+        counted: False for the retry of a throttle answered to a request that was
+            already in flight when the origin's current throttling episode began:
+            refused for what the client could not yet know, it does not count
+            against ``retries`` (at most ``retries`` such retries per call).
 
     A retried call's records are in ``response.extensions["trestfly.retry_history"]``
     when it succeeds and in :attr:`trestfly.errors.APIError.history` when it fails.
@@ -30,6 +34,7 @@ class RetryRecord:
     error: str | None
     delay: float
     retry_after: float | None
+    counted: bool = True
 
 
 @dataclass(frozen=True, slots=True)

@@ -350,6 +350,11 @@ class OriginThrottle:
         if self.on_reschedule is not None:
             self.on_reschedule()
 
+    def is_stale(self, ticket: Ticket) -> bool:
+        """Whether the attempt was sent before the current episode began (before a
+        throttle was seen, here or by another worker): its throttle is old news."""
+        return ticket.sent_at < self.episode_start
+
     def release_probe(self) -> None:
         """The probe came back (or failed, or was cancelled): let the others go."""
         self.probing = False
