@@ -114,6 +114,20 @@ def test_first_cut_per_version_wins() -> None:
     assert third.accepted and third.rate == 45.0 and third.ceiling == 50.0
 
 
+def test_a_higher_first_sample_raises_the_rate_until_there_is_a_ceiling() -> None:
+    """First samples are floors: the highest wins, whatever order they arrive in."""
+    quota = SharedQuota()
+    assert quota.sync(0.0, SyncRequest(proposal=RateProposal(12.0, None, 0)), TTL).accepted
+    higher = quota.sync(0.01, SyncRequest(proposal=RateProposal(90.0, None, 0)), TTL)
+    assert higher.accepted and higher.rate == 90.0 and higher.version == 2
+    lower = quota.sync(0.02, SyncRequest(proposal=RateProposal(40.0, None, 0)), TTL)
+    assert not lower.accepted and lower.rate == 90.0
+    # Once a paced rate was throttled (a ceiling), proposals are cuts again: no raise.
+    quota.sync(0.5, SyncRequest(proposal=RateProposal(80.0, 90.0, 2)), TTL)
+    late = quota.sync(0.6, SyncRequest(proposal=RateProposal(95.0, None, 0)), TTL)
+    assert not late.accepted and late.rate == 80.0 and late.ceiling == 90.0
+
+
 def test_growth_is_added_only_to_the_version_it_was_based_on() -> None:
     quota = SharedQuota()
     quota.sync(0.0, SyncRequest(proposal=RateProposal(50.0, None, 0)), TTL)

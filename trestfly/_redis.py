@@ -61,6 +61,13 @@ if p_rate ~= '' and based == ver and now >= cut_at + settle then
   tat = math.max(now, gate)
   redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver, 'tat', tostring(tat),
              'cut', tostring(now))
+elseif p_rate ~= '' and p_ceil == '' and (not ceil or ceil == '') and rate and rate ~= ''
+       and tonumber(p_rate) > tonumber(rate) then
+  rate = p_rate
+  ver = ver + 1
+  accepted = 1
+  tat = math.max(now, gate)
+  redis.call('HSET', key, 'rate', rate, 'ver', ver, 'tat', tostring(tat))
 elseif p_rate == '' and delta ~= 0 and rate and based == ver then
   rate = tostring(math.max(tonumber(rate) + delta, 0))
   redis.call('HSET', key, 'rate', rate)

@@ -116,6 +116,22 @@ class SharedQuota:
             # would cost the slots they had reserved.
             self.tat = max(now, self.gate_until)
         elif (
+            proposal is not None
+            and proposal.ceiling is None
+            and self.ceiling is None
+            and self.rate is not None
+            and proposal.rate > self.rate
+        ):
+            # First samples (no paced rate was throttled yet, so no ceiling) are floors:
+            # what one worker was served of a burst it shared with the others.  The
+            # first to arrive is not the best; a higher one raises the rate (a new
+            # version, so everyone adopts it), where a low one taken first had four
+            # workers crawl back up from a few requests per second.
+            self.rate = proposal.rate
+            self.version += 1
+            accepted = True
+            self.tat = max(now, self.gate_until)
+        elif (
             proposal is None
             and request.rate_delta
             and self.rate is not None
