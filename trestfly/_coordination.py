@@ -14,7 +14,8 @@ gate closes or the rate is cut locally):
 * a gate closed here is announced to the store; one closed elsewhere is closed here;
 * a cut of the learned rate is proposed with the version it is based on, and only the
   first proposal per version is taken (so a burst of 429s seen by every worker cuts
-  once); growth since the last sync is added to the shared rate;
+  once), except that a higher first sample (no ceiling yet) raises the rate; growth
+  since the last sync is added to the shared rate;
 * successes are counted across workers, so the rate a cut is based on is the rate the
   server served to everyone.
 

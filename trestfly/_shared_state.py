@@ -8,7 +8,8 @@ as one API key shared by several hosts).  It holds what every worker must agree 
   one number per key; a reservation moves it by one interval);
 * ``rate``/``ceiling``/``version``: the learned rate, the last paced rate that was
   throttled, and a version bumped by every accepted cut, so that of several workers
-  cutting for the same burst of 429s only the first is taken (compare-and-set);
+  cutting for the same burst of 429s only the first is taken (compare-and-set); while
+  there is no ceiling, a higher first sample (a floor) raises the rate instead;
 * ``successes``: a running count of everyone's successes, so that each worker can
   judge the rate the server served to all of them, not just to itself.
 
