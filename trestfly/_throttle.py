@@ -437,7 +437,6 @@ class OriginThrottle:
             self.throttles += 1
             if fresh:
                 self._new_episode(now, ticket, hint)
-
         elif 200 <= status < 300:
             if ticket.seq in self._crowd:
                 self._crowd_served += 1
