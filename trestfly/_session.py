@@ -760,7 +760,8 @@ class TrioAPISession:
                 if retries_done == 0:
                     self._retrying += 1
                 retries_done += 1
-                uncounted += not counted
+                if not counted:
+                    uncounted += 1
                 self._counters.retries += 1
                 history.append(
                     RetryRecord(
@@ -841,7 +842,7 @@ class TrioAPISession:
         message = (
             "retrying %s %s in %.3f s (retry %d of %d) after %s"
             if record.counted
-            else "retrying %s %s in %.3f s (retry %d, not counted of %d) after %s"
+            else "retrying %s %s in %.3f s (retry %d, not counted against %d) after %s"
         )
         retry_log.info(
             message,
