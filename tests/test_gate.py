@@ -6,6 +6,7 @@ times are exact and nothing here depends on the machine's speed.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import httpx
@@ -132,10 +133,11 @@ async def test_the_budget_stops_an_outage_from_multiplying(
 
 
 async def test_a_throttle_of_a_request_already_in_flight_is_not_counted(
-    autojump_clock: trio.testing.MockClock,
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:
     """B was in flight when A's 429 began the episode: B's 429 is old news, and its retry
     does not use up B's single retry."""
+    caplog.set_level(logging.INFO, logger="trestfly.retry")
     attempts = {"a": 0, "b": 0}
 
     async def answer(request: httpx.Request) -> httpx.Response:
@@ -162,6 +164,10 @@ async def test_a_throttle_of_a_request_already_in_flight_is_not_counted(
     assert attempts == {"a": 2, "b": 3}
     assert [record.counted for record in failures["a"].history] == [True]
     assert [record.counted for record in failures["b"].history] == [False, True]
+    uncounted = [r for r in caplog.records if getattr(r, "trestfly_counted", True) is False]
+    assert [r.getMessage().split(" (")[1] for r in uncounted] == [
+        "retry 1, not counted against 1) after 429"
+    ]
 
 
 async def test_uncounted_retries_are_bounded_by_retries(
