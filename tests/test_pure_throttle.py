@@ -122,6 +122,12 @@ def paced_second(state: OriginThrottle, now: float, *, sent_at: float = 0.0) -> 
         state.on_response(ticket, now, status=200, hint=None, quota=None)
 
 
+def paced_throttle(state: OriginThrottle, now: float, *, sent_at: float) -> None:
+    """A 429 with a decimal hint (10 ms) for a paced request sent at ``sent_at``."""
+    ticket = Ticket(sent_at=sent_at, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(ticket, now, status=429, hint=0.01, quota=None)
+
+
 def test_below_the_hold_level_the_rate_regains_a_share_of_the_gap() -> None:
     state = origin(recovery=0.5, safety=0.95)
     state.learned_rate, state._ceiling = 60.0, 100.0  # hold level 95
@@ -155,8 +161,7 @@ def test_a_rate_past_the_ceiling_without_a_throttle_raises_the_ceiling() -> None
 def test_a_paced_throttle_sets_the_ceiling_and_the_rate_returns_under_it() -> None:
     state = origin()
     state.learned_rate, state._ceiling = 105.0, 120.0
-    ticket = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
-    state.on_response(ticket, 5.0, status=429, hint=0.01, quota=None)
+    paced_throttle(state, 5.0, sent_at=0.0)
     assert state.ceiling == 105.0
     assert state.learned_rate is not None and state.learned_rate < 105.0 * 0.95
     for second in range(6, 30):
@@ -168,19 +173,16 @@ def test_a_paced_throttle_sets_the_ceiling_and_the_rate_returns_under_it() -> No
 def test_the_ceiling_moves_at_most_once_per_settle_period() -> None:
     state = origin()
     state.learned_rate, state._ceiling = 110.0, 130.0
-    first = Ticket(sent_at=0.0, in_flight_at_send=1, paced=True, probe=False)
-    state.on_response(first, 5.0, status=429, hint=0.01, quota=None)
+    paced_throttle(state, 5.0, sent_at=0.0)
     assert state.ceiling == 110.0
     cut = state.learned_rate
     # A second throttle 0.2 s later (the bucket still drained) cuts the rate again but
     # does not take the cut rate as the ceiling.
-    second = Ticket(sent_at=5.1, in_flight_at_send=1, paced=True, probe=False)
-    state.on_response(second, 5.2, status=429, hint=0.01, quota=None)
+    paced_throttle(state, 5.2, sent_at=5.1)
     assert state.episodes == 2 and state.learned_rate is not None and cut is not None
     assert state.learned_rate < cut and state.ceiling == 110.0
-    third = Ticket(sent_at=6.5, in_flight_at_send=1, paced=True, probe=False)
     rate = state.learned_rate
-    state.on_response(third, 6.6, status=429, hint=0.01, quota=None)
+    paced_throttle(state, 6.6, sent_at=6.5)
     assert state.ceiling == rate  # a second later it does
 
 
