@@ -15,6 +15,7 @@ from trestfly._policy import (
     backoff_bound,
     backoff_delay,
     classify_transport_error,
+    counts_against_retries,
     decide,
     error_class,
     is_success,
@@ -155,3 +156,22 @@ def test_final_transport_errors_are_trestfly_and_builtin_errors() -> None:
     assert issubclass(errors.TimeoutError, TimeoutError)
     assert issubclass(errors.ConnectionError, ConnectionError)
     assert not issubclass(errors.RequestTimeoutError, TimeoutError)
+
+
+@pytest.mark.parametrize(
+    ("throttled", "stale", "uncounted", "counted"),
+    [
+        (True, True, 0, False),  # old news: free
+        (True, True, 2, False),
+        (True, True, 3, True),  # at most `retries` free ones
+        (True, False, 0, True),  # a fresh throttle counts
+        (False, True, 0, True),  # a 503 counts, stale or not
+    ],
+)
+def test_only_stale_throttles_are_retried_uncounted(
+    throttled: bool, stale: bool, uncounted: int, counted: bool
+) -> None:
+    assert (
+        counts_against_retries(throttled=throttled, stale=stale, uncounted=uncounted, max_retries=3)
+        is counted
+    )

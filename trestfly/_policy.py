@@ -103,6 +103,21 @@ def backoff_delay(backoff: float, retry_number: int, max_backoff: float, draw: f
     return draw * backoff_bound(backoff, retry_number, max_backoff)
 
 
+def counts_against_retries(
+    *, throttled: bool, stale: bool, uncounted: int, max_retries: int
+) -> bool:
+    """Whether the retry of this failure counts against ``retries``.
+
+    A throttle of a request that was already in flight when the origin's throttling
+    episode began (another request had been throttled first, here or in another worker)
+    says nothing about this request: the crowd it was sent in had already been told.
+    Its retry is not counted, up to ``max_retries`` of them per call, so that the first
+    wave against an unknown limit, or a worker that heard of another's throttle late,
+    does not use up a request's retries.
+    """
+    return not (throttled and stale and uncounted < max_retries)
+
+
 class Stop(enum.Enum):
     """Why no further attempt will be made."""
 

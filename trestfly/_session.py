@@ -46,6 +46,7 @@ from ._policy import (
     Stop,
     TransportVerdict,
     classify_transport_error,
+    counts_against_retries,
     decide,
     error_class,
     is_success,
@@ -727,13 +728,9 @@ class TrioAPISession:
                         )
                     retryable = throttled or response.status_code in options.retry_statuses
 
-                # A throttle of a request that was in flight when the episode began
-                # (another request had been throttled, here or in another worker)
-                # says nothing about this request: the crowd it was sent in had
-                # already been told.  Its retry is not counted, up to `retries` of them:
-                # the first wave against an unknown limit, or a worker that heard of
-                # another's throttle late, must not use up a request's retries.
-                counted = not (throttled and stale and uncounted < self._retries)
+                counted = counts_against_retries(
+                    throttled=throttled, stale=stale, uncounted=uncounted, max_retries=self._retries
+                )
                 decision = decide(
                     retryable=retryable,
                     retries_done=retries_done - uncounted if counted else 0,
