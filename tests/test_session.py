@@ -8,7 +8,9 @@ from __future__ import annotations
 import email.utils
 import logging
 import platform
+import re
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -299,6 +301,17 @@ async def test_retry_on_adds_statuses_per_call(autojump_clock: trio.testing.Mock
         async with API() as api:
             resp = await api.get("x", retry_on=[500, 404])
     assert resp.status_code == 200 and route.call_count == 3
+
+
+DOCS = Path(__file__).resolve().parent.parent / "docs"
+
+
+def test_the_knobs_table_states_the_numeric_defaults() -> None:
+    """docs/howto/throttling.md's table of knobs is what users read; it must not drift."""
+    table = (DOCS / "howto" / "throttling.md").read_text(encoding="utf-8")
+    stated = dict(re.findall(r"^\| `(\w+)` \| `([\d.]+|None)` \|", table, flags=re.M))
+    for name in ("retries", "backoff", "max_backoff", "max_retry_after", "max_concurrency"):
+        assert stated[name] == repr(getattr(TrioAPISession, f"_{name}")), name
 
 
 # --------------------------------------------------------- transport failures

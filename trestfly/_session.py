@@ -120,10 +120,10 @@ class TrioAPISession:
     #: A path prefix joined after ``_url`` for every request unless ``use_base=False``.
     _base_path: str = ""
     #: Retries after the first attempt (``retries + 1`` attempts in all).
-    _retries: int = 3
+    _retries: int = 5
     #: Without a server hint, retry ``n`` waits a random time up to
     #: ``backoff * 2 ** (n - 1)`` seconds ("full jitter"), at most ``max_backoff``.
-    _backoff: float = 0.1
+    _backoff: float = 0.025
     #: The longest wait of a retry without a server hint, in seconds.
     _max_backoff: float = 10.0
     #: Return JSON responses as ``box.Box``/``box.BoxList``.
