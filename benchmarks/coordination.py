@@ -124,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 25])
-    parser.add_argument("--out", type=Path, default=Path("benchmark-results"))
+    parser.add_argument("--out", type=Path, default=Path("bench-results"))
     args = parser.parse_args(argv)
     plan = cpu_plan()
     results: dict[str, Any] = {"levels": {}}

@@ -35,7 +35,7 @@ priming, the same interleaving.  A bare httpx pool of 100 connections is slowest
 requests it recovers to 1,100-1,500 req/s (the warm protocol above).  Both are
 reported; neither hides the other.
 
-Targets (printed as verdicts, and under ``checks`` in results.json):
+Targets (printed as verdicts, and under ``checks`` in overhead.json):
 
 * **overhead** (issue #2), at every concurrency with warm pools: trestfly/httpx >= 0.90;
 * **no collapse with concurrency** (issue #8): at C=100 with fresh clients (the issue's
@@ -83,7 +83,7 @@ DEFAULT_ROUNDS = 5
 DEFAULT_CONCURRENCY = (BASE_CONCURRENCY, 50, HIGH_CONCURRENCY)
 QUICK_REQUESTS = 100
 QUICK_ROUNDS = 2
-RESULTS_FILE = "results.json"
+RESULTS_FILE = "overhead.json"
 #: The two ways of timing a batch (module docstring).
 WARM, FRESH = "warm pools", "fresh clients"
 
@@ -95,7 +95,7 @@ class OpenClient:
     """A client ready to send: its fetch function and what it sends through."""
 
     fetch: Fetch
-    #: The transport, as measured (for results.json).
+    #: The transport, as measured (for overhead.json).
     transport: str
     #: Connections it may open; None when it cannot be told.
     connections: int | None
@@ -383,7 +383,7 @@ def target_ratio(concurrency: int, protocol: str = WARM) -> float:
 
 
 def summarize(run: LevelRun) -> dict[str, Any]:
-    """The figures of one concurrency, as written to results.json."""
+    """The figures of one concurrency, as written to overhead.json."""
     samples = run.samples
     clients: dict[str, dict[str, Any]] = {}
     for name, runs in samples.items():

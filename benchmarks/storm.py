@@ -17,7 +17,7 @@ Clients:
   tenacity          tenacity.AsyncRetrying around httpx (full-jitter exponential)
 
 Output: live progress, a results table per scenario, PASS/FAIL of trestfly's targets,
-and in --out: storm.json, a chart per scenario (storm-<scenario>.png) and, with the
+and in --out: results.json, a chart per scenario (storm-<scenario>.png) and, with the
 throughput section (on by default), throughput.json.
 
 Examples:
@@ -103,7 +103,7 @@ QUICK_TIME_LIMIT = 20.0
 QUICK_SCENARIOS = ("fixed_window", "token_bucket", "headers_only", "concurrency_cap", "outage")
 QUICK_CLIENTS = ("trestfly", "httpx-retry-after")
 
-RESULTS_FILE = "storm.json"
+RESULTS_FILE = "results.json"
 #: Seconds between two progress samples (and repaints) during a run.
 SAMPLE_SECONDS = 0.25
 #: The "current goodput" of the progress bar is measured over this many seconds.

@@ -49,7 +49,7 @@ def _run_quick(command: str, out: Path, results_name: str) -> dict[str, Any]:
 
 
 def test_overhead_quick_writes_results(tmp_path: Path) -> None:
-    report = _run_quick("overhead", tmp_path, "results.json")
+    report = _run_quick("overhead", tmp_path, "overhead.json")
 
     concurrencies = report["settings"]["concurrency"]
     assert concurrencies == [1, 50, 100], report["settings"]

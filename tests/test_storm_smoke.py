@@ -130,7 +130,7 @@ def test_quick_run_writes_results_charts_and_throughput(tmp_path: Path) -> None:
     assert "estimate about" in completed.stdout, output
     assert "targets:" in completed.stdout, output
 
-    report = json.loads((tmp_path / "storm.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert report["mode"] == "embedded"
     assert report["environment"]["cpu_count"], report["environment"]
     settings = report["settings"]
@@ -249,7 +249,7 @@ def test_url_run_reports_client_side_figures(
     # The user's path and query, on every attempt; no server stats were asked for.
     assert handler.seen and set(handler.seen) == {"/v1/items?page=1"}, handler.seen
 
-    report = json.loads((tmp_path / "storm.json").read_text(encoding="utf-8"))
+    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
     assert report["mode"] == "url"
     assert report["targets"] == []  # nothing to judge without the server's counts
     (run,) = report["results"]
