@@ -85,6 +85,26 @@ def test_stale_throttles_cut_once_per_episode() -> None:
     assert state.throttles == 10
 
 
+def test_a_send_in_the_same_tick_as_the_throttle_is_stale() -> None:
+    """Under a MockClock many events share one instant.  A request sent in the tick
+    whose throttle opened the episode left before the gate closed (a closed gate lets
+    nothing out): its own 429 is old news, not a throttle of the learned rate.  Taken
+    as fresh, it set a ceiling at the first sample's few requests per second, and the
+    rate then crawled up from there for a minute and a half (seen in a simulation)."""
+    state = origin()
+    crowd = [send(state, 0.0) for _ in range(20)]
+    for ticket in crowd[:8]:
+        state.on_response(ticket, 0.002, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    same_tick = send(state, 0.002)  # a served task's next request, in the same tick
+    state.on_response(crowd[8], 0.002, status=429, hint=1.0, quota=None)
+    rate = state.learned_rate
+    assert state.is_stale(same_tick)
+    state.on_response(same_tick, 0.004, status=429, hint=1.0, quota=None)
+    assert state.episodes == 1
+    assert state.learned_rate == rate and state.ceiling is None
+
+
 def test_a_fresh_throttle_after_reopening_cuts_again() -> None:
     state = origin()
     first = send(state, 0.0)

@@ -352,8 +352,12 @@ class OriginThrottle:
 
     def is_stale(self, ticket: Ticket) -> bool:
         """Whether the attempt was sent before the current episode began (before a
-        throttle was seen, here or by another worker): its throttle is old news."""
-        return ticket.sent_at < self.episode_start
+        throttle was seen, here or by another worker): its throttle is old news.
+
+        One sent in the very tick the episode began counts as before it: a closed gate
+        lets nothing out, so it left first (under a MockClock such ties are common).
+        """
+        return ticket.sent_at <= self.episode_start
 
     def release_probe(self) -> None:
         """The probe came back (or failed, or was cancelled): let the others go."""
@@ -430,7 +434,7 @@ class OriginThrottle:
         if hint is None and quota_spent and quota is not None and quota.reset_after is not None:
             hint = quota.reset_after
         # Judged before the gate moves: closing it starts a new episode.
-        fresh = ticket.sent_at >= self.episode_start
+        fresh = not self.is_stale(ticket)
         if hint is not None and (throttled or status == 503):
             self._close(now, now + hint)
         if throttled:
@@ -679,7 +683,7 @@ class OriginThrottle:
     def _on_success(self, ticket: Ticket, now: float) -> None:
         self.successes += 1
         self._window_successes += 1
-        if not self.settings.adaptive or ticket.sent_at < self.episode_start:
+        if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
             # the answers still in flight from before a cut would undo it at once.
             return
