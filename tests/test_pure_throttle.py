@@ -206,6 +206,56 @@ def test_the_ceiling_moves_at_most_once_per_settle_period() -> None:
     assert state.ceiling == rate  # a second later it does
 
 
+def first_sample_then_slow_start(state: OriginThrottle, until_rate: float) -> list[float]:
+    """A burst of 10 then a 429 (learned rate 9.5, gate open again at 1.02), then paced
+    sends at the growing learned rate, each served at once, until it reaches
+    ``until_rate``.  Returns the success times of slow start."""
+    burst = [send(state, 0.0) for _ in range(11)]
+    for ticket in burst[:10]:
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    state.on_response(burst[10], 0.02, status=429, hint=1.0, quota=None)
+    assert state.learned_rate == pytest.approx(9.5) and state.ceiling is None
+    times, now = [], 1.02
+    while state.learned_rate < until_rate:
+        now += 1.0 / state.learned_rate
+        ticket = Ticket(sent_at=now, in_flight_at_send=1, paced=True, probe=False)
+        state.on_response(ticket, now, status=200, hint=None, quota=None)
+        times.append(now)
+    return times
+
+
+def test_leaving_slow_start_the_ceiling_is_what_was_served_in_the_last_second() -> None:
+    # Growing e-fold a second, the paced rate at the first paced throttle overshoots the
+    # limit; taken as the ceiling, the recovery walked into the limit twice more.
+    state = origin()
+    times = first_sample_then_slow_start(state, 150.0)
+    end = times[-1] + 0.001
+    rate = state.learned_rate
+    paced_throttle(state, end, sent_at=end - 0.0005)
+    served = sum(1 for t in times if t > end - 1.0)  # over 1 / fast_increase seconds
+    assert 80 < served < 110 < rate
+    assert state.ceiling == pytest.approx(served)
+    assert state.learned_rate == pytest.approx(served * 0.95)
+
+
+def test_a_short_slow_start_keeps_the_paced_rate_as_the_ceiling() -> None:
+    state = origin()
+    times = first_sample_then_slow_start(state, 20.0)
+    assert times[-1] - 1.02 < 1.0  # less than one e-fold (1 / fast_increase seconds)
+    rate = state.learned_rate
+    paced_throttle(state, times[-1] + 0.001, sent_at=times[-1])
+    assert state.ceiling == rate
+
+
+def test_without_slow_start_the_ceiling_is_the_paced_rate() -> None:
+    state = origin(fast_increase=0.0)
+    state.learned_rate = 50.0
+    paced_second(state, 1.0, sent_at=0.5)
+    paced_throttle(state, 2.0, sent_at=1.9)
+    assert state.ceiling == 50.0
+
+
 def test_a_trusted_first_sample_is_held_with_half_the_margin() -> None:
     state = origin()
     for _ in range(100):  # a window's quota served at once

@@ -403,7 +403,7 @@ class Coordination(ABC):
         if link.shared_successes is not None:
             others = reply.successes - link.shared_successes - request.successes
             if others > 0:
-                throttle.add_remote_successes(others)
+                throttle.add_remote_successes(others, now)
         link.shared_successes = reply.successes
 
         if reply.gate_remaining > 0:

@@ -43,6 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._ratelimit import Quota, says_quota_spent
+from ._sliding import SlidingCount
 from .errors import UnexpectedValueError
 
 #: Statuses that mean "too fast": they cut the learned rate.  (A 503 with Retry-After
@@ -222,6 +223,10 @@ class OriginThrottle:
         self.on_reschedule: Callable[[], None] | None = None
         self._window_start = now
         self._window_successes = 0
+        # What the origin served over the last stretch of slow start, recorded only
+        # then (see _leave_slow_start); None when fast_increase is 0 (no slow start).
+        fast = settings.fast_increase
+        self._slow_start_served = SlidingCount(1.0 / fast) if fast > 0 else None
         self._ceiling_set_at = -math.inf
         # Attempts still to come back before an untimed throttle may cut the
         # concurrency limit again (see _cut_concurrency).
@@ -409,9 +414,10 @@ class OriginThrottle:
             # restarted at each remote cut it held a few milliseconds of them, so the
             # next cut here was judged on noise (and halved the rate).
 
-    def add_remote_successes(self, count: int) -> None:
+    def add_remote_successes(self, count: int, now: float) -> None:
         """Other workers' successes: the served rate is judged over all workers."""
         self._window_successes += count
+        self._note_slow_start_success(now, count)
         if self._sample is not None:
             self._sample_extra += count
 
@@ -521,6 +527,7 @@ class OriginThrottle:
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
         # be paying for the rate before it (a drained bucket), and taking the cut rate
         # as the ceiling would hold the client under it for good.
+        leaving_slow_start = self._ceiling is None
         if self._ceiling is None or now - self._ceiling_set_at >= CEILING_SETTLE:
             self._ceiling, self._ceiling_set_at = self.learned_rate, now
         # At least `decrease`, at most halved: the served rate seen since the last
@@ -534,6 +541,8 @@ class OriginThrottle:
         if served and active > 0:
             sent_rate = served / active
             cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
+        if leaving_slow_start:
+            cut = self._leave_slow_start(now, period_start, cut)
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
         self._last_cut_at = now
@@ -637,6 +646,35 @@ class OriginThrottle:
         self.learned_rate = max(settings.min_rate, hold)
         self._ceiling, self._ceiling_set_at = hold / settings.safety, now
 
+    def _leave_slow_start(self, now: float, period_start: float, cut: float) -> float:
+        """The first paced throttle ends slow start: set the ceiling from what the
+        origin served, and return the rate to go on at (never below ``cut``).
+
+        The paced rate at that throttle overshoots the limit: it was growing e-fold per
+        ``1 / fast_increase`` seconds, and a bucket's burst hid the excess until it was
+        spent (a 100/s bucket with a burst of 10 was throttled at 140/s).  Taken as the
+        ceiling, the recovery aims at 95% of it and walks into the limit twice more,
+        each time for a whole ``Retry-After`` when the server rounds it to seconds.
+        What the origin served over the last ``1 / fast_increase`` seconds (one e-fold
+        of growth) is the better ceiling: a 100/s bucket served 98 then.  It is used
+        only when slow start ran that long since the gate last reopened and it is below
+        the paced rate; never below half that rate, the cut before this rule.
+        """
+        served = self._slow_start_served
+        rate = self.learned_rate
+        if served is None or rate is None:
+            return cut
+        served_rate = served.count(now) / served.span
+        served.clear()
+        if now - period_start < served.span or served_rate >= rate:
+            return cut
+        self._ceiling = max(served_rate, rate / 2)
+        return max(cut, min(self._ceiling * self.settings.safety, rate * self.settings.decrease))
+
+    def _note_slow_start_success(self, now: float, count: int = 1) -> None:
+        if self._slow_start_served is not None and self._ceiling is None and self.learned_rate:
+            self._slow_start_served.add(now, count)
+
     def _refine_sample(self, now: float) -> None:
         """At the reopening: learn the first sample again with the successes other
         workers reported meanwhile (their share of what the server served)."""
@@ -683,6 +721,7 @@ class OriginThrottle:
     def _on_success(self, ticket: Ticket, now: float) -> None:
         self.successes += 1
         self._window_successes += 1
+        self._note_slow_start_success(now)
         if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
             # the answers still in flight from before a cut would undo it at once.
