@@ -142,10 +142,13 @@ def paced_second(state: OriginThrottle, now: float, *, sent_at: float = 0.0) -> 
         state.on_response(ticket, now, status=200, hint=None, quota=None)
 
 
-def paced_throttle(state: OriginThrottle, now: float, *, sent_at: float) -> None:
-    """A 429 with a decimal hint (10 ms) for a paced request sent at ``sent_at``."""
+def paced_throttle(
+    state: OriginThrottle, now: float, *, sent_at: float, hint: float = 0.01
+) -> None:
+    """A 429 with a hint (a decimal 10 ms unless given) for a paced request sent at
+    ``sent_at``."""
     ticket = Ticket(sent_at=sent_at, in_flight_at_send=1, paced=True, probe=False)
-    state.on_response(ticket, now, status=429, hint=0.01, quota=None)
+    state.on_response(ticket, now, status=429, hint=hint, quota=None)
 
 
 def test_below_the_hold_level_the_rate_regains_a_share_of_the_gap() -> None:
@@ -227,12 +230,13 @@ def first_sample_then_slow_start(state: OriginThrottle, until_rate: float) -> li
 
 def test_leaving_slow_start_the_ceiling_is_what_was_served_in_the_last_second() -> None:
     # Growing e-fold a second, the paced rate at the first paced throttle overshoots the
-    # limit; taken as the ceiling, the recovery walked into the limit twice more.
+    # limit; taken as the ceiling, the recovery walked into the limit twice more, each
+    # time for a whole second behind a whole-second Retry-After.
     state = origin()
     times = first_sample_then_slow_start(state, 150.0)
     end = times[-1] + 0.001
     rate = state.learned_rate
-    paced_throttle(state, end, sent_at=end - 0.0005)
+    paced_throttle(state, end, sent_at=end - 0.0005, hint=1.0)
     served = sum(1 for t in times if t > end - 1.0)  # over 1 / fast_increase seconds
     assert 80 < served < 110 < rate
     assert state.ceiling == pytest.approx(served)
@@ -244,7 +248,17 @@ def test_a_short_slow_start_keeps_the_paced_rate_as_the_ceiling() -> None:
     times = first_sample_then_slow_start(state, 20.0)
     assert times[-1] - 1.02 < 1.0  # less than one e-fold (1 / fast_increase seconds)
     rate = state.learned_rate
-    paced_throttle(state, times[-1] + 0.001, sent_at=times[-1])
+    paced_throttle(state, times[-1] + 0.001, sent_at=times[-1], hint=1.0)
+    assert state.ceiling == rate
+
+
+def test_a_short_throttle_leaving_slow_start_keeps_the_paced_rate_as_the_ceiling() -> None:
+    # Walking into the limit again costs milliseconds: the higher ceiling is kept, and
+    # with it the capacity others on the same quota free later.
+    state = origin()
+    times = first_sample_then_slow_start(state, 150.0)
+    rate = state.learned_rate
+    paced_throttle(state, times[-1] + 0.001, sent_at=times[-1], hint=0.01)
     assert state.ceiling == rate
 
 

@@ -62,6 +62,11 @@ CEILING_SETTLE = 1.0
 #: workers' reported successes refine (see OriginThrottle._refine_sample).
 REFINED_SAMPLE_PERIOD = 0.5
 
+#: A throttle that closes the gate this long (seconds) or longer is expensive enough
+#: that leaving slow start takes the served rate for the ceiling rather than risk
+#: walking into the limit again (see OriginThrottle._leave_slow_start).
+LONG_HINT = 0.5
+
 #: Bound of the probe's speed-up (2**10: past the hold by up to the ceiling per second).
 MAX_PROBE_DOUBLINGS = 10.0
 
@@ -541,7 +546,7 @@ class OriginThrottle:
         if served and active > 0:
             sent_rate = served / active
             cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
-        if leaving_slow_start:
+        if leaving_slow_start and hint >= LONG_HINT:
             cut = self._leave_slow_start(now, period_start, cut)
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
@@ -659,6 +664,12 @@ class OriginThrottle:
         of growth) is the better ceiling: a 100/s bucket served 98 then.  It is used
         only when slow start ran that long since the gate last reopened and it is below
         the paced rate; never below half that rate, the cut before this rule.
+
+        Only for a throttle of LONG_HINT or more (the caller checks): when the gate
+        closes for milliseconds, walking into the limit again costs little, and the
+        paced rate as the ceiling finds capacity that others sending on the same quota
+        free later (4 processes on one 100/s bucket, sharing nothing: goodput 0.36-0.39
+        with the served rate as the ceiling, 0.46-0.59 without).
         """
         served = self._slow_start_served
         rate = self.learned_rate
