@@ -546,8 +546,8 @@ class OriginThrottle:
         if served and active > 0:
             sent_rate = served / active
             cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
-        if leaving_slow_start and hint >= LONG_HINT:
-            cut = self._leave_slow_start(now, period_start, cut)
+        if leaving_slow_start:
+            cut = self._leave_slow_start(now, period_start, cut, hint)
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
         self._last_cut_at = now
@@ -651,7 +651,7 @@ class OriginThrottle:
         self.learned_rate = max(settings.min_rate, hold)
         self._ceiling, self._ceiling_set_at = hold / settings.safety, now
 
-    def _leave_slow_start(self, now: float, period_start: float, cut: float) -> float:
+    def _leave_slow_start(self, now: float, period_start: float, cut: float, hint: float) -> float:
         """The first paced throttle ends slow start: set the ceiling from what the
         origin served, and return the rate to go on at (never below ``cut``).
 
@@ -665,7 +665,7 @@ class OriginThrottle:
         only when slow start ran that long since the gate last reopened and it is below
         the paced rate; never below half that rate, the cut before this rule.
 
-        Only for a throttle of LONG_HINT or more (the caller checks): when the gate
+        Only for a throttle (``hint``) of LONG_HINT or more: when the gate
         closes for milliseconds, walking into the limit again costs little, and the
         paced rate as the ceiling finds capacity that others sending on the same quota
         free later (4 processes on one 100/s bucket, sharing nothing: goodput 0.36-0.39
@@ -676,8 +676,8 @@ class OriginThrottle:
         if served is None or rate is None:
             return cut
         served_rate = served.count(now) / served.span
-        served.clear()
-        if now - period_start < served.span or served_rate >= rate:
+        served.clear()  # slow start is over, whichever ceiling it leaves
+        if hint < LONG_HINT or now - period_start < served.span or served_rate >= rate:
             return cut
         self._ceiling = max(served_rate, rate / 2)
         return max(cut, min(self._ceiling * self.settings.safety, rate * self.settings.decrease))
