@@ -683,8 +683,10 @@ class OriginThrottle:
         return max(cut, min(self._ceiling * self.settings.safety, rate * self.settings.decrease))
 
     def _note_slow_start_success(self, now: float, count: int = 1) -> None:
-        if self._slow_start_served is not None and self._ceiling is None and self.learned_rate:
-            self._slow_start_served.add(now, count)
+        # Slow start: a learned rate (a floor) and no ceiling yet.  Cheap when not.
+        window = self._slow_start_served
+        if window is not None and self._ceiling is None and self.learned_rate is not None:
+            window.add(now, count)
 
     def _refine_sample(self, now: float) -> None:
         """At the reopening: learn the first sample again with the successes other
