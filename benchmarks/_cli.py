@@ -44,3 +44,11 @@ def positive_float(text: str) -> float:
 def non_negative_float(text: str) -> float:
     """A finite number >= 0."""
     return _number(text, positive=False)
+
+
+def latency_jitter(text: str) -> float:
+    """A share of a wait: a number >= 0 and below 1."""
+    value = _number(text, positive=False)
+    if value >= 1:
+        raise argparse.ArgumentTypeError(f"must be below 1 (a share of the wait), got {text}")
+    return value

@@ -34,6 +34,7 @@ from typing import Any, ClassVar
 
 __all__ = [
     "BUCKET_SECONDS",
+    "DEFAULT_LATENCY_JITTER",
     "MAX_BUCKETS",
     "MAX_CLIENTS",
     "MAX_LATENCY",
@@ -63,6 +64,9 @@ __all__ = [
 #: client starts waiting only when it receives the response, after the instant the
 #: server counted from: an obedient client is never early because of either.
 VIOLATION_TOLERANCE = 0.001
+#: The spread of the server's waits the benchmarks use unless told otherwise: +/-10%
+#: (see :meth:`Scenario.spread`).  A scenario built directly has none.
+DEFAULT_LATENCY_JITTER = 0.1
 #: Upper bound of a scenario's latency in seconds, so that a typo cannot park
 #: connections for hours.
 MAX_LATENCY = 60.0
@@ -208,9 +212,25 @@ def _check_probability(name: str, value: object) -> float:
 @dataclass
 class Scenario(ABC):
     """One throttling behaviour.  Subclasses are dataclasses: their init fields are the
-    parameters (JSON scalars), any other state is private and starts fresh."""
+    parameters (JSON scalars), any other state is private and starts fresh.
+
+    Every scenario takes ``latency_jitter`` (keyword only): the server spreads each wait
+    it makes (a latency, a held slot) uniformly over ``wait x (1 +/- latency_jitter)``,
+    drawn from ``random.Random(0)`` in arrival order, so the mean wait, and with it the
+    scenario's ceiling, stays the configured one (see :meth:`spread`).
+    """
 
     name: ClassVar[str]
+    latency_jitter: float = field(default=0.0, kw_only=True)
+    _jitter_random: random.Random = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        self.latency_jitter = _check_number("latency_jitter", self.latency_jitter)
+        if self.latency_jitter >= 1:
+            raise ValueError(
+                f"latency_jitter must be below 1 (a share of the wait), got {self.latency_jitter!r}"
+            )
+        self._jitter_random = random.Random(0)
 
     @abstractmethod
     def decide(self, now: float, wall_now: float) -> Decision:
@@ -226,6 +246,19 @@ class Scenario(ABC):
         """A request whose decision held a slot has been answered (no-op by default:
         only scenarios that hand out slots count them)."""
         return
+
+    def spread(self, wait: float) -> float:
+        """The wait to make for a decision's ``wait``: exactly it without jitter, else
+        drawn uniformly from ``wait x (1 +/- latency_jitter)``.
+
+        Why: against a server that answers every request after exactly the same time,
+        a client's tasks fall into step (they come back together, share the client's
+        CPU, and go out together again), and the figures of one client swing between
+        two levels from run to run.  Real answers do not all take the same time.
+        """
+        if wait <= 0 or not self.latency_jitter:
+            return wait
+        return wait * (1.0 + self.latency_jitter * self._jitter_random.uniform(-1.0, 1.0))
 
     def params(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
@@ -245,6 +278,7 @@ class Unlimited(Scenario):
     _ok: Decision = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.latency_ms = _check_latency_ms(self.latency_ms)
         self._ok = _decision(Outcome.OK, 200, _OK_BODY, wait=self.latency_ms / 1000)
 
@@ -278,6 +312,7 @@ class FixedWindow(Scenario):
     _BODY: ClassVar[bytes] = b'{"errors": [{"code": 88, "message": "Rate limit exceeded"}]}'
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.limit = _check_int("limit", self.limit, minimum=1)
         self.window = _check_number("window", self.window, above=0)
         self.latency_ms = _check_latency_ms(self.latency_ms)
@@ -328,6 +363,7 @@ class TokenBucket(Scenario):
     _BODY: ClassVar[bytes] = b'{"errors": "Exceeded the call rate for this API client."}'
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.rate = _check_number("rate", self.rate, above=0)
         self.burst = _check_int("burst", self.burst, minimum=1)
         if not isinstance(self.fractional, bool):
@@ -401,6 +437,7 @@ class HeadersOnly(Scenario):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.limit = _check_int("limit", self.limit, minimum=1)
         self.window = _check_number("window", self.window, above=0)
         self.latency_ms = _check_latency_ms(self.latency_ms)
@@ -465,6 +502,7 @@ class ConcurrencyCap(Scenario):
     )
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.max_in_flight = _check_int("max_in_flight", self.max_in_flight, minimum=1)
         self.latency = _check_number("latency", self.latency, above=0, at_most=MAX_LATENCY)
         if self.retry_after is not None:
@@ -517,6 +555,7 @@ class Outage(Scenario):
     _BODY: ClassVar[bytes] = b'{"message": "Service Unavailable"}'
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.duration = _check_number("duration", self.duration)
         self.retry_after = _check_number("retry_after", self.retry_after, above=0)
         self.latency_ms = _check_latency_ms(self.latency_ms)
@@ -561,6 +600,7 @@ class Flaky(Scenario):
     _reset: Decision = field(init=False, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.p_503 = _check_probability("p_503", self.p_503)
         self.p_reset = _check_probability("p_reset", self.p_reset)
         if self.p_503 + self.p_reset > 1:

@@ -57,10 +57,11 @@ import trio
 from trestfly import BudgetSettings, ThrottleSettings, TrioAPISession
 
 from . import _chart, _report, throughput
-from ._cli import non_negative_float, positive_float, positive_int
+from ._cli import latency_jitter, non_negative_float, positive_float, positive_int
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
 from ._scenarios import (
+    DEFAULT_LATENCY_JITTER,
     ConcurrencyCap,
     FixedWindow,
     Flaky,
@@ -144,6 +145,7 @@ class ServerParams:
     rate: float = DEFAULT_RATE
     window: float = DEFAULT_WINDOW
     latency_ms: float = 0.0
+    latency_jitter: float = DEFAULT_LATENCY_JITTER
     outage_seconds: float = DEFAULT_OUTAGE_SECONDS
     retry_after: float = DEFAULT_RETRY_AFTER
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
@@ -154,22 +156,38 @@ def scenarios(params: ServerParams = ServerParams()) -> dict[str, Scenario]:
     per_window = max(1, round(params.rate * params.window))
     burst = max(1, round(params.rate) // 10)
     latency = params.latency_ms
+    jitter = params.latency_jitter
     return {
-        "fixed_window": FixedWindow(limit=per_window, window=params.window, latency_ms=latency),
+        "fixed_window": FixedWindow(
+            limit=per_window, window=params.window, latency_ms=latency, latency_jitter=jitter
+        ),
         "token_bucket": TokenBucket(
-            rate=params.rate, burst=burst, fractional=True, latency_ms=latency
+            rate=params.rate,
+            burst=burst,
+            fractional=True,
+            latency_ms=latency,
+            latency_jitter=jitter,
         ),
         "token_bucket_int": TokenBucket(
-            rate=params.rate, burst=burst, fractional=False, latency_ms=latency
+            rate=params.rate,
+            burst=burst,
+            fractional=False,
+            latency_ms=latency,
+            latency_jitter=jitter,
         ),
-        "headers_only": HeadersOnly(limit=per_window, window=params.window, latency_ms=latency),
+        "headers_only": HeadersOnly(
+            limit=per_window, window=params.window, latency_ms=latency, latency_jitter=jitter
+        ),
         "concurrency_cap": ConcurrencyCap(
-            max_in_flight=params.max_in_flight, latency=CAP_HOLD_SECONDS
+            max_in_flight=params.max_in_flight, latency=CAP_HOLD_SECONDS, latency_jitter=jitter
         ),
         "outage": Outage(
-            duration=params.outage_seconds, retry_after=params.retry_after, latency_ms=latency
+            duration=params.outage_seconds,
+            retry_after=params.retry_after,
+            latency_ms=latency,
+            latency_jitter=jitter,
         ),
-        "flaky": Flaky(p_503=0.1, p_reset=0.02, seed=7, latency_ms=latency),
+        "flaky": Flaky(p_503=0.1, p_reset=0.02, seed=7, latency_ms=latency, latency_jitter=jitter),
     }
 
 
@@ -195,9 +213,10 @@ def describe(name: str, scenario: Scenario) -> str:
             "headers, 429 without Retry-After (GitHub primary limit)"
         )
     if isinstance(scenario, ConcurrencyCap):
+        spread = f" +/-{scenario.latency_jitter:.0%}" if scenario.latency_jitter else ""
         return (
-            f"{name}: {scenario.max_in_flight} in flight, {scenario.latency * 1000:g} ms each, "
-            "429 without Retry-After (GitHub secondary limit)"
+            f"{name}: {scenario.max_in_flight} in flight, {scenario.latency * 1000:g} ms"
+            f"{spread} each, 429 without Retry-After (GitHub secondary limit)"
         )
     if isinstance(scenario, Outage):
         return (
@@ -940,6 +959,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         f"{CAP_HOLD_SECONDS * 1000:g} ms (default 0)",
     )
     server.add_argument(
+        "--latency-jitter",
+        type=latency_jitter,
+        default=DEFAULT_LATENCY_JITTER,
+        metavar="SHARE",
+        help="spread every wait of the server (latency, the cap's hold) uniformly over "
+        "+/- this share of it, so that the clients' tasks do not fall into step with "
+        "a server that always takes exactly as long (default "
+        f"{DEFAULT_LATENCY_JITTER:g}; 0 for exact waits)",
+    )
+    server.add_argument(
         "--outage-seconds",
         type=non_negative_float,
         default=None,
@@ -1010,6 +1039,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
             rate=rate,
             window=args.window,
             latency_ms=args.latency_ms,
+            latency_jitter=args.latency_jitter,
             outage_seconds=outage,
             retry_after=args.retry_after,
             max_in_flight=args.max_in_flight,

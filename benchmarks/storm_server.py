@@ -287,7 +287,7 @@ def build_storm_app(
         decision = reply.decision
         try:
             if decision.wait > 0:
-                await sleep(decision.wait)
+                await sleep(reply.scenario.spread(decision.wait))
             if decision.outcome is Outcome.RESET:
                 await _reset_connection(receive, send)
                 return

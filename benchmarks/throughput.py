@@ -1,7 +1,8 @@
 """Throughput without throttling: trestfly, bare httpx and a raw h11 client.
 
 The storm server runs its ``unlimited`` scenario (every request 200, optionally after
-``latency_ms``), and three clients send the same N tiny GETs from C worker tasks:
+``latency_ms``, spread by ``--latency-jitter``: +/-10% by default), and three clients
+send the same N tiny GETs from C worker tasks:
 
   trestfly   TrioAPISession with its defaults (``max_concurrency=C``)
   httpx      a bare ``httpx.AsyncClient``, ``max_connections = max_keepalive = C``
@@ -42,10 +43,11 @@ import trio
 from trestfly import TrioAPISession
 
 from . import _report
-from ._cli import non_negative_float, positive_int
+from ._cli import latency_jitter, non_negative_float, positive_int
 from ._cpu import cpu_plan, pinned
 from ._h11_client import open_pool
 from ._live import Display, PlainDisplay, open_display
+from ._scenarios import DEFAULT_LATENCY_JITTER
 from .storm_server import Unlimited, install_scenario, run_storm_server
 
 DEFAULT_REQUESTS = 1000
@@ -131,6 +133,8 @@ class Settings:
     latencies_ms: tuple[float, ...]
     rounds: int
     clients: tuple[str, ...] = tuple(CLIENTS)
+    #: The server's spread of each latency (see benchmarks._scenarios.Scenario.spread).
+    latency_jitter: float = DEFAULT_LATENCY_JITTER
 
     def batch(self, concurrency: int, latency_ms: float) -> int:
         """Requests per timed batch at this concurrency and latency."""
@@ -166,6 +170,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         concurrency=tuple(concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)),
         latencies_ms=tuple(latencies),
         rounds=rounds or (QUICK_ROUNDS if quick else DEFAULT_ROUNDS),
+        latency_jitter=getattr(args, "latency_jitter", DEFAULT_LATENCY_JITTER),
     )
 
 
@@ -214,7 +219,11 @@ async def run_config(
 ) -> dict[str, Any]:
     """All rounds at one concurrency and latency; the medians of each client."""
     async with httpx.AsyncClient(timeout=10) as control:
-        await install_scenario(control, url, Unlimited(latency_ms=latency_ms))
+        await install_scenario(
+            control,
+            url,
+            Unlimited(latency_ms=latency_ms, latency_jitter=settings.latency_jitter),
+        )
     batch = settings.batch(concurrency, latency_ms)
     samples: dict[str, list[Sample]] = {name: [] for name in settings.clients}
     progress = display.start(
@@ -250,6 +259,7 @@ async def run_config(
     return {
         "concurrency": concurrency,
         "latency_ms": latency_ms,
+        "latency_jitter": settings.latency_jitter if latency_ms > 0 else 0.0,
         "requests_per_batch": batch,
         "rounds": settings.rounds,
         "clients": clients,
@@ -327,6 +337,15 @@ def add_arguments(parser: argparse.ArgumentParser, *, standalone: bool = True) -
         help=f"timed rounds after a warm-up (default {DEFAULT_ROUNDS}, --quick {QUICK_ROUNDS})",
     )
     if standalone:
+        # Part of the storm command, the storm server's own option covers this section.
+        parser.add_argument(
+            "--latency-jitter",
+            type=latency_jitter,
+            default=DEFAULT_LATENCY_JITTER,
+            metavar="SHARE",
+            help="spread each latency uniformly over +/- this share of it (default "
+            f"{DEFAULT_LATENCY_JITTER:g}; 0 for exact latencies)",
+        )
         parser.add_argument("--quick", action="store_true", help="tiny sizes (a smoke run)")
         parser.add_argument("--plain", action="store_true", help="plain lines, no live bars")
         parser.add_argument(

@@ -200,6 +200,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
             rate=args.rate if args.rate is not None else DEFAULT_RATE,
             window=args.window,
             latency_ms=args.latency_ms,
+            latency_jitter=args.latency_jitter,
             outage_seconds=outage,
             retry_after=args.retry_after,
             max_in_flight=args.max_in_flight,

@@ -227,7 +227,12 @@ def test_specs_round_trip(name: str) -> None:
 
 def test_spec_fills_defaults() -> None:
     scenario = scenario_from_spec({"name": "fixed_window", "params": {"limit": 5}})
-    assert scenario.params() == {"limit": 5, "window": 1.0, "latency_ms": 0.0}
+    assert scenario.params() == {
+        "latency_jitter": 0.0,
+        "limit": 5,
+        "window": 1.0,
+        "latency_ms": 0.0,
+    }
 
 
 @pytest.mark.parametrize(
@@ -249,11 +254,53 @@ def test_spec_fills_defaults() -> None:
         {"name": "flaky", "params": {"latency_ms": float("inf")}},
         {"name": "unlimited", "params": {"latency_ms": 60_001}},
         {"name": "concurrency_cap", "params": {"latency": 61}},
+        {"name": "concurrency_cap", "params": {"latency_jitter": 1.0}},
+        {"name": "unlimited", "params": {"latency_jitter": -0.1}},
+        {"name": "unlimited", "params": {"latency_jitter": "some"}},
     ],
 )
 def test_bad_specs_are_value_errors(spec: object) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 -- the messages are checked end to end
         scenario_from_spec(spec)
+
+
+# ------------------------------------------------------------------ latency spread
+
+
+def test_without_jitter_every_wait_is_exact() -> None:
+    scenario = ConcurrencyCap(latency=0.02)
+    assert [scenario.spread(0.02) for _ in range(100)] == [0.02] * 100
+
+
+def test_jitter_spreads_waits_around_the_same_mean() -> None:
+    scenario = ConcurrencyCap(latency=0.02, latency_jitter=0.1)
+    waits = [scenario.spread(0.02) for _ in range(4000)]
+    assert all(0.018 <= wait <= 0.022 for wait in waits)
+    assert len(set(waits)) > 3900  # spread, not a few levels
+    # The mean, and with it the scenario's ceiling (10 slots / 20 ms), is unchanged:
+    # uniform over +/-2 ms, 4000 draws give a mean within about 0.02 ms of 20 ms.
+    assert sum(waits) / len(waits) == pytest.approx(0.02, abs=0.0001)
+    assert scenario.spread(0.0) == 0.0  # no wait stays no wait
+
+
+def test_jitter_is_reproducible_per_install() -> None:
+    # Each installed scenario draws from a fresh Random(0): runs see the same waits.
+    first, second = (Unlimited(latency_ms=20, latency_jitter=0.3) for _ in range(2))
+    assert [first.spread(0.02) for _ in range(50)] == [second.spread(0.02) for _ in range(50)]
+
+
+def test_app_waits_the_spread_hold(monkeypatch: pytest.MonkeyPatch) -> None:
+    waits: list[float] = []
+
+    async def recording_sleep(seconds: float) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)  # build_storm_app reads it
+    app = build_storm_app(ConcurrencyCap(max_in_flight=5, latency=0.02, latency_jitter=0.1))
+    _run_app(app, *(_get() for _ in range(5)))
+    expected = ConcurrencyCap(latency=0.02, latency_jitter=0.1)
+    assert waits == [expected.spread(0.02) for _ in range(5)]
+    assert len(set(waits)) == 5
 
 
 # ------------------------------------------------------------------ violations
@@ -358,7 +405,7 @@ def test_counters_timeline_and_stats() -> None:
     assert stats["timeline"]["rejected"] == [1, 1, 0]
     assert stats["scenario"] == {
         "name": "outage",
-        "params": {"duration": 0.2, "retry_after": 1.0, "latency_ms": 0.0},
+        "params": {"duration": 0.2, "retry_after": 1.0, "latency_ms": 0.0, "latency_jitter": 0.0},
         "limit_rps": None,
     }
     assert stats["elapsed"] == pytest.approx(0.3)
@@ -538,7 +585,12 @@ async def test_end_to_end(storm_url: str) -> None:
         stats = await fetch_stats(control, storm_url)
         assert stats["totals"]["arrivals"] == 5 and stats["totals"]["violations"] == 1
         assert stats["clients"]["e2e"]["violations"] == 1
-        assert stats["scenario"]["params"] == {"limit": 2, "window": 30, "latency_ms": 0.0}
+        assert stats["scenario"]["params"] == {
+            "limit": 2,
+            "window": 30,
+            "latency_ms": 0.0,
+            "latency_jitter": 0.0,
+        }
 
         # A reset is a transport error; the next request gets a fresh connection.
         await install_scenario(control, storm_url, Flaky(p_503=0.0, p_reset=1.0))

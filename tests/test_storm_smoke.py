@@ -142,6 +142,7 @@ def test_quick_run_writes_results_charts_and_throughput(tmp_path: Path) -> None:
         for client in settings["clients"]
     }
     assert {(r["scenario"], r["concurrency"], r["client"]) for r in runs} == expected
+    assert settings["server"]["latency_jitter"] == 0.1  # the default spread of the waits
 
     for run in runs:
         label = (run["scenario"], run["concurrency"], run["client"])
