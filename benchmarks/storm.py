@@ -955,8 +955,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="MS",
         help="server latency added to every answer, all scenarios but concurrency_cap, "
-        "whose hold is fixed at "
-        f"{CAP_HOLD_SECONDS * 1000:g} ms (default 0)",
+        f"whose hold is {CAP_HOLD_SECONDS * 1000:g} ms (default 0)",
     )
     server.add_argument(
         "--latency-jitter",

@@ -4,6 +4,7 @@ subprocess server."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import sys
@@ -18,7 +19,7 @@ import trio
 # The benchmarks are not an installed package: import them from the project root.
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import _scenarios
+from benchmarks import _scenarios, storm
 from benchmarks._scenarios import (
     SCENARIOS,
     VIOLATION_TOLERANCE,
@@ -301,6 +302,22 @@ def test_app_waits_the_spread_hold(monkeypatch: pytest.MonkeyPatch) -> None:
     expected = ConcurrencyCap(latency=0.02, latency_jitter=0.1)
     assert waits == [expected.spread(0.02) for _ in range(5)]
     assert len(set(waits)) == 5
+
+
+def test_the_latency_jitter_option_reaches_every_scenario_and_the_throughput_section(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = argparse.ArgumentParser()
+    storm.add_arguments(parser)
+    for argv, expected in (([], 0.1), (["--latency-jitter", "0"], 0.0)):
+        settings = storm.settings_from(parser.parse_args(argv))
+        assert settings.server.latency_jitter == expected
+        assert {s.latency_jitter for s in storm.scenarios(settings.server).values()} == {expected}
+        assert settings.throughput_settings is not None
+        assert settings.throughput_settings.latency_jitter == expected
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--latency-jitter", "1"])
+    assert "must be below 1" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------ violations
