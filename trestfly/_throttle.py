@@ -661,9 +661,12 @@ class OriginThrottle:
         ceiling, the recovery aims at 95% of it and walks into the limit twice more,
         each time for a whole ``Retry-After`` when the server rounds it to seconds.
         What the origin served over the last ``1 / fast_increase`` seconds (one e-fold
-        of growth) is the better ceiling: a 100/s bucket served 98 then.  It is used
-        only when slow start ran that long since the gate last reopened and it is below
-        the paced rate; never below half that rate, the cut before this rule.
+        of growth) is the better guide: a 100/s bucket served 97-98 then.  It is a rate
+        that was served, not one that was throttled, so like a trusted first sample
+        (see _learn_from_sample) it is held with half the safety margin, and the
+        ceiling is set to match.  It is used only when slow start ran that long since
+        the gate last reopened and it is below the paced rate; never below half that
+        rate, the cut before this rule.
 
         Only for a throttle (``hint``) of LONG_HINT or more: when the gate
         closes for milliseconds, walking into the limit again costs little, and the
@@ -679,8 +682,10 @@ class OriginThrottle:
         served.clear()  # slow start is over, whichever ceiling it leaves
         if hint < LONG_HINT or now - period_start < served.span or served_rate >= rate:
             return cut
-        self._ceiling = max(served_rate, rate / 2)
-        return max(cut, min(self._ceiling * self.settings.safety, rate * self.settings.decrease))
+        safety = self.settings.safety
+        hold = max(served_rate, rate / 2) * (1 - (1 - safety) / 2)
+        self._ceiling = hold / safety  # so that the hold level (ceiling x safety) is it
+        return max(cut, min(hold, rate * self.settings.decrease))
 
     def _note_slow_start_success(self, now: float, count: int = 1) -> None:
         # Slow start: a learned rate (a floor) and no ceiling yet.  Cheap when not.
