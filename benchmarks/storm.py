@@ -157,24 +157,23 @@ def scenarios(params: ServerParams = ServerParams()) -> dict[str, Scenario]:
     burst = max(1, round(params.rate) // 10)
     latency = params.latency_ms
     jitter = params.latency_jitter
+
+    def bucket(*, fractional: bool) -> TokenBucket:
+        # The two bucket scenarios differ only in how the hint is written.
+        return TokenBucket(
+            rate=params.rate,
+            burst=burst,
+            fractional=fractional,
+            latency_ms=latency,
+            latency_jitter=jitter,
+        )
+
     return {
         "fixed_window": FixedWindow(
             limit=per_window, window=params.window, latency_ms=latency, latency_jitter=jitter
         ),
-        "token_bucket": TokenBucket(
-            rate=params.rate,
-            burst=burst,
-            fractional=True,
-            latency_ms=latency,
-            latency_jitter=jitter,
-        ),
-        "token_bucket_int": TokenBucket(
-            rate=params.rate,
-            burst=burst,
-            fractional=False,
-            latency_ms=latency,
-            latency_jitter=jitter,
-        ),
+        "token_bucket": bucket(fractional=True),
+        "token_bucket_int": bucket(fractional=False),
         "headers_only": HeadersOnly(
             limit=per_window, window=params.window, latency_ms=latency, latency_jitter=jitter
         ),
