@@ -427,6 +427,30 @@ def test_a_large_first_sample_is_trusted_and_held() -> None:
     assert state.learned_rate == pytest.approx(97.5 + 0.001 * (97.5 / 0.95) / 97.5)
 
 
+def test_a_bursts_successes_answered_after_its_429_join_the_first_sample() -> None:
+    # A 300/s bucket with a burst of 30 and whole-second hints, 100 requests at once:
+    # the first 429 is answered before the burst's 30 successes.
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(100)]
+    state.on_response(wave[30], 0.01, status=429, hint=1.0, quota=None)
+    assert state.learned_rate is None  # nothing served yet to learn from
+    for ticket in wave[:30]:
+        state.on_response(ticket, 0.02, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    for ticket in wave[30:]:
+        state.on_response(ticket, 0.02, status=429, hint=1.0, quota=None)
+        state.on_done(ticket)
+    assert state.admit(1.05).kind == "probe"  # the reopening completes the sample
+    assert state.learned_rate == pytest.approx(30 / 1.0 * 0.95)
+    assert state.ceiling is None  # a burst, a floor to grow from
+    # Counted in the next period, the late 30 and the reopened burst made a "trusted"
+    # sample of 60 that held the client at 58/s against the 300/s bucket.  A floor
+    # grows instead (slow start: +1/s per paced success).
+    paced = Ticket(sent_at=1.1, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(paced, 1.11, status=200, hint=None, quota=None)
+    assert state.learned_rate == pytest.approx(30 / 1.0 * 0.95 + 1)
+
+
 def test_close_early_holds_the_gate_without_starting_an_episode() -> None:
     state = origin()
     ticket = send(state, 0.0)

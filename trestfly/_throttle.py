@@ -244,9 +244,10 @@ class OriginThrottle:
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
         self._last_cut_at = -math.inf
         # The first sample (successes, period) until the gate reopens, and the
-        # successes other workers reported for it meanwhile (see _refine_sample).
+        # successes that joined it meanwhile (see _refine_sample).
         self._sample: tuple[int, float] | None = None
         self._sample_extra = 0
+        self._sample_takes_remote = False
         self._quota: Quota | None = None
         self._quota_reset_at = -math.inf
         # Observability.
@@ -423,7 +424,7 @@ class OriginThrottle:
         """Other workers' successes: the served rate is judged over all workers."""
         self._window_successes += count
         self._note_slow_start_success(now, count)
-        if self._sample is not None:
+        if self._sample is not None and self._sample_takes_remote:
             self._sample_extra += count
 
     # ---------------------------------------------------------------- feedback
@@ -518,15 +519,15 @@ class OriginThrottle:
         self._window_start = period_end
         self._window_successes = 0
         if self.learned_rate is None:
-            if served and period > 0:
-                self._learn_from_sample(served, period, now)
-                if period >= REFINED_SAMPLE_PERIOD:
-                    # Other workers sharing this origin were served too: what they
-                    # report while the gate is closed refines the sample at the
-                    # reopening.  Only over a long period: the reports are not dated,
-                    # and over a few milliseconds most of them would be successes after
-                    # it.
-                    self._sample = (served, period)
+            if period > 0:
+                if served:
+                    self._learn_from_sample(served, period, now)
+                # The sample is complete at the reopening (see _refine_sample): the
+                # successes of requests sent before this throttle are still arriving.
+                # Other workers' reports join it only over a long period: they are not
+                # dated, and over a few milliseconds most would be successes after it.
+                self._sample = (served, period)
+                self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
@@ -694,8 +695,9 @@ class OriginThrottle:
             window.add(now, count)
 
     def _refine_sample(self, now: float) -> None:
-        """At the reopening: learn the first sample again with the successes other
-        workers reported meanwhile (their share of what the server served)."""
+        """At the reopening: learn the first sample again with the successes that
+        joined it while the gate was closed: answers to requests sent before the
+        throttle, and what other workers reported (their share of what was served)."""
         assert self._sample is not None
         served, period = self._sample
         self._sample = None
@@ -738,7 +740,15 @@ class OriginThrottle:
 
     def _on_success(self, ticket: Ticket, now: float) -> None:
         self.successes += 1
-        self._window_successes += 1
+        if self._sample is not None and self.is_stale(ticket):
+            # Sent before the first throttle: its success belongs to the first sample's
+            # period, not to the next.  A burst's first 429 is often answered before
+            # its successes; counted in the next period, those were taken for a second
+            # window's worth, and two bursts of 30 became a trusted rate of 60/s against
+            # a 300/s bucket.
+            self._sample_extra += 1
+        else:
+            self._window_successes += 1
         self._note_slow_start_success(now)
         if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
