@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import random
 
 import pytest
@@ -228,27 +229,93 @@ def first_sample_then_slow_start(state: OriginThrottle, until_rate: float) -> li
     return times
 
 
-def test_leaving_slow_start_the_ceiling_is_what_was_served_in_the_last_second() -> None:
-    # Growing e-fold a second, the paced rate at the first paced throttle overshoots the
-    # limit; taken as the ceiling, the recovery walked into the limit twice more, each
-    # time for a whole second behind a whole-second Retry-After.
+class Bucket:
+    """A token bucket (``rate``/s, ``burst``) answering with whole-second hints."""
+
+    def __init__(self, rate: float, burst: int) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.last = float(burst), 0.0
+
+    def take(self, now: float) -> float | None:
+        """None: served; else the Retry-After it sends (the wait rounded up)."""
+        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
+        self.last = now
+        if self.tokens >= 1:
+            self.tokens -= 1
+            return None
+        return float(math.ceil((1 - self.tokens) / self.rate))
+
+
+class Window:
+    """A fixed window of ``quota`` per second answering with whole-second hints."""
+
+    def __init__(self, quota: int) -> None:
+        self.quota, self.window, self.used = quota, 0, 0
+
+    def take(self, now: float) -> float | None:
+        if math.floor(now) != self.window:
+            self.window, self.used = math.floor(now), 0
+        if self.used < self.quota:
+            self.used += 1
+            return None
+        return float(math.ceil(self.window + 1 - now))
+
+
+def until_paced_throttle(state: OriginThrottle, limiter: Bucket | Window) -> float:
+    """Send unpaced at t=0 until a 429 (each answered at once), then from the
+    reopening when the pacer allows, until a request sent at a learned rate is
+    throttled.  Returns that rate."""
+    now = 0.0
+    while True:
+        decision = state.admit(now)
+        if decision.kind == "gate":
+            now = decision.at
+            continue
+        assert decision.kind in ("go", "probe"), decision
+        rate = state.learned_rate
+        paced = decision.at > now
+        now = decision.at
+        ticket = state.on_sent(now, paced=paced, probe=decision.kind == "probe")
+        hint = limiter.take(now)
+        status = 200 if hint is None else 429
+        state.on_response(ticket, now, status=status, hint=hint, quota=None)
+        state.on_done(ticket)
+        if hint is not None and rate is not None:
+            return rate
+
+
+def test_leaving_slow_start_behind_a_bucket_the_ceiling_is_its_rate_beyond_the_burst() -> None:
+    # Growing e-fold a quarter second from the burst's 9.5/s, the paced rate overshoots
+    # a 100/s bucket by far before its burst of 10 is spent.  Taken as the ceiling, the
+    # recovery walked into the limit again, each time for a whole second.
     state = origin()
-    times = first_sample_then_slow_start(state, 150.0)
-    end = times[-1] + 0.001
-    rate = state.learned_rate
-    paced_throttle(state, end, sent_at=end - 0.0005, hint=1.0)
-    served = sum(1 for t in times if t > end - 1.0)  # over 1 / fast_increase seconds
-    assert 80 < served < 110 < rate
-    # A rate that was served, not one that was throttled: held with half the margin
-    # (0.975 of it), as a trusted first sample is, and the ceiling is set to match.
-    assert state.learned_rate == pytest.approx(served * 0.975)
-    assert state.ceiling == pytest.approx(served * 0.975 / 0.95)
+    throttled_at = until_paced_throttle(state, Bucket(100.0, 10))
+    assert throttled_at > 130
+    # What the bucket served beyond its burst: about 100/s (95 here, where the pacer's
+    # restarts send two at once), held at 0.975 of it (a served rate, as a trusted
+    # first sample is), with the ceiling set to match.
+    assert 100 * 0.975 * 0.93 < state.learned_rate < 100 * 0.975
+    assert state.ceiling == pytest.approx(state.learned_rate / 0.95)
 
 
-def test_a_short_slow_start_keeps_the_paced_rate_as_the_ceiling() -> None:
+def test_leaving_slow_start_at_a_windows_quota_again_keeps_the_paced_rate_as_the_ceiling() -> None:
+    # 40 a second, then a 429 until the next window: the first sample (40 over the
+    # second) looks like a burst.  Slow start overshoots 40/s before the next window's
+    # 40 are spent, and 40 are not the two bursts' worth the bucket estimate needs: the
+    # paced rate is the ceiling, and the rate is cut from it.  (Holding the first
+    # sample there instead held four processes sharing one window, each at the share
+    # it happened to see first.)
+    state = origin()
+    throttled_at = until_paced_throttle(state, Window(40))
+    assert throttled_at > 80
+    assert state.ceiling == throttled_at
+    assert state.learned_rate is not None and state.learned_rate < throttled_at
+
+
+def test_too_short_a_slow_start_to_tell_keeps_the_paced_rate_as_the_ceiling() -> None:
     state = origin()
     times = first_sample_then_slow_start(state, 20.0)
-    assert times[-1] - 1.02 < 1.0  # less than one e-fold (1 / fast_increase seconds)
+    assert len(times) < 10 / 2  # fewer than half a burst: neither a bucket nor a quota
     rate = state.learned_rate
     paced_throttle(state, times[-1] + 0.001, sent_at=times[-1], hint=1.0)
     assert state.ceiling == rate
@@ -293,7 +360,7 @@ def test_a_trusted_first_sample_is_held_with_half_the_margin() -> None:
 
 
 def test_pending_reservations_are_made_again_once_the_rate_outgrew_them() -> None:
-    state = origin()
+    state = origin(fast_increase=1.0)
     state.learned_rate = 10.0
     calls: list[int] = []
     state.on_reschedule = lambda: calls.append(state.epoch)
@@ -445,10 +512,10 @@ def test_a_bursts_successes_answered_after_its_429_join_the_first_sample() -> No
     assert state.ceiling is None  # a burst, a floor to grow from
     # Counted in the next period, the late 30 and the reopened burst made a "trusted"
     # sample of 60 that held the client at 58/s against the 300/s bucket.  A floor
-    # grows instead (slow start: +1/s per paced success).
+    # grows instead (slow start: +fast_increase/s per paced success).
     paced = Ticket(sent_at=1.1, in_flight_at_send=1, paced=True, probe=False)
     state.on_response(paced, 1.11, status=200, hint=None, quota=None)
-    assert state.learned_rate == pytest.approx(30 / 1.0 * 0.95 + 1)
+    assert state.learned_rate == pytest.approx(30 / 1.0 * 0.95 + state.settings.fast_increase)
 
 
 def test_close_early_holds_the_gate_without_starting_an_episode() -> None:

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from ._ratelimit import Quota, says_quota_spent
-from ._sliding import SlidingCount
+from ._slow_start import SlowStartLog
 from .errors import UnexpectedValueError
 
 #: Statuses that mean "too fast": they cut the learned rate.  (A 503 with Retry-After
@@ -112,7 +112,8 @@ class ThrottleSettings:
             in a burst of noise) is found again in about a minute.
         fast_increase: before any ceiling is known (the rate learned from unpaced
             sending is only a floor), the share of itself the rate grows per second
-            (1.0: about 2.7x a second, exponential growth).
+            (4.0: e-fold a quarter second, exponential growth; from a burst's 10/s to
+            100/s in 0.6 s).
         safety: share of the observed served rate taken as the learned rate, and of the
             ceiling the rate returns to after a cut (the hold level).
         min_rate: the learned rate never goes below this (requests per second).
@@ -130,7 +131,7 @@ class ThrottleSettings:
     recovery: float = 0.5
     probe_growth: float = 0.001
     probe_doubling: float = 12.0
-    fast_increase: float = 1.0
+    fast_increase: float = 4.0
     safety: float = 0.95
     min_rate: float = 0.5
     jitter: float = 0.1
@@ -228,10 +229,13 @@ class OriginThrottle:
         self.on_reschedule: Callable[[], None] | None = None
         self._window_start = now
         self._window_successes = 0
-        # What the origin served over the last stretch of slow start, recorded only
-        # then (see _leave_slow_start); None when fast_increase is 0 (no slow start).
-        fast = settings.fast_increase
-        self._slow_start_served = SlidingCount(1.0 / fast) if fast > 0 else None
+        # What the origin served during slow start, recorded only then (see
+        # _leave_slow_start); None when fast_increase is 0 (no slow start).
+        self._slow_start_log = SlowStartLog() if settings.fast_increase > 0 else None
+        # The first sample when it was a floor (fewer than TRUSTED_SAMPLE): how many were
+        # served at once, and at what rate (see _leave_slow_start).
+        self._first_burst: int | None = None
+        self._first_rate = 0.0
         self._ceiling_set_at = -math.inf
         # Attempts still to come back before an untimed throttle may cut the
         # concurrency limit again (see _cut_concurrency).
@@ -548,7 +552,7 @@ class OriginThrottle:
             sent_rate = served / active
             cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
         if leaving_slow_start:
-            cut = self._leave_slow_start(now, period_start, cut, hint)
+            cut = self._leave_slow_start(ticket.sent_at, cut, hint)
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
         self._last_cut_at = now
@@ -644,7 +648,9 @@ class OriginThrottle:
         self._last_cut_at = now
         if served < TRUSTED_SAMPLE:
             self.learned_rate = max(settings.min_rate, observed * settings.safety)
+            self._first_burst, self._first_rate = served, observed
             return
+        self._first_burst = None
         # The server did serve this rate, closed time included: a rate that was served,
         # not one that was throttled, so it gets half the safety margin (the hold
         # level), and probing past it slowly.
@@ -652,47 +658,56 @@ class OriginThrottle:
         self.learned_rate = max(settings.min_rate, hold)
         self._ceiling, self._ceiling_set_at = hold / settings.safety, now
 
-    def _leave_slow_start(self, now: float, period_start: float, cut: float, hint: float) -> float:
-        """The first paced throttle ends slow start: set the ceiling from what the
-        origin served, and return the rate to go on at (never below ``cut``).
+    def _leave_slow_start(self, end: float, cut: float, hint: float) -> float:
+        """The first paced throttle (of a request sent at ``end``) ends slow start: set
+        the ceiling from what the origin served, and return the rate to go on at
+        (``cut`` when what it served says nothing more).
 
         The paced rate at that throttle overshoots the limit: it was growing e-fold per
         ``1 / fast_increase`` seconds, and a bucket's burst hid the excess until it was
-        spent (a 100/s bucket with a burst of 10 was throttled at 140/s).  Taken as the
-        ceiling, the recovery aims at 95% of it and walks into the limit twice more,
-        each time for a whole ``Retry-After`` when the server rounds it to seconds.
-        What the origin served over the last ``1 / fast_increase`` seconds (one e-fold
-        of growth) is the better guide: a 100/s bucket served 97-98 then.  It is a rate
-        that was served, not one that was throttled, so like a trusted first sample
-        (see _learn_from_sample) it is held with half the safety margin, and the
-        ceiling is set to match.  It is used only when slow start ran that long since
-        the gate last reopened and it is below the paced rate; never below half that
-        rate, the cut before this rule.
+        spent.  Taken as the ceiling, the recovery aims at 95% of it and walks into the
+        limit again, each time for a whole ``Retry-After`` when the server rounds it to
+        seconds.  The rate a bucket allows beyond its burst (the first sample's count;
+        see trestfly._slow_start) is the better guide: 98-99/s against a 100/s bucket.
+        It is a rate that was served, not one that was throttled, so like a trusted
+        first sample (see _learn_from_sample) it is held with half the safety margin,
+        and the ceiling is set to match.  It is used when slow start served enough to
+        tell (two bursts' worth) and it is below the paced rate, then in place of
+        ``cut`` (which never goes below half the paced rate: growing e-fold a quarter
+        second, slow start can overshoot more than that); never below the first
+        sample's rate, which the server did serve.
 
-        Only for a throttle (``hint``) of LONG_HINT or more: when the gate
-        closes for milliseconds, walking into the limit again costs little, and the
-        paced rate as the ceiling finds capacity that others sending on the same quota
-        free later (4 processes on one 100/s bucket, sharing nothing: goodput 0.36-0.39
-        with the served rate as the ceiling, 0.46-0.59 without).
+        (Holding a window's quota instead, when slow start served no more than the
+        first sample again, helped one client against small windows, but four
+        processes sharing one window without shared state each held the share they
+        happened to see first: goodput 0.45-0.62, against 0.75-0.76 without.)
+
+        Only for a throttle (``hint``) of LONG_HINT or more: when the gate closes for
+        milliseconds, walking into the limit again costs little, and the paced rate as
+        the ceiling finds capacity that others sending on the same quota free later (4
+        processes on one 100/s bucket, sharing nothing: goodput 0.36-0.39 with the
+        served rate as the ceiling, 0.46-0.59 without).
         """
-        served = self._slow_start_served
-        rate = self.learned_rate
-        if served is None or rate is None:
+        log, rate, burst = self._slow_start_log, self.learned_rate, self._first_burst
+        if log is None or rate is None:
             return cut
-        served_rate = served.count(now) / served.span
-        served.clear()  # slow start is over, whichever ceiling it leaves
-        if hint < LONG_HINT or now - period_start < served.span or served_rate >= rate:
+        estimate = None
+        if hint >= LONG_HINT and burst is not None:
+            estimate = log.rate_beyond_burst(end, burst)
+        log.clear()  # slow start is over, whichever ceiling it leaves
+        if estimate is None or estimate >= rate:
             return cut
         safety = self.settings.safety
-        hold = max(served_rate, rate / 2) * (1 - (1 - safety) / 2)
+        # Never below the first sample: the server did serve that rate.
+        hold = max(estimate, self._first_rate) * (1 - (1 - safety) / 2)
         self._ceiling = hold / safety  # so that the hold level (ceiling x safety) is it
-        return max(cut, min(hold, rate * self.settings.decrease))
+        return min(hold, rate * self.settings.decrease)
 
-    def _note_slow_start_success(self, now: float, count: int = 1) -> None:
+    def _note_slow_start_success(self, sent_at: float, count: int = 1) -> None:
         # Slow start: a learned rate (a floor) and no ceiling yet.  Cheap when not.
-        window = self._slow_start_served
-        if window is not None and self._ceiling is None and self.learned_rate is not None:
-            window.add(now, count)
+        log = self._slow_start_log
+        if log is not None and self._ceiling is None and self.learned_rate is not None:
+            log.add(sent_at, count)
 
     def _refine_sample(self, now: float) -> None:
         """At the reopening: learn the first sample again with the successes that
@@ -749,11 +764,11 @@ class OriginThrottle:
             self._sample_extra += 1
         else:
             self._window_successes += 1
-        self._note_slow_start_success(now)
         if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
             # the answers still in flight from before a cut would undo it at once.
             return
+        self._note_slow_start_success(ticket.sent_at)
         if ticket.paced and self.learned_rate is not None:
             if self._ceiling is None:
                 # No paced throttle yet: the rate is a floor, grow by `fast_increase`

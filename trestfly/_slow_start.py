@@ -1,0 +1,73 @@
+"""What an origin served during slow start, and the rate it implies (pure).
+
+Slow start grows the paced rate from a floor (the first sample) until a paced request is
+throttled.  Behind a token bucket that throttle comes late: the bucket's burst hides the
+excess until it is spent, so the paced rate at the throttle overshoots the limit (a
+client growing e-fold a quarter second was throttled at 170/s by a 100/s bucket with a
+burst of 10).  The successes say more than that rate.
+
+A bucket of rate ``R`` and burst ``B`` holds ``B`` tokens whenever the client sends
+slower than ``R``, and none at the throttle ``T``.  So from any time ``t`` it served at
+most ``B + R (T - t)`` requests, exactly that many from the last time it was full::
+
+    R >= (served in [t, T) - B) / (T - t)   for every t, with equality there.
+
+The largest of these bounds over the logged send times estimates ``R``, given ``B``: the
+burst the first sample saw served at once.  The throttled request found less than a
+token, half of one on average, so half a request is added to each count.
+
+Times are the requests' send times, not the answers': at concurrency 100 answers come
+back out of order and tens of milliseconds late, and the server's bucket saw the
+requests at about their send times.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+__all__ = ["SlowStartLog"]
+
+#: Entries kept.  Slow start lasts a few seconds before a throttle; an origin that never
+#: throttles again keeps only its latest successes (what an estimate would look at).
+MAX_ENTRIES = 4096
+
+#: A bound over fewer than this many bursts' worth of successes is left out: there the
+#: burst's own share dominates, and a burst counted one short swings the estimate.
+MIN_BURSTS = 2
+
+
+class SlowStartLog:
+    """Send times of the successes of slow start, with how many succeeded at each."""
+
+    __slots__ = ("_entries",)
+
+    def __init__(self) -> None:
+        self._entries: deque[tuple[float, int]] = deque(maxlen=MAX_ENTRIES)
+
+    def add(self, sent_at: float, count: int = 1) -> None:
+        """Record ``count`` successes of requests sent at ``sent_at`` (any order)."""
+        self._entries.append((sent_at, count))
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+    def served_before(self, end: float) -> int:
+        """Successes of requests sent before ``end``."""
+        return sum(count for sent_at, count in self._entries if sent_at < end)
+
+    def rate_beyond_burst(self, end: float, burst: int) -> float | None:
+        """The bucket rate the successes sent before ``end`` imply, given its ``burst``
+        (the largest bound of the module docstring), or None when no stretch holds
+        ``MIN_BURSTS`` bursts' worth of successes (too short to tell)."""
+        entries = sorted(entry for entry in self._entries if entry[0] < end)
+        best: float | None = None
+        served = 0
+        for sent_at, count in reversed(entries):
+            served += count
+            span = end - sent_at
+            if served < MIN_BURSTS * burst or span <= 0:
+                continue
+            bound = (served - burst + 0.5) / span
+            if best is None or bound > best:
+                best = bound
+        return best
