@@ -680,7 +680,7 @@ class OriginThrottle:
         (Holding a window's quota instead, when slow start served no more than the
         first sample again, helped one client against small windows, but four
         processes sharing one window without shared state each held the share they
-        happened to see first: goodput 0.45-0.62, against 0.75-0.76 without.)
+        happened to see first: goodput 0.45-0.62, against 0.67-0.76 without.)
 
         Only for a throttle (``hint``) of LONG_HINT or more: when the gate closes for
         milliseconds, walking into the limit again costs little, and the paced rate as
