@@ -58,6 +58,8 @@ def test_extract_names_the_missing_key() -> None:
         extract({"meta": {"total": 1}}, "meta.totl")
     with pytest.raises(PaginationError, match="in the page"):
         extract([], "items")
+    with pytest.raises(PaginationError, match="no key '\u00b2'"):
+        extract([1, 2, 3], "\u00b2")  # a digit to str.isdigit, not an index
 
 
 def test_extract_reads_box_keys_not_attributes() -> None:
@@ -74,7 +76,8 @@ def test_counts_accept_integers_and_digit_strings(value: object, expected: int |
     assert as_count(value, "total") == expected
 
 
-@pytest.mark.parametrize("value", [True, -1, "12a", 2.5, [], {}])
+# "²" is a digit to str.isdigit but not to int().
+@pytest.mark.parametrize("value", [True, -1, "12a", 2.5, [], {}, "\u00b2", float("inf")])
 def test_counts_reject_anything_else(value: object) -> None:
     with pytest.raises(PaginationError, match="total must be a count"):
         as_count(value, "total")

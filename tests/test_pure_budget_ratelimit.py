@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import httpx
 import pytest
 from hypothesis import given
@@ -48,9 +50,20 @@ def test_disabled_budget_always_allows() -> None:
     assert budget.try_spend(0.0, retrying_alone=False)
 
 
-def test_bad_budget_settings() -> None:
-    with pytest.raises(UnexpectedValueError, match="capacity"):
-        BudgetSettings(capacity=-1)
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        ({"capacity": -1}, "capacity"),
+        # NaN compares false with everything: it passed ">= 0" and refused every retry.
+        ({"capacity": math.nan}, "capacity"),
+        ({"per_second": math.nan}, "per_second"),
+        ({"ratio": math.inf}, "ratio"),
+        ({"enabled": "no"}, "enabled"),
+    ],
+)
+def test_bad_budget_settings(settings: dict[str, object], needle: str) -> None:
+    with pytest.raises(UnexpectedValueError, match=needle):
+        BudgetSettings(**settings)  # type: ignore[arg-type]
 
 
 def headers(**values: str) -> httpx.Headers:

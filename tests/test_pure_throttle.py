@@ -453,7 +453,19 @@ def test_github_403_with_zero_remaining_is_a_throttle() -> None:
 
 @pytest.mark.parametrize(
     "settings",
-    [{"decrease": 1.0}, {"burst": 0}, {"rate_limit": 0}, {"jitter": -1}, {"safety": 0}],
+    [
+        {"decrease": 1.0},
+        {"burst": 0},
+        {"rate_limit": 0},
+        {"jitter": -1},
+        {"safety": 0},
+        # Wrong kinds are named too, never a bare TypeError from a comparison.
+        {"rate_limit": "5"},
+        {"burst": 2.5},
+        {"adaptive": 1},
+        {"decrease": None},
+        {"min_rate": float("nan")},
+    ],
 )
 def test_bad_settings_are_typed_errors(settings: dict[str, float]) -> None:
     with pytest.raises(UnexpectedValueError, match=next(iter(settings))):

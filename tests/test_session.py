@@ -624,11 +624,69 @@ async def test_retry_on_is_per_session_not_per_class(
         ({"max_concurrency": 0}, "max_concurrency"),
         ({"max_retry_after": -1}, "max_retry_after"),
         ({"retry_on": ["x"]}, "retry_on"),
+        ({"retry_on": "429"}, "retry_on"),
+        ({"restricted_paths": "auth/login"}, "restricted_paths must be a collection"),
+        ({"restricted_paths": [b"auth/login"]}, "restricted_paths must hold"),
+        ({"error_map": {404: "x"}}, r"error_map\[404\]"),
+        ({"error_map": {"418": errors.NotFoundError}}, "error_map keys"),
+        ({"error_map": {404: ValueError}}, r"error_map\[404\]"),
+        ({"base_error_map": [404]}, "base_error_map must be a mapping"),
+        ({"throttle": {"rate_limit": 1}}, "throttle must be a ThrottleSettings"),
+        ({"retry_budget": 5}, "retry_budget must be a BudgetSettings"),
+        ({"box_attrs": 5}, "box_attrs must be a mapping"),
+        ({"box_attrs": {"frozen": True}}, "unknown python-box options"),
+        ({"timeout": "30"}, "timeout"),
+        ({"timeout": float("nan")}, "timeout"),
+        ({"proxies": "proxy.internal:3128"}, "proxies must be a URL with a host"),
+        ({"proxies": {"ftp": "http://p:1"}}, "proxies keys"),
+        ({"proxies": {"https": 3128}}, r"proxies\['https'\] must be a URL string"),
+        ({"proxies": ["http://p:1"]}, "proxies must be a proxy URL or a mapping"),
+        ({"rate_limit": "5"}, "rate_limit must be a number"),
+        ({"burst": 2.5}, "burst must be an integer"),
+        ({"adaptive": "no"}, "adaptive must be True or False"),
     ],
 )
 def test_bad_constructor_values_are_typed_errors(kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(errors.UnexpectedValueError, match=needle):
         API(**kwargs)
+
+
+def test_a_single_status_in_retry_on_is_one_status() -> None:
+    # As a call's retry_on=429 is.
+    assert 429 in API(retry_on=429)._defaults.retry_statuses
+
+
+def test_known_box_options_and_good_proxies_pass() -> None:
+    API(box_attrs={"frozen_box": True, "default_box": True})
+    API(proxies={"https": "http://user:pw@proxy.internal:3128", "all": "socks5://p:1080"})
+    API(proxies="https://proxy.internal")
+
+
+def test_a_bad_proxy_url_is_never_repeated_in_the_error() -> None:
+    with pytest.raises(errors.UnexpectedValueError) as caught:
+        API(proxies={"https": "proxy.internal:3128/?user=u&password=HUNTER2"})
+    assert "HUNTER2" not in str(caught.value)
+
+
+def test_misspelt_keywords_are_refused_when_nothing_could_use_them() -> None:
+    class Strict(API):
+        _error_on_unexpected_input = True
+
+    with pytest.raises(errors.UnexpectedValueError, match="max_retries"):
+        Strict(max_retries=3)
+    API(max_retries=3)  # RESTfly's default: handed to _authenticate, which ignores it
+
+
+async def test_map_refuses_a_limit_of_zero() -> None:
+    async def echo(item: int) -> int:
+        return item
+
+    api = API()
+    with pytest.raises(errors.UnexpectedValueError, match="limit"):
+        await api.map(echo, [1], limit=0)
+    with pytest.raises(errors.UnexpectedValueError, match="limit"):
+        async with api.map_as_completed(echo, [1], limit=0):
+            pass  # pragma: no cover
 
 
 # ------------------------------------------------------------------ endpoints

@@ -13,6 +13,7 @@ bites only when many requests fail together, which is exactly an outage.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import UnexpectedValueError
@@ -29,7 +30,8 @@ class BudgetSettings:
         enabled: False turns the budget off (every configured retry is made).
 
     Pass it as ``retry_budget=`` to a session, or set it as ``_retry_budget`` on the class.
-    The values are checked: each number must be >= 0.
+    The values are checked: each number must be finite and >= 0 (``enabled=False``
+    is the way to an unlimited budget).
 
     .. versionadded:: 0.1.0
     """
@@ -40,11 +42,20 @@ class BudgetSettings:
     enabled: bool = True
 
     def __post_init__(self) -> None:
+        if not isinstance(self.enabled, bool):
+            raise UnexpectedValueError(
+                f"retry budget enabled must be True or False, got {self.enabled!r}"
+            )
         for name in ("capacity", "ratio", "per_second"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
                 raise UnexpectedValueError(
-                    f"retry budget {name} must be a number >= 0, got {value!r}"
+                    f"retry budget {name} must be a finite number >= 0, got {value!r}"
                 )
 
 

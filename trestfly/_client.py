@@ -7,6 +7,7 @@ settings without httpx's deprecation warnings.
 
 from __future__ import annotations
 
+import math
 import platform
 import ssl
 from collections.abc import Mapping
@@ -63,9 +64,56 @@ def timeout_setting(timeout: TimeoutTypes) -> httpx.Timeout:
     """Seconds without progress on connect, read, write and pool; a Timeout passes through."""
     if isinstance(timeout, httpx.Timeout):
         return timeout
-    if timeout is not None and (isinstance(timeout, bool) or timeout <= 0):
-        raise UnexpectedValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    if timeout is not None and (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, int | float)
+        or not math.isfinite(timeout)
+        or timeout <= 0
+    ):
+        raise UnexpectedValueError(
+            "timeout must be a positive number of seconds, an httpx.Timeout or None, "
+            f"got {timeout!r}"
+        )
     return httpx.Timeout(timeout)
+
+
+#: Proxy URL schemes httpx's transports accept.
+PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+
+def check_proxies(proxies: object) -> None:
+    """Raise UnexpectedValueError unless ``proxies`` is None, a proxy URL, or RESTfly's
+    mapping of ``http``/``https``/``all`` to proxy URLs.  Messages never repeat a URL:
+    proxy URLs often carry a password."""
+    if proxies is None:
+        return
+    if isinstance(proxies, str):
+        entries: list[tuple[str, object]] = [("proxies", proxies)]
+    elif isinstance(proxies, Mapping):
+        entries = []
+        for scheme, url in proxies.items():
+            key = scheme if isinstance(scheme, str) and "://" in scheme else f"{scheme}://"
+            if key not in ("http://", "https://", "all://"):
+                raise UnexpectedValueError(
+                    f"proxies keys must be 'http', 'https' or 'all', got {scheme!r}"
+                )
+            entries.append((f"proxies[{scheme!r}]", url))
+    else:
+        raise UnexpectedValueError(
+            f"proxies must be a proxy URL or a mapping, got a {type(proxies).__name__}"
+        )
+    for where, url in entries:
+        if not isinstance(url, str):
+            raise UnexpectedValueError(f"{where} must be a URL string, got a {type(url).__name__}")
+        try:
+            parsed = httpx.URL(url)
+        except httpx.InvalidURL:
+            parsed = None
+        if parsed is None or parsed.scheme not in PROXY_SCHEMES or not parsed.host:
+            raise UnexpectedValueError(
+                f"{where} must be a URL with a host and a scheme among "
+                f"{', '.join(PROXY_SCHEMES)} (e.g. http://proxy.internal:3128)"
+            )
 
 
 def build_transports(
@@ -97,14 +145,8 @@ def build_transports(
         return transport(None), None
     if isinstance(proxies, str):
         return transport(proxies), None
-    if not isinstance(proxies, Mapping):
-        raise UnexpectedValueError(f"proxies must be a URL or a mapping, got {proxies!r}")
+    check_proxies(proxies)
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
     for scheme, url in proxies.items():
-        key = scheme if "://" in scheme else f"{scheme}://"
-        if key not in ("http://", "https://", "all://"):
-            raise UnexpectedValueError(
-                f"proxies keys must be 'http', 'https' or 'all', got {scheme!r}"
-            )
-        mounts[key] = transport(url)
+        mounts[scheme if "://" in scheme else f"{scheme}://"] = transport(url)
     return transport(None), mounts

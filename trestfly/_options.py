@@ -13,6 +13,8 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+from box.converters import BOX_PARAMETERS  # python-box's own list of its options
+
 from .errors import UnexpectedValueError
 
 #: Keywords of ``httpx.AsyncClient.request`` that a call may pass through.
@@ -61,7 +63,7 @@ TRESTFLY_OPTIONS: frozenset[str] = frozenset(
 )
 
 
-def _status_codes(value: Any) -> frozenset[int]:
+def status_codes(value: Any) -> frozenset[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, Collection) or isinstance(value, str | bytes):
@@ -71,6 +73,22 @@ def _status_codes(value: Any) -> frozenset[int]:
     if bad or any(not 100 <= code <= 599 for code in codes):
         raise UnexpectedValueError(f"retry_on must hold HTTP status codes (100-599), got {value!r}")
     return codes
+
+
+def box_options(value: Any) -> Mapping[str, Any]:
+    """python-box keyword options, checked by name: Box takes a keyword it does not
+    know as data, so a misspelt option would become a key of every boxed response."""
+    if not isinstance(value, Mapping):
+        raise UnexpectedValueError(
+            f"box_attrs must be a mapping of python-box options, got {type(value).__name__}"
+        )
+    unknown = sorted(str(key) for key in value if key not in BOX_PARAMETERS)
+    if unknown:
+        raise UnexpectedValueError(
+            f"box_attrs has unknown python-box options {unknown}: expected some of "
+            f"{', '.join(BOX_PARAMETERS)}"
+        )
+    return value
 
 
 def _deadline(value: Any) -> float | None:
@@ -115,15 +133,13 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
         elif value is None and key != "deadline":
             continue  # None means "inherit", as for endpoint attributes
         elif key == "retry_on":
-            changes["retry_statuses"] = defaults.retry_statuses | _status_codes(value)
+            changes["retry_statuses"] = defaults.retry_statuses | status_codes(value)
         elif key == "deadline":
             changes["deadline"] = _deadline(value)
         elif key == "redact_fields":
             changes["redact_fields"] = _field_names(value)
         elif key == "box_attrs":
-            if not isinstance(value, Mapping):
-                raise UnexpectedValueError(f"box_attrs must be a mapping, got {value!r}")
-            changes["box_attrs"] = value
+            changes["box_attrs"] = box_options(value)
         elif key == "redact_value":
             changes["redact_value"] = str(value)
         else:  # box, conv_json, use_base

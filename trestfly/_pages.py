@@ -92,7 +92,7 @@ def extract(document: Any, path: KeyPath, default: Any = _MISSING) -> Any:
         if (
             isinstance(value, Sequence)
             and not isinstance(value, str | bytes)
-            and key.isdigit()
+            and key.isdecimal()
             and int(key) < len(value)
         ):
             value = value[int(key)]
@@ -112,7 +112,7 @@ def as_count(value: Any, what: str) -> int | None:
     """
     if value is None:
         return None
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isdecimal():
         return int(value)
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value

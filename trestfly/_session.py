@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import inspect
 import logging
-import math
 import random
 import time
 import urllib.request
@@ -25,6 +24,7 @@ import trio
 
 from . import errors
 from ._admission import Admitted, GateClosed, OriginGate, take_slot
+from ._arguments import check_error_map, check_instance, check_number, check_restricted_paths
 from ._budget import BudgetSettings, RetryBudget
 from ._client import (
     CertTypes,
@@ -32,6 +32,7 @@ from ._client import (
     TimeoutTypes,
     VerifyTypes,
     build_transports,
+    check_proxies,
     ssl_setting,
     timeout_setting,
     user_agent,
@@ -39,7 +40,7 @@ from ._client import (
 from ._convert import convert_response
 from ._coordination import Coordination
 from ._fanout import map_completed, map_ordered
-from ._options import CallOptions, resolve
+from ._options import CallOptions, box_options, resolve, status_codes
 from ._policy import (
     DEFAULT_RETRY_STATUSES,
     Decision,
@@ -67,19 +68,6 @@ request_log = logging.getLogger("trestfly.request")
 retry_log = logging.getLogger("trestfly.retry")
 
 _UNSET: Any = object()
-
-
-def _number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
-    kinds = (int,) if integer else (int, float)
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, kinds)
-        or not math.isfinite(value)
-        or value < minimum
-    ):
-        kind = "an integer" if integer else "a number"
-        raise errors.UnexpectedValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
-    return value
 
 
 def _environment_proxies() -> bool:
@@ -228,43 +216,47 @@ class TrioAPISession:
         # share a mutable default, and nothing here mutates a class.
         self._url: str | None = pick(url, cls._url)
         self._base_path: str = pick(base_path, cls._base_path)
-        self._retries: int = _number(
+        self._retries: int = check_number(
             "retries", pick(retries, cls._retries), minimum=0, integer=True
         )
-        self._backoff: float = _number("backoff", pick(backoff, cls._backoff), minimum=0)
-        self._max_backoff: float = _number(
+        self._backoff: float = check_number("backoff", pick(backoff, cls._backoff), minimum=0)
+        self._max_backoff: float = check_number(
             "max_backoff", pick(max_backoff, cls._max_backoff), minimum=0
         )
         self._box: bool = bool(pick(box, cls._box))
-        self._box_attrs: Mapping[str, Any] = dict(pick(box_attrs, cls._box_attrs))
+        self._box_attrs: Mapping[str, Any] = dict(box_options(pick(box_attrs, cls._box_attrs)))
         self._conv_json: bool = bool(pick(conv_json, cls._conv_json))
         self._ssl_verify: VerifyTypes = pick(ssl_verify, cls._ssl_verify)
         self._cert: CertTypes | None = pick(cert, cls._cert)
         self._proxies: ProxiesTypes | None = pick(proxies, cls._proxies)
+        check_proxies(self._proxies)
         self._timeout: TimeoutTypes = cls._timeout if timeout is _UNSET else timeout
+        timeout_setting(self._timeout)  # checked now, not on entering
         self._vendor: str = pick(vendor, cls._vendor)
         self._product: str = pick(product, cls._product)
         self._build: str = pick(build, cls._build)
         self._lib_name: str = pick(lib_name, cls._lib_name)
         self._lib_version: str = pick(lib_version, cls._lib_version)
-        self._restricted_paths: frozenset[str] = frozenset(
-            path.strip("/") for path in pick(restricted_paths, cls._restricted_paths)
+        self._restricted_paths: frozenset[str] = check_restricted_paths(
+            pick(restricted_paths, cls._restricted_paths)
         )
-        self._error_map: Mapping[int, type[errors.APIError]] = dict(pick(error_map, cls._error_map))
-        self._base_error_map: Mapping[int, type[errors.APIError]] = dict(
-            pick(base_error_map, cls._base_error_map)
+        self._error_map: Mapping[int, type[errors.APIError]] = check_error_map(
+            "error_map", pick(error_map, cls._error_map)
+        )
+        self._base_error_map: Mapping[int, type[errors.APIError]] = check_error_map(
+            "base_error_map", pick(base_error_map, cls._base_error_map)
         )
         self._error_on_unexpected_input: bool = bool(
             pick(error_on_unexpected_input, cls._error_on_unexpected_input)
         )
-        self._max_retry_after: float = _number(
+        self._max_retry_after: float = check_number(
             "max_retry_after", pick(max_retry_after, cls._max_retry_after), minimum=0
         )
-        self._max_concurrency: int = _number(
+        self._max_concurrency: int = check_number(
             "max_concurrency", pick(max_concurrency, cls._max_concurrency), minimum=1, integer=True
         )
-        base_throttle = pick(throttle, cls._throttle)
-        overrides = {
+        base_throttle = check_instance("throttle", pick(throttle, cls._throttle), ThrottleSettings)
+        overrides: dict[str, Any] = {
             key: value
             for key, value in (("rate_limit", rate_limit), ("burst", burst), ("adaptive", adaptive))
             if value is not None
@@ -279,7 +271,9 @@ class TrioAPISession:
         self._rate_limit: float | None = self._throttle.rate_limit
         self._burst: int = self._throttle.burst
         self._adaptive: bool = self._throttle.adaptive
-        self._retry_budget: BudgetSettings = pick(retry_budget, cls._retry_budget)
+        self._retry_budget: BudgetSettings = check_instance(
+            "retry_budget", pick(retry_budget, cls._retry_budget), BudgetSettings
+        )
         self._http2: bool = bool(pick(http2, cls._http2))
         self._follow_redirects = bool(follow_redirects)
         self._injected_session = session
@@ -304,14 +298,12 @@ class TrioAPISession:
             box_attrs=MappingProxyType(dict(self._box_attrs)),
             conv_json=self._conv_json,
             retry_statuses=frozenset(cls._retry_statuses)
-            | frozenset(pick(retry_on, cls._retry_on)),
+            | status_codes(pick(retry_on, cls._retry_on)),
             use_base=True,
             redact_fields=(),
             redact_value="REDACTED",
             deadline=None,
         )
-        # Validates retry_on the same way a call's retry_on is validated.
-        resolve(self._defaults, {"retry_on": self._defaults.retry_statuses})
 
         if self._error_on_unexpected_input:
             self._check_authenticate_keywords(kwargs)
@@ -342,7 +334,14 @@ class TrioAPISession:
 
     def _check_authenticate_keywords(self, kwargs: Mapping[str, Any]) -> None:
         parameters = inspect.signature(self._authenticate).parameters.values()
-        if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        cls = type(self)
+        # The base methods take **kwargs and ignore them: nothing would use a misspelt
+        # session keyword (max_retries=3) unless a subclass overrides one of them.
+        overridden = (
+            cls._authenticate is not TrioAPISession._authenticate
+            or cls._build_session is not TrioAPISession._build_session
+        )
+        if overridden and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
             return
         accepted = {
             p.name
@@ -969,7 +968,7 @@ class TrioAPISession:
 
         .. versionadded:: 0.1.0
         """
-        return await map_ordered(fn, items, limit=limit or self._max_concurrency)
+        return await map_ordered(fn, items, limit=self._max_concurrency if limit is None else limit)
 
     def map_as_completed(
         self,
@@ -1002,7 +1001,7 @@ class TrioAPISession:
 
         .. versionadded:: 0.1.0
         """
-        size = limit or self._max_concurrency
+        size = self._max_concurrency if limit is None else limit
         return map_completed(fn, items, limit=size, buffer=size if buffer is None else buffer)
 
     @property

@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 from ._ratelimit import Quota, says_quota_spent
 from ._slow_start import SlowStartLog
@@ -138,6 +138,23 @@ class ThrottleSettings:
     max_jitter: float = 1.0
 
     def __post_init__(self) -> None:
+        # Kinds first: a string compared with a number would raise a bare TypeError.
+        if not isinstance(self.adaptive, bool):
+            raise UnexpectedValueError(
+                f"throttle setting adaptive must be True or False, got {self.adaptive!r}"
+            )
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int):
+            raise UnexpectedValueError(
+                f"throttle setting burst must be an integer, got {self.burst!r}"
+            )
+        for name in (field_.name for field_ in fields(self)):
+            value = getattr(self, name)
+            if name in ("adaptive", "burst") or (name == "rate_limit" and value is None):
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise UnexpectedValueError(
+                    f"throttle setting {name} must be a number, got {value!r}"
+                )
         checks = {
             "rate_limit": self.rate_limit is None or self.rate_limit > 0,
             "burst": self.burst >= 1,

@@ -1,0 +1,88 @@
+"""Checks of a session's constructor arguments (pure).
+
+Each returns the value to keep, or raises :class:`~trestfly.errors.UnexpectedValueError`
+naming the argument, at construction: a wrong value found only on entering the session,
+or at the first request, or never (a string of paths iterated as characters restricts
+nothing) is a bug report waiting to happen.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any, TypeVar
+
+from . import errors
+
+T = TypeVar("T")
+
+
+def check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
+    """A finite number (an int when ``integer``) of at least ``minimum``."""
+    kinds = (int,) if integer else (int, float)
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, kinds)
+        or not math.isfinite(value)
+        or value < minimum
+    ):
+        kind = "an integer" if integer else "a number"
+        raise errors.UnexpectedValueError(f"{name} must be {kind} >= {minimum}, got {value!r}")
+    return value
+
+
+def check_instance(name: str, value: Any, kind: type[T]) -> T:
+    """``value`` itself, when it is a ``kind``."""
+    if not isinstance(value, kind):
+        raise errors.UnexpectedValueError(
+            f"{name} must be a {kind.__name__}, got {type(value).__name__}"
+        )
+    return value
+
+
+def check_restricted_paths(value: Any) -> frozenset[str]:
+    """The paths, slashes stripped.  A single string is refused, not iterated: its
+    characters would restrict nothing, and the body it was meant to hide would be
+    logged."""
+    if isinstance(value, str | bytes) or not _is_iterable(value):
+        raise errors.UnexpectedValueError(
+            f"restricted_paths must be a collection of paths (e.g. ['auth/login']), got {value!r}"
+        )
+    paths = list(value)
+    for path in paths:
+        if not isinstance(path, str):
+            raise errors.UnexpectedValueError(
+                f"restricted_paths must hold path strings, got {path!r}"
+            )
+    return frozenset(path.strip("/") for path in paths)
+
+
+def check_error_map(name: str, value: Any) -> dict[int, type[errors.APIError]]:
+    """A status -> APIError subclass map, checked whole: a key of the wrong kind
+    (``"404"``) would never match a status, and a value that is not an exception class
+    would fail only when that status comes."""
+    if not isinstance(value, Mapping):
+        raise errors.UnexpectedValueError(
+            f"{name} must be a mapping of status codes to APIError subclasses, "
+            f"got {type(value).__name__}"
+        )
+    checked: dict[int, type[errors.APIError]] = {}
+    for status, cls in value.items():
+        if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
+            raise errors.UnexpectedValueError(
+                f"{name} keys must be HTTP status codes (integers 100-599), got {status!r}"
+            )
+        if not (isinstance(cls, type) and issubclass(cls, errors.APIError)):
+            raise errors.UnexpectedValueError(
+                f"{name}[{status}] must be a trestfly.errors.APIError subclass, got {cls!r}"
+            )
+        checked[status] = cls
+    return checked
+
+
+def _is_iterable(value: Any) -> bool:
+    try:
+        iter(value)
+    except TypeError:
+        return False
+    return True
