@@ -250,6 +250,56 @@ async def test_client_side_rate_limit_paces_sends(autojump_clock: trio.testing.M
         assert sum(1 for u in offsets if t <= u < t + 1.0) <= 25
 
 
+async def test_paced_waiters_cancelled_give_their_slots_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    recorder = Recorder(lambda request, now: httpx.Response(200), latency=0.001)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, rate_limit=1) as api:
+            start = trio.current_time()
+            async with trio.open_nursery() as nursery:
+                for _ in range(10):
+                    nursery.start_soon(api.get, "x")
+                # Cancelled from outside (a deadline would make them fail fast instead):
+                # sent at 0, 1 and 2; seven still waiting for their slots.
+                await trio.sleep(2.5)
+                nursery.cancel_scope.cancel()
+            assert len(recorder.arrivals) == 3
+            await api.get("x")
+    # The next slot of the 1/s schedule (3.0), not the one after the cancelled seven.
+    assert recorder.arrivals[-1] - start == pytest.approx(3.0, abs=0.01)
+
+
+async def test_callers_refused_past_their_deadline_do_not_push_the_pacer_ahead(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    recorder = Recorder(lambda request, now: httpx.Response(200), latency=0.001)
+    refused: list[str] = []
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, rate_limit=10) as api:
+
+            async def call() -> None:
+                try:
+                    await api.get("x", deadline=1.0)
+                except errors.TimeoutError as error:
+                    refused.append(str(error))
+
+            async with trio.open_nursery() as nursery:
+                for _ in range(200):  # 20 calls a second for 10 s against 10/s
+                    nursery.start_soon(call)
+                    await trio.sleep(0.05)
+    start = recorder.arrivals[0]
+    late = [t for t in recorder.arrivals if t - start >= 5.0]
+    # The pacer keeps serving its rate; it used to serve nothing once refusals began.
+    assert len(late) >= 45 and len(refused) >= 80
+    # Named for what it waited for, not as a throttle of 0 s more (the others were
+    # in flight when their deadline passed).
+    assert sum("the pacer's next slot" in message for message in refused) >= 80
+    assert not any("throttled" in message for message in refused)
+
+
 async def wait_forever(request: httpx.Request) -> httpx.Response:
     await trio.sleep_forever()
     raise AssertionError("unreachable")

@@ -650,3 +650,26 @@ def test_a_crowd_refused_whole_says_nothing_about_a_cap() -> None:
     state = origin()
     refuse_crowd(state, list(range(30)), served=set())
     assert state.concurrency_limit == 45  # the multiplicative cut only: max(30, 50) * 0.9
+
+
+def test_a_slot_given_back_is_taken_by_the_next_reservation() -> None:
+    state = origin(rate_limit=10)
+    first = state.admit(0.0)
+    second, third = state.admit(0.0), state.admit(0.0)
+    assert (first.at, second.at, third.at) == pytest.approx((0.0, 0.1, 0.2))
+    state.give_back(second.at, state.epoch, 0.05)  # cancelled before its slot
+    assert state.admit(0.05).at == pytest.approx(0.1)  # the hole, not 0.3
+    assert state.admit(0.05).at == pytest.approx(0.3)
+
+
+def test_a_slot_given_back_late_or_from_an_old_epoch_is_dropped() -> None:
+    state = origin(rate_limit=10)
+    state.admit(0.0)
+    late, old = state.admit(0.0), state.admit(0.0)
+    state.give_back(late.at, state.epoch, 0.15)  # already due: nothing held back
+    state.give_back(old.at, state.epoch - 1, 0.0)  # voided already
+    assert state.admit(0.0).at == pytest.approx(0.3)
+    hole = state.admit(0.0)
+    state.give_back(hole.at, state.epoch, 0.0)
+    # A hole found already due is dropped: sent late, it could crowd the next slot.
+    assert state.admit(hole.at + 0.01).at == pytest.approx(0.5)

@@ -2,8 +2,8 @@
 
 :class:`OriginGate` wraps the pure :class:`~trestfly._throttle.OriginThrottle` and does
 the waiting it asks for, always inside the caller's cancel scope, so cancelling a task
-that waits here ends the wait at once and leaves nothing behind (no reserved slot, no
-stuck probe).
+that waits here ends the wait at once and leaves nothing behind (no reserved slot or
+pacer reservation, no stuck probe).
 """
 
 from __future__ import annotations
@@ -53,10 +53,14 @@ class GateClosed(Exception):
     The session turns it into the mapped error of the response that closed the gate.
     """
 
-    def __init__(self, response: httpx.Response | None, remaining: float) -> None:
+    def __init__(
+        self, response: httpx.Response | None, remaining: float, *, pacer: bool = False
+    ) -> None:
         super().__init__(remaining)
         self.response = response
         self.remaining = remaining
+        #: The wait refused was for the pacer's next slot, not for a closed gate.
+        self.pacer = pacer
 
 
 class OriginGate:
@@ -76,9 +80,11 @@ class OriginGate:
         #: The response that last closed the gate (quoted when a request gives up on it).
         self.closing_response: httpx.Response | None = None
 
-    def _check_wait(self, until: float, max_wait: float) -> None:
+    def _check_wait(self, until: float, max_wait: float, *, pacer: bool = False) -> None:
         now = trio.current_time()
         if until - now > max_wait or until >= trio.current_effective_deadline():
+            if pacer:  # the gate is open: no response to quote, the wait is the slot's
+                raise GateClosed(None, until - now, pacer=True)
             raise GateClosed(self.closing_response, max(0.0, self.throttle.gate_until - now))
 
     async def admit(self, *, max_wait: float) -> Admitted:
@@ -118,9 +124,13 @@ class OriginGate:
                 # on this event, and the probe's ticket sets it whatever happens.
                 self._probe_done = trio.Event()
             elif decision.at > now:
-                self._check_wait(decision.at, max_wait)
-                with trio.move_on_at(decision.at):
-                    await self._rescheduled.wait()
+                try:
+                    self._check_wait(decision.at, max_wait, pacer=True)
+                    with trio.move_on_at(decision.at):
+                        await self._rescheduled.wait()
+                except BaseException:
+                    throttle.give_back(decision.at, epoch, trio.current_time())
+                    raise
                 paced = True
                 if throttle.epoch != epoch:
                     continue  # the gate closed or the rate was cut: reserve again
@@ -167,7 +177,7 @@ class OriginGate:
             now = trio.current_time()
             if shared.at <= now:
                 return False
-            self._check_wait(shared.at, max_wait)
+            self._check_wait(shared.at, max_wait, pacer=True)
             with trio.move_on_at(shared.at):
                 await self._rescheduled.wait()
             return None if self.throttle.epoch != epoch else True
@@ -186,7 +196,7 @@ class OriginGate:
         if shared is None:
             return False
         if shared.at > trio.current_time():
-            self._check_wait(shared.at, max_wait)
+            self._check_wait(shared.at, max_wait, pacer=True)
             await trio.sleep_until(shared.at)
         return True
 

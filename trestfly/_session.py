@@ -818,11 +818,16 @@ class TrioAPISession:
         history: list[RetryRecord],
     ) -> Exception:
         self._counters.failures += 1
+        # A refused pacer slot quotes no old 429: the gate is open.
         response = last or closed.response
         if response is None:
+            waiting_for = (
+                f"the pacer's next slot for the origin is {closed.remaining:.3f} s away"
+                if closed.pacer
+                else f"the origin is throttled for {closed.remaining:.3f} s more"
+            )
             return errors.TimeoutError(
-                f"the origin is throttled for {closed.remaining:.3f} s more, past the "
-                "caller's deadline or max_retry_after"
+                f"{waiting_for}, past the caller's deadline or max_retry_after"
             )
         cls = (
             error_class(response.status_code, self._status_errors)

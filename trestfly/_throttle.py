@@ -37,6 +37,7 @@ which still finds a raised limit, in minutes rather than seconds.
 
 from __future__ import annotations
 
+import heapq
 import math
 import random
 from collections.abc import Callable
@@ -239,6 +240,9 @@ class OriginThrottle:
         self._crowd_served = 0
         self._crowd_limit = float(max_concurrency)
         self._tat = -math.inf
+        # Slots reserved and then given up (see give_back), earliest first: the next
+        # reservations take them before the schedule moves on.
+        self._holes: list[float] = []
         # The lowest rate a reservation was spaced at since the schedule last restarted.
         self._reserved_rate = math.inf
         #: Called (no arguments) whenever ``epoch`` moves: the Trio shell wakes the
@@ -369,15 +373,36 @@ class OriginThrottle:
 
     def _reserve(self, now: float, rate: float) -> Admission:
         interval = 1.0 / rate
+        holes = self._holes
+        while holes and holes[0] <= now:
+            # A hole already due is dropped, not taken: sent now, it could land closer
+            # than an interval to the slot after it.
+            heapq.heappop(holes)
+        if holes:
+            return Admission("go", heapq.heappop(holes))
         send_at = max(now, self._tat - (self.pacer_burst - 1) * interval)
         self._tat = max(self._tat, send_at) + interval
         self._reserved_rate = min(self._reserved_rate, rate)
         return Admission("go", send_at)
 
+    def give_back(self, send_at: float, epoch: int, now: float) -> None:
+        """A waiter gave up the slot it reserved for ``send_at`` under ``epoch``
+        (cancelled, or refused a wait past its deadline): the next reservation takes it.
+
+        Otherwise every abandoned slot stays spent, and nothing moves the schedule back
+        while nothing is sent: cancelling ten waiters of a 1/s pacer left the next
+        request waiting 7.5 s, and callers with deadlines, refused one after another,
+        pushed it ahead for good (nothing sent for 28 s at twice the rate).  A slot of
+        an older epoch was voided already, and one already due holds nothing back.
+        """
+        if epoch == self.epoch and send_at > now:
+            heapq.heappush(self._holes, send_at)
+
     def _restart_schedule(self, at: float) -> None:
         """Void every pending reservation (see ``epoch``); the schedule restarts at ``at``."""
         self.epoch += 1
         self._tat = at
+        self._holes.clear()
         self._reserved_rate = math.inf
         if self.on_reschedule is not None:
             self.on_reschedule()
