@@ -5,6 +5,7 @@ import json
 from typing import Any
 
 from trestfly._redact import describe_attempt, is_restricted, to_log_text
+from trestfly._safe_url import safe_url
 
 
 def describe(request_kwargs: dict[str, Any], path: str = "users", **kw: Any) -> dict[str, Any]:
@@ -84,3 +85,39 @@ def test_content_and_files_are_summarised() -> None:
 def test_params_as_pairs_are_redacted_too() -> None:
     extra = describe({"params": [("token", "t1"), ("page", 2)]}, redact_fields=("token",))
     assert extra["trestfly_params"] == [("token", "REDACTED"), ("page", 2)]
+
+
+def test_credential_names_are_hidden_without_options() -> None:
+    extra = describe(
+        {
+            "params": "api_key=S3CRET&page=2",  # a query string, as httpx accepts
+            "json": {"client_secret": "S3CRET", "name": "n"},
+            "headers": {"X-Api-Key": "S3CRET", "X-ApiKeys": "accessKey=S3CRET", "Accept": "a"},
+        },
+        url="https://user:S3CRET@h/users?access_token=S3CRET&q=x",
+    )
+    assert "S3CRET" not in json.dumps(extra, default=str)
+    assert extra["trestfly_params"] == {"api_key": "REDACTED", "page": "2"}
+    assert extra["trestfly_body"] == {"client_secret": "REDACTED", "name": "n"}
+    assert extra["trestfly_url"] == "https://h/users?access_token=REDACTED&q=x"
+    assert extra["trestfly_headers"]["Accept"] == "a"
+
+
+def test_redact_fields_apply_to_query_strings_and_form_strings_are_summarised() -> None:
+    extra = describe(
+        {"params": b"Session=S3CRET&x=1", "data": b"password=S3CRET&user=u"},
+        redact_fields=("session",),
+    )
+    assert extra["trestfly_params"] == {"Session": "REDACTED", "x": "1"}
+    assert extra["trestfly_body"] == "<22 bytes of data>"
+
+
+def test_safe_url() -> None:
+    assert safe_url("https://u:p@h:8443/a?page=3&Token=t#f") == (
+        "https://h:8443/a?page=3&Token=REDACTED#f"
+    )
+    assert (
+        safe_url("https://h/a?page=3&mine=m", ("MINE",), "gone") == "https://h/a?page=3&mine=gone"
+    )
+    assert safe_url("https://h/a?page=3") == "https://h/a?page=3"
+    assert safe_url("http://[::1") == "<invalid URL>"

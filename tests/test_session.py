@@ -742,3 +742,35 @@ async def test_githubs_throttling_403s_are_retried_like_429s(
             with pytest.raises(errors.ForbiddenError):
                 await api.get("private")  # a plain 403 is not a throttle
     assert route.call_count == 3 and forbidden.call_count == 1
+
+
+async def test_error_messages_and_logs_never_show_url_secrets(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(404 if request.url.path.endswith("/x") else 503, text="nope")
+
+    caplog.set_level(logging.DEBUG, logger="trestfly")
+    async with API(
+        url="http://user:S3CRET@api.test",
+        transport=httpx.MockTransport(answer),
+        retries=1,
+        backoff=0,
+    ) as api:
+        with pytest.raises(errors.NotFoundError) as not_found:
+            await api.get(
+                "x",
+                params={"api_key": "S3CRET", "mine": "S3CRET", "page": 2},
+                redact_fields=["mine"],
+            )
+        with pytest.raises(errors.ServiceUnavailableError) as failing:
+            await api.get("y?access_token=S3CRET")
+    message = str(not_found.value)
+    assert message.startswith(
+        "[404: GET] http://api.test/v1/x?api_key=REDACTED&mine=REDACTED&page=2 body=nope"
+    )
+    texts = [message, repr(not_found.value), str(failing.value), caplog.text]
+    texts += [repr(record.__dict__) for record in caplog.records]
+    assert all("S3CRET" not in text for text in texts)
+    # The response itself is untouched, for code that needs the real URL.
+    assert not_found.value.response.request.url.params["api_key"] == "S3CRET"

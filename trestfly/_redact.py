@@ -11,10 +11,26 @@ import json
 from collections.abc import Collection, Mapping
 from typing import Any
 
+import httpx
+
+from ._safe_url import SECRET_PARAMS, safe_url
 from .utils import redact_values
 
-#: Header values never written to a log, whatever the options say.
-SECRET_HEADERS: frozenset[str] = frozenset({"authorization", "cookie", "proxy-authorization"})
+#: Header values never written to a log, whatever the options say: the standard
+#: credentials, and the API-key headers SDKs commonly send.
+SECRET_HEADERS: frozenset[str] = frozenset(
+    {
+        "api-key",
+        "authorization",
+        "cookie",
+        "proxy-authorization",
+        "set-cookie",
+        "x-amz-security-token",
+        "x-api-key",
+        "x-apikeys",
+        "x-auth-token",
+    }
+)
 
 
 def is_restricted(path: str, restricted_paths: Collection[str]) -> bool:
@@ -38,12 +54,23 @@ def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: st
 
 
 def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> Any:
-    # Query params also come as (key, value) pairs or httpx.QueryParams, not only dicts.
-    if params is None or isinstance(params, str | bytes | Mapping):
-        return redact_values(params, fields, redact_value)
+    # Query params also come as a query string, (key, value) pairs or httpx.QueryParams;
+    # names are matched without case, as in URLs (see trestfly._safe_url).
+    if params is None:
+        return None
+    hidden = SECRET_PARAMS | {field.lower() for field in fields}
     try:
+        if isinstance(params, str | bytes):
+            params = httpx.QueryParams(params)
+        if isinstance(params, Mapping):
+            return {
+                key: redact_value if str(key).lower() in hidden else value
+                for key, value in params.items()
+            }
         pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
-        return [(key, redact_value if key in fields else value) for key, value in pairs]
+        return [
+            (key, redact_value if str(key).lower() in hidden else value) for key, value in pairs
+        ]
     except (TypeError, ValueError):
         return "<unreadable params>"
 
@@ -51,8 +78,11 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
 def _body(request_kwargs: Mapping[str, Any]) -> Any:
     if request_kwargs.get("json") is not None:
         return request_kwargs["json"]
-    if request_kwargs.get("data") is not None:
-        return request_kwargs["data"]
+    data = request_kwargs.get("data")
+    if isinstance(data, str | bytes):  # form-encoded already: keys cannot be told apart
+        return f"<{len(data)} bytes of data>"
+    if data is not None:
+        return data
     content = request_kwargs.get("content")
     if content is not None:
         size = len(content) if isinstance(content, bytes | str) else "?"
@@ -89,12 +119,12 @@ def describe_attempt(
     if is_restricted(path, restricted_paths):
         params = redact_value if params is not None else None
         body = redact_value if body is not None else None
-    elif redact_fields:
+    else:
         params = _redact_params(params, redact_fields, redact_value)
-        body = redact_values(body, redact_fields, redact_value)
+        body = redact_values(body, SECRET_PARAMS.union(redact_fields), redact_value)
     return {
         "trestfly_method": method,
-        "trestfly_url": url,
+        "trestfly_url": safe_url(url, redact_fields, redact_value),
         "trestfly_attempt": attempt,
         "trestfly_params": params,
         "trestfly_body": body,

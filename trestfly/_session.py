@@ -56,6 +56,7 @@ from ._policy import (
 from ._ratelimit import parse_quota, scan_headers
 from ._redact import describe_attempt, to_log_text
 from ._retry_after import parse_retry_after
+from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, is_throttle
 from ._urls import build_url, is_absolute
@@ -700,13 +701,16 @@ class TrioAPISession:
                         gate, session, method, url, request_kwargs
                     )
                 except GateClosed as closed:
-                    raise self._gate_error(closed, response, retries_done, history) from None
+                    raise self._gate_error(
+                        closed, response, retries_done, history, options
+                    ) from None
                 except (httpx.TransportError, httpx.InvalidURL) as exc:
                     self._counters.transport_errors += 1
                     verdict = classify_transport_error(exc, method)
                     if verdict is TransportVerdict.INVALID:
+                        shown = safe_url(url, options.redact_fields, options.redact_value)
                         raise errors.UnexpectedValueError(
-                            f"cannot send {method} {url}: {exc}"
+                            f"cannot send {method} {shown}: {exc}"
                         ) from exc
                     failure = exc
                     retryable = verdict is TransportVerdict.RETRY
@@ -750,7 +754,15 @@ class TrioAPISession:
                     decision = Decision(decision.delay, Stop.BUDGET)
                 if not decision.retry:
                     raise self._final_error(
-                        method, url, response, failure, hint, decision, retries_done, history
+                        method,
+                        url,
+                        options,
+                        response,
+                        failure,
+                        hint,
+                        decision,
+                        retries_done,
+                        history,
                     )
 
                 if retries_done == 0:
@@ -769,7 +781,9 @@ class TrioAPISession:
                         counted=counted,
                     )
                 )
-                self._log_retry(method, url, history[-1])
+                if retry_log.isEnabledFor(logging.INFO):
+                    shown = safe_url(url, options.redact_fields, options.redact_value)
+                    self._log_retry(method, shown, history[-1])
                 await self._backoff_sleep(gate, decision.delay)
                 kwargs = await self._retry_request(response, retries_done, **kwargs)
         finally:
@@ -789,6 +803,7 @@ class TrioAPISession:
         self,
         method: str,
         url: str,
+        options: CallOptions,
         response: httpx.Response | None,
         failure: Exception | None,
         hint: float | None,
@@ -801,11 +816,13 @@ class TrioAPISession:
             error = error_class(response.status_code, self._status_errors)
             api_error = error(response, retries=retries_done, retry_after=hint)
             api_error.history = tuple(history)
+            api_error._hide_query_values(options.redact_fields, options.redact_value)
             return api_error
         assert failure is not None
         reason = decision.stop.value if decision.stop else ""
+        shown = safe_url(url, options.redact_fields, options.redact_value)
         transport = transport_error_class(failure)(
-            f"{method} {url} failed after {retries_done} retries ({reason}): {failure!r}"
+            f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
         )
         transport.__cause__ = failure
         return transport
@@ -816,6 +833,7 @@ class TrioAPISession:
         last: httpx.Response | None,
         retries_done: int,
         history: list[RetryRecord],
+        options: CallOptions,
     ) -> Exception:
         self._counters.failures += 1
         # A refused pacer slot quotes no old 429: the gate is open.
@@ -836,6 +854,7 @@ class TrioAPISession:
         )
         api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
         api_error.history = tuple(history)
+        api_error._hide_query_values(options.redact_fields, options.redact_value)
         return api_error
 
     def _log_retry(self, method: str, url: str, record: RetryRecord) -> None:
@@ -887,7 +906,7 @@ class TrioAPISession:
         request_log.debug(
             "request %s %s attempt=%d params=%s body=%s",
             method,
-            url,
+            extra["trestfly_url"],
             attempt,
             to_log_text(extra["trestfly_params"]),
             to_log_text(extra["trestfly_body"]),

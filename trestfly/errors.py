@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from ._safe_url import safe_url
+
 __all__ = [
     "BASE_ERROR_MAP",
     "APIError",
@@ -135,7 +137,8 @@ class ResponseDecodeError(TrestflyError, ValueError):
         self.response = response
         head = response.content[:64]
         super().__init__(
-            f"[{response.status_code}: {response.request.method}] {response.request.url} "
+            f"[{response.status_code}: {response.request.method}] "
+            f"{safe_url(response.request.url)} "
             f"claims JSON but does not parse ({reason}); body starts {head!r}"
         )
 
@@ -162,7 +165,10 @@ class APIError(TrestflyError):
             headers), or ``None`` when it gave none.
         history: one :class:`trestfly.RetryRecord` per retry made, oldest first.
         msg: the message: ``[status: METHOD] URL body=...``, the body cut at
-            :data:`BODY_LIMIT` characters.
+            :data:`BODY_LIMIT` characters.  The URL shows no ``user:password@``, and
+            the values of query parameters named as credentials (``api_key``,
+            ``access_token``, ``signature``, ...) or listed in the call's
+            ``redact_fields`` are replaced by its ``redact_value``.
 
     Args:
         response: the response to report.
@@ -188,9 +194,21 @@ class APIError(TrestflyError):
         self.retry_after = retry_after
         #: The retries made before giving up (``trestfly.RetryRecord`` items).
         self.history: tuple[Any, ...] = ()
-        request = response.request
-        self.msg = f"[{self.code}: {request.method}] {request.url} body={_quote_body(response)}"
+        self.msg = self._message(safe_url(response.request.url))
         super().__init__(self.msg)
+
+    def _message(self, url: str) -> str:
+        return (
+            f"[{self.code}: {self.response.request.method}] {url} body={_quote_body(self.response)}"
+        )
+
+    def _hide_query_values(self, fields: tuple[str, ...], value: str) -> None:
+        # The session applies a call's redact_fields to the URL of the message, unless
+        # a subclass wrote a message of its own.
+        url = self.response.request.url
+        if fields and self.msg == self._message(safe_url(url)):
+            self.msg = self._message(safe_url(url, fields, value))
+            self.args = (self.msg,)
 
     def __str__(self) -> str:
         return self.msg
