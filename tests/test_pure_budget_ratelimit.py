@@ -111,6 +111,38 @@ def test_github_counts_take_the_window_of_a_draft_policy() -> None:
     assert quota is not None and quota.policy_rate == 100.0
 
 
+def test_several_policies_pair_each_quota_with_its_own_window() -> None:
+    policies = "10;w=1, 50;w=60, 1000;w=3600"
+    # The limit reported is the 10/s policy's: its window, not the last one listed
+    # (10 per hour paced the client at 0.0026/s where the server allowed 10/s).
+    separate = headers(RateLimit_Limit="10", RateLimit_Remaining="7", RateLimit_Policy=policies)
+    assert parse_quota(separate, WALL) == Quota(7, None, 10, 1.0)
+    # Without a limit of its own, the policy of the lowest rate binds (1000 an hour).
+    bare = headers(RateLimit_Remaining="7", RateLimit_Policy=policies)
+    quota = parse_quota(bare, WALL)
+    assert quota == Quota(7, None, 1000, 3600.0)
+    structured = headers(
+        RateLimit='"burst";r=0;t=1, "day";r=4000;t=80000',
+        RateLimit_Policy='"burst";q=100;w=60, "day";q=5000;w=86400',
+    )
+    # The spent burst binds, with its own policy (it was read as 4000 left).
+    assert parse_quota(structured, WALL) == Quota(0, 1.0, 100, 60.0)
+
+
+def test_huge_numbers_never_break_a_request() -> None:
+    digits = "9" * 400  # float() of it is inf
+    assert parse_quota(headers(RateLimit=f'"d";r={digits};t=1'), WALL) is None
+    assert parse_quota(headers(RateLimit=f'"d";r=1;t={digits}'), WALL) == Quota(1, None, None)
+    policy = headers(RateLimit_Remaining="1", RateLimit_Policy=f"q={digits};w=1")
+    assert parse_quota(policy, WALL) == Quota(1, None, None, 1.0)
+
+
+def test_an_epoch_reset_in_milliseconds_is_read_as_one() -> None:
+    millis = headers(X_RateLimit_Remaining="0", X_RateLimit_Reset=str(int(WALL + 30) * 1000))
+    quota = parse_quota(millis, WALL)
+    assert quota is not None and quota.reset_after == pytest.approx(30, abs=1)
+
+
 def test_no_or_broken_headers_mean_no_quota() -> None:
     assert parse_quota(headers(), WALL) is None
     assert parse_quota(headers(X_RateLimit_Remaining="lots"), WALL) is None

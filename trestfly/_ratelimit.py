@@ -4,11 +4,17 @@ Understood forms, first match wins:
 
 * GitHub style ``X-RateLimit-Limit`` / ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset``
   (reset as epoch seconds, as GitHub sends it, or as delta seconds: a value above
-  1,000,000,000 can only be an epoch);
+  1,000,000,000 can only be an epoch, and one above 100,000,000,000 an epoch in
+  milliseconds);
 * IETF httpapi draft, structured-field form (draft 08 and later):
   ``RateLimit: "default";r=37;t=5`` with ``RateLimit-Policy: "default";q=100;w=60``;
 * IETF draft, older forms: ``RateLimit: limit=100, remaining=37, reset=5`` and the
   separate ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` fields.
+
+Several policies at once (``RateLimit-Policy: 10;w=1, 1000;w=3600``) pair each quota
+with its own window.  Of several ``RateLimit`` entries the one that binds is used: the
+fewest requests left, then the longest wait; its policy by name, else the policy of the
+lowest rate.
 
 Anything malformed is ignored (None), never an exception: a server's headers must not be
 able to break a request.
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 
 #: A reset value above this is an epoch timestamp, below it a delay in seconds.
 _EPOCH_THRESHOLD = 1_000_000_000
+#: An epoch above this (the year 5138 in seconds) is in milliseconds, as some APIs send.
+_EPOCH_MS_THRESHOLD = 100_000_000_000
 _INT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 _PARAM = re.compile(r"\b([a-z]+)\s*=\s*([0-9]+(?:\.[0-9]+)?)", re.IGNORECASE)
 
@@ -65,6 +73,8 @@ def _number(value: str | None) -> float | None:
 def _reset_after(value: float | None, wall_now: float) -> float | None:
     if value is None:
         return None
+    if value > _EPOCH_MS_THRESHOLD:
+        value /= 1000.0
     if value > _EPOCH_THRESHOLD:
         return max(0.0, value - wall_now)
     return value
@@ -85,44 +95,99 @@ def _github(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     )
 
 
-def _draft_params(value: str) -> dict[str, float]:
-    return {key.lower(): float(number) for key, number in _PARAM.findall(value.replace(";", ","))}
+def _params(text: str) -> dict[str, float]:
+    """``key=number`` pairs of one item (separated by ``;`` or ``,``), finite only."""
+    params: dict[str, float] = {}
+    for key, number in _PARAM.findall(text):
+        value = float(number)
+        if math.isfinite(value):  # 400 digits make inf: a header must not break a request
+            params[key.lower()] = value
+    return params
 
 
-def _policy(headers: Mapping[str, str]) -> tuple[float | None, float | None]:
-    """(quota, window) of ``RateLimit-Policy``: ``"default";q=100;w=60`` or ``100;w=60``."""
+def _items(value: str) -> list[tuple[str | None, dict[str, float], str]]:
+    """The items of a draft header's list: ``(name, params, text)`` each.
+
+    Draft 08 and later send one item per policy (``"burst";r=0;t=1, "day";r=4000``);
+    the older dictionary form (``limit=100, remaining=37, reset=5``) is one item whose
+    parameters happen to be separated by commas.
+    """
+    if re.search(r"\b(?:limit|remaining|reset)\s*=", value, re.IGNORECASE):
+        return [(None, _params(value), value)]
+    items = []
+    for text in value.split(","):
+        name = re.match(r'\s*"([^"]*)"', text)
+        items.append((name.group(1) if name else None, _params(text), text))
+    return items
+
+
+Policy = tuple[str | None, float | None, float | None]  # (name, quota, window)
+
+
+def _policies(headers: Mapping[str, str]) -> list[Policy]:
+    """The items of ``RateLimit-Policy`` (``"default";q=100;w=60`` or ``100;w=60``):
+    ``(name, quota, window)``, each quota paired with its own item's window."""
     value = headers.get("ratelimit-policy")
+    policies: list[Policy] = []
     if value is None:
-        return None, None
-    params = _draft_params(value)
-    quota = params.get("q")
-    if quota is None:
-        # Older drafts: the quota is the first bare number of the first policy item.
-        first = _INT.match(value.split(",")[0].split(";")[0])
-        quota = float(first.group(1)) if first else None
-    window = params.get("w")
-    return quota, window if window and window > 0 else None
+        return policies
+    for name, params, text in _items(value):
+        quota = params.get("q")
+        if quota is None:
+            # Older drafts: the quota is the item's first bare number.
+            bare = _INT.match(text.split(";")[0].strip().strip('"'))
+            quota = _number(bare.group(0)) if bare else None
+        window = params.get("w")
+        policies.append((name, quota, window if window and window > 0 else None))
+    return policies
+
+
+def _strictest(policies: list[Policy]) -> tuple[float | None, float | None]:
+    """(quota, window) of the policy of the lowest rate (a day's quota binds harder
+    than a second's), or of the first one when no rate can be computed."""
+    known = [(q / w, (q, w)) for _, q, w in policies if q is not None and w]
+    if known:
+        return min(known)[1]
+    return (policies[0][1], policies[0][2]) if policies else (None, None)
+
+
+def _window_of(limit: float, policies: list[Policy]) -> float | None:
+    """The window of the policy whose quota is ``limit`` (the one a limit header
+    reports), or of the only policy listed; None rather than another policy's window."""
+    if len(policies) == 1:
+        return policies[0][2]
+    return next((w for _, q, w in policies if q == limit), None)
 
 
 def _ietf(headers: Mapping[str, str]) -> Quota | None:
-    policy_quota, window = _policy(headers)
+    policies = _policies(headers)
     combined = headers.get("ratelimit")
     if combined is not None:
-        params = _draft_params(combined)
-        remaining = params.get("r", params.get("remaining"))
-        if remaining is None:
+        entries = []
+        for name, params, _ in _items(combined):
+            remaining = params.get("r", params.get("remaining"))
+            if remaining is not None:
+                reset = params.get("t", params.get("reset"))
+                entries.append((remaining, -(reset or 0.0), name, params, reset))
+        if not entries:
             return None
-        reset = params.get("t", params.get("reset"))
-        limit = params.get("limit", policy_quota)
+        # The entry that binds: the fewest requests left, then the longest wait.
+        remaining, _, name, params, reset = min(entries, key=lambda entry: entry[:2])
+        named = [(q, w) for policy_name, q, w in policies if name and policy_name == name]
+        quota, window = named[0] if named else _strictest(policies)
+        limit = params.get("limit", quota)
         return Quota(int(remaining), reset, _whole(limit), window)
     remaining_field = _number(headers.get("ratelimit-remaining"))
     if remaining_field is None:
         return None
     limit_field = _number(headers.get("ratelimit-limit"))
+    quota, window = _strictest(policies)
+    if limit_field is not None:
+        window = _window_of(limit_field, policies)
     return Quota(
         remaining=int(remaining_field),
         reset_after=_number(headers.get("ratelimit-reset")),
-        limit=_whole(limit_field if limit_field is not None else policy_quota),
+        limit=_whole(limit_field if limit_field is not None else quota),
         window=window,
     )
 
@@ -154,8 +219,9 @@ def parse_quota(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     if github is None:
         return _ietf(headers)
     if github.limit is not None and "ratelimit-policy" in headers:
-        # GitHub-style counts with a draft policy beside them: the policy adds the window.
-        _, window = _policy(headers)
+        # GitHub-style counts with a draft policy beside them: the policy of that
+        # limit adds the window.
+        window = _window_of(github.limit, _policies(headers))
         return Quota(github.remaining, github.reset_after, github.limit, window)
     return github
 
