@@ -244,11 +244,12 @@ async def test_an_exception_in_the_block_is_raised_as_itself(
     stalled_after_first_page(trio_server)
     with trio.fail_after(LIMIT):
         async with API(url=trio_server.base_url, max_concurrency=3) as api:
-            with pytest.raises(KeyError, match="mine"):  # not an ExceptionGroup
+            with pytest.raises(KeyError, match="mine") as caught:  # not an ExceptionGroup
                 async with OffsetIterator(api, path="/stalled").crawl(prefetch=3) as records:
                     async for _ in records:
                         await trio_server.wait_until(lambda: len(trio_server.requests) == 4)
-                        raise KeyError("mine")
+                        raise KeyError("mine") from ValueError("the cause")
+            assert isinstance(caught.value.__cause__, ValueError)  # kept, not cut
             await assert_nothing_left(api, trio_server)
 
 

@@ -159,3 +159,29 @@ async def test_bad_limits_are_typed_errors() -> None:
         with pytest.raises(errors.UnexpectedValueError, match="buffer"):
             async with session.map_as_completed(work, [1], buffer=-1):
                 pass
+
+
+async def test_an_error_raised_through_the_fan_outs_keeps_its_cause() -> None:
+    def refuse(request: httpx.Request) -> httpx.Response:
+        raise httpx.ConnectError("refused", request=request)
+
+    async with TrioAPISession(
+        url="http://h.test", transport=httpx.MockTransport(refuse), retries=0
+    ) as session:
+
+        async def fetch(n: int) -> object:
+            return await session.get("x")
+
+        with pytest.raises(errors.ConnectionError) as mapped:
+            await session.map(fetch, [1, 2])
+        assert isinstance(mapped.value.__cause__, httpx.ConnectError)
+        with pytest.raises(errors.ConnectionError) as streamed:
+            async with session.map_as_completed(fetch, [1]) as results:
+                async for _ in results:
+                    pass  # pragma: no cover - the call fails
+        assert isinstance(streamed.value.__cause__, httpx.ConnectError)
+        # An error of the consumer's own block, unwrapped from the nursery's group.
+        with pytest.raises(errors.ConnectionError) as own:
+            async with session.map_as_completed(fetch, []):
+                await session.get("x")
+        assert isinstance(own.value.__cause__, httpx.ConnectError)

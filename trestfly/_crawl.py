@@ -356,7 +356,7 @@ def _reraise_unwrapped(group: BaseExceptionGroup[BaseException]) -> None:
     # cancel scope it belongs to knows how to catch.
     single = _only_error(group)
     if single is not None:
-        raise single from None
+        raise single from single.__cause__
 
 
 @asynccontextmanager

@@ -151,7 +151,7 @@ async def map_completed(
         # An exception from the consumer's own block comes back wrapped: unwrap it.
         single = _only_error(group)
         if single is not None:
-            raise single from None
+            raise single from single.__cause__
         raise
     if failure is not None:
         failure.raise_if_failed()
