@@ -167,6 +167,47 @@ async def test_the_session_opens_and_closes_a_coordination_it_was_given_closed(
             assert coordination._links
 
 
+async def test_a_session_left_on_a_coordination_closed_under_it_goes_local_at_once(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        respx.get("http://other.test/y").mock(return_value=httpx.Response(200))
+        first = TrioAPISession(url=URL, coordination=coordination)
+        await first.__aenter__()  # opens the coordination, for its own lifetime
+        async with TrioAPISession(url=URL, coordination=coordination) as second:
+            await first.get("x")
+            await first.__aexit__(None, None, None)
+            # `first` opened it, so leaving closed it; `second` still holds it.
+            assert not coordination.is_open
+            start = trio.current_time()
+            for _ in range(20):
+                await second.get("http://other.test/y")
+            # Not the store's timeout (50 ms) per request, waiting for a sync that
+            # nothing will ever run.
+            assert trio.current_time() - start < coordination.timeout
+    assert "coordination is closed" in caplog.text
+
+
+async def test_a_failing_last_sync_still_closes_the_coordination_the_session_opened(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    coordination = MemoryCoordination()
+
+    async def broken_detach(link: object) -> None:
+        raise ValueError("a bad reply from the store")
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        with pytest.raises(ValueError, match="bad reply"):
+            async with TrioAPISession(url=URL, coordination=coordination) as api:
+                await api.get("x")
+                monkeypatch.setattr(coordination, "detach", broken_detach)
+    # Its background task did not outlive the session.
+    assert not coordination.is_open
+
+
 async def test_a_coordination_the_user_opened_outlives_the_session(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -7,6 +7,7 @@ times are exact and nothing here depends on the machine's speed.
 from __future__ import annotations
 
 import logging
+import random
 from collections.abc import Callable
 
 import httpx
@@ -15,6 +16,8 @@ import respx
 import trio
 
 from trestfly import BudgetSettings, TrioAPISession, errors
+from trestfly._admission import OriginGate
+from trestfly._throttle import OriginThrottle, ThrottleSettings
 
 URL = "http://api.test"
 
@@ -386,3 +389,26 @@ async def test_waiters_reserve_again_when_the_rate_grows(
     # rest at about 100/s after it.
     assert sorted(sent)[:3] == pytest.approx([0.0, 0.1, 0.2])
     assert max(sent) == pytest.approx(0.25 + 46 / 100.0, abs=0.02)
+
+
+async def test_a_grown_concurrency_limit_reaches_tasks_already_queued(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+    throttle.concurrency = 1.0  # as after a cut
+    gate = OriginGate(throttle)
+    sent: list[float] = []
+
+    async def attempt() -> None:
+        admitted = await gate.admit(max_wait=300)
+        sent.append(trio.current_time())
+        await trio.sleep(1.0)  # in flight
+        gate.release(admitted)
+
+    async with trio.open_nursery() as nursery:
+        for _ in range(6):
+            nursery.start_soon(attempt)
+        await trio.sleep(0.01)
+        throttle.concurrency = 5.0  # what answers do (growth, a settled crowd)
+    # At the first answer the five queued go together, not one a second.
+    assert sent == pytest.approx([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])

@@ -233,5 +233,10 @@ class OriginGate:
         assert ticket is not None, "release() of an attempt that was never admitted"
         self.throttle.on_done(ticket)
         self.limiter.release_on_behalf_of(admitted)
+        # The answers change the limit (a crowd settled, growth): tasks already queued
+        # for a slot see it now, not when some task next passes through admit().
+        limit = self.throttle.concurrency_limit
+        if self.limiter.total_tokens != limit:
+            self.limiter.total_tokens = limit
         if ticket.probe:
             self._probe_done.set()

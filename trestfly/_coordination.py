@@ -100,6 +100,15 @@ class SharedLink:
         coordination = self.coordination
         if self.joined.is_set() or not coordination.healthy:
             return
+        if not coordination.is_open:
+            # Closed under this session (by the session that opened it): nothing will
+            # ever sync this link, so waiting would cost every request the timeout.
+            self.joined.set()
+            coordination_log.warning(
+                "coordination is closed, continuing with local-only throttling",
+                extra={"trestfly_backend": coordination.backend_name},
+            )
+            return
         with trio.move_on_after(coordination.timeout):
             await self.joined.wait()
 

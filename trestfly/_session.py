@@ -540,13 +540,17 @@ class TrioAPISession:
         coordination = self._coordination
         if coordination is None:
             return
-        for gate in self._gates.values():
-            if gate.link is not None:
-                await coordination.detach(gate.link)
-                gate.link = None
-        if self._owns_coordination:
-            self._owns_coordination = False
-            await coordination.__aexit__(None, None, None)
+        try:
+            for gate in self._gates.values():
+                if gate.link is not None:
+                    link, gate.link = gate.link, None
+                    await coordination.detach(link)
+        finally:
+            # Whatever a last sync raised, a coordination this session opened is closed
+            # with it: its background task must not outlive the session.
+            if self._owns_coordination:
+                self._owns_coordination = False
+                await coordination.__aexit__(None, None, None)
 
     # ------------------------------------------------------------------ requests
 
