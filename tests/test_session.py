@@ -660,6 +660,8 @@ def test_known_box_options_and_good_proxies_pass() -> None:
     API(box_attrs={"frozen_box": True, "default_box": True})
     API(proxies={"https": "http://user:pw@proxy.internal:3128", "all": "socks5://p:1080"})
     API(proxies="https://proxy.internal")
+    API(proxies=httpx.Proxy("http://proxy.internal:3128", auth=("u", "p")))
+    API(proxies={"https": httpx.URL("http://proxy.internal:3128")})
 
 
 def test_a_bad_proxy_url_is_never_repeated_in_the_error() -> None:
@@ -774,3 +776,13 @@ async def test_error_messages_and_logs_never_show_url_secrets(
     assert all("S3CRET" not in text for text in texts)
     # The response itself is untouched, for code that needs the real URL.
     assert not_found.value.response.request.url.params["api_key"] == "S3CRET"
+
+
+async def test_a_session_builds_its_client_with_proxy_objects() -> None:
+    # Built only (nothing is sent): the proxies reach the sharded transports.
+    for proxies in (
+        httpx.Proxy("http://proxy.internal:3128", auth=("u", "p")),
+        {"https": httpx.URL("http://proxy.internal:3128"), "all": "http://p:8080"},
+    ):
+        async with API(proxies=proxies) as api:
+            assert api._session is not None

@@ -21,7 +21,8 @@ from .errors import UnexpectedValueError
 
 CertTypes = str | tuple[str, str] | tuple[str, str, str]
 VerifyTypes = bool | str | ssl.SSLContext
-ProxiesTypes = str | Mapping[str, str]
+ProxyURL = str | httpx.URL | httpx.Proxy
+ProxiesTypes = ProxyURL | Mapping[str, ProxyURL]
 TimeoutTypes = float | int | httpx.Timeout | None
 
 
@@ -82,12 +83,13 @@ PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
 
 
 def check_proxies(proxies: object) -> None:
-    """Raise UnexpectedValueError unless ``proxies`` is None, a proxy URL, or RESTfly's
-    mapping of ``http``/``https``/``all`` to proxy URLs.  Messages never repeat a URL:
+    """Raise UnexpectedValueError unless ``proxies`` is None, a proxy URL (a string,
+    ``httpx.URL`` or ``httpx.Proxy``), or RESTfly's mapping of ``http``/``https``/``all``
+    to proxy URLs.  Messages never repeat a URL:
     proxy URLs often carry a password."""
-    if proxies is None:
+    if proxies is None or isinstance(proxies, httpx.Proxy):  # httpx checked it
         return
-    if isinstance(proxies, str):
+    if isinstance(proxies, str | httpx.URL):
         entries: list[tuple[str, object]] = [("proxies", proxies)]
     elif isinstance(proxies, Mapping):
         entries = []
@@ -103,7 +105,9 @@ def check_proxies(proxies: object) -> None:
             f"proxies must be a proxy URL or a mapping, got a {type(proxies).__name__}"
         )
     for where, url in entries:
-        if not isinstance(url, str):
+        if isinstance(url, httpx.Proxy):
+            continue
+        if not isinstance(url, str | httpx.URL):
             raise UnexpectedValueError(f"{where} must be a URL string, got a {type(url).__name__}")
         try:
             parsed = httpx.URL(url)
@@ -133,7 +137,7 @@ def build_transports(
     transports, since a client with ``transport=`` no longer routes by its own ``proxy=``.
     """
 
-    def transport(proxy: str | None) -> httpx.AsyncBaseTransport:
+    def transport(proxy: ProxyURL | None) -> httpx.AsyncBaseTransport:
         if http2:
             limits = httpx.Limits(
                 max_connections=max_connections, max_keepalive_connections=max_connections
@@ -143,7 +147,7 @@ def build_transports(
 
     if proxies is None:
         return transport(None), None
-    if isinstance(proxies, str):
+    if isinstance(proxies, str | httpx.URL | httpx.Proxy):
         return transport(proxies), None
     check_proxies(proxies)
     mounts: dict[str, httpx.AsyncBaseTransport] = {}
