@@ -208,6 +208,41 @@ async def test_a_failing_last_sync_still_closes_the_coordination_the_session_ope
     assert not coordination.is_open
 
 
+async def test_callers_refused_past_their_deadline_do_not_push_the_shared_pacer_ahead(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sent: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200)
+
+    coordination = MemoryCoordination()
+    refused = 0
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=record)
+        async with (
+            coordination,
+            TrioAPISession(url=URL, rate_limit=10, coordination=coordination) as one,
+            TrioAPISession(url=URL, rate_limit=10, coordination=coordination) as other,
+        ):
+
+            async def call(api: TrioAPISession) -> None:
+                nonlocal refused
+                try:
+                    await api.get("x", deadline=1.0)
+                except errors.TimeoutError:
+                    refused += 1
+
+            async with trio.open_nursery() as nursery:
+                for i in range(200):  # 20 calls a second for 10 s against 10/s shared
+                    nursery.start_soon(call, one if i % 2 else other)
+                    await trio.sleep(0.05)
+    late = [t for t in sent if t - sent[0] >= 5.0]
+    # The shared pacer keeps serving its rate; it served nothing once refusals began.
+    assert len(late) >= 45 and refused >= 80
+
+
 async def test_a_coordination_the_user_opened_outlives_the_session(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

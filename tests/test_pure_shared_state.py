@@ -159,3 +159,15 @@ def test_an_accepted_cut_restarts_the_schedule() -> None:
         quota.reserve(0.0, 0.01, 1, TTL)  # half a second of slots reserved
     quota.sync(0.1, SyncRequest(proposal=RateProposal(50.0, None, 0)), TTL)
     assert quota.reserve(0.1, 0.02, 1, TTL).wait == 0.0
+
+
+def test_a_slot_past_max_wait_is_only_quoted() -> None:
+    quota = SharedQuota()
+    assert quota.reserve(0.0, 1.0, 1, TTL).wait == 0.0
+    quoted = quota.reserve(0.0, 1.0, 1, TTL, max_wait=0.5)
+    assert (quoted.reserved, quoted.wait) == (False, 1.0)
+    # Refused callers leave the schedule where it was.
+    assert quota.reserve(0.0, 1.0, 1, TTL, max_wait=0.5).wait == 1.0
+    taken = quota.reserve(0.0, 1.0, 1, TTL, max_wait=2.0)
+    assert (taken.reserved, taken.wait) == (True, 1.0)
+    assert quota.reserve(0.0, 1.0, 1, TTL).wait == 2.0

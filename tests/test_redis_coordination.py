@@ -110,6 +110,19 @@ async def test_the_gate_only_extends(redis_server: RedisServer) -> None:
         assert longer.gate_remaining == pytest.approx(9.0, abs=0.2)
 
 
+async def test_a_slot_past_max_wait_is_quoted_not_reserved(redis_server: RedisServer) -> None:
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT
+    ) as coordination:
+        await coordination._store_reserve("k", 1.0, 1)  # now; the next slot is 1 s away
+        quoted = await coordination._store_reserve_within("k", 1.0, 1, 0.5)
+        assert not quoted.reserved and quoted.wait == pytest.approx(1.0, abs=0.1)
+        again = await coordination._store_reserve_within("k", 1.0, 1, 0.5)
+        assert again.wait == pytest.approx(1.0, abs=0.1)  # not pushed to 2 s
+        taken = await coordination._store_reserve_within("k", 1.0, 1, 5.0)
+        assert taken.reserved and taken.wait == pytest.approx(1.0, abs=0.1)
+
+
 async def test_the_gcra_admits_at_the_configured_rate(redis_server: RedisServer) -> None:
     """Reservations made at once are spaced by the interval, after the burst."""
     async with RedisCoordination(

@@ -171,7 +171,7 @@ class OriginGate:
             rate = throttle.effective_rate(trio.current_time())
             if rate is None:
                 return False
-            shared = await self._reserve_shared(rate)
+            shared = await self._reserve_shared(rate, max_wait)
             if shared is None:
                 return None
             now = trio.current_time()
@@ -192,7 +192,7 @@ class OriginGate:
         rate = throttle.effective_rate(trio.current_time())
         if rate is None:
             return True
-        shared = await self._reserve_shared(rate)
+        shared = await self._reserve_shared(rate, max_wait)
         if shared is None:
             return False
         if shared.at > trio.current_time():
@@ -200,18 +200,27 @@ class OriginGate:
             await trio.sleep_until(shared.at)
         return True
 
-    async def _reserve_shared(self, rate: float) -> Admission | None:
+    async def _reserve_shared(self, rate: float, max_wait: float) -> Admission | None:
         """A paced slot from the coordination store, or from our own pacer without it.
 
         Returns None when the store says another worker closed the gate (it is now
         closed here too).
+
+        Raises:
+            GateClosed: the slot is past ``max_wait`` or the caller's deadline (the
+                store only quoted it: a slot reserved and refused stays spent for
+                every worker).
         """
         assert self.link is not None
         throttle = self.throttle
-        reservation = await self.link.reserve(rate, throttle.pacer_burst)
+        now = trio.current_time()
+        bound = min(max_wait, trio.current_effective_deadline() - now)
+        reservation = await self.link.reserve(rate, throttle.pacer_burst, bound)
         now = trio.current_time()
         if reservation is None:
             return throttle.reserve_local(now)  # the store is unavailable: local-only
+        if not reservation.reserved:
+            raise GateClosed(None, reservation.wait, pacer=True)
         if reservation.gate_remaining > 0:
             until = now + reservation.gate_remaining
             if until > throttle.gate_until:

@@ -120,9 +120,12 @@ class SharedLink:
         ):
             self.coordination.wake()
 
-    async def reserve(self, rate: float, burst: int) -> Reservation | None:
-        """A send slot from the shared pacer; None when the store is unavailable."""
-        return await self.coordination.reserve(self, rate, burst)
+    async def reserve(
+        self, rate: float, burst: int, max_wait: float = math.inf
+    ) -> Reservation | None:
+        """A send slot from the shared pacer (only quoted when ``max_wait`` or more
+        away); None when the store is unavailable."""
+        return await self.coordination.reserve(self, rate, burst, max_wait)
 
 
 class Coordination(ABC):
@@ -196,6 +199,14 @@ class Coordination(ABC):
     @abstractmethod
     async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
         """Reserve a send slot from the key's shared pacer, atomically."""
+
+    async def _store_reserve_within(
+        self, key: str, interval: float, burst: int, max_wait: float
+    ) -> Reservation:
+        """As _store_reserve, but a slot ``max_wait`` seconds or more away is only
+        quoted, not reserved (the caller will refuse it).  Stores that cannot do that
+        reserve it anyway, as this default does."""
+        return await self._store_reserve(key, interval, burst)
 
     #: Exceptions of the store that mean "unavailable" (timeouts are always caught).
     _store_errors: tuple[type[Exception], ...] = ()
@@ -304,13 +315,18 @@ class Coordination(ABC):
 
     # ------------------------------------------------------------ the calls
 
-    async def reserve(self, link: SharedLink, rate: float, burst: int) -> Reservation | None:
-        """A send slot from the store's pacer; None (go local) when it is unavailable."""
+    async def reserve(
+        self, link: SharedLink, rate: float, burst: int, max_wait: float = math.inf
+    ) -> Reservation | None:
+        """A send slot from the store's pacer, only quoted when ``max_wait`` or more
+        away; None (go local) when it is unavailable."""
         if not self._healthy or self._nursery is None:
             return None
         try:
             with trio.fail_after(self.timeout):
-                reservation = await self._store_reserve(link.key, 1.0 / rate, burst)
+                reservation = await self._store_reserve_within(
+                    link.key, 1.0 / rate, burst, max_wait
+                )
         except self._unavailable() as exc:
             self._went_down(exc)
             return None
@@ -482,5 +498,10 @@ class MemoryCoordination(Coordination):
         return self._book.get(key, now).sync(now, request, self.key_ttl)
 
     async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
+        return await self._store_reserve_within(key, interval, burst, math.inf)
+
+    async def _store_reserve_within(
+        self, key: str, interval: float, burst: int, max_wait: float
+    ) -> Reservation:
         now = trio.current_time()
-        return self._book.get(key, now).reserve(now, interval, burst, self.key_ttl)
+        return self._book.get(key, now).reserve(now, interval, burst, self.key_ttl, max_wait)

@@ -15,6 +15,7 @@ redis.asyncio does not run at all (see the deployment guide for the measurements
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -89,6 +90,7 @@ local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
+local max_wait = tonumber(ARGV[4])
 local s = redis.call('HMGET', key, 'gate', 'tat')
 local gate = tonumber(s[1]) or -1
 if gate > now then
@@ -96,10 +98,13 @@ if gate > now then
 end
 local tat = math.max(tonumber(s[2]) or -1, now)
 local send_at = math.max(now, tat - (burst - 1) * interval)
+if max_wait >= 0 and send_at - now >= max_wait then
+  return {'0', tostring(send_at - now), '0'}
+end
 tat = math.max(tat, send_at) + interval
 redis.call('HSET', key, 'tat', tostring(tat))
 redis.call('PEXPIRE', key, math.ceil(math.max(now, gate, tat) - now + ttl))
-return {'0', tostring(send_at - now)}
+return {'0', tostring(send_at - now), '1'}
 """
 
 
@@ -243,10 +248,19 @@ class RedisCoordination(Coordination):
         return parse_sync_reply(raw)
 
     async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
-        gate, wait = await self._reserve_script(
+        return await self._store_reserve_within(key, interval, burst, math.inf)
+
+    async def _store_reserve_within(
+        self, key: str, interval: float, burst: int, max_wait: float
+    ) -> Reservation:
+        # A slot max_wait or more away is only quoted (SharedQuota.reserve); -1: none.
+        bound = repr(max(max_wait, 0.0) * 1000.0) if math.isfinite(max_wait) else "-1"
+        gate, wait, *reserved = await self._reserve_script(
             keys=[self.redis_key(key)],
-            args=[repr(interval * 1000.0), str(burst), repr(self.key_ttl * 1000.0)],
+            args=[repr(interval * 1000.0), str(burst), repr(self.key_ttl * 1000.0), bound],
         )
         return Reservation(
-            gate_remaining=float(_text(gate)) / 1000.0, wait=float(_text(wait)) / 1000.0
+            gate_remaining=float(_text(gate)) / 1000.0,
+            wait=float(_text(wait)) / 1000.0,
+            reserved=not reserved or _text(reserved[0]) == "1",
         )

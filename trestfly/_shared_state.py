@@ -80,6 +80,8 @@ class Reservation:
 
     gate_remaining: float
     wait: float
+    #: False: the slot was only quoted (it was past the caller's ``max_wait``).
+    reserved: bool = True
 
 
 @dataclass(slots=True)
@@ -150,12 +152,21 @@ class SharedQuota:
             accepted=accepted,
         )
 
-    def reserve(self, now: float, interval: float, burst: int, ttl: float) -> Reservation:
-        """Reserve the next send slot at one request per ``interval`` (GCRA)."""
+    def reserve(
+        self, now: float, interval: float, burst: int, ttl: float, max_wait: float = math.inf
+    ) -> Reservation:
+        """Reserve the next send slot at one request per ``interval`` (GCRA).
+
+        A slot ``max_wait`` or more away is only quoted, not reserved: the caller would
+        refuse it (its deadline), and a slot reserved and not used stays spent, so
+        callers refused one after another would push the schedule ahead for everyone.
+        """
         if self.gate_until > now:
             return Reservation(gate_remaining=self.gate_until - now, wait=0.0)
         tat = max(self.tat, now)
         send_at = max(now, tat - (burst - 1) * interval)
+        if send_at - now >= max_wait:
+            return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
         self.tat = max(tat, send_at) + interval
         self._touch(now, ttl)
         return Reservation(gate_remaining=0.0, wait=send_at - now)
