@@ -194,7 +194,7 @@ class APIError(TrestflyError):
         self.retry_after = retry_after
         #: The retries made before giving up (``trestfly.RetryRecord`` items).
         self.history: tuple[Any, ...] = ()
-        self.msg = self._message(safe_url(response.request.url))
+        self.msg = self._built_msg = self._message(safe_url(response.request.url))
         super().__init__(self.msg)
 
     def _message(self, url: str) -> str:
@@ -205,9 +205,8 @@ class APIError(TrestflyError):
     def _hide_query_values(self, fields: tuple[str, ...], value: str) -> None:
         # The session applies a call's redact_fields to the URL of the message, unless
         # a subclass wrote a message of its own.
-        url = self.response.request.url
-        if fields and self.msg == self._message(safe_url(url)):
-            self.msg = self._message(safe_url(url, fields, value))
+        if fields and self.msg == self._built_msg:
+            self.msg = self._message(safe_url(self.response.request.url, fields, value))
             self.args = (self.msg,)
 
     def __str__(self) -> str:
