@@ -227,6 +227,51 @@ async def test_delay_past_the_callers_deadline_fails_at_once(
     assert route.call_count == 1 and info.value.retry_after == 30.0
 
 
+async def test_hint_equal_to_max_retry_after_is_waited_despite_the_gate_jitter(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The gate adds up to a second of jitter to the announced instant; that jitter must
+    # not push an allowed wait past max_retry_after and turn it into a refusal.
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = [httpx.Response(429, headers={"Retry-After": "60"})] * 3 + [
+            httpx.Response(200)
+        ]
+        async with API(max_retry_after=60) as api:
+            start = trio.current_time()
+            resp = await api.get("x")
+    assert resp.status_code == 200 and route.call_count == 4
+    assert trio.current_time() - start == pytest.approx(180.0, abs=0.1)
+
+
+async def test_spent_quota_past_max_retry_after_fails_at_once_with_its_reset(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # GitHub's primary limit: a 403 with X-RateLimit-Remaining: 0 and no Retry-After.
+    # Its reset is the announced delay: no phantom retry, and retry_after says it.
+    headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "0"}
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(
+            403, headers={**headers, "X-RateLimit-Reset": str(int(time.time()) + 3000)}
+        )
+        throttled = mock.get(f"{URL}/v1/y").respond(
+            429,
+            headers={"RateLimit-Limit": "100", "RateLimit-Remaining": "0", "RateLimit-Reset": "30"},
+        )
+        start = trio.current_time()
+        async with API(max_retry_after=20) as api:
+            with pytest.raises(errors.ForbiddenError) as forbidden:
+                await api.get("x")
+        async with API(max_retry_after=20) as api:
+            with pytest.raises(errors.TooManyRequestsError) as too_many:
+                await api.get("y")
+    assert trio.current_time() == start
+    assert route.call_count == 1 and throttled.call_count == 1
+    assert forbidden.value.retries == 0 and forbidden.value.history == ()
+    assert forbidden.value.retry_after == pytest.approx(3000, abs=2)
+    assert too_many.value.retries == 0 and too_many.value.retry_after == 30.0
+
+
 async def test_deadline_keyword_bounds_the_whole_call(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -111,8 +111,12 @@ class OriginGate:
                 paced = paced or waited
                 decision, now = Admission("go", trio.current_time()), trio.current_time()
             if decision.kind == "gate":
+                # The announced instant is what the caller's bounds are checked against;
+                # the jitter on top of it is ours, so it gives way to those bounds.
+                self._check_wait(throttle.gate_until, max_wait)
                 wake = throttle.wake_time()
-                self._check_wait(wake, max_wait)
+                if wake - now > max_wait or wake >= trio.current_effective_deadline():
+                    wake = throttle.gate_until
                 await trio.sleep_until(wake)
                 continue
             if decision.kind == "probe-wait":

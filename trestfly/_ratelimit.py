@@ -226,6 +226,14 @@ def parse_quota(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     return github
 
 
+def spent_quota_delay(quota: Quota | None) -> float | None:
+    """Seconds to the reset of a spent quota: the delay the headers announce when no
+    ``Retry-After`` does (None: the quota is not spent, or its reset is unknown)."""
+    if quota is None or quota.remaining > 0:
+        return None
+    return quota.reset_after
+
+
 def says_quota_spent(status: int, quota: Quota | None) -> bool:
     """A 403 with ``remaining == 0`` is GitHub's way of throttling: treat it as a 429."""
     return status == 403 and quota is not None and quota.remaining <= 0

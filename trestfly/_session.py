@@ -53,7 +53,7 @@ from ._policy import (
     is_success,
     transport_error_class,
 )
-from ._ratelimit import parse_quota, scan_headers
+from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
 from ._redact import describe_attempt, to_log_text
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
@@ -655,6 +655,11 @@ class TrioAPISession:
                 hint = parse_retry_after(retry_after, time.time())
             if has_quota:
                 quota = parse_quota(response.headers, time.time())
+            throttled = is_throttle(status, hint, quota)
+            if hint is None and throttled:
+                # GitHub's spent primary quota: the reset is the announced delay, for
+                # max_retry_after, the deadline and the error's retry_after alike.
+                hint = spent_quota_delay(quota)
             trips = gate.throttle.gate_trips
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             gate.throttle.on_response(
@@ -664,7 +669,7 @@ class TrioAPISession:
                 gate.closing_response = response
             if gate.link is not None:
                 gate.link.notice()
-            return response, hint, is_throttle(status, hint, quota), stale
+            return response, hint, throttled, stale
         finally:
             gate.release(admitted)
 

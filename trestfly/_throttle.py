@@ -43,7 +43,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
-from ._ratelimit import Quota, says_quota_spent
+from ._ratelimit import Quota, says_quota_spent, spent_quota_delay
 from ._slow_start import SlowStartLog
 from .errors import UnexpectedValueError
 
@@ -487,10 +487,9 @@ class OriginThrottle:
         """Learn from a response: quota headers, gate hints, throttles and successes."""
         if quota is not None:
             self._update_quota(now, quota)
-        quota_spent = quota is not None and quota.remaining <= 0
         throttled = is_throttle(status, hint, quota)
-        if hint is None and quota_spent and quota is not None and quota.reset_after is not None:
-            hint = quota.reset_after
+        if hint is None:
+            hint = spent_quota_delay(quota)
         # Judged before the gate moves: closing it starts a new episode.
         fresh = not self.is_stale(ticket)
         if hint is not None and (throttled or status == 503):
