@@ -823,6 +823,62 @@ async def test_error_messages_and_logs_never_show_url_secrets(
     assert not_found.value.response.request.url.params["api_key"] == "S3CRET"
 
 
+async def test_errors_of_one_call_hide_what_the_call_asked_to_hide(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/people":
+            return httpx.Response(429, headers={"Retry-After": "600"})
+        if request.url.path == "/v1/slow":
+            await trio.sleep(5)
+        return httpx.Response(200, headers={"Content-Type": "application/json"}, text="{oops")
+
+    secret = {"params": {"ssn": "123-45-6789"}, "redact_fields": ["ssn"]}
+    async with API(transport=httpx.MockTransport(answer)) as api:
+        with pytest.raises(errors.ResponseDecodeError) as bad_json:
+            await api.get("json", box=True, **secret)
+        with pytest.raises(errors.TimeoutError) as late:
+            await api.get("slow?ssn=123-45-6789", deadline=1.0, redact_fields=["ssn"])
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("people", **secret)
+        # Another call meets the gate that call closed: its error quotes that response.
+        with pytest.raises(errors.TooManyRequestsError) as other:
+            await api.get("status")
+    for error in (bad_json, late, other):
+        assert "123-45-6789" not in str(error.value)
+        assert "ssn=REDACTED" in str(error.value)
+
+
+async def test_unusable_answers_and_invalid_headers_raise_typed_errors() -> None:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/loop":
+            return httpx.Response(302, headers={"Location": "/v1/loop"})
+        return httpx.Response(200, headers={"Content-Encoding": "gzip"}, content=b"not gzip")
+
+    async with API(transport=httpx.MockTransport(answer)) as api:
+        with pytest.raises(
+            errors.BadResponseError, match=re.escape("GET http://api.test/v1/loop")
+        ) as loop:
+            await api.get("loop")
+        with pytest.raises(errors.BadResponseError) as undecodable:
+            await api.get("gzip")
+        with pytest.raises(errors.UnexpectedValueError) as non_ascii:
+            await api.get("x", headers={"Authorization": "Bearer sk_\u00e9_SECRET"})
+    assert isinstance(loop.value.__cause__, httpx.TooManyRedirects)
+    assert isinstance(undecodable.value.__cause__, httpx.DecodingError)
+    assert "SECRET" not in str(non_ascii.value) and "not valid HTTP" in str(non_ascii.value)
+
+    class RefusingTransport(httpx.AsyncBaseTransport):
+        # What h11 raises for a token read from a file with its trailing newline.
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            raise httpx.LocalProtocolError("Illegal header value b'sk_live_SECRET\\n'")
+
+    async with API(transport=RefusingTransport()) as api:
+        with pytest.raises(errors.UnexpectedValueError) as illegal:
+            await api.get("x")
+    assert "SECRET" not in str(illegal.value) and "LocalProtocolError" in str(illegal.value)
+
+
 async def test_a_session_builds_its_client_with_proxy_objects() -> None:
     # Built only (nothing is sent): the proxies reach the sharded transports.
     for proxies in (

@@ -54,11 +54,19 @@ class GateClosed(Exception):
     """
 
     def __init__(
-        self, response: httpx.Response | None, remaining: float, *, pacer: bool = False
+        self,
+        response: httpx.Response | None,
+        remaining: float,
+        *,
+        pacer: bool = False,
+        redact_fields: tuple[str, ...] = (),
     ) -> None:
         super().__init__(remaining)
         self.response = response
         self.remaining = remaining
+        #: The ``redact_fields`` of the call that got ``response``: its URL is quoted to
+        #: another caller, whose own fields do not cover it.
+        self.redact_fields = redact_fields
         #: The wait refused was for the pacer's next slot, not for a closed gate.
         self.pacer = pacer
 
@@ -79,13 +87,19 @@ class OriginGate:
         self._shared_holders = trio.Semaphore(SHARED_HOLDERS)
         #: The response that last closed the gate (quoted when a request gives up on it).
         self.closing_response: httpx.Response | None = None
+        #: The ``redact_fields`` of the call that got ``closing_response``.
+        self.closing_fields: tuple[str, ...] = ()
 
     def _check_wait(self, until: float, max_wait: float, *, pacer: bool = False) -> None:
         now = trio.current_time()
         if until - now > max_wait or until >= trio.current_effective_deadline():
             if pacer:  # the gate is open: no response to quote, the wait is the slot's
                 raise GateClosed(None, until - now, pacer=True)
-            raise GateClosed(self.closing_response, max(0.0, self.throttle.gate_until - now))
+            raise GateClosed(
+                self.closing_response,
+                max(0.0, self.throttle.gate_until - now),
+                redact_fields=self.closing_fields,
+            )
 
     async def admit(self, *, max_wait: float) -> Admitted:
         """Wait until this task may send to the origin; returns its ticket.

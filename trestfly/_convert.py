@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
@@ -20,8 +20,11 @@ def is_json_content_type(content_type: str | None) -> bool:
     return media == "application/json" or (media.endswith("+json") and "/" in media)
 
 
-def parse_json(response: httpx.Response) -> Any:
-    """The parsed JSON body; None for an empty body.
+def parse_json(
+    response: httpx.Response, redact_fields: Collection[str] = (), redact_value: str = "REDACTED"
+) -> Any:
+    """The parsed JSON body; None for an empty body.  ``redact_fields`` and
+    ``redact_value`` are the call's, for the URL in the error message.
 
     Raises:
         ResponseDecodeError: the body claims JSON but does not parse.
@@ -32,7 +35,9 @@ def parse_json(response: httpx.Response) -> Any:
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError) as exc:
-        raise ResponseDecodeError(response, str(exc)) from exc
+        raise ResponseDecodeError(
+            response, str(exc), redact_fields=redact_fields, redact_value=redact_value
+        ) from exc
 
 
 def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
@@ -45,7 +50,13 @@ def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
 
 
 def convert_response(
-    response: httpx.Response, *, box: bool, box_attrs: Mapping[str, Any], conv_json: bool
+    response: httpx.Response,
+    *,
+    box: bool,
+    box_attrs: Mapping[str, Any],
+    conv_json: bool,
+    redact_fields: Collection[str] = (),
+    redact_value: str = "REDACTED",
 ) -> Any:
     """What a request returns: Box/BoxList with ``box``, plain JSON with ``conv_json``.
 
@@ -55,5 +66,5 @@ def convert_response(
         return response
     if not is_json_content_type(response.headers.get("content-type")):
         return response
-    value = parse_json(response)
+    value = parse_json(response, redact_fields, redact_value)
     return to_box(value, box_attrs) if box else value

@@ -67,7 +67,9 @@ def classify_transport_error(exc: Exception, method: str) -> TransportVerdict:
     A failure before the request reached the server is retried for every method; one after
     it may have been sent only for idempotent methods, so a POST is never doubled.
     """
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError):
+    # A header value httpx cannot encode is the caller's to fix, like a bad URL.
+    invalid = httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError
+    if isinstance(exc, invalid | UnicodeEncodeError):
         return TransportVerdict.INVALID
     if isinstance(exc, _NOT_SENT):
         return TransportVerdict.RETRY

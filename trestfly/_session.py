@@ -596,8 +596,9 @@ class TrioAPISession:
             with trio.fail_after(options.deadline):
                 return await self._attempts(method, path, kwargs)
         except trio.TooSlowError as exc:
+            shown = safe_url(path, options.redact_fields, options.redact_value)
             raise errors.TimeoutError(
-                f"{method} {path}: deadline of {options.deadline} s passed"
+                f"{method} {shown}: deadline of {options.deadline} s passed"
             ) from exc
 
     def _url_for(self, path: str, use_base: bool) -> tuple[str, str]:
@@ -632,6 +633,7 @@ class TrioAPISession:
         method: str,
         url: str,
         request_kwargs: dict[str, Any],
+        redact_fields: tuple[str, ...],
     ) -> tuple[httpx.Response, float | None, bool, bool]:
         """One attempt: admission, send, and feedback to the origin's shared state.
 
@@ -666,7 +668,7 @@ class TrioAPISession:
                 admitted.ticket, trio.current_time(), status=status, hint=hint, quota=quota
             )
             if gate.throttle.gate_trips != trips or (hint is not None and status >= 400):
-                gate.closing_response = response
+                gate.closing_response, gate.closing_fields = response, redact_fields
             if gate.link is not None:
                 gate.link.notice()
             return response, hint, throttled, stale
@@ -707,20 +709,21 @@ class TrioAPISession:
                 throttled = stale = False
                 try:
                     response, hint, throttled, stale = await self._send_once(
-                        gate, session, method, url, request_kwargs
+                        gate, session, method, url, request_kwargs, options.redact_fields
                     )
                 except GateClosed as closed:
                     raise self._gate_error(
                         closed, response, retries_done, history, options
                     ) from None
-                except (httpx.TransportError, httpx.InvalidURL) as exc:
+                except (httpx.TooManyRedirects, httpx.DecodingError) as exc:
+                    self._counters.failures += 1
+                    shown = safe_url(url, options.redact_fields, options.redact_value)
+                    raise errors.BadResponseError(f"{method} {shown}: {exc}") from exc
+                except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
                     self._counters.transport_errors += 1
                     verdict = classify_transport_error(exc, method)
                     if verdict is TransportVerdict.INVALID:
-                        shown = safe_url(url, options.redact_fields, options.redact_value)
-                        raise errors.UnexpectedValueError(
-                            f"cannot send {method} {shown}: {exc}"
-                        ) from exc
+                        raise self._invalid_request(method, url, options, exc) from exc
                     failure = exc
                     retryable = verdict is TransportVerdict.RETRY
                 else:
@@ -737,6 +740,8 @@ class TrioAPISession:
                             box=options.box,
                             box_attrs=options.box_attrs,
                             conv_json=options.conv_json,
+                            redact_fields=options.redact_fields,
+                            redact_value=options.redact_value,
                         )
                     retryable = throttled or response.status_code in options.retry_statuses
 
@@ -798,6 +803,22 @@ class TrioAPISession:
         finally:
             if retries_done:
                 self._retrying -= 1
+
+    @staticmethod
+    def _invalid_request(
+        method: str, url: str, options: CallOptions, exc: Exception
+    ) -> errors.UnexpectedValueError:
+        shown = safe_url(url, options.redact_fields, options.redact_value)
+        if isinstance(exc, httpx.LocalProtocolError | UnicodeEncodeError):
+            # h11's and the encoder's messages quote the offending header value, which
+            # is often a token (read from a file with its newline, pasted with a stray
+            # character): name the problem, never the value.
+            return errors.UnexpectedValueError(
+                f"cannot send {method} {shown}: a header name or value is not valid HTTP "
+                f"({type(exc).__name__}; a newline, a control or non-ASCII character is "
+                "the usual cause; the value is not shown, it may be a secret)"
+            )
+        return errors.UnexpectedValueError(f"cannot send {method} {shown}: {exc}")
 
     async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
         # A delay the origin's gate already covers is waited at the gate (with its probe
@@ -863,7 +884,9 @@ class TrioAPISession:
         )
         api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
         api_error.history = tuple(history)
-        api_error._hide_query_values(options.redact_fields, options.redact_value)
+        # The response may be another call's: hide what either call asked to hide.
+        fields = options.redact_fields if last else options.redact_fields + closed.redact_fields
+        api_error._hide_query_values(fields, options.redact_value)
         return api_error
 
     def _log_retry(self, method: str, url: str, record: RetryRecord) -> None:

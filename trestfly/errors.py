@@ -13,7 +13,7 @@ Which statuses map to which class, and which are retried, is session configurati
 from __future__ import annotations
 
 import builtins
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any
 
@@ -26,6 +26,7 @@ __all__ = [
     "APIError",
     "BadGatewayError",
     "BadRequestError",
+    "BadResponseError",
     "ConnectionError",
     "ExpectationFailedError",
     "ForbiddenError",
@@ -133,14 +134,32 @@ class ResponseDecodeError(TrestflyError, ValueError):
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, response: httpx.Response, reason: str) -> None:
+    def __init__(
+        self,
+        response: httpx.Response,
+        reason: str,
+        *,
+        redact_fields: Collection[str] = (),
+        redact_value: str = "REDACTED",
+    ) -> None:
         self.response = response
         head = response.content[:64]
+        shown = safe_url(response.request.url, redact_fields, redact_value)
         super().__init__(
-            f"[{response.status_code}: {response.request.method}] "
-            f"{safe_url(response.request.url)} "
+            f"[{response.status_code}: {response.request.method}] {shown} "
             f"claims JSON but does not parse ({reason}); body starts {head!r}"
         )
+
+
+class BadResponseError(TrestflyError):
+    """The server answered, but not with a response trestfly can hand back: a redirect
+    loop (more redirects than the client allows), or a body its ``Content-Encoding``
+    does not decode.  Not retried: the same request gets the same answer.
+
+    Chained (``__cause__``) from httpx's ``TooManyRedirects`` or ``DecodingError``.
+
+    .. versionadded:: 0.1.0
+    """
 
 
 class PaginationError(TrestflyError):
