@@ -1,6 +1,8 @@
 """The retry decision and status classification, without any I/O."""
 
+import io
 import math
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,6 +20,7 @@ from trestfly._policy import (
     counts_against_retries,
     decide,
     error_class,
+    is_replayable,
     is_success,
     transport_error_class,
 )
@@ -175,3 +178,13 @@ def test_only_stale_throttles_are_retried_uncounted(
         counts_against_retries(throttled=throttled, stale=stale, uncounted=uncounted, max_retries=3)
         is counted
     )
+
+
+def test_only_bodies_that_can_be_sent_again_are_replayable() -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b"x"
+
+    for body in (None, b"x", "x", bytearray(b"x"), memoryview(b"x"), {"field": "x"}):
+        assert is_replayable(body)
+    for body in (chunks(), iter([b"x"]), io.BytesIO(b"x")):
+        assert not is_replayable(body)

@@ -10,6 +10,7 @@ import logging
 import platform
 import re
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -877,6 +878,29 @@ async def test_unusable_answers_and_invalid_headers_raise_typed_errors() -> None
         with pytest.raises(errors.UnexpectedValueError) as illegal:
             await api.get("x")
     assert "SECRET" not in str(illegal.value) and "LocalProtocolError" in str(illegal.value)
+
+
+async def test_a_streamed_body_is_sent_once_never_retried_empty(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bodies: list[bytes] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(await request.aread())
+        return httpx.Response(503)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"important-"
+        yield b"payload"
+
+    async with API(transport=httpx.MockTransport(answer), retries=2) as api:
+        with pytest.raises(errors.ServiceUnavailableError) as streamed:
+            await api.put("upload", content=chunks())
+        assert bodies == [b"important-payload"] and streamed.value.retries == 0
+        bodies.clear()
+        with pytest.raises(errors.ServiceUnavailableError):
+            await api.put("upload", content=b"important-payload")
+    assert bodies == [b"important-payload"] * 3  # bytes can be sent again
 
 
 async def test_a_session_builds_its_client_with_proxy_objects() -> None:

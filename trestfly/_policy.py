@@ -128,6 +128,17 @@ class Stop(enum.Enum):
     HINT_TOO_LONG = "server delay hint above max_retry_after"
     PAST_DEADLINE = "delay would end after the caller's deadline"
     BUDGET = "retry budget exhausted (many requests failing together)"
+    STREAMED_BODY = "the request body is a stream, which cannot be sent again"
+
+
+def is_replayable(body: object) -> bool:
+    """Whether a request body (``content=`` or ``data=``) can be sent again on a retry.
+
+    Bytes, text and form mappings can; an iterator or async iterator of bytes (a
+    generator, a file being streamed) is spent by the first attempt, and httpx would send
+    a retry with an empty body.
+    """
+    return body is None or isinstance(body, str | bytes | bytearray | memoryview | Mapping)
 
 
 @dataclass(frozen=True, slots=True)

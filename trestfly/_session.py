@@ -50,6 +50,7 @@ from ._policy import (
     counts_against_retries,
     decide,
     error_class,
+    is_replayable,
     is_success,
     transport_error_class,
 )
@@ -764,6 +765,10 @@ class TrioAPISession:
                 guided = (
                     hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
                 )
+                if decision.retry and not (
+                    is_replayable(kwargs.get("content")) and is_replayable(kwargs.get("data"))
+                ):
+                    decision = Decision(decision.delay, Stop.STREAMED_BODY)
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
                 if not decision.retry:
