@@ -6,6 +6,7 @@ Timing assertions use pytest-trio's ``autojump_clock`` (a MockClock), never wall
 from __future__ import annotations
 
 import email.utils
+import importlib.util
 import logging
 import platform
 import re
@@ -507,6 +508,20 @@ async def test_owned_client_closed_injected_client_left_open() -> None:
         assert resp.request.headers["user-agent"].startswith("Integration/1.0")
     assert not injected.is_closed
     await injected.aclose()
+
+
+def test_http2_without_the_h2_package_is_refused_when_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    real_find_spec = importlib.util.find_spec
+
+    def find_spec(name: str, *args: Any) -> Any:
+        return None if name == "h2" else real_find_spec(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+    with pytest.raises(errors.UnexpectedValueError, match="h2 package"):
+        API(http2=True)
+    API(http2=False)
 
 
 async def test_a_session_can_be_entered_again_after_leaving() -> None:

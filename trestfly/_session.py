@@ -8,6 +8,7 @@ return, raise, or sleep (a Trio sleep inside the caller's cancel scope) and try 
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import logging
 import random
@@ -277,6 +278,11 @@ class TrioAPISession:
             "retry_budget", pick(retry_budget, cls._retry_budget), BudgetSettings
         )
         self._http2: bool = bool(pick(http2, cls._http2))
+        if self._http2 and importlib.util.find_spec("h2") is None:
+            # httpx would raise a bare ImportError on entering, far from the setting.
+            raise errors.UnexpectedValueError(
+                "http2=True needs the h2 package: pip install 'httpx[http2]'"
+            )
         self._follow_redirects = bool(follow_redirects)
         self._injected_session = session
         self._transport = transport

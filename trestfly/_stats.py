@@ -99,8 +99,8 @@ class SessionStats:
         failures: calls given up on (the error raised after the retries, or at a closed
             gate).
         retries: retries made.
-        throttled: throttling answers (420, 429, and a 403 whose rate-limit headers say
-            the quota is spent).
+        throttled: throttling answers (420, 429, and a 403 with ``Retry-After`` or whose
+            rate-limit headers say the quota is spent).
         by_status: answers per status code.
         transport_errors: attempts that got no answer (refused, reset, timed out).
         sleeps: backoff sleeps (waits at a closed gate are not counted).
