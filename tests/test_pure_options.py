@@ -68,6 +68,7 @@ def test_single_status_code_is_accepted() -> None:
         ({"retry_on": ["500"]}, "retry_on"),
         ({"retry_on": [True]}, "retry_on"),
         ({"retry_on": [700]}, "retry_on"),
+        ({"retry_on": [503, 202]}, "retry_on cannot hold successes \\[202\\]"),
         ({"retry_on": "503"}, "retry_on"),
         ({"deadline": 0}, "deadline"),
         ({"deadline": -1}, "deadline"),

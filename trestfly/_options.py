@@ -72,6 +72,13 @@ def status_codes(value: Any) -> frozenset[int]:
     bad = [code for code in codes if not isinstance(code, int) or isinstance(code, bool)]
     if bad or any(not 100 <= code <= 599 for code in codes):
         raise UnexpectedValueError(f"retry_on must hold HTTP status codes (100-599), got {value!r}")
+    successes = sorted(code for code in codes if 200 <= code < 300)
+    if successes:
+        # A 2xx is returned before retry_on is looked at: listing one would do nothing.
+        raise UnexpectedValueError(
+            f"retry_on cannot hold successes {successes}: a 2xx answer is returned, "
+            "never retried"
+        )
     return codes
 
 
