@@ -13,6 +13,7 @@ import logging
 import random
 from typing import Any
 
+import httpx
 import pytest
 import trio
 import trio.lowlevel
@@ -253,6 +254,56 @@ async def test_an_exception_in_the_block_is_raised_as_itself(
             await assert_nothing_left(api, trio_server)
 
 
+def _mock_api(failing: str | None = None) -> API:
+    """30 offset records at any path; the page at offset 10 of ``failing`` answers 404."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        if request.url.path == failing and offset == 10:
+            return httpx.Response(404, json={"error": "gone"})
+        records = [{"id": i} for i in range(offset, min(offset + 10, 30))]
+        return httpx.Response(200, json={"items": records, "total": 30})
+
+    return API(url="http://test.local", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("many", [False, True])
+async def test_a_group_raised_in_the_block_comes_out_whole(many: bool) -> None:
+    leaf = KeyError("k")
+    async with _mock_api() as api:
+        iterator = OffsetIterator(api, path="/a", limit=10)
+        with trio.fail_after(LIMIT), pytest.raises(ExceptionGroup) as caught:
+            crawl = crawl_many({"a": iterator}) if many else iterator.crawl()
+            async with crawl as records:
+                async for _ in records:
+                    raise ExceptionGroup("my batch failed", [ExceptionGroup("inner", [leaf])])
+    # The caller's own group, not its leaf nor a nursery's wrapper.
+    assert caught.value.message == "my batch failed"
+    (inner,) = caught.value.exceptions
+    assert isinstance(inner, ExceptionGroup)
+    assert inner.message == "inner"
+    assert inner.exceptions == (leaf,)
+
+
+async def test_a_crawl_never_ends_silently_after_raising_a_failed_page() -> None:
+    got: list[int] = []
+    async with _mock_api(failing="/a") as api:
+        iterator = OffsetIterator(api, path="/a", limit=10)
+        with trio.fail_after(LIMIT):
+            async with iterator.crawl(prefetch=2) as records:
+                with pytest.raises(errors.NotFoundError):
+                    async for record in records:
+                        got.append(record["id"])
+                # The loop caught it and asks again: an error each time, never an end.
+                for _ in range(2):
+                    with pytest.raises(errors.TrestflyError, match="earlier failure") as again:
+                        await records.__anext__()
+                    assert "resume from Position(page=10, index=0" in str(again.value)
+                    assert isinstance(again.value.__cause__, errors.NotFoundError)
+    assert got == list(range(10))
+    assert iterator.position == Position(10)
+
+
 async def test_one_walk_at_a_time(trio_server: TrioTestServer) -> None:
     PagedCollection(size=300).install(trio_server.app)
     with trio.fail_after(LIMIT):
@@ -369,6 +420,24 @@ async def test_crawl_many_cancels_everything_on_a_failure_by_default(
     assert "while crawling source 'b'" in (caught.value.__notes__ or [""])[0]
     assert got["b"] == list(range(200))  # everything before the failed page
     assert len(trio_server.requests) == requests  # nothing runs after the block
+
+
+async def test_crawl_many_stays_stopped_after_raising_a_failure() -> None:
+    got: dict[str, list[int]] = {"a": [], "b": []}
+    async with _mock_api(failing="/a") as api:
+        sources = {key: OffsetIterator(api, path=f"/{key}", limit=10) for key in got}
+        with trio.fail_after(LIMIT):
+            async with crawl_many(sources, limit=2) as records:
+                with pytest.raises(errors.NotFoundError):
+                    async for key, record in records:
+                        got[key].append(record["id"])
+                # Caught, and iterated again: the failed source must not just vanish.
+                with pytest.raises(errors.TrestflyError, match="earlier failure") as again:
+                    await records.__anext__()
+    assert "resume source 'a' from Position(page=10, index=0" in str(again.value)
+    assert isinstance(again.value.__cause__, errors.NotFoundError)
+    assert got["a"] == list(range(10))
+    assert sources["a"].position == Position(10)
 
 
 async def test_crawl_many_can_collect_failures_per_source(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -54,6 +55,21 @@ async def test_map_raises_the_first_failure_itself_and_cancels_the_rest(
         with pytest.raises(KeyError):
             await session.map(work, range(20), limit=10)
     assert finished == []
+
+
+async def test_map_raises_a_failure_of_the_items_themselves_as_itself() -> None:
+    def rows() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("bad input row")
+
+    async def work(n: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return n
+
+    async with api() as session:
+        with pytest.raises(ValueError, match="bad input row"):  # not an ExceptionGroup
+            await session.map(work, rows(), limit=2)
 
 
 async def test_map_of_nothing_is_empty() -> None:
@@ -147,6 +163,21 @@ async def test_consumer_exception_propagates_unwrapped() -> None:
             async with session.map_as_completed(work, range(10), limit=2) as results:
                 async for _ in results:
                     raise ZeroDivisionError
+
+
+async def test_a_group_raised_by_the_consumer_comes_out_whole() -> None:
+    async def work(n: int) -> int:
+        return n
+
+    leaf = KeyError("k")
+    async with api() as session:
+        with pytest.raises(ExceptionGroup) as caught:
+            async with session.map_as_completed(work, range(10), limit=2) as results:
+                async for _ in results:
+                    raise ExceptionGroup("my batch failed", [leaf])
+    # Only the nursery's wrapper is removed: the caller's own group is not flattened.
+    assert caught.value.message == "my batch failed"
+    assert caught.value.exceptions == (leaf,)
 
 
 async def test_bad_limits_are_typed_errors() -> None:

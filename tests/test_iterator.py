@@ -139,6 +139,17 @@ async def test_an_exhausted_iterator_stays_exhausted() -> None:
     assert it.count == 2
 
 
+async def test_an_empty_page_ends_the_walk_for_good() -> None:
+    # The source would answer again after its empty page: it must not be asked.
+    it = ListIterator(None, _data=DATA, _sizes=[2, 0, 3])
+    assert await collect(it) == list(DATA[:2])
+    for _ in range(3):
+        with pytest.raises(StopAsyncIteration):
+            await it.__anext__()
+    assert it.fetches == [(0, 2), (2, 0)]
+    assert (it.count, it.num_pages) == (2, 2)
+
+
 # ------------------------------------------------------------ counters and indexing
 
 

@@ -12,6 +12,7 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
+import httpx
 import pytest
 import trio
 from box import Box
@@ -384,6 +385,43 @@ async def test_a_repeated_cursor_or_link_raises_instead_of_looping(
             await walk(iterator, prefetch, bound=100)
     assert iterator.count == 20  # both distinct pages, then the repeat was refused
     assert len(trio_server.requests) <= 3 + (prefetch or 0)
+
+
+def _mock_api(handler: Callable[[httpx.Request], httpx.Response]) -> API:
+    return API(url="http://test.local", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_a_link_back_to_the_first_page_hands_out_nothing_twice(
+    prefetch: int | None,
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        # A one-page collection whose next link is the page's own URL.
+        link = f'<{request.url}>; rel="next"'
+        return httpx.Response(200, json=[{"id": 1}, {"id": 2}], headers={"link": link})
+
+    async with _mock_api(handler) as api:
+        iterator = LinkIterator(api, path="/items", limit=2)
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="per_page=2' as"):
+            await walk(iterator, prefetch, bound=100)
+    assert iterator.count == 2  # the first page once, then the loop was refused
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_a_cursor_loop_longer_than_any_window_is_caught(prefetch: int | None) -> None:
+    period = 150  # pages in the loop: far more than the 64 addresses once remembered
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params.get("cursor", "0"))
+        after = page + 1 if page + 1 < period else 1  # the last page points back at "1"
+        return httpx.Response(200, json={"items": [{"id": page}], "next_cursor": str(after)})
+
+    async with _mock_api(handler) as api:
+        iterator = CursorIterator(api, path="/cycle")
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="'1' as the next"):
+            await walk(iterator, prefetch, bound=2 * period)
+    assert iterator.count == period  # every page once, then the repeat was refused
+    assert iterator.position == Position("1")
 
 
 @pytest.mark.parametrize(

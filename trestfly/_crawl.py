@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
-from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 import trio
 import trio.lowlevel
@@ -75,6 +75,19 @@ class _Slot:
         self.scope = trio.CancelScope()
 
 
+def _stopped(failure: Exception, resume: str) -> TrestflyError:
+    """What a crawl raises when asked for more after it raised ``failure``.
+
+    Not ``failure`` again (a loop that catches it would spin), and never a plain end of
+    the records (which would pass for a complete walk): an error that says so, and says
+    where to resume (``resume``: "from <position>", naming the source in a crawl_many).
+    """
+    return TrestflyError(
+        f"the crawl was stopped by an earlier failure ({failure!r}): no record after it "
+        f"can be handed out; resume {resume}"
+    )
+
+
 class PageFeed:
     """The pages of one iterator, fetched ahead by tasks in a nursery, taken in order.
 
@@ -94,6 +107,8 @@ class PageFeed:
         self._stop_at: int | None = None  # a fetched page known to end the walk
         self._ended = False
         self._fault: Exception | None = None
+        # The failure take() raised, if any: the walk cannot go past it (see _stopped).
+        self._failure: Exception | None = None
         first = iterator._next_request()
         self._first = first
         self._needed = -1 if first is None else 0
@@ -257,23 +272,26 @@ class PageFeed:
         Raises:
             Exception: the page's fetch failed (the session's error, as itself), or the
                 page cannot be walked exactly (``PaginationError``).
+            TrestflyError: a take before this one raised (chained from what it raised).
         """
+        if self._failure is not None:
+            raise _stopped(self._failure, f"from {self._it.position!r}") from self._failure
         if self._fault is not None:
-            self.end()
-            raise self._fault
+            self._fail(self._fault)
         if self._ended:
             return False
         try:
             self._it._check_failure()
-        except Exception:
-            self.end()
-            raise
+        except Exception as error:
+            self._fail(error)
         index = self._handed + 1
         slot = self._slots.pop(index, None)
         if slot is None:
-            self.end()
             if self._it._next_request() is not None:
-                raise PaginationError("the crawl ended before the walk did (a bug in trestfly)")
+                self._fail(
+                    PaginationError("the crawl ended before the walk did (a bug in trestfly)")
+                )
+            self.end()
             return False
         self._handed = index
         try:
@@ -282,6 +300,8 @@ class PageFeed:
             if slot.page is None:
                 raise PaginationError("a page the walk needs was cancelled (a bug in trestfly)")
             self._it._accept(slot.request, slot.page)
+        except Exception as error:
+            self._fail(error)
         except BaseException:
             self.end()
             raise
@@ -292,6 +312,16 @@ class PageFeed:
         else:
             self._needed = index + 1
         return True
+
+    def _fail(self, error: Exception) -> NoReturn:
+        """End the walk on ``error`` and raise it, remembering it for later takes.
+
+        Without the memory a consumer that catches the error and iterates again would
+        find the feed ended and stop as if the walk were complete, records missing.
+        """
+        self._failure = error
+        self.end()
+        raise error
 
     def end(self) -> None:
         """No page will be taken any more: stop planning and cancel pending fetches."""
@@ -425,6 +455,8 @@ class MergedRecords(Generic[K]):
         self._notifier = notifier
         self._nursery: trio.Nursery | None = None
         self._closed = False
+        # With on_error="cancel": the source whose failure stopped the crawl, and it.
+        self._failed: tuple[_Source[K], Exception] | None = None
 
     def __aiter__(self) -> MergedRecords[K]:
         return self
@@ -469,6 +501,10 @@ class MergedRecords(Generic[K]):
         while True:
             if self._closed:
                 raise TrestflyError("the crawl's 'async with' block has ended")
+            if self._failed is not None:
+                failed, failure = self._failed
+                resume = f"source {failed.key!r} from {failed.it.position!r}"
+                raise _stopped(failure, resume) from failure
             source = self._ready_source()
             if source is None:
                 if not self._active and not self._pending:
@@ -479,10 +515,15 @@ class MergedRecords(Generic[K]):
             try:
                 more = source.feed.take()
             except Exception as error:
-                self._end_source(source, error)
                 if self._on_error == "cancel":
+                    # Everything stops, for good: a consumer that catches the error and
+                    # iterates again must not get the other sources' records as if the
+                    # failed one had simply ended.
+                    self._failed = (source, error)
+                    self._stop_sources()
                     error.add_note(f"while crawling source {source.key!r}")
                     raise
+                self._end_source(source, error)
                 continue
             if not more:
                 self._end_source(source, None)
@@ -510,12 +551,16 @@ class MergedRecords(Generic[K]):
         self._start_sources()
         self._notifier.notify()
 
-    def _close(self) -> None:
-        self._closed = True
+    def _stop_sources(self) -> None:
         for source in self._active:
             if source.feed is not None:
                 source.feed.end()
             source.scope.cancel()
+        self._notifier.notify()
+
+    def _close(self) -> None:
+        self._closed = True
+        self._stop_sources()
 
 
 @asynccontextmanager

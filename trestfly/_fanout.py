@@ -28,20 +28,25 @@ def _check_limit(name: str, value: int) -> int:
     return value
 
 
-def _only_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
-    """The one non-Cancelled exception of a group, if it holds exactly one."""
-    _, rest = group.split(trio.Cancelled)
-    if rest is None:
+def _without_cancelled(error: BaseException) -> BaseException | None:
+    """``error`` without the Cancelled it holds: None when it is nothing else, itself
+    (untouched, a group included) when it holds none."""
+    if isinstance(error, trio.Cancelled):
         return None
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [rest]
-    while pending:
-        error = pending.pop()
-        if isinstance(error, BaseExceptionGroup):
-            pending.extend(error.exceptions)
-        else:
-            leaves.append(error)
-    return leaves[0] if len(leaves) == 1 else None
+    if isinstance(error, BaseExceptionGroup):
+        cancelled, rest = error.split(trio.Cancelled)
+        return error if cancelled is None else rest
+    return error
+
+
+def _only_error(group: BaseExceptionGroup[BaseException]) -> BaseException | None:
+    """The one non-Cancelled exception a nursery's group holds, if it holds exactly one.
+
+    Only the nursery's own level is unwrapped: an exception that is itself a group (the
+    caller's own ExceptionGroup, say) is returned whole, not replaced by its leaves.
+    """
+    errors = [error for error in map(_without_cancelled, group.exceptions) if error is not None]
+    return errors[0] if len(errors) == 1 else None
 
 
 class _FirstFailure:
@@ -73,15 +78,16 @@ async def map_ordered(
         failure = _FirstFailure(nursery.cancel_scope)
 
         async def worker() -> None:
-            # next() has no checkpoint, so workers never take the same item twice.
-            for item in source:
-                index = len(results)
-                results.append(_PENDING)
-                try:
+            # Caught here, like a failure of fn: an exception of the items iterable itself
+            # must be raised as itself too, not wrapped in the nursery's ExceptionGroup.
+            try:
+                # next() has no checkpoint, so workers never take the same item twice.
+                for item in source:
+                    index = len(results)
+                    results.append(_PENDING)
                     results[index] = await fn(item)
-                except Exception as error:
-                    failure.record(error)
-                    return
+            except Exception as error:
+                failure.record(error)
 
         for _ in range(limit):
             nursery.start_soon(worker)

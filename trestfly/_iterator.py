@@ -59,9 +59,15 @@ class APIIterator:
     def __init__(self, api: Any, **attrs: Any) -> None:
         self._api = api
         self.page: Sequence[Any] = []
+        # Set by an empty page: the walk is over for good, with no further fetch.
+        self._exhausted = False
         for key, value in attrs.items():
             # Only data attributes may be set: a keyword must never replace a method.
-            if not hasattr(self, key) or callable(getattr(self, key)) or key == "_api":
+            if (
+                not hasattr(self, key)
+                or callable(getattr(self, key))
+                or key in ("_api", "_exhausted")
+            ):
                 raise UnexpectedValueError(
                     f"{type(self).__name__} has no attribute {key!r} to set "
                     "(declare it on the class to accept it as a keyword)"
@@ -97,7 +103,11 @@ class APIIterator:
         return self
 
     async def __anext__(self) -> Any:
-        if limit_reached(self.count, self.total) or limit_reached(self.count, self.max_items):
+        if (
+            self._exhausted
+            or limit_reached(self.count, self.total)
+            or limit_reached(self.count, self.max_items)
+        ):
             raise StopAsyncIteration
         if self.page_count >= len(self.page):
             if limit_reached(self.num_pages, self.max_pages):
@@ -105,7 +115,12 @@ class APIIterator:
             await self._get_page()
             self.page_count = 0
             self.num_pages += 1
-            if len(self.page) == 0 or limit_reached(self.count, self.total):
+            if len(self.page) == 0:
+                # The other stopping rules hold by themselves (the counters no longer
+                # move); an empty page must be remembered, or the next call fetches again.
+                self._exhausted = True
+                raise StopAsyncIteration
+            if limit_reached(self.count, self.total):
                 raise StopAsyncIteration
         record = self.page[self.page_count]
         self.count += 1

@@ -24,7 +24,7 @@ fetches pages and keeps the iterator's state.  Plain ``async for`` and
 
 from __future__ import annotations
 
-from collections import deque
+import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -68,8 +68,18 @@ __all__ = [
     "ProgressCallback",
 ]
 
-#: Cursors and URLs remembered to catch a server that sends one again (a loop).
-_RECENT_ADDRESSES = 64
+
+def _fingerprint(address: Address) -> int:
+    """A 64-bit digest of a cursor or URL, for remembering every page a walk followed.
+
+    A chain walk must catch a server that loops back to *any* earlier page, however long
+    the loop, so it keeps every address, not just the recent ones; a digest (under 100
+    bytes each in a set) keeps that small however long the cursors or URLs.  Two of a
+    walk's addresses share a digest only past ~2**32 pages.  ``repr`` tells ``5`` from
+    ``"5"`` and None.
+    """
+    digest = hashlib.blake2b(repr(address).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "big")
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,7 +197,8 @@ class PagedIterator(APIIterator):
         self._current: _Current | None = None
         self._progress = progress
         self._started_at: float | None = None
-        self._recent: deque[Address] = deque(maxlen=_RECENT_ADDRESSES)
+        # Fingerprints of every chain page this iterator walked (see _fingerprint).
+        self._followed: set[int] = set()
         self._failure: PaginationError | None = None
         self._busy = False
 
@@ -323,8 +334,8 @@ class PagedIterator(APIIterator):
         )
         after = None if verdict.end else scheme.after(request.address, page)
         if not scheme.addressable and not verdict.last:
-            self._recent.append(request.address)
-            if after in self._recent:
+            self._followed.add(_fingerprint(self._identity(request.address)))
+            if _fingerprint(after) in self._followed:
                 # This page's records are new: hand them out, fail when going further.
                 self._failure = PaginationError(
                     f"the server sent {after!r} as the next page again: stopping instead of looping"
@@ -338,6 +349,14 @@ class PagedIterator(APIIterator):
         self._current = _Current(request.address, verdict, after)
         self._request = None if verdict.last else Request(after)
         self._report()
+
+    def _identity(self, address: Address) -> Address:
+        """The cursor or URL a page is known by, for loop detection.
+
+        The first page of a chain has no address (None); a style whose next pages can
+        name the first one again overrides this to give it the name they would use.
+        """
+        return address
 
     def _check_failure(self) -> None:
         """Raise what keeps the walk from going past the current page, if anything.
@@ -656,6 +675,11 @@ class LinkIterator(PagedIterator):
     limit_param: str = "per_page"
     rel: str = "next"
 
+    def __init__(self, api: Any, **options: Any) -> None:
+        super().__init__(api, **options)
+        # The URL the first page was served from (its address is None), once fetched.
+        self._first_url: str | None = None
+
     def _check_settings(self) -> None:
         super()._check_settings()
         self._reject(
@@ -673,6 +697,11 @@ class LinkIterator(PagedIterator):
     def _scheme_for(self) -> Scheme:
         return ChainScheme()
 
+    def _identity(self, address: Address) -> Address:
+        # A next link back to the first page names it by its URL: so must the walk, or
+        # that page is fetched, and its records handed out, a second time.
+        return self._first_url if address is None else address
+
     def _query(self, address: Address) -> dict[str, Any]:
         return {} if self.limit is None else {self.limit_param: self.limit}
 
@@ -688,6 +717,8 @@ class LinkIterator(PagedIterator):
         response: httpx.Response = await self._api.get(
             target, params=params, box=False, conv_json=False
         )
+        if address is None:
+            self._first_url = str(response.url)
         if not is_json_content_type(response.headers.get("content-type")):
             return self._page_from(response, target)
         document = parse_json(response)
