@@ -76,8 +76,7 @@ def status_codes(value: Any) -> frozenset[int]:
     if successes:
         # A 2xx is returned before retry_on is looked at: listing one would do nothing.
         raise UnexpectedValueError(
-            f"retry_on cannot hold successes {successes}: a 2xx answer is returned, "
-            "never retried"
+            f"retry_on cannot hold successes {successes}: a 2xx answer is returned, never retried"
         )
     return codes
 
