@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from servers import RecordedRequest, TrioTestServer, respond, stall
 from servers.collections import PagedCollection, Served
 
-from trestfly import BudgetSettings, TrioAPISession, errors
+from trestfly import APIIterator, BudgetSettings, TrioAPISession, errors
 from trestfly._crawl import crawl_many
 from trestfly._pages import Page, Position
 from trestfly._paginators import (
@@ -483,6 +483,15 @@ async def test_crawl_many_of_nothing_and_bad_arguments() -> None:
             async with crawl_many({"a": iterator}, **bad):
                 pass
     assert not iterator._busy  # refused without claiming it
+    not_sources: Any
+    for not_sources, needle in (
+        ([iterator], "mapping of key to paged iterator, got list"),
+        ({"a": iterator, "plain": APIIterator(None)}, r"sources \['plain'\] are not paged"),
+    ):
+        with pytest.raises(errors.UnexpectedValueError, match=needle):
+            async with crawl_many(not_sources):
+                pass
+    assert not iterator._busy
 
 
 # ------------------------------------------------------------------ rich

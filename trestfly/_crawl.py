@@ -563,6 +563,22 @@ class MergedRecords(Generic[K]):
         self._stop_sources()
 
 
+def _check_sources(iterators: object) -> None:
+    """A typed error for what would otherwise fail deep inside as an AttributeError."""
+    from ._paginators import PagedIterator  # here: that module imports this one
+
+    if not isinstance(iterators, Mapping):
+        raise UnexpectedValueError(
+            f"crawl_many takes a mapping of key to paged iterator, got {type(iterators).__name__}"
+        )
+    wrong = [key for key, it in iterators.items() if not isinstance(it, PagedIterator)]
+    if wrong:
+        raise UnexpectedValueError(
+            f"crawl_many's sources {wrong!r} are not paged iterators (OffsetIterator, "
+            "PageIterator, CursorIterator, LinkIterator or a subclass)"
+        )
+
+
 @asynccontextmanager
 async def crawl_many(
     iterators: Mapping[K, PagedIterator],
@@ -608,6 +624,7 @@ async def crawl_many(
     _check_prefetch(prefetch)
     if on_error not in ("cancel", "collect"):
         raise UnexpectedValueError(f"on_error must be 'cancel' or 'collect', got {on_error!r}")
+    _check_sources(iterators)
     sources = [_Source(key, it) for key, it in iterators.items()]
     if len({id(source.it) for source in sources}) != len(sources):
         raise UnexpectedValueError("crawl_many got the same iterator for two sources")
