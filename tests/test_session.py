@@ -522,6 +522,7 @@ def test_http2_without_the_h2_package_is_refused_when_built(
     with pytest.raises(errors.UnexpectedValueError, match="h2 package"):
         API(http2=True)
     API(http2=False)
+    API(http2=True, session=httpx.AsyncClient())  # a client of the caller's is its own
 
 
 async def test_a_session_can_be_entered_again_after_leaving() -> None:
@@ -916,6 +917,58 @@ async def test_a_streamed_body_is_sent_once_never_retried_empty(
         with pytest.raises(errors.ServiceUnavailableError):
             await api.put("upload", content=b"important-payload")
     assert bodies == [b"important-payload"] * 3  # bytes can be sent again
+
+
+async def test_a_streamed_body_is_retried_when_the_failure_came_before_sending() -> None:
+    attempts: list[bytes] = []
+
+    class RefusesOnce(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            if not attempts:
+                attempts.append(b"")
+                raise httpx.ConnectError("refused")  # the body was never read
+            attempts.append(await request.aread())
+            return httpx.Response(200)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"hello "
+        yield b"world"
+
+    async with API(transport=RefusesOnce(), backoff=0) as api:
+        assert (await api.put("upload", content=chunks())).status_code == 200
+    assert attempts == [b"", b"hello world"]
+
+
+async def test_a_spent_quota_reset_already_due_backs_off_as_usual(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Clocks a few seconds apart make a spent quota's reset 0: that is no delay to keep.
+    spent = {"RateLimit-Limit": "10", "RateLimit-Remaining": "0", "RateLimit-Reset": "0"}
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x")
+        route.side_effect = [httpx.Response(429, headers=spent)] * 3 + [httpx.Response(200)]
+        async with API(backoff=1) as api:
+            resp = await api.get("x")
+    history = resp.extensions["trestfly.retry_history"]
+    assert [record.retry_after for record in history] == [None, None, None]
+    assert all(record.delay > 0 for record in history)
+
+
+async def test_invalid_header_values_never_reach_a_traceback() -> None:
+    class RefusingTransport(httpx.AsyncBaseTransport):
+        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+            raise httpx.LocalProtocolError("Illegal header value b'sk_live_SECRET\\n'")
+
+    async with API(transport=RefusingTransport()) as api:
+        with pytest.raises(errors.UnexpectedValueError) as illegal:
+            await api.get("x")
+    assert illegal.value.__cause__ is None and illegal.value.__suppress_context__
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    async with API(session=client) as api:  # its User-Agent is merged per request
+        with pytest.raises(errors.UnexpectedValueError, match="not valid HTTP") as encoded:
+            await api.get("x", headers={"Authorization": "Bearer sk_\u00e9_SECRET"})
+    await client.aclose()
+    assert "SECRET" not in str(encoded.value) and encoded.value.__suppress_context__
 
 
 async def test_a_session_builds_its_client_with_proxy_objects() -> None:

@@ -55,12 +55,13 @@ class APIIterator:
     total: int | None = None
     max_items: int | None = None
     max_pages: int | None = None
+    # Set by an empty page: the walk is over for good, with no further fetch.  (A class
+    # default, immutable, so a subclass __init__ that skips super() still has it.)
+    _exhausted: bool = False
 
     def __init__(self, api: Any, **attrs: Any) -> None:
         self._api = api
         self.page: Sequence[Any] = []
-        # Set by an empty page: the walk is over for good, with no further fetch.
-        self._exhausted = False
         for key, value in attrs.items():
             # Only data attributes may be set: a keyword must never replace a method.
             if (

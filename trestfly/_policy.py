@@ -71,11 +71,23 @@ def classify_transport_error(exc: Exception, method: str) -> TransportVerdict:
     invalid = httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError
     if isinstance(exc, invalid | UnicodeEncodeError):
         return TransportVerdict.INVALID
-    if isinstance(exc, _NOT_SENT):
+    if never_sent(exc):
         return TransportVerdict.RETRY
     if isinstance(exc, _MAYBE_SENT) and method.upper() in IDEMPOTENT_METHODS:
         return TransportVerdict.RETRY
     return TransportVerdict.RAISE
+
+
+def never_sent(exc: Exception) -> bool:
+    """Whether a transport failure happened before any of the request was sent (so a
+    streamed body is still unread)."""
+    return isinstance(exc, _NOT_SENT)
+
+
+def quotes_header_value(exc: Exception) -> bool:
+    """Whether an invalid request's error message may quote a header value (h11's
+    refusal, the encoder's): its text must not reach a message or a traceback."""
+    return isinstance(exc, httpx.LocalProtocolError | UnicodeEncodeError)
 
 
 def transport_error_class(exc: Exception) -> type[errors.TrestflyError]:

@@ -53,6 +53,8 @@ from ._policy import (
     error_class,
     is_replayable,
     is_success,
+    never_sent,
+    quotes_header_value,
     transport_error_class,
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
@@ -278,7 +280,7 @@ class TrioAPISession:
             "retry_budget", pick(retry_budget, cls._retry_budget), BudgetSettings
         )
         self._http2: bool = bool(pick(http2, cls._http2))
-        if self._http2 and importlib.util.find_spec("h2") is None:
+        if self._http2 and session is None and importlib.util.find_spec("h2") is None:
             # httpx would raise a bare ImportError on entering, far from the setting.
             raise errors.UnexpectedValueError(
                 "http2=True needs the h2 package: pip install 'httpx[http2]'"
@@ -667,8 +669,9 @@ class TrioAPISession:
             throttled = is_throttle(status, hint, quota)
             if hint is None and throttled:
                 # GitHub's spent primary quota: the reset is the announced delay, for
-                # max_retry_after, the deadline and the error's retry_after alike.
-                hint = spent_quota_delay(quota)
+                # max_retry_after, the deadline and the error's retry_after alike.  A
+                # reset already due (clocks apart) says nothing: back off as usual.
+                hint = spent_quota_delay(quota) or None
             trips = gate.throttle.gate_trips
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             gate.throttle.on_response(
@@ -703,8 +706,11 @@ class TrioAPISession:
                 url, origin = self._url_for(path, options.use_base)
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)
                 if self._per_request_headers is not None:
-                    headers = httpx.Headers(self._per_request_headers)
-                    headers.update(request_kwargs.get("headers"))
+                    try:
+                        headers = httpx.Headers(self._per_request_headers)
+                        headers.update(request_kwargs.get("headers"))
+                    except UnicodeEncodeError as exc:
+                        raise self._invalid_request(method, url, options, exc) from None
                     request_kwargs["headers"] = headers
                 if request_log.isEnabledFor(logging.DEBUG):
                     self._log_attempt(method, url, path, retries_done + 1, request_kwargs, options)
@@ -730,7 +736,10 @@ class TrioAPISession:
                     self._counters.transport_errors += 1
                     verdict = classify_transport_error(exc, method)
                     if verdict is TransportVerdict.INVALID:
-                        raise self._invalid_request(method, url, options, exc) from exc
+                        invalid = self._invalid_request(method, url, options, exc)
+                        if quotes_header_value(exc):
+                            raise invalid from None  # its message would show the value
+                        raise invalid from exc
                     failure = exc
                     retryable = verdict is TransportVerdict.RETRY
                 else:
@@ -771,8 +780,12 @@ class TrioAPISession:
                 guided = (
                     hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
                 )
-                if decision.retry and not (
-                    is_replayable(kwargs.get("content")) and is_replayable(kwargs.get("data"))
+                if (
+                    decision.retry
+                    and not (failure is not None and never_sent(failure))
+                    and not (
+                        is_replayable(kwargs.get("content")) and is_replayable(kwargs.get("data"))
+                    )
                 ):
                     decision = Decision(decision.delay, Stop.STREAMED_BODY)
                 if decision.retry and not guided and not self._budget_allows(retries_done):
@@ -820,14 +833,14 @@ class TrioAPISession:
         method: str, url: str, options: CallOptions, exc: Exception
     ) -> errors.UnexpectedValueError:
         shown = safe_url(url, options.redact_fields, options.redact_value)
-        if isinstance(exc, httpx.LocalProtocolError | UnicodeEncodeError):
+        if quotes_header_value(exc):
             # h11's and the encoder's messages quote the offending header value, which
             # is often a token (read from a file with its newline, pasted with a stray
             # character): name the problem, never the value.
             return errors.UnexpectedValueError(
-                f"cannot send {method} {shown}: a header name or value is not valid HTTP "
-                f"({type(exc).__name__}; a newline, a control or non-ASCII character is "
-                "the usual cause; the value is not shown, it may be a secret)"
+                f"cannot send {method} {shown}: the request is not valid HTTP "
+                f"({type(exc).__name__}; most often a header value with a newline, a "
+                "control or a non-ASCII character; not shown, it may be a secret)"
             )
         return errors.UnexpectedValueError(f"cannot send {method} {shown}: {exc}")
 
