@@ -16,6 +16,7 @@ from trestfly._policy import (
     TransportVerdict,
     backoff_bound,
     backoff_delay,
+    can_send_again,
     classify_transport_error,
     counts_against_retries,
     decide,
@@ -188,3 +189,11 @@ def test_only_bodies_that_can_be_sent_again_are_replayable() -> None:
         assert is_replayable(body)
     for body in (chunks(), iter([b"x"]), io.BytesIO(b"x")):
         assert not is_replayable(body)
+
+
+def test_a_stream_can_be_sent_again_only_if_the_attempt_never_sent_it() -> None:
+    stream = iter([b"x"])
+    assert can_send_again(b"x", None, httpx.ReadError("reset"))
+    assert not can_send_again(stream, None, httpx.ReadError("reset"))
+    assert not can_send_again(None, stream, None)  # an answer came: the body was read
+    assert can_send_again(stream, None, httpx.ConnectError("refused"))

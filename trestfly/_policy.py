@@ -78,6 +78,14 @@ def classify_transport_error(exc: Exception, method: str) -> TransportVerdict:
     return TransportVerdict.RAISE
 
 
+def can_send_again(content: object, data: object, failure: Exception | None) -> bool:
+    """Whether a retry can send the request's body (``content=``, ``data=``) again: it
+    is replayable, or the attempt failed before any of it was sent (``failure``)."""
+    if failure is not None and never_sent(failure):
+        return True
+    return is_replayable(content) and is_replayable(data)
+
+
 def never_sent(exc: Exception) -> bool:
     """Whether a transport failure happened before any of the request was sent (so a
     streamed body is still unread)."""

@@ -47,13 +47,12 @@ from ._policy import (
     Decision,
     Stop,
     TransportVerdict,
+    can_send_again,
     classify_transport_error,
     counts_against_retries,
     decide,
     error_class,
-    is_replayable,
     is_success,
-    never_sent,
     quotes_header_value,
     transport_error_class,
 )
@@ -780,13 +779,8 @@ class TrioAPISession:
                 guided = (
                     hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
                 )
-                if (
-                    decision.retry
-                    and not (failure is not None and never_sent(failure))
-                    and not (
-                        is_replayable(kwargs.get("content")) and is_replayable(kwargs.get("data"))
-                    )
-                ):
+                body = (kwargs.get("content"), kwargs.get("data"))
+                if decision.retry and not can_send_again(*body, failure):
                     decision = Decision(decision.delay, Stop.STREAMED_BODY)
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
