@@ -16,7 +16,9 @@ import random
 import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
+import certifi
 import httpcore
 import httpx
 import pytest
@@ -24,7 +26,9 @@ import trio
 import trio.testing
 from servers import Action, RecordedRequest, TrioTestServer, respond, stall
 
+from trestfly._client import ssl_setting, trust_context, user_agent
 from trestfly._transport import DEFAULT_SHARD_SIZE, ShardedTransport
+from trestfly.errors import UnexpectedValueError
 
 # --- a fake shard ------------------------------------------------------------------
 
@@ -450,3 +454,27 @@ async def test_churn_with_random_cancellations_leaks_nothing(
             assert (await client.get(trio_server.url("/churn"))).status_code == 200
         await all_connections_usable(client, trio_server.base_url, connections)
         assert transport.in_flight == 0
+
+
+def test_the_trust_store_honours_ssl_cert_file_and_takes_a_ca_directory(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # A client certificate makes trestfly build the context itself: it must trust what
+    # httpx would (SSL_CERT_FILE), not certifi's bundle alone.
+    bundle = Path(certifi.where()).read_text()
+    first = bundle[bundle.index("-----BEGIN CERTIFICATE-----") :]
+    first = first[: first.index("-----END CERTIFICATE-----") + len("-----END CERTIFICATE-----")]
+    one_ca = tmp_path / "internal-ca.pem"
+    one_ca.write_text(first + "\n")
+    monkeypatch.setenv("SSL_CERT_FILE", str(one_ca))
+    assert len(trust_context(True).get_ca_certs()) == 1
+    assert isinstance(trust_context(str(tmp_path)), ssl.SSLContext)  # a directory (capath)
+    assert isinstance(ssl_setting(str(one_ca), None), ssl.SSLContext)
+
+
+def test_a_user_agent_part_that_is_not_printable_ascii_is_refused() -> None:
+    parts = {"product": "p", "build": "1", "lib_name": "l", "lib_version": "1"}
+    assert user_agent(vendor="Societe Generale", **parts).startswith("Integration/1.0")
+    for vendor in ("Société Générale", "Acme\r\nX-Injected: 1"):
+        with pytest.raises(UnexpectedValueError, match="vendor"):
+            user_agent(vendor=vendor, **parts)

@@ -666,3 +666,11 @@ def test_check_unknown_type_name_raises() -> None:
 def test_check_rejects_misspelt_keywords() -> None:
     with pytest.raises(TypeError):
         check("v", 1, int, choice=[1])  # type: ignore[call-arg]
+
+
+def test_check_names_the_parts_of_a_union_type() -> None:
+    assert check("u", 5, int | str) == 5
+    with pytest.raises(TypeError, match="expected int or str"):
+        check("u", 1.5, int | str)
+    with pytest.raises(RequiredParameterError, match="expected int or str"):
+        check("u", None, int | str, allow_none=False)

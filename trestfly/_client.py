@@ -8,11 +8,11 @@ settings without httpx's deprecation warnings.
 from __future__ import annotations
 
 import math
+import os
 import platform
 import ssl
 from collections.abc import Mapping
 
-import certifi
 import httpx
 
 from ._transport import ShardedTransport
@@ -27,7 +27,26 @@ TimeoutTypes = float | int | httpx.Timeout | None
 
 
 def user_agent(*, vendor: str, product: str, build: str, lib_name: str, lib_version: str) -> str:
-    """The RESTfly-style User-Agent string, naming the SDK and the platform."""
+    """The RESTfly-style User-Agent string, naming the SDK and the platform.
+
+    Raises:
+        UnexpectedValueError: a part is not printable ASCII (httpx sends header values
+            as ASCII, and would fail on entering the session with a bare error).
+    """
+    parts = {
+        "vendor": vendor,
+        "product": product,
+        "build": build,
+        "lib_name": lib_name,
+        "lib_version": lib_version,
+    }
+    for name, value in parts.items():
+        text = str(value)
+        if not (text.isascii() and text.isprintable()):
+            raise UnexpectedValueError(
+                f"the User-Agent's {name} {value!r} must be printable ASCII (it is sent "
+                "in a header)"
+            )
     return (
         f"Integration/1.0 ({vendor}; {product}; Build/{build}) {lib_name}/{lib_version} "
         f"(Trestfly/{__version__}; Python/{platform.python_version()}; "
@@ -39,18 +58,7 @@ def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLCo
     """What to pass as httpx's ``verify=``: a bool when it suffices, else an SSLContext."""
     if isinstance(verify, bool) and cert is None:
         return verify
-    if isinstance(verify, ssl.SSLContext):
-        context = verify
-    elif isinstance(verify, str):
-        context = ssl.create_default_context(cafile=verify)
-    elif verify:
-        # The same trust store httpx itself uses.
-
-        context = ssl.create_default_context(cafile=certifi.where())
-    else:
-        context = ssl.create_default_context()
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
+    context = trust_context(verify)
     if cert is not None:
         if isinstance(cert, str):
             context.load_cert_chain(cert)
@@ -58,6 +66,27 @@ def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLCo
             context.load_cert_chain(cert[0], cert[1])
         else:
             context.load_cert_chain(cert[0], cert[1], cert[2])
+    return context
+
+
+def trust_context(verify: VerifyTypes) -> ssl.SSLContext:
+    """The SSLContext that checks servers as ``verify`` says (before any client cert)."""
+    if isinstance(verify, ssl.SSLContext):
+        context = verify
+    elif isinstance(verify, str):
+        # A CA bundle file or, as requests and httpx also take, a directory of them.
+        if os.path.isdir(verify):
+            context = ssl.create_default_context(capath=verify)
+        else:
+            context = ssl.create_default_context(cafile=verify)
+    elif verify:
+        # The trust store httpx itself uses, SSL_CERT_FILE / SSL_CERT_DIR honoured: adding
+        # a client certificate must not drop an internal CA the environment names.
+        context = httpx.create_ssl_context(verify=True, trust_env=True)
+    else:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
     return context
 
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
+import types
+import typing
 from collections.abc import Callable, Collection, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias
@@ -29,7 +31,7 @@ __all__ = [
 ]
 
 Case: TypeAlias = Literal["lower", "upper"]
-ExpectedType: TypeAlias = type[Any] | tuple[type[Any], ...] | str
+ExpectedType: TypeAlias = type[Any] | tuple[type[Any], ...] | types.UnionType | str
 #: A named pattern: a regex (string or compiled, searched) or a predicate on the string.
 PatternSpec: TypeAlias = str | re.Pattern[str] | Callable[[str], bool]
 
@@ -248,6 +250,8 @@ def _resolve(name: str, expected: ExpectedType) -> tuple[tuple[type[Any], ...], 
     """(types, implied pattern name) of an ``expected_type`` / ``items_type``."""
     if isinstance(expected, tuple):
         return expected, None
+    if isinstance(expected, types.UnionType):  # int | str: named part by part in errors
+        return typing.get_args(expected), None
     if not isinstance(expected, str):
         return (expected,), None
     if expected in ("uuid", "scanner-uuid"):
