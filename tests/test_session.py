@@ -525,6 +525,14 @@ def test_http2_without_the_h2_package_is_refused_when_built(
     API(http2=True, session=httpx.AsyncClient())  # a client of the caller's is its own
 
 
+def test_a_subclass_retry_statuses_are_checked_like_retry_on() -> None:
+    class Polling(API):
+        _retry_statuses = frozenset({503, 202})
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"_retry_statuses cannot .*\[202\]"):
+        Polling()
+
+
 async def test_a_session_can_be_entered_again_after_leaving() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200))
     api = API(transport=transport)

@@ -63,20 +63,20 @@ TRESTFLY_OPTIONS: frozenset[str] = frozenset(
 )
 
 
-def status_codes(value: Any) -> frozenset[int]:
+def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:
     if isinstance(value, int) and not isinstance(value, bool):
         value = (value,)
     if not isinstance(value, Collection) or isinstance(value, str | bytes):
-        raise UnexpectedValueError(f"retry_on must be a collection of status codes, got {value!r}")
+        raise UnexpectedValueError(f"{name} must be a collection of status codes, got {value!r}")
     codes = frozenset(value)
     bad = [code for code in codes if not isinstance(code, int) or isinstance(code, bool)]
     if bad or any(not 100 <= code <= 599 for code in codes):
-        raise UnexpectedValueError(f"retry_on must hold HTTP status codes (100-599), got {value!r}")
+        raise UnexpectedValueError(f"{name} must hold HTTP status codes (100-599), got {value!r}")
     successes = sorted(code for code in codes if 200 <= code < 300)
     if successes:
         # A 2xx is returned before retry_on is looked at: listing one would do nothing.
         raise UnexpectedValueError(
-            f"retry_on cannot hold successes {successes}: a 2xx answer is returned, never retried"
+            f"{name} cannot hold successes {successes}: a 2xx answer is returned, never retried"
         )
     return codes
 

@@ -306,7 +306,7 @@ class TrioAPISession:
             box=self._box,
             box_attrs=MappingProxyType(dict(self._box_attrs)),
             conv_json=self._conv_json,
-            retry_statuses=frozenset(cls._retry_statuses)
+            retry_statuses=status_codes(cls._retry_statuses, "_retry_statuses")
             | status_codes(pick(retry_on, cls._retry_on)),
             use_base=True,
             redact_fields=(),
