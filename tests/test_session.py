@@ -874,6 +874,13 @@ async def test_errors_of_one_call_hide_what_the_call_asked_to_hide(
         assert "ssn=REDACTED" in str(error.value)
 
 
+class HeaderRefusingTransport(httpx.AsyncBaseTransport):
+    """What h11 raises for a token read from a file with its trailing newline."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        raise httpx.LocalProtocolError("Illegal header value b'sk_live_SECRET\\n'")
+
+
 async def test_unusable_answers_and_invalid_headers_raise_typed_errors() -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/loop":
@@ -893,12 +900,7 @@ async def test_unusable_answers_and_invalid_headers_raise_typed_errors() -> None
     assert isinstance(undecodable.value.__cause__, httpx.DecodingError)
     assert "SECRET" not in str(non_ascii.value) and "not valid HTTP" in str(non_ascii.value)
 
-    class RefusingTransport(httpx.AsyncBaseTransport):
-        # What h11 raises for a token read from a file with its trailing newline.
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            raise httpx.LocalProtocolError("Illegal header value b'sk_live_SECRET\\n'")
-
-    async with API(transport=RefusingTransport()) as api:
+    async with API(transport=HeaderRefusingTransport()) as api:
         with pytest.raises(errors.UnexpectedValueError) as illegal:
             await api.get("x")
     assert "SECRET" not in str(illegal.value) and "LocalProtocolError" in str(illegal.value)
@@ -963,11 +965,7 @@ async def test_a_spent_quota_reset_already_due_backs_off_as_usual(
 
 
 async def test_invalid_header_values_never_reach_a_traceback() -> None:
-    class RefusingTransport(httpx.AsyncBaseTransport):
-        async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-            raise httpx.LocalProtocolError("Illegal header value b'sk_live_SECRET\\n'")
-
-    async with API(transport=RefusingTransport()) as api:
+    async with API(transport=HeaderRefusingTransport()) as api:
         with pytest.raises(errors.UnexpectedValueError) as illegal:
             await api.get("x")
     assert illegal.value.__cause__ is None and illegal.value.__suppress_context__
