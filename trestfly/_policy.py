@@ -23,6 +23,10 @@ DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({420, 429, 502, 503, 504})
 #: Methods that may be repeated after a request may already have reached the server.
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
+# Requests no retry can cure: a bad scheme or URL, a header value that is not valid HTTP
+# (h11's refusal) or that httpx cannot encode.  The last two quote the value.
+_HEADER_VALUE_QUOTED = (httpx.LocalProtocolError, UnicodeEncodeError)
+_INVALID = (httpx.UnsupportedProtocol, httpx.InvalidURL, *_HEADER_VALUE_QUOTED)
 # Failures that happen before a single byte reached the server: safe for every method.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 # Failures after the request may have been (partly) sent: only idempotent methods.
@@ -67,15 +71,23 @@ def classify_transport_error(exc: Exception, method: str) -> TransportVerdict:
     A failure before the request reached the server is retried for every method; one after
     it may have been sent only for idempotent methods, so a POST is never doubled.
     """
-    # A header value httpx cannot encode is the caller's to fix, like a bad URL.
-    invalid = httpx.UnsupportedProtocol | httpx.InvalidURL | httpx.LocalProtocolError
-    if isinstance(exc, invalid | UnicodeEncodeError):
+    if isinstance(exc, _INVALID):
         return TransportVerdict.INVALID
     if never_sent(exc):
         return TransportVerdict.RETRY
     if isinstance(exc, _MAYBE_SENT) and method.upper() in IDEMPOTENT_METHODS:
         return TransportVerdict.RETRY
     return TransportVerdict.RAISE
+
+
+def is_replayable(body: object) -> bool:
+    """Whether a request body (``content=`` or ``data=``) can be sent again on a retry.
+
+    Bytes, text and form mappings can; an iterator or async iterator of bytes (a
+    generator, a file being streamed) is spent by the first attempt, and httpx would send
+    a retry with an empty body.
+    """
+    return body is None or isinstance(body, str | bytes | bytearray | memoryview | Mapping)
 
 
 def can_send_again(content: object, data: object, failure: Exception | None) -> bool:
@@ -95,7 +107,7 @@ def never_sent(exc: Exception) -> bool:
 def quotes_header_value(exc: Exception) -> bool:
     """Whether an invalid request's error message may quote a header value (h11's
     refusal, the encoder's): its text must not reach a message or a traceback."""
-    return isinstance(exc, httpx.LocalProtocolError | UnicodeEncodeError)
+    return isinstance(exc, _HEADER_VALUE_QUOTED)
 
 
 def transport_error_class(exc: Exception) -> type[errors.TrestflyError]:
@@ -149,16 +161,6 @@ class Stop(enum.Enum):
     PAST_DEADLINE = "delay would end after the caller's deadline"
     BUDGET = "retry budget exhausted (many requests failing together)"
     STREAMED_BODY = "the request body is a stream, which cannot be sent again"
-
-
-def is_replayable(body: object) -> bool:
-    """Whether a request body (``content=`` or ``data=``) can be sent again on a retry.
-
-    Bytes, text and form mappings can; an iterator or async iterator of bytes (a
-    generator, a file being streamed) is spent by the first attempt, and httpx would send
-    a retry with an empty body.
-    """
-    return body is None or isinstance(body, str | bytes | bytearray | memoryview | Mapping)
 
 
 @dataclass(frozen=True, slots=True)
