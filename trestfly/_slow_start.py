@@ -13,8 +13,20 @@ most ``B + R (T - t)`` requests, exactly that many from the last time it was ful
     R >= (served in [t, T) - B) / (T - t)   for every t, with equality there.
 
 The largest of these bounds over the logged send times estimates ``R``, given ``B``: the
-burst the first sample saw served at once.  The throttled request found less than a
-token, half of one on average, so half a request is added to each count.
+burst the first sample saw served at once.
+
+The throttled request found ``x`` tokens, ``0 <= x < 1``, and the count is short by
+them: ``R (T - t) = served - B + x``.  Taking ``x`` as half a token biased the estimate
+low (98.7/s on average against a 100/s bucket, so the client held 1.3% further below
+the limit than it meant to).  The last success, sent ``g`` before ``T``, left ``y``
+tokens, and ``x = y + R g < 1``: at the throttle slow start sends far faster than
+``R``, so ``R g`` is well above 0 (0.6 at 170/s against 100/s), and ``x`` is not
+anywhere in ``[0, 1)`` but in ``[R g, 1)``.  With ``y`` spread evenly over what is left,
+``x = (1 + R g) / 2`` on average, which solved for ``R`` gives::
+
+    R = (served in [t, T) - B + 1/2) / (T - g/2 - t)
+
+the stretch ending halfway through the last gap, and never more than ``x = 1`` allows.
 
 Times are the requests' send times, not the answers': at concurrency 100 answers come
 back out of order and tens of milliseconds late, and the server's bucket saw the
@@ -60,6 +72,9 @@ class SlowStartLog:
         (the largest bound of the module docstring), or None when no stretch holds
         ``MIN_BURSTS`` bursts' worth of successes (too short to tell)."""
         entries = sorted(entry for entry in self._entries if entry[0] < end)
+        if not entries:
+            return None
+        half_gap = (end - entries[-1][0]) / 2
         best: float | None = None
         served = 0
         for sent_at, count in reversed(entries):
@@ -67,7 +82,9 @@ class SlowStartLog:
             span = end - sent_at
             if served < MIN_BURSTS * burst or span <= 0:
                 continue
-            bound = (served - burst + 0.5) / span
+            beyond = served - burst
+            # (1 + R g) / 2 tokens at the throttle, but never a whole one.
+            bound = min((beyond + 0.5) / (span - half_gap), (beyond + 1) / span)
             if best is None or bound > best:
                 best = bound
         return best
