@@ -81,8 +81,9 @@ def test_stale_throttles_cut_once_per_episode() -> None:
     assert state.episodes == 1
     assert state.learned_rate == rate and state.concurrency == concurrency
     # 10 served over the period up to the announced instant, counted from the throttled
-    # request's send (0.0 + 1.0 s; the gate itself waits until 1.02), times safety 0.95.
-    assert rate == pytest.approx(10 / 1.0 * 0.95)
+    # request's send (0.0 + 1.0 s; the gate itself waits until 1.02), less the half
+    # second a whole-second hint adds on average, times safety 0.95.
+    assert rate == pytest.approx(10 / 0.5 * 0.95)
     assert state.throttles == 10
 
 
@@ -211,7 +212,7 @@ def test_the_ceiling_moves_at_most_once_per_settle_period() -> None:
 
 
 def first_sample_then_slow_start(state: OriginThrottle, until_rate: float) -> list[float]:
-    """A burst of 10 then a 429 (learned rate 9.5, gate open again at 1.02), then paced
+    """A burst of 10 then a 429 (learned rate 19, gate open again at 1.02), then paced
     sends at the growing learned rate, each served at once, until it reaches
     ``until_rate``.  Returns the success times of slow start."""
     burst = [send(state, 0.0) for _ in range(11)]
@@ -219,7 +220,7 @@ def first_sample_then_slow_start(state: OriginThrottle, until_rate: float) -> li
         state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
         state.on_done(ticket)
     state.on_response(burst[10], 0.02, status=429, hint=1.0, quota=None)
-    assert state.learned_rate == pytest.approx(9.5) and state.ceiling is None
+    assert state.learned_rate == pytest.approx(10 / 0.5 * 0.95) and state.ceiling is None
     times, now = [], 1.02
     while state.learned_rate < until_rate:
         now += 1.0 / state.learned_rate
@@ -506,6 +507,27 @@ def test_a_large_first_sample_is_trusted_and_held() -> None:
     assert state.learned_rate == pytest.approx(97.5 + 0.001 * (97.5 / 0.95) / 97.5)
 
 
+@pytest.mark.parametrize(
+    ("hint", "start"),
+    [(1.0, 10 / 0.5), (2.0, 10 / 1.5), (0.98, 10 / 0.98), (1.5, 10 / 1.5)],
+)
+def test_slow_start_begins_as_if_a_whole_second_hint_was_rounded_up(
+    hint: float, start: float
+) -> None:
+    # A burst of 10, then "come back in 1 s": the server's wait was rounded up to the
+    # second, by half of one on average, so slow start begins from 10 over half a
+    # second.  A decimal hint is the wait itself.  The floor kept for leaving slow
+    # start is what was served over the whole period.
+    state = origin()
+    burst = [send(state, 0.0) for _ in range(11)]
+    for ticket in burst[:10]:
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    state.on_response(burst[10], 0.02, status=429, hint=hint, quota=None)
+    assert state.learned_rate == pytest.approx(start * 0.95)
+    assert state._first_rate == pytest.approx(10 / hint)
+
+
 def test_a_bursts_successes_answered_after_its_429_join_the_first_sample() -> None:
     # A 300/s bucket with a burst of 30 and whole-second hints, 100 requests at once:
     # the first 429 is answered before the burst's 30 successes.
@@ -520,14 +542,14 @@ def test_a_bursts_successes_answered_after_its_429_join_the_first_sample() -> No
         state.on_response(ticket, 0.02, status=429, hint=1.0, quota=None)
         state.on_done(ticket)
     assert state.admit(1.05).kind == "probe"  # the reopening completes the sample
-    assert state.learned_rate == pytest.approx(30 / 1.0 * 0.95)
+    assert state.learned_rate == pytest.approx(30 / 0.5 * 0.95)
     assert state.ceiling is None  # a burst, a floor to grow from
     # Counted in the next period, the late 30 and the reopened burst made a "trusted"
     # sample of 60 that held the client at 58/s against the 300/s bucket.  A floor
     # grows instead (slow start: +fast_increase/s per paced success).
     paced = Ticket(sent_at=1.1, in_flight_at_send=1, paced=True, probe=False)
     state.on_response(paced, 1.11, status=200, hint=None, quota=None)
-    assert state.learned_rate == pytest.approx(30 / 1.0 * 0.95 + state.settings.fast_increase)
+    assert state.learned_rate == pytest.approx(30 / 0.5 * 0.95 + state.settings.fast_increase)
 
 
 def test_close_early_holds_the_gate_without_starting_an_episode() -> None:

@@ -68,6 +68,9 @@ REFINED_SAMPLE_PERIOD = 0.5
 #: walking into the limit again (see OriginThrottle._leave_slow_start).
 LONG_HINT = 0.5
 
+#: What a server rounding its delay up to whole seconds adds to it on average (seconds).
+WHOLE_SECOND_ROUNDING = 0.5
+
 #: Bound of the probe's speed-up (2**10: past the hold by up to the ceiling per second).
 MAX_PROBE_DOUBLINGS = 10.0
 
@@ -270,7 +273,7 @@ class OriginThrottle:
         self._last_cut_at = -math.inf
         # The first sample (successes, period) until the gate reopens, and the
         # successes that joined it meanwhile (see _refine_sample).
-        self._sample: tuple[int, float] | None = None
+        self._sample: tuple[int, float, float] | None = None
         self._sample_extra = 0
         self._sample_takes_remote = False
         self._quota: Quota | None = None
@@ -565,13 +568,16 @@ class OriginThrottle:
         self._window_successes = 0
         if self.learned_rate is None:
             if period > 0:
+                # A delay in whole seconds (what Retry-After's delta-seconds can say)
+                # is the server's wait rounded up, by half a second on average.
+                rounding = WHOLE_SECOND_ROUNDING if hint >= 1 and hint.is_integer() else 0.0
                 if served:
-                    self._learn_from_sample(served, period, now)
+                    self._learn_from_sample(served, period, now, rounding)
                 # The sample is complete at the reopening (see _refine_sample): the
                 # successes of requests sent before this throttle are still arriving.
                 # Other workers' reports join it only over a long period: they are not
                 # dated, and over a few milliseconds most would be successes after it.
-                self._sample = (served, period)
+                self._sample = (served, period, rounding)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
@@ -675,20 +681,32 @@ class OriginThrottle:
                 self._concurrency_ceiling = None
         self.concurrency = min(float(self.max_concurrency), self.concurrency + step)
 
-    def _learn_from_sample(self, served: int, period: float, now: float) -> None:
+    def _learn_from_sample(
+        self, served: int, period: float, now: float, rounding: float = 0.0
+    ) -> None:
         """The first learned rate, from a period of unpaced sending.
 
         What the server served over the period, closed time included, is a floor of
         what it allows.  Pace there, and grow quickly (see _on_success) until the first
         paced throttle -- unless so many were served (a whole window's quota, say) that
         it is the server's rate, not a burst allowance.
+
+        Slow start begins from the period less ``rounding``: a delay in whole seconds
+        is the server's own wait rounded up, by half a second on average, and that
+        half second is the rounding's, not the server's.  (A burst of 10 told to come
+        back in 1 s: from 10/s, growing to a 100/s bucket took 0.59 s and sent 26
+        requests fewer than the bucket allowed; from 20/s, 0.40 s and 11 fewer.)  The
+        floor itself (``_first_rate``, which the rate never goes below when slow start
+        ends) stays what was served: against a window of 10 a second, starting at 20/s
+        only meets the window's end sooner, once.
         """
         observed = served / period
         settings = self.settings
         self.rate_cuts += 1
         self._last_cut_at = now
         if served < TRUSTED_SAMPLE:
-            self.learned_rate = max(settings.min_rate, observed * settings.safety)
+            start = served / (period - rounding) if period > rounding else observed
+            self.learned_rate = max(settings.min_rate, start * settings.safety)
             self._first_burst, self._first_rate = served, observed
             return
         self._first_burst = None
@@ -755,10 +773,10 @@ class OriginThrottle:
         joined it while the gate was closed: answers to requests sent before the
         throttle, and what other workers reported (their share of what was served)."""
         assert self._sample is not None
-        served, period = self._sample
+        served, period, rounding = self._sample
         self._sample = None
         if self._sample_extra > 0 and self.settings.adaptive:
-            self._learn_from_sample(served + self._sample_extra, period, now)
+            self._learn_from_sample(served + self._sample_extra, period, now, rounding)
         self._sample_extra = 0
 
     def _grow_towards_ceiling(self, rate: float, ceiling: float, now: float) -> None:
