@@ -727,7 +727,7 @@ class OriginThrottle:
         spent.  Taken as the ceiling, the recovery aims at 95% of it and walks into the
         limit again, each time for a whole ``Retry-After`` when the server rounds it to
         seconds.  The rate a bucket allows beyond its burst (the first sample's count;
-        see trestfly._slow_start) is the better guide: 98-99/s against a 100/s bucket.
+        see trestfly._slow_start) is the better guide: 99-101/s against a 100/s bucket.
         It is a rate that was served, not one that was throttled, so like a trusted
         first sample (see _learn_from_sample) it is held with half the safety margin,
         and the ceiling is set to match.  It is used when slow start served enough to
