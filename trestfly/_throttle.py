@@ -271,8 +271,9 @@ class OriginThrottle:
         # When the learned rate was last cut (here or by another worker): the probe past
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
         self._last_cut_at = -math.inf
-        # The first sample (successes, period) until the gate reopens, and the
-        # successes that joined it meanwhile (see _refine_sample).
+        # The first sample (successes, period, the delay's rounding; see
+        # _learn_from_sample) until the gate reopens, and the successes that joined it
+        # meanwhile (see _refine_sample).
         self._sample: tuple[int, float, float] | None = None
         self._sample_extra = 0
         self._sample_takes_remote = False
@@ -570,7 +571,7 @@ class OriginThrottle:
             if period > 0:
                 # A delay in whole seconds (what Retry-After's delta-seconds can say)
                 # is the server's wait rounded up, by half a second on average.
-                rounding = WHOLE_SECOND_ROUNDING if hint >= 1 and hint.is_integer() else 0.0
+                rounding = WHOLE_SECOND_ROUNDING if hint >= 1 and float(hint).is_integer() else 0.0
                 if served:
                     self._learn_from_sample(served, period, now, rounding)
                 # The sample is complete at the reopening (see _refine_sample): the
