@@ -510,7 +510,7 @@ def test_a_large_first_sample_is_trusted_and_held() -> None:
 
 @pytest.mark.parametrize(
     ("hint", "start"),
-    [(1.0, 10 / 0.5), (2.0, 10 / 1.5), (0.98, 10 / 0.98), (1.5, 10 / 1.5)],
+    [(1.0, 10 / 0.5), (1, 10 / 0.5), (2.0, 10 / 1.5), (0.98, 10 / 0.98), (1.5, 10 / 1.5)],
 )
 def test_slow_start_begins_as_if_a_whole_second_hint_was_rounded_up(
     hint: float, start: float
