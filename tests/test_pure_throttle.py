@@ -644,6 +644,22 @@ def test_a_crowd_refused_by_a_cap_sets_the_limit_to_what_the_cap_served(seed: in
     assert state.concurrency_limit == 10
 
 
+def test_the_limit_is_what_is_left_in_flight_while_a_crowd_is_refused() -> None:
+    """100 at once against a cap of 10: once the 90 refusals are in, and before the 10
+    the cap admitted come back, no more than 10 may be in flight (the multiplicative
+    cut alone left 81, and the refused requests' retries met the full cap again)."""
+    state = origin()
+    tickets = [send(state, 0.0) for _ in range(100)]
+    for step, ticket in enumerate(tickets[10:]):
+        state.on_response(ticket, 0.001 * (step + 1), status=429, hint=None, quota=None)
+        state.on_done(ticket)
+    assert state.concurrency_limit == 10
+    for ticket in tickets[:10]:
+        state.on_response(ticket, 0.1, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    assert state.concurrency_limit == 10
+
+
 def test_a_stray_refusal_in_a_crowd_that_was_served_barely_cuts() -> None:
     state = origin()
     order = list(range(60))

@@ -242,6 +242,9 @@ class OriginThrottle:
         self._crowd: set[int] = set()
         self._crowd_served = 0
         self._crowd_limit = float(max_concurrency)
+        # What the last untimed cut set the limit to: it stands when a crowd is
+        # refused whole (see _settle_crowd).
+        self._crowd_cut = float(max_concurrency)
         self._tat = -math.inf
         # Slots reserved and then given up (see give_back), earliest first: the next
         # reservations take them before the schedule moves on.
@@ -502,6 +505,8 @@ class OriginThrottle:
             self.throttles += 1
             if fresh:
                 self._new_episode(now, ticket, hint)
+            if hint is None and ticket.seq in self._crowd:
+                self._crowd_member_refused()
         elif 200 <= status < 300:
             if ticket.seq in self._crowd:
                 self._crowd_served += 1
@@ -624,7 +629,7 @@ class OriginThrottle:
         settings = self.settings
         before = self.concurrency
         target = max(min(self.concurrency, ticket.in_flight_at_send), self.concurrency / 2)
-        self.concurrency = max(1.0, target * settings.decrease)
+        self.concurrency = self._crowd_cut = max(1.0, target * settings.decrease)
         self._cut_window_left = self.concurrency_limit
         self._concurrency_cut_at = now
         self._concurrency_ceiling = ticket.in_flight_at_send
@@ -647,16 +652,31 @@ class OriginThrottle:
         self._crowd_served = 0
         self._crowd_limit = limit_before
 
+    def _crowd_member_refused(self) -> None:
+        """Another request of the crowd was refused: until the crowd is answered, the
+        limit is what is still in flight beside it.
+
+        The server holds at most those: a cap of 10 met by 100 at once refuses 90, and
+        the cut alone (to 81 after two) let the first retries of those 90 out again
+        into the full cap before the 10 it admitted came back (15 more 429s at the
+        start of the storm benchmark's ``concurrency_cap``).  What the crowd was
+        served sets the limit when it is answered (see _settle_crowd).
+        """
+        self.concurrency = min(self.concurrency, max(1.0, float(self.in_flight - 1)))
+
     def _settle_crowd(self) -> None:
         """Every request of the crowd is answered: the limit is what the server served
         of it at once, never above the limit before the cut.  (So a stray refusal
         among many served gives back what its cut took.)"""
         served = self._crowd_served
         # None served: the server refused everything (overload, a rate limit without
-        # hints), which says nothing about how many at once it allows.
+        # hints), which says nothing about how many at once it allows: the cut stands,
+        # not what was left in flight as the refusals came in.
         if served > 0:
             self.concurrency = min(self._crowd_limit, float(served))
             self._concurrency_ceiling = served + 1
+        else:
+            self.concurrency = self._crowd_cut
 
     def _grow_concurrency(self, now: float) -> None:
         """One success at the limit: grow it by one per window of successes -- but,
