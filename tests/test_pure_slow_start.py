@@ -25,22 +25,27 @@ def drain(rate: float, burst: int, start_rate: float, growth: float) -> tuple[Sl
         sending *= math.exp(growth / sending)  # growth per second, one step at a time
 
 
+# Bucket shapes (rate, burst, growth of the client's rate per second), with how far one
+# estimate may be off and how far the mean over many start phases may be.
 # The refused request found between R g and 1 token (g: the gap since the last
-# success; the middle is taken): the estimate is off by up to half of what is left over
+# success; the middle is taken): one estimate is off by up to half of what is left over
 # the stretch it spans, a few percent with a burst of 10 or more, up to 10% with a
 # burst of 2.
-@pytest.mark.parametrize(
-    ("rate", "burst", "growth", "tolerance"),
+BUCKETS = pytest.mark.parametrize(
+    ("rate", "burst", "growth", "tolerance", "mean_tolerance"),
     [
-        (100.0, 10, 4.0, 0.03),
-        (100.0, 10, 1.0, 0.03),
-        (300.0, 30, 4.0, 0.03),
-        (1000.0, 10, 8.0, 0.03),
-        (20.0, 2, 4.0, 0.1),
+        (100.0, 10, 4.0, 0.03, 0.003),
+        (100.0, 10, 1.0, 0.03, 0.003),
+        (300.0, 30, 4.0, 0.03, 0.003),
+        (1000.0, 10, 8.0, 0.03, 0.003),
+        (20.0, 2, 4.0, 0.1, 0.02),
     ],
 )
+
+
+@BUCKETS
 def test_a_bucket_drained_by_growing_sends_gives_its_rate(
-    rate: float, burst: int, growth: float, tolerance: float
+    rate: float, burst: int, growth: float, tolerance: float, mean_tolerance: float
 ) -> None:
     log, throttled = drain(rate, burst, start_rate=rate / 10, growth=growth)
     estimate = log.rate_beyond_burst(throttled, burst)
@@ -48,18 +53,9 @@ def test_a_bucket_drained_by_growing_sends_gives_its_rate(
     assert estimate == pytest.approx(rate, rel=tolerance)
 
 
-@pytest.mark.parametrize(
-    ("rate", "burst", "growth", "tolerance"),
-    [
-        (100.0, 10, 4.0, 0.003),
-        (100.0, 10, 1.0, 0.003),
-        (300.0, 30, 4.0, 0.003),
-        (1000.0, 10, 8.0, 0.003),
-        (20.0, 2, 4.0, 0.02),
-    ],
-)
+@BUCKETS
 def test_the_estimate_is_not_biased_low(
-    rate: float, burst: int, growth: float, tolerance: float
+    rate: float, burst: int, growth: float, tolerance: float, mean_tolerance: float
 ) -> None:
     # Counting half a token at the throttle put the average 1.3% low at 100/s (9% low
     # with a burst of 2): the throttled request came soon after the last success, so
@@ -73,7 +69,7 @@ def test_the_estimate_is_not_biased_low(
         estimate = log.rate_beyond_burst(throttled, burst)
         assert estimate is not None
         estimates.append(estimate)
-    assert sum(estimates) / len(estimates) == pytest.approx(rate, rel=tolerance)
+    assert sum(estimates) / len(estimates) == pytest.approx(rate, rel=mean_tolerance)
 
 
 def test_the_paced_rate_at_the_throttle_is_far_above_it() -> None:
