@@ -4,6 +4,8 @@ import datetime
 import json
 from typing import Any
 
+import pytest
+
 from trestfly._redact import describe_attempt, is_restricted, to_log_text
 from trestfly._safe_url import safe_url
 
@@ -23,15 +25,24 @@ def describe(request_kwargs: dict[str, Any], path: str = "users", **kw: Any) -> 
     return describe_attempt(**arguments)
 
 
-def test_restricted_paths_match_after_stripping_slashes() -> None:
-    assert is_restricted("/login/", {"login"})
-    assert is_restricted("login", {"/login"})
-    assert is_restricted("/v1/token", {"v1/token/"})
-    assert not is_restricted("login/extra", {"login"})
+def test_restricted_paths_match_whole_segments_at_the_end_of_the_url_path() -> None:
+    assert is_restricted("http://h/login/", {"login"})
+    assert is_restricted("http://h/login", {"/login"})
+    assert is_restricted("https://api.example.com/v1/token", {"v1/token/"})
+    assert is_restricted("http://h/api/v2/auth/login?mfa=1", {"auth/login"})
+    assert not is_restricted("http://h/login/extra", {"login"})
+    assert not is_restricted("http://h/blogin", {"login"})
+    assert not is_restricted("http://h/users", set())
 
 
-def test_restricted_path_hides_params_and_body() -> None:
-    extra = describe({"params": {"u": "a"}, "json": {"password": "hunter2"}}, path="/login")
+@pytest.mark.parametrize(
+    "url",
+    ["http://h/login", "http://h/api/v1/login/?mfa=1", "https://other.example/v1/login"],
+)
+def test_restricted_path_hides_params_and_body(url: str) -> None:
+    # The call may name the path with a query string or as an absolute URL: the URL
+    # that is sent is what counts.
+    extra = describe({"params": {"u": "a"}, "json": {"password": "hunter2"}}, url=url)
     assert extra["trestfly_params"] == "REDACTED"
     assert extra["trestfly_body"] == "REDACTED"
     assert "hunter2" not in json.dumps(extra, default=str)
@@ -101,6 +112,45 @@ def test_credential_names_are_hidden_without_options() -> None:
     assert extra["trestfly_body"] == {"client_secret": "REDACTED", "name": "n"}
     assert extra["trestfly_url"] == "https://h/users?access_token=REDACTED&q=x"
     assert extra["trestfly_headers"]["Accept"] == "a"
+
+
+def test_credential_names_are_hidden_whatever_their_spelling() -> None:
+    secrets = {
+        "Password": "S1",
+        "clientSecret": "S2",
+        "accessToken": "S3",
+        "API_KEY": "S4",
+        "X-Amz-Credential": "S5",
+        "SessionId": "S6",  # the caller's field, spelled otherwise
+        "user_password": "S7",
+    }
+    extra = describe(
+        {
+            "params": {**secrets, "page": 2},
+            "json": {"nested": [dict(secrets)], "name": "n", "keyword": "k"},
+            "headers": {
+                "Private-Token": "S8",
+                "X-Auth-Key": "S9",
+                "X-Session-Id": "S10",
+                "Ocp-Apim-Subscription-Key": "S11",
+                "X-Vault-Token": "S12",
+                "Accept": "a",
+            },
+        },
+        redact_fields=("sessionid",),
+    )
+    text = json.dumps(extra, default=str)
+    assert not [value for value in ("S1", "S2", "S3", "S4", "S5", "S6", "S7") if value in text]
+    assert not [f"S{n}" for n in range(8, 13) if f'"S{n}"' in text]
+    assert extra["trestfly_params"]["page"] == 2
+    assert extra["trestfly_body"]["name"] == "n"
+    assert extra["trestfly_body"]["keyword"] == "k"
+    assert extra["trestfly_headers"]["Accept"] == "a"
+
+
+def test_a_url_with_credential_like_query_names_is_shown_without_their_values() -> None:
+    shown = safe_url("https://h/a?accessToken=t1&X-Goog-Api-Key=t2&page=3")
+    assert shown == "https://h/a?accessToken=REDACTED&X-Goog-Api-Key=REDACTED&page=3"
 
 
 def test_redact_fields_apply_to_query_strings_and_form_strings_are_summarised() -> None:

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Collection, Mapping
+from functools import partial
 from typing import Any
 
 import httpx
 
-from ._safe_url import SECRET_PARAMS, safe_url
-from .utils import redact_values
+from ._safe_url import is_secret_name, safe_url
+from .utils import redact_matching
 
 #: Header values never written to a log, whatever the options say: the standard
 #: credentials, and the API-key headers SDKs commonly send.
@@ -33,9 +34,35 @@ SECRET_HEADERS: frozenset[str] = frozenset(
 )
 
 
-def is_restricted(path: str, restricted_paths: Collection[str]) -> bool:
-    """Whether ``path`` (slashes stripped) is one whose params and body must not be logged."""
-    return path.strip("/") in {item.strip("/") for item in restricted_paths}
+#: Parts of header names that mark a credential beyond SECRET_HEADERS and the names of
+#: is_secret_name: ``X-Auth-Key``, ``X-Session-Id``, ``Ocp-Apim-Subscription-Key``.
+SECRET_HEADER_PARTS: tuple[str, ...] = ("auth", "cookie", "session")
+
+
+def _is_secret_header(name: str, extra: Collection[str]) -> bool:
+    lowered = name.lower()
+    return (
+        lowered in SECRET_HEADERS
+        or is_secret_name(lowered, extra)
+        or lowered.endswith("key")
+        or any(part in lowered for part in SECRET_HEADER_PARTS)
+    )
+
+
+def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
+    """Whether the params and body of a request to ``url`` must not be logged: its path
+    ends with one of ``restricted_paths``, whole segments compared, slashes at either end
+    ignored.  The full URL's path is compared, not the call's argument, so a query string,
+    an absolute URL or the base path in front cannot slip a login past the list."""
+    try:
+        path = httpx.URL(url).path.strip("/")
+    except (httpx.InvalidURL, TypeError):
+        return bool(restricted_paths)  # cannot tell: hide rather than show
+    for item in restricted_paths:
+        restricted = item.strip("/")
+        if path == restricted or path.endswith("/" + restricted):
+            return True
+    return False
 
 
 def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: str) -> Any:
@@ -45,11 +72,11 @@ def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: st
         items = headers.items() if hasattr(headers, "items") else list(headers)
     except TypeError:
         return "<unreadable headers>"
-    hidden = SECRET_HEADERS | {field.lower() for field in redact_fields}
+    extra = {field.lower() for field in redact_fields}
     safe: dict[str, Any] = {}
     for name, value in items:
         key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        safe[key] = redact_value if key.lower() in hidden else value
+        safe[key] = redact_value if _is_secret_header(key, extra) else value
     return safe
 
 
@@ -58,18 +85,19 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
     # names are matched without case, as in URLs (see trestfly._safe_url).
     if params is None:
         return None
-    hidden = SECRET_PARAMS | {field.lower() for field in fields}
+    extra = {field.lower() for field in fields}
     try:
         if isinstance(params, str | bytes):
             params = httpx.QueryParams(params)
         if isinstance(params, Mapping):
             return {
-                key: redact_value if str(key).lower() in hidden else value
+                key: redact_value if is_secret_name(str(key), extra) else value
                 for key, value in params.items()
             }
         pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
         return [
-            (key, redact_value if str(key).lower() in hidden else value) for key, value in pairs
+            (key, redact_value if is_secret_name(str(key), extra) else value)
+            for key, value in pairs
         ]
     except (TypeError, ValueError):
         return "<unreadable params>"
@@ -116,12 +144,15 @@ def describe_attempt(
     """The structured ``extra`` of the attempt's DEBUG record, already redacted."""
     params = request_kwargs.get("params")
     body = _body(request_kwargs)
-    if is_restricted(path, restricted_paths):
+    if is_restricted(url, restricted_paths):
         params = redact_value if params is not None else None
         body = redact_value if body is not None else None
     else:
         params = _redact_params(params, redact_fields, redact_value)
-        body = redact_values(body, SECRET_PARAMS.union(redact_fields), redact_value)
+        # Body keys as query names: without case ("Password", "X-Amz-Credential", the
+        # caller's "sessionid" spelled "SessionId").
+        extra = {field.lower() for field in redact_fields}
+        body = redact_matching(body, partial(is_secret_name, extra=extra), redact_value)
     return {
         "trestfly_method": method,
         "trestfly_url": safe_url(url, redact_fields, redact_value),

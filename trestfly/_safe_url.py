@@ -12,14 +12,16 @@ from collections.abc import Collection
 
 import httpx
 
-#: Query parameters (lower case) whose values are never shown, whatever the options say:
-#: the names APIs give credentials in URLs (OAuth tokens, API keys, AWS presigned URLs).
+#: Query parameters and body keys (lower case) whose values are never shown, whatever
+#: the options say: the names APIs give credentials in URLs and bodies (OAuth tokens, API
+#: keys, AWS presigned URLs).  Names that only end like one are caught by SECRET_SUFFIXES.
 SECRET_PARAMS: frozenset[str] = frozenset(
     {
         "access_token",
         "api-key",
         "api_key",
         "apikey",
+        "apikeys",
         "auth",
         "client_secret",
         "id_token",
@@ -36,22 +38,49 @@ SECRET_PARAMS: frozenset[str] = frozenset(
     }
 )
 
+#: Endings of credential names, compared without case, "-" and "_": ``accessToken``,
+#: ``clientSecret``, ``X-Goog-Api-Key``, ``userPassword``, ``X-Vault-Token``.  A
+#: pagination cursor named ``pageToken`` is hidden too: a log line that shows too little
+#: costs a debugging step, one that shows a credential cannot be taken back.
+SECRET_SUFFIXES: tuple[str, ...] = (
+    "apikey",
+    "credential",
+    "credentials",
+    "passwd",
+    "password",
+    "secret",
+    "signature",
+    "token",
+)
+
+
+def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
+    """Whether the value under ``name`` (a query parameter or a body key) must be hidden:
+    a credential's name (SECRET_PARAMS, SECRET_SUFFIXES), or one of ``extra`` (lower case),
+    compared without case."""
+    if not isinstance(name, str):
+        return False
+    lowered = name.lower()
+    if lowered in SECRET_PARAMS or lowered in extra:
+        return True
+    return lowered.replace("-", "").replace("_", "").endswith(SECRET_SUFFIXES)
+
 
 def safe_url(
     url: httpx.URL | str, redact_fields: Collection[str] = (), redact_value: str = "REDACTED"
 ) -> str:
     """``url`` without user information, with the values of secret query parameters
-    (SECRET_PARAMS, and ``redact_fields``, matched without case) set to
+    (see :func:`is_secret_name`; ``redact_fields`` too, matched without case) set to
     ``redact_value``."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         return "<invalid URL>"
     if parsed.query:
-        hidden = SECRET_PARAMS | {field.lower() for field in redact_fields}
+        extra = {field.lower() for field in redact_fields}
         pairs = parsed.params.multi_items()
-        if any(key.lower() in hidden for key, _ in pairs):
-            safe = [(key, redact_value if key.lower() in hidden else v) for key, v in pairs]
+        if any(is_secret_name(key, extra) for key, _ in pairs):
+            safe = [(key, redact_value if is_secret_name(key, extra) else v) for key, v in pairs]
             parsed = parsed.copy_with(params=safe)
     if parsed.userinfo:
         parsed = parsed.copy_with(userinfo=b"")

@@ -199,10 +199,16 @@ def redact_values(obj: Any, keys: Iterable[str], value: Any = "REDACTED") -> Any
     .. versionadded:: 0.1.0
     """
     hidden = frozenset([keys] if isinstance(keys, str) else keys)
-    return _redact(obj, hidden, value, set())
+    return redact_matching(obj, hidden.__contains__, value)
 
 
-def _redact(obj: Any, hidden: frozenset[str], value: Any, path: set[int]) -> Any:
+def redact_matching(obj: Any, is_hidden: Callable[[Any], bool], value: Any) -> Any:
+    """:func:`redact_values` with the keys chosen by ``is_hidden(key)`` (internal: the
+    session's log lines also hide credential names without case)."""
+    return _redact(obj, is_hidden, value, set())
+
+
+def _redact(obj: Any, is_hidden: Callable[[Any], bool], value: Any, path: set[int]) -> Any:
     if not isinstance(obj, Mapping | list | tuple):
         return obj
     if id(obj) in path:
@@ -211,10 +217,10 @@ def _redact(obj: Any, hidden: frozenset[str], value: Any, path: set[int]) -> Any
     try:
         if isinstance(obj, Mapping):
             return {
-                key: value if key in hidden else _redact(item, hidden, value, path)
+                key: value if is_hidden(key) else _redact(item, is_hidden, value, path)
                 for key, item in obj.items()
             }
-        items = [_redact(item, hidden, value, path) for item in obj]
+        items = [_redact(item, is_hidden, value, path) for item in obj]
         return tuple(items) if isinstance(obj, tuple) else items
     finally:
         path.discard(id(obj))
