@@ -14,6 +14,7 @@ import httpx
 import pytest
 import respx
 import trio
+import trio.lowlevel
 
 from trestfly import (
     Coordination,
@@ -408,3 +409,46 @@ async def test_the_first_request_to_an_origin_waits_for_the_first_sync(
         async with TrioAPISession(url=URL, coordination=store) as api:
             await api.get("x")
     assert store.sync_times and arrivals[0] >= store.sync_times[0]
+
+
+class _OtherTasksSteps(trio.abc.Instrument):
+    """Counts the steps of every task but the one that installed it."""
+
+    def __init__(self) -> None:
+        self.steps = 0
+        self._mine = trio.lowlevel.current_task()
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is not self._mine:
+            self.steps += 1
+
+
+async def test_a_failed_store_with_no_session_left_waits_instead_of_spinning(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    store = FlakyStore()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with store:
+            async with TrioAPISession(url=URL, coordination=store) as api:
+                await api.get("x")
+                store.down = True
+                store.wake()
+                await trio.sleep(0.1)
+                assert not store.healthy
+            # Past the first retry, by a jump: a spinning loop never lets the clock
+            # jump by itself, so a sleep would hang here instead of failing below.
+            autojump_clock.jump(2 * store.retry_interval)
+            steps = _OtherTasksSteps()  # the coordination's loop, by then
+            trio.lowlevel.add_instrument(steps)
+            for _ in range(100):
+                await trio.lowlevel.checkpoint()
+            trio.lowlevel.remove_instrument(steps)
+            # Its one due retry, at most; a spinning loop took a step per pass: about 100.
+            assert steps.steps <= 2
+            # A session that attaches wakes it: the store is tried again, and is back.
+            store.down = False
+            async with TrioAPISession(url=URL, coordination=store) as api:
+                await api.get("x")
+                await trio.sleep(0.1)
+                assert store.healthy

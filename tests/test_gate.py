@@ -9,11 +9,13 @@ from __future__ import annotations
 import logging
 import random
 from collections.abc import Callable
+from contextlib import nullcontext
 
 import httpx
 import pytest
 import respx
 import trio
+import trio.lowlevel
 
 from trestfly import BudgetSettings, TrioAPISession, errors
 from trestfly._admission import OriginGate
@@ -412,3 +414,64 @@ async def test_a_grown_concurrency_limit_reaches_tasks_already_queued(
         throttle.concurrency = 5.0  # what answers do (growth, a settled crowd)
     # At the first answer the five queued go together, not one a second.
     assert sent == pytest.approx([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
+
+
+async def test_a_probe_that_got_no_answer_is_followed_by_another_probe_alone(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The tasks that waited for a probe cancelled in flight must not all go at once."""
+    arrivals: list[float] = []
+    scopes: dict[str, trio.CancelScope] = {}
+
+    async def origin(request: httpx.Request) -> httpx.Response:
+        arrivals.append(trio.current_time())
+        if len(arrivals) == 1:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        if len(arrivals) == 2:  # the probe: its caller gives up on it while it is in flight
+            scopes[request.headers["x-task"]].cancel()
+            await trio.sleep_forever()
+        await trio.sleep(0.5)
+        return httpx.Response(200)
+
+    async def caller(name: str) -> None:
+        with trio.CancelScope() as scopes[name]:
+            await api.get("x", headers={"x-task": name})
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=origin)
+        async with TrioAPISession(url=URL, max_concurrency=10, retries=5) as api:
+            with trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    for index in range(6):
+                        nursery.start_soon(caller, str(index))
+                        await (
+                            trio.lowlevel.checkpoint()
+                        )  # the first one sends alone and gets the 429
+    assert sum(scope.cancelled_caught for scope in scopes.values()) == 1
+    assert len(arrivals) == 7  # the 429, the cancelled probe, and the five others once each
+    second_probe, *others = arrivals[2:]
+    # The next probe went alone: the others only once it was answered.
+    assert min(others) >= second_probe + 0.5
+
+
+@pytest.mark.parametrize("closed_by", ["gate", "pacer"])
+async def test_a_call_in_a_cancelled_scope_raises_cancelled(
+    closed_by: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    """Not the gate's error: in a cancelled scope, the deadline reads as -inf."""
+    settings = {"throttle": ThrottleSettings(adaptive=False, rate_limit=1.0)}
+    with respx.mock:
+        route = respx.get(f"{URL}/x")
+        if closed_by == "gate":
+            route.respond(429, headers={"Retry-After": "5"})
+            settings = {}
+        else:
+            route.respond(200)
+        async with TrioAPISession(url=URL, retries=0, **settings) as api:  # type: ignore[arg-type]
+            with pytest.raises(errors.TrestflyError) if closed_by == "gate" else nullcontext():
+                await api.get("x")  # closes the gate for 5 s, or spends the pacer's slot
+            route.respond(200)
+            with trio.CancelScope() as scope:
+                scope.cancel()
+                await api.get("x")
+            assert scope.cancelled_caught

@@ -108,6 +108,10 @@ class OriginGate:
             GateClosed: the wait would outlast ``max_wait`` seconds or the caller's
                 deadline (checked before sleeping, never by sleeping into it).
         """
+        # In a cancelled scope the effective deadline is -inf, which the checks below
+        # would take for a deadline already past and answer with GateClosed: the
+        # caller's cancellation must win, as a Cancelled.
+        await trio.lowlevel.checkpoint_if_cancelled()
         throttle = self.throttle
         paced = False
         admitted = Admitted()

@@ -352,6 +352,10 @@ class Coordination(ABC):
             if self._healthy:
                 with trio.move_on_after(self.sync_interval):
                     await self._wake.wait()
+            elif not self._links:
+                # No session to try the store with: a retry would sync nothing, never
+                # fail, and loop at once, forever.  A session attaching wakes us.
+                await self._wake.wait()
             if not self._healthy:
                 # A failed store is tried again at a slow pace, whatever happens here.
                 await trio.sleep_until(self._down_since + self.retry_interval)

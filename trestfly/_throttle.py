@@ -230,6 +230,8 @@ class OriginThrottle:
         self.episode_start = -math.inf
         self.probe_needed = False
         self.probing = False
+        # Whether the probe in flight got an answer (see release_probe).
+        self._probe_answered = False
         self.learned_rate: float | None = None
         # The last paced rate that was throttled (None until one was).
         self._ceiling: float | None = None
@@ -350,6 +352,7 @@ class OriginThrottle:
         if self.probe_needed:
             self.probe_needed = False
             self.probing = True
+            self._probe_answered = False
             # The probe spends a pacer slot like any request: otherwise the first task
             # released after it goes at once and meets the bucket the probe just emptied.
             rate = self.effective_rate(now)
@@ -424,8 +427,15 @@ class OriginThrottle:
         return ticket.sent_at <= self.episode_start
 
     def release_probe(self) -> None:
-        """The probe came back (or failed, or was cancelled): let the others go."""
+        """The probe is over: let the others go -- behind a new probe if this one got no
+        answer (cancelled, never sent, or failed in transport).
+
+        Such a probe learned nothing about the reopened origin, so the tasks that waited
+        for it must not all go at once as if it had been served.
+        """
         self.probing = False
+        if not self._probe_answered:
+            self.probe_needed = True
 
     def on_sent(self, now: float, *, paced: bool, probe: bool) -> Ticket:
         self.in_flight += 1
@@ -492,6 +502,8 @@ class OriginThrottle:
         quota: Quota | None,
     ) -> None:
         """Learn from a response: quota headers, gate hints, throttles and successes."""
+        if ticket.probe:
+            self._probe_answered = True
         if quota is not None:
             self._update_quota(now, quota)
         throttled = is_throttle(status, hint, quota)
