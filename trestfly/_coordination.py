@@ -146,7 +146,7 @@ class Coordination(ABC):
         key_ttl: seconds the store keeps a key nobody touches (the keys expire on
             their own).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     #: Name in stats and logs.
@@ -482,7 +482,7 @@ class MemoryCoordination(Coordination):
     one quota: give them one ``MemoryCoordination``.  Across processes, use
     :class:`~trestfly.RedisCoordination`.  The store's clock is ``trio.current_time()``.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     backend_name = "memory"

@@ -77,7 +77,7 @@ class CoordinationStats:
         remote_closures: gates closed here because another worker announced a delay.
         remote_cuts: learned-rate cuts taken from another worker.
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     backend: str
