@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 import random
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -302,6 +303,60 @@ async def test_a_crawl_never_ends_silently_after_raising_a_failed_page() -> None
                     assert isinstance(again.value.__cause__, errors.NotFoundError)
     assert got == list(range(10))
     assert iterator.position == Position(10)
+
+
+KEY = "k3y-echoed-in-links"
+
+
+def _keyed_link_api(second: Callable[[], httpx.Response]) -> API:
+    """A link collection whose next link echoes the caller's api_key; ``second`` is
+    the answer for the page it links to."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/second":
+            return second()
+        link = f'<http://test.local/second?api_key={KEY}&page=2>; rel="next"'
+        return httpx.Response(200, json=[{"id": 1}], headers={"link": link})
+
+    return API(url="http://test.local", transport=httpx.MockTransport(handler))
+
+
+@pytest.mark.parametrize("many", [False, True])
+async def test_a_stopped_crawl_names_where_to_resume_without_the_key(many: bool) -> None:
+    async with _keyed_link_api(lambda: httpx.Response(404)) as api:
+        iterator = LinkIterator(api, path="/first", params={"api_key": KEY})
+        with trio.fail_after(LIMIT):
+            crawl = crawl_many({"a": iterator}) if many else iterator.crawl()
+            async with crawl as records:
+                with pytest.raises(errors.NotFoundError):
+                    async for _ in records:
+                        pass
+                with pytest.raises(errors.TrestflyError, match="earlier failure") as again:
+                    await records.__anext__()
+    assert "from Position(page='http://test.local/second?api_key=REDACTED&page=2'" in str(
+        again.value
+    )
+    assert KEY not in str(again.value)
+    # The position itself keeps the real link: it is what a resumed walk requests.
+    assert isinstance(iterator.position.page, str) and KEY in iterator.position.page
+
+
+async def test_a_collected_failure_is_logged_without_the_key(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    def html() -> httpx.Response:
+        return httpx.Response(200, text="<html>", headers={"content-type": "text/html"})
+
+    async with _keyed_link_api(html) as api:
+        iterator = LinkIterator(api, path="/first", params={"api_key": KEY})
+        with trio.fail_after(LIMIT), caplog.at_level(logging.WARNING, logger="trestfly.crawl"):
+            async with crawl_many({"a": iterator}, on_error="collect") as records:
+                async for _ in records:
+                    pass
+    assert isinstance(records.errors["a"], errors.PaginationError)
+    assert "crawl of source 'a' failed" in caplog.text
+    assert "second?api_key=REDACTED&page=2" in caplog.text
+    assert KEY not in caplog.text
 
 
 async def test_one_walk_at_a_time(trio_server: TrioTestServer) -> None:

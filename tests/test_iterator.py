@@ -150,6 +150,28 @@ async def test_an_empty_page_ends_the_walk_for_good() -> None:
     assert (it.count, it.num_pages) == (2, 2)
 
 
+async def test_a_page_fetch_that_fails_after_setting_the_page_is_fetched_again() -> None:
+    class SecondCallFails(APIIterator):
+        """Sets the page, then fails once in a second call (for the total, say)."""
+
+        failed = False
+
+        async def _get_page(self) -> None:
+            number = self.num_pages
+            self.page = list(range(number * 3, number * 3 + 3)) if number < 3 else []
+            if number == 0 and not self.failed:
+                self.failed = True
+                raise errors.TrestflyError("the call for the total failed")
+
+    it = SecondCallFails(None)
+    records = []
+    with pytest.raises(errors.TrestflyError):
+        async for record in it:
+            records.append(record)
+    records += await collect(it)  # resumed: the failed page comes whole, once
+    assert records == list(range(9))
+
+
 # ------------------------------------------------------------ counters and indexing
 
 
@@ -211,6 +233,28 @@ def test_declared_attributes_are_accepted() -> None:
     it = ListIterator(None, _offset=4, total=7, max_items=3, max_pages=2)
     assert (it._offset, it.total, it.max_items, it.max_pages) == (4, 7, 3, 2)
     assert ListIterator._offset == 0  # set on the instance, never on the class
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        {"max_items": -1},
+        {"max_items": float("nan")},
+        {"max_items": True},
+        {"max_pages": "2"},
+        {"total": "x"},
+        {"count": -5},
+        {"page_count": 1.5},
+        {"num_pages": "x"},
+        {"page": 5},
+    ],
+)
+def test_bad_counters_and_limits_are_refused_at_construction(bad: dict[str, Any]) -> None:
+    # Otherwise -1 silently yields nothing, nan means unlimited, a negative count lets
+    # more than max_items through, and a string fails only after the first page.
+    (name,) = bad
+    with pytest.raises(errors.UnexpectedValueError, match=f"invalid setting.*{name}="):
+        ListIterator(None, _data=DATA, _sizes=pages_of(2), **bad)
 
 
 async def test_a_subclass_offset_keyword_starts_the_walk_there() -> None:

@@ -199,6 +199,14 @@ def test_a_position_of_another_style_is_refused(
         scheme.check(position)
 
 
+def test_a_link_position_given_to_a_numbered_style_is_not_quoted() -> None:
+    # A next link echoes the caller's key; the error names what the position holds.
+    with pytest.raises(PaginationError) as raised:
+        OffsetScheme(10).check(Position("https://h/items?api_key=S3CRET&page=2"))
+    assert "S3CRET" not in str(raised.value)
+    assert "got a str" in str(raised.value)
+
+
 def test_positions_are_plain_data() -> None:
     position = Position("cursor-token", 42)
     assert Position(**dataclasses.asdict(position)) == position

@@ -442,6 +442,37 @@ async def test_a_page_of_the_wrong_shape_raises(
             await walk(OffsetIterator(api, path="/odd"), None)
 
 
+KEY = "k3y-echoed-in-links"
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+@pytest.mark.parametrize(
+    ("second", "match"),
+    [
+        (lambda: httpx.Response(200, text="<html>", headers={"content-type": "text/html"}), "JSON"),
+        (lambda: httpx.Response(200, json={"a": 1}), "not a list"),
+        (None, "again"),  # the second page links to itself
+    ],
+)
+async def test_a_key_echoed_in_next_links_stays_out_of_pagination_errors(
+    second: Callable[[], httpx.Response] | None, match: str, prefetch: int | None
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/second" and second is not None:
+            return second()
+        link = f'<http://test.local/second?api_key={KEY}&page=2>; rel="next"'
+        return httpx.Response(200, json=[{"id": 1}], headers={"link": link})
+
+    async with _mock_api(handler) as api:
+        iterator = LinkIterator(api, path="/first", params={"api_key": KEY})
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match=match) as caught:
+            await walk(iterator, prefetch, bound=100)
+    assert KEY not in str(caught.value)
+    assert "second?api_key=REDACTED&page=2" in str(caught.value)
+    # The position keeps the real link: it is what a resumed walk requests.
+    assert isinstance(iterator.position.page, str) and KEY in iterator.position.page
+
+
 # ------------------------------------------------------------------ progress
 
 
@@ -513,6 +544,31 @@ def test_a_subclass_declares_its_own_settings() -> None:
 
     iterator = TeamMembers(None, team="core")
     assert iterator._target(200) == ("teams/core/members", {"offset": 200, "limit": 100})
+
+
+def test_progress_must_be_callable() -> None:
+    for bad in (5, "report"):
+        with pytest.raises(errors.UnexpectedValueError, match="progress must be a callable"):
+            Items(None, progress=bad)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "counter", [{"count": -5}, {"page_count": 7}, {"num_pages": "x"}, {"page": [1, 2]}]
+)
+def test_the_walks_own_counters_are_not_keywords(counter: dict[str, Any]) -> None:
+    # The walk keeps them in step with its position: a resumed walk passes position=.
+    (name,) = counter
+    with pytest.raises(errors.UnexpectedValueError, match=f"{name} cannot be set"):
+        Items(None, **counter)
+
+
+def test_a_refused_setting_never_quotes_a_key() -> None:
+    with pytest.raises(errors.UnexpectedValueError, match="params of type str") as caught:
+        Items(None, params=f"api_key={KEY}")
+    assert KEY not in str(caught.value)
+    with pytest.raises(errors.UnexpectedValueError, match="api_key=REDACTED") as caught:
+        Items(None, position=f"https://api.example.com/items?api_key={KEY}")  # type: ignore[arg-type]
+    assert KEY not in str(caught.value)
 
 
 async def test_prefetch_must_be_a_positive_integer() -> None:

@@ -275,7 +275,7 @@ class PageFeed:
             TrestflyError: a take before this one raised (chained from what it raised).
         """
         if self._failure is not None:
-            raise _stopped(self._failure, f"from {self._it.position!r}") from self._failure
+            raise _stopped(self._failure, f"from {self._it._shown_position()}") from self._failure
         if self._fault is not None:
             self._fail(self._fault)
         if self._ended:
@@ -503,7 +503,7 @@ class MergedRecords(Generic[K]):
                 raise TrestflyError("the crawl's 'async with' block has ended")
             if self._failed is not None:
                 failed, failure = self._failed
-                resume = f"source {failed.key!r} from {failed.it.position!r}"
+                resume = f"source {failed.key!r} from {failed.it._shown_position()}"
                 raise _stopped(failure, resume) from failure
             source = self._ready_source()
             if source is None:

@@ -21,6 +21,11 @@ def limit_reached(count: int, limit: int | None) -> bool:
     return limit is not None and count >= limit
 
 
+def is_count(value: Any) -> bool:
+    """Whether ``value`` is an integer >= 0 (``True`` is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 class APIIterator:
     """Iterate over every record of a paginated collection, one page at a time.
 
@@ -39,7 +44,9 @@ class APIIterator:
             subclass declares, such as ``page_size: int = 100``).
 
     Raises:
-        UnexpectedValueError: a keyword names no declared data attribute (or a method).
+        UnexpectedValueError: a keyword names no declared data attribute (or a method);
+            a counter or limit is not an integer >= 0 (``None`` for the limits and
+            ``total``), or ``page`` is not a sequence.
 
     Use ``async for record in iterator``.  Iteration stops at ``total``, ``max_items``,
     ``max_pages`` or at the first empty page.  ``iterator[i]`` and ``iterator.get(i)``
@@ -74,6 +81,28 @@ class APIIterator:
                     "(declare it on the class to accept it as a keyword)"
                 )
             setattr(self, key, value)
+        self._check_counters()
+
+    def _check_counters(self) -> None:
+        # Checked here, not where they are compared: a negative count would hand out
+        # more than max_items, and a string would fail only after the first page.
+        optional = {"total": self.total, "max_items": self.max_items, "max_pages": self.max_pages}
+        wrong = [
+            name for name, value in optional.items() if value is not None and not is_count(value)
+        ]
+        wrong += [
+            name
+            for name in ("count", "page_count", "num_pages")
+            if not is_count(getattr(self, name))
+        ]
+        if isinstance(self.page, str | bytes) or not isinstance(self.page, Sequence):
+            wrong.append("page")
+        if wrong:
+            shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in wrong)
+            raise UnexpectedValueError(
+                f"{type(self).__name__}: invalid setting(s) {shown} (expected integers >= 0; "
+                "None for total, max_items and max_pages; a sequence for page)"
+            )
 
     async def _get_page(self) -> None:
         """Fetch the next page into ``self.page`` (and may set ``self.total``).
@@ -113,7 +142,15 @@ class APIIterator:
         if self.page_count >= len(self.page):
             if limit_reached(self.num_pages, self.max_pages):
                 raise StopAsyncIteration
-            await self._get_page()
+            previous = self.page
+            try:
+                await self._get_page()
+            except BaseException:
+                # Cancelled or failed after setting self.page (a second call for the
+                # total, say): with the counters unmoved, that page's records would be
+                # handed out and then fetched again.  The next call fetches it afresh.
+                self.page = previous
+                raise
             self.page_count = 0
             self.num_pages += 1
             if len(self.page) == 0:

@@ -389,7 +389,9 @@ class Scheme:
 def _int_address(position: Position, minimum: int, what: str) -> int:
     page = position.page
     if isinstance(page, bool) or not isinstance(page, int) or page < minimum:
-        raise PaginationError(f"this position needs {what} >= {minimum}, got {page!r}")
+        # A link's position holds a URL, which may carry a key: named by its kind only.
+        shown = repr(page) if isinstance(page, int) else f"a {type(page).__name__}"
+        raise PaginationError(f"this position needs {what} >= {minimum}, got {shown}")
     return page
 
 

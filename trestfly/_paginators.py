@@ -24,6 +24,7 @@ fetches pages and keeps the iterator's state.  Plain ``async for`` and
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
@@ -35,7 +36,7 @@ import httpx
 import trio
 
 from ._convert import is_json_content_type, parse_json, to_box
-from ._iterator import APIIterator, limit_reached
+from ._iterator import APIIterator, is_count, limit_reached
 from ._pages import (
     Address,
     ChainScheme,
@@ -53,6 +54,7 @@ from ._pages import (
     find_link,
     judge_page,
 )
+from ._safe_url import safe_url
 from .errors import TrestflyError, UnexpectedValueError
 
 if TYPE_CHECKING:
@@ -126,7 +128,20 @@ def _is_key_path(value: Any) -> bool:
 
 
 def _is_count(value: Any, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    return is_count(value) and value >= minimum
+
+
+def _safe_address(address: Address) -> Address:
+    """``address`` as messages may quote it: a URL (a link's next page) through
+    safe_url, since APIs echo the caller's ``api_key=`` into their next links."""
+    if isinstance(address, str):
+        try:
+            is_url = httpx.URL(address).is_absolute_url
+        except httpx.InvalidURL:
+            is_url = False
+        if is_url:
+            return safe_url(address)
+    return address
 
 
 class PagedIterator(APIIterator):
@@ -155,7 +170,9 @@ class PagedIterator(APIIterator):
             ``limit``), ``max_items``, ``max_pages``, and any a subclass declares.
 
     Raises:
-        UnexpectedValueError: an undeclared keyword or a setting of the wrong kind.
+        UnexpectedValueError: an undeclared keyword, a setting of the wrong kind, a
+            ``progress`` that is not callable, or a keyword for the walk's own counters
+            (``count``, ``page_count``, ``num_pages``, ``page``).
         PaginationError: ``position`` belongs to another style.
 
     ``async for record in iterator`` fetches one page at a time; :meth:`crawl` fetches
@@ -180,13 +197,27 @@ class PagedIterator(APIIterator):
         progress: ProgressCallback | None = None,
         **attrs: Any,
     ) -> None:
+        # The walk keeps these in step with its pages and position: set from outside,
+        # they would skip or repeat records (resume with position= instead).
+        counters = [name for name in ("count", "page_count", "num_pages", "page") if name in attrs]
+        if counters:
+            raise UnexpectedValueError(
+                f"{type(self).__name__}: {', '.join(counters)} cannot be set by keyword: "
+                "the walk keeps them (pass position= to resume a walk)"
+            )
+        if progress is not None and not callable(progress):
+            raise UnexpectedValueError(
+                f"progress must be a callable taking a CrawlProgress, got {type(progress).__name__}"
+            )
         super().__init__(api, **attrs)
         self._check_settings()
         # A copy, read-only: the caller's dict (or a class default) is never shared.
         self.params = MappingProxyType(dict(self.params))
         self._scheme: Scheme = self._scheme_for()
         if position is not None and not isinstance(position, Position):
-            raise UnexpectedValueError(f"position must be a Position, got {position!r}")
+            raise UnexpectedValueError(
+                f"position must be a Position, got {_safe_address(position)!r}"
+            )
         start = self._start() if position is None else self._scheme.check(position)
         self._request: Request | None = None if position and position.done else start
         self._start_position = position or self._scheme.position(start.address, start.skip)
@@ -216,15 +247,18 @@ class PagedIterator(APIIterator):
             "items_key": _is_key_path(self.items_key),
             "total_key": _is_key_path(self.total_key),
             "box": isinstance(self.box, bool),
-            "max_items": self.max_items is None or _is_count(self.max_items, 0),
-            "max_pages": self.max_pages is None or _is_count(self.max_pages, 0),
-            "total": self.total is None or _is_count(self.total, 0),
         }
         self._reject([name for name, ok in checks.items() if not ok])
 
     def _reject(self, names: Sequence[str]) -> None:
         if names:
-            shown = ", ".join(f"{name}={getattr(self, name)!r}" for name in names)
+            # Not the value of params: a query string there may carry a key.
+            shown = ", ".join(
+                f"{name} of type {type(getattr(self, name)).__name__}"
+                if name == "params"
+                else f"{name}={getattr(self, name)!r}"
+                for name in names
+            )
             raise UnexpectedValueError(f"{type(self).__name__}: invalid setting(s) {shown}")
 
     def _scheme_for(self) -> Scheme:
@@ -269,13 +303,13 @@ class PagedIterator(APIIterator):
         """Reduce a parsed page to a :class:`Page` (records, total, next)."""
         if isinstance(document, httpx.Response):
             kind = document.headers.get("content-type") or "no content type"
-            raise PaginationError(f"{target}: the page is not JSON ({kind})")
+            raise PaginationError(f"{safe_url(target)}: the page is not JSON ({kind})")
         records = extract(document, self.items_key)
         if records is None:
             records = ()
         if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
             raise PaginationError(
-                f"{target}: {self.items_key!r} holds {type(records).__name__}, not a list"
+                f"{safe_url(target)}: {self.items_key!r} holds {type(records).__name__}, not a list"
             )
         return Page(
             records=records,
@@ -338,7 +372,8 @@ class PagedIterator(APIIterator):
             if _fingerprint(after) in self._followed:
                 # This page's records are new: hand them out, fail when going further.
                 self._failure = PaginationError(
-                    f"the server sent {after!r} as the next page again: stopping instead of looping"
+                    f"the server sent {_safe_address(after)!r} as the next page again: stopping "
+                    "instead of looping"
                 )
         self.total = total
         self.num_pages += 1
@@ -415,6 +450,12 @@ class PagedIterator(APIIterator):
         if verdict.stop < verdict.usable:  # max_items stopped inside the page
             return scheme.position(current.address, verdict.stop)
         return scheme.position(current.after, 0)
+
+    def _shown_position(self) -> str:
+        """:attr:`position` as messages quote it, a URL without its secrets (the
+        position itself keeps the real URL: it is what a resumed walk requests)."""
+        position = self.position
+        return repr(dataclasses.replace(position, page=_safe_address(position.page)))
 
     def _claim(self) -> None:
         if self._busy:
@@ -650,7 +691,7 @@ class CursorIterator(PagedIterator):
         if cursor is None or cursor == "" or cursor is False:
             return page
         if isinstance(cursor, bool) or not isinstance(cursor, str | int):
-            raise PaginationError(f"{target}: the next cursor is {cursor!r}, not a token")
+            raise PaginationError(f"{safe_url(target)}: the next cursor is {cursor!r}, not a token")
         return Page(page.records, page.total, page.total_pages, str(cursor))
 
 
