@@ -263,6 +263,35 @@ def test_bad_redis_settings_are_named() -> None:
         RedisCoordination("redis://127.0.0.1:1/0", timeout=-1)
 
 
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("notaurl", "no scheme"),
+        ("", "no scheme"),
+        ("http://127.0.0.1:1", "scheme 'http'"),
+        ("redis://:s3cret-pw@/0", "without a host"),
+        ("redis://:s3cret-pw@127.0.0.1:99999/0", "does not parse"),
+        ("unix://", "without a path"),
+    ],
+)
+def test_a_url_that_is_not_a_redis_url_is_refused_at_once(url: str, problem: str) -> None:
+    # coredis takes these and fails (or connects elsewhere) only when the session runs.
+    with pytest.raises(errors.UnexpectedValueError, match=f"url must be .*{problem}") as caught:
+        RedisCoordination(url)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+def test_neither_url_nor_client_and_a_wrong_client_are_named() -> None:
+    with pytest.raises(errors.UnexpectedValueError, match="got neither"):
+        RedisCoordination()
+    with pytest.raises(errors.UnexpectedValueError, match="not both"):
+        RedisCoordination("redis://127.0.0.1:1/0", client=coredis.Redis())
+    with pytest.raises(errors.UnexpectedValueError, match="client must be a coredis"):
+        RedisCoordination(client="notaclient")  # type: ignore[arg-type]
+    for url in ("redis://127.0.0.1:1/0", "rediss://redis.internal", "unix:///tmp/redis.sock"):
+        RedisCoordination(url)
+
+
 def test_four_worker_processes_share_one_quota(redis_server: RedisServer) -> None:
     """Four processes, one fixed window of 30 per second: one quota, learned together."""
     workers, requests, concurrency = 4, 120, 5

@@ -19,6 +19,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from ._coordination import Coordination
 from ._shared_state import CUT_SETTLE, Reservation, SyncReply, SyncRequest
@@ -145,6 +146,34 @@ def sync_arguments(request: SyncRequest, ttl: float) -> list[str]:
     ]
 
 
+def _check_url(url: object) -> None:
+    """Refuse a URL coredis would take and fail on later, or read as another.
+
+    The messages never quote the URL: it may hold the Redis password.
+
+    Raises:
+        UnexpectedValueError: ``url`` is not a ``redis://`` or ``rediss://`` URL with a
+            host, nor a ``unix://`` URL with a path.
+    """
+    if not isinstance(url, str):
+        raise UnexpectedValueError(f"url must be a string, got {type(url).__name__}")
+    expected = "a redis://host:port/db, rediss://host:port/db or unix:///path URL"
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (parsed on access: a bad port raises ValueError)
+    except ValueError:
+        raise UnexpectedValueError(f"url must be {expected}, got one that does not parse") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
+        raise UnexpectedValueError(f"url must be {expected}, got {scheme}")
+    if parts.scheme == "unix" and not parts.path:
+        raise UnexpectedValueError(f"url must be {expected}, got a unix:// URL without a path")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise UnexpectedValueError(
+            f"url must be {expected}, got a {parts.scheme}:// URL without a host"
+        )
+
+
 class RedisCoordination(Coordination):
     """Shares throttling state through Redis: one quota across processes and machines.
 
@@ -156,7 +185,8 @@ class RedisCoordination(Coordination):
 
     Args:
         url: a Redis URL (``redis://[[user]:password@]host:port/db``, ``rediss://`` for
-            TLS).  Give either this or ``client``.
+            TLS, ``unix:///path/to/redis.sock`` for a socket).  Give either this or
+            ``client``.
         client: an existing ``coredis.Redis`` client, already open (``async with``); the
             coordination neither opens nor closes it.
         prefix: prepended to every key (``<prefix>:{<quota key>}``).
@@ -164,10 +194,13 @@ class RedisCoordination(Coordination):
             :class:`~trestfly.Coordination`.
 
     Raises:
+        trestfly.errors.UnexpectedValueError: neither or both of ``url`` and ``client``;
+            ``url`` is not a ``redis://`` or ``rediss://`` URL with a host nor a
+            ``unix://`` URL with a path; ``client`` is not a coredis client.
         trestfly.errors.TrestflyError: coredis is not installed
             (``pip install 'trestfly[redis]'``).
 
-    .. versionadded:: 0.2.0
+    .. versionadded:: 0.1.0
     """
 
     backend_name = "redis"
@@ -191,10 +224,17 @@ class RedisCoordination(Coordination):
             retry_interval=retry_interval,
             key_ttl=key_ttl,
         )
-        if (url is None) == (client is None):
+        if url is None and client is None:
+            raise UnexpectedValueError("RedisCoordination needs url= or client=, got neither")
+        if url is not None and client is not None:
             raise UnexpectedValueError("RedisCoordination needs either url= or client=, not both")
-        if url is not None and not isinstance(url, str):
-            raise UnexpectedValueError(f"url must be a string, got {type(url).__name__}")
+        if url is not None:
+            _check_url(url)
+        # What the coordination calls on it; a wrong object would fail only on entering.
+        if client is not None and not callable(getattr(client, "register_script", None)):
+            raise UnexpectedValueError(
+                f"client must be a coredis.Redis client, got {type(client).__name__}"
+            )
         if not isinstance(prefix, str) or "{" in prefix or "}" in prefix:
             raise UnexpectedValueError(f"prefix must be a string without braces, got {prefix!r}")
         if importlib.util.find_spec("coredis") is None:

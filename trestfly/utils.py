@@ -73,10 +73,16 @@ def dict_merge(master: Mapping[Any, Any], *updates: Mapping[Any, Any]) -> dict[A
     update replaces the one before it.  Every mapping in the result is a new ``dict``;
     leaf values (lists, objects) are shared with the inputs, not copied.
 
+    Raises:
+        UnexpectedValueError: ``master`` or an update is not a mapping.
+
     Differences from RESTfly: the inputs are never mutated (RESTfly updated ``master``).
 
     .. versionadded:: 0.1.0
     """
+    _check_mapping("dict_merge", "master", master)
+    for index, update in enumerate(updates):
+        _check_mapping("dict_merge", f"updates[{index}]", update)
     merged = {key: _copy_mappings(value) for key, value in master.items()}
     for update in updates:
         for key, value in update.items():
@@ -86,6 +92,13 @@ def dict_merge(master: Mapping[Any, Any], *updates: Mapping[Any, Any]) -> dict[A
             else:
                 merged[key] = _copy_mappings(value)
     return merged
+
+
+def _check_mapping(function: str, name: str, value: Any) -> None:
+    if not isinstance(value, Mapping):
+        raise UnexpectedValueError(
+            f"{function}: {name} must be a mapping, got {type(value).__name__}"
+        )
 
 
 def _copy_mappings(value: Any) -> Any:
@@ -99,8 +112,12 @@ def dict_flatten(d: Mapping[Any, Any], parent_key: str = "", sep: str = ".") -> 
 
     An empty nested mapping contributes no key; non-string keys are joined as ``str``.
 
+    Raises:
+        UnexpectedValueError: ``d`` is not a mapping.
+
     .. versionadded:: 0.1.0
     """
+    _check_mapping("dict_flatten", "d", d)
     flat: dict[str, Any] = {}
     for key, value in d.items():
         full_key = f"{parent_key}{sep}{key}" if parent_key else str(key)
@@ -118,8 +135,12 @@ def dict_clean(d: Mapping[Any, Any]) -> dict[Any, Any]:
     left empty by cleaning is dropped (as RESTfly does).  ``None`` items of a list stay:
     ``{"a": 1, "b": {"c": None}, "d": [{"e": None}, None]}`` -> ``{"a": 1, "d": [None]}``.
 
+    Raises:
+        UnexpectedValueError: ``d`` is not a mapping.
+
     .. versionadded:: 0.1.0
     """
+    _check_mapping("dict_clean", "d", d)
     clean: dict[Any, Any] = {}
     for key, value in d.items():
         if isinstance(value, Mapping):
@@ -168,13 +189,22 @@ def trunc(text: str, limit: int, suffix: str | None = "...") -> str:
     ``trunc("this is a test", 6)`` is ``"thi..."``; ``suffix=None`` means no suffix.
 
     Raises:
-        UnexpectedValueError: ``limit`` is shorter than ``suffix`` (on every call).
+        UnexpectedValueError: ``limit`` is shorter than ``suffix`` (on every call);
+            ``text`` or ``suffix`` is not a string, or ``limit`` not an integer.
 
     Differences from RESTfly: text of exactly ``limit`` characters is returned unchanged
     (RESTfly replaced its end with the suffix).
 
     .. versionadded:: 0.1.0
     """
+    if not isinstance(text, str):
+        raise UnexpectedValueError(f"trunc: text must be a string, got {type(text).__name__}")
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise UnexpectedValueError(f"trunc: limit must be an integer, got {type(limit).__name__}")
+    if suffix is not None and not isinstance(suffix, str):
+        raise UnexpectedValueError(
+            f"trunc: suffix must be a string or None, got {type(suffix).__name__}"
+        )
     suffix = suffix or ""
     if limit < len(suffix):
         raise UnexpectedValueError(
@@ -232,14 +262,29 @@ def url_validator(url: str, validate: Iterable[str] | None = ("scheme", "netloc"
     Args:
         url: the URL to check (``"example.com"`` has no scheme or netloc: ``False``).
         validate: part names (``scheme``, ``netloc``, ``path``, ``params``, ``query``,
-            ``fragment``); an unknown name is never satisfied.  ``None`` or empty means
-            the default ``("scheme", "netloc")``, as in RESTfly.
+            ``fragment``); an unknown name is never satisfied.  A single ``str`` is one
+            name.  ``None`` or empty means the default ``("scheme", "netloc")``, as in
+            RESTfly.
+
+    Raises:
+        UnexpectedValueError: ``url`` is not a string, or ``validate`` is not an
+            iterable of names.
 
     Differences from RESTfly: a URL ``urlparse`` refuses (``"http://[::1"``) is
-    ``False`` instead of raising ``ValueError``.
+    ``False`` instead of raising ``ValueError``; a single name needs no list
+    (RESTfly read ``"scheme"`` letter by letter, and raised ``KeyError``).
 
     .. versionadded:: 0.1.0
     """
+    if not isinstance(url, str | bytes):
+        raise UnexpectedValueError(f"url_validator: url must be a string, got {type(url).__name__}")
+    if isinstance(validate, str):
+        validate = (validate,)
+    elif validate is not None and not isinstance(validate, Iterable):
+        raise UnexpectedValueError(
+            "url_validator: validate must be an iterable of part names, got "
+            f"{type(validate).__name__}"
+        )
     names = tuple(validate or ()) or ("scheme", "netloc")
     try:
         parts = urlparse(url)._asdict()
@@ -252,14 +297,22 @@ def _short(value: Any) -> str:
     return trunc(repr(value), 80)
 
 
-def _resolve(name: str, expected: ExpectedType) -> tuple[tuple[type[Any], ...], str | None]:
-    """(types, implied pattern name) of an ``expected_type`` / ``items_type``."""
-    if isinstance(expected, tuple):
-        return expected, None
-    if isinstance(expected, types.UnionType):  # int | str: named part by part in errors
-        return typing.get_args(expected), None
+def _resolve(
+    name: str, expected: ExpectedType, argument: str
+) -> tuple[tuple[type[Any], ...], str | None]:
+    """(types, implied pattern name) of an ``expected_type`` / ``items_type``
+    (``argument`` says which, for an error)."""
     if not isinstance(expected, str):
-        return (expected,), None
+        if isinstance(expected, types.UnionType) or typing.get_origin(expected) is typing.Union:
+            kinds = typing.get_args(expected)  # int | str: named part by part in errors
+        else:
+            kinds = expected if isinstance(expected, tuple) else (expected,)
+        if not all(isinstance(kind, type) for kind in kinds):
+            raise UnexpectedValueError(
+                f"check({name!r}): {argument} {expected!r} is not a type, expected a type, "
+                "a tuple of types, or one of 'uuid', 'scanner-uuid', 'datetime', 'date'"
+            )
+        return kinds, None
     if expected in ("uuid", "scanner-uuid"):
         return (str,), expected
     if expected in _DATE_ALIASES:
@@ -268,6 +321,19 @@ def _resolve(name: str, expected: ExpectedType) -> tuple[tuple[type[Any], ...], 
         f"check({name!r}): expected type {expected!r} is unknown, expected a type, a tuple "
         "of types, or one of 'uuid', 'scanner-uuid', 'datetime', 'date'"
     )
+
+
+def _regex(name: str, what: str, spec: Any) -> re.Pattern[str]:
+    """``spec`` compiled, or the error naming ``what`` (``regex``, or a pattern)."""
+    try:
+        compiled = re.compile(spec)
+    except (re.error, TypeError) as exc:
+        raise UnexpectedValueError(
+            f"check({name!r}): {what} is not a regular expression: {exc}"
+        ) from None
+    if not isinstance(compiled.pattern, str):
+        raise UnexpectedValueError(f"check({name!r}): {what} is a bytes pattern, expected str")
+    return compiled
 
 
 def _is_instance(obj: Any, types: tuple[type[Any], ...]) -> bool:
@@ -345,7 +411,10 @@ def check(
     Raises:
         TypeError: ``obj`` (or an item) is not, and cannot be converted to, the type.
         UnexpectedValueError: a value outside ``choices`` or not matching a pattern; an
-            unknown ``pattern``, ``case`` or type name (even when ``obj`` is ``None``).
+            unknown ``pattern``, ``case`` or type name, an ``expected_type`` or
+            ``items_type`` that is no type, a ``regex`` (or pattern) that does not
+            compile, ``choices`` that are not iterable, a ``pattern_map`` that is not a
+            mapping (all even when ``obj`` is ``None``).
         RequiredParameterError: ``obj`` is ``None`` and ``allow_none`` is ``False``.
 
     Differences from RESTfly: explicit keyword-only keywords (a misspelt one is a
@@ -360,8 +429,18 @@ def check(
 
     .. versionadded:: 0.1.0
     """
-    types, implied = _resolve(name, expected_type)
-    item_types, item_implied = _resolve(name, items_type) if items_type else ((), None)
+    types, implied = _resolve(name, expected_type, "expected_type")
+    item_types, item_implied = (
+        _resolve(name, items_type, "items_type") if items_type else ((), None)
+    )
+    if pattern_map is not None and not isinstance(pattern_map, Mapping):
+        raise UnexpectedValueError(
+            f"check({name!r}): pattern_map must be a mapping, got {type(pattern_map).__name__}"
+        )
+    if choices is not None and not isinstance(choices, Iterable):
+        raise UnexpectedValueError(
+            f"check({name!r}): choices must be an iterable, got {type(choices).__name__}"
+        )
     known = {**PATTERNS, **(pattern_map or {})}
     matchers: list[tuple[str, PatternSpec]] = []
     for pattern_name in dict.fromkeys(p for p in (implied, item_implied, pattern) if p):
@@ -370,9 +449,13 @@ def check(
                 f"check({name!r}): pattern {pattern_name!r} is unknown, expected one of "
                 f"{', '.join(sorted(known))}"
             )
-        matchers.append((repr(pattern_name), known[pattern_name]))
+        spec = known[pattern_name]
+        if not callable(spec):
+            spec = _regex(name, f"pattern {pattern_name!r}", spec)
+        matchers.append((repr(pattern_name), spec))
     if regex is not None:
-        matchers.append((repr(regex if isinstance(regex, str) else regex.pattern), regex))
+        compiled = _regex(name, f"regex {regex!r}", regex)
+        matchers.append((repr(compiled.pattern), compiled))
     allowed = None if choices is None else list(choices)
     if case is not None:
         obj, default = force_case(obj, case), force_case(default, case)
