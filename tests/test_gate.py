@@ -475,3 +475,21 @@ async def test_a_call_in_a_cancelled_scope_raises_cancelled(
                 scope.cancel()
                 await api.get("x")
             assert scope.cancelled_caught
+
+
+async def test_a_call_cancelled_as_its_retryable_answer_arrives_raises_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Not "no time left for a retry": the scope was cancelled, not out of time."""
+    scope = trio.CancelScope()
+
+    def cancel_then_503(request: httpx.Request) -> httpx.Response:
+        scope.cancel()  # lands after the send, before the caller checkpoints again
+        return httpx.Response(503)
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=cancel_then_503)
+        async with TrioAPISession(url=URL, retries=5) as api:
+            with scope:
+                await api.get("x")
+    assert scope.cancelled_caught

@@ -3,6 +3,7 @@
 import math
 from types import MappingProxyType
 
+import httpx
 import pytest
 
 from trestfly._options import CallOptions, resolve
@@ -76,6 +77,22 @@ def test_single_status_code_is_accepted() -> None:
         ({"deadline": "5"}, "deadline"),
         ({"redact_fields": "password"}, "redact_fields"),
         ({"box_attrs": [1]}, "box_attrs"),
+        ({"retry_on": [[500]]}, "retry_on must hold HTTP status codes"),
+        ({"redact_fields": b"session"}, "redact_fields must be a collection"),
+        ({"redact_fields": [b"session"]}, "redact_fields must hold key names"),
+        ({"box": "false"}, "box must be True or False"),
+        ({"conv_json": "no"}, "conv_json must be True or False"),
+        ({"use_base": "no"}, "use_base must be True or False"),
+        ({"follow_redirects": "no"}, "follow_redirects must be True or False"),
+        ({"follow_redirects": None}, "follow_redirects must be True or False"),
+        ({"timeout": -1}, "timeout must be a positive number"),
+        ({"timeout": 0}, "timeout must be a positive number"),
+        ({"timeout": "5"}, "timeout must be a positive number"),
+        ({"timeout": httpx.Timeout(5, pool=-1)}, "timeout's pool"),
+        ({"auth": 5}, "auth must be .* got a int"),
+        ({"auth": ("user",)}, "auth must be .* got a tuple of 1 items"),
+        ({"auth": ("user", "password", "extra")}, "got a tuple of 3 items"),
+        ({"auth": ("user", 5)}, r"auth must be a \(username, password\) tuple of strings"),
     ],
 )
 def test_bad_options_are_typed_errors_naming_the_problem(
@@ -83,3 +100,17 @@ def test_bad_options_are_typed_errors_naming_the_problem(
 ) -> None:
     with pytest.raises(UnexpectedValueError, match=needle):
         resolve(DEFAULTS, kwargs)
+
+
+def test_request_arguments_are_checked_by_kind_not_by_truth() -> None:
+    # What httpx takes passes through untouched...
+    for kwargs in (
+        {"auth": ("user", "password"), "timeout": 5, "follow_redirects": False},
+        {"auth": httpx.BasicAuth("user", "password"), "timeout": httpx.Timeout(5, pool=None)},
+        {"auth": lambda request: request, "timeout": None},
+        {"auth": None, "timeout": httpx.USE_CLIENT_DEFAULT},
+    ):
+        assert resolve(DEFAULTS, kwargs)[1] == kwargs
+    # ... but "false" is no switch: bool() would take it as True.
+    with pytest.raises(UnexpectedValueError, match="follow_redirects"):
+        resolve(DEFAULTS, {"follow_redirects": "false"})

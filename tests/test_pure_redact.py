@@ -10,11 +10,10 @@ from trestfly._redact import describe_attempt, is_restricted, to_log_text
 from trestfly._safe_url import safe_url
 
 
-def describe(request_kwargs: dict[str, Any], path: str = "users", **kw: Any) -> dict[str, Any]:
+def describe(request_kwargs: dict[str, Any], **kw: Any) -> dict[str, Any]:
     arguments: dict[str, Any] = {
         "method": "POST",
         "url": "http://h/users",
-        "path": path,
         "attempt": 1,
         "request_kwargs": request_kwargs,
         "restricted_paths": frozenset({"login", "v1/token"}),

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trestfly._urls import build_url, is_absolute, join_path
+from trestfly._urls import build_url, check_base_path, check_url, is_absolute, join_path
 from trestfly.errors import UnexpectedValueError
 
 
@@ -42,3 +42,46 @@ def test_join_path_skips_empty_parts() -> None:
     assert join_path("", "a", "", "b") == "a/b"
     assert join_path("/users", "1") == "/users/1"
     assert join_path() == ""
+
+
+@pytest.mark.parametrize(
+    ("url", "needle"),
+    [
+        (5, "url must be a string"),
+        ("api.example.com", "http:// or https:// URL with a host"),
+        ("localhost:8080", "http:// or https:// URL with a host"),
+        ("ftp://api.example.com", "http:// or https:// URL with a host"),
+        ("http://", "http:// or https:// URL with a host"),
+        (" https://api.example.com", "http:// or https:// URL with a host"),
+        ("https://api.example.com\n", r"not a valid URL \(Invalid non-printable"),
+        ("http://[::1", r"not a valid URL \(Invalid port\)"),
+        # Paths are joined after the URL: a query or fragment would swallow them.
+        ("https://api.example.com/?tenant=7", "query string or a fragment"),
+        ("https://api.example.com?", "query string or a fragment"),
+        ("https://api.example.com/#v1", "query string or a fragment"),
+    ],
+)
+def test_a_session_url_paths_cannot_be_joined_to_is_refused(url: object, needle: str) -> None:
+    with pytest.raises(UnexpectedValueError, match=needle):
+        check_url(url)
+
+
+def test_good_session_urls_pass_and_refusals_hide_url_secrets() -> None:
+    for url in (None, "", "HTTPS://API.example.com", "http://user:pw@127.0.0.1:8080/root/"):
+        check_url(url)
+    for url in (
+        "https://user:S3CRET@h/?token=S3CRET",
+        "user:S3CRET@api.example.com",  # no scheme
+        "https://user:S3CRET",  # no host: httpx takes the password for a port
+    ):
+        with pytest.raises(UnexpectedValueError, match="url") as caught:
+            check_url(url)
+        assert caught.value.__context__ is None
+        assert "S3CRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize("base_path", [5, ["v1"], b"v1", "v1?tenant=7", "v1#x"])
+def test_a_base_path_paths_cannot_be_joined_to_is_refused(base_path: object) -> None:
+    with pytest.raises(UnexpectedValueError, match="base_path"):
+        check_base_path(base_path)
+    assert check_base_path("/v1/") == "/v1/"

@@ -400,9 +400,21 @@ async def test_exhausted_timeouts_raise_the_timeout_error(
 
 
 async def test_unsupported_protocol_is_never_retried() -> None:
-    async with API(url="ftp://h") as api:
-        with pytest.raises(errors.UnexpectedValueError, match="ftp://h/v1/x"):
+    # url= is checked when the session is built: a redirect is how ftp:// reaches httpx.
+    sent: list[httpx.Request] = []
+
+    def redirect(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        if request.url.scheme == "ftp":  # as httpx's own transports refuse it
+            raise httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'.")
+        return httpx.Response(302, headers={"Location": "ftp://h/file"})
+
+    async with API(transport=httpx.MockTransport(redirect), retries=3) as api:
+        with pytest.raises(
+            errors.UnexpectedValueError, match=r"GET http://api\.test/v1/x: .*ftp://"
+        ):
             await api.get("x")
+    assert [str(request.url) for request in sent] == ["http://api.test/v1/x", "ftp://h/file"]
 
 
 # ---------------------------------------------------------------------- hooks
@@ -714,11 +726,63 @@ async def test_retry_on_is_per_session_not_per_class(
         ({"rate_limit": "5"}, "rate_limit must be a number"),
         ({"burst": 2.5}, "burst must be an integer"),
         ({"adaptive": "no"}, "adaptive must be True or False"),
+        ({"box": "false"}, "box must be True or False"),
+        ({"conv_json": "no"}, "conv_json must be True or False"),
+        ({"error_on_unexpected_input": "no"}, "error_on_unexpected_input must be True"),
+        ({"http2": "no"}, "http2 must be True or False"),
+        ({"follow_redirects": "no"}, "follow_redirects must be True or False"),
+        ({"url": "api.example.com"}, "url must be an http:// or https:// URL"),
+        ({"url": "ftp://api.example.com"}, "url must be an http:// or https:// URL"),
+        ({"url": "http://[::1"}, "url is not a valid URL"),
+        ({"url": "https://api.example.com/?tenant=7"}, "url cannot have a query string"),
+        ({"base_path": 5}, "base_path must be a string"),
+        ({"base_path": ["v1"]}, "base_path must be a string"),
+        ({"ssl_verify": 123}, "ssl_verify must be True, False"),
+        ({"ssl_verify": [1]}, "ssl_verify must be True, False"),
+        ({"ssl_verify": "false"}, "ssl_verify 'false' names no CA bundle.*pass False"),
+        ({"ssl_verify": "/nonexistent/ca.pem"}, "ssl_verify '/nonexistent/ca.pem' names no"),
+        ({"cert": "/nonexistent/client.pem"}, "cert's certificate file '/nonexistent/client"),
+        ({"cert": 123}, "cert must be a certificate file path"),
+        ({"cert": ("client.pem",)}, "cert must be .* got a tuple of 1 items"),
+        ({"cert": ()}, "cert must be .* got a tuple of 0 items"),
+        ({"timeout": httpx.Timeout(-1)}, "timeout's connect must be a positive number"),
+        ({"timeout": httpx.Timeout(5, read=float("nan"))}, "timeout's read"),
+        ({"session": "x"}, "session must be an httpx.AsyncClient"),
+        ({"session": httpx.Client()}, "session must be an httpx.AsyncClient"),
+        ({"transport": "x"}, "transport must be an httpx.AsyncBaseTransport"),
+        ({"retry_on": [[429]]}, "retry_on must hold HTTP status codes"),
+        ({"error_map": {200: errors.NotFoundError}}, "error_map cannot map the success 200"),
     ],
 )
 def test_bad_constructor_values_are_typed_errors(kwargs: dict[str, Any], needle: str) -> None:
     with pytest.raises(errors.UnexpectedValueError, match=needle):
         API(**kwargs)
+
+
+def test_tls_files_that_exist_and_3xx_error_map_entries_are_kept(tmp_path: Path) -> None:
+    pem = tmp_path / "client.pem"
+    pem.write_text("checked on entering")
+    api = API(ssl_verify=str(tmp_path), cert=(str(pem), str(pem), "password"))
+    assert api._cert == (str(pem), str(pem), "password")
+    # A 3xx raises when redirects are not followed, so it may be mapped.
+    assert API(error_map={304: errors.APIError})._status_errors[304] is errors.APIError
+    with pytest.raises(errors.UnexpectedValueError, match="cert's key file"):
+        API(cert=(str(pem), str(tmp_path / "missing.key")))
+
+
+async def test_tls_files_that_do_not_load_are_named_never_quoted(tmp_path: Path) -> None:
+    garbage = tmp_path / "garbage.pem"
+    garbage.write_text("FILE_CONTENT_S3CRET, not PEM")
+    for kwargs, needle in (
+        ({"ssl_verify": str(garbage)}, "ssl_verify: cannot load the CA bundle"),
+        ({"cert": str(garbage)}, "cert: cannot load the client certificate"),
+        ({"cert": (str(garbage), str(garbage), "PASSWORD_S3CRET")}, "cert: cannot load"),
+    ):
+        with pytest.raises(errors.UnexpectedValueError, match=needle) as caught:
+            async with API(**kwargs):
+                pass  # pragma: no cover
+        assert str(garbage) in str(caught.value)
+        assert "S3CRET" not in "".join(chain_texts(caught.value))
 
 
 def test_a_single_status_in_retry_on_is_one_status() -> None:
@@ -780,6 +844,23 @@ async def test_endpoint_joins_paths_and_inherits_options() -> None:
             assert (await users._get())[0].id == 1
             plain = await users._post("1/keys/", box=False)
             assert isinstance(plain, httpx.Response)
+
+
+async def test_endpoint_paths_and_switches_of_the_wrong_kind_are_named() -> None:
+    class NumberedPath(APIEndpoint):
+        _path = 5  # type: ignore[assignment]
+
+    class TextBox(APIEndpoint):
+        _path = "users"
+        _box = "no"  # type: ignore[assignment]
+
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="path must be a string"):
+            await Users(api)._get(5)  # type: ignore[arg-type]
+        with pytest.raises(errors.UnexpectedValueError, match=r"NumberedPath\._path must be"):
+            await NumberedPath(api)._get()
+        with pytest.raises(errors.UnexpectedValueError, match=r"TextBox\._box must be True"):
+            await TextBox(api)._get()
 
 
 async def test_endpoint_without_path_needs_one() -> None:
@@ -985,3 +1066,115 @@ async def test_a_session_builds_its_client_with_proxy_objects() -> None:
     ):
         async with API(proxies=proxies) as api:
             assert api._session is not None
+
+
+def chain_texts(exc: BaseException) -> list[str]:
+    """The str, repr and args of an exception and of everything in its cause/context
+    chain: what a traceback, an error tracker or ``logger.exception`` can show."""
+    texts: list[str] = []
+    seen: set[int] = set()
+    pending: list[BaseException | None] = [exc]
+    while pending:
+        current = pending.pop()
+        if current is None or id(current) in seen:
+            continue
+        seen.add(id(current))
+        texts += [str(current), repr(current), repr(current.args)]
+        if isinstance(current, UnicodeError):
+            texts.append(repr(getattr(current, "object", "")))
+        pending += [current.__cause__, current.__context__]
+    return texts
+
+
+async def test_a_secret_header_value_is_not_in_the_errors_context() -> None:
+    # `raise ... from None` hides the original from tracebacks but keeps it as
+    # __context__, where error trackers and debuggers still find it.
+    async with API(transport=HeaderRefusingTransport()) as api:
+        with pytest.raises(errors.UnexpectedValueError) as refused:
+            await api.get("x")
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.UnexpectedValueError) as unencodable:
+            await api.get("x", headers={"X-ApiKeys": "secretKey=sk_\u20ac_SECRET"})
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    async with API(session=client) as api:  # its User-Agent is merged per request
+        with pytest.raises(errors.UnexpectedValueError) as merged:
+            await api.get("x", headers={"Authorization": "Bearer sk_\u00e9_SECRET"})
+    await client.aclose()
+    for caught in (refused, unencodable, merged):
+        assert "not valid HTTP" in str(caught.value)
+        assert caught.value.__context__ is None and caught.value.__cause__ is None
+        assert not any("SECRET" in text for text in chain_texts(caught.value))
+
+
+class BuggyTransport(httpx.AsyncBaseTransport):
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/buggy":
+            raise TypeError("a bug in the transport")
+        return httpx.Response(200)
+
+
+class BuggyAuth(httpx.Auth):
+    def auth_flow(self, request: httpx.Request) -> Any:
+        raise ValueError("a bug in the auth flow")
+        yield request  # pragma: no cover
+
+
+@pytest.mark.filterwarnings("ignore:Setting per-request cookies")
+@pytest.mark.parametrize(
+    ("kwargs", "needle"),
+    [
+        ({"params": 5}, r"GET http://api.test/v1/x: params= cannot be sent \(AttributeError"),
+        ({"headers": 5}, r"GET http://api.test/v1/x: headers= cannot be sent \(TypeError"),
+        ({"headers": {"X-A": 5}}, "headers= cannot be sent"),
+        ({"headers": {1: "a"}}, "headers= cannot be sent"),
+        ({"cookies": 5}, "cookies= cannot be sent"),
+        ({"extensions": 5}, "extensions= cannot be sent"),
+        ({"json": object()}, "json= cannot be sent .*not JSON serializable"),
+        ({"auth": 5}, "auth must be a .* got a int"),
+        ({"auth": ("user",)}, "auth must be a .* got a tuple of 1 items"),
+        ({"timeout": -1}, "timeout must be a positive number"),
+        ({"timeout": "5"}, "timeout must be a positive number"),
+        ({"follow_redirects": "no"}, "follow_redirects must be True or False"),
+    ],
+)
+async def test_request_arguments_of_the_wrong_kind_are_named(
+    kwargs: dict[str, Any], needle: str
+) -> None:
+    async with API(transport=BuggyTransport()) as api:
+        with pytest.raises(errors.UnexpectedValueError, match=needle):
+            await api.get("x", **kwargs)
+        # What the transport or an auth flow raises is theirs, not the caller's input.
+        with pytest.raises(TypeError, match="a bug in the transport") as transport_bug:
+            await api.get("buggy", params={"a": 1})
+        with pytest.raises(ValueError, match="a bug in the auth flow") as auth_bug:
+            await api.get("x", auth=BuggyAuth())
+    assert not isinstance(transport_bug.value, errors.TrestflyError)
+    assert not isinstance(auth_bug.value, errors.TrestflyError)
+
+
+async def test_a_wrong_auth_or_header_is_never_quoted() -> None:
+    client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    async with API(session=client) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="auth must be") as auth:
+            await api.get("x", auth="user:PASSWORD_SECRET")
+        with pytest.raises(errors.UnexpectedValueError, match="headers= cannot be sent") as bad:
+            await api.get("x", headers="Authorization: Bearer SECRET")
+    await client.aclose()
+    for caught in (auth, bad):
+        assert not any("SECRET" in text for text in chain_texts(caught.value))
+
+
+@pytest.mark.parametrize("path", [None, 5, b"users", ["users"]])
+async def test_a_path_that_is_not_a_string_is_named(path: Any) -> None:
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="path must be a string"):
+            await api.get(path)
+
+
+async def test_an_absolute_path_httpx_cannot_parse_is_named() -> None:
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="path is not a valid URL"):
+            await api.get("http://[::1")
+        with pytest.raises(errors.UnexpectedValueError, match="path is not a valid URL") as port:
+            await api.get("https://user:S3CRET")  # no host: the password parses as a port
+    assert not any("S3CRET" in text for text in chain_texts(port.value))

@@ -31,6 +31,14 @@ def check_number(name: str, value: Any, *, minimum: float, integer: bool = False
     return value
 
 
+def check_bool(name: str, value: Any) -> bool:
+    """``True`` or ``False`` itself: ``bool("false")`` is true, so no other value is
+    taken as a switch."""
+    if not isinstance(value, bool):
+        raise errors.UnexpectedValueError(f"{name} must be True or False, got {value!r}")
+    return value
+
+
 def check_instance(name: str, value: Any, kind: type[T]) -> T:
     """``value`` itself, when it is a ``kind``."""
     if not isinstance(value, kind):
@@ -71,6 +79,12 @@ def check_error_map(name: str, value: Any) -> dict[int, type[errors.APIError]]:
         if isinstance(status, bool) or not isinstance(status, int) or not 100 <= status <= 599:
             raise errors.UnexpectedValueError(
                 f"{name} keys must be HTTP status codes (integers 100-599), got {status!r}"
+            )
+        if 200 <= status < 300:
+            # A 2xx is returned before the map is looked at: the entry would never apply.
+            # (A 3xx is not: it raises when redirects are not followed.)
+            raise errors.UnexpectedValueError(
+                f"{name} cannot map the success {status}: a 2xx answer is returned, never raised"
             )
         if not (isinstance(cls, type) and issubclass(cls, errors.APIError)):
             raise errors.UnexpectedValueError(

@@ -54,18 +54,83 @@ def user_agent(*, vendor: str, product: str, build: str, lib_name: str, lib_vers
     )
 
 
+def check_verify(verify: object) -> None:
+    """Raise UnexpectedValueError unless ``verify`` is a bool, an SSLContext, or the path
+    of a CA bundle file or directory that exists (it is loaded on entering the session,
+    far from the setting)."""
+    if isinstance(verify, bool | ssl.SSLContext):
+        return
+    if not isinstance(verify, str):
+        # Anything else used to be taken by its truth, silently: 123 verified, [] did not.
+        raise UnexpectedValueError(
+            "ssl_verify must be True, False, a CA bundle path (str) or an ssl.SSLContext, "
+            f"got a {type(verify).__name__}"
+        )
+    if not os.path.exists(verify):
+        hint = (
+            " (to turn verification off, pass False, not a string)"
+            if verify.strip().lower() in ("false", "no", "off", "0", "true", "yes", "on", "1")
+            else ""
+        )
+        raise UnexpectedValueError(
+            f"ssl_verify {verify!r} names no CA bundle file or directory{hint}"
+        )
+
+
+def check_cert(cert: object) -> None:
+    """Raise UnexpectedValueError unless ``cert`` is None, a certificate file, or a
+    ``(cert, key)`` / ``(cert, key, password)`` tuple whose files exist.  Messages name
+    the files and kinds, never the password."""
+    if cert is None:
+        return
+    if isinstance(cert, str):
+        certfile, keyfile = cert, None  # the key is in the certificate file
+    elif isinstance(cert, tuple) and len(cert) in (2, 3):
+        certfile, keyfile = cert[0], cert[1]
+        if len(cert) == 3 and not isinstance(cert[2], str | bytes):
+            raise UnexpectedValueError(
+                f"cert's password must be a str or bytes, got a {type(cert[2]).__name__}"
+            )
+    else:
+        kind = f"tuple of {len(cert)} items" if isinstance(cert, tuple) else type(cert).__name__
+        raise UnexpectedValueError(
+            "cert must be a certificate file path, or a (cert, key) or (cert, key, password) "
+            f"tuple, got a {kind}"
+        )
+    for what, path in (("certificate", certfile), ("key", keyfile)):
+        if what == "key" and path is None:
+            continue
+        if not isinstance(path, str):
+            raise UnexpectedValueError(
+                f"cert's {what} file must be a path (str), got a {type(path).__name__}"
+            )
+        if not os.path.isfile(path):
+            raise UnexpectedValueError(f"cert's {what} file {path!r} does not exist")
+
+
 def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLContext:
-    """What to pass as httpx's ``verify=``: a bool when it suffices, else an SSLContext."""
+    """What to pass as httpx's ``verify=``: a bool when it suffices, else an SSLContext.
+
+    Raises:
+        UnexpectedValueError: the certificate or its key cannot be loaded (not PEM, a
+            wrong password); the message names the file, never its contents.
+    """
     if isinstance(verify, bool) and cert is None:
         return verify
     context = trust_context(verify)
     if cert is not None:
-        if isinstance(cert, str):
-            context.load_cert_chain(cert)
-        elif len(cert) == 2:
-            context.load_cert_chain(cert[0], cert[1])
-        else:
-            context.load_cert_chain(cert[0], cert[1], cert[2])
+        try:
+            if isinstance(cert, str):
+                context.load_cert_chain(cert)
+            elif len(cert) == 2:
+                context.load_cert_chain(cert[0], cert[1])
+            else:
+                context.load_cert_chain(cert[0], cert[1], cert[2])
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            certfile = cert if isinstance(cert, str) else cert[0]
+            raise UnexpectedValueError(
+                f"cert: cannot load the client certificate {certfile!r} or its key: {exc}"
+            ) from exc
     return context
 
 
@@ -75,10 +140,15 @@ def trust_context(verify: VerifyTypes) -> ssl.SSLContext:
         context = verify
     elif isinstance(verify, str):
         # A CA bundle file or, as requests and httpx also take, a directory of them.
-        if os.path.isdir(verify):
-            context = ssl.create_default_context(capath=verify)
-        else:
-            context = ssl.create_default_context(cafile=verify)
+        try:
+            if os.path.isdir(verify):
+                context = ssl.create_default_context(capath=verify)
+            else:
+                context = ssl.create_default_context(cafile=verify)
+        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+            raise UnexpectedValueError(
+                f"ssl_verify: cannot load the CA bundle {verify!r}: {exc}"
+            ) from exc
     elif verify:
         # The trust store httpx itself uses, SSL_CERT_FILE / SSL_CERT_DIR honoured: adding
         # a client certificate must not drop an internal CA the environment names.
@@ -92,19 +162,35 @@ def trust_context(verify: VerifyTypes) -> ssl.SSLContext:
 
 def timeout_setting(timeout: TimeoutTypes) -> httpx.Timeout:
     """Seconds without progress on connect, read, write and pool; a Timeout passes through."""
-    if isinstance(timeout, httpx.Timeout):
-        return timeout
-    if timeout is not None and (
-        isinstance(timeout, bool)
-        or not isinstance(timeout, int | float)
-        or not math.isfinite(timeout)
-        or timeout <= 0
-    ):
+    check_timeout(timeout)
+    return timeout if isinstance(timeout, httpx.Timeout) else httpx.Timeout(timeout)
+
+
+def check_timeout(timeout: object) -> None:
+    """Raise UnexpectedValueError unless ``timeout`` is a positive number of seconds,
+    None, or an httpx.Timeout of those: httpx takes anything, and fails inside the
+    transport, with a bare error, on a negative or NaN one."""
+    if timeout is None or _positive_seconds(timeout):
+        return
+    if not isinstance(timeout, httpx.Timeout):
         raise UnexpectedValueError(
             "timeout must be a positive number of seconds, an httpx.Timeout or None, "
             f"got {timeout!r}"
         )
-    return httpx.Timeout(timeout)
+    for field, seconds in timeout.as_dict().items():
+        if seconds is not None and not _positive_seconds(seconds):
+            raise UnexpectedValueError(
+                f"timeout's {field} must be a positive number of seconds or None, got {seconds!r}"
+            )
+
+
+def _positive_seconds(value: object) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value > 0
+    )
 
 
 #: Proxy URL schemes httpx's transports accept.

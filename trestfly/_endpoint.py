@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from ._urls import is_absolute, join_path
-from .errors import RequiredParameterError
+from .errors import RequiredParameterError, UnexpectedValueError
 
 if TYPE_CHECKING:
     from ._session import TrioAPISession
@@ -49,11 +49,19 @@ class APIEndpoint:
         self._api = api
 
     def _endpoint_path(self, path: str | None) -> str:
+        if path is not None and not isinstance(path, str):
+            raise UnexpectedValueError(
+                f"path must be a string (e.g. 'users/1'), got a {type(path).__name__}"
+            )
         if path is not None and is_absolute(path):
             return path
         if self._path is None and path is None:
             raise RequiredParameterError(
                 f"{type(self).__name__} has no _path and the call gave no path"
+            )
+        if self._path is not None and not isinstance(self._path, str):
+            raise UnexpectedValueError(
+                f"{type(self).__name__}._path must be a string, got a {type(self._path).__name__}"
             )
         return join_path(*(part for part in (self._path, path) if part is not None))
 
@@ -80,6 +88,12 @@ class APIEndpoint:
             ("conv_json", self._conv_json),
         ):
             if value is not None:
+                if option != "box_attrs" and not isinstance(value, bool):
+                    # Named here: the call's own box= would otherwise take the blame.
+                    raise UnexpectedValueError(
+                        f"{type(self).__name__}._{option} must be True, False or None, "
+                        f"got {value!r}"
+                    )
                 kwargs.setdefault(option, value)
         return await self._api._request(method, self._endpoint_path(path), **kwargs)
 

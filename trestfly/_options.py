@@ -13,8 +13,11 @@ from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
+import httpx
 from box.converters import BOX_PARAMETERS  # python-box's own list of its options
 
+from ._arguments import check_bool
+from ._client import check_timeout
 from .errors import UnexpectedValueError
 
 #: Keywords of ``httpx.AsyncClient.request`` that a call may pass through.
@@ -68,10 +71,14 @@ def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:
         value = (value,)
     if not isinstance(value, Collection) or isinstance(value, str | bytes):
         raise UnexpectedValueError(f"{name} must be a collection of status codes, got {value!r}")
-    codes = frozenset(value)
-    bad = [code for code in codes if not isinstance(code, int) or isinstance(code, bool)]
-    if bad or any(not 100 <= code <= 599 for code in codes):
+    # Checked before the set is built: an unhashable item ([429] in a list) would
+    # otherwise fail in frozenset() with a bare TypeError.
+    if any(
+        not isinstance(code, int) or isinstance(code, bool) or not 100 <= code <= 599
+        for code in value
+    ):
         raise UnexpectedValueError(f"{name} must hold HTTP status codes (100-599), got {value!r}")
+    codes = frozenset(value)
     successes = sorted(code for code in codes if 200 <= code < 300)
     if successes:
         # A 2xx is returned before retry_on is looked at: listing one would do nothing.
@@ -111,11 +118,51 @@ def _deadline(value: Any) -> float | None:
 
 
 def _field_names(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str) or not isinstance(value, Collection):
+    # A single name (str or bytes) would be iterated as characters or integers, and a
+    # bytes name never matches a key: either way nothing would be redacted.
+    if isinstance(value, str | bytes) or not isinstance(value, Collection):
         raise UnexpectedValueError(
             f"redact_fields must be a collection of key names, got {value!r}"
         )
-    return tuple(str(item) for item in value)
+    names = tuple(value)
+    for name in names:
+        if not isinstance(name, str):
+            raise UnexpectedValueError(f"redact_fields must hold key names (str), got {name!r}")
+    return names
+
+
+def _check_request_argument(key: str, value: Any) -> None:
+    """Refuse what httpx would misread (``follow_redirects="no"`` is true) or fail on
+    only while sending, as a bare error from inside the transport (``timeout=-1``,
+    ``auth=("user",)``).  The other request arguments fail while httpx builds the
+    request, which the session reports."""
+    if key == "follow_redirects":
+        check_bool(key, value)
+    elif key == "timeout":
+        if value is not httpx.USE_CLIENT_DEFAULT:
+            check_timeout(value)
+    elif not (
+        (
+            isinstance(value, tuple)
+            and len(value) == 2
+            and isinstance(value[0], str | bytes)
+            and isinstance(value[1], str | bytes)
+        )
+        or value is None
+        or value is httpx.USE_CLIENT_DEFAULT
+        or isinstance(value, httpx.Auth)
+        or callable(value)
+    ):
+        # Only the kind is named: a wrong auth is often the credential itself.
+        kind = f"tuple of {len(value)} items" if isinstance(value, tuple) else type(value).__name__
+        raise UnexpectedValueError(
+            "auth must be a (username, password) tuple of strings, an httpx.Auth or a "
+            f"callable, got a {kind}"
+        )
+
+
+#: The request arguments checked per call (see _check_request_argument).
+_CHECKED_REQUEST_ARGS: frozenset[str] = frozenset({"auth", "follow_redirects", "timeout"})
 
 
 def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptions, dict[str, Any]]:
@@ -129,6 +176,8 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
     changes: dict[str, Any] = {}
     for key, value in kwargs.items():
         if key in HTTPX_REQUEST_ARGS:
+            if key in _CHECKED_REQUEST_ARGS:
+                _check_request_argument(key, value)
             request_kwargs[key] = value
         elif key not in TRESTFLY_OPTIONS:
             raise UnexpectedValueError(
@@ -149,6 +198,6 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
         elif key == "redact_value":
             changes["redact_value"] = str(value)
         else:  # box, conv_json, use_base
-            changes[key] = bool(value)
+            changes[key] = check_bool(key, value)
     options = replace(defaults, **changes) if changes else defaults
     return options, request_kwargs

@@ -134,7 +134,6 @@ def describe_attempt(
     *,
     method: str,
     url: str,
-    path: str,
     attempt: int,
     request_kwargs: Mapping[str, Any],
     restricted_paths: Collection[str],

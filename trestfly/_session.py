@@ -25,7 +25,13 @@ import trio
 
 from . import errors
 from ._admission import Admitted, GateClosed, OriginGate, take_slot
-from ._arguments import check_error_map, check_instance, check_number, check_restricted_paths
+from ._arguments import (
+    check_bool,
+    check_error_map,
+    check_instance,
+    check_number,
+    check_restricted_paths,
+)
 from ._budget import BudgetSettings, RetryBudget
 from ._client import (
     CertTypes,
@@ -33,7 +39,9 @@ from ._client import (
     TimeoutTypes,
     VerifyTypes,
     build_transports,
+    check_cert,
     check_proxies,
+    check_verify,
     ssl_setting,
     timeout_setting,
     user_agent,
@@ -62,7 +70,7 @@ from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, is_throttle
-from ._urls import build_url, is_absolute
+from ._urls import build_url, check_base_path, check_url, is_absolute, parse_url
 from ._version import __version__
 
 T = TypeVar("T")
@@ -73,13 +81,17 @@ retry_log = logging.getLogger("trestfly.retry")
 
 _UNSET: Any = object()
 
+#: What httpx raises while building a request from arguments of the wrong kind
+#: (``params=5``, ``headers={"a": 1}``, ``json=object()``).
+_BUILD_ERRORS = (TypeError, ValueError, AttributeError, IndexError)
+
 
 def _environment_proxies() -> bool:
     """Whether HTTP_PROXY / HTTPS_PROXY / ALL_PROXY are set (NO_PROXY alone is not)."""
     return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
 
 
-def _origin(url: str) -> str:
+def _origin(url: str | httpx.URL) -> str:
     parsed = httpx.URL(url)
     port = f":{parsed.port}" if parsed.port is not None else ""  # None: the default port
     return f"{parsed.scheme}://{parsed.host}{port}"
@@ -107,7 +119,8 @@ class TrioAPISession:
     .. versionadded:: 0.1.0
     """
 
-    #: The API's root URL, e.g. ``"https://api.example.com"``.
+    #: The API's root URL, e.g. ``"https://api.example.com"``: http or https, with a host
+    #: and neither a query string nor a fragment (the paths are joined after it).
     _url: str | None = None
     #: A path prefix joined after ``_url`` for every request unless ``use_base=False``.
     _base_path: str = ""
@@ -219,7 +232,8 @@ class TrioAPISession:
         # Everything is copied into the instance: no two sessions (or subclasses) ever
         # share a mutable default, and nothing here mutates a class.
         self._url: str | None = pick(url, cls._url)
-        self._base_path: str = pick(base_path, cls._base_path)
+        check_url(self._url)
+        self._base_path: str = check_base_path(pick(base_path, cls._base_path))
         self._retries: int = check_number(
             "retries", pick(retries, cls._retries), minimum=0, integer=True
         )
@@ -227,11 +241,13 @@ class TrioAPISession:
         self._max_backoff: float = check_number(
             "max_backoff", pick(max_backoff, cls._max_backoff), minimum=0
         )
-        self._box: bool = bool(pick(box, cls._box))
+        self._box: bool = check_bool("box", pick(box, cls._box))
         self._box_attrs: Mapping[str, Any] = dict(box_options(pick(box_attrs, cls._box_attrs)))
-        self._conv_json: bool = bool(pick(conv_json, cls._conv_json))
+        self._conv_json: bool = check_bool("conv_json", pick(conv_json, cls._conv_json))
         self._ssl_verify: VerifyTypes = pick(ssl_verify, cls._ssl_verify)
+        check_verify(self._ssl_verify)
         self._cert: CertTypes | None = pick(cert, cls._cert)
+        check_cert(self._cert)
         self._proxies: ProxiesTypes | None = pick(proxies, cls._proxies)
         check_proxies(self._proxies)
         self._timeout: TimeoutTypes = cls._timeout if timeout is _UNSET else timeout
@@ -250,8 +266,9 @@ class TrioAPISession:
         self._base_error_map: Mapping[int, type[errors.APIError]] = check_error_map(
             "base_error_map", pick(base_error_map, cls._base_error_map)
         )
-        self._error_on_unexpected_input: bool = bool(
-            pick(error_on_unexpected_input, cls._error_on_unexpected_input)
+        self._error_on_unexpected_input: bool = check_bool(
+            "error_on_unexpected_input",
+            pick(error_on_unexpected_input, cls._error_on_unexpected_input),
         )
         self._max_retry_after: float = check_number(
             "max_retry_after", pick(max_retry_after, cls._max_retry_after), minimum=0
@@ -278,13 +295,21 @@ class TrioAPISession:
         self._retry_budget: BudgetSettings = check_instance(
             "retry_budget", pick(retry_budget, cls._retry_budget), BudgetSettings
         )
-        self._http2: bool = bool(pick(http2, cls._http2))
+        self._http2: bool = check_bool("http2", pick(http2, cls._http2))
         if self._http2 and session is None and importlib.util.find_spec("h2") is None:
             # httpx would raise a bare ImportError on entering, far from the setting.
             raise errors.UnexpectedValueError(
                 "http2=True needs the h2 package: pip install 'httpx[http2]'"
             )
-        self._follow_redirects = bool(follow_redirects)
+        self._follow_redirects = check_bool("follow_redirects", follow_redirects)
+        if session is not None and not isinstance(session, httpx.AsyncClient):
+            raise errors.UnexpectedValueError(
+                f"session must be an httpx.AsyncClient, got a {type(session).__name__}"
+            )
+        if transport is not None and not isinstance(transport, httpx.AsyncBaseTransport):
+            raise errors.UnexpectedValueError(
+                f"transport must be an httpx.AsyncBaseTransport, got a {type(transport).__name__}"
+            )
         self._injected_session = session
         self._transport = transport
         if coordination is not None and not isinstance(coordination, Coordination):
@@ -296,8 +321,6 @@ class TrioAPISession:
         # every session of an SDK together behind the user's back.
         self._coordination = coordination
         self._owns_coordination = False
-        if self._url is not None and not isinstance(self._url, str):
-            raise errors.UnexpectedValueError(f"url must be a string, got {self._url!r}")
 
         self._status_errors: Mapping[int, type[errors.APIError]] = MappingProxyType(
             {**self._base_error_map, **self._error_map}
@@ -590,10 +613,16 @@ class TrioAPISession:
             errors.APIError: a non-2xx status (the mapped subclass), after any retries.
             errors.ConnectionError: the server could not be reached, after retries.
             errors.TimeoutError: an httpx timeout after retries, or ``deadline`` passed.
-            errors.UnexpectedValueError: a bad keyword or option.
+            errors.UnexpectedValueError: a bad keyword or option, a path that is not a
+                string, or a request argument httpx cannot build a request from
+                (``params=5``, ``json=object()``), named in the message.
 
         .. versionadded:: 0.1.0
         """
+        if not isinstance(path, str):
+            raise errors.UnexpectedValueError(
+                f"path must be a string (e.g. 'users/1'), got a {type(path).__name__}"
+            )
         method = method.upper()
         if kwargs.get("deadline") is None:
             return await self._attempts(method, path, kwargs)
@@ -618,7 +647,7 @@ class TrioAPISession:
         if cached is None:
             url = build_url(self._url, self._base_path, path, use_base=use_base)
             origin = self._default_origin if not is_absolute(path) else None
-            cached = (url, origin or _origin(url))
+            cached = (url, origin or _origin(parse_url(url, "path")))
             if len(self._url_cache) >= 1024:
                 self._url_cache.clear()
             self._url_cache[key] = cached
@@ -705,20 +734,18 @@ class TrioAPISession:
                 url, origin = self._url_for(path, options.use_base)
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)
                 if self._per_request_headers is not None:
-                    try:
-                        headers = httpx.Headers(self._per_request_headers)
-                        headers.update(request_kwargs.get("headers"))
-                    except UnicodeEncodeError as exc:
-                        raise self._invalid_request(method, url, options, exc) from None
-                    request_kwargs["headers"] = headers
+                    request_kwargs["headers"] = self._with_user_agent(
+                        method, url, options, request_kwargs.get("headers")
+                    )
                 if request_log.isEnabledFor(logging.DEBUG):
-                    self._log_attempt(method, url, path, retries_done + 1, request_kwargs, options)
+                    self._log_attempt(method, url, retries_done + 1, request_kwargs, options)
                 gate = self._gate_for(origin)
 
                 response: httpx.Response | None = None
                 failure: Exception | None = None
                 hint: float | None = None
-                throttled = stale = False
+                throttled = stale = invalid = False
+                argument: str | None = None  # the request argument at fault, if invalid
                 try:
                     response, hint, throttled, stale = await self._send_once(
                         gate, session, method, url, request_kwargs, options.redact_fields
@@ -734,13 +761,14 @@ class TrioAPISession:
                 except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
                     self._counters.transport_errors += 1
                     verdict = classify_transport_error(exc, method)
-                    if verdict is TransportVerdict.INVALID:
-                        invalid = self._invalid_request(method, url, options, exc)
-                        if quotes_header_value(exc):
-                            raise invalid from None  # its message would show the value
-                        raise invalid from exc
                     failure = exc
+                    invalid = verdict is TransportVerdict.INVALID
                     retryable = verdict is TransportVerdict.RETRY
+                except _BUILD_ERRORS as exc:
+                    argument = self._unbuildable_argument(session, method, url, request_kwargs)
+                    if argument is None:
+                        raise  # the transport's, an auth flow's or a hook's own failure
+                    failure, invalid = exc, True
                 else:
                     if is_success(response.status_code):
                         self._counters.successes += 1
@@ -759,6 +787,14 @@ class TrioAPISession:
                             redact_value=options.redact_value,
                         )
                     retryable = throttled or response.status_code in options.retry_statuses
+                if invalid:
+                    assert failure is not None
+                    # Raised here, out of the except block: the failure may quote a header
+                    # value, which must not stay reachable as the error's __context__.
+                    raise self._invalid_request(method, url, options, failure, argument)
+                # A cancelled scope's deadline reads as -inf, which decide() would take
+                # for a deadline past: the caller's cancellation must win, as Cancelled.
+                await trio.lowlevel.checkpoint_if_cancelled()
 
                 counted = counts_against_retries(
                     throttled=throttled, stale=stale, uncounted=uncounted, max_retries=self._retries
@@ -822,21 +858,72 @@ class TrioAPISession:
             if retries_done:
                 self._retrying -= 1
 
+    def _with_user_agent(
+        self, method: str, url: str, options: CallOptions, headers: Any
+    ) -> httpx.Headers:
+        """The call's headers over the session's User-Agent (for a ``session=`` client)."""
+        merged = httpx.Headers(self._per_request_headers)
+        try:
+            merged.update(headers)
+        except (TypeError, ValueError, AttributeError) as exc:
+            failure = exc
+        else:
+            return merged
+        # Raised out of the except block: the failure may quote a header value.
+        raise self._invalid_request(method, url, options, failure, "headers")
+
+    @staticmethod
+    def _unbuildable_argument(
+        session: httpx.AsyncClient, method: str, url: str, request_kwargs: Mapping[str, Any]
+    ) -> str | None:
+        """The request argument httpx cannot build a request from (``params=5``,
+        ``json=object()``); "" when only their combination fails; None when the request
+        builds, so that a failure came from sending it, not from the call's input."""
+        # Only on the failure path: a call that sends pays nothing for this.
+        built = {
+            key: value
+            for key, value in request_kwargs.items()
+            if key not in ("auth", "follow_redirects")  # used by send(), checked by resolve()
+        }
+        try:
+            session.build_request(method, url, **built)
+        except _BUILD_ERRORS:
+            pass
+        else:
+            return None
+        for key, value in built.items():
+            try:
+                session.build_request(method, url, **{key: value})
+            except _BUILD_ERRORS:
+                return key
+        return ""
+
     @staticmethod
     def _invalid_request(
-        method: str, url: str, options: CallOptions, exc: Exception
+        method: str, url: str, options: CallOptions, exc: Exception, argument: str | None = None
     ) -> errors.UnexpectedValueError:
+        """The error of a request that cannot be sent as asked (``argument``: the
+        request argument at fault, when known).  When ``exc`` may quote a header value
+        it is not chained: raise the error outside the except block that caught ``exc``,
+        or it stays reachable as ``__context__``."""
         shown = safe_url(url, options.redact_fields, options.redact_value)
         if quotes_header_value(exc):
             # h11's and the encoder's messages quote the offending header value, which
             # is often a token (read from a file with its newline, pasted with a stray
             # character): name the problem, never the value.
-            return errors.UnexpectedValueError(
+            error = errors.UnexpectedValueError(
                 f"cannot send {method} {shown}: the request is not valid HTTP "
                 f"({type(exc).__name__}; most often a header value with a newline, a "
                 "control or a non-ASCII character; not shown, it may be a secret)"
             )
-        return errors.UnexpectedValueError(f"cannot send {method} {shown}: {exc}")
+            error.__cause__ = None  # also hides any __context__ from tracebacks
+            return error
+        reason = (
+            f"{argument}= cannot be sent ({type(exc).__name__}: {exc})" if argument else str(exc)
+        )
+        error = errors.UnexpectedValueError(f"cannot send {method} {shown}: {reason}")
+        error.__cause__ = exc
+        return error
 
     async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
         # A delay the origin's gate already covers is waited at the gate (with its probe
@@ -938,7 +1025,6 @@ class TrioAPISession:
         self,
         method: str,
         url: str,
-        path: str,
         attempt: int,
         request_kwargs: Mapping[str, Any],
         options: CallOptions,
@@ -946,7 +1032,6 @@ class TrioAPISession:
         extra = describe_attempt(
             method=method,
             url=url,
-            path=path,
             attempt=attempt,
             request_kwargs=request_kwargs,
             restricted_paths=self._restricted_paths,

@@ -8,6 +8,8 @@ route ``/items`` and ``/items/`` differently.
 
 from __future__ import annotations
 
+import httpx
+
 from .errors import UnexpectedValueError
 
 
@@ -54,3 +56,50 @@ def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = Tr
     if use_base and base_path:
         return join_path(url, base_path, path)
     return join_path(url, path)
+
+
+def check_url(url: object) -> None:
+    """Raise UnexpectedValueError unless ``url`` can be the session's URL: None or "" (no
+    URL: only absolute paths are sent), or an ``http(s)://`` URL with a host and neither
+    a query nor a fragment.  Messages never repeat the URL: it may carry a password.
+
+    Paths are joined after the URL as text, so a query or fragment in it would swallow
+    them: ``https://h/?tenant=7`` + ``users`` would send ``https://h/?tenant=7/users``.
+    """
+    if url is None or url == "":
+        return
+    if not isinstance(url, str):
+        raise UnexpectedValueError(f"url must be a string, got a {type(url).__name__}")
+    parsed = parse_url(url, "url")
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise UnexpectedValueError(
+            "url must be an http:// or https:// URL with a host, e.g. 'https://api.example.com'"
+        )
+    if "?" in url or "#" in url:
+        raise UnexpectedValueError(
+            "url cannot have a query string or a fragment: the request paths are joined "
+            "after it (pass query parameters per call, with params=)"
+        )
+
+
+def parse_url(url: str, name: str) -> httpx.URL:
+    """``url`` parsed, or UnexpectedValueError naming the argument ``name``."""
+    try:
+        return httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        # Only httpx's words, not the part it quotes: "http://user:pw" has "pw" as its
+        # port.  Raised out of the except block, so the original is not its __context__.
+        problem = str(exc).partition(":")[0]
+    raise UnexpectedValueError(f"{name} is not a valid URL ({problem})")
+
+
+def check_base_path(base_path: object) -> str:
+    """``base_path`` itself, when it is a path a request path can be joined after."""
+    if not isinstance(base_path, str):
+        raise UnexpectedValueError(f"base_path must be a string, got a {type(base_path).__name__}")
+    if "?" in base_path or "#" in base_path:
+        raise UnexpectedValueError(
+            "base_path cannot have a query string or a fragment: the request paths are "
+            f"joined after it, got {base_path!r}"
+        )
+    return base_path
