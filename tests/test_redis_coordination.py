@@ -128,12 +128,21 @@ async def test_the_gcra_admits_at_the_configured_rate(redis_server: RedisServer)
     async with RedisCoordination(
         redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT
     ) as coordination:
-        waits = []
+        # Each wait counts from the moment the script ran, somewhere within its call:
+        # the slot it gives is bracketed by the call's start and end.  (Comparing the
+        # waits alone failed when the machine stalled 0.1 s between two calls.)
+        interval, start = 1.0, trio.current_time()
+        waits, slots = [], []
         for _ in range(10):
-            waits.append((await coordination._store_reserve("k", 0.2, 2)).wait)
-        # Each wait is measured from its own call: allow the calls' own duration.
-        expected = [0.0, 0.0] + [0.2 * i for i in range(1, 9)]
-        assert waits == pytest.approx(expected, abs=0.1)
+            called = trio.current_time() - start
+            wait = (await coordination._store_reserve("k", interval, 2)).wait
+            waits.append(wait)
+            slots.append((called + wait, trio.current_time() - start + wait))
+        expected = [0.0, 0.0] + [interval * i for i in range(1, 9)]
+        for (earliest, latest), slot in zip(slots, expected, strict=True):
+            if slot > 0:
+                assert earliest - 0.01 <= slot <= latest + 0.01
+        assert waits[:2] == [0.0, 0.0]
         assert all(b > a for a, b in itertools.pairwise(waits[1:]))
 
 
