@@ -10,6 +10,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import pytest
+import trio
+import trio.testing
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import RecordedRequest, Respond, TrioTestServer, respond
@@ -170,6 +172,29 @@ async def test_a_page_fetch_that_fails_after_setting_the_page_is_fetched_again()
             records.append(record)
     records += await collect(it)  # resumed: the failed page comes whole, once
     assert records == list(range(9))
+
+
+async def test_two_tasks_cannot_walk_one_iterator_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class SlowPages(APIIterator):
+        async def _get_page(self) -> None:
+            number = self.num_pages
+            await trio.sleep(1)
+            self.page = list(range(number * 3, number * 3 + 3)) if number < 3 else []
+
+    it = SlowPages(None)
+    records: list[Any] = []
+
+    async def walk() -> None:
+        records.extend(await collect(it))
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(walk)
+        await trio.testing.wait_all_tasks_blocked()  # the walk waits for its first page
+        with pytest.raises(errors.TrestflyError, match="one walk at a time"):
+            await it.__anext__()
+    assert records == list(range(9))  # the walk itself went on undisturbed
 
 
 # ------------------------------------------------------------ counters and indexing

@@ -29,6 +29,7 @@ def test_restricted_paths_match_whole_segments_at_the_end_of_the_url_path() -> N
     assert is_restricted("http://h/login", {"/login"})
     assert is_restricted("https://api.example.com/v1/token", {"v1/token/"})
     assert is_restricted("http://h/api/v2/auth/login?mfa=1", {"auth/login"})
+    assert is_restricted("http://h/api/Auth//Login", {"auth/login"})  # other spellings
     assert not is_restricted("http://h/login/extra", {"login"})
     assert not is_restricted("http://h/blogin", {"login"})
     assert not is_restricted("http://h/users", set())

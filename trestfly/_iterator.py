@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, Self
 
-from .errors import UnexpectedValueError
+from .errors import TrestflyError, UnexpectedValueError
 
 
 def limit_reached(count: int, limit: int | None) -> bool:
@@ -65,6 +65,9 @@ class APIIterator:
     # Set by an empty page: the walk is over for good, with no further fetch.  (A class
     # default, immutable, so a subclass __init__ that skips super() still has it.)
     _exhausted: bool = False
+    # Set while a page is fetched: a second task calling in meanwhile would hand out
+    # the same records again, or skip some.
+    _fetching: bool = False
 
     def __init__(self, api: Any, **attrs: Any) -> None:
         self._api = api
@@ -74,7 +77,7 @@ class APIIterator:
             if (
                 not hasattr(self, key)
                 or callable(getattr(self, key))
-                or key in ("_api", "_exhausted")
+                or key in ("_api", "_exhausted", "_fetching")
             ):
                 raise UnexpectedValueError(
                     f"{type(self).__name__} has no attribute {key!r} to set "
@@ -142,7 +145,12 @@ class APIIterator:
         if self.page_count >= len(self.page):
             if limit_reached(self.num_pages, self.max_pages):
                 raise StopAsyncIteration
-            previous = self.page
+            if self._fetching:
+                raise TrestflyError(
+                    f"{type(self).__name__} is already fetching a page for another task: "
+                    "one walk at a time"
+                )
+            previous, self._fetching = self.page, True
             try:
                 await self._get_page()
             except BaseException:
@@ -151,6 +159,8 @@ class APIIterator:
                 # handed out and then fetched again.  The next call fetches it afresh.
                 self.page = previous
                 raise
+            finally:
+                self._fetching = False
             self.page_count = 0
             self.num_pages += 1
             if len(self.page) == 0:

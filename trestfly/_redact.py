@@ -49,18 +49,25 @@ def _is_secret_header(name: str, extra: Collection[str]) -> bool:
     )
 
 
+def _segments(path: str) -> list[str]:
+    return [segment for segment in path.lower().split("/") if segment]
+
+
 def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
     """Whether the params and body of a request to ``url`` must not be logged: its path
-    ends with one of ``restricted_paths``, whole segments compared, slashes at either end
-    ignored.  The full URL's path is compared, not the call's argument, so a query string,
-    an absolute URL or the base path in front cannot slip a login past the list."""
+    ends with one of ``restricted_paths``, whole segments compared without case, empty
+    segments (doubled slashes, slashes at either end) ignored.  The full URL's path is
+    compared, not the call's argument, so a query string, an absolute URL, the base path
+    in front or another spelling cannot slip a login past the list."""
+    if not restricted_paths:
+        return False
     try:
-        path = httpx.URL(url).path.strip("/")
+        segments = _segments(httpx.URL(url).path)
     except (httpx.InvalidURL, TypeError):
-        return bool(restricted_paths)  # cannot tell: hide rather than show
+        return True  # cannot tell: hide rather than show
     for item in restricted_paths:
-        restricted = item.strip("/")
-        if path == restricted or path.endswith("/" + restricted):
+        restricted = _segments(item)
+        if restricted and segments[-len(restricted) :] == restricted:
             return True
     return False
 
