@@ -141,7 +141,7 @@ def _check_request_argument(key: str, value: Any) -> None:
     elif key == "timeout":
         if value is not httpx.USE_CLIENT_DEFAULT:
             check_timeout(value)
-    elif not (
+    elif key == "auth" and not (
         (
             isinstance(value, tuple)
             and len(value) == 2
