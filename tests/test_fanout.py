@@ -165,6 +165,44 @@ async def test_consumer_exception_propagates_unwrapped() -> None:
                     raise ZeroDivisionError
 
 
+async def test_a_consumer_exception_keeps_what_it_was_raised_while_handling() -> None:
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        with pytest.raises(ZeroDivisionError) as caught:
+            async with session.map_as_completed(work, range(10), limit=2) as results:
+                async for _ in results:
+                    try:
+                        raise KeyError("missing")
+                    except KeyError:
+                        raise ZeroDivisionError from None
+    # Its own context and suppression, as plain Python would have it: not the nursery's.
+    assert isinstance(caught.value.__context__, KeyError)
+    assert caught.value.__suppress_context__
+
+
+async def test_a_fan_out_of_a_few_items_starts_a_few_workers() -> None:
+    spawned = 0
+
+    class Spawns(trio.abc.Instrument):
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            nonlocal spawned
+            spawned += 1
+
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        trio.lowlevel.add_instrument(Spawns())
+        assert await session.map(work, [1, 2], limit=10_000) == [1, 2]
+        async with session.map_as_completed(work, [1, 2], limit=10_000) as results:
+            assert sorted([result async for _, result in results]) == [1, 2]
+        async with session.map_as_completed(work, [], limit=10_000) as results:
+            assert [pair async for pair in results] == []
+    assert spawned <= 6  # two workers (one for none) per fan-out, not ten thousand
+
+
 async def test_a_group_raised_by_the_consumer_comes_out_whole() -> None:
     async def work(n: int) -> int:
         return n

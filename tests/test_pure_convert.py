@@ -67,6 +67,12 @@ def test_box_attrs_are_applied() -> None:
         obj.a = 2
 
 
+def test_json_nested_too_deep_is_a_decode_error() -> None:
+    depth = 100_000  # past the interpreter's recursion limit
+    with pytest.raises(ResponseDecodeError):
+        convert(response(b"[" * depth + b"]" * depth), conv_json=True)
+
+
 def test_broken_json_names_url_status_and_body() -> None:
     with pytest.raises(ResponseDecodeError) as info:
         convert(response(b"<html>oops</html>"), conv_json=True)

@@ -844,6 +844,8 @@ async def test_endpoint_joins_paths_and_inherits_options() -> None:
             assert (await users._get())[0].id == 1
             plain = await users._post("1/keys/", box=False)
             assert isinstance(plain, httpx.Response)
+            # None passed through by an SDK method means "not given": the endpoint's.
+            assert (await users._get("/1", box=None)).id == 1
 
 
 async def test_endpoint_paths_and_switches_of_the_wrong_kind_are_named() -> None:

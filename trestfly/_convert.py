@@ -34,7 +34,7 @@ def parse_json(
         return None
     try:
         return json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
         raise ResponseDecodeError(
             response, str(exc), redact_fields=redact_fields, redact_value=redact_value
         ) from exc

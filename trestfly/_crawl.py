@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 import trio
 import trio.lowlevel
 
-from ._fanout import _check_limit, _only_error
+from ._fanout import _check_limit, raise_single_error
 from ._pages import (
     PaginationError,
     Request,
@@ -384,9 +384,7 @@ def _reraise_unwrapped(group: BaseExceptionGroup[BaseException]) -> None:
     # The nursery wraps the block's own exception (strict exception groups): raise it
     # as itself, as trestfly's fan-outs do.  Only Cancelled stays a group, which the
     # cancel scope it belongs to knows how to catch.
-    single = _only_error(group)
-    if single is not None:
-        raise single from single.__cause__
+    raise_single_error(group)
 
 
 @asynccontextmanager

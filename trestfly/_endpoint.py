@@ -94,7 +94,10 @@ class APIEndpoint:
                         f"{type(self).__name__}._{option} must be True, False or None, "
                         f"got {value!r}"
                     )
-                kwargs.setdefault(option, value)
+                # A call's None means "not given", as for the session's own options:
+                # an SDK method passing box=None through must still get the endpoint's.
+                if kwargs.get(option) is None:
+                    kwargs[option] = value
         return await self._api._request(method, self._endpoint_path(path), **kwargs)
 
     async def _get(self, path: str | None = None, **kwargs: Any) -> Any:

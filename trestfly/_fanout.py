@@ -8,7 +8,7 @@ a fan-out either returns every result or raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
 from contextlib import asynccontextmanager
 from typing import Any, TypeVar
 
@@ -26,6 +26,12 @@ def _check_limit(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UnexpectedValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def _pool_size(limit: int, items: Iterable[Any]) -> int:
+    """Workers for ``items``: ``limit``, but no more than there are items (when known),
+    since starting 100,000 idle tasks for two items costs seconds."""
+    return max(1, min(limit, len(items))) if isinstance(items, Sized) else limit
 
 
 def _without_cancelled(error: BaseException) -> BaseException | None:
@@ -47,6 +53,24 @@ def _only_error(group: BaseExceptionGroup[BaseException]) -> BaseException | Non
     """
     errors = [error for error in map(_without_cancelled, group.exceptions) if error is not None]
     return errors[0] if len(errors) == 1 else None
+
+
+def raise_single_error(group: BaseExceptionGroup[BaseException]) -> None:
+    """Raise the one non-Cancelled exception of a nursery's ``group`` as itself, with
+    its own ``__context__``; return when there is not exactly one.
+
+    Raised from the ``except`` block that caught the group, Python would make the group
+    its context: the traceback would show the nursery's group, not what the exception
+    was raised while handling.
+    """
+    single = _only_error(group)
+    if single is None:
+        return
+    context, suppress = single.__context__, single.__suppress_context__
+    try:
+        raise single
+    finally:
+        single.__context__, single.__suppress_context__ = context, suppress
 
 
 class _FirstFailure:
@@ -89,7 +113,7 @@ async def map_ordered(
             except Exception as error:
                 failure.record(error)
 
-        for _ in range(limit):
+        for _ in range(_pool_size(limit, items)):
             nursery.start_soon(worker)
     failure.raise_if_failed()
     return results
@@ -105,8 +129,9 @@ async def map_completed(
 ) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[T, R]]]:
     """Yield a channel of ``(item, result)`` pairs in completion order.
 
-    At most ``limit`` calls run at once and at most ``buffer`` finished results wait for
-    the consumer: a slow consumer stops the workers (backpressure), so memory stays
+    At most ``limit`` calls run at once and at most ``buffer`` finished results wait in
+    the channel, plus one per worker that finished and waits for room (``limit +
+    buffer`` in all): a slow consumer stops the workers (backpressure), so memory stays
     bounded whatever the number of items.  Leaving the block (normally, by ``break`` or by
     an exception) cancels the workers; a worker's failure cancels the block and is raised
     as itself.
@@ -120,7 +145,7 @@ async def map_completed(
     try:
         async with trio.open_nursery() as nursery:
             failure = _FirstFailure(nursery.cancel_scope)
-            workers_left = limit
+            workers_left = _pool_size(limit, items)
 
             async def worker() -> None:
                 nonlocal workers_left
@@ -141,7 +166,7 @@ async def map_completed(
                     if workers_left == 0:
                         send.close()  # the consumer's loop ends when every worker is done
 
-            for _ in range(limit):
+            for _ in range(workers_left):
                 nursery.start_soon(worker)
             try:
                 yield receive
@@ -155,9 +180,7 @@ async def map_completed(
         if failure is not None and failure.error is not None:
             failure.raise_if_failed()
         # An exception from the consumer's own block comes back wrapped: unwrap it.
-        single = _only_error(group)
-        if single is not None:
-            raise single from single.__cause__
+        raise_single_error(group)
         raise
     if failure is not None:
         failure.raise_if_failed()

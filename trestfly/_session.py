@@ -1144,15 +1144,16 @@ class TrioAPISession:
                     ...
 
         At most ``limit`` calls run at once (default ``max_concurrency``) and at most
-        ``buffer`` results (default ``limit``) wait for the consumer, so memory stays
-        bounded for any number of items.  Leaving the block cancels the calls still
+        ``buffer`` results (default ``limit``) wait in the channel, plus one per call
+        that finished and waits for room, so memory stays bounded for any number of
+        items.  Leaving the block cancels the calls still
         running; the first failure cancels the rest and is raised as itself.
 
         Args:
             fn: the async function to call once per item.
             items: any iterable, pulled lazily.
             limit: most calls running at once.
-            buffer: most finished results waiting for the consumer.
+            buffer: most finished results waiting in the channel for the consumer.
 
         Returns:
             An async context manager yielding a ``trio.MemoryReceiveChannel`` of
