@@ -172,7 +172,7 @@ def _rejection_axes(axes: Any, runs: Sequence[Mapping[str, Any]], concurrency: i
         axes.set_ylim(0, top * (3 if axes.get_yscale() == "symlog" else 1.3))
     axes.set_xticks(positions, names, rotation=30, ha="right")
     axes.set_ylabel("rejections per success (lower is better)")
-    axes.set_title(f"429s and 503s per success, concurrency {concurrency}")
+    axes.set_title(f"429s, 503s and resets per success, concurrency {concurrency}")
     axes.grid(True, axis="y", alpha=0.3)
     if any(bottoms):
         axes.legend(fontsize="small", loc="upper left")

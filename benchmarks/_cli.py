@@ -6,6 +6,11 @@ import argparse
 import math
 
 
+class UsageError(ValueError):
+    """Options that do not go together, or values the scenarios cannot take (the message
+    says which); the command prints it and exits with status 2."""
+
+
 def _integer(text: str, *, minimum: int) -> int:
     try:
         value = int(text)

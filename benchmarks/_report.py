@@ -16,7 +16,7 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-_PACKAGES = ("trestfly", "httpx", "httpcore", "trio", "uvicorn", "httptools")
+_PACKAGES = ("trestfly", "httpx", "httpcore", "trio", "uvicorn", "httptools", "stamina", "tenacity")
 
 
 def render_table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -97,6 +97,7 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
         await trio.sleep(max(0.0, args.start_at - ready))
         started = time.time()
         run = await drive(fetch, args.requests, args.concurrency, args.time_limit)
+        recorder.settle(timed_out=run.timed_out)
     # What the coordination did (store calls, failures, remote closures and cuts).
     shared = dataclasses.asdict(coordination.stats) if coordination is not None else None
     report = dataclasses.asdict(run)
@@ -115,6 +116,7 @@ async def run_worker(args: argparse.Namespace) -> dict[str, Any]:
             "attempts": recorder.attempts,
             "first_wave": recorder.first_wave,
             "responses": recorder.responses,
+            "cancelled": recorder.cancelled,
             "statuses": {str(code): n for code, n in sorted(recorder.statuses.items())},
         },
     }

@@ -37,18 +37,20 @@ Examples:
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib.util
 import math
 import os
 import random
 import subprocess
+import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -57,11 +59,12 @@ import trio
 from trestfly import BudgetSettings, ThrottleSettings, TrioAPISession
 
 from . import _chart, _report, throughput
-from ._cli import latency_jitter, non_negative_float, positive_float, positive_int
+from ._cli import UsageError, latency_jitter, non_negative_float, positive_float, positive_int
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
 from ._scenarios import (
     DEFAULT_LATENCY_JITTER,
+    MAX_LATENCY,
     ConcurrencyCap,
     FixedWindow,
     Flaky,
@@ -73,6 +76,7 @@ from ._scenarios import (
 )
 from .storm_server import ThrottleMarker, fetch_stats, install_scenario, run_storm_server
 
+_V = TypeVar("_V")
 Fetch = Callable[[], Awaitable[None]]
 #: (base URL, path, concurrency, marker) -> an open client's fetch of one logical request.
 ClientOpener = Callable[[str, str, int, ThrottleMarker], AbstractAsyncContextManager[Fetch]]
@@ -497,7 +501,15 @@ class Recorder(ThrottleMarker):
     / ``X-Seen-Throttle`` headers are added: a user's server owes us no protocol.
     """
 
-    __slots__ = ("attempts", "first_wave", "mark", "responses", "statuses")
+    __slots__ = (
+        "_unanswered",
+        "attempts",
+        "cancelled",
+        "first_wave",
+        "mark",
+        "responses",
+        "statuses",
+    )
 
     def __init__(self, client_id: str, *, mark: bool = True) -> None:
         super().__init__(client_id)
@@ -505,17 +517,36 @@ class Recorder(ThrottleMarker):
         self.attempts = 0
         self.first_wave = 0
         self.responses = 0
+        #: Attempts in flight when the harness's time limit cancelled the run: neither
+        #: answered nor failed (see :meth:`settle`).
+        self.cancelled = 0
         self.statuses: dict[int, int] = {}
+        # The tasks whose last attempt has had no answer yet (a task sends one at a time).
+        self._unanswered: set[trio.lowlevel.Task] = set()
+
+    @property
+    def transport_errors(self) -> int:
+        """Attempts that got no answer: resets, refused connections, timeouts."""
+        return self.attempts - self.responses - self.cancelled
 
     async def on_request(self, request: httpx.Request) -> None:
         self.attempts += 1
+        self._unanswered.add(trio.lowlevel.current_task())
         if self.seen == 0:
             self.first_wave += 1
         if self.mark:
             await super().on_request(request)
 
+    def settle(self, *, timed_out: bool) -> None:
+        """The run is over: an attempt still unanswered after the time limit cancelled
+        the run was cut short by the harness, not failed by the transport."""
+        if timed_out:
+            self.cancelled += len(self._unanswered)
+        self._unanswered.clear()
+
     async def on_response(self, response: httpx.Response) -> None:
         self.responses += 1
+        self._unanswered.discard(trio.lowlevel.current_task())
         code = response.status_code
         self.statuses[code] = self.statuses.get(code, 0) + 1
         await super().on_response(response)
@@ -627,14 +658,18 @@ def _per(count: float | None, successes: int) -> float | None:
     return round(count / successes, 4)
 
 
-def goodput(run: ClientRun, scenario: Scenario | None) -> tuple[float | None, str | None]:
+def goodput(
+    run: ClientRun, scenario: Scenario | None, *, complete: bool = True
+) -> tuple[float | None, str | None]:
     """Successes per second as a fraction of the scenario's limit, or None and why.
 
     The limit is a rate; the scenarios also grant an allowance at t=0 (the first
     window, the full bucket), which a client may use at once, so goodput can exceed 1
     when N is a few windows: :func:`vs_ideal` is the figure that accounts for it.  When
-    every success fits in that allowance the ratio means nothing, and is None.
-    Without a limit (outage, flaky, ``--url``) there is no ceiling to compare with.
+    every success of a complete run fits in that allowance the ratio means nothing, and
+    is None; an incomplete run (timed out, gave up) is measured all the same, so that
+    its failure shows.  Without a limit (outage, flaky, ``--url``) there is no ceiling
+    to compare with.
     """
     if scenario is None:
         return None, "unknown limit: --url runs have no scenario; see success_rate"
@@ -644,7 +679,7 @@ def goodput(run: ClientRun, scenario: Scenario | None) -> tuple[float | None, st
             return None, "no rate limit (an outage, then unlimited): see the outage table"
         return None, "no rate limit (random 503s and resets): see ok/s"
     allowance = initial_allowance(scenario)
-    if run.successes <= allowance:
+    if complete and run.successes <= allowance:
         return None, f"every success fits in the allowance at t=0 ({allowance}): raise N"
     if run.wall_s <= 0:
         return None, "no time elapsed"
@@ -710,8 +745,8 @@ def metrics(
     """Every figure of one run.  The keys are the same in every mode; a figure that
     cannot be known is None (server counts with ``--url``, goodput without a limit)."""
     ok = run.successes
-    value, reason = goodput(run, scenario)
-    transport_errors = recorder.attempts - recorder.responses
+    value, reason = goodput(run, scenario, complete=ok == requests)
+    transport_errors = recorder.transport_errors
     if server is not None:
         totals = server["totals"]
         arrivals = totals["arrivals"]
@@ -736,7 +771,8 @@ def metrics(
         "limit_rps": None if scenario is None else scenario.limit_rps,
         "initial_allowance": None if scenario is None else initial_allowance(scenario),
         "ideal_wall_s": (
-            None if scenario is None else _round(ideal_wall_seconds(scenario, requests), 3)
+            # For the successes, as vs_ideal: a run that gave up is not judged for N.
+            None if scenario is None else _round(ideal_wall_seconds(scenario, ok), 3)
         ),
         "goodput": value,
         "goodput_reason": reason,
@@ -761,6 +797,7 @@ def metrics(
         "client_attempts": recorder.attempts,
         "client_statuses": {str(code): n for code, n in sorted(recorder.statuses.items())},
         "client_transport_errors": transport_errors,
+        "client_cancelled": recorder.cancelled,
         "outage": (
             _outage_block(scenario, run, recorder, server["totals"])
             if isinstance(scenario, Outage) and server is not None
@@ -1011,12 +1048,59 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     workers.add_arguments(parser)
 
 
+def _once_each(values: Sequence[_V]) -> tuple[_V, ...]:
+    # A value given twice would run twice, and the targets would keep the last run only.
+    return tuple(dict.fromkeys(values))
+
+
+def _check_server_options(args: argparse.Namespace, rate: float) -> None:
+    """Refuse what the embedded server cannot honour as asked, or would not run."""
+    if args.url is not None:
+        if args.throughput_mode == "only":
+            raise UsageError("--throughput-only measures the embedded server: drop --url")
+        given = [
+            option
+            for option, value, default in (
+                ("--scenario", args.scenarios, None),
+                ("--rate", args.rate, None),
+                ("--window", args.window, DEFAULT_WINDOW),
+                ("--latency-ms", args.latency_ms, 0.0),
+                ("--latency-jitter", args.latency_jitter, DEFAULT_LATENCY_JITTER),
+                ("--outage-seconds", args.outage_seconds, None),
+                ("--retry-after", args.retry_after, DEFAULT_RETRY_AFTER),
+                ("--max-in-flight", args.max_in_flight, DEFAULT_MAX_IN_FLIGHT),
+            )
+            if value != default
+        ]
+        if given:
+            raise UsageError(f"{', '.join(given)}: options of the embedded server, not of --url")
+        return
+    per_window = rate * args.window
+    # The window scenarios serve whole requests: a limit of 2.5 per window would be
+    # rounded, and every figure judged against a rate nobody asked for.
+    whole = math.isfinite(per_window) and abs(per_window - round(per_window)) <= 1e-9
+    if not whole or per_window < 1:
+        raise UsageError(
+            "--rate x --window must be a whole number of requests per window (>= 1), "
+            f"got {rate:g} x {args.window:g} = {per_window:g}"
+        )
+    if args.latency_ms > MAX_LATENCY * 1000:
+        raise UsageError(
+            f"--latency-ms must be at most {MAX_LATENCY * 1000:g}, got {args.latency_ms:g}"
+        )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Explicit options win; ``--quick`` only changes the defaults."""
+    """Explicit options win; ``--quick`` only changes the defaults.
+
+    Raises:
+        UsageError: options that do not go together, or a server the scenarios cannot be
+            (see :func:`_check_server_options`).
+    """
     quick = bool(args.quick)
     url: str | None = args.url
     if args.clients:
-        clients = tuple(args.clients)
+        clients = _once_each(args.clients)
     elif url is not None:
         clients = ("trestfly",)
     else:
@@ -1025,13 +1109,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
     if outage is None:
         outage = QUICK_OUTAGE_SECONDS if quick else DEFAULT_OUTAGE_SECONDS
     rate = args.rate if args.rate is not None else (QUICK_RATE if quick else DEFAULT_RATE)
+    _check_server_options(args, rate)
     mode: str = args.throughput_mode
     return Settings(
         requests=args.requests or (QUICK_REQUESTS if quick else DEFAULT_REQUESTS),
-        concurrency=tuple(
+        concurrency=_once_each(
             args.concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)
         ),
-        scenarios=tuple(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES)),
+        scenarios=_once_each(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES)),
         clients=clients,
         server=ServerParams(
             rate=rate,
@@ -1072,6 +1157,9 @@ async def run_one(
     progress = display.start(f"c={concurrency:<4} {client:<18}", total=settings.requests)
     async with httpx.AsyncClient(timeout=10) as control:
         async with CLIENTS[client](url, PATH, concurrency, recorder) as fetch:
+            # The garbage of the runs before is collected now, not billed to this
+            # client as pauses in the middle of its run.
+            gc.collect()
             # Installed once the client is open, just before its first request: the
             # scenario's t=0 (window alignment, the outage's start) is the run's start.
             await install_scenario(control, url, scenario)
@@ -1082,6 +1170,7 @@ async def run_one(
                 settings.time_limit,
                 _progress_sampler(progress, scenario.limit_rps),
             )
+            recorder.settle(timed_out=run.timed_out)
         stats = await fetch_stats(control, url)
     figures = metrics(run, recorder, requests=settings.requests, scenario=scenario, server=stats)
     progress.finish(run.successes, _summary(figures))
@@ -1091,13 +1180,16 @@ async def run_one(
 async def run_storm(url: str, settings: Settings, display: Display) -> list[dict[str, Any]]:
     results: list[dict[str, Any]] = []
     catalogue = settings.catalogue()
+    passes = 0
     for name in settings.scenarios:
         scenario = catalogue[name]
         with display.section(describe(name, scenario)):
             for concurrency in settings.concurrency:
-                # Interleaved, and the order rotates so nobody always runs first.
+                # Interleaved, and the order rotates pass by pass so nobody always runs
+                # first (the first run of a pass also meets a freshly installed server).
                 order = list(settings.clients)
-                shift = len(results) % len(order)
+                shift = passes % len(order)
+                passes += 1
                 for client in order[shift:] + order[:shift]:
                     figures = await run_one(url, scenario, client, settings, concurrency, display)
                     results.append(
@@ -1126,6 +1218,7 @@ async def run_url(settings: Settings, display: Display) -> list[dict[str, Any]]:
                     f"c={concurrency:<4} {client:<18}", total=settings.requests
                 )
                 async with CLIENTS[client](base, path, concurrency, recorder) as fetch:
+                    gc.collect()  # the runs before pay for their own garbage
                     run = await drive(
                         fetch,
                         settings.requests,
@@ -1133,6 +1226,7 @@ async def run_url(settings: Settings, display: Display) -> list[dict[str, Any]]:
                         settings.time_limit,
                         _progress_sampler(progress, None),
                     )
+                    recorder.settle(timed_out=run.timed_out)
                 figures = metrics(
                     run, recorder, requests=settings.requests, scenario=None, server=None
                 )
@@ -1224,9 +1318,11 @@ def _targets_of(
         )
     most = REQUESTS_PER_SUCCESS_TARGETS.get(scenario, REQUESTS_PER_SUCCESS_TARGET)
     sent = ours["requests_per_success"]
-    out.append(
-        ("requests per success", _fmt(sent), f"<= {most}", None if sent is None else sent <= most)
-    )
+    if sent is not None:
+        sent_ok: bool | None = sent <= most
+    else:  # no success at all: requests sent for nothing fail the target; none sent, n/a
+        sent_ok = False if ours["arrivals"] else None
+    out.append(("requests per success", _fmt(sent), f"<= {most}", sent_ok))
     out.append(("violations", _fmt(ours["violations"]), "0", ours["violations"] == 0))
     outage = ours["outage"]
     if outage is not None:
@@ -1240,9 +1336,12 @@ def _targets_of(
         )
     peers = [runs[name] for name in PEERS if name in runs]
     mine = ours["rejected_per_success"]
-    rejected = [p["rejected_per_success"] for p in peers if p["rejected_per_success"] is not None]
-    if rejected:
-        best = min(rejected)
+    if peers:
+        # A peer that got no success at all rejected infinitely often per success.
+        best = min(
+            math.inf if p["rejected_per_success"] is None else p["rejected_per_success"]
+            for p in peers
+        )
         # "Ahead" allows a tie: with flaky's seeded 503s, or no 429s for anyone, every
         # client gets the same count and nobody can be strictly ahead.
         out.append(
@@ -1257,7 +1356,10 @@ def _targets_of(
         out.append(("429+503 per success vs best peer", _fmt(mine, ".4f"), "no peer ran", None))
     finished = [p["wall_s"] for p in peers if p["complete"]]
     name = "wall time vs best complete peer"
-    if finished:
+    if peers and not finished:
+        # Every peer ran and none finished: finishing at all is ahead of them.
+        out.append((name, f"{ours['wall_s']:.2f} s", "no peer completed", bool(ours["complete"])))
+    elif finished:
         best_wall = min(finished)
         most_wall = best_wall / WALL_RATIO_TARGET
         out.append(
@@ -1428,10 +1530,11 @@ def _goodput_notes(results: Sequence[Mapping[str, Any]]) -> dict[str, str]:
 
 
 def source_revision() -> dict[str, Any] | None:
-    """The commit measured and whether trestfly/ differed from it (None without git).
+    """The commit measured and whether trestfly/ differed from it (None without git):
+    a change to a tracked file, or a file git does not track yet.
 
     trestfly is tuned while benchmarks run: a result without its revision cannot be
-    reproduced.  Read-only git calls; GIT_OPTIONAL_LOCKS=0 keeps ``git diff`` from
+    reproduced.  Read-only git calls; GIT_OPTIONAL_LOCKS=0 keeps ``git status`` from
     refreshing the index on disk.
     """
     root = Path(__file__).resolve().parent.parent
@@ -1446,10 +1549,11 @@ def source_revision() -> dict[str, Any] | None:
         head = git("rev-parse", "HEAD")
         if head.returncode != 0:
             return None
-        diff = git("diff", "--quiet", "HEAD", "--", "trestfly")
+        status = git("status", "--porcelain", "--untracked-files=all", "--", "trestfly")
     except (OSError, subprocess.SubprocessError):
         return None
-    return {"commit": head.stdout.strip(), "trestfly_modified": diff.returncode == 1}
+    modified = status.returncode != 0 or bool(status.stdout.strip())
+    return {"commit": head.stdout.strip(), "trestfly_modified": modified}
 
 
 def _format_duration(seconds: float) -> str:
@@ -1462,7 +1566,11 @@ def run(args: argparse.Namespace) -> int:
         from . import workers  # here, not at the top: it imports this module
 
         return workers.run(args)
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     display = open_display(plain=settings.plain)
     clients, missing = available_clients(settings.clients)
     if missing:

@@ -44,7 +44,7 @@ import httpx
 import trio
 
 from . import _report, storm
-from ._cli import positive_int
+from ._cli import UsageError, positive_int
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
 from ._scenarios import Scenario
@@ -86,10 +86,6 @@ POLL_SECONDS = 0.5
 #: Seconds to wait for a killed worker to go.
 _STOP_TIMEOUT = 5.0
 _STDERR_TAIL = 4000
-
-
-class UsageError(ValueError):
-    """Options that do not go with ``--workers`` (the message says which)."""
 
 
 class WorkerFailed(RuntimeError):
@@ -263,6 +259,7 @@ class WorkerReport:
         recorder.attempts = counts["attempts"]
         recorder.first_wave = counts["first_wave"]
         recorder.responses = counts["responses"]
+        recorder.cancelled = counts.get("cancelled", 0)
         recorder.statuses = {int(code): n for code, n in counts["statuses"].items()}
         return cls(
             client_id=data["client_id"],
@@ -339,6 +336,7 @@ def combine(reports: Sequence[WorkerReport]) -> tuple[storm.ClientRun, storm.Rec
         recorder.attempts += report.recorder.attempts
         recorder.first_wave += report.recorder.first_wave
         recorder.responses += report.recorder.responses
+        recorder.cancelled += report.recorder.cancelled
         for code, n in report.recorder.statuses.items():
             recorder.statuses[code] = recorder.statuses.get(code, 0) + n
     return total, recorder

@@ -1,0 +1,149 @@
+"""The storm benchmark's bookkeeping, without a server: run order, figures, targets and
+options (the measuring itself is exercised by the smoke tests)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from benchmarks import storm
+from benchmarks._cli import UsageError
+from benchmarks._live import open_display
+from benchmarks._scenarios import FixedWindow
+
+PEERS = ("httpx-immediate", "httpx-retry-after", "stamina", "tenacity")
+N = 1000
+WINDOW = FixedWindow(limit=200, window=1.0)
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    storm.add_arguments(parser)
+    return parser.parse_args(list(argv))
+
+
+def _figures(successes: int, wall_s: float, *, rejected: int = 10) -> dict[str, Any]:
+    run = storm.ClientRun(successes=successes, wall_s=wall_s, timed_out=successes < N)
+    recorder = storm.Recorder("x")
+    server = {
+        "totals": {
+            "arrivals": successes + rejected,
+            "throttled_429": rejected,
+            "unavailable_503": 0,
+            "resets": 0,
+            "violations": 0,
+            "unjudged": 0,
+        },
+        "timeline": None,
+    }
+    return storm.metrics(run, recorder, requests=N, scenario=WINDOW, server=server)
+
+
+def _verdicts(ours: dict[str, Any], peers: dict[str, Any]) -> dict[str, str]:
+    results = [{"scenario": "fixed_window", "concurrency": 10, "client": "trestfly", **ours}]
+    results += [
+        {"scenario": "fixed_window", "concurrency": 10, "client": name, **figures}
+        for name, figures in peers.items()
+    ]
+    return {check.name: check.verdict for check in storm.evaluate_targets(results)}
+
+
+def test_the_first_client_changes_from_pass_to_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    order: list[tuple[str, int, str]] = []
+
+    async def run_one(
+        url: str, scenario: Any, client: str, settings: Any, concurrency: int, display: Any
+    ) -> dict[str, Any]:
+        order.append((scenario.name, concurrency, client))
+        return {}
+
+    monkeypatch.setattr(storm, "run_one", run_one)
+    settings = storm.settings_from(_parse("--no-throughput", "--scenario", "outage", "flaky"))
+    trio.run(storm.run_storm, "http://127.0.0.1:1", settings, open_display(plain=True))
+    clients = len(settings.clients)
+    firsts = [order[index][2] for index in range(0, len(order), clients)]
+    assert len(firsts) == 4  # two scenarios at two concurrencies
+    assert firsts == list(settings.clients[:4])  # each pass starts one client later
+
+
+def test_a_run_that_gave_up_fails_its_targets_instead_of_being_left_out() -> None:
+    # 150 of 1,000 fit in the first window's allowance of 200: still a measured failure.
+    gave_up = _figures(150, 120.0)
+    assert gave_up["goodput"] is not None and gave_up["goodput"] < 0.01
+    peers = {name: _figures(N, 5.0) for name in PEERS}
+    verdicts = _verdicts(gave_up, peers)
+    assert verdicts["all N succeeded"] == "FAIL"
+    assert verdicts["goodput"] == "FAIL"
+    nothing = _figures(0, 120.0)
+    assert _verdicts(nothing, peers)["requests per success"] == "FAIL"
+    # The ideal time is the run's successes' (as vs_ideal), not N's.
+    assert gave_up["ideal_wall_s"] == pytest.approx(storm.ideal_wall_seconds(WINDOW, 150))
+
+
+def test_peers_that_all_failed_are_beaten_not_left_out() -> None:
+    verdicts = _verdicts(_figures(N, 5.5), {name: _figures(0, 120.0) for name in PEERS})
+    assert verdicts["429+503 per success vs best peer"] == "PASS"
+    assert verdicts["wall time vs best complete peer"] == "PASS"
+
+
+def test_attempts_cut_short_by_the_time_limit_are_not_transport_errors() -> None:
+    async def main() -> storm.Recorder:
+        recorder = storm.Recorder("x", mark=False)
+
+        async def answered_then_hanging() -> None:
+            request = httpx.Request("GET", "http://127.0.0.1/")
+            await recorder.on_request(request)
+            await recorder.on_response(httpx.Response(200, request=request))
+            await recorder.on_request(request)  # no answer: the run is cut short here
+
+        async with trio.open_nursery() as nursery:
+            for _ in range(3):
+                nursery.start_soon(answered_then_hanging)
+        return recorder
+
+    timed_out, finished = trio.run(main), trio.run(main)
+    timed_out.settle(timed_out=True)
+    finished.settle(timed_out=False)
+    assert (timed_out.cancelled, timed_out.transport_errors) == (3, 0)
+    assert (finished.cancelled, finished.transport_errors) == (0, 3)
+
+
+def test_options_given_twice_run_once() -> None:
+    settings = storm.settings_from(
+        _parse(
+            "--concurrency",
+            "10",
+            "10",
+            "--scenario",
+            "outage",
+            "outage",
+            "--client",
+            "trestfly",
+            "trestfly",
+        )
+    )
+    assert (settings.concurrency, settings.scenarios, settings.clients) == (
+        (10,),
+        ("outage",),
+        ("trestfly",),
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--url", "http://127.0.0.1:1/x", "--throughput-only"], "--throughput-only"),
+        (["--url", "http://127.0.0.1:1/x", "--scenario", "outage"], "--scenario"),
+        (["--url", "http://127.0.0.1:1/x", "--rate", "5"], "--rate"),
+        (["--rate", "10", "--window", "0.05"], "whole number"),
+        (["--rate", "1e308", "--window", "10"], "whole number"),
+        (["--latency-ms", "70000"], "--latency-ms"),
+    ],
+)
+def test_options_the_server_cannot_honour_are_usage_errors(argv: list[str], message: str) -> None:
+    with pytest.raises(UsageError, match=message):
+        storm.settings_from(_parse(*argv))
