@@ -10,6 +10,7 @@ import importlib.util
 import logging
 import platform
 import re
+import ssl
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -23,6 +24,7 @@ from box import Box
 
 import trestfly
 from trestfly import APIEndpoint, TrioAPISession, errors
+from trestfly._client import ssl_setting
 
 URL = "http://api.test"
 
@@ -785,6 +787,50 @@ async def test_tls_files_that_do_not_load_are_named_never_quoted(tmp_path: Path)
         assert "S3CRET" not in "".join(chain_texts(caught.value))
 
 
+@pytest.mark.parametrize(
+    "proxies",
+    ["socks5://p:1080", {"all": "socks5h://p:1080"}, httpx.Proxy("socks5://p:1080")],
+)
+def test_a_socks_proxy_without_socksio_is_named_at_construction(
+    proxies: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real = importlib.util.find_spec
+
+    def without_socksio(name: str, *args: Any) -> Any:
+        return None if name == "socksio" else real(name, *args)
+
+    monkeypatch.setattr(importlib.util, "find_spec", without_socksio)
+    with pytest.raises(errors.UnexpectedValueError, match="socksio"):
+        API(proxies=proxies)
+
+
+def test_a_client_certificate_is_never_loaded_into_the_callers_context(tmp_path: Path) -> None:
+    pem = tmp_path / "client.pem"
+    pem.write_text("not read: refused before")
+    context = ssl.create_default_context()
+    with pytest.raises(errors.UnexpectedValueError, match="load the certificate into it yourself"):
+        ssl_setting(context, str(pem))
+
+
+async def test_a_build_session_override_that_fails_leaves_nothing_open() -> None:
+    built: list[httpx.AsyncClient] = []
+
+    class Failing(API):
+        def _build_session(self, **kwargs: Any) -> None:
+            super()._build_session(**kwargs)
+            assert self._session is not None
+            built.append(self._session)
+            raise KeyError("tenant")
+
+    api = Failing(transport=httpx.MockTransport(lambda request: httpx.Response(200)))
+    with pytest.raises(KeyError):
+        async with api:
+            pass  # pragma: no cover
+    assert built[0].is_closed
+    with pytest.raises(errors.TrestflyError, match="not open"):
+        await api.get("x")
+
+
 def test_a_single_status_in_retry_on_is_one_status() -> None:
     # As a call's retry_on=429 is.
     assert 429 in API(retry_on=429)._defaults.retry_statuses
@@ -792,7 +838,7 @@ def test_a_single_status_in_retry_on_is_one_status() -> None:
 
 def test_known_box_options_and_good_proxies_pass() -> None:
     API(box_attrs={"frozen_box": True, "default_box": True})
-    API(proxies={"https": "http://user:pw@proxy.internal:3128", "all": "socks5://p:1080"})
+    API(proxies={"https": "http://user:pw@proxy.internal:3128", "all": "http://p:1080"})
     API(proxies="https://proxy.internal")
     API(proxies=httpx.Proxy("http://proxy.internal:3128", auth=("u", "p")))
     API(proxies={"https": httpx.URL("http://proxy.internal:3128")})

@@ -7,6 +7,7 @@ settings without httpx's deprecation warnings.
 
 from __future__ import annotations
 
+import importlib.util
 import math
 import os
 import platform
@@ -117,6 +118,14 @@ def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLCo
     """
     if isinstance(verify, bool) and cert is None:
         return verify
+    if isinstance(verify, ssl.SSLContext) and cert is not None:
+        # Loading the certificate would change the caller's own context: every session
+        # and client sharing it would present this certificate from then on.
+        raise UnexpectedValueError(
+            "cert= cannot be added to an ssl.SSLContext given as ssl_verify (it would "
+            "change your context for everything that shares it): load the certificate "
+            "into it yourself, context.load_cert_chain(...), and drop cert="
+        )
     context = trust_context(verify)
     if cert is not None:
         try:
@@ -202,7 +211,10 @@ def check_proxies(proxies: object) -> None:
     ``httpx.URL`` or ``httpx.Proxy``), or RESTfly's mapping of ``http``/``https``/``all``
     to proxy URLs.  Messages never repeat a URL:
     proxy URLs often carry a password."""
-    if proxies is None or isinstance(proxies, httpx.Proxy):  # httpx checked it
+    if proxies is None:
+        return
+    if isinstance(proxies, httpx.Proxy):  # httpx checked it
+        _check_socks(proxies.url.scheme)
         return
     if isinstance(proxies, str | httpx.URL):
         entries: list[tuple[str, object]] = [("proxies", proxies)]
@@ -233,6 +245,15 @@ def check_proxies(proxies: object) -> None:
                 f"{where} must be a URL with a host and a scheme among "
                 f"{', '.join(PROXY_SCHEMES)} (e.g. http://proxy.internal:3128)"
             )
+        _check_socks(parsed.scheme)
+
+
+def _check_socks(scheme: str) -> None:
+    # httpx would raise a bare ImportError on entering the session, far from the setting.
+    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
+        raise UnexpectedValueError(
+            "a socks5:// proxy needs the socksio package: pip install 'httpx[socks]'"
+        )
 
 
 def build_transports(

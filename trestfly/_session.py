@@ -523,11 +523,13 @@ class TrioAPISession:
     async def __aenter__(self) -> Self:
         if self._entered:
             raise errors.TrestflyError(f"{type(self).__name__} is already open")
-        self._build_session(**self._auth_kwargs)
-        if self._session is None:
-            raise errors.TrestflyError("_build_session() did not set self._session")
         self._entered = True
         try:
+            # Inside the try: an override that fails after super() built the client
+            # must not leave that client open, nor the session usable outside its block.
+            self._build_session(**self._auth_kwargs)
+            if self._session is None:
+                raise errors.TrestflyError("_build_session() did not set self._session")
             coordination = self._coordination
             if coordination is not None and not coordination.is_open:
                 # Not opened by the user: it lives exactly as long as this session.
