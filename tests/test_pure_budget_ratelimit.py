@@ -59,6 +59,8 @@ def test_disabled_budget_always_allows() -> None:
         ({"per_second": math.nan}, "per_second"),
         ({"ratio": math.inf}, "ratio"),
         ({"enabled": "no"}, "enabled"),
+        # An int too large for a float: math.isfinite raised a bare OverflowError.
+        ({"capacity": 10**400}, "capacity"),
     ],
 )
 def test_bad_budget_settings(settings: dict[str, object], needle: str) -> None:
@@ -127,6 +129,12 @@ def test_several_policies_pair_each_quota_with_its_own_window() -> None:
     )
     # The spent burst binds, with its own policy (it was read as 4000 left).
     assert parse_quota(structured, WALL) == Quota(0, 1.0, 100, 60.0)
+    # The older combined form: its limit picks its own policy's window (it got the
+    # hour's, and paced at 100 an hour where the server allowed 100 a minute).
+    older = headers(
+        RateLimit="limit=100, remaining=37, reset=5", RateLimit_Policy="100;w=60, 1000;w=3600"
+    )
+    assert parse_quota(older, WALL) == Quota(37, 5.0, 100, 60.0)
 
 
 def test_huge_numbers_never_break_a_request() -> None:

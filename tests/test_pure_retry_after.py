@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestfly._retry_after import parse_http_date, parse_retry_after
+from trestfly._retry_after import TOO_LONG, parse_http_date, parse_retry_after
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -24,7 +24,7 @@ def test_all_three_http_date_forms() -> None:
     assert parse_retry_after("Tuesday, 24-Nov-26 12:01:30 GMT", NOW) == 90.0
     assert parse_retry_after("Tue Nov 24 12:01:30 2026", NOW) == 90.0
     assert (
-        parse_http_date("Tue Nov  3 12:01:30 2026")
+        parse_http_date("Tue Nov  3 12:01:30 2026", NOW)
         == datetime(2026, 11, 3, 12, 1, 30, tzinfo=UTC).timestamp()
     )
     assert later - NOW == 90
@@ -51,9 +51,28 @@ def test_invalid_values_fall_back_to_none() -> None:
         "Tue, 31 Feb 2026 12:00:00 GMT",
         "Tue, 24 Foo 2026 12:00:00 GMT",
         "Tue, 24 Nov 2026 25:00:00 GMT",
-        "9" * 400,
     ]:
         assert parse_retry_after(value, NOW) is None, value
+
+
+def test_a_delay_too_long_for_a_float_is_too_long_not_absent() -> None:
+    # Valid delay-seconds: it must fail as a delay above max_retry_after does.
+    assert parse_retry_after("9" * 400, NOW) == TOO_LONG
+    assert math.isfinite(TOO_LONG) and TOO_LONG > 10**12
+
+
+def test_a_two_digit_year_is_placed_against_the_clock_given() -> None:
+    # RFC 9110 5.6.7: more than 50 years ahead of now means the past century.
+    def year(two_digits: str, now: float) -> int:
+        when = parse_http_date(f"Sunday, 06-Nov-{two_digits} 08:49:37 GMT", now)
+        assert when is not None
+        return datetime.fromtimestamp(when, UTC).year
+
+    assert year("76", NOW) == 2076  # 50 years ahead of 2026: still ahead
+    assert year("77", NOW) == 1977
+    assert year("94", NOW) == 1994
+    in_2060 = datetime(2060, 1, 1, tzinfo=UTC).timestamp()
+    assert year("94", in_2060) == 2094
 
 
 @given(st.text(max_size=60))
@@ -67,7 +86,8 @@ def test_integer_seconds_round_trip(seconds: int) -> None:
     assert parse_retry_after(str(seconds), NOW) == float(seconds)
 
 
-@given(st.datetimes(min_value=datetime(1971, 1, 1), max_value=datetime(2069, 12, 31)))
+# Two-digit years stand for the century that puts them at most 50 years after NOW.
+@given(st.datetimes(min_value=datetime(1977, 1, 1), max_value=datetime(2076, 12, 31)))
 def test_imf_fixdate_round_trip(moment: datetime) -> None:
     moment = moment.replace(microsecond=0, tzinfo=UTC)
     text = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")

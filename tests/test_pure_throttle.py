@@ -467,6 +467,7 @@ def test_github_403_with_zero_remaining_is_a_throttle() -> None:
         {"adaptive": 1},
         {"decrease": None},
         {"min_rate": float("nan")},
+        {"rate_limit": 10**400},  # too large for a float: crashed the first admission
     ],
 )
 def test_bad_settings_are_typed_errors(settings: dict[str, float]) -> None:

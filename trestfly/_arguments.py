@@ -17,13 +17,22 @@ from . import errors
 T = TypeVar("T")
 
 
+def is_finite(value: int | float) -> bool:
+    """``math.isfinite`` that answers False for an int too large to be a float (10**400),
+    where ``math.isfinite`` raises OverflowError: every later float operation would."""
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
+
+
 def check_number(name: str, value: Any, *, minimum: float, integer: bool = False) -> Any:
     """A finite number (an int when ``integer``) of at least ``minimum``."""
     kinds = (int,) if integer else (int, float)
     if (
         isinstance(value, bool)
         or not isinstance(value, kinds)
-        or not math.isfinite(value)
+        or not is_finite(value)
         or value < minimum
     ):
         kind = "an integer" if integer else "a number"

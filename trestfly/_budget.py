@@ -13,9 +13,9 @@ bites only when many requests fail together, which is exactly an outage.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
+from ._arguments import is_finite
 from .errors import UnexpectedValueError
 
 
@@ -51,7 +51,7 @@ class BudgetSettings:
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int | float)
-                or not math.isfinite(value)
+                or not is_finite(value)
                 or value < 0
             ):
                 raise UnexpectedValueError(

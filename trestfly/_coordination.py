@@ -36,6 +36,7 @@ from typing import Self
 
 import trio
 
+from ._arguments import is_finite
 from ._shared_state import RateProposal, Reservation, SharedQuotaBook, SyncReply, SyncRequest
 from ._stats import CoordinationStats
 from ._throttle import OriginThrottle
@@ -169,7 +170,7 @@ class Coordination(ABC):
         ):
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise UnexpectedValueError(f"{name} must be a number of seconds, got {value!r}")
-            if not (math.isfinite(value) and value > 0):
+            if not (is_finite(value) and value > 0):
                 raise UnexpectedValueError(f"{name} must be positive and finite, got {value!r}")
         if quota_key is not None and not callable(quota_key):
             raise UnexpectedValueError(f"quota_key must be callable, got {quota_key!r}")

@@ -8,7 +8,6 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
-import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -16,7 +15,7 @@ from typing import Any
 import httpx
 from box.converters import BOX_PARAMETERS  # python-box's own list of its options
 
-from ._arguments import check_bool
+from ._arguments import check_bool, is_finite
 from ._client import check_timeout
 from .errors import UnexpectedValueError
 
@@ -110,7 +109,7 @@ def _deadline(value: Any) -> float | None:
     if (
         isinstance(value, bool)
         or not isinstance(value, int | float)
-        or not math.isfinite(value)
+        or not is_finite(value)
         or value <= 0
     ):
         raise UnexpectedValueError(f"deadline must be a positive number of seconds, got {value!r}")

@@ -176,6 +176,9 @@ def _ietf(headers: Mapping[str, str]) -> Quota | None:
         named = [(q, w) for policy_name, q, w in policies if name and policy_name == name]
         quota, window = named[0] if named else _strictest(policies)
         limit = params.get("limit", quota)
+        if not named and "limit" in params:
+            # The entry's own limit picks its policy's window, never another's.
+            window = _window_of(params["limit"], policies)
         return Quota(int(remaining), reset, _whole(limit), window)
     remaining_field = _number(headers.get("ratelimit-remaining"))
     if remaining_field is None:

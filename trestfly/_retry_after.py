@@ -47,8 +47,16 @@ def _timestamp(year: int, month_name: str, day: int, hh: int, mm: int, ss: int) 
         return None
 
 
-def parse_http_date(value: str) -> float | None:
-    """The POSIX timestamp of an HTTP-date in any of the three RFC 9110 forms, or None."""
+#: The delay of a Retry-After too long for a float: finite, and longer than any
+#: max_retry_after, so the request fails at once as for any delay above it.
+TOO_LONG = 1e300
+
+
+def parse_http_date(value: str, now: float) -> float | None:
+    """The POSIX timestamp of an HTTP-date in any of the three RFC 9110 forms, or None.
+
+    ``now`` (a POSIX timestamp) places a two-digit year (RFC 850 form) in its century.
+    """
     text = value.strip()
     if match := _IMF.fullmatch(text):
         day, month, year, hh, mm, ss = match.groups()
@@ -56,8 +64,10 @@ def parse_http_date(value: str) -> float | None:
     if match := _RFC850.fullmatch(text):
         day, month, yy, hh, mm, ss = match.groups()
         # RFC 9110: a two-digit year that appears more than 50 years in the future is
-        # in the past century.  Against today's clock that means 00-69 -> 20xx.
-        year = 2000 + int(yy) if int(yy) < 70 else 1900 + int(yy)
+        # in the past century -- judged against the clock of ``now``.
+        year = 2000 + int(yy)
+        if year > datetime.fromtimestamp(now, UTC).year + 50:
+            year -= 100
         return _timestamp(year, month, int(day), int(hh), int(mm), int(ss))
     if match := _ASCTIME.fullmatch(text):
         month, day, hh, mm, ss, year = match.groups()
@@ -81,9 +91,11 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
         return None
     text = value.strip()
     if _DELAY.fullmatch(text):
+        # Digits only, so a float that overflows was a very long delay: it must fail as
+        # one above max_retry_after, not pass for a header that said nothing.
         delay = float(text)
-        return delay if math.isfinite(delay) else None
-    when = parse_http_date(text)
+        return delay if math.isfinite(delay) else TOO_LONG
+    when = parse_http_date(text, now)
     if when is None:
         return None
     return max(0.0, when - now)

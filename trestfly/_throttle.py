@@ -43,6 +43,7 @@ import random
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 
+from ._arguments import is_finite
 from ._ratelimit import Quota, says_quota_spent, spent_quota_delay
 from ._slow_start import SlowStartLog
 from .errors import UnexpectedValueError
@@ -177,7 +178,7 @@ class ThrottleSettings:
             if (
                 isinstance(value, bool)
                 or not ok
-                or (isinstance(value, float) and not math.isfinite(value))
+                or (isinstance(value, int | float) and not is_finite(value))
             ):
                 raise UnexpectedValueError(f"throttle setting {name} is out of range: {value!r}")
 
