@@ -713,3 +713,26 @@ def test_a_slot_given_back_late_or_from_an_old_epoch_is_dropped() -> None:
     state.give_back(hole.at, state.epoch, 0.0)
     # A hole found already due is dropped: sent late, it could crowd the next slot.
     assert state.admit(hole.at + 0.01).at == pytest.approx(0.5)
+
+
+def test_the_learned_rate_does_not_grow_while_a_lower_limit_paces() -> None:
+    """Successes paced by the client's own rate_limit prove nothing about the server:
+    the learned rate grew on them to thousands per second, and the cuts of later
+    throttles then changed nothing for many episodes."""
+    state = origin(rate_limit=10.0)
+    for _ in range(3):  # an unpaced first sample, then a timed throttle: a learned rate
+        ticket = state.on_sent(0.0, paced=False, probe=False)
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    throttled = state.on_sent(0.02, paced=False, probe=False)
+    state.on_response(throttled, 0.03, status=429, hint=1.0, quota=None)
+    state.on_done(throttled)
+    assert state.learned_rate is not None and state.learned_rate < 10
+    now = state.gate_until
+    for _ in range(12_000):  # twenty minutes of a busy client at its own 10/s
+        ticket = send(state, now)
+        now = ticket.sent_at
+        state.on_response(ticket, now + 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    # Grown to the limit that paced it (one step of slow start past it at most).
+    assert state.learned_rate <= 10.0 + state.settings.fast_increase

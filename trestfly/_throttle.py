@@ -846,6 +846,17 @@ class OriginThrottle:
         ):
             self._restart_schedule(now)
 
+    def _learned_rate_binds(self, now: float) -> bool:
+        """Whether the learned rate is what paces the client, so a paced success says
+        it can grow.  Under a lower ``rate_limit`` or quota rate it proved nothing: it
+        grew for as long as those paced (to thousands per second), and the cuts of
+        later throttles, half of it at most, then changed nothing for many episodes."""
+        learned = self.learned_rate
+        if learned is None:
+            return False
+        pacing = self.effective_rate(now)
+        return pacing is None or learned <= pacing * (1 + 1e-9)
+
     def _on_success(self, ticket: Ticket, now: float) -> None:
         self.successes += 1
         if self._sample is not None and self.is_stale(ticket):
@@ -862,7 +873,7 @@ class OriginThrottle:
             # the answers still in flight from before a cut would undo it at once.
             return
         self._note_slow_start_success(ticket.sent_at)
-        if ticket.paced and self.learned_rate is not None:
+        if ticket.paced and self._learned_rate_binds(now):
             if self._ceiling is None:
                 # No paced throttle yet: the rate is a floor, grow by `fast_increase`
                 # of itself per second (each success adds that share of one request).
