@@ -846,14 +846,11 @@ class OriginThrottle:
         ):
             self._restart_schedule(now)
 
-    def _learned_rate_binds(self, now: float) -> bool:
+    def _learned_rate_binds(self, learned: float, now: float) -> bool:
         """Whether the learned rate is what paces the client, so a paced success says
         it can grow.  Under a lower ``rate_limit`` or quota rate it proved nothing: it
         grew for as long as those paced (to thousands per second), and the cuts of
         later throttles, half of it at most, then changed nothing for many episodes."""
-        learned = self.learned_rate
-        if learned is None:
-            return False
         pacing = self.effective_rate(now)
         return pacing is None or learned <= pacing * (1 + 1e-9)
 
@@ -873,13 +870,14 @@ class OriginThrottle:
             # the answers still in flight from before a cut would undo it at once.
             return
         self._note_slow_start_success(ticket.sent_at)
-        if ticket.paced and self._learned_rate_binds(now):
+        learned = self.learned_rate
+        if ticket.paced and learned is not None and self._learned_rate_binds(learned, now):
             if self._ceiling is None:
                 # No paced throttle yet: the rate is a floor, grow by `fast_increase`
                 # of itself per second (each success adds that share of one request).
-                self.learned_rate += self.settings.fast_increase
+                self.learned_rate = learned + self.settings.fast_increase
             else:
-                self._grow_towards_ceiling(self.learned_rate, self._ceiling, now)
+                self._grow_towards_ceiling(learned, self._ceiling, now)
             self._reschedule_if_grown(now)
         if ticket.in_flight_at_send >= self.concurrency_limit:
             self._grow_concurrency(now)
