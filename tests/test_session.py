@@ -524,15 +524,20 @@ async def test_owned_client_closed_injected_client_left_open() -> None:
     await injected.aclose()
 
 
-def test_http2_without_the_h2_package_is_refused_when_built(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
+    """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec
 
     def find_spec(name: str, *args: Any) -> Any:
-        return None if name == "h2" else real_find_spec(name, *args)
+        return None if name == package else real_find_spec(name, *args)
 
     monkeypatch.setattr(importlib.util, "find_spec", find_spec)
+
+
+def test_http2_without_the_h2_package_is_refused_when_built(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    hide_package(monkeypatch, "h2")
     with pytest.raises(errors.UnexpectedValueError, match="h2 package"):
         API(http2=True)
     API(http2=False)
@@ -794,12 +799,7 @@ async def test_tls_files_that_do_not_load_are_named_never_quoted(tmp_path: Path)
 def test_a_socks_proxy_without_socksio_is_named_at_construction(
     proxies: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    real = importlib.util.find_spec
-
-    def without_socksio(name: str, *args: Any) -> Any:
-        return None if name == "socksio" else real(name, *args)
-
-    monkeypatch.setattr(importlib.util, "find_spec", without_socksio)
+    hide_package(monkeypatch, "socksio")
     with pytest.raises(errors.UnexpectedValueError, match="socksio"):
         API(proxies=proxies)
 
