@@ -777,6 +777,12 @@ def test_tls_files_that_exist_and_3xx_error_map_entries_are_kept(tmp_path: Path)
         API(cert=(str(pem), str(tmp_path / "missing.key")))
 
 
+def test_a_timeout_too_large_for_a_float_is_named() -> None:
+    # math.isfinite raised a bare OverflowError on an int like this one.
+    with pytest.raises(errors.UnexpectedValueError, match="timeout"):
+        API(timeout=10**400)
+
+
 async def test_tls_files_that_do_not_load_are_named_never_quoted(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.pem"
     garbage.write_text("FILE_CONTENT_S3CRET, not PEM")

@@ -8,7 +8,6 @@ settings without httpx's deprecation warnings.
 from __future__ import annotations
 
 import importlib.util
-import math
 import os
 import platform
 import ssl
@@ -16,6 +15,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from ._arguments import is_finite
 from ._transport import ShardedTransport
 from ._version import __version__
 from .errors import UnexpectedValueError
@@ -197,7 +197,7 @@ def _positive_seconds(value: object) -> bool:
     return (
         isinstance(value, int | float)
         and not isinstance(value, bool)
-        and math.isfinite(value)
+        and is_finite(value)
         and value > 0
     )
 
