@@ -736,3 +736,144 @@ def test_the_learned_rate_does_not_grow_while_a_lower_limit_paces() -> None:
         state.on_done(ticket)
     # Grown to the limit that paced it (one step of slow start past it at most).
     assert state.learned_rate <= 10.0 + state.settings.fast_increase
+
+
+class Drive:
+    """One client sending as fast as the throttle admits, against ``limiter``, each
+    request answered at once; records what the server did per second."""
+
+    def __init__(self, state: OriginThrottle, limiter: Bucket | Window) -> None:
+        self.state, self.limiter, self.now = state, limiter, 0.0
+        self.served: dict[int, int] = {}
+        self.refused: list[float] = []
+        self.unpaced_after_probe = 0  # sends admitted at once right after a probe
+
+    def first_wave(self, size: int) -> None:
+        """``size`` requests in flight at t=0 (as a crowd of workers sends them)."""
+        wave = [self.state.on_sent(0.0, paced=False, probe=False) for _ in range(size)]
+        for ticket in wave:
+            self._answer(ticket)
+
+    def until(self, end: float) -> None:
+        while self.now < end:
+            decision = self.state.admit(self.now)
+            if decision.kind == "gate":
+                self.now = decision.at
+                continue
+            assert decision.kind in ("go", "probe"), decision
+            paced = decision.at > self.now
+            self.now = decision.at
+            ticket = self.state.on_sent(self.now, paced=paced, probe=decision.kind == "probe")
+            self._answer(ticket)
+            self.now += 0.0001
+
+    def _answer(self, ticket: Ticket) -> None:
+        hint = self.limiter.take(ticket.sent_at)
+        if hint is None:
+            second = math.floor(ticket.sent_at)
+            self.served[second] = self.served.get(second, 0) + 1
+        else:
+            self.refused.append(ticket.sent_at)
+        status = 200 if hint is None else 429
+        self.state.on_response(ticket, self.now, status=status, hint=hint, quota=None)
+        self.state.on_done(ticket)
+
+
+def test_against_a_window_each_reopening_takes_the_quota_at_once() -> None:
+    # A window of 100 a second with whole-second hints: the first wave's 100 are a
+    # trusted sample (about 97/s over the period to the announced instant).  Paced at
+    # that rate, every window fell a few short (21 s for 2,000); each reopening now
+    # sends the quota at once, and one request after it meets the spent window.
+    state = origin()
+    drive = Drive(state, Window(100))
+    drive.first_wave(101)
+    rate = state.learned_rate
+    assert rate is not None and rate < 100
+    drive.until(10.0)
+    assert [drive.served[second] for second in range(10)] == [100] * 10
+    assert len(drive.refused) == 10  # the first wave's, then one per window
+    # That refusal is the window spent, not a rate too high: nothing was cut.
+    assert state.learned_rate == rate and state.rate_cuts == 1
+
+
+def reopen(state: OriginThrottle) -> float:
+    """At the announced instant, the probe goes and is served; returns that instant."""
+    now = state.gate_until
+    decision = state.admit(now)
+    assert decision.kind == "probe", decision
+    probe = state.on_sent(now, paced=False, probe=True)
+    state.on_response(probe, now, status=200, hint=None, quota=None)
+    state.on_done(probe)
+    return now
+
+
+def test_a_round_refused_before_its_quota_ends_window_rounds() -> None:
+    # 100 at once, but refilled at only 10 a second: the first reopening's burst
+    # meets an almost empty bucket.  The rounds end, the rate is cut, and later
+    # reopenings are paced.
+    state = origin()
+    drive = Drive(state, Bucket(10.0, 100))
+    drive.first_wave(101)
+    assert state._window_quota == 100
+    drive.until(1.5)
+    assert state._window_quota is None
+    assert len(drive.refused) == 2 and drive.served[1] == 10
+    assert state.learned_rate is not None and state.learned_rate < 100 * 0.975 * 0.95
+    drive.until(3.0)
+    now = reopen(state)
+    assert state.admit(now).at > now
+
+
+def test_a_request_in_flight_beside_the_last_of_the_quota_may_be_the_one_refused() -> None:
+    # Requests in flight together arrive in any order: the 100th of a round refused
+    # while four more were in flight beside it is the window spent.  Alone, it says
+    # the round was served less than its quota.
+    for in_flight, spent in ((5, True), (1, False)):
+        state = origin()
+        Drive(state, Window(100)).first_wave(101)
+        now = reopen(state)
+        for _ in range(98):
+            decision = state.admit(now)
+            assert decision.at == now  # the round's burst
+            ticket = state.on_sent(now, paced=False, probe=False)
+            state.on_response(ticket, now, status=200, hint=None, quota=None)
+            state.on_done(ticket)
+        assert state.admit(now).at == now
+        last = state.on_sent(now, paced=False, probe=False)
+        last = Ticket(now, in_flight, paced=False, probe=False, seq=last.seq)
+        state.on_response(last, now + 0.01, status=429, hint=1.0, quota=None)
+        assert (state._window_quota is not None) is spent
+        assert state.rate_cuts == (1 if spent else 2)
+
+
+@pytest.mark.parametrize(
+    ("settings", "served", "hint"),
+    [
+        ({}, 20, 1.0),  # 20 served: a bucket's burst, not a window's quota
+        ({}, 100, 0.01),  # closed for 10 ms: nothing to refill
+        ({"rate_limit": 500.0}, 100, 1.0),  # the user's limit and its burst rule
+    ],
+)
+def test_no_window_rounds_after_a_burst_or_a_short_hint_or_beside_a_rate_limit(
+    settings: dict[str, float], served: int, hint: float
+) -> None:
+    state = origin(**settings)
+    wave = [state.on_sent(0.0, paced=False, probe=False) for _ in range(served + 1)]
+    for ticket in wave[:served]:
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    state.on_response(wave[-1], 0.02, status=429, hint=hint, quota=None)
+    state.on_done(wave[-1])
+    now = reopen(state)
+    assert state.admit(now).at > now
+
+
+def test_a_rounds_burst_left_unsent_expires_with_the_window() -> None:
+    state = origin()
+    Drive(state, Window(100)).first_wave(101)
+    now = reopen(state)
+    assert state.admit(now).at == now  # part of the round's burst
+    later = now + state._window_length
+    # The window is over: the pacer alone (an idle pacer lets the first go at once).
+    assert state.admit(later).at == later
+    assert state.admit(later).at > later
