@@ -877,3 +877,19 @@ def test_a_rounds_burst_left_unsent_expires_with_the_window() -> None:
     # The window is over: the pacer alone (an idle pacer lets the first go at once).
     assert state.admit(later).at == later
     assert state.admit(later).at > later
+
+
+def test_a_throttle_in_a_round_whose_burst_was_not_taken_is_about_the_rate() -> None:
+    # A coordination store paces every send (admit(shared=True)), so no round's burst
+    # is taken: a throttle after a quota's worth of paced sends is the rate's, and cut.
+    state = origin()
+    Drive(state, Window(100)).first_wave(101)
+    now = reopen(state)
+    for _ in range(100):
+        assert state.admit(now, shared=True).kind == "shared"
+        ticket = state.on_sent(now, paced=True, probe=False)
+        state.on_response(ticket, now, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    refused = state.on_sent(now, paced=True, probe=False)
+    state.on_response(refused, now + 0.01, status=429, hint=1.0, quota=None)
+    assert state.rate_cuts == 2 and state._window_quota is None

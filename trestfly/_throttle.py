@@ -27,6 +27,11 @@ What it decides:
   the concurrency limit (by one per window of successes, to one below a refused count,
   then slowly past it) only while those limits are actually what holds the client back.
 
+* **Window rounds.**  When the first throttle came after a window's quota (many
+  served at once, then closed for long), each reopening sends that quota again at once
+  and the pacer goes on after it; the throttle that meets the spent window then is the
+  window's, not the rate's, and cuts nothing (see ``_open_round``).
+
 The hold level is ``safety`` times the last paced rate that was throttled (the
 ceiling).  Growing back *to* the ceiling, as plain additive increase does, walks the
 client into the same throttle every few seconds; against a fixed window with whole-second
@@ -450,7 +455,7 @@ class OriginThrottle:
 
     def _window_spent(self, ticket: Ticket) -> bool:
         """A fresh throttle during window rounds: whether it is the round's window spent
-        (a request that may have arrived after the round's whole quota, within the
+        (a request that may have arrived after the round's whole burst, within the
         window), which says nothing about the rate.  Any other ends window rounds: the
         origin is no such window.
 
@@ -463,7 +468,8 @@ class OriginThrottle:
             return False
         sent_before = ticket.seq - self._round_first_seq
         if (
-            sent_before + ticket.in_flight_at_send > quota
+            self._round_full
+            and sent_before + ticket.in_flight_at_send > quota
             and ticket.sent_at - self._round_start < self._window_length
         ):
             return True
@@ -823,8 +829,8 @@ class OriginThrottle:
             return
         self._first_burst = None
         # A window's quota, closed for long: what each reopening may take at once.
-        if hint >= LONG_HINT:
-            self._window_quota, self._window_length = served, period
+        self._window_quota = served if hint >= LONG_HINT else None
+        self._window_length = period
         # The server did serve this rate, closed time included: a rate that was served,
         # not one that was throttled, so it gets half the safety margin (the hold
         # level), and probing past it slowly.
