@@ -309,7 +309,7 @@ def test_leaving_slow_start_at_a_windows_quota_again_keeps_the_paced_rate_as_the
     # it happened to see first.)
     state = origin()
     throttled_at = until_paced_throttle(state, Window(40))
-    assert throttled_at > 80
+    assert throttled_at > 40 * 1.5
     assert state.ceiling == throttled_at
     assert state.learned_rate is not None and state.learned_rate < throttled_at
 
@@ -814,9 +814,9 @@ def test_a_round_refused_before_its_quota_ends_window_rounds() -> None:
     state = origin()
     drive = Drive(state, Bucket(10.0, 100))
     drive.first_wave(101)
-    assert state._window_quota == 100
+    assert state._round_quota == 100
     drive.until(1.5)
-    assert state._window_quota is None
+    assert state._round_quota is None
     assert len(drive.refused) == 2 and drive.served[1] == 10
     assert state.learned_rate is not None and state.learned_rate < 100 * 0.975 * 0.95
     drive.until(3.0)
@@ -842,19 +842,18 @@ def test_a_request_in_flight_beside_the_last_of_the_quota_may_be_the_one_refused
         last = state.on_sent(now, paced=False, probe=False)
         last = Ticket(now, in_flight, paced=False, probe=False, seq=last.seq)
         state.on_response(last, now + 0.01, status=429, hint=1.0, quota=None)
-        assert (state._window_quota is not None) is spent
+        assert (state._round_quota is not None) is spent
         assert state.rate_cuts == (1 if spent else 2)
 
 
 @pytest.mark.parametrize(
     ("settings", "served", "hint"),
     [
-        ({}, 20, 1.0),  # 20 served: a bucket's burst, not a window's quota
         ({}, 100, 0.01),  # closed for 10 ms: nothing to refill
         ({"rate_limit": 500.0}, 100, 1.0),  # the user's limit and its burst rule
     ],
 )
-def test_no_window_rounds_after_a_burst_or_a_short_hint_or_beside_a_rate_limit(
+def test_no_rounds_after_a_short_hint_or_beside_a_rate_limit(
     settings: dict[str, float], served: int, hint: float
 ) -> None:
     state = origin(**settings)
@@ -873,7 +872,7 @@ def test_a_rounds_burst_left_unsent_expires_with_the_window() -> None:
     Drive(state, Window(100)).first_wave(101)
     now = reopen(state)
     assert state.admit(now).at == now  # part of the round's burst
-    later = now + state._window_length
+    later = now + state._round_length
     # The window is over: the pacer alone (an idle pacer lets the first go at once).
     assert state.admit(later).at == later
     assert state.admit(later).at > later
@@ -892,4 +891,25 @@ def test_a_throttle_in_a_round_whose_burst_was_not_taken_is_about_the_rate() -> 
         state.on_done(ticket)
     refused = state.on_sent(now, paced=True, probe=False)
     state.on_response(refused, now + 0.01, status=429, hint=1.0, quota=None)
-    assert state.rate_cuts == 2 and state._window_quota is None
+    assert state.rate_cuts == 2 and state._round_quota is None
+
+
+def test_a_buckets_burst_goes_at_once_at_each_reopening_and_its_throttles_cut() -> None:
+    # A bucket of 100/s with a burst of 10 and whole-second hints: the 10 tokens are
+    # there again when the gate reopens (paced, a full bucket wasted its refill).  The
+    # throttle after them is the rate's, not a window's: it ends slow start as ever.
+    state = origin()
+    drive = Drive(state, Bucket(100.0, 10))
+    drive.first_wave(11)
+    now = reopen(state)
+    # Less a token: the pacer goes on one interval after the probe at just under the
+    # bucket's rate, which a bucket emptied at once refused at the slightest jitter.
+    assert [state.admit(now).at for _ in range(8)] == [now] * 8
+    assert state.admit(now).at > now
+    state = origin()
+    drive = Drive(state, Bucket(100.0, 10))
+    drive.first_wave(11)
+    drive.until(8.0)
+    # Slow start ended at the paced throttle (a cut, a ceiling), and the rounds go on.
+    assert len(drive.refused) == 2 and state.rate_cuts == 2 and state.ceiling is not None
+    assert state._round_quota == 9

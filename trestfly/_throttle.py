@@ -290,10 +290,12 @@ class OriginThrottle:
         self._sample_takes_remote = False
         self._quota: Quota | None = None
         self._quota_reset_at = -math.inf
-        # Window rounds (see _open_round): the quota the first throttle came after, and
-        # the period it was served over; None when it looked like no window's quota.
-        self._window_quota: int | None = None
-        self._window_length = 0.0
+        # Rounds (see _open_round): what the origin served before its first throttle,
+        # sent again at once at each reopening (None: no rounds); whether that was a
+        # window's quota (see _window_spent); the period it was served over.
+        self._round_quota: int | None = None
+        self._round_is_window = False
+        self._round_length = 0.0
         # The current round: when it opened, the sequence number of its first send,
         # what is left of its burst, whether the burst was all sent, its successes.
         self._round_start = -math.inf
@@ -416,25 +418,28 @@ class OriginThrottle:
         return Admission("go", send_at)
 
     def _open_round(self, now: float) -> None:
-        """The gate reopens: against a window, its quota goes again at once.
+        """The gate reopens: what the origin served at once before its first throttle
+        goes again at once.
 
-        A first throttle that came after a window's quota (a trusted first sample and a
-        long hint: see _learn_from_sample) says what the origin grants once the gate
-        reopens, as a fixed or sliding window (or a bucket as deep) refills while it
-        is closed.  Pacing that quota over the next window instead, at the rate served
-        over the first one (whose announced instant the rounding of ``Retry-After`` put
-        past the window's end), left every window a few percent short: 21 s for
-        2,000 requests against a window of 100 a second.  So each reopening starts a
-        round: the probe and ``quota - 1`` more go at once, then the pacer; the
-        request it sends next meets the spent window, whose 429 closes the gate
-        until the next one (see _window_spent).  A round that was not served its whole
-        quota ends window rounds for good, and the pacer alone goes on.
+        A first throttle that closed the gate for long (see _learn_from_sample) came
+        after what the origin grants at once: a window's quota, or a bucket's burst.
+        Both are there again when the gate reopens, as a window or a bucket refills
+        while it is closed.  Pacing them instead wasted them: a bucket refilled past
+        its depth meanwhile (its 10 tokens, 0.1 s of a 100/s bucket, lost at every
+        reopening), and at the rate served over the first window (whose announced
+        instant the rounding of ``Retry-After`` put past the window's end) every window
+        fell a few percent short: 21 s for 2,000 requests against a window of 100 a
+        second.  So each reopening starts a round: the probe and ``quota - 1`` more go
+        at once, then the pacer.  Against a window, the request it sends next meets the
+        spent window, whose 429 closes the gate until the next one (see
+        _window_spent).  A round whose burst was not served whole ends the rounds for
+        good, and the pacer alone goes on.
         """
-        quota = self._window_quota
+        quota = self._round_quota
         if quota is None:
             return
         if self._round_full and self._round_served < quota:
-            self._window_quota = None  # the last round's burst was refused in part
+            self._round_quota = None  # the last round's burst was refused in part
             return
         self._round_start, self._round_first_seq = now, self._sent + 1
         self._round_credit, self._round_full, self._round_served = quota - 1, False, 0
@@ -446,7 +451,7 @@ class OriginThrottle:
         only within the window the round opened (a burst held for later could meet a
         window already partly spent by others).
         """
-        if self.settings.rate_limit is not None or now - self._round_start >= self._window_length:
+        if self.settings.rate_limit is not None or now - self._round_start >= self._round_length:
             self._round_credit = 0
             return False
         self._round_credit -= 1
@@ -454,27 +459,23 @@ class OriginThrottle:
         return True
 
     def _window_spent(self, ticket: Ticket) -> bool:
-        """A fresh throttle during window rounds: whether it is the round's window spent
-        (a request that may have arrived after the round's whole burst, within the
-        window), which says nothing about the rate.  Any other ends window rounds: the
-        origin is no such window.
+        """A fresh timed throttle during rounds: whether it is a window's round spent (a
+        request that may have arrived after the round's whole burst, within the
+        window), which says nothing about the rate.
 
         Requests in flight together reach the server in any order, so the refused one
         may be any of those beside it: the last of the burst is refused as often as
-        the paced request sent next.
+        the paced request sent next.  One refused before that, or while the burst was
+        not all sent, ends the rounds: the origin does not grant that much at once.
         """
-        quota = self._window_quota
+        quota = self._round_quota
         if quota is None:
             return False
         sent_before = ticket.seq - self._round_first_seq
-        if (
-            self._round_full
-            and sent_before + ticket.in_flight_at_send > quota
-            and ticket.sent_at - self._round_start < self._window_length
-        ):
-            return True
-        self._window_quota, self._round_credit = None, 0
-        return False
+        if not self._round_full or sent_before + ticket.in_flight_at_send <= quota:
+            self._round_quota, self._round_credit = None, 0
+            return False
+        return self._round_is_window and ticket.sent_at - self._round_start < self._round_length
 
     def give_back(self, send_at: float, epoch: int, now: float) -> None:
         """A waiter gave up the slot it reserved for ``send_at`` under ``epoch``
@@ -825,18 +826,29 @@ class OriginThrottle:
             start = served / (period - rounding) if period > rounding else observed
             self.learned_rate = max(settings.min_rate, start * settings.safety)
             self._first_burst, self._first_rate = served, observed
-            self._window_quota = None
+            self._start_rounds(served, period, hint, window=False)
             return
         self._first_burst = None
-        # A window's quota, closed for long: what each reopening may take at once.
-        self._window_quota = served if hint >= LONG_HINT else None
-        self._window_length = period
+        self._start_rounds(served, period, hint, window=True)
         # The server did serve this rate, closed time included: a rate that was served,
         # not one that was throttled, so it gets half the safety margin (the hold
         # level), and probing past it slowly.
         hold = observed * (1 - (1 - settings.safety) / 2)
         self.learned_rate = max(settings.min_rate, hold)
         self._ceiling, self._ceiling_set_at = hold / settings.safety, now
+
+    def _start_rounds(self, served: int, period: float, hint: float, *, window: bool) -> None:
+        """Reopenings send what was served at once (see _open_round) if the gate closed
+        for long enough to refill it; ``window``: it was a window's quota.
+
+        A bucket's burst is taken less a tenth (at least one token): the pacer goes on
+        one interval after the probe at just under the bucket's rate, so a bucket
+        emptied at once holds the first paced request to a few hundredths of a token,
+        and the jitter of a fraction of a millisecond refused it for a whole second.
+        """
+        quota = served if window else served - max(1, served // 10)
+        self._round_quota = quota if hint >= LONG_HINT and quota > 1 else None
+        self._round_is_window, self._round_length = window, period
 
     def _leave_slow_start(self, end: float, cut: float, hint: float) -> float:
         """The first paced throttle (of a request sent at ``end``) ends slow start: set
@@ -952,7 +964,7 @@ class OriginThrottle:
             self._sample_extra += 1
         else:
             self._window_successes += 1
-        if self._window_quota is not None and ticket.seq >= self._round_first_seq:
+        if self._round_quota is not None and ticket.seq >= self._round_first_seq:
             self._round_served += 1
         if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
