@@ -27,10 +27,11 @@ What it decides:
   the concurrency limit (by one per window of successes, to one below a refused count,
   then slowly past it) only while those limits are actually what holds the client back.
 
-* **Window rounds.**  When the first throttle came after a window's quota (many
-  served at once, then closed for long), each reopening sends that quota again at once
-  and the pacer goes on after it; the throttle that meets the spent window then is the
-  window's, not the rate's, and cuts nothing (see ``_open_round``).
+* **Rounds.**  When the first throttle closed the gate for long, what was served
+  before it (a window's quota, or a bucket's burst less a token) goes again at once at
+  each reopening, and the pacer goes on after it; against a window, the throttle that
+  meets the spent window then is the window's, not the rate's, and cuts nothing (see
+  ``_open_round``).
 
 The hold level is ``safety`` times the last paced rate that was throttled (the
 ceiling).  Growing back *to* the ceiling, as plain additive increase does, walks the
