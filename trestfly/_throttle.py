@@ -801,7 +801,7 @@ class OriginThrottle:
         self.concurrency = min(float(self.max_concurrency), self.concurrency + step)
 
     def _learn_from_sample(
-        self, served: int, period: float, now: float, rounding: float = 0.0, hint: float = 0.0
+        self, served: int, period: float, now: float, rounding: float, hint: float
     ) -> None:
         """The first learned rate, from a period of unpaced sending.
 
@@ -817,7 +817,8 @@ class OriginThrottle:
         requests fewer than the bucket allowed; from 20/s, 0.40 s and 11 fewer.)  The
         floor itself (``_first_rate``, which the rate never goes below when slow start
         ends) stays what was served: against a window of 10 a second, starting at 20/s
-        only meets the window's end sooner, once.
+        only meets the window's end sooner, once.  ``hint`` (the delay that closed the
+        gate) decides whether reopenings send what was served again (see _start_rounds).
         """
         observed = served / period
         settings = self.settings
