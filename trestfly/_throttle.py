@@ -283,10 +283,10 @@ class OriginThrottle:
         # When the learned rate was last cut (here or by another worker): the probe past
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
         self._last_cut_at = -math.inf
-        # The first sample (successes, period, the delay's rounding; see
+        # The first sample (successes, period, the delay that closed the gate; see
         # _learn_from_sample) until the gate reopens, and the successes that joined it
         # meanwhile (see _refine_sample).
-        self._sample: tuple[int, float, float, float] | None = None
+        self._sample: tuple[int, float, float] | None = None
         self._sample_extra = 0
         self._sample_takes_remote = False
         self._quota: Quota | None = None
@@ -670,16 +670,13 @@ class OriginThrottle:
         self._window_successes = 0
         if self.learned_rate is None:
             if period > 0:
-                # A delay in whole seconds (what Retry-After's delta-seconds can say)
-                # is the server's wait rounded up, by half a second on average.
-                rounding = WHOLE_SECOND_ROUNDING if hint >= 1 and float(hint).is_integer() else 0.0
                 if served:
-                    self._learn_from_sample(served, period, now, rounding, hint)
+                    self._learn_from_sample(served, period, now, hint)
                 # The sample is complete at the reopening (see _refine_sample): the
                 # successes of requests sent before this throttle are still arriving.
                 # Other workers' reports join it only over a long period: they are not
                 # dated, and over a few milliseconds most would be successes after it.
-                self._sample = (served, period, rounding, hint)
+                self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
         if self._window_spent(ticket):
@@ -800,9 +797,7 @@ class OriginThrottle:
                 self._concurrency_ceiling = None
         self.concurrency = min(float(self.max_concurrency), self.concurrency + step)
 
-    def _learn_from_sample(
-        self, served: int, period: float, now: float, rounding: float, hint: float
-    ) -> None:
+    def _learn_from_sample(self, served: int, period: float, now: float, hint: float) -> None:
         """The first learned rate, from a period of unpaced sending.
 
         What the server served over the period, closed time included, is a floor of
@@ -810,21 +805,23 @@ class OriginThrottle:
         paced throttle -- unless so many were served (a whole window's quota, say) that
         it is the server's rate, not a burst allowance.
 
-        Slow start begins from the period less ``rounding``: a delay in whole seconds
-        is the server's own wait rounded up, by half a second on average, and that
+        Slow start begins from the period less the rounding of ``hint`` (the delay that
+        closed the gate): a delay in whole seconds (what Retry-After's delta-seconds can
+        say) is the server's own wait rounded up, by half a second on average, and that
         half second is the rounding's, not the server's.  (A burst of 10 told to come
         back in 1 s: from 10/s, growing to a 100/s bucket took 0.59 s and sent 26
         requests fewer than the bucket allowed; from 20/s, 0.40 s and 11 fewer.)  The
         floor itself (``_first_rate``, which the rate never goes below when slow start
         ends) stays what was served: against a window of 10 a second, starting at 20/s
-        only meets the window's end sooner, once.  ``hint`` (the delay that closed the
-        gate) decides whether reopenings send what was served again (see _start_rounds).
+        only meets the window's end sooner, once.  ``hint`` also decides whether
+        reopenings send what was served again (see _start_rounds).
         """
         observed = served / period
         settings = self.settings
         self.rate_cuts += 1
         self._last_cut_at = now
         if served < TRUSTED_SAMPLE:
+            rounding = WHOLE_SECOND_ROUNDING if hint >= 1 and float(hint).is_integer() else 0.0
             start = served / (period - rounding) if period > rounding else observed
             self.learned_rate = max(settings.min_rate, start * settings.safety)
             self._first_burst, self._first_rate = served, observed
@@ -908,10 +905,10 @@ class OriginThrottle:
         joined it while the gate was closed: answers to requests sent before the
         throttle, and what other workers reported (their share of what was served)."""
         assert self._sample is not None
-        served, period, rounding, hint = self._sample
+        served, period, hint = self._sample
         self._sample = None
         if self._sample_extra > 0 and self.settings.adaptive:
-            self._learn_from_sample(served + self._sample_extra, period, now, rounding, hint)
+            self._learn_from_sample(served + self._sample_extra, period, now, hint)
         self._sample_extra = 0
 
     def _grow_towards_ceiling(self, rate: float, ceiling: float, now: float) -> None:
