@@ -444,8 +444,10 @@ async def test_churn_with_random_cancellations_leaks_nothing(
         stats = await run_churn(client, trio_server.url("/churn"), seconds=seconds, limiter=limiter)
         # The run exercised both outcomes.  Few requests complete under this churn (a
         # request cancelled mid-way costs its connection, so most requests reconnect),
-        # and how few depends on the machine's load: the bound on completions is low.
-        assert stats.cancelled > 500 and stats.completed >= 10, stats
+        # and how few depends on the machine: 3 of 3,215 on a slow one, where a bound
+        # of 10 failed one run in three.  One completion shows the outcome happened;
+        # the leak checks below are the test.
+        assert stats.cancelled > 500 and stats.completed >= 1, stats
         assert stats.pool_timeouts == 0, stats
         assert transport.in_flight == 0
         assert transport.shard_in_flight == (0,) * math.ceil(connections / 2)
