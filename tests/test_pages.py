@@ -29,6 +29,7 @@ from trestfly._pages import (
     known_last_page,
     last_page_index,
     may_request,
+    origin_of,
     pages_for,
     parse_link_header,
 )
@@ -129,6 +130,36 @@ def test_several_header_values_and_relative_targets() -> None:
 )
 def test_malformed_link_headers_yield_no_next(header: str) -> None:
     assert find_link(header) is None
+
+
+@pytest.mark.parametrize(
+    ("url", "origin"),
+    [
+        ("https://API.Example.com/a?page=2", "https://api.example.com:443"),
+        ("https://api.example.com:443/b", "https://api.example.com:443"),
+        ("http://user:S3CRET@h:8080/x?api_key=S3CRET", "http://h:8080"),
+        ("http://[::1]:99/", "http://[::1]:99"),
+        ("HTTP://H", "http://h:80"),
+        ("ftp://h/f", "ftp://h"),
+        ("/relative?page=2", None),
+        ("https://h:99999/", None),
+        ("https://h:port/", None),
+    ],
+)
+def test_origin_of_is_scheme_host_and_port_only(url: str, origin: str | None) -> None:
+    assert origin_of(url) == origin
+
+
+def test_origins_tell_other_hosts_ports_and_schemes_apart() -> None:
+    home = origin_of("https://api.example.com/items")
+    assert origin_of("https://api.example.com:443/items?page=2") == home
+    for other in (
+        "https://evil.example.net/items",
+        "https://api.example.com:8443/items",
+        "http://api.example.com/items",  # a downgrade: the key in clear text
+        "https://api.example.com.evil.net/items",
+    ):
+        assert origin_of(other) != home
 
 
 def test_a_malformed_link_does_not_hide_the_next_one() -> None:
@@ -239,7 +270,8 @@ def test_the_total_ends_the_walk_and_cuts_the_page() -> None:
     assert judge(10, room=25) == (0, 10, False, False)
     assert judge(10, room=10) == (0, 10, True, True)  # exactly at a page boundary
     assert judge(10, room=4) == (0, 4, True, True)  # the page holds more than the total
-    assert judge(0, room=30) == (0, 0, True, True)  # the data ended before the total
+    assert judge(0, room=0) == (0, 0, True, True)  # the data ended at the total
+    assert judge(0, room=-20) == (0, 0, True, True)  # ... the page's own, smaller total
 
 
 def test_limits_cut_the_page_and_end_the_walk_without_ending_the_data() -> None:
@@ -268,6 +300,17 @@ def test_pages_that_would_skip_or_repeat_records_raise() -> None:
         judge(4, room=100)
     with pytest.raises(PaginationError, match="caps the page size"):
         judge(4, more=True)
+
+
+@pytest.mark.parametrize("says_more", [{"room": 10}, {"more": True}])
+def test_an_empty_page_while_the_total_says_more_raises(says_more: dict[str, object]) -> None:
+    # An empty page is a short one: ending there would lose the records the total
+    # (or the page count) still promises, without a word.
+    with pytest.raises(PaginationError, match=r"empty page .* says more follow"):
+        judge(0, **says_more)
+    with pytest.raises(PaginationError, match="empty page"):
+        judge(0, skip=3, **says_more)  # a resumed page
+    assert judge(0, page_size=None, **says_more)[2]  # chains: the server decides
 
 
 # ------------------------------------------------------------------ planning

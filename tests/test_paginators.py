@@ -473,6 +473,118 @@ async def test_a_key_echoed_in_next_links_stays_out_of_pagination_errors(
     assert isinstance(iterator.position.page, str) and KEY in iterator.position.page
 
 
+@pytest.mark.parametrize("prefetch", [None, 4])
+@pytest.mark.parametrize(
+    ("start", "link", "origin"),
+    [
+        ("https://api.test", "https://evil.test/steal", "https://evil.test:443"),  # host
+        ("https://api.test", "https://api.test:8443/items", "https://api.test:8443"),  # port
+        ("https://api.test", "http://api.test/items", "http://api.test:80"),  # downgrade
+    ],
+)
+async def test_a_next_link_to_another_origin_is_refused_before_any_request(
+    start: str, link: str, origin: str, prefetch: int | None
+) -> None:
+    sent: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        headers = {"link": f'<{link}?api_key={KEY}>; rel="next"'}
+        return httpx.Response(200, json=[{"id": 1}, {"id": 2}], headers=headers)
+
+    async with API(url=start, transport=httpx.MockTransport(handler)) as api:
+        api._session.headers["X-Api-Key"] = KEY  # as an SDK's _authenticate does
+        iterator = LinkIterator(api, path="/items")
+        ids: list[int] = []
+        with (
+            trio.fail_after(LIMIT),
+            pytest.raises(PaginationError, match="another origin") as caught,
+        ):
+            if prefetch is None:
+                async for record in iterator:
+                    ids.append(record["id"])
+            else:
+                async with iterator.crawl(prefetch=prefetch) as records:
+                    async for record in records:
+                        ids.append(record["id"])
+    # Nothing went to the other origin; the first page's records were handed out.
+    assert [str(request.url) for request in sent] == [f"{start}/items"]
+    assert ids == [1, 2]
+    message = str(caught.value)
+    assert f"({origin}) than the collection's ({start}:443)" in message
+    assert KEY not in message and "api_key=REDACTED" in message
+    # The position is the refused link: a walk allowed to follow it resumes there.
+    assert iterator.position == Position(f"{link}?api_key={KEY}")
+
+
+async def test_allow_cross_origin_follows_links_to_other_origins() -> None:
+    requested: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requested.append(request.url.host)
+        if request.url.host == "api.test":
+            link = '<https://cdn.test/items?page=2>; rel="next"'
+            return httpx.Response(200, json=[{"id": 1}], headers={"link": link})
+        return httpx.Response(200, json=[{"id": 2}])
+
+    class CdnLinks(LinkIterator):
+        allow_cross_origin = True
+
+    async with API(url="https://api.test", transport=httpx.MockTransport(handler)) as api:
+        for iterator in (
+            CdnLinks(api, path="/items"),
+            LinkIterator(api, path="/items", allow_cross_origin=True),
+        ):
+            assert await walk(iterator, None, bound=10) == [1, 2]
+        # A refused walk resumes at the refused link only with the opt-in: a saved
+        # position is no way around the check.
+        refused = Position("https://cdn.test/items?page=2")
+        with pytest.raises(PaginationError, match=r"\(https://cdn.test:443\) than"):
+            await walk(LinkIterator(api, path="/items", position=refused), None, bound=10)
+        resumed = LinkIterator(api, path="/items", position=refused, allow_cross_origin=True)
+        assert await walk(resumed, None, bound=10) == [2]
+    assert requested == ["api.test", "cdn.test", "api.test", "cdn.test", "cdn.test"]
+    assert LinkIterator.allow_cross_origin is False
+    with pytest.raises(errors.UnexpectedValueError, match="allow_cross_origin='yes'"):
+        LinkIterator(None, allow_cross_origin="yes")
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_an_empty_page_while_the_total_says_more_raises(prefetch: int | None) -> None:
+    served = 20  # records the server holds, while every page says total=30
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        records = [{"id": i} for i in range(offset, min(offset + 10, served))]
+        return httpx.Response(200, json={"items": records, "total": 30})
+
+    async with _mock_api(handler) as api:
+        iterator = Items(api, limit=10)
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="empty page"):
+            await walk(iterator, prefetch, bound=100)
+    assert iterator.count == served
+    assert iterator.position == Position(20)  # the refused page: not done
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_an_empty_page_reporting_a_smaller_total_ends_the_walk(prefetch: int | None) -> None:
+    offsets: list[int] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        # The collection shrank to 20 under the walk: the empty page at 20 says so.
+        offset = int(request.url.params["offset"])
+        offsets.append(offset)
+        records = [{"id": i} for i in range(offset, min(offset + 10, 20))]
+        return httpx.Response(200, json={"items": records, "total": 30 if offset < 20 else 20})
+
+    async with _mock_api(handler) as api:
+        iterator = Items(api, limit=10)
+        with trio.fail_after(LIMIT):
+            assert await walk(iterator, prefetch, bound=100) == list(range(20))
+    assert sorted(offsets) == [0, 10, 20]
+    assert iterator.position.done
+
+
 # ------------------------------------------------------------------ progress
 
 

@@ -4,6 +4,7 @@ import datetime
 import json
 from typing import Any
 
+import httpx
 import pytest
 
 from trestfly._redact import describe_attempt, is_restricted, to_log_text
@@ -151,6 +152,36 @@ def test_credential_names_are_hidden_whatever_their_spelling() -> None:
 def test_a_url_with_credential_like_query_names_is_shown_without_their_values() -> None:
     shown = safe_url("https://h/a?accessToken=t1&X-Goog-Api-Key=t2&page=3")
     assert shown == "https://h/a?accessToken=REDACTED&X-Goog-Api-Key=REDACTED&page=3"
+    shown = safe_url("https://api.ipstack.com/check?access_key=t1&fields=ip&sort_key=ip")
+    assert shown == "https://api.ipstack.com/check?access_key=REDACTED&fields=ip&sort_key=ip"
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        "tag=a&tag=b&token=T1&token=T2&page=2",
+        b"tag=a&tag=b&token=T1&token=T2&page=2",
+        httpx.QueryParams(
+            [("tag", "a"), ("tag", "b"), ("token", "T1"), ("token", "T2"), ("page", "2")]
+        ),
+        {"tag": ["a", "b"], "token": ["T1", "T2"], "page": "2"},
+    ],
+)
+def test_repeated_query_names_keep_every_value(params: Any) -> None:
+    # QueryParams.items() keeps the first value only: the log would show another request.
+    extra = describe({"params": params})
+    assert extra["trestfly_params"] == {"tag": ["a", "b"], "token": "REDACTED", "page": "2"}
+
+
+def test_credential_names_ending_in_key_are_hidden_but_not_every_key() -> None:
+    names = ("access_key", "secret_key", "private_key", "app_key", "application_key")
+    body = {**{name: "S3CRET" for name in names}, "AWS_SECRET_ACCESS_KEY": "S3CRET"}
+    extra = describe(
+        {"params": "subscription-key=S3CRET&sort_key=name", "json": {**body, "sort_key": "id"}}
+    )
+    assert "S3CRET" not in json.dumps(extra, default=str)
+    assert extra["trestfly_params"] == {"subscription-key": "REDACTED", "sort_key": "name"}
+    assert extra["trestfly_body"]["sort_key"] == "id"
 
 
 def test_redact_fields_apply_to_query_strings_and_form_strings_are_summarised() -> None:

@@ -2,6 +2,7 @@
 
 import pytest
 
+from trestfly._safe_url import is_secret_name, safe_url
 from trestfly._urls import build_url, check_base_path, check_url, is_absolute, join_path
 from trestfly.errors import UnexpectedValueError
 
@@ -85,3 +86,28 @@ def test_a_base_path_paths_cannot_be_joined_to_is_refused(base_path: object) -> 
     with pytest.raises(UnexpectedValueError, match="base_path"):
         check_base_path(base_path)
     assert check_base_path("/v1/") == "/v1/"
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "access_key",
+        "accessKey",
+        "secret_key",
+        "private_key",
+        "app_key",
+        "application_key",
+        "subscription-key",
+        "Ocp-Apim-Subscription-Key",
+        "aws_secret_access_key",
+    ],
+)
+def test_credential_names_ending_in_key_are_secret_in_urls(name: str) -> None:
+    assert is_secret_name(name)
+    assert safe_url(f"https://h/x?{name}=S3CRET&page=2") == f"https://h/x?{name}=REDACTED&page=2"
+
+
+@pytest.mark.parametrize("name", ["sort_key", "partition_key", "keyword", "monkey", "page"])
+def test_other_names_ending_in_key_stay_visible(name: str) -> None:
+    assert not is_secret_name(name)
+    assert safe_url(f"https://h/x?{name}=v") == f"https://h/x?{name}=v"

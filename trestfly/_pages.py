@@ -5,7 +5,8 @@ Everything the paginators (:mod:`trestfly._paginators`) and the crawler
 
 * where a value lives in a page (:func:`extract`, dotted key paths);
 * where the next page is (:func:`parse_link_header` for RFC 8288 ``Link`` headers, and
-  the *schemes*: :class:`OffsetScheme`, :class:`PageNumberScheme`, :class:`ChainScheme`);
+  the *schemes*: :class:`OffsetScheme`, :class:`PageNumberScheme`, :class:`ChainScheme`),
+  and whether a next link leaves the walk's origin (:func:`origin_of`);
 * which records of a page to hand out and whether it is the last (:func:`judge_page`);
 * how many pages a crawl can need, and which it may request now (:func:`pages_for`,
   :func:`last_page_index`, :func:`may_request`).
@@ -18,7 +19,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
-from urllib.parse import urljoin
+from urllib.parse import urljoin, urlsplit
 
 from .errors import PaginationError
 
@@ -43,6 +44,7 @@ __all__ = [
     "known_last_page",
     "last_page_index",
     "may_request",
+    "origin_of",
     "pages_for",
     "parse_link_header",
 ]
@@ -268,6 +270,34 @@ def find_link(
         if wanted in link.rels:
             return urljoin(base, link.target) if base else link.target
     return None
+
+
+#: Ports a URL without one uses, by scheme: ``https://h`` and ``https://h:443`` are one
+#: origin.
+_DEFAULT_PORTS: Mapping[str, int] = MappingProxyType({"http": 80, "https": 443})
+
+
+def origin_of(url: str) -> str | None:
+    """The origin (RFC 6454) of an absolute ``url``: ``scheme://host:port``, lower-cased,
+    the default port written out.  Two URLs share an origin when these are equal; no user
+    information, path or query is kept, so the origin can be quoted in messages.
+
+    Returns:
+        None for a URL with no scheme or host, or an invalid port: an origin nothing
+        shares.
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    host = parts.hostname
+    if not parts.scheme or not host:
+        return None
+    if port is None:
+        port = _DEFAULT_PORTS.get(parts.scheme)
+    shown = f"[{host}]" if ":" in host else host  # IPv6
+    return f"{parts.scheme}://{shown}" + ("" if port is None else f":{port}")
 
 
 # ------------------------------------------------------------------ pages and positions
@@ -501,9 +531,10 @@ def judge_page(
     the total, or (total unknown) a page shorter than asked for.
 
     Raises:
-        PaginationError: the server sent more records than asked for, or fewer while
-            saying more follow: the next page's offset or number would then skip or
-            repeat records, so the walk cannot be exact.
+        PaginationError: the server sent more records than asked for, or fewer (none
+            included) while saying more follow: the next page's offset or number would
+            then skip or repeat records, or the walk would end short, so it cannot be
+            exact.
     """
     if page_size is not None and size > page_size:
         raise PaginationError(
@@ -513,7 +544,15 @@ def judge_page(
     usable = size if room is None else max(0, min(size, room))
     short = page_size is not None and size < page_size
     says_more = more is True or (room is not None and room > size)
-    if short and size > 0 and says_more:
+    # An empty page is a short one: a total saying more would otherwise end the walk
+    # with records missing.  A page reporting a smaller total of its own says no more.
+    if short and size == 0 and says_more:
+        raise PaginationError(
+            f"the server sent an empty page for a page of {page_size} but says more "
+            "follow (its total or page count): the collection changed under the walk, or "
+            "the total is wrong; stopping rather than ending with records missing"
+        )
+    if short and says_more:
         raise PaginationError(
             f"the server sent {size} records for a page of {page_size} but says more "
             "follow: it caps the page size below limit (set limit to its maximum), or the "

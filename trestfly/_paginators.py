@@ -53,6 +53,7 @@ from ._pages import (
     extract,
     find_link,
     judge_page,
+    origin_of,
 )
 from ._safe_url import safe_url
 from .errors import TrestflyError, UnexpectedValueError
@@ -702,11 +703,22 @@ class LinkIterator(PagedIterator):
     whose relation is ``rel``, resolved against the page's URL and requested as it is
     (it carries its own query).  No such link ends the walk.
 
+    Next pages are requested through the session, with its default headers (API keys,
+    tokens): so a next link to another origin than the collection's (another scheme,
+    host or port than ``path``, or the session URL it is joined to) is refused with
+    :class:`~trestfly.PaginationError` before it is requested, after every record
+    before it, unless ``allow_cross_origin`` is set.  A resumed walk's ``position``
+    is checked the same way.
+
     Attributes:
         items_key: key path of the records (default None: the page is the list).
         limit: records per page to ask for on the first request (None: not sent).
         limit_param: the page size's query parameter.
         rel: the relation type of the next link.
+        allow_cross_origin: follow next links to other origins too (off by default: a
+            server, or whoever can inject a header, would otherwise get the session's
+            credentials, even over plain http).  Set it only for an API that is known
+            to page across its own hosts.
 
     .. versionadded:: 0.1.0
     """
@@ -715,11 +727,19 @@ class LinkIterator(PagedIterator):
     limit: int | None = None
     limit_param: str = "per_page"
     rel: str = "next"
+    allow_cross_origin: bool = False
 
     def __init__(self, api: Any, **options: Any) -> None:
         super().__init__(api, **options)
         # The URL the first page was served from (its address is None), once fetched.
         self._first_url: str | None = None
+        # The origin next links must share: the collection's, known before any request
+        # (a resumed walk starts at a link).  None when the session has no URL to tell:
+        # then the first page's, as served.
+        first_target = self._target(None)[0]
+        self._home: str | None = origin_of(first_target) or origin_of(
+            str(getattr(api, "_url", None) or "")
+        )
 
     def _check_settings(self) -> None:
         super()._check_settings()
@@ -730,6 +750,7 @@ class LinkIterator(PagedIterator):
                     "limit": self.limit is None or _is_count(self.limit, 1),
                     "limit_param": isinstance(self.limit_param, str),
                     "rel": isinstance(self.rel, str) and bool(self.rel),
+                    "allow_cross_origin": isinstance(self.allow_cross_origin, bool),
                 }.items()
                 if not ok
             ]
@@ -752,7 +773,28 @@ class LinkIterator(PagedIterator):
         assert isinstance(address, str)
         return address, None  # the link carries its own query
 
+    def _check_origin(self, address: Address) -> None:
+        """Refuse to request a link outside the collection's origin (unless allowed).
+
+        Checked before the request, not when the link arrives: a crawl fetches the
+        next page before the consumer takes the one naming it.
+
+        Raises:
+            PaginationError: ``address`` is on another origin than the collection.
+        """
+        if self._home is None or self.allow_cross_origin or not isinstance(address, str):
+            return
+        origin = origin_of(address)
+        if origin != self._home:
+            # The link through safe_url: APIs echo the caller's api_key= into next links.
+            raise PaginationError(
+                f"the next link {_safe_address(address)!r} leads to another origin "
+                f"({origin or 'unreadable'}) than the collection's ({self._home}): not sending "
+                "the session's headers there (set allow_cross_origin=True to follow it)"
+            )
+
     async def _fetch(self, address: Address) -> Page:
+        self._check_origin(address)
         target, params = self._target(address)
         # The raw response: the next link is in its headers, not its body.
         response: httpx.Response = await self._api.get(
@@ -760,6 +802,8 @@ class LinkIterator(PagedIterator):
         )
         if address is None:
             self._first_url = str(response.url)
+        if self._home is None:
+            self._home = origin_of(str(response.url))
         if not is_json_content_type(response.headers.get("content-type")):
             return self._page_from(response, target)
         document = parse_json(response)

@@ -8,7 +8,7 @@ bytes, file objects) must never make the request fail because it was logged.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from functools import partial
 from typing import Any
 
@@ -87,6 +87,15 @@ def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: st
     return safe
 
 
+def _grouped(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, Any]:
+    """``pairs`` as a params dict: each name once, with its value, or the list of its
+    values when it repeats (``tag=a&tag=b`` is ``{"tag": ["a", "b"]}``)."""
+    values: dict[Any, list[Any]] = {}
+    for key, value in pairs:
+        values.setdefault(key, []).append(value)
+    return {key: found[0] if len(found) == 1 else found for key, found in values.items()}
+
+
 def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> Any:
     # Query params also come as a query string, (key, value) pairs or httpx.QueryParams;
     # names are matched without case, as in URLs (see trestfly._safe_url).
@@ -97,9 +106,12 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
         if isinstance(params, str | bytes):
             params = httpx.QueryParams(params)
         if isinstance(params, Mapping):
+            # QueryParams (and other multi-dicts) are Mappings whose items() keep only the
+            # first value of a repeated name: the log would show a request not sent.
+            items = params.multi_items() if hasattr(params, "multi_items") else params.items()
             return {
                 key: redact_value if is_secret_name(str(key), extra) else value
-                for key, value in params.items()
+                for key, value in _grouped(items).items()
             }
         pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
         return [

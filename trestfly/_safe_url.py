@@ -39,17 +39,26 @@ SECRET_PARAMS: frozenset[str] = frozenset(
 )
 
 #: Endings of credential names, compared without case, "-" and "_": ``accessToken``,
-#: ``clientSecret``, ``X-Goog-Api-Key``, ``userPassword``, ``X-Vault-Token``.  A
-#: pagination cursor named ``pageToken`` is hidden too: a log line that shows too little
-#: costs a debugging step, one that shows a credential cannot be taken back.
+#: ``clientSecret``, ``X-Goog-Api-Key``, ``userPassword``, ``X-Vault-Token``,
+#: ``access_key`` (ipstack), ``aws_secret_access_key``, ``private_key``,
+#: ``subscription-key`` (Azure).  A pagination cursor named ``pageToken`` is hidden too:
+#: a log line that shows too little costs a debugging step, one that shows a credential
+#: cannot be taken back.  Not every name ending in "key", though: ``sort_key``,
+#: ``partition_key`` and ``idempotency_key`` are what one debugs with.
 SECRET_SUFFIXES: tuple[str, ...] = (
+    "accesskey",
     "apikey",
+    "appkey",
+    "applicationkey",
     "credential",
     "credentials",
     "passwd",
     "password",
+    "privatekey",
     "secret",
+    "secretkey",
     "signature",
+    "subscriptionkey",
     "token",
 )
 
