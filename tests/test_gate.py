@@ -493,3 +493,94 @@ async def test_a_call_cancelled_as_its_retryable_answer_arrives_raises_cancelled
             with scope:
                 await api.get("x")
     assert scope.cancelled_caught
+
+
+async def test_no_request_leaves_into_a_gate_closed_while_it_queued_for_the_session(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Admission takes the session's slot before the attempt counts as sent: those that
+    queued for it when the gate closed go back to the gate, not to the origin."""
+    other = "http://other.test"
+    arrivals: list[float] = []
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(5)
+        return httpx.Response(200)
+
+    async def origin(request: httpx.Request) -> httpx.Response:
+        arrivals.append(trio.current_time())
+        await trio.sleep(0.01)
+        if len(arrivals) == 1:
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200)
+
+    with respx.mock:
+        respx.get(f"{other}/slow").mock(side_effect=slow)
+        respx.get(f"{URL}/x").mock(side_effect=origin)
+        async with TrioAPISession(url=URL, max_concurrency=2, retries=1) as api:
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(api.get, f"{other}/slow")
+                    await trio.sleep(0.001)
+                    nursery.start_soon(api.get, "x")  # its 429 at 0.01 closes the gate
+                    await trio.sleep(0.002)
+                    nursery.start_soon(api.get, f"{other}/slow")  # the session is full
+                    await trio.sleep(0.001)
+                    for _ in range(5):  # admitted while the gate is open: they queue
+                        nursery.start_soon(api.get, "x")
+    start = arrivals[0]
+    assert len(arrivals) == 7  # the 429, its retry and the five, each once
+    assert all(t - start >= 10.0 for t in arrivals[1:]), arrivals
+
+
+async def test_a_probe_waiter_cancelled_as_it_wakes_raises_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A waiter for the probe, woken by its answer and cancelled in the same step (the
+    probe's failure cancels the nursery), leaves as Cancelled, not with the gate's
+    error: in a cancelled scope the deadline reads as -inf."""
+
+    async def slow_429(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(0.5)
+        return httpx.Response(429, headers={"Retry-After": "1"})
+
+    outcomes: list[str] = []
+
+    async def call() -> None:
+        try:
+            await api.get("x")
+        except BaseException as exc:
+            outcomes.append(type(exc).__name__)
+            raise
+
+    with respx.mock:
+        route = respx.get(f"{URL}/x").mock(side_effect=slow_429)
+        async with TrioAPISession(url=URL, retries=0) as api:
+            with pytest.raises(errors.TooManyRequestsError):
+                await api.get("x")  # closes the gate for 1 s
+            with pytest.raises(ExceptionGroup) as group, trio.fail_after(30):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(call)  # the probe, answered 429 again
+                    nursery.start_soon(call)  # waits for the probe
+    assert sorted(outcomes) == ["Cancelled", "TooManyRequestsError"]
+    assert group.value.subgroup(errors.TooManyRequestsError) is not None
+    assert route.call_count == 2
+
+
+async def test_a_retrying_call_refused_by_the_pacer_raises_its_last_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Not a bare TimeoutError: the call's own last answer (or transport failure)."""
+    with respx.mock:
+        route = respx.get(f"{URL}/x").respond(503, text="down")
+        async with TrioAPISession(url=URL, rate_limit=1.0, backoff=0.01, retries=3) as api:
+            with trio.move_on_after(0.5), pytest.raises(errors.ServiceUnavailableError) as info:
+                await api.get("x")
+            assert info.value.retries == 1 and "body=down" in str(info.value)
+            assert 0 < (info.value.retry_after or 0) <= 1.0  # the pacer's slot, not a hint
+            await trio.sleep(2)  # the pacer's next slot is due again
+            route.side_effect = httpx.ConnectError("refused")
+            with trio.move_on_after(0.5), pytest.raises(errors.ConnectionError) as failed:
+                await api.get("x")
+    assert isinstance(failed.value.__cause__, httpx.ConnectError)
+    assert "the pacer's next slot" in str(failed.value)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import email.utils
 import importlib.util
+import io
 import logging
 import platform
 import re
@@ -1082,6 +1083,66 @@ async def test_a_streamed_body_is_retried_when_the_failure_came_before_sending()
     async with API(transport=RefusesOnce(), backoff=0) as api:
         assert (await api.put("upload", content=chunks())).status_code == 200
     assert attempts == [b"", b"hello world"]
+
+
+class Unrewindable(io.RawIOBase):
+    """A pipe's or a socket's reader: its bytes can be read once, it cannot seek."""
+
+    def __init__(self, data: bytes) -> None:
+        self._rest = data
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        size = min(len(buffer), len(self._rest))
+        buffer[:size], self._rest = self._rest[:size], self._rest[size:]
+        return size
+
+
+async def test_a_file_part_that_cannot_be_rewound_is_sent_once_never_retried_empty(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    bodies: list[bytes] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(await request.aread())
+        return httpx.Response(503)
+
+    payload = b"PAYLOAD" * 100
+    async with API(transport=httpx.MockTransport(answer), retries=2) as api:
+        with pytest.raises(errors.ServiceUnavailableError) as piped:
+            await api.put("upload", files={"f": ("a.bin", Unrewindable(payload))})
+        assert [body.count(b"PAYLOAD") for body in bodies] == [100]
+        assert piped.value.retries == 0
+        bodies.clear()
+        with pytest.raises(errors.ServiceUnavailableError):
+            await api.put("upload", files=[("f", ("a.bin", io.BytesIO(payload)))])
+    assert [body.count(b"PAYLOAD") for body in bodies] == [100] * 3  # httpx rewinds it
+
+
+class StreamingTransport(httpx.AsyncBaseTransport):
+    """Reads a request's body as a network transport does, by iterating its stream
+    (httpx's MockTransport reads it into memory first, which makes it replayable)."""
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        body = b"".join([chunk async for chunk in request.stream])
+        if request.url.path == "/v1/old":
+            return httpx.Response(307, headers={"Location": "/v1/new"})
+        return httpx.Response(200, content=body)
+
+
+async def test_a_redirected_streamed_body_raises_a_bad_response_error() -> None:
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"payload"
+
+    async with API(transport=StreamingTransport()) as api:
+        with pytest.raises(errors.BadResponseError, match="307 or 308") as redirected:
+            await api.post("old", content=chunks())
+        # The same redirect of bytes is followed.
+        assert (await api.post("old", content=b"payload")).content == b"payload"
+    assert isinstance(redirected.value.__cause__, httpx.StreamConsumed)
+    assert "POST http://api.test/v1/old" in str(redirected.value)
 
 
 async def test_a_spent_quota_reset_already_due_backs_off_as_usual(

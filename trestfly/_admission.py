@@ -90,7 +90,11 @@ class OriginGate:
         #: The ``redact_fields`` of the call that got ``closing_response``.
         self.closing_fields: tuple[str, ...] = ()
 
-    def _check_wait(self, until: float, max_wait: float, *, pacer: bool = False) -> None:
+    async def _check_wait(self, until: float, max_wait: float, *, pacer: bool = False) -> None:
+        # In a cancelled scope the effective deadline is -inf, which the check below
+        # would take for a deadline already past and answer with GateClosed (an API
+        # error): the caller's cancellation must win, as a Cancelled.
+        await trio.lowlevel.checkpoint_if_cancelled()
         now = trio.current_time()
         if until - now > max_wait or until >= trio.current_effective_deadline():
             if pacer:  # the gate is open: no response to quote, the wait is the slot's
@@ -101,23 +105,33 @@ class OriginGate:
                 redact_fields=self.closing_fields,
             )
 
-    async def admit(self, *, max_wait: float) -> Admitted:
+    async def admit(
+        self, *, max_wait: float, session: trio.CapacityLimiter | None = None
+    ) -> Admitted:
         """Wait until this task may send to the origin; returns its ticket.
+
+        The attempt leaves holding a slot of the origin's concurrency limit and, when
+        ``session`` is given, one of that session-wide limiter, both borrowed on behalf
+        of the returned object (:meth:`release` frees the origin's; the caller frees
+        the session's).  The session's slot is taken last, after every wait here, so
+        that a task waiting at a closed gate or for the pacer holds none and other
+        origins keep it; and before the attempt counts as sent, so that one that queued
+        for it while the gate closed goes back to the gate instead of into it.
 
         Raises:
             GateClosed: the wait would outlast ``max_wait`` seconds or the caller's
                 deadline (checked before sleeping, never by sleeping into it).
         """
-        # In a cancelled scope the effective deadline is -inf, which the checks below
-        # would take for a deadline already past and answer with GateClosed: the
-        # caller's cancellation must win, as a Cancelled.
-        await trio.lowlevel.checkpoint_if_cancelled()
         throttle = self.throttle
         paced = False
         admitted = Admitted()
         if self.link is not None and not self.link.joined.is_set():
             await self.link.join()
         while True:
+            # A waiter woken (the probe answered, the gate reopened) and cancelled in
+            # the same scheduler step comes round without having checkpointed: it must
+            # leave as Cancelled, not be admitted nor refused with an API error.
+            await trio.lowlevel.checkpoint_if_cancelled()
             now = trio.current_time()
             # A reservation (ours or the store's) made under an older epoch is void.
             epoch = throttle.epoch
@@ -131,7 +145,7 @@ class OriginGate:
             if decision.kind == "gate":
                 # The announced instant is what the caller's bounds are checked against;
                 # the jitter on top of it is ours, so it gives way to those bounds.
-                self._check_wait(throttle.gate_until, max_wait)
+                await self._check_wait(throttle.gate_until, max_wait)
                 wake = throttle.wake_time()
                 if wake - now > max_wait or wake >= trio.current_effective_deadline():
                     wake = throttle.gate_until
@@ -147,7 +161,7 @@ class OriginGate:
                 self._probe_done = trio.Event()
             elif decision.at > now:
                 try:
-                    self._check_wait(decision.at, max_wait, pacer=True)
+                    await self._check_wait(decision.at, max_wait, pacer=True)
                     with trio.move_on_at(decision.at):
                         await self._rescheduled.wait()
                 except BaseException:
@@ -160,19 +174,37 @@ class OriginGate:
                 if probe and self.link is not None and not await self._pace_probe(max_wait):
                     self._end_probe()
                     continue  # the gate closed elsewhere meanwhile
-                limit = throttle.concurrency_limit
-                if self.limiter.total_tokens != limit:
-                    self.limiter.total_tokens = limit
-                await take_slot(self.limiter, admitted)
+                await self._take_slots(admitted, session)
             except BaseException:
                 if probe:
                     self._end_probe()
                 raise
-            if not probe and throttle.gate_until > trio.current_time():
-                self.limiter.release_on_behalf_of(admitted)  # closed while we queued: again
+            if not probe and (throttle.gate_until > trio.current_time() or throttle.epoch != epoch):
+                # The gate closed, or the pacer's schedule restarted (voiding our slot),
+                # while we queued for a slot: ask again, and wait at the gate if closed.
+                self._release_slots(admitted, session)
                 continue
             admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
             return admitted
+
+    async def _take_slots(self, admitted: Admitted, session: trio.CapacityLimiter | None) -> None:
+        """The origin's slot, then the session's (holding nothing if cancelled)."""
+        limit = self.throttle.concurrency_limit
+        if self.limiter.total_tokens != limit:
+            self.limiter.total_tokens = limit
+        await take_slot(self.limiter, admitted)
+        if session is None:
+            return
+        try:
+            await take_slot(session, admitted)
+        except BaseException:
+            self.limiter.release_on_behalf_of(admitted)
+            raise
+
+    def _release_slots(self, admitted: Admitted, session: trio.CapacityLimiter | None) -> None:
+        self.limiter.release_on_behalf_of(admitted)
+        if session is not None:
+            session.release_on_behalf_of(admitted)
 
     async def _wait_shared_slot(self, max_wait: float, epoch: int) -> bool | None:
         """Reserve a slot from the store and wait for it; True if it had to wait.
@@ -199,7 +231,7 @@ class OriginGate:
             now = trio.current_time()
             if shared.at <= now:
                 return False
-            self._check_wait(shared.at, max_wait, pacer=True)
+            await self._check_wait(shared.at, max_wait, pacer=True)
             with trio.move_on_at(shared.at):
                 await self._rescheduled.wait()
             return None if self.throttle.epoch != epoch else True
@@ -218,7 +250,7 @@ class OriginGate:
         if shared is None:
             return False
         if shared.at > trio.current_time():
-            self._check_wait(shared.at, max_wait, pacer=True)
+            await self._check_wait(shared.at, max_wait, pacer=True)
             await trio.sleep_until(shared.at)
         return True
 
@@ -235,6 +267,7 @@ class OriginGate:
         """
         assert self.link is not None
         throttle = self.throttle
+        await trio.lowlevel.checkpoint_if_cancelled()  # a -inf deadline is no bound
         now = trio.current_time()
         bound = min(max_wait, trio.current_effective_deadline() - now)
         reservation = await self.link.reserve(rate, throttle.pacer_burst, bound)

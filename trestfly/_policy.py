@@ -9,7 +9,7 @@ a network and keeps the Trio shell a straight loop.
 from __future__ import annotations
 
 import enum
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 
 import httpx
@@ -90,12 +90,51 @@ def is_replayable(body: object) -> bool:
     return body is None or isinstance(body, str | bytes | bytearray | memoryview | Mapping)
 
 
-def can_send_again(content: object, data: object, failure: Exception | None) -> bool:
-    """Whether a retry can send the request's body (``content=``, ``data=``) again: it
-    is replayable, or the attempt failed before any of it was sent (``failure``)."""
+def files_replayable(files: object) -> bool:
+    """Whether every part of a ``files=`` argument can be sent again on a retry.
+
+    httpx rewinds a file part (``seek(0)``) each time it sends it, and sends bytes and
+    text as they are; a file that cannot be rewound (a pipe, a socket, a reader without
+    ``seek()``) is spent by the first attempt, and a retry would send the part empty.
+    So is an iterator of parts: a retry would send none.
+    """
+    if files is None:
+        return True
+    if isinstance(files, Iterator):
+        return False
+    if isinstance(files, Mapping):
+        fields = list(files.values())
+    else:
+        try:
+            fields = [field for _, field in files]  # type: ignore[attr-defined]
+        except (TypeError, ValueError):
+            return True  # httpx refuses such files before anything is sent
+    return all(_rewindable(field) for field in fields)
+
+
+def _rewindable(value: object) -> bool:
+    # A file part is the file itself or a (filename, file, ...) tuple.
+    file = value[1] if isinstance(value, tuple) and len(value) >= 2 else value
+    if isinstance(file, str | bytes):
+        return True
+    seekable = getattr(file, "seekable", None)
+    if seekable is None:
+        return hasattr(file, "seek")  # httpx calls seek(0) on whatever has one
+    try:
+        return bool(seekable())
+    except (OSError, ValueError):  # a closed file
+        return False
+
+
+def can_send_again(
+    content: object, data: object, failure: Exception | None, files: object = None
+) -> bool:
+    """Whether a retry can send the request's body (``content=``, ``data=``, ``files=``)
+    again: it is replayable, or the attempt failed before any of it was sent
+    (``failure``)."""
     if failure is not None and never_sent(failure):
         return True
-    return is_replayable(content) and is_replayable(data)
+    return is_replayable(content) and is_replayable(data) and files_replayable(files)
 
 
 def never_sent(exc: Exception) -> bool:

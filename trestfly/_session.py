@@ -24,7 +24,7 @@ import httpx
 import trio
 
 from . import errors
-from ._admission import Admitted, GateClosed, OriginGate, take_slot
+from ._admission import Admitted, GateClosed, OriginGate
 from ._arguments import (
     check_bool,
     check_error_map,
@@ -679,11 +679,11 @@ class TrioAPISession:
         Returns the response, its delay hint, whether it is a throttle, and whether the
         attempt was sent before the origin's current throttling episode began (stale).
         """
-        admitted: Admitted = await gate.admit(max_wait=self._max_retry_after)
-        assert admitted.ticket is not None
+        # Admission takes the session's slot too, last (see OriginGate.admit).
+        admitted: Admitted = await gate.admit(max_wait=self._max_retry_after, session=self._limiter)
         try:
-            await take_slot(self._limiter, admitted)
             try:
+                assert admitted.ticket is not None
                 self._counters.attempts += 1
                 response = await session.request(method, url, **request_kwargs)
             finally:
@@ -730,6 +730,9 @@ class TrioAPISession:
         # `retries`; `retries_done - uncounted` is what `retries` bounds.
         uncounted = 0
         history: list[RetryRecord] = []
+        # The outcome of the attempt before this one (a response or a transport
+        # failure): the call's last error, should admission refuse the next attempt.
+        last: httpx.Response | Exception | None = None
         try:
             while True:
                 options, request_kwargs = resolve(self._defaults, kwargs)
@@ -753,13 +756,27 @@ class TrioAPISession:
                         gate, session, method, url, request_kwargs, options.redact_fields
                     )
                 except GateClosed as closed:
-                    raise self._gate_error(
-                        closed, response, retries_done, history, options
-                    ) from None
+                    refused = self._gate_error(
+                        closed, last, retries_done, history, options, method, url
+                    )
+                    # Not chained from GateClosed (internal); a transport failure quoted
+                    # as the last error stays its cause.
+                    raise refused from refused.__cause__
                 except (httpx.TooManyRedirects, httpx.DecodingError) as exc:
                     self._counters.failures += 1
                     shown = safe_url(url, options.redact_fields, options.redact_value)
                     raise errors.BadResponseError(f"{method} {shown}: {exc}") from exc
+                except httpx.StreamConsumed as exc:
+                    # A 307/308 (or an auth flow's second request) must send the body
+                    # again, and a streamed one was spent by the first request.
+                    self._counters.failures += 1
+                    shown = safe_url(url, options.redact_fields, options.redact_value)
+                    raise errors.BadResponseError(
+                        f"{method} {shown}: the answer asks for the request again (a "
+                        "307 or 308 redirect, or an auth challenge), but its body is a "
+                        "stream, which cannot be sent again; pass bytes, or "
+                        "follow_redirects=False to get the redirect as an error"
+                    ) from exc
                 except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
                     self._counters.transport_errors += 1
                     verdict = classify_transport_error(exc, method)
@@ -818,7 +835,7 @@ class TrioAPISession:
                     hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
                 )
                 body = (kwargs.get("content"), kwargs.get("data"))
-                if decision.retry and not can_send_again(*body, failure):
+                if decision.retry and not can_send_again(*body, failure, kwargs.get("files")):
                     decision = Decision(decision.delay, Stop.STREAMED_BODY)
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
@@ -855,6 +872,7 @@ class TrioAPISession:
                     shown = safe_url(url, options.redact_fields, options.redact_value)
                     self._log_retry(method, shown, history[-1])
                 await self._backoff_sleep(gate, decision.delay)
+                last = response if response is not None else failure
                 kwargs = await self._retry_request(response, retries_done, **kwargs)
         finally:
             if retries_done:
@@ -957,24 +975,33 @@ class TrioAPISession:
             return api_error
         assert failure is not None
         reason = decision.stop.value if decision.stop else ""
-        shown = safe_url(url, options.redact_fields, options.redact_value)
-        transport = transport_error_class(failure)(
-            f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
-        )
-        transport.__cause__ = failure
-        return transport
+        return _transport_failure(method, url, options, retries_done, reason, failure)
 
     def _gate_error(
         self,
         closed: GateClosed,
-        last: httpx.Response | None,
+        last: httpx.Response | Exception | None,
         retries_done: int,
         history: list[RetryRecord],
         options: CallOptions,
+        method: str,
+        url: str,
     ) -> Exception:
+        """The error of a call refused at admission (``last``: the outcome of its
+        previous attempt, if it was retrying).
+
+        A closed gate quotes the response that closed it.  A refused pacer slot quotes
+        no old 429 (the gate is open): it raises the call's last error, or a timeout.
+        """
         self._counters.failures += 1
-        # A refused pacer slot quotes no old 429: the gate is open.
-        response = last or closed.response
+        if closed.pacer and isinstance(last, Exception):
+            reason = (
+                f"the pacer's next slot for the origin is {closed.remaining:.3f} s away, "
+                "past the caller's deadline or max_retry_after"
+            )
+            return _transport_failure(method, url, options, retries_done, reason, last)
+        own = last if closed.pacer and isinstance(last, httpx.Response) else None
+        response = own or closed.response
         if response is None:
             waiting_for = (
                 f"the pacer's next slot for the origin is {closed.remaining:.3f} s away"
@@ -992,7 +1019,7 @@ class TrioAPISession:
         api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
         api_error.history = tuple(history)
         # The response may be another call's: hide what either call asked to hide.
-        fields = options.redact_fields if last else options.redact_fields + closed.redact_fields
+        fields = options.redact_fields if own else options.redact_fields + closed.redact_fields
         api_error._hide_query_values(fields, options.redact_value)
         return api_error
 
@@ -1213,3 +1240,21 @@ def _now_or_zero() -> float:
         return trio.current_time()
     except RuntimeError:  # read outside trio.run
         return 0.0
+
+
+def _transport_failure(
+    method: str,
+    url: str,
+    options: CallOptions,
+    retries_done: int,
+    reason: str,
+    failure: Exception,
+) -> Exception:
+    """The trestfly error of a call whose last attempt failed in transport, chained
+    from that failure; the URL shown redacted."""
+    shown = safe_url(url, options.redact_fields, options.redact_value)
+    error = transport_error_class(failure)(
+        f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
+    )
+    error.__cause__ = failure
+    return error

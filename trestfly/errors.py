@@ -112,6 +112,24 @@ class TimeoutError(TrestflyError, builtins.TimeoutError):
     """
 
 
+def _restore(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
+    """Rebuild a pickled or copied error without calling its ``__init__`` (see
+    :func:`_reduce`)."""
+    return cls.__new__(cls, *args)
+
+
+def _reduce(error: BaseException) -> tuple[Any, ...]:
+    """``__reduce__`` of an error whose ``__init__`` does not take its ``args``.
+
+    ``Exception.__reduce__`` replays ``cls(*args)``, here ``cls(message)``, which the
+    constructors of these classes (taking a response) cannot take: copying or pickling
+    the error (multiprocessing, ``trio-parallel``) failed.  The state is restored as it
+    is instead, so a message that hides query values stays hidden, and a subclass with a
+    constructor of its own is restored just the same.
+    """
+    return (_restore, (type(error), error.args), error.__dict__)
+
+
 def _quote_body(response: httpx.Response) -> str:
     try:
         text = response.text
@@ -150,13 +168,19 @@ class ResponseDecodeError(TrestflyError, ValueError):
             f"claims JSON but does not parse ({reason}); body starts {head!r}"
         )
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self)
+
 
 class BadResponseError(TrestflyError):
     """The server answered, but not with a response trestfly can hand back: a redirect
-    loop (more redirects than the client allows), or a body its ``Content-Encoding``
-    does not decode.  Not retried: the same request gets the same answer.
+    loop (more redirects than the client allows), a body its ``Content-Encoding``
+    does not decode, or a 307/308 redirect (or an auth challenge) that would need a
+    streamed request body (``content=`` an iterator) sent again.  Not retried: the same
+    request gets the same answer.
 
-    Chained (``__cause__``) from httpx's ``TooManyRedirects`` or ``DecodingError``.
+    Chained (``__cause__``) from httpx's ``TooManyRedirects``, ``DecodingError`` or
+    ``StreamConsumed``.
 
     .. versionadded:: 0.1.0
     """
@@ -197,6 +221,11 @@ class APIError(TrestflyError):
     Subclass it (or one of its subclasses) for an API's own errors, and map statuses to
     the subclass with the session's ``_error_map``.
 
+    It can be copied and pickled (to hand it to another process), with its attributes
+    and its message as they are: the response travels as httpx pickles it, status,
+    headers, body and request (whose headers may carry credentials: treat the pickle
+    as the error itself), without its stream or extensions.
+
     .. versionadded:: 0.1.0
     """
 
@@ -230,6 +259,9 @@ class APIError(TrestflyError):
 
     def __str__(self) -> str:
         return self.msg
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return _reduce(self)
 
 
 class BadRequestError(APIError):
