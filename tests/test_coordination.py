@@ -8,6 +8,7 @@ against a real server in test_redis_coordination.py).
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 
 import httpx
@@ -22,7 +23,14 @@ from trestfly import (
     TrioAPISession,
     errors,
 )
-from trestfly._shared_state import Reservation, SharedQuotaBook, SyncReply, SyncRequest
+from trestfly._coordination import remote_gate_end
+from trestfly._shared_state import (
+    MAX_CLOSE_FOR,
+    Reservation,
+    SharedQuotaBook,
+    SyncReply,
+    SyncRequest,
+)
 
 URL = "http://api.test"
 
@@ -452,3 +460,113 @@ async def test_a_failed_store_with_no_session_left_waits_instead_of_spinning(
                 await api.get("x")
                 await trio.sleep(0.1)
                 assert store.healthy
+
+
+async def test_a_free_shared_slot_is_taken_with_max_retry_after_zero(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """max_retry_after=0: a pacer slot 0 s away is taken, through a coordination as
+    without one (the store only quoted it, and the request failed with TimeoutError)."""
+    coordination = MemoryCoordination()
+    with respx.mock:
+        route = respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with (
+            coordination,
+            TrioAPISession(
+                url=URL, rate_limit=5.0, max_retry_after=0, coordination=coordination
+            ) as api,
+        ):
+            await api.get("x", box=False)
+            assert api.stats.coordination is not None
+            assert api.stats.coordination.reservations >= 1
+    assert route.call_count == 1
+
+
+class RecordingStore(MemoryCoordination):
+    """A memory store that keeps every sync request it was sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.requests: list[SyncRequest] = []
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        self.requests.append(request)
+        return await super()._store_sync(key, request)
+
+
+async def test_an_absurd_retry_after_is_announced_for_at_most_max_close_for(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 20-digit Retry-After closes the gate here for as long as it says, but the
+    store is told MAX_CLOSE_FOR: a number every store can hold (Redis failed on it)."""
+    store = RecordingStore()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(
+            return_value=httpx.Response(429, headers={"Retry-After": "9" * 20})
+        )
+        async with store, TrioAPISession(url=URL, coordination=store) as api:
+            with pytest.raises(errors.APIError):
+                await api.get("x")
+            await trio.sleep(0.1)  # a few syncs
+            [gate] = api._gates.values()
+            assert gate.throttle.gate_until > 1e19  # closed here for what it said
+    announced = [r.close_for for r in store.requests if r.close_for is not None]
+    assert announced and max(announced) <= MAX_CLOSE_FOR
+    assert store.stats.remote_closures == 0  # the capped echo is not someone else's gate
+
+
+class DistantStore(MemoryCoordination):
+    """A memory store 5 ms away each way (a Redis across a network)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gate_announced = trio.Event()
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        if request.close_for is not None:
+            self.gate_announced.set()
+        await trio.sleep(0.005)
+        reply = await super()._store_sync(key, request)
+        await trio.sleep(0.005)
+        return reply
+
+    async def _store_reserve_within(
+        self, key: str, interval: float, burst: int, max_wait: float
+    ) -> Reservation:
+        await trio.sleep(0.005)
+        reservation = await super()._store_reserve_within(key, interval, burst, max_wait)
+        await trio.sleep(0.005)
+        return reservation
+
+
+async def test_a_workers_own_gate_coming_back_is_not_a_remote_closure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """With the store a round trip (10 ms) away, more than GATE_TOLERANCE: a's own
+    announcement comes back as the store's gate; it must neither move a's gate nor
+    count as a closure, while b, which never saw the 429, adopts it."""
+    announced: list[float] = []
+    store = DistantStore()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=Arrivals(first_429_to_a(announced)))
+        async with store, worker("a", store) as a, worker("b", store) as b:
+            await b.get("x")  # b's origin joins the key
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(a.get, "x")  # the 429, then the retry after the gate
+                await store.gate_announced.wait()  # a's gate closed, the echo not back
+                [gate] = a._gates.values()
+                own = gate.throttle.gate_until
+                await trio.sleep(0.2)  # many syncs
+                assert gate.throttle.gate_until == own
+            [b_gate] = b._gates.values()
+            assert b_gate.throttle.gate_until >= own
+    assert store.stats.remote_closures == 1  # b's adoption, not a's echo
+
+
+def test_the_echo_of_our_own_gate_is_told_from_another_workers() -> None:
+    """Sent at 10.000, answered at 10.010; our gate ends at 12.000.  The store's gate
+    ends between sent + remaining and answered + remaining: ours if the earliest fits."""
+    assert remote_gate_end(2.0, 10.0, 10.01, 12.0) is None  # our own, a round trip later
+    assert remote_gate_end(2.004, 10.0, 10.01, 12.0) is None  # within GATE_TOLERANCE
+    assert remote_gate_end(2.1, 10.0, 10.01, 12.0) == pytest.approx(12.11)  # the latest end
+    assert remote_gate_end(0.0, 10.0, 10.01, -math.inf) is None  # open

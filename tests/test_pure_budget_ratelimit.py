@@ -100,6 +100,23 @@ def test_ietf_older_forms() -> None:
     assert parse_quota(old_policy, WALL) == Quota(7, 4.0, 10, 1.0)
 
 
+def test_the_older_drafts_list_form_of_ratelimit_limit() -> None:
+    """Draft 00-02's own example: the first item is the limit, the others its policies
+    (it was read as no limit at all, so the quota's rate was never known)."""
+    listed = headers(
+        RateLimit_Limit="10, 10;w=1, 1000;w=3600", RateLimit_Remaining="9", RateLimit_Reset="1"
+    )
+    assert parse_quota(listed, WALL) == Quota(9, 1.0, 10, 1.0)
+    # The first item's own window wins; without one, no other quota's window is taken.
+    own = headers(RateLimit_Limit="100;w=60, 1000;w=3600", RateLimit_Remaining="9")
+    assert parse_quota(own, WALL) == Quota(9, None, 100, 60.0)
+    other = headers(RateLimit_Limit="10, 1000;w=3600", RateLimit_Remaining="9")
+    assert parse_quota(other, WALL) == Quota(9, None, 10, None)
+    # A first item that is not a number is no limit, whatever follows it.
+    broken = headers(RateLimit_Limit="ten, 10;w=1", RateLimit_Remaining="9")
+    assert parse_quota(broken, WALL) == Quota(9, None, None, None)
+
+
 def test_github_counts_take_the_window_of_a_draft_policy() -> None:
     both = headers(
         X_RateLimit_Limit="100",

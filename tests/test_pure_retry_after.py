@@ -75,6 +75,25 @@ def test_a_two_digit_year_is_placed_against_the_clock_given() -> None:
     assert year("94", in_2060) == 2094
 
 
+def test_a_two_digit_year_is_judged_by_the_whole_date_not_the_year_alone() -> None:
+    # In June 2025, 06-Nov-75 would be 2075: more than 50 years ahead by five months,
+    # so it is 1975 (comparing years alone read it as 2075, a delay of 50 years).
+    june_2025 = datetime(2025, 6, 1, tzinfo=UTC).timestamp()
+    when = parse_http_date("Sunday, 06-Nov-75 08:49:37 GMT", june_2025)
+    assert when == datetime(1975, 11, 6, 8, 49, 37, tzinfo=UTC).timestamp()
+    assert parse_retry_after("Sunday, 06-Nov-75 08:49:37 GMT", june_2025) == 0.0
+    # Earlier in 2075 than the clock's day: within 50 years, still ahead.
+    early = parse_http_date("Saturday, 01-Jun-75 00:00:00 GMT", june_2025)
+    assert early == datetime(2075, 6, 1, tzinfo=UTC).timestamp()
+    # Near a century's end, the next century's years are the ones within 50 years.
+    in_2099 = datetime(2099, 6, 1, tzinfo=UTC).timestamp()
+    soon = parse_http_date("Monday, 06-Nov-01 08:49:37 GMT", in_2099)
+    assert soon == datetime(2101, 11, 6, 8, 49, 37, tzinfo=UTC).timestamp()
+    # A 29 February exists in only some of the candidate centuries (2000, not 2100).
+    leap = parse_http_date("Tuesday, 29-Feb-00 00:00:00 GMT", june_2025)
+    assert leap == datetime(2000, 2, 29, tzinfo=UTC).timestamp()
+
+
 @given(st.text(max_size=60))
 def test_any_text_parses_to_none_or_a_finite_non_negative_delay(value: str) -> None:
     delay = parse_retry_after(value, NOW)
@@ -86,8 +105,13 @@ def test_integer_seconds_round_trip(seconds: int) -> None:
     assert parse_retry_after(str(seconds), NOW) == float(seconds)
 
 
-# Two-digit years stand for the century that puts them at most 50 years after NOW.
-@given(st.datetimes(min_value=datetime(1977, 1, 1), max_value=datetime(2076, 12, 31)))
+# Two-digit years stand for the century that puts them at most 50 years after NOW
+# (the whole date is compared: 2076-11-24 12:00:00 is the last instant read as 20xx).
+@given(
+    st.datetimes(
+        min_value=datetime(1976, 11, 24, 12, 0, 1), max_value=datetime(2076, 11, 24, 12, 0, 0)
+    )
+)
 def test_imf_fixdate_round_trip(moment: datetime) -> None:
     moment = moment.replace(microsecond=0, tzinfo=UTC)
     text = moment.strftime("%a, %d %b %Y %H:%M:%S GMT")

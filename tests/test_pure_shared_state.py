@@ -8,7 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trestfly._retry_after import TOO_LONG
 from trestfly._shared_state import (
+    MAX_CLOSE_FOR,
     RateProposal,
     SharedQuota,
     SharedQuotaBook,
@@ -171,3 +173,24 @@ def test_a_slot_past_max_wait_is_only_quoted() -> None:
     taken = quota.reserve(0.0, 1.0, 1, TTL, max_wait=2.0)
     assert (taken.reserved, taken.wait) == (True, 1.0)
     assert quota.reserve(0.0, 1.0, 1, TTL).wait == 2.0
+
+
+def test_a_free_slot_is_taken_even_when_max_wait_is_zero() -> None:
+    """max_retry_after=0 is allowed: a slot 0 s away is within it, and a slot exactly
+    max_wait away is waited for (the local pacer's check is strict too)."""
+    quota = SharedQuota()
+    free = quota.reserve(0.0, 1.0, 1, TTL, max_wait=0.0)
+    assert (free.reserved, free.wait) == (True, 0.0)
+    quoted = quota.reserve(0.0, 1.0, 1, TTL, max_wait=0.0)
+    assert (quoted.reserved, quoted.wait) == (False, 1.0)
+    exact = quota.reserve(0.0, 1.0, 1, TTL, max_wait=1.0)
+    assert (exact.reserved, exact.wait) == (True, 1.0)
+
+
+def test_a_gate_is_announced_for_at_most_max_close_for() -> None:
+    """An absurd Retry-After closes the shared gate for decades, not for 1e300 s: the
+    Redis script must hold the same end (its key expiry is integer milliseconds)."""
+    quota = SharedQuota()
+    reply = quota.sync(10.0, SyncRequest(close_for=TOO_LONG), TTL)
+    assert reply.gate_remaining == MAX_CLOSE_FOR
+    assert quota.expires_at == 10.0 + MAX_CLOSE_FOR + TTL

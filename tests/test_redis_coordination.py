@@ -29,7 +29,9 @@ from benchmarks._scenarios import FixedWindow
 from benchmarks.redis_server import RedisServer, free_port
 from benchmarks.storm_server import install_scenario, run_storm_server
 from trestfly import RedisCoordination, TrioAPISession, errors
-from trestfly._shared_state import RateProposal, SharedQuota, SyncRequest
+from trestfly._redis import sync_arguments
+from trestfly._retry_after import TOO_LONG
+from trestfly._shared_state import MAX_CLOSE_FOR, RateProposal, SharedQuota, SyncRequest
 
 
 @pytest.fixture
@@ -121,6 +123,91 @@ async def test_a_slot_past_max_wait_is_quoted_not_reserved(redis_server: RedisSe
         assert again.wait == pytest.approx(1.0, abs=0.1)  # not pushed to 2 s
         taken = await coordination._store_reserve_within("k", 1.0, 1, 5.0)
         assert taken.reserved and taken.wait == pytest.approx(1.0, abs=0.1)
+
+
+async def test_a_free_slot_is_reserved_when_max_wait_is_zero(redis_server: RedisServer) -> None:
+    """As SharedQuota.reserve: a slot 0 s away is within max_wait=0 (max_retry_after=0)."""
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT
+    ) as coordination:
+        free = await coordination._store_reserve_within("k", 1.0, 1, 0.0)
+        assert free.reserved and free.wait == 0.0
+        quoted = await coordination._store_reserve_within("k", 1.0, 1, 0.0)
+        assert not quoted.reserved and quoted.wait == pytest.approx(1.0, abs=0.1)
+
+
+@pytest.mark.parametrize("rate", [700.0, 3000.0, 25000.0])
+async def test_the_reserve_script_matches_the_reference_at_high_rates(
+    redis_server: RedisServer, redis: coredis.Redis[bytes], rate: float
+) -> None:
+    """While the schedule is ahead of the clock, each reservation moves it by exactly
+    one interval, in Lua as in Python.  Stored with tostring() (14 digits: 0.1 ms on a
+    clock of 1.7e12 ms), each step was rounded: 700/s paced at 714/s, 25,000/s not at
+    all."""
+    reservations = 300
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT
+    ) as coordination:
+        reference = SharedQuota()
+        for _ in range(2):  # the schedule is now a second ahead of the clock
+            await coordination._store_reserve("k", 1.0, 1)
+            reference.reserve(0.0, 1.0, 1, 300.0)
+        key = coordination.redis_key("k")
+        before, python_before = float(await redis.hget(key, "tat") or b"nan"), reference.tat
+        for _ in range(reservations):
+            await coordination._store_reserve("k", 1.0 / rate, 1)
+            reference.reserve(0.0, 1.0 / rate, 1, 300.0)
+        moved = (float(await redis.hget(key, "tat") or b"nan") - before) / 1000.0
+    assert reference.tat - python_before == pytest.approx(reservations / rate, rel=1e-9)
+    # Left: the rounding of a double at 1.7e12 ms (0.12 us a step, 0.3% at 25,000/s).
+    assert moved == pytest.approx(reference.tat - python_before, rel=0.005)
+
+
+def test_sync_arguments_announce_a_gate_for_at_most_max_close_for() -> None:
+    assert sync_arguments(SyncRequest(close_for=TOO_LONG), 300.0)[0] == repr(MAX_CLOSE_FOR * 1000)
+    assert sync_arguments(SyncRequest(close_for=2.5), 300.0)[0] == repr(2500.0)
+
+
+async def test_an_absurd_gate_or_key_ttl_keeps_the_key_expiring(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    """A gate of TOO_LONG (1e300 s) made PEXPIRE fail on a float after the gate was
+    written: the key never expired and every later sync of it failed."""
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT
+    ) as coordination:
+        closed = await coordination._store_sync("k", SyncRequest(close_for=TOO_LONG))
+        assert closed.gate_remaining == pytest.approx(MAX_CLOSE_FOR, rel=1e-6)
+        later = await coordination._store_sync("k", SyncRequest(successes=1))
+        assert later.successes == 1
+        assert await redis.pttl(coordination.redis_key("k")) > MAX_CLOSE_FOR * 1000
+    # A key_ttl too long for Redis (any positive finite one is accepted) is clamped.
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT, key_ttl=1e300
+    ) as forever:
+        await forever._store_sync("k", SyncRequest(successes=1))
+        await forever._store_reserve("k", 0.1, 1)
+        assert await redis.pttl(forever.redis_key("k")) > 0
+
+
+async def test_an_absurd_retry_after_leaves_the_coordination_healthy(
+    redis_server: RedisServer, redis: coredis.Redis[bytes], trio_server: TrioTestServer
+) -> None:
+    """End to end: one 429 with a 20-digit Retry-After (valid delay-seconds)."""
+    trio_server.app.script("/x", [respond(429, retry_after="9" * 20)])
+    coordination = RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT, retry_interval=0.2
+    )
+    async with (
+        coordination,
+        TrioAPISession(url=trio_server.base_url, coordination=coordination) as api,
+    ):
+        with pytest.raises(errors.APIError):
+            await api.get("x")
+        await trio.sleep(0.5)  # many syncs of the closed gate
+        assert coordination.healthy and coordination.stats.failures == 0
+        [origin] = api._gates
+    assert await redis.pttl(coordination.redis_key(origin)) > 0
 
 
 async def test_the_gcra_admits_at_the_configured_rate(redis_server: RedisServer) -> None:

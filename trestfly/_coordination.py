@@ -37,20 +37,48 @@ from typing import Self
 import trio
 
 from ._arguments import is_finite
-from ._shared_state import RateProposal, Reservation, SharedQuotaBook, SyncReply, SyncRequest
+from ._shared_state import (
+    MAX_CLOSE_FOR,
+    RateProposal,
+    Reservation,
+    SharedQuotaBook,
+    SyncReply,
+    SyncRequest,
+)
 from ._stats import CoordinationStats
 from ._throttle import OriginThrottle
 from .errors import TrestflyError, UnexpectedValueError
 
 coordination_log = logging.getLogger("trestfly.coordination")
 
-#: A gate announced elsewhere must end this much later than ours to be taken: the echo
-#: of our own announcement comes back a round trip later and must not re-close it.
+#: A gate announced elsewhere must end this much later than ours to be taken (the
+#: echo of our own announcement is recognised by the time the sync left, see
+#: :func:`remote_gate_end`; this absorbs the rounding of the store's clock).
 GATE_TOLERANCE = 0.005
 
 
 def _default_quota_key(origin: str) -> str:
     return origin
+
+
+def remote_gate_end(
+    gate_remaining: float, sent_at: float, received_at: float, own_gate: float
+) -> float | None:
+    """The end of a gate closed elsewhere, from a sync's reply; None when the store's
+    gate is open or is ours.
+
+    The store measured ``gate_remaining`` at some instant between ``sent_at`` and
+    ``received_at``, so its gate ends between ``sent_at + gate_remaining`` and
+    ``received_at + gate_remaining``.  Our own announcement comes back as exactly the
+    earliest of these (the store adds our ``close_for`` to the instant it received
+    it): judged by the latest, a store more than GATE_TOLERANCE away (a Redis across
+    a network) returned every gate of ours as another worker's, one round trip later,
+    which extended it, started a new episode and counted a remote closure.  A gate
+    that is someone else's is kept until the latest end: the safe side.
+    """
+    if gate_remaining <= 0 or sent_at + gate_remaining <= own_gate + GATE_TOLERANCE:
+        return None
+    return received_at + gate_remaining
 
 
 class SharedLink:
@@ -124,7 +152,7 @@ class SharedLink:
     async def reserve(
         self, rate: float, burst: int, max_wait: float = math.inf
     ) -> Reservation | None:
-        """A send slot from the shared pacer (only quoted when ``max_wait`` or more
+        """A send slot from the shared pacer (only quoted when more than ``max_wait``
         away); None when the store is unavailable."""
         return await self.coordination.reserve(self, rate, burst, max_wait)
 
@@ -204,7 +232,7 @@ class Coordination(ABC):
     async def _store_reserve_within(
         self, key: str, interval: float, burst: int, max_wait: float
     ) -> Reservation:
-        """As _store_reserve, but a slot ``max_wait`` seconds or more away is only
+        """As _store_reserve, but a slot more than ``max_wait`` seconds away is only
         quoted, not reserved (the caller will refuse it).  Stores that cannot do that
         reserve it anyway, as this default does."""
         return await self._store_reserve(key, interval, burst)
@@ -319,7 +347,7 @@ class Coordination(ABC):
     async def reserve(
         self, link: SharedLink, rate: float, burst: int, max_wait: float = math.inf
     ) -> Reservation | None:
-        """A send slot from the store's pacer, only quoted when ``max_wait`` or more
+        """A send slot from the store's pacer, only quoted when more than ``max_wait``
         away; None (go local) when it is unavailable."""
         if not self._healthy or self._nursery is None:
             return None
@@ -389,7 +417,9 @@ class Coordination(ABC):
         rate = throttle.learned_rate
         successes = throttle.successes
         close_for = (
-            gate_until - now
+            # However long the gate closes here, the store is told at most
+            # MAX_CLOSE_FOR (a 20-digit Retry-After broke the Redis script).
+            min(gate_until - now, MAX_CLOSE_FOR)
             if gate_until > now and gate_until > link.pushed_gate + GATE_TOLERANCE
             else None
         )
@@ -413,7 +443,7 @@ class Coordination(ABC):
             self._went_down(exc)
             return False
         self._syncs += 1
-        self._adopt(link, request, reply, gate_until, rate_cuts, rate)
+        self._adopt(link, request, reply, now, gate_until, rate_cuts, rate)
         return True
 
     def _adopt(
@@ -421,6 +451,7 @@ class Coordination(ABC):
         link: SharedLink,
         request: SyncRequest,
         reply: SyncReply,
+        sent_at: float,
         gate_until: float,
         rate_cuts: int,
         rate: float | None,
@@ -436,12 +467,13 @@ class Coordination(ABC):
                 throttle.add_remote_successes(others, now)
         link.shared_successes = reply.successes
 
-        if reply.gate_remaining > 0:
-            until = now + reply.gate_remaining
-            if until > throttle.gate_until + GATE_TOLERANCE:
-                throttle.close_shared(now, until)
-                self._remote_closures += 1
+        until = remote_gate_end(reply.gate_remaining, sent_at, now, throttle.gate_until)
+        if until is not None:
+            throttle.close_shared(now, until)
+            self._remote_closures += 1
             link.pushed_gate = max(link.pushed_gate, until)
+        elif reply.gate_remaining > 0:
+            link.pushed_gate = max(link.pushed_gate, sent_at + reply.gate_remaining)
 
         cut_here_meanwhile = throttle.rate_cuts != rate_cuts
         if reply.version < link.version:

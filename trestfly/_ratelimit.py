@@ -9,7 +9,9 @@ Understood forms, first match wins:
 * IETF httpapi draft, structured-field form (draft 08 and later):
   ``RateLimit: "default";r=37;t=5`` with ``RateLimit-Policy: "default";q=100;w=60``;
 * IETF draft, older forms: ``RateLimit: limit=100, remaining=37, reset=5`` and the
-  separate ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` fields.
+  separate ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` fields
+  (the limit a number, or the list of drafts 00-02, ``10, 10;w=1, 1000;w=3600``: the
+  limit, then its policies).
 
 Several policies at once (``RateLimit-Policy: 10;w=1, 1000;w=3600``) pair each quota
 with its own window.  Of several ``RateLimit`` entries the one that binds is used: the
@@ -128,9 +130,12 @@ def _policies(headers: Mapping[str, str]) -> list[Policy]:
     """The items of ``RateLimit-Policy`` (``"default";q=100;w=60`` or ``100;w=60``):
     ``(name, quota, window)``, each quota paired with its own item's window."""
     value = headers.get("ratelimit-policy")
+    return [] if value is None else _policy_list(value)
+
+
+def _policy_list(value: str) -> list[Policy]:
+    """The policies of a list of ``quota;w=window`` items (see :func:`_policies`)."""
     policies: list[Policy] = []
-    if value is None:
-        return policies
     for name, params, text in _items(value):
         quota = params.get("q")
         if quota is None:
@@ -159,6 +164,31 @@ def _window_of(limit: float, policies: list[Policy]) -> float | None:
     return next((w for _, q, w in policies if q == limit), None)
 
 
+def _limit_field(value: str | None, policies: list[Policy]) -> tuple[float | None, float | None]:
+    """``(limit, window)`` of a ``RateLimit-Limit`` field.
+
+    A number (``10``), or in drafts 00-02 a list: the limit first, then the policies
+    (``10, 10;w=1, 1000;w=3600``, the draft's own example).  The window is the first
+    item's own ``w``, else that of the listed (or ``RateLimit-Policy``) policy of the
+    same quota: never another quota's.
+    """
+    if value is None:
+        return None, None
+    first, *others = value.split(",")
+    limit = _number(first.split(";")[0])
+    if limit is None:
+        return None, None
+    window = _params(first).get("w")
+    if window is not None and window > 0:
+        return limit, window
+    if others:
+        listed = [policy for policy in _policy_list(",".join(others)) if policy[2]]
+        window = next((w for _, q, w in listed if q == limit), None)
+        if window is not None:
+            return limit, window
+    return limit, _window_of(limit, policies)
+
+
 def _ietf(headers: Mapping[str, str]) -> Quota | None:
     policies = _policies(headers)
     combined = headers.get("ratelimit")
@@ -183,10 +213,10 @@ def _ietf(headers: Mapping[str, str]) -> Quota | None:
     remaining_field = _number(headers.get("ratelimit-remaining"))
     if remaining_field is None:
         return None
-    limit_field = _number(headers.get("ratelimit-limit"))
+    limit_field, limit_window = _limit_field(headers.get("ratelimit-limit"), policies)
     quota, window = _strictest(policies)
     if limit_field is not None:
-        window = _window_of(limit_field, policies)
+        window = limit_window
     return Quota(
         remaining=int(remaining_field),
         reset_after=_number(headers.get("ratelimit-reset")),

@@ -6,7 +6,12 @@ scripts touch only that key).  Two Lua scripts update it atomically, timed by th
 server's clock (``TIME``) so that workers' clocks never matter; they implement exactly
 :class:`trestfly._shared_state.SharedQuota` (tests run both on the same inputs).
 Times are milliseconds in Redis; floats travel as strings, since Redis truncates Lua
-numbers to integers.
+numbers to integers.  The scripts write them with 17 significant digits (``num``):
+Lua's ``tostring`` keeps 14, a tenth of a millisecond on a clock of 1.7e12 ms, which
+rounded every step of a pacer faster than a few hundred requests a second (700/s paced
+at 714/s, 25,000/s not at all).  A key's expiry is an integer number of milliseconds
+(``PEXPIRE``), clamped to what Redis accepts (``ttl_ms``): a number it refuses would
+fail the script after it wrote the gate, leaving a key that never expires.
 
 The client is coredis (6+): it is built on anyio and runs natively under Trio, where
 redis.asyncio does not run at all (see the deployment guide for the measurements).
@@ -22,15 +27,32 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._coordination import Coordination
-from ._shared_state import CUT_SETTLE, Reservation, SyncReply, SyncRequest
+from ._shared_state import CUT_SETTLE, MAX_CLOSE_FOR, Reservation, SyncReply, SyncRequest
 from .errors import TrestflyError, UnexpectedValueError
 
 if TYPE_CHECKING:
     import coredis
 
+#: The longest key expiry the scripts set, in milliseconds (about 31,700 years): above
+#: MAX_CLOSE_FOR plus any sensible key_ttl, far below what overflows Redis's clock.
+MAX_PEXPIRE_MS = 10**15
+
+# Lua helpers of both scripts: a number as a string that reads back as the same double,
+# and a key expiry as the integer PEXPIRE takes.
+_LUA_HELPERS = f"""
+local function num(x)
+  return string.format('%.17g', x)
+end
+local function ttl_ms(x)
+  return string.format('%d', math.max(1, math.min(math.ceil(x), {MAX_PEXPIRE_MS})))
+end
+"""
+
 # KEYS[1]: the hash.  ARGV: close_for_ms (-1: none), proposed rate ('' none), proposed
 # ceiling ('' none), based_on, rate_delta, successes, ttl_ms, settle_ms (CUT_SETTLE).
-SYNC_SCRIPT = """
+SYNC_SCRIPT = (
+    _LUA_HELPERS
+    + """
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -52,7 +74,7 @@ local cut_at = tonumber(s[7]) or -1e300
 if close_ms >= 0 and now + close_ms > gate then
   gate = now + close_ms
   tat = gate
-  redis.call('HSET', key, 'gate', tostring(gate), 'tat', tostring(tat))
+  redis.call('HSET', key, 'gate', num(gate), 'tat', num(tat))
 end
 local accepted = 0
 if p_rate ~= '' and based == ver and now >= cut_at + settle then
@@ -61,17 +83,17 @@ if p_rate ~= '' and based == ver and now >= cut_at + settle then
   ver = ver + 1
   accepted = 1
   tat = math.max(now, gate)
-  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver, 'tat', tostring(tat),
-             'cut', tostring(now))
+  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver, 'tat', num(tat),
+             'cut', num(now))
 elseif p_rate ~= '' and p_ceil == '' and (not ceil or ceil == '') and rate and rate ~= ''
        and tonumber(p_rate) > tonumber(rate) then
   rate = p_rate
   ver = ver + 1
   accepted = 1
   tat = math.max(now, gate)
-  redis.call('HSET', key, 'rate', rate, 'ver', ver, 'tat', tostring(tat))
+  redis.call('HSET', key, 'rate', rate, 'ver', ver, 'tat', num(tat))
 elseif p_rate == '' and delta ~= 0 and rate and based == ver then
-  rate = tostring(math.max(tonumber(rate) + delta, 0))
+  rate = num(math.max(tonumber(rate) + delta, 0))
   redis.call('HSET', key, 'rate', rate)
 end
 if succ > 0 then
@@ -79,12 +101,15 @@ if succ > 0 then
 elseif not s[6] then
   redis.call('HSET', key, 'succ', 0)
 end
-redis.call('PEXPIRE', key, math.ceil(math.max(now, gate, tat) - now + ttl))
-return {tostring(gate - now), rate or '', ceil or '', ver, total, accepted}
+redis.call('PEXPIRE', key, ttl_ms(math.max(now, gate, tat) - now + ttl))
+return {num(gate - now), rate or '', ceil or '', ver, total, accepted}
 """
+)
 
-# KEYS[1]: the hash.  ARGV: interval_ms, burst, ttl_ms.
-RESERVE_SCRIPT = """
+# KEYS[1]: the hash.  ARGV: interval_ms, burst, ttl_ms, max_wait_ms (-1: none).
+RESERVE_SCRIPT = (
+    _LUA_HELPERS
+    + """
 local key = KEYS[1]
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -95,18 +120,19 @@ local max_wait = tonumber(ARGV[4])
 local s = redis.call('HMGET', key, 'gate', 'tat')
 local gate = tonumber(s[1]) or -1
 if gate > now then
-  return {tostring(gate - now), '0'}
+  return {num(gate - now), '0'}
 end
 local tat = math.max(tonumber(s[2]) or -1, now)
 local send_at = math.max(now, tat - (burst - 1) * interval)
-if max_wait >= 0 and send_at - now >= max_wait then
-  return {'0', tostring(send_at - now), '0'}
+if max_wait >= 0 and send_at - now > max_wait then
+  return {'0', num(send_at - now), '0'}
 end
 tat = math.max(tat, send_at) + interval
-redis.call('HSET', key, 'tat', tostring(tat))
-redis.call('PEXPIRE', key, math.ceil(math.max(now, gate, tat) - now + ttl))
-return {'0', tostring(send_at - now), '1'}
+redis.call('HSET', key, 'tat', num(tat))
+redis.call('PEXPIRE', key, ttl_ms(math.max(now, gate, tat) - now + ttl))
+return {'0', num(send_at - now), '1'}
 """
+)
 
 
 def _text(value: Any) -> str:
@@ -134,8 +160,10 @@ def parse_sync_reply(raw: Any) -> SyncReply:
 def sync_arguments(request: SyncRequest, ttl: float) -> list[str]:
     """The sync script's ARGV for a :class:`SyncRequest` (seconds to milliseconds)."""
     proposal = request.proposal
+    close_for = request.close_for
     return [
-        repr(request.close_for * 1000.0) if request.close_for is not None else "-1",
+        # Capped as SharedQuota.sync caps it: the Lua adds it to a clock of 1.7e12 ms.
+        repr(min(close_for, MAX_CLOSE_FOR) * 1000.0) if close_for is not None else "-1",
         repr(proposal.rate) if proposal is not None else "",
         repr(proposal.ceiling) if proposal is not None and proposal.ceiling is not None else "",
         str(proposal.based_on if proposal is not None else request.based_on),
@@ -293,7 +321,7 @@ class RedisCoordination(Coordination):
     async def _store_reserve_within(
         self, key: str, interval: float, burst: int, max_wait: float
     ) -> Reservation:
-        # A slot max_wait or more away is only quoted (SharedQuota.reserve); -1: none.
+        # A slot more than max_wait away is only quoted (SharedQuota.reserve); -1: none.
         bound = repr(max(max_wait, 0.0) * 1000.0) if math.isfinite(max_wait) else "-1"
         gate, wait, *reserved = await self._reserve_script(
             keys=[self.redis_key(key)],

@@ -52,6 +52,25 @@ def _timestamp(year: int, month_name: str, day: int, hh: int, mm: int, ss: int) 
 TOO_LONG = 1e300
 
 
+def _full_year(yy: int, moment: tuple[int, int, int, int, int], now: float) -> int:
+    """The year of an RFC 850 date's two digits ``yy`` (``moment``: its month, day, hour,
+    minute and second), placed against the clock of ``now``.
+
+    RFC 9110 section 5.6.7: a two-digit year that appears more than 50 years in the
+    future is the most recent past year with those digits.  The whole date is
+    compared, not the year alone: in June 2025, 06-Nov-75 is more than 50 years ahead
+    (by five months), so it is 1975.  Compared as tuples, so that no candidate year has
+    to hold the date (29 February exists in 2000, not in 2100).
+    """
+    clock = datetime.fromtimestamp(now, UTC)
+    horizon = (clock.year + 50, clock.month, clock.day, clock.hour, clock.minute, clock.second)
+    century = clock.year // 100 * 100
+    # The latest candidate not past the horizon: in the next century, the clock's, or
+    # else the one before (which always ends before the clock's year does).
+    candidates = (century + 100 + yy, century + yy)
+    return next((year for year in candidates if (year, *moment) <= horizon), century - 100 + yy)
+
+
 def parse_http_date(value: str, now: float) -> float | None:
     """The POSIX timestamp of an HTTP-date in any of the three RFC 9110 forms, or None.
 
@@ -63,11 +82,11 @@ def parse_http_date(value: str, now: float) -> float | None:
         return _timestamp(int(year), month, int(day), int(hh), int(mm), int(ss))
     if match := _RFC850.fullmatch(text):
         day, month, yy, hh, mm, ss = match.groups()
-        # RFC 9110: a two-digit year that appears more than 50 years in the future is
-        # in the past century -- judged against the clock of ``now``.
-        year = 2000 + int(yy)
-        if year > datetime.fromtimestamp(now, UTC).year + 50:
-            year -= 100
+        number = _MONTHS.get(month.lower())
+        if number is None:
+            return None
+        moment = (number, int(day), int(hh), int(mm), int(ss))
+        year = _full_year(int(yy), moment, now)
         return _timestamp(year, month, int(day), int(hh), int(mm), int(ss))
     if match := _ASCTIME.fullmatch(text):
         month, day, hh, mm, ss, year = match.groups()

@@ -28,6 +28,12 @@ from dataclasses import dataclass
 #: cut (a sync is 20 ms away), so they are the same episode, not evidence of a new one.
 CUT_SETTLE = 0.1
 
+#: The longest a gate is announced for, in seconds (about 31 years).  A Retry-After
+#: may say anything (20 digits are valid delay-seconds; one too long for a float is
+#: TOO_LONG, 1e300 s): the gate closes for it here, but every store must be able to
+#: hold its end, and Redis keeps a key's expiry in integer milliseconds.
+MAX_CLOSE_FOR = 1e9
+
 
 @dataclass(frozen=True, slots=True)
 class RateProposal:
@@ -99,8 +105,9 @@ class SharedQuota:
 
     def sync(self, now: float, request: SyncRequest, ttl: float) -> SyncReply:
         """Apply a worker's news and return the state it must adopt."""
-        if request.close_for is not None and now + request.close_for > self.gate_until:
-            self.gate_until = now + request.close_for
+        close_for = None if request.close_for is None else min(request.close_for, MAX_CLOSE_FOR)
+        if close_for is not None and now + close_for > self.gate_until:
+            self.gate_until = now + close_for
             # The schedule restarts at the reopening: reservations made before are void.
             self.tat = self.gate_until
         accepted = False
@@ -157,15 +164,17 @@ class SharedQuota:
     ) -> Reservation:
         """Reserve the next send slot at one request per ``interval`` (GCRA).
 
-        A slot ``max_wait`` or more away is only quoted, not reserved: the caller would
-        refuse it (its deadline), and a slot reserved and not used stays spent, so
+        A slot more than ``max_wait`` away is only quoted, not reserved: the caller
+        would refuse it (its deadline), and a slot reserved and not used stays spent, so
         callers refused one after another would push the schedule ahead for everyone.
+        A slot exactly ``max_wait`` away is taken, as the local pacer takes it: with
+        ``max_retry_after=0``, a free slot (0 s away) must still be.
         """
         if self.gate_until > now:
             return Reservation(gate_remaining=self.gate_until - now, wait=0.0)
         tat = max(self.tat, now)
         send_at = max(now, tat - (burst - 1) * interval)
-        if send_at - now >= max_wait:
+        if send_at - now > max_wait:
             return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
         self.tat = max(tat, send_at) + interval
         self._touch(now, ttl)
