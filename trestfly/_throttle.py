@@ -87,6 +87,10 @@ MAX_PROBE_DOUBLINGS = 10.0
 #: rate would do nothing until those were spent.
 RESCHEDULE_GROWTH = 1.1
 
+#: Seconds with nothing in flight after which a send starts the first rate sample
+#: afresh (see OriginThrottle._restart_idle_sample).
+IDLE_RESTART = 1.0
+
 
 def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
     """Whether a response means "too fast": 420, 429, or GitHub's throttling 403s.
@@ -255,6 +259,12 @@ class OriginThrottle:
         # refused whole (see _settle_crowd).
         self._crowd_cut = float(max_concurrency)
         self._tat = -math.inf
+        # When the latest request left (see on_sent): a schedule restarted for a grown
+        # rate begins one new interval after it (see _reschedule_if_grown).
+        self._last_sent_at = -math.inf
+        # When the latest answer came (see on_response): with the send times, what tells
+        # an idle origin (see _restart_idle_sample).
+        self._last_answer_at = -math.inf
         # Slots reserved and then given up (see give_back), earliest first: the next
         # reservations take them before the schedule moves on.
         self._holes: list[float] = []
@@ -293,7 +303,7 @@ class OriginThrottle:
         self._quota_reset_at = -math.inf
         # Rounds (see _open_round): what the origin served before its first throttle,
         # sent again at once at each reopening (None: no rounds); whether that was a
-        # window's quota (see _window_spent); the period it was served over.
+        # window's quota (see _round_throttle); the period it was served over.
         self._round_quota: int | None = None
         self._round_is_window = False
         self._round_length = 0.0
@@ -433,7 +443,7 @@ class OriginThrottle:
         second.  So each reopening starts a round: the probe and ``quota - 1`` more go
         at once, then the pacer.  Against a window, the request it sends next meets the
         spent window, whose 429 closes the gate until the next one (see
-        _window_spent).  A round whose burst was not served whole ends the rounds for
+        _round_throttle).  A round whose burst was not served whole ends the rounds for
         good, and the pacer alone goes on.
         """
         quota = self._round_quota
@@ -459,20 +469,31 @@ class OriginThrottle:
         self._round_full = self._round_credit == 0
         return True
 
-    def _window_spent(self, ticket: Ticket) -> bool:
-        """A fresh timed throttle during rounds: whether it is a window's round spent (a
-        request that may have arrived after the round's whole burst, within the
-        window), which says nothing about the rate.
+    def _round_throttle(self, ticket: Ticket) -> bool:
+        """A fresh timed throttle during rounds: whether it is the round's, which says
+        nothing about the rate: a window's round spent (a request that may have arrived
+        after the round's whole burst, within the window), or a bucket's burst that was
+        smaller than the round.
 
         Requests in flight together reach the server in any order, so the refused one
         may be any of those beside it: the last of the burst is refused as often as
         the paced request sent next.  One refused before that, or while the burst was
         not all sent, ends the rounds: the origin does not grant that much at once.
+        Against a bucket, a request of the burst itself (one of the round's first sends,
+        sent at once) refused ends them too, and cuts nothing: it was not sent at the
+        paced rate, and only says the bucket is shallower than its first burst looked
+        (at concurrency 100 the first wave reaches it over tens of milliseconds, and a
+        10-token bucket serves 12 or 13).  Cut as a paced throttle, it set the ceiling
+        to the rate slow start had reached a few milliseconds after the reopening, a
+        quarter of the limit, and the client stayed near it for a minute.
         """
         quota = self._round_quota
-        if quota is None:
+        if quota is None or ticket.seq < self._round_first_seq:
             return False
         sent_before = ticket.seq - self._round_first_seq
+        if not self._round_is_window and sent_before < quota and not ticket.paced:
+            self._round_quota, self._round_credit = None, 0
+            return True
         if not self._round_full or sent_before + ticket.in_flight_at_send <= quota:
             self._round_quota, self._round_credit = None, 0
             return False
@@ -521,12 +542,33 @@ class OriginThrottle:
             self.probe_needed = True
 
     def on_sent(self, now: float, *, paced: bool, probe: bool) -> Ticket:
+        if self.in_flight == 0:
+            self._restart_idle_sample(now)
         self.in_flight += 1
         self._sent += 1
+        self._last_sent_at = max(self._last_sent_at, now)
         self._pending.add(self._sent)
         return Ticket(
             sent_at=now, in_flight_at_send=self.in_flight, paced=paced, probe=probe, seq=self._sent
         )
+
+    def _restart_idle_sample(self, now: float) -> None:
+        """A send after more than IDLE_RESTART seconds with nothing in flight, before any
+        rate was learned: the first sample starts here, not when the origin was first
+        used.
+
+        The first sample is what was served over the period up to the first throttle,
+        and a period that began ten minutes of occasional calls earlier took them for
+        time the server needed: 70 served over 601 s, a "trusted" 0.12/s, held at the
+        0.5/s floor against an origin allowing 10/s (and, shared through a coordination
+        store, by every worker).
+        """
+        if (
+            self.learned_rate is None
+            and self._sample is None
+            and now - max(self._last_sent_at, self._last_answer_at) > IDLE_RESTART
+        ):
+            self._window_start, self._window_successes = now, 0
 
     def on_done(self, ticket: Ticket) -> None:
         """The attempt is over, whatever happened to it."""
@@ -585,6 +627,7 @@ class OriginThrottle:
         quota: Quota | None,
     ) -> None:
         """Learn from a response: quota headers, gate hints, throttles and successes."""
+        self._last_answer_at = max(self._last_answer_at, now)
         if ticket.probe:
             self._probe_answered = True
         if quota is not None:
@@ -679,7 +722,7 @@ class OriginThrottle:
                 self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
-        if self._window_spent(ticket):
+        if self._round_throttle(ticket):
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
@@ -934,7 +977,14 @@ class OriginThrottle:
         self.learned_rate = rate
 
     def _reschedule_if_grown(self, now: float) -> None:
-        """Reserve again once the rate outgrew the pending reservations (if any wait)."""
+        """Reserve again once the rate outgrew the pending reservations (if any wait).
+
+        The new schedule begins one interval of the new rate after the latest send, not
+        at ``now``: restarted at ``now``, the first waiter went at once, often a
+        millisecond after the request whose answer grew the rate, and an origin that
+        allows no burst (a bucket one token deep) refused it.  Each such 429 cut the
+        rate, and against a 10/s bucket the learned rate sank to 0.6/s in two minutes.
+        """
         rate = self.learned_rate
         if (
             rate is not None
@@ -942,7 +992,7 @@ class OriginThrottle:
             and self._tat > now + 1.0 / rate
             and self.gate_until <= now
         ):
-            self._restart_schedule(now)
+            self._restart_schedule(max(now, self._last_sent_at + 1.0 / rate))
 
     def _learned_rate_binds(self, learned: float, now: float) -> bool:
         """Whether the learned rate is what paces the client, so a paced success says
