@@ -1293,3 +1293,63 @@ async def test_an_absolute_path_httpx_cannot_parse_is_named() -> None:
         with pytest.raises(errors.UnexpectedValueError, match="path is not a valid URL") as port:
             await api.get("https://user:S3CRET")  # no host: the password parses as a port
     assert not any("S3CRET" in text for text in chain_texts(port.value))
+
+
+class _KeyedAPI(TrioAPISession):
+    _url = "https://api.example.test/v1"
+
+    async def _authenticate(self, **kwargs: Any) -> None:
+        self._session.headers["X-Api-Key"] = "SECRET-KEY"
+        self._session.headers["X-Trace"] = "visible"
+
+
+@pytest.mark.parametrize(
+    ("location", "keeps_key"),
+    [
+        ("https://cdn.other.test/file", False),  # another host
+        ("http://api.example.test/v1/file", False),  # https to http
+        ("https://api.example.test:8443/file", False),  # another port
+        ("https://api.example.test/v2/file", True),  # the same origin
+    ],
+)
+async def test_a_redirect_to_another_origin_drops_credential_headers(
+    location: str, keeps_key: bool
+) -> None:
+    # httpx drops only Authorization across origins: an X-Api-Key set on the client
+    # went to whatever host the Location named.
+    seen: list[httpx.Headers] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(200, json={})
+
+    with respx.mock:
+        respx.get("https://api.example.test/v1/file").respond(302, headers={"Location": location})
+        respx.get(location).mock(side_effect=record)
+        async with _KeyedAPI() as api:
+            extensions: dict[str, Any] = {}
+            response = await api.get("file", extensions=extensions)
+    assert response.status_code == 200 and len(seen) == 1
+    assert ("x-api-key" in seen[0]) is keeps_key
+    assert seen[0]["x-trace"] == "visible"
+    assert extensions == {}  # the caller's dict is not written to
+
+
+async def test_a_redirect_from_http_to_https_on_the_same_host_keeps_credentials() -> None:
+    seen: list[httpx.Headers] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(200, json={})
+
+    class PlainAPI(_KeyedAPI):
+        _url = "http://api.example.test/v1"
+
+    with respx.mock:
+        respx.get("http://api.example.test/v1/file").respond(
+            301, headers={"Location": "https://api.example.test/v1/file"}
+        )
+        respx.get("https://api.example.test/v1/file").mock(side_effect=record)
+        async with PlainAPI() as api:
+            await api.get("file")
+    assert seen[0]["x-api-key"] == "SECRET-KEY"

@@ -39,7 +39,9 @@ SECRET_HEADERS: frozenset[str] = frozenset(
 SECRET_HEADER_PARTS: tuple[str, ...] = ("auth", "cookie", "session")
 
 
-def _is_secret_header(name: str, extra: Collection[str]) -> bool:
+def is_secret_header(name: str, extra: Collection[str]) -> bool:
+    """Whether a header of this name carries a credential (``extra``: lower-cased
+    ``redact_fields``): redacted in logs, and dropped from a redirect to another origin."""
     lowered = name.lower()
     return (
         lowered in SECRET_HEADERS
@@ -83,7 +85,7 @@ def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: st
     safe: dict[str, Any] = {}
     for name, value in items:
         key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        safe[key] = redact_value if _is_secret_header(key, extra) else value
+        safe[key] = redact_value if is_secret_header(key, extra) else value
     return safe
 
 

@@ -65,7 +65,7 @@ from ._policy import (
     transport_error_class,
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
-from ._redact import describe_attempt, to_log_text
+from ._redact import describe_attempt, is_secret_header, to_log_text
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
@@ -95,6 +95,16 @@ def _origin(url: str | httpx.URL) -> str:
     parsed = httpx.URL(url)
     port = f":{parsed.port}" if parsed.port is not None else ""  # None: the default port
     return f"{parsed.scheme}://{parsed.host}{port}"
+
+
+#: The extensions key under which a request chain records its first origin.
+_FIRST_ORIGIN = "trestfly.first_origin"
+
+
+def _is_https_upgrade(first: str, url: httpx.URL) -> bool:
+    """Whether ``url`` is ``first`` (``http://host``) moved to https on the same host
+    and default ports: the one cross-origin redirect httpx keeps credentials for."""
+    return first == f"http://{url.host}" and url.scheme == "https" and url.port is None
 
 
 class TrioAPISession:
@@ -432,7 +442,10 @@ class TrioAPISession:
                 http2=self._http2,
             )
         self._session = httpx.AsyncClient(
-            event_hooks={"response": [self._on_response_headers]},
+            event_hooks={
+                "request": [self._drop_credentials_off_origin],
+                "response": [self._on_response_headers],
+            },
             headers={"User-Agent": self._user_agent},
             timeout=timeout_setting(self._timeout),
             verify=verify,
@@ -443,6 +456,21 @@ class TrioAPISession:
             follow_redirects=self._follow_redirects,
         )
         self._owns_session = True
+
+    async def _drop_credentials_off_origin(self, request: httpx.Request) -> None:
+        # httpx drops only Authorization (and cookies) when it follows a redirect to
+        # another origin: an API key in X-Api-Key, set on the client as the README
+        # shows, went along to whatever host the Location named (a CDN, a presigned
+        # storage URL, or an attacker's host, over plain http too).  This hook runs for
+        # every request httpx sends, redirects included, and a redirect's request
+        # shares the first one's extensions (trestfly gives each attempt its own).
+        here = _origin(request.url)
+        first = request.extensions.setdefault(_FIRST_ORIGIN, here)
+        if first == here or _is_https_upgrade(first, request.url):
+            return
+        extra = {field.lower() for field in self._defaults.redact_fields}
+        for name in [name for name in request.headers if is_secret_header(name, extra)]:
+            del request.headers[name]
 
     async def _on_response_headers(self, response: httpx.Response) -> None:
         # Closes the origin's gate the moment a delay is announced, before the body is
@@ -685,7 +713,12 @@ class TrioAPISession:
             try:
                 assert admitted.ticket is not None
                 self._counters.attempts += 1
-                response = await session.request(method, url, **request_kwargs)
+                # A fresh extensions dict per attempt: redirects share it (see
+                # _drop_credentials_off_origin), the caller's is not written to.
+                extensions = dict(request_kwargs.get("extensions") or {})
+                response = await session.request(
+                    method, url, **{**request_kwargs, "extensions": extensions}
+                )
             finally:
                 self._limiter.release_on_behalf_of(admitted)
             status = response.status_code
