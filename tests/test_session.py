@@ -1353,3 +1353,27 @@ async def test_a_redirect_from_http_to_https_on_the_same_host_keeps_credentials(
         async with PlainAPI() as api:
             await api.get("file")
     assert seen[0]["x-api-key"] == "SECRET-KEY"
+
+
+class _FailingLogout(TrioAPISession):
+    _url = "https://api.example.test/v1"
+
+    async def _deauthenticate(self) -> None:
+        raise RuntimeError("logout failed")
+
+
+async def test_a_failing_logout_does_not_replace_the_bodys_exception() -> None:
+    with pytest.raises(ValueError, match="body failed") as info:
+        async with _FailingLogout():
+            raise ValueError("body failed")
+    assert any(
+        "_deauthenticate() raised RuntimeError: logout failed" in note
+        for note in info.value.__notes__
+    )
+    with pytest.raises(RuntimeError, match="logout failed"):  # the body succeeded
+        async with _FailingLogout():
+            pass
+    with trio.move_on_after(0) as scope:  # cancellation is never hidden behind a note
+        async with _FailingLogout():
+            await trio.sleep(1)
+    assert scope.cancelled_caught

@@ -583,6 +583,16 @@ class TrioAPISession:
         # truthy and swallowed every exception).
         try:
             await self._deauthenticate()
+        except Exception as failure:
+            if exc is None:
+                raise
+            # The body's failure (or cancellation, which must win) is what went wrong; a
+            # logout that then failed too (the API being down, say) must not replace
+            # it, as it did: it is noted on it.
+            exc.add_note(
+                f"leaving the session, {type(self).__name__}._deauthenticate() raised "
+                f"{type(failure).__name__}: {failure}"
+            )
         finally:
             await self._close_session()
 
