@@ -111,3 +111,12 @@ def test_credential_names_ending_in_key_are_secret_in_urls(name: str) -> None:
 def test_other_names_ending_in_key_stay_visible(name: str) -> None:
     assert not is_secret_name(name)
     assert safe_url(f"https://h/x?{name}=v") == f"https://h/x?{name}=v"
+
+
+def test_a_fragment_of_name_value_pairs_is_redacted_as_a_query_is() -> None:
+    # OAuth's implicit flow hands the token back in the fragment.
+    shown = safe_url("https://h.test/cb?state=1#access_token=SECRET&token_type=bearer")
+    assert shown == "https://h.test/cb?state=1#access_token=REDACTED&token_type=bearer"
+    assert safe_url("https://h.test/docs#section-2") == "https://h.test/docs#section-2"
+    assert safe_url("https://h.test/x#a=1&b=2") == "https://h.test/x#a=1&b=2"
+    assert "SECRET" not in safe_url("https://h.test/x#id_token=SECRET", ("id_token",))

@@ -80,17 +80,32 @@ def safe_url(
 ) -> str:
     """``url`` without user information, with the values of secret query parameters
     (see :func:`is_secret_name`; ``redact_fields`` too, matched without case) set to
-    ``redact_value``."""
+    ``redact_value``, and those of a fragment made of ``name=value`` pairs too."""
     try:
         parsed = url if isinstance(url, httpx.URL) else httpx.URL(url)
     except (httpx.InvalidURL, TypeError):
         return "<invalid URL>"
+    extra = {field.lower() for field in redact_fields}
     if parsed.query:
-        extra = {field.lower() for field in redact_fields}
-        pairs = parsed.params.multi_items()
-        if any(is_secret_name(key, extra) for key, _ in pairs):
-            safe = [(key, redact_value if is_secret_name(key, extra) else v) for key, v in pairs]
+        safe = _redacted(parsed.params, extra, redact_value)
+        if safe is not None:
             parsed = parsed.copy_with(params=safe)
+    if parsed.fragment and "=" in parsed.fragment:
+        # OAuth's implicit flow returns tokens in the fragment (#access_token=...&...):
+        # a fragment of name=value pairs is redacted as a query is.
+        safe = _redacted(httpx.QueryParams(parsed.fragment), extra, redact_value)
+        if safe is not None:
+            parsed = parsed.copy_with(fragment=str(httpx.QueryParams(tuple(safe))))
     if parsed.userinfo:
         parsed = parsed.copy_with(userinfo=b"")
     return str(parsed)
+
+
+def _redacted(
+    params: httpx.QueryParams, extra: Collection[str], redact_value: str
+) -> list[tuple[str, str]] | None:
+    """``params`` with the values of secret names replaced, or None when none is."""
+    pairs = params.multi_items()
+    if not any(is_secret_name(key, extra) for key, _ in pairs):
+        return None
+    return [(key, redact_value if is_secret_name(key, extra) else value) for key, value in pairs]
