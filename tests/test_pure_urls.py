@@ -120,3 +120,26 @@ def test_a_fragment_of_name_value_pairs_is_redacted_as_a_query_is() -> None:
     assert safe_url("https://h.test/docs#section-2") == "https://h.test/docs#section-2"
     assert safe_url("https://h.test/x#a=1&b=2") == "https://h.test/x#a=1&b=2"
     assert "SECRET" not in safe_url("https://h.test/x#id_token=SECRET", ("id_token",))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "client_assertion",
+        "jwt",
+        "id_jwt",
+        "passphrase",
+        "pwd",
+        "sessionid",
+        "JSESSIONID",
+        "session_id",
+    ],
+)
+def test_assertions_passphrases_and_session_ids_are_secret(name: str) -> None:
+    assert is_secret_name(name)
+    assert "S3CR3T" not in safe_url(f"https://h.test/x?{name}=S3CR3T")
+
+
+@pytest.mark.parametrize("name", ["session", "sessions_count", "jwt_version_x", "pwd_policy"])
+def test_names_that_only_contain_those_words_stay_visible(name: str) -> None:
+    assert not is_secret_name(name)

@@ -41,7 +41,8 @@ SECRET_PARAMS: frozenset[str] = frozenset(
 #: Endings of credential names, compared without case, "-" and "_": ``accessToken``,
 #: ``clientSecret``, ``X-Goog-Api-Key``, ``userPassword``, ``X-Vault-Token``,
 #: ``access_key`` (ipstack), ``aws_secret_access_key``, ``private_key``,
-#: ``subscription-key`` (Azure).  A pagination cursor named ``pageToken`` is hidden too:
+#: ``subscription-key`` (Azure), ``client_assertion`` (OAuth's JWT bearer), ``jwt``,
+#: ``passphrase``, ``pwd``, ``sessionid`` / ``JSESSIONID``.  A pagination cursor named ``pageToken`` is hidden too:
 #: a log line that shows too little costs a debugging step, one that shows a credential
 #: cannot be taken back.  Not every name ending in "key", though: ``sort_key``,
 #: ``partition_key`` and ``idempotency_key`` are what one debugs with.
@@ -50,13 +51,18 @@ SECRET_SUFFIXES: tuple[str, ...] = (
     "apikey",
     "appkey",
     "applicationkey",
+    "clientassertion",
     "credential",
     "credentials",
+    "jwt",
+    "passphrase",
     "passwd",
     "password",
     "privatekey",
+    "pwd",
     "secret",
     "secretkey",
+    "sessionid",
     "signature",
     "subscriptionkey",
     "token",
