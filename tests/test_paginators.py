@@ -688,3 +688,20 @@ async def test_prefetch_must_be_a_positive_integer() -> None:
         with pytest.raises(errors.UnexpectedValueError, match="prefetch"):
             async with Items(None).crawl(prefetch=bad):  # type: ignore[arg-type]
                 pass
+
+
+@pytest.mark.parametrize("last", [0, "0"])
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_a_next_cursor_of_zero_ends_the_walk(last: object, prefetch: int | None) -> None:
+    # Twitter's next_cursor is 0 on the last page ("0" as next_cursor_str): taken as a
+    # token it asked for the first page again, handed out twice before the loop check.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("cursor") == "17":
+            return httpx.Response(200, json={"items": [{"id": 3}], "next_cursor": last})
+        return httpx.Response(200, json={"items": [{"id": 1}, {"id": 2}], "next_cursor": 17})
+
+    async with _mock_api(handler) as api:
+        iterator = CursorIterator(api, path="/items", items_key="items")
+        with trio.fail_after(LIMIT):
+            await walk(iterator, prefetch, bound=100)
+    assert iterator.count == 3 and iterator.position.done

@@ -647,7 +647,7 @@ class CursorIterator(PagedIterator):
     Attributes:
         cursor_param: the cursor's query parameter (not sent for the first page).
         cursor_key: key path of the next cursor in a page (``"meta.next_cursor"``); a
-            missing, null or empty cursor ends the walk.
+            missing, null, empty, false or 0 (``"0"``) cursor ends the walk.
         limit: records per page to ask for (None: the server's default, not sent).
         limit_param: the page size's query parameter.
 
@@ -688,8 +688,11 @@ class CursorIterator(PagedIterator):
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
         page = super()._page_from(document, target, next_address)  # checks the page first
         cursor = extract(document, self.cursor_key, None)
-        # null, "" and false all mean "no next page" in the APIs seen in the wild.
-        if cursor is None or cursor == "" or cursor is False:
+        # null, "" and false all mean "no next page" in the APIs seen in the wild, and
+        # so does 0 (Twitter's next_cursor, "0" in its next_cursor_str): taken as a
+        # token, it asked for the first page again, handed out twice before the loop
+        # check stopped the walk.  A next page is never at cursor 0.
+        if cursor is None or cursor == "" or cursor is False or cursor in (0, "0"):
             return page
         if isinstance(cursor, bool) or not isinstance(cursor, str | int):
             raise PaginationError(f"{safe_url(target)}: the next cursor is {cursor!r}, not a token")
