@@ -226,9 +226,14 @@ async def test_slot_is_released_on_cancellation_mid_request() -> None:
 
 
 async def test_a_shard_answering_without_an_async_stream_keeps_no_slot() -> None:
+    closed: list[bool] = []
+
     class SyncOnly(httpx.SyncByteStream):
         def __iter__(self) -> Iterator[bytes]:
             yield b""
+
+        def close(self) -> None:  # its connection, in a real shard
+            closed.append(True)
 
     transport = ShardedTransport.from_factory(
         lambda size: httpx.MockTransport(lambda request: httpx.Response(200, stream=SyncOnly())),
@@ -237,6 +242,7 @@ async def test_a_shard_answering_without_an_async_stream_keeps_no_slot() -> None
     with pytest.raises(TypeError, match="SyncOnly"):
         await transport.handle_async_request(request("/ok"))
     assert transport.in_flight == 0
+    assert closed == [True]  # nor its stream left open
 
 
 async def test_through_a_client_body_read_and_stream_closed() -> None:

@@ -318,7 +318,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             response = await self._shards[shard].handle_async_request(request)
             stream = response.stream
             if not isinstance(stream, httpx.AsyncByteStream):
-                # Only a broken custom shard gets here; never keep its slot forever.
+                # Only a broken custom shard gets here; never keep its slot forever, nor
+                # its connection: the stream is closed as best it can be.
+                await _close_foreign_stream(stream)
                 raise TypeError(f"shard returned a response with {type(stream).__name__}")
         except BaseException:
             # Failed, or cancelled mid-request: httpcore has already closed the connection
@@ -393,3 +395,16 @@ class ShardedTransport(httpx.AsyncBaseTransport):
                     first_error = first_error or exc
         if first_error is not None:
             raise first_error
+
+
+async def _close_foreign_stream(stream: object) -> None:
+    """Close a stream of the wrong kind (sync, or not a stream): ``aclose()`` or
+    ``close()``, whichever it has, shielded, as httpcore closes connections."""
+    with trio.CancelScope(shield=True):
+        aclose = getattr(stream, "aclose", None)
+        if callable(aclose):
+            await aclose()
+            return
+        close = getattr(stream, "close", None)
+        if callable(close):
+            close()
