@@ -44,8 +44,9 @@ SECRET_PARAMS: frozenset[str] = frozenset(
 #: ``subscription-key`` (Azure), ``client_assertion`` (OAuth's JWT bearer), ``jwt``,
 #: ``passphrase``, ``pwd``, ``sessionid`` / ``JSESSIONID``.  A pagination cursor named
 #: ``pageToken`` is hidden too: a log line that shows too little costs a debugging
-#: step, one that shows a credential cannot be taken back.  Not every name ending in "key", though: ``sort_key``,
-#: ``partition_key`` and ``idempotency_key`` are what one debugs with.
+#: step, one that shows a credential cannot be taken back.  Not every name ending in
+#: "key", though: ``sort_key``, ``partition_key`` and ``idempotency_key`` are what one
+#: debugs with.
 SECRET_SUFFIXES: tuple[str, ...] = (
     "accesskey",
     "apikey",
