@@ -570,3 +570,83 @@ def test_the_echo_of_our_own_gate_is_told_from_another_workers() -> None:
     assert remote_gate_end(2.004, 10.0, 10.01, 12.0) is None  # within GATE_TOLERANCE
     assert remote_gate_end(2.1, 10.0, 10.01, 12.0) == pytest.approx(12.11)  # the latest end
     assert remote_gate_end(0.0, 10.0, 10.01, -math.inf) is None  # open
+
+
+async def _cancel_four_waiters(
+    first: TrioAPISession, then: TrioAPISession, sent: list[float]
+) -> float:
+    """At 1/s: one send, four waiters reserving the next four slots and cancelled at
+    0.5 s, then one more request (of ``then``): how long after the first it went."""
+    start = trio.current_time()
+    await first.get("x", box=False)
+    async with trio.open_nursery() as nursery:
+        for _ in range(4):
+            nursery.start_soon(first.get, "x")
+        await trio.sleep(0.5)
+        nursery.cancel_scope.cancel()
+    await then.get("x", box=False)
+    return sent[-1] - start
+
+
+@pytest.mark.parametrize("next_by", ["same", "other"])
+async def test_slots_of_cancelled_waiters_are_given_back_to_the_store(
+    autojump_clock: trio.testing.MockClock, next_by: str
+) -> None:
+    """As with the local pacer, the next request (of any worker) goes at the first slot
+    the cancelled waiters left, not after theirs: it waited 5 s, not 1 s."""
+    sent: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200, json={})
+
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=record)
+        async with (
+            coordination,
+            TrioAPISession(url=URL, rate_limit=1.0, coordination=coordination) as one,
+            TrioAPISession(url=URL, rate_limit=1.0, coordination=coordination) as other,
+        ):
+            delay = await _cancel_four_waiters(one, one if next_by == "same" else other, sent)
+    assert delay == pytest.approx(1.0, abs=0.01)
+    assert len(sent) == 2
+
+
+class StuckGiveBack(MemoryCoordination):
+    """A store whose give-back never answers, or fails."""
+
+    def __init__(self, fails: bool) -> None:
+        super().__init__()
+        self.fails = fails
+        self.calls = 0
+
+    async def _store_give_back(self, key: str, slot: float, schedule: int) -> bool:
+        self.calls += 1
+        if self.fails:
+            raise RuntimeError("the store broke")
+        await trio.sleep(10.0)
+        raise AssertionError("the timeout should have ended this call")
+
+
+@pytest.mark.parametrize("fails", [False, True], ids=["stuck", "failing"])
+async def test_a_give_back_is_bounded_and_never_masks_the_cancellation(
+    autojump_clock: trio.testing.MockClock, fails: bool
+) -> None:
+    """The give-back runs shielded, as the waiter leaves by cancellation: it may cost
+    the coordination's timeout, never more, and a store failing there goes local-only
+    instead of replacing the Cancelled (the nursery would raise it)."""
+    store = StuckGiveBack(fails)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with store, TrioAPISession(url=URL, rate_limit=1.0, coordination=store) as api:
+            await api.get("x")
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(api.get, "x")
+                await trio.sleep(0.5)
+                cancelled_at = trio.current_time()
+                nursery.cancel_scope.cancel()
+            assert trio.current_time() - cancelled_at <= store.timeout + 1e-9
+            assert store.calls == 1
+            assert api.stats.coordination is not None
+            assert not api.stats.coordination.healthy

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
@@ -11,6 +12,7 @@ from hypothesis import strategies as st
 from trestfly._retry_after import TOO_LONG
 from trestfly._shared_state import (
     MAX_CLOSE_FOR,
+    MAX_HOLES,
     RateProposal,
     SharedQuota,
     SharedQuotaBook,
@@ -194,3 +196,106 @@ def test_a_gate_is_announced_for_at_most_max_close_for() -> None:
     reply = quota.sync(10.0, SyncRequest(close_for=TOO_LONG), TTL)
     assert reply.gate_remaining == MAX_CLOSE_FOR
     assert quota.expires_at == 10.0 + MAX_CLOSE_FOR + TTL
+
+
+def test_a_slot_given_back_is_taken_by_the_next_reservation() -> None:
+    """As the local pacer's holes: four waiters of a 1/s pacer left without sending,
+    the next reservation goes at the first of their slots, not after them."""
+    quota = SharedQuota()
+    slots = [quota.reserve(0.0, 1.0, 1, TTL) for _ in range(5)]  # 0, 1, 2, 3, 4
+    for held in slots[1:]:
+        assert held.slot is not None
+        assert quota.give_back(0.5, held.slot, held.schedule)
+    waits = [quota.reserve(0.5, 1.0, 1, TTL).wait for _ in range(5)]
+    # The holes in order, then the schedule moves on from where it was.
+    assert waits == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5])
+    assert quota.tat == 6.0
+
+
+def test_a_slot_given_back_past_max_wait_is_only_quoted() -> None:
+    quota = SharedQuota()
+    quota.reserve(0.0, 1.0, 1, TTL)
+    held = quota.reserve(0.0, 1.0, 1, TTL)
+    assert held.slot is not None and quota.give_back(0.0, held.slot, held.schedule)
+    quoted = quota.reserve(0.0, 1.0, 1, TTL, max_wait=0.5)
+    assert (quoted.reserved, quoted.wait) == (False, 1.0)
+    assert quota.reserve(0.0, 1.0, 1, TTL, max_wait=1.0).slot == 1.0  # still there
+
+
+def test_a_slot_already_due_is_dropped_not_taken() -> None:
+    quota = SharedQuota()
+    for _ in range(4):
+        quota.reserve(0.0, 1.0, 1, TTL)  # 0, 1, 2, 3; tat 4
+    assert not quota.give_back(1.0, 1.0, 0)  # due when given back
+    assert quota.give_back(0.5, 2.0, 0)
+    # Due when the next reservation comes: sent now, it could crowd the slot after it.
+    assert quota.reserve(2.5, 1.0, 1, TTL).wait == pytest.approx(1.5)  # the schedule's 4
+    assert quota.holes == []
+
+
+@pytest.mark.parametrize(
+    "restart",
+    [
+        SyncRequest(close_for=1.0),
+        SyncRequest(proposal=RateProposal(2.0, 2.0, 1)),
+    ],
+    ids=["gate-closed", "rate-cut"],
+)
+def test_a_slot_of_an_older_schedule_is_ignored(restart: SyncRequest) -> None:
+    quota = SharedQuota()
+    quota.sync(0.0, SyncRequest(proposal=RateProposal(1.0, None, 0)), TTL)
+    held = [quota.reserve(0.0, 1.0, 1, TTL) for _ in range(4)]
+    assert held[2].slot is not None and quota.give_back(0.5, held[2].slot, held[2].schedule)
+    quota.sync(0.5, restart, TTL)
+    assert quota.holes == []  # the new schedule voids the holes of the old one
+    assert held[3].slot is not None
+    assert not quota.give_back(0.6, held[3].slot, held[3].schedule)
+    assert quota.holes == []
+
+
+def test_a_slot_the_schedule_never_reached_is_ignored() -> None:
+    """The key was forgotten (expired, a store restarted) and made again: a slot at or
+    past its ``tat`` was not reserved from it."""
+    quota = SharedQuota()
+    quota.reserve(0.0, 1.0, 1, TTL)  # tat 1
+    assert not quota.give_back(0.0, 1.0, 0)
+    assert not quota.give_back(0.0, 5.0, 0)
+    assert not SharedQuota().give_back(0.0, 5.0, 0)
+
+
+def test_the_slots_given_back_are_bounded_earliest_dropped() -> None:
+    quota = SharedQuota()
+    held = [quota.reserve(0.0, 0.01, 1, TTL) for _ in range(MAX_HOLES + 21)]
+    for reservation in held[1:]:
+        assert reservation.slot is not None
+        quota.give_back(0.0, reservation.slot, reservation.schedule)
+    assert len(quota.holes) == MAX_HOLES
+    assert quota.holes == sorted(quota.holes)
+    assert quota.reserve(0.0, 0.01, 1, TTL).slot == held[21].slot
+
+
+@given(
+    st.lists(
+        st.tuples(st.floats(0, 0.5), st.booleans(), st.integers(0, 3)), min_size=2, max_size=60
+    ),
+    st.floats(0.05, 1.0),
+)
+def test_sends_with_slots_given_back_never_exceed_the_rate(
+    steps: list[tuple[float, bool, int]], interval: float
+) -> None:
+    """Whatever is given back, the slots kept for sending are at least an interval
+    apart (burst 1): a given-back slot only replaces the one it was."""
+    quota = SharedQuota()
+    now = 0.0
+    held: list[tuple[float, int]] = []
+    for gap, leaves, which in steps:
+        now += gap
+        reservation = quota.reserve(now, interval, 1, TTL)
+        assert reservation.slot is not None
+        held.append((reservation.slot, reservation.schedule))
+        if leaves:
+            slot, schedule = held.pop(which % len(held))
+            quota.give_back(now, slot, schedule)
+    kept = sorted(slot for slot, _ in held)
+    for earlier, later in itertools.pairwise(kept):
+        assert later - earlier >= interval - 1e-9

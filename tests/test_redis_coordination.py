@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import json
 import logging
+import math
 import random
 import subprocess
 import sys
@@ -31,7 +32,14 @@ from benchmarks.storm_server import install_scenario, run_storm_server
 from trestfly import RedisCoordination, TrioAPISession, errors
 from trestfly._redis import sync_arguments
 from trestfly._retry_after import TOO_LONG
-from trestfly._shared_state import MAX_CLOSE_FOR, RateProposal, SharedQuota, SyncRequest
+from trestfly._shared_state import (
+    MAX_CLOSE_FOR,
+    MAX_HOLES,
+    RateProposal,
+    Reservation,
+    SharedQuota,
+    SyncRequest,
+)
 
 
 @pytest.fixture
@@ -96,6 +104,98 @@ async def test_the_sync_script_matches_the_reference(
                     assert lua.gate_remaining == pytest.approx(python.gate_remaining, abs=0.25)
                 else:
                     assert lua.gate_remaining <= 0.25
+
+
+async def test_giving_slots_back_matches_the_reference(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    """Random reservations, slots given back and schedules restarted (a gate closed for
+    0 s) give the same waits in Lua and in Python, and keep the same holes."""
+    rng = random.Random(11)
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT
+    ) as coordination:
+        for sequence in range(10):
+            key = f"seq-{sequence}"
+            reference = SharedQuota()
+            start = trio.current_time()
+            held: list[tuple[Reservation, Reservation]] = []
+            for _ in range(30):
+                step = rng.random()
+                if step < 0.5:
+                    # Waits are whole seconds less the time the calls took: bounds at
+                    # half seconds are never a close call between the two clocks.
+                    max_wait = rng.choice([math.inf, 0.5, 2.5])
+                    lua = await coordination._store_reserve_within(key, 1.0, 2, max_wait)
+                    now = trio.current_time() - start
+                    python = reference.reserve(now, 1.0, 2, 300.0, max_wait)
+                    assert lua.reserved == python.reserved
+                    assert lua.wait == pytest.approx(python.wait, abs=0.25)
+                    assert (lua.slot is None) == (python.slot is None)
+                    assert lua.schedule == python.schedule
+                    if python.reserved:
+                        held.append((lua, python))
+                elif step < 0.85 and held:
+                    lua, python = held.pop(rng.randrange(len(held)))
+                    assert lua.slot is not None and python.slot is not None
+                    kept = await coordination._store_give_back(key, lua.slot, lua.schedule)
+                    now = trio.current_time() - start
+                    assert kept == reference.give_back(now, python.slot, python.schedule)
+                elif step >= 0.85:
+                    await coordination._store_sync(key, SyncRequest(close_for=0.0))
+                    reference.sync(trio.current_time() - start, SyncRequest(close_for=0.0), 300.0)
+                holes = await redis.hget(coordination.redis_key(key), "holes")
+                assert len([h for h in (holes or b"").split(b",") if h]) == len(reference.holes)
+
+
+async def test_the_slots_given_back_are_bounded_and_expire_with_the_key(
+    redis_server: RedisServer, redis: coredis.Redis[bytes]
+) -> None:
+    async with RedisCoordination(
+        redis_server.url, prefix=fresh_prefix(), timeout=SCRIPT_TIMEOUT, key_ttl=30.0
+    ) as coordination:
+        held = [await coordination._store_reserve("k", 1.0, 1) for _ in range(MAX_HOLES + 11)]
+        for reservation in held[1:]:
+            assert reservation.slot is not None
+            await coordination._store_give_back("k", reservation.slot, reservation.schedule)
+        key = coordination.redis_key("k")
+        holes = (await redis.hget(key, "holes") or b"").split(b",")
+        assert len(holes) == MAX_HOLES  # the earliest dropped
+        assert [float(h) for h in holes] == sorted(float(h) for h in holes)
+        taken = await coordination._store_reserve("k", 1.0, 1)
+        assert taken.slot == pytest.approx(held[11].slot, abs=1e-6)  # slots 1-10 dropped
+        # One hash, one expiry: the holes go with the key (kept past the schedule's end).
+        assert (MAX_HOLES + 11) * 1000 < await redis.pttl(key) <= (MAX_HOLES + 11 + 30) * 1000
+        # A slot given back to a key that is gone does not make it again (no expiry).
+        await redis.delete([key])
+        assert not await coordination._store_give_back("k", held[-1].slot or 0.0, 0)
+        assert not await redis.exists([key])
+
+
+async def test_slots_of_cancelled_waiters_are_given_back_through_redis(
+    redis_server: RedisServer, trio_server: TrioTestServer
+) -> None:
+    """End to end (the memory store's test in test_coordination.py): at 5/s, four
+    waiters cancelled; the next request goes at the first slot they left (0.2 s after
+    the first send), not after theirs (1 s)."""
+    trio_server.app.script("/ok", [json_status(200)])
+    prefix = fresh_prefix()
+    async with (
+        RedisCoordination(redis_server.url, prefix=prefix, timeout=2.0) as coordination,
+        TrioAPISession(url=trio_server.base_url, coordination=coordination, rate_limit=5.0) as api,
+    ):
+        await api.get("ok")
+        start = trio.current_time()
+        await api.get("ok")  # paced: its slot was reserved from Redis
+        async with trio.open_nursery() as nursery:
+            for _ in range(4):
+                nursery.start_soon(api.get, "ok")
+            await trio.sleep(0.1)
+            nursery.cancel_scope.cancel()
+        await api.get("ok")
+        took = trio.current_time() - start
+        assert api.stats.coordination is not None and api.stats.coordination.healthy
+    assert took < 0.6, f"the next request waited {took:.2f} s behind cancelled waiters"
 
 
 async def test_the_gate_only_extends(redis_server: RedisServer) -> None:

@@ -3,15 +3,19 @@
 :class:`OriginGate` wraps the pure :class:`~trestfly._throttle.OriginThrottle` and does
 the waiting it asks for, always inside the caller's cancel scope, so cancelling a task
 that waits here ends the wait at once and leaves nothing behind (no reserved slot or
-pacer reservation, no stuck probe).
+pacer reservation, no stuck probe): a pacer slot, local or the coordination store's, is
+given back on the way out.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import httpx
 import trio
 
 from ._coordination import SharedLink
+from ._shared_state import Reservation
 from ._throttle import Admission, OriginThrottle, Ticket
 
 #: Tasks of one session that may hold reservations of a coordination store's pacer at
@@ -19,6 +23,16 @@ from ._throttle import Admission, OriginThrottle, Ticket
 #: most W * SHARED_HOLDERS slots ahead; each worker still takes slots as fast as the
 #: shared rate gives them, since a holder passes its turn on as soon as its slot comes.
 SHARED_HOLDERS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class SharedSlot:
+    """A paced slot taken through a coordination: when to send (on Trio's clock), and
+    the store's reservation to give back if it goes unused (None: our own pacer's, the
+    store being unavailable)."""
+
+    at: float
+    reservation: Reservation | None
 
 
 class Admitted:
@@ -231,10 +245,19 @@ class OriginGate:
             now = trio.current_time()
             if shared.at <= now:
                 return False
-            await self._check_wait(shared.at, max_wait, pacer=True)
-            with trio.move_on_at(shared.at):
-                await self._rescheduled.wait()
-            return None if self.throttle.epoch != epoch else True
+            try:
+                await self._check_wait(shared.at, max_wait, pacer=True)
+                with trio.move_on_at(shared.at):
+                    await self._rescheduled.wait()
+            except BaseException:
+                await self._give_back(shared, epoch)
+                raise
+            if self.throttle.epoch != epoch:
+                # Woken to reserve again (the gate closed, the rate changed here): the
+                # slot is ours to give back, and may be the one we take again.
+                await self._give_back(shared, epoch)
+                return None
+            return True
 
     async def _pace_probe(self, max_wait: float) -> bool:
         """Space the probes of several workers by the shared pacer; False: gate closed.
@@ -243,6 +266,7 @@ class OriginGate:
         together, one wins the quota and the others close the gate again.
         """
         throttle = self.throttle
+        epoch = throttle.epoch
         rate = throttle.effective_rate(trio.current_time())
         if rate is None:
             return True
@@ -250,11 +274,28 @@ class OriginGate:
         if shared is None:
             return False
         if shared.at > trio.current_time():
-            await self._check_wait(shared.at, max_wait, pacer=True)
-            await trio.sleep_until(shared.at)
+            try:
+                await self._check_wait(shared.at, max_wait, pacer=True)
+                await trio.sleep_until(shared.at)
+            except BaseException:
+                await self._give_back(shared, epoch)
+                raise
         return True
 
-    async def _reserve_shared(self, rate: float, max_wait: float) -> Admission | None:
+    async def _give_back(self, shared: SharedSlot, epoch: int) -> None:
+        """Its holder leaves without sending: the next reservation takes the slot.
+
+        A store's slot goes back to the store (shielded and bounded by the
+        coordination's timeout, never raising: see Coordination.give_back); one of our
+        own pacer, reserved under ``epoch`` while the store was unavailable, to it.
+        """
+        if shared.reservation is None:
+            self.throttle.give_back(shared.at, epoch, trio.current_time())
+            return
+        assert self.link is not None
+        await self.link.give_back(shared.reservation)
+
+    async def _reserve_shared(self, rate: float, max_wait: float) -> SharedSlot | None:
         """A paced slot from the coordination store, or from our own pacer without it.
 
         Returns None when the store says another worker closed the gate (it is now
@@ -273,7 +314,8 @@ class OriginGate:
         reservation = await self.link.reserve(rate, throttle.pacer_burst, bound)
         now = trio.current_time()
         if reservation is None:
-            return throttle.reserve_local(now)  # the store is unavailable: local-only
+            # The store is unavailable: local-only.
+            return SharedSlot(throttle.reserve_local(now).at, None)
         if not reservation.reserved:
             raise GateClosed(None, reservation.wait, pacer=True)
         if reservation.gate_remaining > 0:
@@ -281,7 +323,7 @@ class OriginGate:
             if until > throttle.gate_until:
                 throttle.close_shared(now, until)
             return None
-        return Admission("go", now + reservation.wait)
+        return SharedSlot(now + reservation.wait, reservation)
 
     def _wake_reserved(self) -> None:
         self._rescheduled.set()

@@ -5,7 +5,10 @@ of every session that uses it to one store (memory for sessions of one process, 
 for many processes and machines).  The throttles stay the authority for every local
 decision, so a request never waits for the store on its way out, except for one thing:
 once an origin is paced, the send slot is reserved from the store's GCRA pacer, so that
-all workers together keep the learned rate.
+all workers together keep the learned rate.  A waiter that leaves without sending
+(cancelled, or refusing a slot past its deadline) gives its slot back to the store, and
+the next reservation of any worker takes it, as the local pacer's holes are taken (see
+:meth:`Coordination.give_back`).
 
 Everything else travels in the background: one task per coordination, owned by its
 ``async with`` block, syncs each link every ``sync_interval`` seconds (at once when a
@@ -156,6 +159,10 @@ class SharedLink:
         away); None when the store is unavailable."""
         return await self.coordination.reserve(self, rate, burst, max_wait)
 
+    async def give_back(self, reservation: Reservation) -> None:
+        """The slot of ``reservation`` will not be used: the next reservation takes it."""
+        await self.coordination.give_back(self, reservation)
+
 
 class Coordination(ABC):
     """Shares each origin's gate, pacer and learned rate between sessions.
@@ -236,6 +243,12 @@ class Coordination(ABC):
         quoted, not reserved (the caller will refuse it).  Stores that cannot do that
         reserve it anyway, as this default does."""
         return await self._store_reserve(key, interval, burst)
+
+    async def _store_give_back(self, key: str, slot: float, schedule: int) -> bool:
+        """Give a reserved slot back to the key's pacer, atomically (see
+        :meth:`SharedQuota.give_back <trestfly._shared_state.SharedQuota.give_back>`);
+        whether it was kept.  Stores that cannot keep it spent, as this default does."""
+        return False
 
     #: Exceptions of the store that mean "unavailable" (timeouts are always caught).
     _store_errors: tuple[type[Exception], ...] = ()
@@ -361,6 +374,25 @@ class Coordination(ABC):
             return None
         self._reservations += 1
         return reservation
+
+    async def give_back(self, link: SharedLink, reservation: Reservation) -> None:
+        """Give back a slot reserved and left unused (its holder was cancelled, or
+        refused it): the next reservation of any worker takes it while it is ahead.
+
+        Called from the holder's way out, often by cancellation: shielded, so that the
+        slot is not lost with it, and bounded by ``timeout``, so that leaving never
+        waits longer for the store than a reservation would.  It never raises: a store
+        that fails here (the holder's own exception is on its way) goes local-only, as
+        it would in any other call.
+        """
+        if reservation.slot is None or not self._healthy or self._nursery is None:
+            return
+        with trio.CancelScope(shield=True):
+            try:
+                with trio.fail_after(self.timeout):
+                    await self._store_give_back(link.key, reservation.slot, reservation.schedule)
+            except Exception as exc:  # any: it must not replace the holder's own exception
+                self._went_down(exc)
 
     def _went_down(self, exc: BaseException) -> None:
         self._failures += 1
@@ -542,3 +574,8 @@ class MemoryCoordination(Coordination):
     ) -> Reservation:
         now = trio.current_time()
         return self._book.get(key, now).reserve(now, interval, burst, self.key_ttl, max_wait)
+
+    async def _store_give_back(self, key: str, slot: float, schedule: int) -> bool:
+        now = trio.current_time()
+        quota = self._book.find(key, now)
+        return quota is not None and quota.give_back(now, slot, schedule)

@@ -2,7 +2,8 @@
 
 Each quota key is one Redis hash, ``<prefix>:{<quota key>}`` (the braces make it a
 hash tag: in a Redis Cluster the whole state of a key lives in one slot, and the
-scripts touch only that key).  Two Lua scripts update it atomically, timed by the Redis
+scripts touch only that key).  Three Lua scripts update it atomically (sync, reserve,
+give back), timed by the Redis
 server's clock (``TIME``) so that workers' clocks never matter; they implement exactly
 :class:`trestfly._shared_state.SharedQuota` (tests run both on the same inputs).
 Times are milliseconds in Redis; floats travel as strings, since Redis truncates Lua
@@ -11,7 +12,10 @@ Lua's ``tostring`` keeps 14, a tenth of a millisecond on a clock of 1.7e12 ms, w
 rounded every step of a pacer faster than a few hundred requests a second (700/s paced
 at 714/s, 25,000/s not at all).  A key's expiry is an integer number of milliseconds
 (``PEXPIRE``), clamped to what Redis accepts (``ttl_ms``): a number it refuses would
-fail the script after it wrote the gate, leaving a key that never expires.
+fail the script after it wrote the gate, leaving a key that never expires.  The slots
+given back are one field of the hash (``holes``, at most MAX_HOLES numbers joined by
+commas, earliest first), so they expire with the key and a new schedule clears them in
+the same write that restarts it.
 
 The client is coredis (6+): it is built on anyio and runs natively under Trio, where
 redis.asyncio does not run at all (see the deployment guide for the measurements).
@@ -27,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from ._coordination import Coordination
-from ._shared_state import CUT_SETTLE, MAX_CLOSE_FOR, Reservation, SyncReply, SyncRequest
+from ._shared_state import (
+    CUT_SETTLE,
+    MAX_CLOSE_FOR,
+    MAX_HOLES,
+    Reservation,
+    SyncReply,
+    SyncRequest,
+)
 from .errors import TrestflyError, UnexpectedValueError
 
 if TYPE_CHECKING:
@@ -37,14 +48,32 @@ if TYPE_CHECKING:
 #: MAX_CLOSE_FOR plus any sensible key_ttl, far below what overflows Redis's clock.
 MAX_PEXPIRE_MS = 10**15
 
-# Lua helpers of both scripts: a number as a string that reads back as the same double,
-# and a key expiry as the integer PEXPIRE takes.
+# Lua helpers of the scripts: a number as a string that reads back as the same double,
+# a key expiry as the integer PEXPIRE takes, and the slots given back (the ``holes``
+# field) read without those already due, and written back.
 _LUA_HELPERS = f"""
 local function num(x)
   return string.format('%.17g', x)
 end
 local function ttl_ms(x)
   return string.format('%d', math.max(1, math.min(math.ceil(x), {MAX_PEXPIRE_MS})))
+end
+local function ahead(holes, now)
+  local kept = {{}}
+  for x in string.gmatch(holes or '', '[^,]+') do
+    local h = tonumber(x)
+    if h > now then
+      kept[#kept + 1] = h
+    end
+  end
+  return kept
+end
+local function joined(kept)
+  local out = {{}}
+  for i = math.max(1, #kept - {MAX_HOLES} + 1), #kept do
+    out[#out + 1] = num(kept[i])
+  end
+  return table.concat(out, ',')
 end
 """
 
@@ -63,7 +92,8 @@ local delta = tonumber(ARGV[5])
 local succ = tonumber(ARGV[6])
 local ttl = tonumber(ARGV[7])
 local settle = tonumber(ARGV[8])
-local s = redis.call('HMGET', key, 'gate', 'tat', 'rate', 'ceil', 'ver', 'succ', 'cut')
+local s = redis.call('HMGET', key, 'gate', 'tat', 'rate', 'ceil', 'ver', 'succ', 'cut',
+                    'sched')
 local gate = tonumber(s[1]) or -1
 local tat = tonumber(s[2]) or -1
 local rate = s[3]
@@ -71,10 +101,17 @@ local ceil = s[4]
 local ver = tonumber(s[5]) or 0
 local total = tonumber(s[6]) or 0
 local cut_at = tonumber(s[7]) or -1e300
+local sched = tonumber(s[8]) or 0
+-- A new schedule: the reservations and the slots given back are void.
+local function restart(at)
+  tat = at
+  sched = sched + 1
+  redis.call('HSET', key, 'tat', num(tat), 'sched', sched, 'holes', '')
+end
 if close_ms >= 0 and now + close_ms > gate then
   gate = now + close_ms
-  tat = gate
-  redis.call('HSET', key, 'gate', num(gate), 'tat', num(tat))
+  redis.call('HSET', key, 'gate', num(gate))
+  restart(gate)
 end
 local accepted = 0
 if p_rate ~= '' and based == ver and now >= cut_at + settle then
@@ -82,16 +119,15 @@ if p_rate ~= '' and based == ver and now >= cut_at + settle then
   ceil = p_ceil
   ver = ver + 1
   accepted = 1
-  tat = math.max(now, gate)
-  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver, 'tat', num(tat),
-             'cut', num(now))
+  redis.call('HSET', key, 'rate', rate, 'ceil', ceil, 'ver', ver, 'cut', num(now))
+  restart(math.max(now, gate))
 elseif p_rate ~= '' and p_ceil == '' and (not ceil or ceil == '') and rate and rate ~= ''
        and tonumber(p_rate) > tonumber(rate) then
   rate = p_rate
   ver = ver + 1
   accepted = 1
-  tat = math.max(now, gate)
-  redis.call('HSET', key, 'rate', rate, 'ver', ver, 'tat', num(tat))
+  redis.call('HSET', key, 'rate', rate, 'ver', ver)
+  restart(math.max(now, gate))
 elseif p_rate == '' and delta ~= 0 and rate and based == ver then
   rate = num(math.max(tonumber(rate) + delta, 0))
   redis.call('HSET', key, 'rate', rate)
@@ -106,7 +142,8 @@ return {num(gate - now), rate or '', ceil or '', ver, total, accepted}
 """
 )
 
-# KEYS[1]: the hash.  ARGV: interval_ms, burst, ttl_ms, max_wait_ms (-1: none).
+# KEYS[1]: the hash.  ARGV: interval_ms, burst, ttl_ms, max_wait_ms (-1: none).  Returns
+# gate_remaining, wait, reserved, and when reserved the slot and its schedule.
 RESERVE_SCRIPT = (
     _LUA_HELPERS
     + """
@@ -117,20 +154,65 @@ local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
-local s = redis.call('HMGET', key, 'gate', 'tat')
+local s = redis.call('HMGET', key, 'gate', 'tat', 'sched', 'holes')
 local gate = tonumber(s[1]) or -1
 if gate > now then
   return {num(gate - now), '0'}
 end
+local sched = tonumber(s[3]) or 0
 local tat = math.max(tonumber(s[2]) or -1, now)
-local send_at = math.max(now, tat - (burst - 1) * interval)
-if max_wait >= 0 and send_at - now > max_wait then
-  return {'0', num(send_at - now), '0'}
+local holes = ahead(s[4], now)
+local send_at
+if #holes > 0 then
+  send_at = holes[1]
+  if max_wait >= 0 and send_at - now > max_wait then
+    return {'0', num(send_at - now), '0'}
+  end
+  table.remove(holes, 1)
+  redis.call('HSET', key, 'holes', joined(holes))
+else
+  send_at = math.max(now, tat - (burst - 1) * interval)
+  if max_wait >= 0 and send_at - now > max_wait then
+    return {'0', num(send_at - now), '0'}
+  end
+  tat = math.max(tat, send_at) + interval
+  redis.call('HSET', key, 'tat', num(tat))
+  if s[4] and s[4] ~= '' then
+    redis.call('HSET', key, 'holes', '')
+  end
 end
-tat = math.max(tat, send_at) + interval
-redis.call('HSET', key, 'tat', num(tat))
 redis.call('PEXPIRE', key, ttl_ms(math.max(now, gate, tat) - now + ttl))
-return {'0', num(send_at - now), '1'}
+return {'0', num(send_at - now), '1', num(send_at), sched}
+"""
+)
+
+# KEYS[1]: the hash.  ARGV: slot_ms, schedule.  Returns 1 if the slot was kept.  Writes
+# only into a key that exists (with its expiry), and never moves the expiry: the slot
+# is before ``tat``, which the expiry already outlives.
+GIVE_BACK_SCRIPT = (
+    _LUA_HELPERS
+    + """
+local key = KEYS[1]
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local slot = tonumber(ARGV[1])
+local sched = tonumber(ARGV[2])
+local s = redis.call('HMGET', key, 'tat', 'sched', 'holes')
+local tat = tonumber(s[1])
+if not tat or (tonumber(s[2]) or 0) ~= sched or slot <= now or slot >= tat then
+  return 0
+end
+local holes = ahead(s[3], now)
+local at = #holes + 1
+for i = 1, #holes do
+  if slot < holes[i] then
+    at = i
+    break
+  end
+end
+table.insert(holes, at, slot)
+redis.call('HSET', key, 'holes', joined(holes))
+return 1
 """
 )
 
@@ -154,6 +236,19 @@ def parse_sync_reply(raw: Any) -> SyncReply:
         version=int(version),
         successes=int(successes),
         accepted=bool(int(accepted)),
+    )
+
+
+def parse_reserve_reply(raw: Any) -> Reservation:
+    """The reserve script's answer as a :class:`Reservation` (milliseconds to seconds)."""
+    gate, wait, *rest = raw
+    reserved = not rest or _text(rest[0]) == "1"
+    return Reservation(
+        gate_remaining=float(_text(gate)) / 1000.0,
+        wait=float(_text(wait)) / 1000.0,
+        reserved=reserved,
+        slot=float(_text(rest[1])) / 1000.0 if len(rest) > 1 else None,
+        schedule=int(rest[2]) if len(rest) > 2 else 0,
     )
 
 
@@ -275,6 +370,7 @@ class RedisCoordination(Coordination):
         self._store_errors = (coredis.exceptions.RedisError, OSError)
         self._sync_script: Any = None
         self._reserve_script: Any = None
+        self._give_back_script: Any = None
 
     def redis_key(self, quota_key: str) -> str:
         """The Redis key of a quota key's state."""
@@ -308,6 +404,7 @@ class RedisCoordination(Coordination):
     def _register_scripts(self, client: coredis.Redis[Any]) -> None:
         self._sync_script = client.register_script(SYNC_SCRIPT)
         self._reserve_script = client.register_script(RESERVE_SCRIPT)
+        self._give_back_script = client.register_script(GIVE_BACK_SCRIPT)
 
     async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
         raw = await self._sync_script(
@@ -323,12 +420,14 @@ class RedisCoordination(Coordination):
     ) -> Reservation:
         # A slot more than max_wait away is only quoted (SharedQuota.reserve); -1: none.
         bound = repr(max(max_wait, 0.0) * 1000.0) if math.isfinite(max_wait) else "-1"
-        gate, wait, *reserved = await self._reserve_script(
+        raw = await self._reserve_script(
             keys=[self.redis_key(key)],
             args=[repr(interval * 1000.0), str(burst), repr(self.key_ttl * 1000.0), bound],
         )
-        return Reservation(
-            gate_remaining=float(_text(gate)) / 1000.0,
-            wait=float(_text(wait)) / 1000.0,
-            reserved=not reserved or _text(reserved[0]) == "1",
+        return parse_reserve_reply(raw)
+
+    async def _store_give_back(self, key: str, slot: float, schedule: int) -> bool:
+        kept = await self._give_back_script(
+            keys=[self.redis_key(key)], args=[repr(slot * 1000.0), str(schedule)]
         )
+        return bool(int(kept))

@@ -6,6 +6,10 @@ as one API key shared by several hosts).  It holds what every worker must agree 
 * ``gate_until``: the instant before which nobody sends (extended, never shortened);
 * ``tat``: the theoretical arrival time of a GCRA pacer (the algorithm of redis-cell:
   one number per key; a reservation moves it by one interval);
+* ``schedule`` and ``holes``: the pacer's schedule (bumped whenever ``tat`` restarts:
+  a gate closed, a rate cut or raised) and the slots of it given back by waiters that
+  left without sending (see :meth:`SharedQuota.give_back`), which the next
+  reservations take before the schedule moves on;
 * ``rate``/``ceiling``/``version``: the learned rate, the last paced rate that was
   throttled, and a version bumped by every accepted cut, so that of several workers
   cutting for the same burst of 429s only the first is taken (compare-and-set); while
@@ -20,8 +24,9 @@ Times are seconds on the store's clock, passed in; nothing here sleeps or reads 
 
 from __future__ import annotations
 
+import bisect
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 #: Seconds after an accepted cut during which further cuts are refused: the throttles
 #: that reach other workers in that time answer requests sent before they heard of the
@@ -33,6 +38,11 @@ CUT_SETTLE = 0.1
 #: TOO_LONG, 1e300 s): the gate closes for it here, but every store must be able to
 #: hold its end, and Redis keeps a key's expiry in integer milliseconds.
 MAX_CLOSE_FOR = 1e9
+
+#: Slots given back that a key keeps (the earliest are dropped past it, as the first to
+#: fall due anyway): waiters cancelled faster than others reserve must not grow a key
+#: without bound, in memory or in the Redis hash that holds them as one string.
+MAX_HOLES = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +98,10 @@ class Reservation:
     wait: float
     #: False: the slot was only quoted (it was past the caller's ``max_wait``).
     reserved: bool = True
+    #: The slot reserved, on the store's clock, and the schedule it belongs to: what
+    #: :meth:`SharedQuota.give_back` takes back (None: nothing was reserved).
+    slot: float | None = None
+    schedule: int = 0
 
 
 @dataclass(slots=True)
@@ -102,6 +116,9 @@ class SharedQuota:
     cut_at: float = -math.inf
     successes: int = 0
     expires_at: float = math.inf
+    schedule: int = 0
+    #: Slots given back and still ahead, earliest first.
+    holes: list[float] = field(default_factory=list)
 
     def sync(self, now: float, request: SyncRequest, ttl: float) -> SyncReply:
         """Apply a worker's news and return the state it must adopt."""
@@ -109,7 +126,7 @@ class SharedQuota:
         if close_for is not None and now + close_for > self.gate_until:
             self.gate_until = now + close_for
             # The schedule restarts at the reopening: reservations made before are void.
-            self.tat = self.gate_until
+            self._restart_schedule(self.gate_until)
         accepted = False
         proposal = request.proposal
         if (
@@ -124,7 +141,7 @@ class SharedQuota:
             # A new rate voids the reservations made at the old one (every worker's
             # waiting tasks reserve again): the schedule restarts now, or else each cut
             # would cost the slots they had reserved.
-            self.tat = max(now, self.gate_until)
+            self._restart_schedule(max(now, self.gate_until))
         elif (
             proposal is not None
             and proposal.ceiling is None
@@ -140,7 +157,7 @@ class SharedQuota:
             self.rate = proposal.rate
             self.version += 1
             accepted = True
-            self.tat = max(now, self.gate_until)
+            self._restart_schedule(max(now, self.gate_until))
         elif (
             proposal is None
             and request.rate_delta
@@ -169,16 +186,60 @@ class SharedQuota:
         callers refused one after another would push the schedule ahead for everyone.
         A slot exactly ``max_wait`` away is taken, as the local pacer takes it: with
         ``max_retry_after=0``, a free slot (0 s away) must still be.
+
+        A slot given back (:meth:`give_back`) and still ahead is taken first, as the
+        local pacer takes its holes; one already due is dropped, not taken: sent now,
+        it could land closer than an interval to the slot after it.
         """
         if self.gate_until > now:
             return Reservation(gate_remaining=self.gate_until - now, wait=0.0)
-        tat = max(self.tat, now)
-        send_at = max(now, tat - (burst - 1) * interval)
-        if send_at - now > max_wait:
-            return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
-        self.tat = max(tat, send_at) + interval
+        holes = self.holes
+        while holes and holes[0] <= now:
+            del holes[0]
+        if holes:
+            send_at = holes[0]
+            if send_at - now > max_wait:
+                return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
+            del holes[0]
+        else:
+            tat = max(self.tat, now)
+            send_at = max(now, tat - (burst - 1) * interval)
+            if send_at - now > max_wait:
+                return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
+            self.tat = max(tat, send_at) + interval
         self._touch(now, ttl)
-        return Reservation(gate_remaining=0.0, wait=send_at - now)
+        return Reservation(
+            gate_remaining=0.0, wait=send_at - now, slot=send_at, schedule=self.schedule
+        )
+
+    def give_back(self, now: float, slot: float, schedule: int) -> bool:
+        """A waiter left without sending in the ``slot`` it reserved under ``schedule``
+        (cancelled, or refused a wait past its deadline): the next reservation of any
+        worker takes it.  False: ignored.
+
+        Otherwise every abandoned slot stays spent for all workers, and nothing moves
+        the schedule back while nothing is sent: four waiters of a 1/s pacer cancelled
+        left the next request waiting 5 s instead of 1 s.  A slot of an older schedule
+        was voided already (the gate closed, or the rate changed, since), one already
+        due holds nothing back, and one at or past ``tat`` was never reserved from this
+        schedule (the store forgot the key meanwhile).  Changes nothing else, not even
+        the expiry: a slot is before ``tat``, which the expiry already outlives.
+        """
+        if schedule != self.schedule or not now < slot < self.tat:
+            return False
+        holes = self.holes
+        while holes and holes[0] <= now:
+            del holes[0]
+        bisect.insort(holes, slot)
+        if len(holes) > MAX_HOLES:
+            del holes[: len(holes) - MAX_HOLES]
+        return True
+
+    def _restart_schedule(self, at: float) -> None:
+        """Void every pending reservation, and the slots given back: a new schedule."""
+        self.tat = at
+        self.schedule += 1
+        self.holes.clear()
 
     def _touch(self, now: float, ttl: float) -> None:
         # Outlives a long closed gate: forgetting it early would let everyone in.
@@ -198,6 +259,11 @@ class SharedQuotaBook:
                 self._forget_expired(now)
             quota = self._quotas[key] = SharedQuota()
         return quota
+
+    def find(self, key: str, now: float) -> SharedQuota | None:
+        """The key's state if it is still kept (without creating it)."""
+        quota = self._quotas.get(key)
+        return None if quota is None or quota.expires_at <= now else quota
 
     def _forget_expired(self, now: float) -> None:
         for key in [key for key, quota in self._quotas.items() if quota.expires_at <= now]:
