@@ -238,13 +238,17 @@ class Bucket:
         self.tokens, self.last = float(burst), 0.0
 
     def take(self, now: float) -> float | None:
-        """None: served; else the Retry-After it sends (the wait rounded up)."""
+        """None: served; else the Retry-After it sends (see ``hint``)."""
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
         self.last = now
         if self.tokens >= 1:
             self.tokens -= 1
             return None
-        return float(math.ceil((1 - self.tokens) / self.rate))
+        return self.hint((1 - self.tokens) / self.rate)
+
+    def hint(self, wait: float) -> float:
+        """The Retry-After for ``wait`` seconds to the next token: rounded up."""
+        return float(math.ceil(wait))
 
 
 class Window:
@@ -918,13 +922,8 @@ def test_a_buckets_burst_goes_at_once_at_each_reopening_and_its_throttles_cut() 
 class ExactBucket(Bucket):
     """A token bucket answering with the exact wait to the next token (decimal hints)."""
 
-    def take(self, now: float) -> float | None:
-        self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate)
-        self.last = now
-        if self.tokens >= 1:
-            self.tokens -= 1
-            return None
-        return (1 - self.tokens) / self.rate
+    def hint(self, wait: float) -> float:
+        return wait
 
 
 def test_a_grown_rate_restarts_the_schedule_one_interval_after_the_last_send() -> None:

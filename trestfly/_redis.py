@@ -162,19 +162,17 @@ end
 local sched = tonumber(s[3]) or 0
 local tat = math.max(tonumber(s[2]) or -1, now)
 local holes = ahead(s[4], now)
-local send_at
+local send_at = math.max(now, tat - (burst - 1) * interval)
 if #holes > 0 then
   send_at = holes[1]
-  if max_wait >= 0 and send_at - now > max_wait then
-    return {'0', num(send_at - now), '0'}
-  end
+end
+if max_wait >= 0 and send_at - now > max_wait then
+  return {'0', num(send_at - now), '0'}
+end
+if #holes > 0 then
   table.remove(holes, 1)
   redis.call('HSET', key, 'holes', joined(holes))
 else
-  send_at = math.max(now, tat - (burst - 1) * interval)
-  if max_wait >= 0 and send_at - now > max_wait then
-    return {'0', num(send_at - now), '0'}
-  end
   tat = math.max(tat, send_at) + interval
   redis.call('HSET', key, 'tat', num(tat))
   if s[4] and s[4] ~= '' then

@@ -196,16 +196,13 @@ class SharedQuota:
         holes = self.holes
         while holes and holes[0] <= now:
             del holes[0]
+        tat = max(self.tat, now)
+        send_at = holes[0] if holes else max(now, tat - (burst - 1) * interval)
+        if send_at - now > max_wait:
+            return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
         if holes:
-            send_at = holes[0]
-            if send_at - now > max_wait:
-                return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
             del holes[0]
         else:
-            tat = max(self.tat, now)
-            send_at = max(now, tat - (burst - 1) * interval)
-            if send_at - now > max_wait:
-                return Reservation(gate_remaining=0.0, wait=send_at - now, reserved=False)
             self.tat = max(tat, send_at) + interval
         self._touch(now, ttl)
         return Reservation(
