@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from trestfly._slow_start import MAX_ENTRIES, MIN_BURSTS, SlowStartLog
+from trestfly._slow_start import MAX_ENTRIES, MIN_BURSTS, SlowStartLog, bucket_depth
 
 
 def drain(rate: float, burst: int, start_rate: float, growth: float) -> tuple[SlowStartLog, float]:
@@ -116,3 +116,36 @@ def test_only_the_latest_entries_are_kept() -> None:
         log.add(float(step))
     assert log.served_before(math.inf) == MAX_ENTRIES
     assert log.served_before(10.0) == 0  # the oldest went first
+
+
+def test_a_bucket_depth_from_the_densest_stretch_of_the_first_wave() -> None:
+    # A 10-token, 100/s bucket: ten sent within 3 ms, the eleventh 14 ms in took a
+    # token refilled meanwhile.  Eleven served, ten deep.
+    wave = [0.0, 0.0007, 0.0012, 0.0015, 0.0018, 0.0022, 0.0024, 0.0027, 0.003, 0.0033, 0.014]
+    assert bucket_depth(wave, 100.0) == 10
+    assert bucket_depth(wave, 93.0) == 10  # the rate known only to a few percent
+    # At concurrency 100 the last ten sent were as often served first: order is no guide.
+    scrambled = [0.0081] + [0.0243 + index * 0.00025 for index in range(10)]
+    assert bucket_depth(scrambled, 95.0) == 10
+    assert bucket_depth(reversed(scrambled), 95.0) == 10
+
+
+def test_a_bucket_depth_is_whole_tokens_never_more_than_served() -> None:
+    assert bucket_depth([0.0] * 10, 100.0) == 10  # exactly 10, not 11 from float noise
+    assert bucket_depth([index * 0.001 for index in range(10)], 100.0) == 10  # 9.1: 10
+    assert bucket_depth([0.0], 5.0) == 1
+    assert bucket_depth([index * 1.0 for index in range(5)], 10.0) == 1  # a paced trickle
+    assert bucket_depth([], 100.0) is None
+    assert bucket_depth([0.0, 0.001], 0.0) is None
+
+
+@pytest.mark.parametrize("refill_ms", [12.0, 14.0, 20.0, 40.0])
+def test_an_estimate_from_the_depth_is_not_lowered_by_the_refill(refill_ms: float) -> None:
+    # The drained bucket's log with its true depth gives its rate; taken with the first
+    # wave's count (one refilled token more, at least 10 ms in) it read about 5% low.
+    log, end = drain(100.0, 10, 19.0, 4.0)
+    right, counted = log.rate_beyond_burst(end, 10), log.rate_beyond_burst(end, 11)
+    assert right is not None and counted is not None
+    assert right == pytest.approx(100.0, rel=0.03) and counted < 0.97 * right
+    wave = [index * 0.0003 for index in range(10)] + [refill_ms / 1000]
+    assert bucket_depth(wave, counted) == 10

@@ -1016,3 +1016,25 @@ def test_an_idle_spell_before_the_first_throttle_is_not_counted_as_served_time()
         state.on_done(ticket)
     state.admit(now + 1.1)  # the reopening: the sample is final
     assert state.learned_rate is not None and state.learned_rate >= 5.0
+
+
+def test_slow_start_ends_at_the_bucket_rate_when_the_first_wave_got_a_refilled_token() -> None:
+    # Ten in flight take a 10-token, 100/s bucket within 3 ms; the first answers free
+    # workers 14 ms in, and the eleventh takes a token refilled meanwhile.  Counting 11
+    # as the depth put the rate at 94-95/s and the client held 92/s for the whole run
+    # (22.3-23.5 s for 2,000 in the benchmark); the wave's send times say 10.
+    state = origin()
+    bucket = Bucket(100.0, 10)
+    drive = Drive(state, bucket)
+    wave = [state.on_sent(index * 0.0003, paced=False, probe=False) for index in range(10)]
+    late = [state.on_sent(0.014 + index * 0.0005, paced=False, probe=False) for index in range(3)]
+    for ticket in wave + late:
+        drive.now = ticket.sent_at + 0.002
+        drive._answer(ticket)
+    assert sum(drive.served.values()) == 11 and len(drive.refused) == 2
+    drive.now = state.gate_until
+    while state.ceiling is None and drive.now < 5.0:
+        drive.until(drive.now + 0.01)
+    assert state.ceiling is not None and state._first_burst == 10
+    assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
+    assert state._round_quota == 9  # each reopening sends the depth less a token

@@ -31,13 +31,26 @@ the stretch ending halfway through the last gap, and never more than ``x = 1`` a
 Times are the requests' send times, not the answers': at concurrency 100 answers come
 back out of order and tens of milliseconds late, and the server's bucket saw the
 requests at about their send times.
+
+``B`` is not simply what the first wave got: the bucket refills while the wave arrives,
+and at 100/s a wave spread over 14 ms got 11 from a bucket 10 deep.  Taken as ``B``, the
+one token too many lowered every bound by ``1 / (T - t)``: 93-95/s against 100/s, where
+the stretch that decides is a fifth of a second.  Any stretch of the wave bounds it the
+other way (:func:`bucket_depth`): ``k`` successes sent over ``d`` seconds took at most
+``B + R d`` tokens, so ``B >= k - R d``, and the densest stretch, ten successes sent
+within 3 ms, says ``B >= 9.7``: 10, with ``R`` known to a few percent (the estimate
+from the wave's count).  Which requests of the wave were served says nothing: at
+concurrency 100 each opens its own connection, and the last ten sent were served
+first as often as the first ten.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
+from collections.abc import Iterable
 
-__all__ = ["SlowStartLog"]
+__all__ = ["SlowStartLog", "bucket_depth"]
 
 #: Entries kept.  Slow start lasts a few seconds before a throttle; an origin that never
 #: throttles again keeps only its latest successes (what an estimate would look at).
@@ -88,3 +101,21 @@ class SlowStartLog:
             if best is None or bound > best:
                 best = bound
         return best
+
+
+def bucket_depth(served_at: Iterable[float], rate: float) -> int | None:
+    """The depth of a token bucket of ``rate`` that served requests sent at ``served_at``
+    (the first wave's successes, any order): the largest lower bound over stretches of
+    them (see the module docstring), rounded up to a whole token, and never more than
+    they were.  None when there are none.
+    """
+    times = sorted(served_at)
+    if not times or rate <= 0:
+        return None
+    best = 1.0
+    for first, start in enumerate(times):
+        for last in range(len(times) - 1, first, -1):
+            bound = last - first + 1 - rate * (times[last] - start)
+            best = max(best, bound)
+    # A bound of exactly 10.0 is 10 tokens, not 11: a hair of float noise is not a token.
+    return min(len(times), math.ceil(best - 1e-9))

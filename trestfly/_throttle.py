@@ -51,7 +51,7 @@ from dataclasses import dataclass, fields
 
 from ._arguments import is_finite
 from ._ratelimit import Quota, says_quota_spent, spent_quota_delay
-from ._slow_start import SlowStartLog
+from ._slow_start import SlowStartLog, bucket_depth
 from .errors import UnexpectedValueError
 
 #: Statuses that mean "too fast": they cut the learned rate.  (A 503 with Retry-After
@@ -86,6 +86,10 @@ MAX_PROBE_DOUBLINGS = 10.0
 #: cut, a hundred of them hold ten seconds of slots at the low rate, and growing the
 #: rate would do nothing until those were spent.
 RESCHEDULE_GROWTH = 1.1
+
+#: Successes of the first wave kept to tell a bucket's depth (see
+#: OriginThrottle._leave_slow_start): more make a trusted sample, which needs none.
+MAX_FIRST_WAVE = TRUSTED_SAMPLE
 
 #: Seconds with nothing in flight after which a send starts the first rate sample
 #: afresh (see OriginThrottle._restart_idle_sample).
@@ -282,6 +286,11 @@ class OriginThrottle:
         # served at once, and at what rate (see _leave_slow_start).
         self._first_burst: int | None = None
         self._first_rate = 0.0
+        # The send times of the first wave's successes (sent before the first throttle),
+        # which tell a bucket's depth better than their count (see _leave_slow_start);
+        # None once used, or when other workers' successes joined the count.
+        self._first_wave: list[float] | None = [] if self._slow_start_log is not None else None
+        self._first_wave_end = math.inf
         self._ceiling_set_at = -math.inf
         # Attempts still to come back before an untimed throttle may cut the
         # concurrency limit again (see _cut_concurrency).
@@ -569,6 +578,8 @@ class OriginThrottle:
             and now - max(self._last_sent_at, self._last_answer_at) > IDLE_RESTART
         ):
             self._window_start, self._window_successes = now, 0
+            if self._slow_start_log is not None:
+                self._first_wave, self._first_wave_end = [], math.inf
 
     def on_done(self, ticket: Ticket) -> None:
         """The attempt is over, whatever happened to it."""
@@ -611,6 +622,7 @@ class OriginThrottle:
     def add_remote_successes(self, count: int, now: float) -> None:
         """Other workers' successes: the served rate is judged over all workers."""
         self._window_successes += count
+        self._first_wave = None  # the count is no longer this worker's wave alone
         self._note_slow_start_success(now, count)
         if self._sample is not None and self._sample_takes_remote:
             self._sample_extra += count
@@ -633,6 +645,14 @@ class OriginThrottle:
         if quota is not None:
             self._update_quota(now, quota)
         throttled = is_throttle(status, hint, quota)
+        wave = self._first_wave
+        if (
+            wave is not None
+            and ticket.sent_at <= self._first_wave_end
+            and len(wave) < MAX_FIRST_WAVE
+            and 200 <= status < 300
+        ):
+            wave.append(ticket.sent_at)
         if hint is None:
             hint = spent_quota_delay(quota)
         # Judged before the gate moves: closing it starts a new episode.
@@ -712,6 +732,7 @@ class OriginThrottle:
         self._window_start = period_end
         self._window_successes = 0
         if self.learned_rate is None:
+            self._first_wave_end = min(self._first_wave_end, now)
             if period > 0:
                 if served:
                     self._learn_from_sample(served, period, now, hint)
@@ -870,7 +891,7 @@ class OriginThrottle:
             self._first_burst, self._first_rate = served, observed
             self._start_rounds(served, period, hint, window=False)
             return
-        self._first_burst = None
+        self._first_burst = self._first_wave = None
         self._start_rounds(served, period, hint, window=True)
         # The server did serve this rate, closed time included: a rate that was served,
         # not one that was throttled, so it gets half the safety margin (the hold
@@ -923,11 +944,20 @@ class OriginThrottle:
         served rate as the ceiling, 0.46-0.59 without).
         """
         log, rate, burst = self._slow_start_log, self.learned_rate, self._first_burst
+        wave, self._first_wave = self._first_wave, None
         if log is None or rate is None:
             return cut
         estimate = None
         if hint >= LONG_HINT and burst is not None:
             estimate = log.rate_beyond_burst(end, burst)
+            depth = bucket_depth(wave, estimate) if wave and estimate else None
+            if depth is not None and depth < burst:
+                # The first wave's count held the refill while it arrived (see
+                # trestfly._slow_start): one token too many read 93-95/s for 100/s.
+                estimate = log.rate_beyond_burst(end, depth)
+                self._first_burst = depth
+                if self._round_quota is not None:  # rounds go on, a token deeper than due
+                    self._start_rounds(depth, self._round_length, hint, window=False)
         log.clear()  # slow start is over, whichever ceiling it leaves
         if estimate is None or estimate >= rate:
             return cut
