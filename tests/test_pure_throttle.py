@@ -1038,3 +1038,28 @@ def test_slow_start_ends_at_the_bucket_rate_when_the_first_wave_got_a_refilled_t
     assert state.ceiling is not None and state._first_burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
     assert state._round_quota == 9  # each reopening sends the depth less a token
+
+
+def test_the_first_waves_depth_corrects_its_count_by_a_tenth_at_most() -> None:
+    # At concurrency 100 each request of the first wave opens a connection before it
+    # reaches the server, and its send time says little of when it arrived: 29 served
+    # over 56 ms of send times would be a bucket 20 deep at 170/s.  Trusted that far,
+    # the estimate of a 200/s bucket read 211/s; a tenth of 29 (2) is the most taken off.
+    state = origin()
+    drive = Drive(state, Bucket(200.0, 20))
+    wave = [state.on_sent(index * 0.002, paced=False, probe=False) for index in range(30)]
+    for ticket in wave:
+        served = ticket.seq <= 29
+        state.on_response(
+            ticket,
+            ticket.sent_at + 0.002,
+            status=200 if served else 429,
+            hint=None if served else 1.0,
+            quota=None,
+        )
+        state.on_done(ticket)
+    assert state._first_wave is not None and len(state._first_wave) == 29
+    drive.now = state.gate_until
+    while state.ceiling is None and drive.now < 5.0:
+        drive.until(drive.now + 0.01)
+    assert state.ceiling is not None and state._first_burst == 27
