@@ -62,7 +62,7 @@ class FakeShard(httpx.AsyncBaseTransport):
     peak: int = 0
     served: int = 0
     closed: bool = False
-    close_error: Exception | None = None
+    close_error: BaseException | None = None
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         self.busy += 1
@@ -327,6 +327,21 @@ async def test_aclose_closes_every_shard_even_if_one_fails() -> None:
     async with transport:
         pass
     assert all(s.closed for s in shards)
+
+
+class _Interrupt(BaseException):
+    """Stands for KeyboardInterrupt or SystemExit, which are not Exceptions."""
+
+
+async def test_aclose_closes_every_shard_when_one_raises_a_base_exception() -> None:
+    # Only Exception was caught: an interrupt in the first shard's close left the
+    # other shards' sockets open.  Every shard is closed, then the interrupt goes on.
+    transport, shards = fake_transport(6, 2)
+    shards[0].close_error = _Interrupt()
+    shards[1].close_error = RuntimeError("second")
+    with pytest.raises(_Interrupt):
+        await transport.aclose()
+    assert [s.closed for s in shards] == [True, True, True]
 
 
 # --- end to end: churn with random cancellations -----------------------------------

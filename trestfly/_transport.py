@@ -380,18 +380,21 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         """Close every shard's connections (each close is attempted even if one fails).
 
         Raises:
-            Exception: the first error a shard raised while closing.
+            BaseException: the first error a shard raised while closing (a
+                ``KeyboardInterrupt`` included), once every shard was closed.
 
         .. versionadded:: 0.1.0
         """
-        first_error: Exception | None = None
+        first_error: BaseException | None = None
         # Shielded, like httpcore's own closes: leaving a client by cancellation must
         # still close its sockets, and a half-closed set of shards would leak the rest.
+        # Any exception, not only Exception: a KeyboardInterrupt raised in the first
+        # shard's close left every other shard's sockets open.
         with trio.CancelScope(shield=True):
             for shard in self._shards:
                 try:
                     await shard.aclose()
-                except Exception as exc:
+                except BaseException as exc:
                     first_error = first_error or exc
         if first_error is not None:
             raise first_error
