@@ -82,9 +82,16 @@ def serve(server: TrioTestServer, size: int = 1000, **options: Any) -> PagedColl
     return collection
 
 
-async def walk(iterator: PagedIterator, prefetch: int | None, *, bound: int = BIG * 2) -> list[int]:
-    """The ids the iterator yields; fails instead of looping forever."""
-    ids: list[int] = []
+async def walk(
+    iterator: PagedIterator,
+    prefetch: int | None,
+    *,
+    bound: int = BIG * 2,
+    into: list[int] | None = None,
+) -> list[int]:
+    """The ids the iterator yields; fails instead of looping forever.  ``into``: the
+    list to append them to, which keeps those yielded before the walk raised."""
+    ids: list[int] = [] if into is None else into
     if prefetch is None:
         async for record in iterator:
             ids.append(record["id"])
@@ -346,13 +353,7 @@ async def test_a_failing_page_raises_as_itself_after_every_record_before_it(
         async with API(url=trio_server.base_url) as api:
             iterator = Items(api)
             with pytest.raises(errors.NotFoundError):
-                if prefetch is None:
-                    async for record in iterator:
-                        ids.append(record["id"])
-                else:
-                    async with iterator.crawl(prefetch=prefetch) as records:
-                        async for record in records:
-                            ids.append(record["id"])
+                await walk(iterator, prefetch, into=ids)
     assert ids == list(range(300))
     assert iterator.position == Position(300)
 
@@ -500,13 +501,7 @@ async def test_a_next_link_to_another_origin_is_refused_before_any_request(
             trio.fail_after(LIMIT),
             pytest.raises(PaginationError, match="another origin") as caught,
         ):
-            if prefetch is None:
-                async for record in iterator:
-                    ids.append(record["id"])
-            else:
-                async with iterator.crawl(prefetch=prefetch) as records:
-                    async for record in records:
-                        ids.append(record["id"])
+            await walk(iterator, prefetch, into=ids)
     # Nothing went to the other origin; the first page's records were handed out.
     assert [str(request.url) for request in sent] == [f"{start}/items"]
     assert ids == [1, 2]

@@ -52,6 +52,11 @@ MAX_PEXPIRE_MS = 10**15
 # a key expiry as the integer PEXPIRE takes, and the slots given back (the ``holes``
 # field) read without those already due, and written back.
 _LUA_HELPERS = f"""
+-- The server's clock in milliseconds: every worker's times are on the one clock.
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+end
 local function num(x)
   return string.format('%.17g', x)
 end
@@ -83,8 +88,7 @@ SYNC_SCRIPT = (
     _LUA_HELPERS
     + """
 local key = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now = now_ms()
 local close_ms = tonumber(ARGV[1])
 local p_rate, p_ceil = ARGV[2], ARGV[3]
 local based = tonumber(ARGV[4])
@@ -148,8 +152,7 @@ RESERVE_SCRIPT = (
     _LUA_HELPERS
     + """
 local key = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now = now_ms()
 local interval = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
@@ -191,8 +194,7 @@ GIVE_BACK_SCRIPT = (
     _LUA_HELPERS
     + """
 local key = KEYS[1]
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local now = now_ms()
 local slot = tonumber(ARGV[1])
 local sched = tonumber(ARGV[2])
 local s = redis.call('HMGET', key, 'tat', 'sched', 'holes')
