@@ -1045,8 +1045,10 @@ def test_the_first_waves_depth_corrects_its_count_by_a_tenth_at_most() -> None:
     # reaches the server, and its send time says little of when it arrived: 29 served
     # over 56 ms of send times would be a bucket 20 deep at 170/s.  Trusted that far,
     # the estimate of a 200/s bucket read 211/s; a tenth of 29 (2) is the most taken off.
+    # (The bucket is 27 deep, so the reopening's round of 27 is served whole: a round
+    # refused in part tells the depth itself, see the next test.)
     state = origin()
-    drive = Drive(state, Bucket(200.0, 20))
+    drive = Drive(state, Bucket(200.0, 27))
     wave = [state.on_sent(index * 0.002, paced=False, probe=False) for index in range(30)]
     for ticket in wave:
         served = ticket.seq <= 29
@@ -1063,3 +1065,28 @@ def test_the_first_waves_depth_corrects_its_count_by_a_tenth_at_most() -> None:
     while state.ceiling is None and drive.now < 5.0:
         drive.until(drive.now + 0.01)
     assert state.ceiling is not None and state._first_burst == 27
+
+
+def test_a_round_refused_in_its_burst_tells_the_buckets_depth() -> None:
+    # At concurrency 100 a server lagging behind a hundred new connections saw the
+    # first wave over 70 ms: a 100/s bucket 10 deep served 16 of it.  The reopening's
+    # round (15 at once) met the bucket full again and was served 10: that is its
+    # depth.  Taken as 16, the estimate at the end of slow start read 72/s, and 2,000
+    # requests took 31 s instead of 23.
+    state = origin()
+    drive = Drive(state, Bucket(100.0, 10))
+    wave = [state.on_sent(0.0, paced=False, probe=False) for _ in range(100)]
+    served = 0
+    for index, ticket in enumerate(wave):
+        hint = drive.limiter.take(index * 0.0007)  # arrivals over 70 ms
+        served += hint is None
+        state.on_response(ticket, 0.08, status=429 if hint else 200, hint=hint, quota=None)
+        state.on_done(ticket)
+    assert served == 16
+    drive.now = state.gate_until
+    drive.until(drive.now + 0.002)  # the probe and the round's burst
+    assert state._first_burst == 16 and len(drive.refused) == 1  # the round met 10
+    drive.until(22.0)
+    assert state._first_burst == 10
+    # Three closed seconds (the wave, the round, slow start's end), then the limit.
+    assert sum(drive.served.get(second, 0) for second in range(4, 22)) > 18 * 97
