@@ -7,6 +7,7 @@ times are exact and nothing here depends on the machine's speed.
 from __future__ import annotations
 
 import logging
+import math
 import random
 from collections.abc import Callable
 from contextlib import nullcontext
@@ -584,3 +585,69 @@ async def test_a_retrying_call_refused_by_the_pacer_raises_its_last_error(
                 await api.get("x")
     assert isinstance(failed.value.__cause__, httpx.ConnectError)
     assert "the pacer's next slot" in str(failed.value)
+
+
+async def test_a_windows_rounds_go_a_window_apart_without_meeting_the_spent_window(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # 60 a second in windows aligned to t=0, whole-second Retry-After.  The rounds are
+    # timed from the first reopening: a window's quota at once, then nothing until the
+    # next window, so the only 429s are the first wave's, and none arrives early.
+    quota = 60
+    served_in: dict[int, int] = {}
+    refused_at: list[float] = []
+    announced: list[tuple[float, float]] = []  # (delivered at, no request before)
+
+    def rule(request: httpx.Request, now: float) -> httpx.Response:
+        window = int(now)
+        if served_in.get(window, 0) < quota:
+            served_in[window] = served_in.get(window, 0) + 1
+            return httpx.Response(200)
+        refused_at.append(now)
+        delay = math.ceil(window + 1 - now)
+        announced.append((now + 0.01, now + delay))
+        return httpx.Response(429, headers={"Retry-After": str(delay)})
+
+    recorder = Recorder(rule, latency=0.01)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, retries=5) as api:
+
+            async def worker() -> None:
+                for _ in range(12):
+                    await api.get("x")
+
+            await run_tasks(30, worker)
+    assert sum(served_in.values()) == 360
+    assert [served_in.get(window, 0) for window in range(6)] == [quota] * 6
+    assert refused_at and max(refused_at) < 0.1  # the first wave's only
+    early = [t for t in recorder.arrivals if any(d < t < i for d, i in announced)]
+    assert early == []
+
+
+async def test_a_call_that_cannot_wait_for_the_next_round_is_refused_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Between two timed rounds nothing goes: a call whose deadline ends before the next
+    # round is refused with a timeout naming the wait, not sent into the spent window.
+    served_in: dict[int, int] = {}
+
+    def rule(request: httpx.Request, now: float) -> httpx.Response:
+        window = int(now)
+        if served_in.get(window, 0) < 60:
+            served_in[window] = served_in.get(window, 0) + 1
+            return httpx.Response(200)
+        return httpx.Response(429, headers={"Retry-After": str(math.ceil(window + 1 - now))})
+
+    recorder = Recorder(rule, latency=0.01)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, retries=5) as api:
+            await run_tasks(70, lambda: api.get("x"))  # the first wave: 60, then 10 after 1 s
+            await run_tasks(50, lambda: api.get("x"))  # the rest of the second window's round
+            assert trio.current_time() < 1.2 and served_in == {0: 60, 1: 60}
+            arrivals = len(recorder.arrivals)
+            with trio.move_on_after(0.5), pytest.raises(errors.TimeoutError) as info:
+                await api.get("x")
+            assert "s away" in str(info.value)
+            assert len(recorder.arrivals) == arrivals  # nothing was sent

@@ -266,6 +266,24 @@ class Window:
         return float(math.ceil(self.window + 1 - now))
 
 
+class LongWindow(Window):
+    """Fixed windows of ``quota`` per ``length`` seconds, the first ending at
+    ``first_end``, answering with whole-second hints."""
+
+    def __init__(self, quota: int, *, length: float, first_end: float) -> None:
+        super().__init__(quota)
+        self.length, self.first_end = length, first_end
+
+    def take(self, now: float) -> float | None:
+        index = math.floor((now - self.first_end) / self.length) + 1
+        if index != self.window:
+            self.window, self.used = index, 0
+        if self.used < self.quota:
+            self.used += 1
+            return None
+        return float(math.ceil(self.first_end + index * self.length - now))
+
+
 def until_paced_throttle(state: OriginThrottle, limiter: Bucket | Window) -> float:
     """Send unpaced at t=0 until a 429 (each answered at once), then from the
     reopening when the pacer allows, until a request sent at a learned rate is
@@ -273,7 +291,7 @@ def until_paced_throttle(state: OriginThrottle, limiter: Bucket | Window) -> flo
     now = 0.0
     while True:
         decision = state.admit(now)
-        if decision.kind == "gate":
+        if decision.kind in ("gate", "round"):
             now = decision.at
             continue
         assert decision.kind in ("go", "probe"), decision
@@ -743,11 +761,14 @@ def test_the_learned_rate_does_not_grow_while_a_lower_limit_paces() -> None:
 
 
 class Drive:
-    """One client sending as fast as the throttle admits, against ``limiter``, each
-    request answered at once; records what the server did per second."""
+    """One client sending as fast as the throttle admits (a send every ``step``
+    seconds at most), against ``limiter``, each request answered at once; records what
+    the server did per second."""
 
-    def __init__(self, state: OriginThrottle, limiter: Bucket | Window) -> None:
-        self.state, self.limiter, self.now = state, limiter, 0.0
+    def __init__(
+        self, state: OriginThrottle, limiter: Bucket | Window, step: float = 0.0001
+    ) -> None:
+        self.state, self.limiter, self.now, self.step = state, limiter, 0.0, step
         self.served: dict[int, int] = {}
         self.refused: list[float] = []
         self.unpaced_after_probe = 0  # sends admitted at once right after a probe
@@ -761,7 +782,7 @@ class Drive:
     def until(self, end: float) -> None:
         while self.now < end:
             decision = self.state.admit(self.now)
-            if decision.kind == "gate":
+            if decision.kind in ("gate", "round"):
                 self.now = decision.at
                 continue
             assert decision.kind in ("go", "probe"), decision
@@ -769,7 +790,7 @@ class Drive:
             self.now = decision.at
             ticket = self.state.on_sent(self.now, paced=paced, probe=decision.kind == "probe")
             self._answer(ticket)
-            self.now += 0.0001
+            self.now += self.step
 
     def _answer(self, ticket: Ticket) -> None:
         hint = self.limiter.take(ticket.sent_at)
@@ -783,11 +804,11 @@ class Drive:
         self.state.on_done(ticket)
 
 
-def test_against_a_window_each_reopening_takes_the_quota_at_once() -> None:
+def test_against_a_window_each_round_takes_the_quota_at_once() -> None:
     # A window of 100 a second with whole-second hints: the first wave's 100 are a
     # trusted sample (about 97/s over the period to the announced instant).  Paced at
-    # that rate, every window fell a few short (21 s for 2,000); each reopening now
-    # sends the quota at once, and one request after it meets the spent window.
+    # that rate, every window fell a few short (21 s for 2,000); each round now sends
+    # the quota at once, a window after the last round opened.
     state = origin()
     drive = Drive(state, Window(100))
     drive.first_wave(101)
@@ -795,9 +816,38 @@ def test_against_a_window_each_reopening_takes_the_quota_at_once() -> None:
     assert rate is not None and rate < 100
     drive.until(10.0)
     assert [drive.served[second] for second in range(10)] == [100] * 10
-    assert len(drive.refused) == 10  # the first wave's, then one per window
-    # That refusal is the window spent, not a rate too high: nothing was cut.
+    assert len(drive.refused) == 1  # the first wave's: the rounds meet no spent window
     assert state.learned_rate == rate and state.rate_cuts == 1
+
+
+def test_a_windows_rounds_are_timed_so_that_they_do_not_drift() -> None:
+    # 1 ms of client time per request.  Untimed, the request after a round's 100 met the
+    # spent window 0.1 s after the reopening, and its Retry-After (1 s, rounded up,
+    # from when it arrived) opened each round 0.1 s later in its window than the last:
+    # a window in ten was missed.
+    state = origin()
+    drive = Drive(state, Window(100), step=0.001)
+    drive.first_wave(101)
+    drive.until(20.0)
+    assert [drive.served.get(second, 0) for second in range(20)] == [100] * 20
+    assert len(drive.refused) == 1
+
+
+def test_a_timed_rounds_probe_refused_leaves_the_rounds_untimed() -> None:
+    # Windows of 2 s, the client's first in the last second of one: the first sample's
+    # period said 1 s.  The timed round's probe meets the spent window; the gate closes
+    # for its Retry-After, nothing is cut, and the rounds go on from each reopening.
+    state = origin()
+    drive = Drive(state, LongWindow(100, length=2.0, first_end=1.0))
+    drive.first_wave(101)
+    assert state._round_timed and state._round_length == pytest.approx(1.0)
+    drive.until(2.5)
+    assert len(drive.refused) == 2 and drive.refused[1] == pytest.approx(2.0)
+    assert not state._round_timed and state._round_quota == 100 and state.rate_cuts == 1
+    drive.until(9.0)
+    served = [drive.served.get(second, 0) for second in range(9)]
+    assert [sum(served[start : start + 2]) for start in (1, 3, 5, 7)] == [100] * 4
+    assert state.rate_cuts == 1
 
 
 def reopen(state: OriginThrottle) -> float:

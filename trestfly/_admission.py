@@ -168,6 +168,13 @@ class OriginGate:
             if decision.kind == "probe-wait":
                 await self._probe_done.wait()
                 continue
+            if decision.kind == "round":
+                # The next round of a window's quota: ask again when it opens, or when
+                # the schedule changes before (the gate closed meanwhile).
+                await self._check_wait(decision.at, max_wait, pacer=True)
+                with trio.move_on_at(decision.at):
+                    await self._rescheduled.wait()
+                continue
             probe = decision.kind == "probe"
             if probe:
                 # Created before any checkpoint, so every task that sees `probing` waits
