@@ -1140,3 +1140,18 @@ def test_a_round_refused_in_its_burst_tells_the_buckets_depth() -> None:
     assert state._first_burst == 10
     # Three closed seconds (the wave, the round, slow start's end), then the limit.
     assert sum(drive.served.get(second, 0) for second in range(4, 22)) > 18 * 97
+
+
+def test_timed_rounds_keep_their_phase_over_an_idle_spell() -> None:
+    # Nothing sent for ten seconds: the round due at 3.0 is long past.  The next round
+    # opens in the window the client came back in, on the rounds' phase, not at the
+    # stale due time (whose credit had expired at once: paced, the round was refused
+    # and the rounds ended for good).
+    state = origin()
+    drive = Drive(state, Window(100))
+    drive.first_wave(101)
+    drive.until(3.0)
+    drive.now = 13.5
+    drive.until(16.0)
+    assert [drive.served.get(second, 0) for second in (13, 14, 15)] == [100] * 3
+    assert state._round_timed and state._round_quota == 100 and len(drive.refused) == 1

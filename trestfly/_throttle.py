@@ -480,9 +480,13 @@ class OriginThrottle:
             return
         # A timed round opens when it was due, not when its probe got to go: a few
         # milliseconds late each time, the rounds would drift through the windows.
-        self._round_was_timed = self._next_round_at > -math.inf
-        start = self._next_round_at if self._round_was_timed else now
-        self._next_round_at = -math.inf
+        # After an idle spell it opens in the window of ``now``, on the same phase.
+        due, self._next_round_at = self._next_round_at, -math.inf
+        self._round_was_timed = due > -math.inf
+        start = now
+        if self._round_was_timed:
+            period = max(1, math.floor(self._round_length))
+            start = due + math.floor((now - due) / period) * period
         self._round_start, self._round_first_seq = start, self._sent + 1
         self._round_credit, self._round_full, self._round_served = quota - 1, False, 0
         self._round_burst_end, self._round_burst_served = self._round_first_seq + quota, 0
