@@ -507,6 +507,43 @@ def test_a_known_policy_paces_just_under_its_rate() -> None:
     assert state.effective_rate(0.0) == pytest.approx(95.0)
 
 
+def test_a_spent_windows_gate_opens_a_window_after_its_first_answer() -> None:
+    # 200 per 1 s window; the reset is announced rounded up to a whole second, half a
+    # second past the window's true end here.  The window had begun when its first
+    # answer's request arrived: it ends a window's length after that answer at the
+    # latest, and the gate opens there, not at the rounded reset.
+    state = origin()
+    first = send(state, 0.0)
+    state.on_response(first, 0.01, status=200, hint=None, quota=Quota(199, 1.49, 200, 1.0))
+    state.on_done(first)
+    last = send(state, 0.6)
+    state.on_response(last, 0.6, status=200, hint=None, quota=Quota(0, 0.9, 200, 1.0))
+    state.on_done(last)
+    decision = state.admit(0.6)
+    assert decision.kind == "gate" and decision.at == pytest.approx(1.01)
+    # A straggler of the spent window, answered after that, changes nothing.
+    straggler = Ticket(sent_at=0.5, in_flight_at_send=1, paced=True, probe=False)
+    state.on_response(straggler, 1.02, status=200, hint=None, quota=Quota(0, 0.48, 200, 1.0))
+    assert state.gate_until == pytest.approx(1.01) and state.quota_allowance(1.02) is None
+    # The next window's first answer, its reset rounded to a delay of 1 s (not yet a
+    # second past the last one announced): the window has turned all the same.
+    probe = send(state, 1.03)
+    state.on_response(probe, 1.04, status=200, hint=None, quota=Quota(199, 1.0, 200, 1.0))
+    assert state.quota_allowance(1.04) == 199 - state.in_flight
+    assert state._quota_reset_at == pytest.approx(2.04)
+
+
+def test_without_a_policy_the_gate_waits_for_the_announced_reset() -> None:
+    state = origin()
+    first = send(state, 0.0)
+    state.on_response(first, 0.01, status=200, hint=None, quota=Quota(99, 1.49, 100))
+    state.on_done(first)
+    last = send(state, 0.6)
+    state.on_response(last, 0.6, status=200, hint=None, quota=Quota(0, 0.9, 100))
+    state.on_done(last)
+    assert state.admit(0.6).at == pytest.approx(1.5)
+
+
 def test_before_any_paced_throttle_the_rate_grows_fast() -> None:
     state = origin(fast_increase=0.3)
     state.learned_rate = 10.0

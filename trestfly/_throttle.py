@@ -312,6 +312,9 @@ class OriginThrottle:
         self._sample_extra = 0
         self._sample_takes_remote = False
         self._quota: Quota | None = None
+        # When the quota's window resets: as announced (which tells one window from
+        # the next), and at the latest (see _update_quota).
+        self._quota_announced_reset = -math.inf
         self._quota_reset_at = -math.inf
         # Rounds (see _open_round): what the origin served before its first throttle,
         # sent again at once at each reopening (None: no rounds); whether that was a
@@ -738,11 +741,29 @@ class OriginThrottle:
             self._on_success(ticket, now)
 
     def _update_quota(self, now: float, quota: Quota) -> None:
-        reset_at = now + quota.reset_after if quota.reset_after is not None else now + 1.0
+        """Take the quota an answer announced, and when its window resets.
+
+        Both header forms round the reset up to a whole second (an epoch, or a delay),
+        so a spent window's gate stayed closed up to a second past its end: half a
+        second on average, 0.5-0.9 s of a 5 s run against 200 a second.  When the
+        policy names the window's length, the first answer of a window bounds its end
+        too: the window had begun when that request arrived, so it ends a window's
+        length after the answer at the latest.
+        """
+        announced = now + quota.reset_after if quota.reset_after is not None else now + 1.0
         current = self._quota
-        if current is None or reset_at > self._quota_reset_at + 0.5 or self._quota_reset_at <= now:
-            self._quota, self._quota_reset_at = quota, reset_at
-        elif reset_at >= self._quota_reset_at - 1.0 and quota.remaining < current.remaining:
+        if (
+            current is None
+            or announced > self._quota_announced_reset + 0.5
+            or self._quota_announced_reset <= now
+            # Past the bound, more left than before: the window has turned, though a
+            # reset rounded to seconds may not say so yet.
+            or (self._quota_reset_at <= now and quota.remaining > current.remaining)
+        ):
+            self._quota, self._quota_announced_reset = quota, announced
+            bound = now + quota.window if quota.window else math.inf
+            self._quota_reset_at = min(announced, bound)
+        elif announced >= self._quota_announced_reset - 1.0 and quota.remaining < current.remaining:
             # Same window: answers arrive out of order, the lowest remaining is the truth.
             self._quota = quota
 
