@@ -48,6 +48,44 @@ async def run_tasks(n: int, fn: Callable[[], object]) -> None:
             nursery.start_soon(fn)  # type: ignore[arg-type]
 
 
+async def get_from_tasks(
+    recorder: Recorder, tasks: int, calls: int, **session: object
+) -> TrioAPISession:
+    """``tasks`` tasks of one session, each making ``calls`` GETs of /x, answered by
+    ``recorder``; returns the session, closed (its stats stay readable)."""
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, **session) as api:  # type: ignore[arg-type]
+
+            async def worker() -> None:
+                for _ in range(calls):
+                    await api.get("x")
+
+            await run_tasks(tasks, worker)
+    return api
+
+
+class WholeSecondWindow:
+    """A respx rule: ``quota`` per 1 s window aligned to t=0, then 429 with the time to
+    the window's end in whole seconds; records what it served, refused and announced."""
+
+    def __init__(self, quota: int) -> None:
+        self.quota = quota
+        self.served_in: dict[int, int] = {}
+        self.refused_at: list[float] = []
+        self.announced: list[tuple[float, float]] = []  # (delivered at, no request before)
+
+    def __call__(self, request: httpx.Request, now: float) -> httpx.Response:
+        window = int(now)
+        if self.served_in.get(window, 0) < self.quota:
+            self.served_in[window] = self.served_in.get(window, 0) + 1
+            return httpx.Response(200)
+        self.refused_at.append(now)
+        delay = math.ceil(window + 1 - now)
+        self.announced.append((now + 0.01, now + delay))
+        return httpx.Response(429, headers={"Retry-After": str(delay)})
+
+
 async def test_no_request_reaches_the_origin_while_the_gate_is_closed(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -61,15 +99,7 @@ async def test_no_request_reaches_the_origin_while_the_gate_is_closed(
         return httpx.Response(200)
 
     recorder = Recorder(rule, latency=latency)
-    with respx.mock:
-        respx.get(f"{URL}/x").mock(side_effect=recorder)
-        async with TrioAPISession(url=URL, retries=20) as api:
-
-            async def worker() -> None:
-                for _ in range(5):
-                    await api.get("x")
-
-            await run_tasks(30, worker)
+    api = await get_from_tasks(recorder, 30, 5, retries=20)
     # A violation: a request arriving after a 429 was delivered but before the instant
     # that 429 announced.  Requests already in flight when it was delivered do not count.
     violations = [
@@ -594,34 +624,14 @@ async def test_a_windows_rounds_go_a_window_apart_without_meeting_the_spent_wind
     # timed from the first reopening: a window's quota at once, then nothing until the
     # next window, so the only 429s are the first wave's, and none arrives early.
     quota = 60
-    served_in: dict[int, int] = {}
-    refused_at: list[float] = []
-    announced: list[tuple[float, float]] = []  # (delivered at, no request before)
-
-    def rule(request: httpx.Request, now: float) -> httpx.Response:
-        window = int(now)
-        if served_in.get(window, 0) < quota:
-            served_in[window] = served_in.get(window, 0) + 1
-            return httpx.Response(200)
-        refused_at.append(now)
-        delay = math.ceil(window + 1 - now)
-        announced.append((now + 0.01, now + delay))
-        return httpx.Response(429, headers={"Retry-After": str(delay)})
-
+    rule = WholeSecondWindow(quota)
     recorder = Recorder(rule, latency=0.01)
-    with respx.mock:
-        respx.get(f"{URL}/x").mock(side_effect=recorder)
-        async with TrioAPISession(url=URL, retries=5) as api:
-
-            async def worker() -> None:
-                for _ in range(12):
-                    await api.get("x")
-
-            await run_tasks(30, worker)
+    await get_from_tasks(recorder, 30, 12, retries=5)
+    served_in, refused_at = rule.served_in, rule.refused_at
     assert sum(served_in.values()) == 360
     assert [served_in.get(window, 0) for window in range(6)] == [quota] * 6
     assert refused_at and max(refused_at) < 0.1  # the first wave's only
-    early = [t for t in recorder.arrivals if any(d < t < i for d, i in announced)]
+    early = [t for t in recorder.arrivals if any(d < t < i for d, i in rule.announced)]
     assert early == []
 
 
@@ -630,15 +640,8 @@ async def test_a_call_that_cannot_wait_for_the_next_round_is_refused_at_once(
 ) -> None:
     # Between two timed rounds nothing goes: a call whose deadline ends before the next
     # round is refused with a timeout naming the wait, not sent into the spent window.
-    served_in: dict[int, int] = {}
-
-    def rule(request: httpx.Request, now: float) -> httpx.Response:
-        window = int(now)
-        if served_in.get(window, 0) < 60:
-            served_in[window] = served_in.get(window, 0) + 1
-            return httpx.Response(200)
-        return httpx.Response(429, headers={"Retry-After": str(math.ceil(window + 1 - now))})
-
+    rule = WholeSecondWindow(60)
+    served_in = rule.served_in
     recorder = Recorder(rule, latency=0.01)
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=recorder)

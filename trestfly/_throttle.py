@@ -488,7 +488,7 @@ class OriginThrottle:
         self._round_was_timed = due > -math.inf
         start = now
         if self._round_was_timed:
-            period = max(1, math.floor(self._round_length))
+            period = self._timed_round_period
             start = due + math.floor((now - due) / period) * period
         self._round_start, self._round_first_seq = start, self._sent + 1
         self._round_credit, self._round_full, self._round_served = quota - 1, False, 0
@@ -526,10 +526,15 @@ class OriginThrottle:
         closes for its ``Retry-After``, and the rounds go on from the reopenings, untimed
         (see _round_throttle).
         """
-        self._next_round_at = self._round_start + math.floor(self._round_length)
+        self._next_round_at = self._round_start + self._timed_round_period
         self.probe_needed = True
         # Nothing reserved before the wait goes before the next round's probe.
         self._tat = max(self._tat, self._next_round_at)
+
+    @property
+    def _timed_round_period(self) -> int:
+        """A timed round's window: the first sample's period in whole seconds."""
+        return max(1, math.floor(self._round_length))
 
     def _end_round_burst(self) -> None:
         """No more of the round's burst goes: it is what was sent of it so far."""
