@@ -94,8 +94,6 @@ DEFAULT_WINDOW = 1.0
 DEFAULT_OUTAGE_SECONDS = 3.0
 DEFAULT_RETRY_AFTER = 1.0
 DEFAULT_MAX_IN_FLIGHT = 10
-#: The concurrency cap's hold per request: with 10 slots, a ceiling of 500/s.
-CAP_HOLD_SECONDS = 0.02
 DEFAULT_TIME_LIMIT = 120.0
 
 #: --quick: about 20 s on 2 cores.  N above the first window's allowance (rate) so
@@ -155,10 +153,20 @@ class ServerParams:
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT
 
 
+def cap_hold_seconds(params: ServerParams) -> float:
+    """How long ``concurrency_cap`` holds each slot: ``max_in_flight / rate``, so that
+    its ceiling is ``rate`` per second like every other limited scenario's."""
+    return params.max_in_flight / params.rate
+
+
 def scenarios(params: ServerParams = ServerParams()) -> dict[str, Scenario]:
     """The throttling scenarios, their limits scaled to ``params.rate`` per second."""
     per_window = max(1, round(params.rate * params.window))
     burst = max(1, round(params.rate) // 10)
+    # The cap holds each slot long enough that its ceiling is the rate too: a client
+    # then needs only ``rate`` requests per second of its own CPU to reach it, so what
+    # the scenario measures is the handling of its 429s, not the machine's speed.
+    hold = cap_hold_seconds(params)
     latency = params.latency_ms
     jitter = params.latency_jitter
 
@@ -182,7 +190,7 @@ def scenarios(params: ServerParams = ServerParams()) -> dict[str, Scenario]:
             limit=per_window, window=params.window, latency_ms=latency, latency_jitter=jitter
         ),
         "concurrency_cap": ConcurrencyCap(
-            max_in_flight=params.max_in_flight, latency=CAP_HOLD_SECONDS, latency_jitter=jitter
+            max_in_flight=params.max_in_flight, latency=hold, latency_jitter=jitter
         ),
         "outage": Outage(
             duration=params.outage_seconds,
@@ -991,7 +999,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         default=0.0,
         metavar="MS",
         help="server latency added to every answer, all scenarios but concurrency_cap, "
-        f"whose hold is {CAP_HOLD_SECONDS * 1000:g} ms (default 0)",
+        "whose hold is max-in-flight / rate (default 0)",
     )
     server.add_argument(
         "--latency-jitter",
@@ -1024,7 +1032,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=positive_int,
         default=DEFAULT_MAX_IN_FLIGHT,
         metavar="K",
-        help=f"slots of concurrency_cap (default {DEFAULT_MAX_IN_FLIGHT})",
+        help=f"slots of concurrency_cap (default {DEFAULT_MAX_IN_FLIGHT}); each is held "
+        "max-in-flight / rate seconds, so that the cap's ceiling is the rate",
     )
 
     output = parser.add_argument_group("output")
@@ -1087,6 +1096,12 @@ def _check_server_options(args: argparse.Namespace, rate: float) -> None:
     if args.latency_ms > MAX_LATENCY * 1000:
         raise UsageError(
             f"--latency-ms must be at most {MAX_LATENCY * 1000:g}, got {args.latency_ms:g}"
+        )
+    hold = args.max_in_flight / rate
+    if hold > MAX_LATENCY:
+        raise UsageError(
+            f"--max-in-flight / --rate is concurrency_cap's hold per request and must be at "
+            f"most {MAX_LATENCY:g} s, got {args.max_in_flight} / {rate:g} = {hold:g} s"
         )
 
 

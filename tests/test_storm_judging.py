@@ -13,7 +13,7 @@ import trio
 from benchmarks import storm
 from benchmarks._cli import UsageError
 from benchmarks._live import open_display
-from benchmarks._scenarios import FixedWindow
+from benchmarks._scenarios import ConcurrencyCap, FixedWindow
 
 PEERS = ("httpx-immediate", "httpx-retry-after", "stamina", "tenacity")
 N = 1000
@@ -142,8 +142,25 @@ def test_options_given_twice_run_once() -> None:
         (["--rate", "10", "--window", "0.05"], "whole number"),
         (["--rate", "1e308", "--window", "10"], "whole number"),
         (["--latency-ms", "70000"], "--latency-ms"),
+        (["--rate", "0.1", "--window", "10"], "concurrency_cap's hold"),
     ],
 )
 def test_options_the_server_cannot_honour_are_usage_errors(argv: list[str], message: str) -> None:
     with pytest.raises(UsageError, match=message):
         storm.settings_from(_parse(*argv))
+
+
+@pytest.mark.parametrize(("rate", "slots"), [(100.0, 10), (200.0, 10), (50.0, 4)])
+def test_the_concurrency_caps_ceiling_is_the_rate(rate: float, slots: int) -> None:
+    # A ceiling above what the client's own CPU can send would measure the machine,
+    # not the handling of the cap's 429s.
+    settings = storm.settings_from(
+        _parse(
+            "--rate", f"{rate:g}", "--max-in-flight", str(slots), "--scenario", "concurrency_cap"
+        )
+    )
+    cap = storm.scenarios(settings.server)["concurrency_cap"]
+    assert isinstance(cap, ConcurrencyCap)
+    assert cap.max_in_flight == slots
+    assert cap.limit_rps == pytest.approx(rate)
+    assert cap.latency == pytest.approx(slots / rate)
