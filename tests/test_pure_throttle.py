@@ -887,6 +887,22 @@ def test_a_timed_rounds_probe_refused_leaves_the_rounds_untimed() -> None:
     assert state.rate_cuts == 1
 
 
+def test_a_timed_round_refused_within_its_burst_paces_at_the_windows_rate() -> None:
+    # 4 ms of client time per request against a window of 200 a second: the first 429
+    # comes 0.8 s in, the reopening (rounded up) near the next window's end, and the
+    # rounds' bursts cross into the next window until a timed round meets its window
+    # partly spent.  Cut as a paced throttle, that left the client at about 100 a
+    # second; the rounds end, and it paces at the window's rate, cutting nothing.
+    state = origin()
+    drive = Drive(state, Window(200), step=0.004)
+    drive.until(10.0)
+    assert state._round_quota is None and not state._round_timed
+    assert state.rate_cuts == 1  # the first sample's
+    assert state.learned_rate is not None and 195 <= state.learned_rate < 200
+    assert all(195 <= drive.served.get(second, 0) < 200 for second in range(7, 10))
+    assert len(drive.refused) == 2
+
+
 def reopen(state: OriginThrottle) -> float:
     """At the announced instant, the probe goes and is served; returns that instant."""
     now = state.gate_until

@@ -541,7 +541,7 @@ class OriginThrottle:
         self._round_credit = 0
         self._round_burst_end = min(self._round_burst_end, self._sent + 1)
 
-    def _round_throttle(self, ticket: Ticket) -> bool:
+    def _round_throttle(self, ticket: Ticket, now: float) -> bool:
         """A fresh timed throttle during rounds: whether it is the round's, which says
         nothing about the rate: a window's round spent (a request that may have arrived
         after the round's whole burst, within the window), or a bucket's burst that was
@@ -559,6 +559,9 @@ class OriginThrottle:
         to the rate slow start had reached a few milliseconds after the reopening, a
         quarter of the limit, and the client stayed near it for a minute.  What the
         burst was served is then the bucket's depth (see _leave_slow_start).
+
+        A timed window round refused within its burst ends the rounds too, and cuts
+        nothing: see _pace_at_window_rate.
         """
         quota = self._round_quota
         if quota is None or ticket.seq < self._round_first_seq:
@@ -577,8 +580,30 @@ class OriginThrottle:
         if not self._round_full or sent_before + ticket.in_flight_at_send <= quota:
             self._round_quota = None
             self._end_round_burst()
+            if self._round_was_timed and self._round_is_window:
+                self._pace_at_window_rate(quota, now)
+                return True
             return False
         return self._round_is_window and ticket.sent_at - self._round_start < self._round_length
+
+    def _pace_at_window_rate(self, quota: int, now: float) -> None:
+        """A timed window round was refused within its burst: the window was partly
+        spent when the round opened, by the last round's burst, which crossed into it
+        (nobody else sends on it: rounds are timed only alone).
+
+        A client that takes most of a window to send the quota (400 a second against
+        200 a window, its first 429 half a second in, the reopening rounded up past the
+        window's middle) sends each burst across two windows.  Cut as a paced throttle,
+        it left the client at the first sample's rate, which the late reopening had
+        stretched (200 over 1.7 s: 130 a second against a window of 200).  The rounds
+        end, and the pacer goes on at what they were served: the quota per window,
+        held with half the safety margin like a trusted first sample.
+        """
+        self._round_timed = self._round_was_timed = False
+        safety = self.settings.safety
+        hold = quota / self._timed_round_period * (1 - (1 - safety) / 2)
+        self.learned_rate = max(self.settings.min_rate, hold)
+        self._ceiling, self._ceiling_set_at = hold / safety, now
 
     def give_back(self, send_at: float, epoch: int, now: float) -> None:
         """A waiter gave up the slot it reserved for ``send_at`` under ``epoch``
@@ -837,7 +862,7 @@ class OriginThrottle:
                 self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
-        if self._round_throttle(ticket):
+        if self._round_throttle(ticket, now):
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
