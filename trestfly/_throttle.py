@@ -600,10 +600,20 @@ class OriginThrottle:
         held with half the safety margin like a trusted first sample.
         """
         self._round_timed = self._round_was_timed = False
-        safety = self.settings.safety
-        hold = quota / self._timed_round_period * (1 - (1 - safety) / 2)
+        self._hold_served_rate(quota / self._timed_round_period, now)
+
+    @property
+    def _served_share(self) -> float:
+        """The share of a rate the origin served (not one it throttled) that the client
+        holds: half the safety margin (0.975 of it with the default safety of 0.95)."""
+        return 1 - (1 - self.settings.safety) / 2
+
+    def _hold_served_rate(self, served_rate: float, now: float) -> None:
+        """Pace at a rate the origin served, less half the safety margin (the hold
+        level), with the ceiling set to match, and probe past it slowly."""
+        hold = served_rate * self._served_share
         self.learned_rate = max(self.settings.min_rate, hold)
-        self._ceiling, self._ceiling_set_at = hold / safety, now
+        self._ceiling, self._ceiling_set_at = hold / self.settings.safety, now
 
     def give_back(self, send_at: float, epoch: int, now: float) -> None:
         """A waiter gave up the slot it reserved for ``send_at`` under ``epoch``
@@ -1012,12 +1022,8 @@ class OriginThrottle:
             return
         self._first_burst = self._first_wave = None
         self._start_rounds(served, period, hint, window=True)
-        # The server did serve this rate, closed time included: a rate that was served,
-        # not one that was throttled, so it gets half the safety margin (the hold
-        # level), and probing past it slowly.
-        hold = observed * (1 - (1 - settings.safety) / 2)
-        self.learned_rate = max(settings.min_rate, hold)
-        self._ceiling, self._ceiling_set_at = hold / settings.safety, now
+        # The server did serve this rate, closed time included.
+        self._hold_served_rate(observed, now)
 
     def _start_rounds(self, served: int, period: float, hint: float, *, window: bool) -> None:
         """Reopenings send what was served at once (see _open_round) if the gate closed
@@ -1097,10 +1103,9 @@ class OriginThrottle:
         log.clear()  # slow start is over, whichever ceiling it leaves
         if estimate is None or estimate >= rate:
             return cut
-        safety = self.settings.safety
         # Never below the first sample: the server did serve that rate.
-        hold = max(estimate, self._first_rate) * (1 - (1 - safety) / 2)
-        self._ceiling = hold / safety  # so that the hold level (ceiling x safety) is it
+        hold = max(estimate, self._first_rate) * self._served_share
+        self._ceiling = hold / self.settings.safety  # the hold level (ceiling x safety)
         return min(hold, rate * self.settings.decrease)
 
     def _note_slow_start_success(self, sent_at: float, count: int = 1) -> None:
