@@ -171,9 +171,7 @@ class OriginGate:
             if decision.kind == "round":
                 # The next round of a window's quota: ask again when it opens, or when
                 # the schedule changes before (the gate closed meanwhile).
-                await self._check_wait(decision.at, max_wait, pacer=True)
-                with trio.move_on_at(decision.at):
-                    await self._rescheduled.wait()
+                await self._wait_for_schedule(decision.at, max_wait)
                 continue
             probe = decision.kind == "probe"
             if probe:
@@ -182,9 +180,7 @@ class OriginGate:
                 self._probe_done = trio.Event()
             elif decision.at > now:
                 try:
-                    await self._check_wait(decision.at, max_wait, pacer=True)
-                    with trio.move_on_at(decision.at):
-                        await self._rescheduled.wait()
+                    await self._wait_for_schedule(decision.at, max_wait)
                 except BaseException:
                     throttle.give_back(decision.at, epoch, trio.current_time())
                     raise
@@ -207,6 +203,13 @@ class OriginGate:
                 continue
             admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
             return admitted
+
+    async def _wait_for_schedule(self, at: float, max_wait: float) -> None:
+        """Wait for a time the pacer set (a slot, a timed round), within the caller's
+        bounds, or until the schedule restarts before it."""
+        await self._check_wait(at, max_wait, pacer=True)
+        with trio.move_on_at(at):
+            await self._rescheduled.wait()
 
     async def _take_slots(self, admitted: Admitted, session: trio.CapacityLimiter | None) -> None:
         """The origin's slot, then the session's (holding nothing if cancelled)."""

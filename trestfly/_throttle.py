@@ -98,6 +98,12 @@ MAX_FIRST_WAVE = TRUSTED_SAMPLE
 IDLE_RESTART = 1.0
 
 
+def says_whole_seconds(hint: float) -> bool:
+    """Whether a delay reads as Retry-After's delta-seconds: a whole number of seconds,
+    which the server rounded up from its own wait."""
+    return hint >= 1 and float(hint).is_integer()
+
+
 def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
     """Whether a response means "too fast": 420, 429, or GitHub's throttling 403s.
 
@@ -1014,7 +1020,7 @@ class OriginThrottle:
         self.rate_cuts += 1
         self._last_cut_at = now
         if served < TRUSTED_SAMPLE:
-            rounding = WHOLE_SECOND_ROUNDING if hint >= 1 and float(hint).is_integer() else 0.0
+            rounding = WHOLE_SECOND_ROUNDING if says_whole_seconds(hint) else 0.0
             start = served / (period - rounding) if period > rounding else observed
             self.learned_rate = max(settings.min_rate, start * settings.safety)
             self._first_burst, self._first_rate = served, observed
@@ -1038,7 +1044,7 @@ class OriginThrottle:
         self._round_quota = quota if hint >= LONG_HINT and quota > 1 else None
         self._round_is_window, self._round_length = window, period
         # Exact hints reopen the gate where the window turns; whole seconds do not.
-        whole = hint >= 1 and float(hint).is_integer() and period >= 1
+        whole = says_whole_seconds(hint) and period >= 1
         alone = not self._shared_windows
         self._round_timed = window and whole and alone and self._round_quota is not None
 
