@@ -1107,8 +1107,8 @@ class OriginThrottle:
                 # opens a connection, and against a 200/s bucket 20 deep the bound fell
                 # to 18 (211/s).  What was sent at once is the wave's successes sent
                 # before its first answer.  The refills sent after answers do not count:
-                # at concurrency 10 against a bucket 10 deep, two or three of them made
-                # a count of 12-14, read 11-13 deep (80-98/s for 100/s).
+                # at concurrency 10 against a bucket 10 deep, two to four of them made
+                # a count of 12-14, read 11-13 deep (81-98/s for 100/s).
                 early = sum(1 for sent_at in wave if sent_at < self._first_answer_at)
                 depth = max(depth, early - max(1, early // 10))
                 # The first wave's count held the refill while it arrived (see
