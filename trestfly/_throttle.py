@@ -1109,7 +1109,7 @@ class OriginThrottle:
                 # before its first answer.  The refills sent after answers do not count:
                 # at concurrency 10 against a bucket 10 deep, two to four of them made
                 # a count of 12-14, read 11-13 deep (81-98/s for 100/s).
-                early = sum(1 for sent_at in wave if sent_at < self._first_answer_at)
+                early = sum(sent_at < self._first_answer_at for sent_at in wave or ())
                 depth = max(depth, early - max(1, early // 10))
                 # The first wave's count held the refill while it arrived (see
                 # trestfly._slow_start): one token too many read 93-95/s for 100/s.
