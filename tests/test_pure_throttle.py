@@ -829,6 +829,13 @@ class Drive:
             self._answer(ticket)
             self.now += self.step
 
+    def until_slow_start_ends(self, limit: float = 5.0) -> None:
+        """From the reopening after the first throttle until slow start's end sets the
+        ceiling (or ``limit``)."""
+        self.now = self.state.gate_until
+        while self.state.ceiling is None and self.now < limit:
+            self.until(self.now + 0.01)
+
     def _answer(self, ticket: Ticket) -> None:
         hint = self.limiter.take(ticket.sent_at)
         if hint is None:
@@ -1135,9 +1142,7 @@ def test_slow_start_ends_at_the_bucket_rate_when_the_first_wave_got_a_refilled_t
         drive.now = ticket.sent_at + 0.002
         drive._answer(ticket)
     assert sum(drive.served.values()) == 11 and len(drive.refused) == 2
-    drive.now = state.gate_until
-    while state.ceiling is None and drive.now < 5.0:
-        drive.until(drive.now + 0.01)
+    drive.until_slow_start_ends()
     assert state.ceiling is not None and state._first_burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
     assert state._round_quota == 9  # each reopening sends the depth less a token
@@ -1166,9 +1171,7 @@ def test_the_refills_sent_after_the_first_answers_are_not_the_buckets_depth() ->
         state.on_response(ticket, 0.078, status=status, hint=hint, quota=None)
         state.on_done(ticket)
     assert state._first_wave is not None and len(state._first_wave) == 14
-    drive.now = state.gate_until
-    while state.ceiling is None and drive.now < 5.0:
-        drive.until(drive.now + 0.01)
+    drive.until_slow_start_ends()
     assert state.ceiling is not None and state._first_burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
     assert len(drive.refused) == 1  # slow start's end
@@ -1197,9 +1200,7 @@ def test_the_first_waves_depth_corrects_its_count_by_a_tenth_at_most() -> None:
         )
         state.on_done(ticket)
     assert state._first_wave is not None and len(state._first_wave) == 29
-    drive.now = state.gate_until
-    while state.ceiling is None and drive.now < 5.0:
-        drive.until(drive.now + 0.01)
+    drive.until_slow_start_ends()
     assert state.ceiling is not None and state._first_burst == 27
 
 
