@@ -164,3 +164,22 @@ def test_the_concurrency_caps_ceiling_is_the_rate(rate: float, slots: int) -> No
     assert cap.max_in_flight == slots
     assert cap.limit_rps == pytest.approx(rate)
     assert cap.latency == pytest.approx(slots / rate)
+
+
+def test_the_wall_time_target_names_the_fastest_peer_and_the_retry_after_it_broke() -> None:
+    peers = {name: _figures(N, 6.0) for name in PEERS}
+    peers["tenacity"] = {**_figures(N, 4.75), "violations": 1610}
+    results = [{"scenario": "fixed_window", "concurrency": 10, "client": "trestfly"}]
+    results[0].update(_figures(N, 5.2))
+    results += [
+        {"scenario": "fixed_window", "concurrency": 10, "client": name, **figures}
+        for name, figures in peers.items()
+    ]
+    (wall,) = [c for c in storm.evaluate_targets(results) if c.name.startswith("wall time")]
+    assert wall.target == "<= 5.00 s (tenacity 4.75 / 0.95, 1,610 violations)"
+    assert wall.verdict == "FAIL"
+    # A peer that kept to Retry-After is named alone.
+    peers["tenacity"]["violations"] = 0
+    results[-1]["violations"] = 0
+    (wall,) = [c for c in storm.evaluate_targets(results) if c.name.startswith("wall time")]
+    assert wall.target == "<= 5.00 s (tenacity 4.75 / 0.95)"
