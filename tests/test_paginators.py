@@ -580,6 +580,48 @@ async def test_an_empty_page_reporting_a_smaller_total_ends_the_walk(prefetch: i
     assert iterator.position.done
 
 
+@pytest.mark.parametrize("prefetch", [None, 4])
+@pytest.mark.parametrize("total", [None, 1000], ids=["no-total", "total"])
+@pytest.mark.parametrize("style", ["offset", "pages"])
+async def test_a_server_ignoring_the_offset_or_page_number_raises_instead_of_repeating(
+    style: str, total: int | None, prefetch: int | None
+) -> None:
+    # The first page whatever was asked: without a total the walk would never end, with
+    # one it would hand out the same ten records a hundred times.
+    def handler(request: httpx.Request) -> httpx.Response:
+        records = [{"id": i} for i in range(10)]
+        if style == "offset":
+            return httpx.Response(200, json={"items": records, "total": total})
+        meta = {"total": total, "total_pages": None if total is None else total // 10}
+        return httpx.Response(200, json={"data": records, "meta": meta})
+
+    async with _mock_api(handler) as api:
+        iterator = STYLES[style](api, limit=10)
+        ids: list[int] = []
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="same 10 records"):
+            await walk(iterator, prefetch, bound=100, into=ids)
+    assert ids == list(range(10))  # the first page once, then the refusal
+    second = Position(10) if style == "offset" else Position(2)
+    assert iterator.position == second  # the refused page: not done
+
+
+@pytest.mark.parametrize("style", ["offset", "pages"])
+async def test_equal_pages_of_one_record_are_walked_as_data(style: str) -> None:
+    # A page of one record repeating the one before is data that repeats, not a loop
+    # anyone could tell from it: the walk goes on to the total.
+    def handler(request: httpx.Request) -> httpx.Response:
+        records = [{"value": "same"}]
+        if style == "offset":
+            return httpx.Response(200, json={"items": records, "total": 3})
+        return httpx.Response(200, json={"data": records, "meta": {"total": 3}})
+
+    async with _mock_api(handler) as api:
+        iterator = STYLES[style](api, limit=1)
+        with trio.fail_after(LIMIT):
+            records = [record async for record in iterator]
+    assert records == [{"value": "same"}] * 3
+
+
 # ------------------------------------------------------------------ progress
 
 

@@ -232,6 +232,9 @@ class PagedIterator(APIIterator):
         # Fingerprints of every chain page this iterator walked (see _fingerprint).
         self._followed: set[int] = set()
         self._failure: PaginationError | None = None
+        # The records of the page accepted last (see _accept): a server that ignores the
+        # offset or page number sends them again.
+        self._last_records: Sequence[Any] | None = None
         self._busy = False
 
     # ------------------------------------------------------------- configuration
@@ -352,8 +355,9 @@ class PagedIterator(APIIterator):
         """Make ``page`` (fetched for ``request``) the current page.
 
         Raises:
-            PaginationError: the page cannot be walked exactly (see ``judge_page``), or
-                its next cursor or link was seen before.
+            PaginationError: the page cannot be walked exactly (see ``judge_page``), it
+                holds the same records as the page before (the server ignores the
+                offset or page number), or its next cursor or link was seen before.
         """
         scheme = self._scheme
         total = page.total if page.total is not None else self.total
@@ -367,6 +371,18 @@ class PagedIterator(APIIterator):
             items_left=self._items_left(),
             pages_left=self._pages_left(),
         )
+        records = page.records
+        if scheme.addressable and len(records) > 1 and records == self._last_records:
+            # The first page again and again: records repeated up to the total, or
+            # without one a walk that never ends.  (Compared whole, this costs one
+            # record's comparison on any other page: the first records differ.)
+            raise PaginationError(
+                f"the server sent the page at {request.address!r} with the same "
+                f"{len(records)} records as the page before: it ignores the offset or page "
+                "number it is asked for (see offset_param or page_param); stopping rather "
+                "than repeating records"
+            )
+        self._last_records = records
         after = None if verdict.end else scheme.after(request.address, page)
         if not scheme.addressable and not verdict.last:
             self._followed.add(_fingerprint(self._identity(request.address)))
@@ -378,7 +394,6 @@ class PagedIterator(APIIterator):
                 )
         self.total = total
         self.num_pages += 1
-        records = page.records
         whole = verdict.start == 0 and verdict.stop == len(records)
         self.page = records if whole else records[verdict.start : verdict.stop]
         self.page_count = 0
