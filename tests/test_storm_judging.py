@@ -179,7 +179,7 @@ def test_the_wall_time_target_names_the_fastest_peer_and_the_retry_after_it_brok
     assert wall.target == "<= 5.00 s (tenacity 4.75 / 0.95, 1,610 violations)"
     assert wall.verdict == "FAIL"
     # A peer that kept to Retry-After is named alone.
-    peers["tenacity"]["violations"] = 0
+    assert results[-1]["client"] == "tenacity"
     results[-1]["violations"] = 0
     (wall,) = [c for c in storm.evaluate_targets(results) if c.name.startswith("wall time")]
     assert wall.target == "<= 5.00 s (tenacity 4.75 / 0.95)"

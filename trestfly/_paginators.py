@@ -562,7 +562,8 @@ class OffsetIterator(PagedIterator):
 
     A page shorter than ``limit`` ends the walk; a short page whose total says more
     records follow raises :class:`~trestfly.PaginationError`, as does a page longer
-    than ``limit``: either would skip or repeat records.
+    than ``limit``: either would skip or repeat records.  So does a page of two or more
+    records equal to the page before: the server ignores ``offset_param``.
 
     .. versionadded:: 0.1.0
     """
@@ -609,6 +610,9 @@ class PageNumberIterator(PagedIterator):
         first_page: the number of the first page (1, or 0 for some APIs).
         total_key: key path of the record count, if the API reports one.
         total_pages_key: key path of the page count, if the API reports one.
+
+    A page of two or more records equal to the page before raises
+    :class:`~trestfly.PaginationError`: the server ignores ``page_param``.
 
     .. versionadded:: 0.1.0
     """
