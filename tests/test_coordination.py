@@ -613,6 +613,45 @@ async def test_slots_of_cancelled_waiters_are_given_back_to_the_store(
     assert len(sent) == 2
 
 
+class SlowReply(MemoryCoordination):
+    """A store whose answer to a reservation takes half the timeout to come back."""
+
+    async def _store_reserve_within(
+        self, key: str, interval: float, burst: int, max_wait: float
+    ) -> Reservation:
+        reservation = await super()._store_reserve_within(key, interval, burst, max_wait)
+        await trio.sleep(self.timeout / 2)  # reserved in the store, the answer on its way
+        return reservation
+
+
+async def test_a_waiter_cancelled_while_the_store_answers_gives_its_slot_back(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Cancelled while the store's answer was on its way, the waiter lost the slot the
+    store had reserved for it: the next request went at 2 s, not at 1 s.  It waits for
+    the answer (within the timeout) and gives the slot back."""
+    sent: list[float] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200, json={})
+
+    store = SlowReply()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=record)
+        async with store, TrioAPISession(url=URL, rate_limit=1.0, coordination=store) as api:
+            await api.get("x", box=False)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(api.get, "x")
+                await trio.sleep(store.timeout / 4)  # inside the store call
+                cancelled_at = trio.current_time()
+                nursery.cancel_scope.cancel()
+            assert trio.current_time() - cancelled_at <= store.timeout
+            await api.get("x", box=False)
+    assert len(sent) == 2
+    assert sent[1] - sent[0] == pytest.approx(1.0, abs=store.timeout)
+
+
 class StuckGiveBack(MemoryCoordination):
     """A store whose give-back never answers, or fails."""
 

@@ -361,11 +361,16 @@ class Coordination(ABC):
         self, link: SharedLink, rate: float, burst: int, max_wait: float = math.inf
     ) -> Reservation | None:
         """A send slot from the store's pacer, only quoted when more than ``max_wait``
-        away; None (go local) when it is unavailable."""
+        away; None (go local) when it is unavailable.  A caller cancelled during the
+        call leaves (at most ``timeout`` later) with the slot given back."""
         if not self._healthy or self._nursery is None:
             return None
+        await trio.lowlevel.checkpoint_if_cancelled()
         try:
-            with trio.fail_after(self.timeout):
+            # Shielded, and bounded by ``timeout`` like give_back: a caller cancelled
+            # while the store's answer is on its way would lose a slot the store has
+            # already reserved for it, spent for every worker.
+            with trio.CancelScope(shield=True), trio.fail_after(self.timeout):
                 reservation = await self._store_reserve_within(
                     link.key, 1.0 / rate, burst, max_wait
                 )
@@ -373,6 +378,11 @@ class Coordination(ABC):
             self._went_down(exc)
             return None
         self._reservations += 1
+        try:
+            await trio.lowlevel.checkpoint_if_cancelled()
+        except BaseException:
+            await self.give_back(link, reservation)
+            raise
         return reservation
 
     async def give_back(self, link: SharedLink, reservation: Reservation) -> None:
