@@ -572,6 +572,16 @@ def test_the_echo_of_our_own_gate_is_told_from_another_workers() -> None:
     assert remote_gate_end(0.0, 10.0, 10.01, -math.inf) is None  # open
 
 
+def _record_sends(sent: list[float]) -> None:
+    """Answer GET /x (in an active respx mock) with ``{}``, noting when each was sent."""
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200, json={})
+
+    respx.get(f"{URL}/x").mock(side_effect=record)
+
+
 async def _cancel_four_waiters(
     first: TrioAPISession, then: TrioAPISession, sent: list[float]
 ) -> float:
@@ -595,14 +605,9 @@ async def test_slots_of_cancelled_waiters_are_given_back_to_the_store(
     """As with the local pacer, the next request (of any worker) goes at the first slot
     the cancelled waiters left, not after theirs: it waited 5 s, not 1 s."""
     sent: list[float] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        sent.append(trio.current_time())
-        return httpx.Response(200, json={})
-
     coordination = MemoryCoordination()
     with respx.mock:
-        respx.get(f"{URL}/x").mock(side_effect=record)
+        _record_sends(sent)
         async with (
             coordination,
             TrioAPISession(url=URL, rate_limit=1.0, coordination=coordination) as one,
@@ -631,14 +636,9 @@ async def test_a_waiter_cancelled_while_the_store_answers_gives_its_slot_back(
     store had reserved for it: the next request went at 2 s, not at 1 s.  It waits for
     the answer (within the timeout) and gives the slot back."""
     sent: list[float] = []
-
-    def record(request: httpx.Request) -> httpx.Response:
-        sent.append(trio.current_time())
-        return httpx.Response(200, json={})
-
     store = SlowReply()
     with respx.mock:
-        respx.get(f"{URL}/x").mock(side_effect=record)
+        _record_sends(sent)
         async with store, TrioAPISession(url=URL, rate_limit=1.0, coordination=store) as api:
             await api.get("x", box=False)
             async with trio.open_nursery() as nursery:

@@ -365,11 +365,11 @@ class Coordination(ABC):
         call leaves (at most ``timeout`` later) with the slot given back."""
         if not self._healthy or self._nursery is None:
             return None
-        await trio.lowlevel.checkpoint_if_cancelled()
         try:
             # Shielded, and bounded by ``timeout`` like give_back: a caller cancelled
             # while the store's answer is on its way would lose a slot the store has
-            # already reserved for it, spent for every worker.
+            # already reserved for it, spent for every worker.  (The caller checked for
+            # a cancellation just before: OriginGate._reserve_shared.)
             with trio.CancelScope(shield=True), trio.fail_after(self.timeout):
                 reservation = await self._store_reserve_within(
                     link.key, 1.0 / rate, burst, max_wait
