@@ -428,7 +428,7 @@ async def test_a_grown_concurrency_limit_reaches_tasks_already_queued(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
-    throttle.concurrency = 1.0  # as after a cut
+    throttle.in_flight_limit.value = 1.0  # as after a cut
     gate = OriginGate(throttle)
     sent: list[float] = []
 
@@ -442,7 +442,7 @@ async def test_a_grown_concurrency_limit_reaches_tasks_already_queued(
         for _ in range(6):
             nursery.start_soon(attempt)
         await trio.sleep(0.01)
-        throttle.concurrency = 5.0  # what answers do (growth, a settled crowd)
+        throttle.in_flight_limit.value = 5.0  # what answers do (growth, a settled crowd)
     # At the first answer the five queued go together, not one a second.
     assert sent == pytest.approx([0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
 

@@ -403,7 +403,7 @@ def test_pending_reservations_are_made_again_once_the_rate_outgrew_them() -> Non
 
 def test_concurrency_limit_is_cut_and_regrown_only_when_used() -> None:
     state = origin()
-    state.concurrency = 20.0
+    state.in_flight_limit.value = 20.0
     ticket = Ticket(sent_at=0.0, in_flight_at_send=11, paced=False, probe=False)
     state.on_response(ticket, 0.001, status=429, hint=None, quota=None)
     assert state.concurrency_limit == 9  # the 11 in flight, times 0.9
@@ -742,7 +742,7 @@ def test_the_concurrency_limit_holds_under_the_refused_count_then_probes() -> No
     for step in range(100):
         state.on_response(busy, 13.0 + step * 0.01, status=200, hint=None, quota=None)
     assert state.concurrency_limit >= 11
-    assert state._concurrency_ceiling is None  # sent past the refused count: it was lifted
+    assert state.in_flight_limit.ceiling is None  # sent past the refused count: it was lifted
 
 
 def test_a_crowd_refused_whole_says_nothing_about_a_cap() -> None:

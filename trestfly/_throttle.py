@@ -52,6 +52,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, fields
 
 from ._arguments import is_finite
+from ._concurrency import ConcurrencyLimit
 from ._ratelimit import Quota, says_quota_spent, spent_quota_delay
 from ._slow_start import SlowStartLog, bucket_depth
 from .errors import UnexpectedValueError
@@ -213,7 +214,7 @@ class Ticket:
     in_flight_at_send: int
     paced: bool
     probe: bool
-    #: Order of sending on this origin (see OriginThrottle._watch_crowd).
+    #: Order of sending on this origin (see ConcurrencyLimit.cut).
     seq: int = 0
 
 
@@ -259,18 +260,16 @@ class OriginThrottle:
         self.learned_rate: float | None = None
         # The last paced rate that was throttled (None until one was).
         self._ceiling: float | None = None
-        self.concurrency = float(max_concurrency)
+        #: The adaptive limit of requests in flight, cut by untimed throttles.
+        self.in_flight_limit = ConcurrencyLimit(
+            max_concurrency,
+            decrease=settings.decrease,
+            probe_doubling=settings.probe_doubling,
+        )
         self.in_flight = 0
-        # Sequence numbers of the attempts in flight, and of those that were in flight
-        # at an untimed throttle with how many of them succeeded (see _watch_crowd).
+        # Sequence numbers of the attempts sent so far, and of those in flight.
         self._sent = 0
         self._pending: set[int] = set()
-        self._crowd: set[int] = set()
-        self._crowd_served = 0
-        self._crowd_limit = float(max_concurrency)
-        # What the last untimed cut set the limit to: it stands when a crowd is
-        # refused whole (see _settle_crowd).
-        self._crowd_cut = float(max_concurrency)
         self._tat = -math.inf
         # When the latest request left (see on_sent): a schedule restarted for a grown
         # rate begins one new interval after it (see _reschedule_if_grown).
@@ -304,13 +303,6 @@ class OriginThrottle:
         # were sent at once, those after it refilled what had answered.
         self._first_answer_at = math.inf
         self._ceiling_set_at = -math.inf
-        # Attempts still to come back before an untimed throttle may cut the
-        # concurrency limit again (see _cut_concurrency).
-        self._cut_window_left = 0
-        self._concurrency_cut_at = -math.inf
-        # The requests in flight when the last untimed throttle's request was sent: the
-        # count the server refused (None until one did).  See _grow_concurrency.
-        self._concurrency_ceiling: int | None = None
         # When the learned rate was last cut (here or by another worker): the probe past
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
         self._last_cut_at = -math.inf
@@ -364,7 +356,12 @@ class OriginThrottle:
     @property
     def concurrency_limit(self) -> int:
         """Requests the origin may have in flight now."""
-        return max(1, min(self.max_concurrency, int(self.concurrency)))
+        return self.in_flight_limit.limit
+
+    @property
+    def concurrency(self) -> float:
+        """The adaptive concurrency limit before rounding down (see concurrency_limit)."""
+        return self.in_flight_limit.value
 
     @property
     def ceiling(self) -> float | None:
@@ -702,12 +699,7 @@ class OriginThrottle:
         """The attempt is over, whatever happened to it."""
         self.in_flight -= 1
         self._pending.discard(ticket.seq)
-        if self._crowd:
-            self._crowd.discard(ticket.seq)
-            if not self._crowd:
-                self._settle_crowd()
-        if self._cut_window_left > 0 and ticket.sent_at >= self._concurrency_cut_at:
-            self._cut_window_left -= 1
+        self.in_flight_limit.on_done(ticket.seq, ticket.sent_at)
         if ticket.probe:
             self.release_probe()
 
@@ -785,11 +777,10 @@ class OriginThrottle:
             self.throttles += 1
             if fresh:
                 self._new_episode(now, ticket, hint)
-            if hint is None and ticket.seq in self._crowd:
-                self._crowd_member_refused()
+            if hint is None:
+                self.in_flight_limit.on_refused(ticket.seq, self.in_flight)
         elif 200 <= status < 300:
-            if ticket.seq in self._crowd:
-                self._crowd_served += 1
+            self.in_flight_limit.on_served(ticket.seq)
             self._on_success(ticket, now)
 
     def _update_quota(self, now: float, quota: Quota) -> None:
@@ -860,7 +851,12 @@ class OriginThrottle:
             return
         self._restart_schedule(max(now, self.gate_until))
         if hint is None:
-            self._cut_concurrency(ticket, now)
+            self.in_flight_limit.cut(
+                seq=ticket.seq,
+                in_flight_at_send=ticket.in_flight_at_send,
+                pending=self._pending,
+                now=now,
+            )
             return
         # The served rate is judged up to the announced instant.  The server counted the
         # hint from when it answered, somewhere between the send and now: the gate
@@ -909,98 +905,6 @@ class OriginThrottle:
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
         self._last_cut_at = now
-
-    def _cut_concurrency(self, ticket: Ticket, now: float) -> None:
-        """An untimed throttle: too many at once.  Cut the concurrency limit -- once per
-        window of answers.
-
-        Until as many attempts sent after the cut as the new limit allows have come
-        back, the answers are to requests sent under the old limit or in the same
-        crowd, and a server's own
-        bookkeeping can lag by a request (a slot freed just after its answer left):
-        cutting on each of those collapsed a limit of 10 to 1 in a quarter of a second.
-        A cut goes down to the requests in flight when the throttled one was sent, but
-        never below half of the limit, so a lone stray 429 cannot do that either.  Once
-        the requests in flight beside it are answered, the limit is set to how many of
-        them were served (see _watch_crowd): lower after a crowd, back up after a stray.
-        """
-        if self._cut_window_left > 0:
-            return
-        settings = self.settings
-        before = self.concurrency
-        target = max(min(self.concurrency, ticket.in_flight_at_send), self.concurrency / 2)
-        self.concurrency = self._crowd_cut = max(1.0, target * settings.decrease)
-        self._cut_window_left = self.concurrency_limit
-        self._concurrency_cut_at = now
-        self._concurrency_ceiling = ticket.in_flight_at_send
-        if not self._crowd:
-            self._watch_crowd(ticket, before)
-
-    def _watch_crowd(self, ticket: Ticket, limit_before: float) -> None:
-        """Count how many of the requests in flight at this refusal the server serves.
-
-        Those it serves were all in flight at one instant: the server held that many
-        at once, and one more (the refused request) was too many.  Once every one of
-        them is answered, the limit goes down to that count (see _settle_crowd).  A
-        crowd of a hundred against a cap of ten is set to ten in one round trip, where
-        cuts once per window of answers took a dozen windows (at 0.9 each), and the
-        crowd's retries met the cap in each of them.  Arrival order does not matter,
-        and a server whose count lags its answers by one gives the same count every
-        time, so the estimates never compound.
-        """
-        self._crowd = {seq for seq in self._pending if seq != ticket.seq}
-        self._crowd_served = 0
-        self._crowd_limit = limit_before
-
-    def _crowd_member_refused(self) -> None:
-        """Another request of the crowd was refused: until the crowd is answered, the
-        limit is what is still in flight beside it.
-
-        The server holds at most those: a cap of 10 met by 100 at once refuses 90, and
-        the cut alone (to 81 after two) let the first retries of those 90 out again
-        into the full cap before the 10 it admitted came back (15 more 429s at the
-        start of the storm benchmark's ``concurrency_cap``).  What the crowd was
-        served sets the limit when it is answered (see _settle_crowd).
-        """
-        self.concurrency = min(self.concurrency, max(1.0, float(self.in_flight - 1)))
-
-    def _settle_crowd(self) -> None:
-        """Every request of the crowd is answered: the limit is what the server served
-        of it at once, never above the limit before the cut.  (So a stray refusal
-        among many served gives back what its cut took.)"""
-        served = self._crowd_served
-        # None served: the server refused everything (overload, a rate limit without
-        # hints), which says nothing about how many at once it allows: the cut stands,
-        # not what was left in flight as the refusals came in.
-        if served > 0:
-            self.concurrency = min(self._crowd_limit, float(served))
-            self._concurrency_ceiling = served + 1
-        else:
-            self.concurrency = self._crowd_cut
-
-    def _grow_concurrency(self, now: float) -> None:
-        """One success at the limit: grow it by one per window of successes -- but,
-        once a count was refused, only back to one below that count, where it holds for
-        ``probe_doubling`` seconds before probing again.
-
-        The same plateau as the rate's (see _grow_towards_ceiling): growing straight
-        back into the refused count walked the client into the cap every few dozen
-        requests, and each of those 429s is a retry and a cut.
-        """
-        step = 1.0 / self.concurrency
-        ceiling = self._concurrency_ceiling
-        if ceiling is not None:
-            hold = float(max(1, ceiling - 1))
-            if self.concurrency < hold:
-                self.concurrency = min(hold, self.concurrency + step)
-                return
-            if now - self._concurrency_cut_at < self.settings.probe_doubling:
-                return
-            if self.concurrency >= ceiling:
-                # Sent the refused count long enough without a refusal: the cap was
-                # raised (or it was a stray), and growth is free again.
-                self._concurrency_ceiling = None
-        self.concurrency = min(float(self.max_concurrency), self.concurrency + step)
 
     def _learn_from_sample(self, served: int, period: float, now: float, hint: float) -> None:
         """The first learned rate, from a period of unpaced sending.
@@ -1220,4 +1124,4 @@ class OriginThrottle:
                 self._grow_towards_ceiling(learned, self._ceiling, now)
             self._reschedule_if_grown(now)
         if ticket.in_flight_at_send >= self.concurrency_limit:
-            self._grow_concurrency(now)
+            self.in_flight_limit.grow(now)
