@@ -884,10 +884,10 @@ def test_a_timed_rounds_probe_refused_leaves_the_rounds_untimed() -> None:
     state = origin()
     drive = Drive(state, LongWindow(100, length=2.0, first_end=1.0))
     drive.first_wave(101)
-    assert state._round_timed and state._round_length == pytest.approx(1.0)
+    assert state._rounds.timed and state._rounds.length == pytest.approx(1.0)
     drive.until(2.5)
     assert len(drive.refused) == 2 and drive.refused[1] == pytest.approx(2.0)
-    assert not state._round_timed and state._round_quota == 100 and state.rate_cuts == 1
+    assert not state._rounds.timed and state._rounds.quota == 100 and state.rate_cuts == 1
     drive.until(9.0)
     served = [drive.served.get(second, 0) for second in range(9)]
     assert [sum(served[start : start + 2]) for start in (1, 3, 5, 7)] == [100] * 4
@@ -903,7 +903,7 @@ def test_a_timed_round_refused_within_its_burst_paces_at_the_windows_rate() -> N
     state = origin()
     drive = Drive(state, Window(200), step=0.004)
     drive.until(10.0)
-    assert state._round_quota is None and not state._round_timed
+    assert state._rounds.quota is None and not state._rounds.timed
     assert state.rate_cuts == 1  # the first sample's
     assert state.learned_rate is not None and 195 <= state.learned_rate < 200
     assert all(195 <= drive.served.get(second, 0) < 200 for second in range(7, 10))
@@ -928,9 +928,9 @@ def test_a_round_refused_before_its_quota_ends_window_rounds() -> None:
     state = origin()
     drive = Drive(state, Bucket(10.0, 100))
     drive.first_wave(101)
-    assert state._round_quota == 100
+    assert state._rounds.quota == 100
     drive.until(1.5)
-    assert state._round_quota is None
+    assert state._rounds.quota is None
     assert len(drive.refused) == 2 and drive.served[1] == 10
     assert state.learned_rate is not None and state.learned_rate < 100 * 0.975 * 0.95
     drive.until(3.0)
@@ -956,7 +956,7 @@ def test_a_request_in_flight_beside_the_last_of_the_quota_may_be_the_one_refused
         last = state.on_sent(now, paced=False, probe=False)
         last = Ticket(now, in_flight, paced=False, probe=False, seq=last.seq)
         state.on_response(last, now + 0.01, status=429, hint=1.0, quota=None)
-        assert (state._round_quota is not None) is spent
+        assert (state._rounds.quota is not None) is spent
         assert state.rate_cuts == (1 if spent else 2)
 
 
@@ -986,7 +986,7 @@ def test_a_rounds_burst_left_unsent_expires_with_the_window() -> None:
     Drive(state, Window(100)).first_wave(101)
     now = reopen(state)
     assert state.admit(now).at == now  # part of the round's burst
-    later = now + state._round_length
+    later = now + state._rounds.length
     # The window is over: the pacer alone (an idle pacer lets the first go at once).
     assert state.admit(later).at == later
     assert state.admit(later).at > later
@@ -1005,7 +1005,7 @@ def test_a_throttle_in_a_round_whose_burst_was_not_taken_is_about_the_rate() -> 
         state.on_done(ticket)
     refused = state.on_sent(now, paced=True, probe=False)
     state.on_response(refused, now + 0.01, status=429, hint=1.0, quota=None)
-    assert state.rate_cuts == 2 and state._round_quota is None
+    assert state.rate_cuts == 2 and state._rounds.quota is None
 
 
 def test_a_buckets_burst_goes_at_once_at_each_reopening_and_its_throttles_cut() -> None:
@@ -1026,7 +1026,7 @@ def test_a_buckets_burst_goes_at_once_at_each_reopening_and_its_throttles_cut() 
     drive.until(8.0)
     # Slow start ended at the paced throttle (a cut, a ceiling), and the rounds go on.
     assert len(drive.refused) == 2 and state.rate_cuts == 2 and state.ceiling is not None
-    assert state._round_quota == 9
+    assert state._rounds.quota == 9
 
 
 class ExactBucket(Bucket):
@@ -1105,7 +1105,7 @@ def test_a_bucket_round_refused_in_its_burst_cuts_nothing() -> None:
         state.on_done(ticket)
     assert refused == 1
     assert state.learned_rate == rate and state.rate_cuts == cuts and state.ceiling is None
-    assert state._round_quota is None  # the rounds are over
+    assert state._rounds.quota is None  # the rounds are over
 
 
 def test_an_idle_spell_before_the_first_throttle_is_not_counted_as_served_time() -> None:
@@ -1145,7 +1145,7 @@ def test_slow_start_ends_at_the_bucket_rate_when_the_first_wave_got_a_refilled_t
     drive.until_slow_start_ends()
     assert state.ceiling is not None and state._first_burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
-    assert state._round_quota == 9  # each reopening sends the depth less a token
+    assert state._rounds.quota == 9  # each reopening sends the depth less a token
 
 
 def test_the_refills_sent_after_the_first_answers_are_not_the_buckets_depth() -> None:
@@ -1241,4 +1241,4 @@ def test_timed_rounds_keep_their_phase_over_an_idle_spell() -> None:
     drive.now = 13.5
     drive.until(16.0)
     assert [drive.served.get(second, 0) for second in (13, 14, 15)] == [100] * 3
-    assert state._round_timed and state._round_quota == 100 and len(drive.refused) == 1
+    assert state._rounds.timed and state._rounds.quota == 100 and len(drive.refused) == 1

@@ -30,10 +30,9 @@ What it decides:
 * **Rounds.**  When the first throttle closed the gate for long, what was served
   before it (a window's quota, or a bucket's burst less a token) goes again at once at
   each reopening, and the pacer goes on after it; against a window, the throttle that
-  meets the spent window then is the window's, not the rate's, and cuts nothing (see
-  ``_open_round``).  Against a window with whole-second hints, the next round goes a
-  window after the last one opened instead, without meeting the spent window (see
-  ``_time_next_round``).
+  meets the spent window then is the window's, not the rate's, and cuts nothing.
+  Against a window with whole-second hints, the next round goes a window after the last
+  one opened instead, without meeting the spent window (see :mod:`trestfly._rounds`).
 
 The hold level is ``safety`` times the last paced rate that was throttled (the
 ceiling).  Growing back *to* the ceiling, as plain additive increase does, walks the
@@ -54,6 +53,7 @@ from dataclasses import dataclass, fields
 from ._arguments import is_finite
 from ._concurrency import ConcurrencyLimit
 from ._ratelimit import Quota, says_quota_spent, spent_quota_delay
+from ._rounds import Rounds, RoundThrottle
 from ._slow_start import SlowStartLog, bucket_depth
 from .errors import UnexpectedValueError
 
@@ -317,31 +317,8 @@ class OriginThrottle:
         # the next), and at the latest (see _update_quota).
         self._quota_announced_reset = -math.inf
         self._quota_reset_at = -math.inf
-        # Rounds (see _open_round): what the origin served before its first throttle,
-        # sent again at once at each reopening (None: no rounds); whether that was a
-        # window's quota (see _round_throttle); the period it was served over.
-        self._round_quota: int | None = None
-        self._round_is_window = False
-        self._round_length = 0.0
-        # The current round: when it opened, the sequence number of its first send,
-        # what is left of its burst, whether the burst was all sent, its successes.
-        self._round_start = -math.inf
-        self._round_first_seq = 0
-        self._round_credit = 0
-        self._round_full = False
-        self._round_served = 0
-        # The current (or last) round's burst: the sequence number after it, how many
-        # of it were served, and whether one of it was refused: then what it was served
-        # is the bucket's depth (see _leave_slow_start).
-        self._round_burst_end = 0
-        self._round_burst_served = 0
-        self._round_burst_refused = False
-        # Timed rounds (see _time_next_round): whether a window's rounds are timed, when
-        # the next one opens (-inf: none is waiting), and whether the current one was.
-        self._round_timed = False
-        self._next_round_at = -math.inf
-        self._round_was_timed = False
-        self._shared_windows = False
+        # What the origin grants at once, sent again at each reopening (see _rounds).
+        self._rounds = Rounds()
         # Observability.
         self.gate_trips = 0
         self.gate_closed_time = 0.0
@@ -410,15 +387,15 @@ class OriginThrottle:
             return Admission("gate", self.gate_until)
         if self._sample is not None:
             self._refine_sample(now)
-        if self._next_round_at > now:
-            return Admission("round", self._next_round_at)
+        if self._rounds.next_at > now:
+            return Admission("round", self._rounds.next_at)
         if self.probing:
             return Admission("probe-wait", now)
         if self.probe_needed:
             self.probe_needed = False
             self.probing = True
             self._probe_answered = False
-            self._open_round(now)
+            self._rounds.open(now, self._sent + 1)
             # The probe spends a pacer slot like any request: otherwise the first task
             # released after it goes at once and meets the bucket the probe just emptied.
             rate = self.effective_rate(now)
@@ -448,7 +425,14 @@ class OriginThrottle:
         return self.settings.burst if self.settings.rate_limit else 1
 
     def _reserve(self, now: float, rate: float) -> Admission:
-        if self._round_credit > 0 and self._takes_round_credit(now):
+        rounds = self._rounds
+        if rounds.credit > 0 and rounds.take_credit(
+            now, self._sent + 1, rate_limited=self.settings.rate_limit is not None
+        ):
+            if rounds.timing_next:
+                # Nothing goes before the next round's probe, reserved or not.
+                self.probe_needed = True
+                self._tat = max(self._tat, rounds.next_at)
             return Admission("go", now)
         interval = 1.0 / rate
         holes = self._holes
@@ -462,151 +446,6 @@ class OriginThrottle:
         self._tat = max(self._tat, send_at) + interval
         self._reserved_rate = min(self._reserved_rate, rate)
         return Admission("go", send_at)
-
-    def _open_round(self, now: float) -> None:
-        """The gate reopens: what the origin served at once before its first throttle
-        goes again at once.
-
-        A first throttle that closed the gate for long (see _learn_from_sample) came
-        after what the origin grants at once: a window's quota, or a bucket's burst.
-        Both are there again when the gate reopens, as a window or a bucket refills
-        while it is closed.  Pacing them instead wasted them: a bucket refilled past
-        its depth meanwhile (its 10 tokens, 0.1 s of a 100/s bucket, lost at every
-        reopening), and at the rate served over the first window (whose announced
-        instant the rounding of ``Retry-After`` put past the window's end) every window
-        fell a few percent short: 21 s for 2,000 requests against a window of 100 a
-        second.  So each reopening starts a round: the probe and ``quota - 1`` more go
-        at once, then the pacer.  Against a window, the request it sends next meets the
-        spent window, whose 429 closes the gate until the next one (see
-        _round_throttle).  A round whose burst was not served whole ends the rounds for
-        good, and the pacer alone goes on.
-        """
-        quota = self._round_quota
-        if quota is None:
-            return
-        if self._round_full and self._round_served < quota:
-            self._round_quota = None  # the last round's burst was refused in part
-            return
-        # A timed round opens when it was due, not when its probe got to go: a few
-        # milliseconds late each time, the rounds would drift through the windows.
-        # After an idle spell it opens in the window of ``now``, on the same phase.
-        due, self._next_round_at = self._next_round_at, -math.inf
-        self._round_was_timed = due > -math.inf
-        start = now
-        if self._round_was_timed:
-            period = self._timed_round_period
-            start = due + math.floor((now - due) / period) * period
-        self._round_start, self._round_first_seq = start, self._sent + 1
-        self._round_credit, self._round_full, self._round_served = quota - 1, False, 0
-        self._round_burst_end, self._round_burst_served = self._round_first_seq + quota, 0
-
-    def _takes_round_credit(self, now: float) -> bool:
-        """Whether a send may go now as part of the round's burst (and take it).
-
-        Never beside a client-side ``rate_limit`` (its burst is the user's word), and
-        only within the window the round opened (a burst held for later could meet a
-        window already partly spent by others).
-        """
-        if self.settings.rate_limit is not None or now - self._round_start >= self._round_length:
-            self._end_round_burst()
-            return False
-        self._round_credit -= 1
-        self._round_full = self._round_credit == 0
-        if self._round_full and self._round_timed:
-            self._time_next_round()
-        return True
-
-    def _time_next_round(self) -> None:
-        """A window's round has sent its whole quota: nothing more goes until the next
-        window, a window's length after this round opened; then a probe goes first and
-        the next round's burst after its answer.
-
-        Against a fixed window with ``Retry-After`` in whole seconds, a request sent after
-        the round meets the spent window, and its ``Retry-After`` (rounded up) is counted
-        from when it arrived, so each round opened that much later in its window than
-        the last.  Against a window of 100 a second, the 429 came 0.07-0.14 s after the
-        reopening on a slow machine, and every seventh to fourteenth window was missed
-        whole: 2,000 requests took 21.4-25.0 s instead of 19.  The window's length is
-        taken as the first sample's period in whole seconds (what the hints could say).
-        Should the next window not have begun by then, the probe is refused: the gate
-        closes for its ``Retry-After``, and the rounds go on from the reopenings, untimed
-        (see _round_throttle).
-        """
-        self._next_round_at = self._round_start + self._timed_round_period
-        self.probe_needed = True
-        # Nothing reserved before the wait goes before the next round's probe.
-        self._tat = max(self._tat, self._next_round_at)
-
-    @property
-    def _timed_round_period(self) -> int:
-        """A timed round's window: the first sample's period in whole seconds."""
-        return max(1, math.floor(self._round_length))
-
-    def _end_round_burst(self) -> None:
-        """No more of the round's burst goes: it is what was sent of it so far."""
-        self._round_credit = 0
-        self._round_burst_end = min(self._round_burst_end, self._sent + 1)
-
-    def _round_throttle(self, ticket: Ticket, now: float) -> bool:
-        """A fresh timed throttle during rounds: whether it is the round's, which says
-        nothing about the rate: a window's round spent (a request that may have arrived
-        after the round's whole burst, within the window), or a bucket's burst that was
-        smaller than the round.
-
-        Requests in flight together reach the server in any order, so the refused one
-        may be any of those beside it: the last of the burst is refused as often as
-        the paced request sent next.  One refused before that, or while the burst was
-        not all sent, ends the rounds: the origin does not grant that much at once.
-        Against a bucket, a request of the burst itself (one of the round's first sends,
-        sent at once) refused ends them too, and cuts nothing: it was not sent at the
-        paced rate, and only says the bucket is shallower than its first burst looked
-        (at concurrency 100 the first wave reaches it over tens of milliseconds, and a
-        10-token bucket serves 12 or 13).  Cut as a paced throttle, it set the ceiling
-        to the rate slow start had reached a few milliseconds after the reopening, a
-        quarter of the limit, and the client stayed near it for a minute.  What the
-        burst was served is then the bucket's depth (see _leave_slow_start).
-
-        A timed window round refused within its burst ends the rounds too, and cuts
-        nothing: see _pace_at_window_rate.
-        """
-        quota = self._round_quota
-        if quota is None or ticket.seq < self._round_first_seq:
-            return False
-        sent_before = ticket.seq - self._round_first_seq
-        if self._round_was_timed and ticket.probe and sent_before == 0:
-            # A timed round came before the window had turned: its length is not what
-            # the first sample said.  The rounds go on from each reopening, untimed.
-            self._round_timed = self._round_was_timed = False
-            return True
-        if not self._round_is_window and sent_before < quota and not ticket.paced:
-            self._round_quota = None
-            self._end_round_burst()
-            self._round_burst_refused = True
-            return True
-        if not self._round_full or sent_before + ticket.in_flight_at_send <= quota:
-            self._round_quota = None
-            self._end_round_burst()
-            if self._round_was_timed and self._round_is_window:
-                self._pace_at_window_rate(quota, now)
-                return True
-            return False
-        return self._round_is_window and ticket.sent_at - self._round_start < self._round_length
-
-    def _pace_at_window_rate(self, quota: int, now: float) -> None:
-        """A timed window round was refused within its burst: the window was partly
-        spent when the round opened, by the last round's burst, which crossed into it
-        (nobody else sends on it: rounds are timed only alone).
-
-        A client that takes most of a window to send the quota (400 a second against
-        200 a window, its first 429 half a second in, the reopening rounded up past the
-        window's middle) sends each burst across two windows.  Cut as a paced throttle,
-        it left the client at the first sample's rate, which the late reopening had
-        stretched (200 over 1.7 s: 130 a second against a window of 200).  The rounds
-        end, and the pacer goes on at what they were served: the quota per window,
-        held with half the safety margin like a trusted first sample.
-        """
-        self._round_timed = self._round_was_timed = False
-        self._hold_served_rate(quota / self._timed_round_period, now)
 
     @property
     def _served_share(self) -> float:
@@ -734,7 +573,7 @@ class OriginThrottle:
         self._first_wave = None  # the count is no longer this worker's wave alone
         # Other workers send into the same windows, on their own rounds: a round here
         # is no longer what a window allows this worker.
-        self._shared_windows, self._round_timed = True, False
+        self._rounds.share_windows()
         self._note_slow_start_success(now, count)
         if self._sample is not None and self._sample_takes_remote:
             self._sample_extra += count
@@ -821,7 +660,6 @@ class OriginThrottle:
     def _close(self, now: float, until: float, *, new_episode: bool = True) -> None:
         if until <= self.gate_until:
             return  # extended, never shortened
-        self._next_round_at = -math.inf  # the reopening starts the next round
         if self.gate_until <= now:
             self.gate_trips += 1
             self._closed_since = now
@@ -832,7 +670,7 @@ class OriginThrottle:
             self.gate_closed_time += until - self.gate_until
         self.gate_until = until
         self.probe_needed = True
-        self._end_round_burst()  # what is left of it waits for the next round
+        self._rounds.close(self._sent + 1)
         # Every reservation made so far is void: the schedule restarts at the reopening.
         self._restart_schedule(until)
 
@@ -880,7 +718,10 @@ class OriginThrottle:
                 self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
-        if self._round_throttle(ticket, now):
+        verdict = self._rounds.on_throttle(ticket, self._sent + 1)
+        if verdict is RoundThrottle.WINDOW_RATE:
+            self._hold_served_rate(self._rounds.window_rate(), now)
+        if verdict is not RoundThrottle.RATE:
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
@@ -942,21 +783,15 @@ class OriginThrottle:
         self._hold_served_rate(observed, now)
 
     def _start_rounds(self, served: int, period: float, hint: float, *, window: bool) -> None:
-        """Reopenings send what was served at once (see _open_round) if the gate closed
-        for long enough to refill it; ``window``: it was a window's quota.
-
-        A bucket's burst is taken less a tenth (at least one token): the pacer goes on
-        one interval after the probe at just under the bucket's rate, so a bucket
-        emptied at once holds the first paced request to a few hundredths of a token,
-        and the jitter of a fraction of a millisecond refused it for a whole second.
-        """
-        quota = served if window else served - max(1, served // 10)
-        self._round_quota = quota if hint >= LONG_HINT and quota > 1 else None
-        self._round_is_window, self._round_length = window, period
-        # Exact hints reopen the gate where the window turns; whole seconds do not.
-        whole = says_whole_seconds(hint) and period >= 1
-        alone = not self._shared_windows
-        self._round_timed = window and whole and alone and self._round_quota is not None
+        """Reopenings send what was served at once, if ``hint`` closed the gate for long
+        (see trestfly._rounds); ``window``: it was a window's quota."""
+        self._rounds.start(
+            served,
+            period,
+            long_hint=hint >= LONG_HINT,
+            whole_seconds=says_whole_seconds(hint),
+            window=window,
+        )
 
     def _leave_slow_start(self, end: float, cut: float, hint: float) -> float:
         """The first paced throttle (of a request sent at ``end``) ends slow start: set
@@ -992,15 +827,16 @@ class OriginThrottle:
         wave, self._first_wave = self._first_wave, None
         if log is None or rate is None:
             return cut
-        if self._round_burst_refused and burst is not None and self._round_burst_served:
+        rounds = self._rounds
+        if rounds.burst_refused and burst is not None and rounds.burst_served:
             # A round's burst, sent at once into a bucket full again, was refused in
             # part: what it was served is the depth.  The first wave's count held what
             # the bucket refilled while the wave arrived, over 70 ms when the server
             # lagged behind a hundred new connections: 16 for a depth of 10, which read
             # 72/s for 100/s (31 s for 2,000 requests instead of 23).
-            burst = self._first_burst = min(burst, self._round_burst_served)
+            burst = self._first_burst = min(burst, rounds.burst_served)
             wave = None  # its times bound a count the round has corrected
-        self._round_burst_refused = False
+        rounds.burst_refused = False
         estimate = None
         if hint >= LONG_HINT and burst is not None:
             estimate = log.rate_beyond_burst(end, burst)
@@ -1019,8 +855,8 @@ class OriginThrottle:
                 # trestfly._slow_start): one token too many read 93-95/s for 100/s.
                 estimate = log.rate_beyond_burst(end, depth)
                 self._first_burst = depth
-                if self._round_quota is not None:  # rounds go on, a token deeper than due
-                    self._start_rounds(depth, self._round_length, hint, window=False)
+                if rounds.quota is not None:  # rounds go on, a token deeper than due
+                    self._start_rounds(depth, rounds.length, hint, window=False)
         log.clear()  # slow start is over, whichever ceiling it leaves
         if estimate is None or estimate >= rate:
             return cut
@@ -1105,10 +941,7 @@ class OriginThrottle:
             self._sample_extra += 1
         else:
             self._window_successes += 1
-        if self._round_quota is not None and ticket.seq >= self._round_first_seq:
-            self._round_served += 1
-        if self._round_first_seq <= ticket.seq < self._round_burst_end:
-            self._round_burst_served += 1
+        self._rounds.on_success(ticket.seq)
         if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
             # the answers still in flight from before a cut would undo it at once.
