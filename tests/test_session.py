@@ -654,7 +654,7 @@ async def test_nothing_is_serialised_when_debug_is_off(monkeypatch: pytest.Monke
     def explode(**kwargs: Any) -> dict[str, Any]:
         raise AssertionError("describe_attempt must not run with DEBUG off")
 
-    monkeypatch.setattr("trestfly._session.describe_attempt", explode)
+    monkeypatch.setattr("trestfly._call_log.describe_attempt", explode)
     logging.getLogger("trestfly").setLevel(logging.INFO)
     try:
         with respx.mock as mock:

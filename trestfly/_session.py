@@ -33,6 +33,16 @@ from ._arguments import (
     check_restricted_paths,
 )
 from ._budget import BudgetSettings, RetryBudget
+from ._call_errors import (
+    BUILD_ERRORS,
+    bad_response,
+    gate_error,
+    invalid_request,
+    response_error,
+    transport_failure,
+    unbuildable_argument,
+)
+from ._call_log import log_attempt, log_retry, request_log, retry_log
 from ._client import (
     CertTypes,
     ProxiesTypes,
@@ -59,13 +69,10 @@ from ._policy import (
     classify_transport_error,
     counts_against_retries,
     decide,
-    error_class,
     is_success,
-    quotes_header_value,
-    transport_error_class,
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
-from ._redact import describe_attempt, is_secret_header, to_log_text
+from ._redact import is_secret_header
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
@@ -76,14 +83,7 @@ from ._version import __version__
 T = TypeVar("T")
 R = TypeVar("R")
 
-request_log = logging.getLogger("trestfly.request")
-retry_log = logging.getLogger("trestfly.retry")
-
 _UNSET: Any = object()
-
-#: What httpx raises while building a request from arguments of the wrong kind
-#: (``params=5``, ``headers={"a": 1}``, ``json=object()``).
-_BUILD_ERRORS = (TypeError, ValueError, AttributeError, IndexError)
 
 
 def _environment_proxies() -> bool:
@@ -786,7 +786,14 @@ class TrioAPISession:
                         method, url, options, request_kwargs.get("headers")
                     )
                 if request_log.isEnabledFor(logging.DEBUG):
-                    self._log_attempt(method, url, retries_done + 1, request_kwargs, options)
+                    log_attempt(
+                        method,
+                        url,
+                        retries_done + 1,
+                        request_kwargs,
+                        options,
+                        self._restricted_paths,
+                    )
                 gate = self._gate_for(origin)
 
                 response: httpx.Response | None = None
@@ -799,35 +806,31 @@ class TrioAPISession:
                         gate, session, method, url, request_kwargs, options.redact_fields
                     )
                 except GateClosed as closed:
-                    refused = self._gate_error(
-                        closed, last, retries_done, history, options, method, url
+                    self._counters.failures += 1
+                    refused = gate_error(
+                        closed,
+                        last,
+                        self._status_errors,
+                        options,
+                        method,
+                        url,
+                        retries_done,
+                        history,
                     )
                     # Not chained from GateClosed (internal); a transport failure quoted
                     # as the last error stays its cause.
                     raise refused from refused.__cause__
-                except (httpx.TooManyRedirects, httpx.DecodingError) as exc:
+                except (httpx.TooManyRedirects, httpx.DecodingError, httpx.StreamConsumed) as exc:
                     self._counters.failures += 1
-                    shown = safe_url(url, options.redact_fields, options.redact_value)
-                    raise errors.BadResponseError(f"{method} {shown}: {exc}") from exc
-                except httpx.StreamConsumed as exc:
-                    # A 307/308 (or an auth flow's second request) must send the body
-                    # again, and a streamed one was spent by the first request.
-                    self._counters.failures += 1
-                    shown = safe_url(url, options.redact_fields, options.redact_value)
-                    raise errors.BadResponseError(
-                        f"{method} {shown}: the answer asks for the request again (a "
-                        "307 or 308 redirect, or an auth challenge), but its body is a "
-                        "stream, which cannot be sent again; pass bytes, or "
-                        "follow_redirects=False to get the redirect as an error"
-                    ) from exc
+                    raise bad_response(method, url, options, exc) from exc
                 except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
                     self._counters.transport_errors += 1
                     verdict = classify_transport_error(exc, method)
                     failure = exc
                     invalid = verdict is TransportVerdict.INVALID
                     retryable = verdict is TransportVerdict.RETRY
-                except _BUILD_ERRORS as exc:
-                    argument = self._unbuildable_argument(session, method, url, request_kwargs)
+                except BUILD_ERRORS as exc:
+                    argument = unbuildable_argument(session, method, url, request_kwargs)
                     if argument is None:
                         raise  # the transport's, an auth flow's or a hook's own failure
                     failure, invalid = exc, True
@@ -853,7 +856,7 @@ class TrioAPISession:
                     assert failure is not None
                     # Raised here, out of the except block: the failure may quote a header
                     # value, which must not stay reachable as the error's __context__.
-                    raise self._invalid_request(method, url, options, failure, argument)
+                    raise invalid_request(method, url, options, failure, argument)
                 # A cancelled scope's deadline reads as -inf, which decide() would take
                 # for a deadline past: the caller's cancellation must win, as Cancelled.
                 await trio.lowlevel.checkpoint_if_cancelled()
@@ -883,17 +886,14 @@ class TrioAPISession:
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
                 if not decision.retry:
-                    raise self._final_error(
-                        method,
-                        url,
-                        options,
-                        response,
-                        failure,
-                        hint,
-                        decision,
-                        retries_done,
-                        history,
-                    )
+                    self._counters.failures += 1
+                    if response is not None:
+                        raise response_error(
+                            response, self._status_errors, options, retries_done, hint, history
+                        )
+                    assert failure is not None
+                    reason = decision.stop.value if decision.stop else ""
+                    raise transport_failure(method, url, options, retries_done, reason, failure)
 
                 if retries_done == 0:
                     self._retrying += 1
@@ -913,7 +913,7 @@ class TrioAPISession:
                 )
                 if retry_log.isEnabledFor(logging.INFO):
                     shown = safe_url(url, options.redact_fields, options.redact_value)
-                    self._log_retry(method, shown, history[-1])
+                    log_retry(method, shown, history[-1], self._retries)
                 await self._backoff_sleep(gate, decision.delay)
                 last = response if response is not None else failure
                 kwargs = await self._retry_request(response, retries_done, **kwargs)
@@ -933,60 +933,7 @@ class TrioAPISession:
         else:
             return merged
         # Raised out of the except block: the failure may quote a header value.
-        raise self._invalid_request(method, url, options, failure, "headers")
-
-    @staticmethod
-    def _unbuildable_argument(
-        session: httpx.AsyncClient, method: str, url: str, request_kwargs: Mapping[str, Any]
-    ) -> str | None:
-        """The request argument httpx cannot build a request from (``params=5``,
-        ``json=object()``); "" when only their combination fails; None when the request
-        builds, so that a failure came from sending it, not from the call's input."""
-        # Only on the failure path: a call that sends pays nothing for this.
-        built = {
-            key: value
-            for key, value in request_kwargs.items()
-            if key not in ("auth", "follow_redirects")  # used by send(), checked by resolve()
-        }
-        try:
-            session.build_request(method, url, **built)
-        except _BUILD_ERRORS:
-            pass
-        else:
-            return None
-        for key, value in built.items():
-            try:
-                session.build_request(method, url, **{key: value})
-            except _BUILD_ERRORS:
-                return key
-        return ""
-
-    @staticmethod
-    def _invalid_request(
-        method: str, url: str, options: CallOptions, exc: Exception, argument: str | None = None
-    ) -> errors.UnexpectedValueError:
-        """The error of a request that cannot be sent as asked (``argument``: the
-        request argument at fault, when known).  When ``exc`` may quote a header value
-        it is not chained: raise the error outside the except block that caught ``exc``,
-        or it stays reachable as ``__context__``."""
-        shown = safe_url(url, options.redact_fields, options.redact_value)
-        if quotes_header_value(exc):
-            # h11's and the encoder's messages quote the offending header value, which
-            # is often a token (read from a file with its newline, pasted with a stray
-            # character): name the problem, never the value.
-            error = errors.UnexpectedValueError(
-                f"cannot send {method} {shown}: the request is not valid HTTP "
-                f"({type(exc).__name__}; most often a header value with a newline, a "
-                "control or a non-ASCII character; not shown, it may be a secret)"
-            )
-            error.__cause__ = None  # also hides any __context__ from tracebacks
-            return error
-        reason = (
-            f"{argument}= cannot be sent ({type(exc).__name__}: {exc})" if argument else str(exc)
-        )
-        error = errors.UnexpectedValueError(f"cannot send {method} {shown}: {reason}")
-        error.__cause__ = exc
-        return error
+        raise invalid_request(method, url, options, failure, "headers")
 
     async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
         # A delay the origin's gate already covers is waited at the gate (with its probe
@@ -996,129 +943,6 @@ class TrioAPISession:
         self._counters.sleeps += 1
         self._counters.sleep_seconds += delay
         await trio.sleep(delay)
-
-    def _final_error(
-        self,
-        method: str,
-        url: str,
-        options: CallOptions,
-        response: httpx.Response | None,
-        failure: Exception | None,
-        hint: float | None,
-        decision: Decision,
-        retries_done: int,
-        history: list[RetryRecord],
-    ) -> Exception:
-        self._counters.failures += 1
-        if response is not None:
-            error = error_class(response.status_code, self._status_errors)
-            api_error = error(response, retries=retries_done, retry_after=hint)
-            api_error.history = tuple(history)
-            api_error._hide_query_values(options.redact_fields, options.redact_value)
-            return api_error
-        assert failure is not None
-        reason = decision.stop.value if decision.stop else ""
-        return _transport_failure(method, url, options, retries_done, reason, failure)
-
-    def _gate_error(
-        self,
-        closed: GateClosed,
-        last: httpx.Response | Exception | None,
-        retries_done: int,
-        history: list[RetryRecord],
-        options: CallOptions,
-        method: str,
-        url: str,
-    ) -> Exception:
-        """The error of a call refused at admission (``last``: the outcome of its
-        previous attempt, if it was retrying).
-
-        A closed gate quotes the response that closed it.  A refused pacer slot quotes
-        no old 429 (the gate is open): it raises the call's last error, or a timeout.
-        """
-        self._counters.failures += 1
-        if closed.pacer and isinstance(last, Exception):
-            reason = (
-                f"the pacer's next slot for the origin is {closed.remaining:.3f} s away, "
-                "past the caller's deadline or max_retry_after"
-            )
-            return _transport_failure(method, url, options, retries_done, reason, last)
-        own = last if closed.pacer and isinstance(last, httpx.Response) else None
-        response = own or closed.response
-        if response is None:
-            waiting_for = (
-                f"the pacer's next slot for the origin is {closed.remaining:.3f} s away"
-                if closed.pacer
-                else f"the origin is throttled for {closed.remaining:.3f} s more"
-            )
-            return errors.TimeoutError(
-                f"{waiting_for}, past the caller's deadline or max_retry_after"
-            )
-        cls = (
-            error_class(response.status_code, self._status_errors)
-            if response.status_code >= 400
-            else errors.TooManyRequestsError
-        )
-        api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
-        api_error.history = tuple(history)
-        # The response may be another call's: hide what either call asked to hide.
-        fields = options.redact_fields if own else options.redact_fields + closed.redact_fields
-        api_error._hide_query_values(fields, options.redact_value)
-        return api_error
-
-    def _log_retry(self, method: str, url: str, record: RetryRecord) -> None:
-        # Two stable messages: an uncounted retry's number may pass `retries`.
-        message = (
-            "retrying %s %s in %.3f s (retry %d of %d) after %s"
-            if record.counted
-            else "retrying %s %s in %.3f s (retry %d, not counted against %d) after %s"
-        )
-        retry_log.info(
-            message,
-            method,
-            url,
-            record.delay,
-            record.retry,
-            self._retries,
-            record.status if record.status is not None else record.error,
-            extra={
-                "trestfly_method": method,
-                "trestfly_url": url,
-                "trestfly_retry": record.retry,
-                "trestfly_delay": record.delay,
-                "trestfly_status": record.status,
-                "trestfly_error": record.error,
-                "trestfly_retry_after": record.retry_after,
-                "trestfly_counted": record.counted,
-            },
-        )
-
-    def _log_attempt(
-        self,
-        method: str,
-        url: str,
-        attempt: int,
-        request_kwargs: Mapping[str, Any],
-        options: CallOptions,
-    ) -> None:
-        extra = describe_attempt(
-            method=method,
-            url=url,
-            attempt=attempt,
-            request_kwargs=request_kwargs,
-            restricted_paths=self._restricted_paths,
-            redact_fields=options.redact_fields,
-            redact_value=options.redact_value,
-        )
-        request_log.debug(
-            "request %s %s attempt=%d params=%s body=%s",
-            method,
-            extra["trestfly_url"],
-            attempt,
-            to_log_text(extra["trestfly_params"]),
-            to_log_text(extra["trestfly_body"]),
-            extra=extra,
-        )
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         """Send a GET request; retries, conversion and errors as :meth:`_request`.
@@ -1283,21 +1107,3 @@ def _now_or_zero() -> float:
         return trio.current_time()
     except RuntimeError:  # read outside trio.run
         return 0.0
-
-
-def _transport_failure(
-    method: str,
-    url: str,
-    options: CallOptions,
-    retries_done: int,
-    reason: str,
-    failure: Exception,
-) -> Exception:
-    """The trestfly error of a call whose last attempt failed in transport, chained
-    from that failure; the URL shown redacted."""
-    shown = safe_url(url, options.redact_fields, options.redact_value)
-    error = transport_error_class(failure)(
-        f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
-    )
-    error.__cause__ = failure
-    return error

@@ -1,0 +1,80 @@
+"""What a call logs: each attempt (DEBUG, ``trestfly.request``) and each retry (INFO,
+``trestfly.retry``).
+
+The messages are stable, and every figure in them is also in the record's ``extra``
+under a ``trestfly_`` key, so that structured log handlers need not parse text.  What is
+logged of a request goes through :func:`trestfly._redact.describe_attempt`: secrets
+(redacted fields, restricted paths) never reach a handler.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from ._options import CallOptions
+from ._redact import describe_attempt, to_log_text
+from ._stats import RetryRecord
+
+request_log = logging.getLogger("trestfly.request")
+retry_log = logging.getLogger("trestfly.retry")
+
+
+def log_attempt(
+    method: str,
+    url: str,
+    attempt: int,
+    request_kwargs: Mapping[str, Any],
+    options: CallOptions,
+    restricted_paths: Collection[str],
+) -> None:
+    """Log an attempt about to be sent (call only when DEBUG is on for it: describing the
+    request costs more than the check)."""
+    extra = describe_attempt(
+        method=method,
+        url=url,
+        attempt=attempt,
+        request_kwargs=request_kwargs,
+        restricted_paths=restricted_paths,
+        redact_fields=options.redact_fields,
+        redact_value=options.redact_value,
+    )
+    request_log.debug(
+        "request %s %s attempt=%d params=%s body=%s",
+        method,
+        extra["trestfly_url"],
+        attempt,
+        to_log_text(extra["trestfly_params"]),
+        to_log_text(extra["trestfly_body"]),
+        extra=extra,
+    )
+
+
+def log_retry(method: str, shown_url: str, record: RetryRecord, max_retries: int) -> None:
+    """Log a retry about to be waited for (``shown_url``: the URL already redacted)."""
+    # Two stable messages: an uncounted retry's number may pass `retries`.
+    message = (
+        "retrying %s %s in %.3f s (retry %d of %d) after %s"
+        if record.counted
+        else "retrying %s %s in %.3f s (retry %d, not counted against %d) after %s"
+    )
+    retry_log.info(
+        message,
+        method,
+        shown_url,
+        record.delay,
+        record.retry,
+        max_retries,
+        record.status if record.status is not None else record.error,
+        extra={
+            "trestfly_method": method,
+            "trestfly_url": shown_url,
+            "trestfly_retry": record.retry,
+            "trestfly_delay": record.delay,
+            "trestfly_status": record.status,
+            "trestfly_error": record.error,
+            "trestfly_retry_after": record.retry_after,
+            "trestfly_counted": record.counted,
+        },
+    )
