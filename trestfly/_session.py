@@ -4,6 +4,8 @@ The request path reads top to bottom in :meth:`TrioAPISession._request`: resolve
 call's options, build the URL, then for each attempt take a concurrency slot, send through
 httpx, classify the outcome with the pure rules of :mod:`trestfly._policy`, and either
 return, raise, or sleep (a Trio sleep inside the caller's cancel scope) and try again.
+What it raises is built by :mod:`trestfly._call_errors`, what it logs by
+:mod:`trestfly._call_log`.
 """
 
 from __future__ import annotations

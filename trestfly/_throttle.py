@@ -245,7 +245,6 @@ class OriginThrottle:
         rng: random.Random,
     ) -> None:
         self.settings = settings
-        self.max_concurrency = max_concurrency
         self._rng = rng
         self.gate_until = -math.inf
         #: Bumped whenever the gate closes or the rate is cut: pacer reservations made
