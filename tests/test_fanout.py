@@ -148,10 +148,42 @@ async def test_map_as_completed_failure_is_raised_as_itself(
         return n
 
     async with api() as session:
-        with pytest.raises(errors.NotFoundError):
+        with pytest.raises(errors.NotFoundError) as caught:
             async with session.map_as_completed(work, range(100), limit=8) as results:
                 async for _ in results:
                     pass
+    # Raised with its own context, not the Cancelled that stopped the consumer's loop.
+    assert caught.value.__context__ is None
+
+
+async def test_a_stop_iteration_raised_by_a_call_is_raised_as_itself() -> None:
+    # ``await anext(pages)`` on a spent async iterator raises StopAsyncIteration: from a
+    # generator-based context manager Python would turn it into a RuntimeError.
+    async def work(n: int) -> int:
+        if n == 3:
+            raise StopAsyncIteration("no more pages")
+        return n
+
+    async with api() as session:
+        with pytest.raises(StopAsyncIteration, match="no more pages"):
+            async with session.map_as_completed(work, range(10), limit=2) as results:
+                async for _ in results:
+                    pass
+        with pytest.raises(StopAsyncIteration, match="no more pages"):
+            await session.map(work, range(10), limit=2)
+
+
+async def test_a_map_as_completed_block_is_entered_once() -> None:
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        stream = session.map_as_completed(work, range(3))
+        async with stream as results:
+            assert sorted([item async for item, _ in results]) == [0, 1, 2]
+        with pytest.raises(errors.TrestflyError, match="entered only once"):
+            async with stream:
+                pass
 
 
 async def test_consumer_exception_propagates_unwrapped() -> None:

@@ -8,13 +8,14 @@ a fan-out either returns every result or raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Iterable, Sized
+from contextlib import AbstractAsyncContextManager
+from types import TracebackType
 from typing import Any, TypeVar
 
 import trio
 
-from .errors import UnexpectedValueError
+from .errors import TrestflyError, UnexpectedValueError
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -86,9 +87,17 @@ class _FirstFailure:
         self.scope.cancel()
 
     def raise_if_failed(self) -> None:
-        if self.error is not None:
-            error, self.error = self.error, None
+        """Raise the first failure, if any, with its own ``__context__``: raised while the
+        pool's Cancelled (or the nursery's group) is handled, Python would make that its
+        context, and the traceback would show trestfly's machinery before the failure."""
+        if self.error is None:
+            return
+        error, self.error = self.error, None
+        context, suppress = error.__context__, error.__suppress_context__
+        try:
             raise error
+        finally:
+            error.__context__, error.__suppress_context__ = context, suppress
 
 
 async def map_ordered(
@@ -119,15 +128,9 @@ async def map_ordered(
     return results
 
 
-@asynccontextmanager
-async def map_completed(
-    fn: Callable[[T], Awaitable[R]],
-    items: Iterable[T],
-    *,
-    limit: int,
-    buffer: int,
-) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[T, R]]]:
-    """Yield a channel of ``(item, result)`` pairs in completion order.
+class CompletedMap(AbstractAsyncContextManager["trio.MemoryReceiveChannel[tuple[T, R]]"]):
+    """``async with CompletedMap(...) as results``: a channel of ``(item, result)``
+    pairs in completion order.
 
     At most ``limit`` calls run at once and at most ``buffer`` finished results wait in
     the channel, plus one per worker that finished and waits for room (``limit +
@@ -135,52 +138,79 @@ async def map_completed(
     bounded whatever the number of items.  Leaving the block (normally, by ``break`` or by
     an exception) cancels the workers; a worker's failure cancels the block and is raised
     as itself.
+
+    A class, not an ``@asynccontextmanager`` generator: Python turns a StopIteration or
+    StopAsyncIteration raised inside a generator into a RuntimeError, and a call's
+    ``await anext(pages)`` on a spent iterator raises the latter.
     """
-    _check_limit("limit", limit)
-    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
-        raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
-    send, receive = trio.open_memory_channel[tuple[T, R]](buffer)
-    source = iter(items)
-    failure: _FirstFailure | None = None
-    try:
-        async with trio.open_nursery() as nursery:
-            failure = _FirstFailure(nursery.cancel_scope)
-            workers_left = _pool_size(limit, items)
 
-            async def worker() -> None:
-                nonlocal workers_left
-                assert failure is not None
-                try:
-                    for item in source:
-                        try:
-                            result = await fn(item)
-                        except Exception as error:
-                            failure.record(error)
-                            return
-                        try:
-                            await send.send((item, result))
-                        except trio.BrokenResourceError:
-                            return  # the consumer closed its end: nobody wants more
-                finally:
-                    workers_left -= 1
-                    if workers_left == 0:
-                        send.close()  # the consumer's loop ends when every worker is done
+    def __init__(
+        self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, limit: int, buffer: int
+    ) -> None:
+        self._fn, self._items, self._limit, self._buffer = fn, items, limit, buffer
+        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._nursery: trio.Nursery | None = None
+        self._receive: trio.MemoryReceiveChannel[tuple[T, R]] | None = None
+        self._failure: _FirstFailure | None = None
 
-            for _ in range(workers_left):
-                nursery.start_soon(worker)
+    async def __aenter__(self) -> trio.MemoryReceiveChannel[tuple[T, R]]:
+        if self._nursery_manager is not None:
+            raise TrestflyError("a map_as_completed(...) block can be entered only once")
+        _check_limit("limit", self._limit)
+        buffer = self._buffer
+        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+            raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
+        fn = self._fn
+        send, self._receive = trio.open_memory_channel[tuple[T, R]](buffer)
+        source = iter(self._items)
+        workers_left = _pool_size(self._limit, self._items)
+        # Nothing that can fail comes after the nursery opens: __aexit__ must close it.
+        self._nursery_manager = trio.open_nursery()
+        nursery = self._nursery = await self._nursery_manager.__aenter__()
+        failure = self._failure = _FirstFailure(nursery.cancel_scope)
+
+        async def worker() -> None:
+            nonlocal workers_left
             try:
-                yield receive
+                for item in source:
+                    try:
+                        result = await fn(item)
+                    except Exception as error:
+                        failure.record(error)
+                        return
+                    try:
+                        await send.send((item, result))
+                    except trio.BrokenResourceError:
+                        return  # the consumer closed its end: nobody wants more
             finally:
-                # The consumer is done (or failed): no worker outlives the block.  Cancel
-                # before closing the channel, so workers stop instead of failing to send.
-                nursery.cancel_scope.cancel()
-                receive.close()
-    except BaseExceptionGroup as group:
-        # Only Cancelled can accompany the recorded failure: raise the failure itself.
-        if failure is not None and failure.error is not None:
-            failure.raise_if_failed()
-        # An exception from the consumer's own block comes back wrapped: unwrap it.
-        raise_single_error(group)
-        raise
-    if failure is not None:
-        failure.raise_if_failed()
+                workers_left -= 1
+                if workers_left == 0:
+                    send.close()  # the consumer's loop ends when every worker is done
+
+        for _ in range(workers_left):
+            nursery.start_soon(worker)
+        return self._receive
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._nursery_manager is not None and self._nursery is not None
+        assert self._receive is not None and self._failure is not None
+        # The consumer is done (or failed): no worker outlives the block.  Cancel before
+        # closing the channel, so workers stop instead of failing to send.
+        self._nursery.cancel_scope.cancel()
+        self._receive.close()
+        suppressed: bool | None = False
+        try:
+            suppressed = await self._nursery_manager.__aexit__(exc_type, exc, traceback)
+        except BaseExceptionGroup as group:
+            # Only Cancelled can accompany a recorded failure, which is raised below.
+            if self._failure.error is None:
+                # An exception from the consumer's own block comes back wrapped: unwrap it.
+                raise_single_error(group)
+                raise
+        self._failure.raise_if_failed()
+        return suppressed

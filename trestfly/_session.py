@@ -60,7 +60,7 @@ from ._client import (
 )
 from ._convert import convert_response
 from ._coordination import Coordination
-from ._fanout import map_completed, map_ordered
+from ._fanout import CompletedMap, map_ordered
 from ._options import CallOptions, box_options, resolve, status_codes
 from ._policy import (
     DEFAULT_RETRY_STATUSES,
@@ -1060,7 +1060,7 @@ class TrioAPISession:
         .. versionadded:: 0.1.0
         """
         size = self._max_concurrency if limit is None else limit
-        return map_completed(fn, items, limit=size, buffer=size if buffer is None else buffer)
+        return CompletedMap(fn, items, limit=size, buffer=size if buffer is None else buffer)
 
     @property
     def stats(self) -> SessionStats:
