@@ -186,6 +186,56 @@ async def test_a_map_as_completed_block_is_entered_once() -> None:
                 pass
 
 
+async def _fail_while_the_consumer_is_busy(consumer_raises: BaseException) -> None:
+    # The consumer holds its first result (shielded) while worker 0 fails, then raises.
+    async def work(n: int) -> int:
+        if n == 0:
+            await trio.sleep(0.05)
+            raise ValueError("worker failed")
+        return n
+
+    async with api() as session, session.map_as_completed(work, [0, 1], limit=2) as results:
+        async for _ in results:
+            with trio.CancelScope(shield=True):
+                await trio.sleep(0.1)
+            raise consumer_raises
+
+
+async def test_a_failure_that_cancelled_the_consumer_keeps_its_exception_as_context(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with pytest.raises(ValueError, match="worker failed") as caught:
+        await _fail_while_the_consumer_is_busy(RuntimeError("the consumer's own"))
+    context = caught.value.__context__
+    assert isinstance(context, BaseExceptionGroup)
+    assert [str(error) for error in context.exceptions] == ["the consumer's own"]
+
+
+async def test_a_keyboard_interrupt_outranks_a_calls_failure(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with pytest.raises(KeyboardInterrupt):
+        await _fail_while_the_consumer_is_busy(KeyboardInterrupt())
+
+
+async def test_an_interrupt_after_the_pool_opened_leaves_trio_sound() -> None:
+    class Items:
+        def __len__(self) -> int:  # read once the pool's nursery is open
+            raise KeyboardInterrupt
+
+        def __iter__(self) -> Iterator[int]:
+            return iter(range(3))
+
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        with pytest.raises(KeyboardInterrupt):
+            async with session.map_as_completed(work, Items(), limit=2):
+                pass
+        assert await session.map(work, range(3)) == [0, 1, 2]  # the run goes on
+
+
 async def test_consumer_exception_propagates_unwrapped() -> None:
     async def work(n: int) -> int:
         return n

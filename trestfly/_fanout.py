@@ -8,8 +8,8 @@ a fan-out either returns every result or raises.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sized
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -77,23 +77,50 @@ def raise_single_error(group: BaseExceptionGroup[BaseException]) -> None:
 class _FirstFailure:
     """Keeps the first exception of a worker pool and cancels the pool on it."""
 
-    def __init__(self, scope: trio.CancelScope) -> None:
-        self.scope = scope
+    def __init__(self) -> None:
+        self.scope: trio.CancelScope | None = None
         self.error: BaseException | None = None
+        # What the pool's nursery raised beside the failure and was not re-raised (the
+        # consumer's own exception): shown as the failure's context (see raise_if_failed).
+        self.swallowed: BaseException | None = None
 
     def record(self, error: BaseException) -> None:
         if self.error is None:
             self.error = error
+        assert self.scope is not None
         self.scope.cancel()
 
+    def settle(self, group: BaseExceptionGroup[BaseException]) -> None:
+        """In the handler of the pool's nursery ``group``: return when the recorded
+        failure is what the pool raises (call :meth:`raise_if_failed` after the
+        handler), raise otherwise.
+
+        Besides Cancelled, the group may hold the consumer's own exception, which the
+        failure that cancelled it outranks (and keeps as its context), or a
+        KeyboardInterrupt or SystemExit, which outranks the failure.
+        """
+        if self.error is not None:
+            _, rest = group.split(trio.Cancelled)
+            fatal = rest.subgroup(lambda error: not isinstance(error, Exception)) if rest else None
+            if fatal is None:
+                self.swallowed = rest
+                return
+            self.error = None  # outranked: the KeyboardInterrupt or SystemExit goes on
+        # An exception from the consumer's own block comes back wrapped: unwrap it.
+        raise_single_error(group)
+        raise group
+
     def raise_if_failed(self) -> None:
-        """Raise the first failure, if any, with its own ``__context__``: raised while the
-        pool's Cancelled (or the nursery's group) is handled, Python would make that its
-        context, and the traceback would show trestfly's machinery before the failure."""
+        """Raise the first failure, if any, with its own ``__context__`` (or, when it has
+        none, what was swallowed beside it): raised while the pool's Cancelled is handled,
+        Python would make that its context, and the traceback would begin with trestfly's
+        machinery."""
         if self.error is None:
             return
         error, self.error = self.error, None
         context, suppress = error.__context__, error.__suppress_context__
+        if context is None:
+            context = self.swallowed
         try:
             raise error
         finally:
@@ -107,8 +134,9 @@ async def map_ordered(
     _check_limit("limit", limit)
     results: list[Any] = []
     source = iter(items)
+    failure = _FirstFailure()
     async with trio.open_nursery() as nursery:
-        failure = _FirstFailure(nursery.cancel_scope)
+        failure.scope = nursery.cancel_scope
 
         async def worker() -> None:
             # Caught here, like a failure of fn: an exception of the items iterable itself
@@ -139,57 +167,28 @@ class CompletedMap(AbstractAsyncContextManager["trio.MemoryReceiveChannel[tuple[
     an exception) cancels the workers; a worker's failure cancels the block and is raised
     as itself.
 
-    A class, not an ``@asynccontextmanager`` generator: Python turns a StopIteration or
-    StopAsyncIteration raised inside a generator into a RuntimeError, and a call's
-    ``await anext(pages)`` on a spent iterator raises the latter.
+    The pool itself is an ``@asynccontextmanager`` generator (:func:`_worker_pool`), whose
+    ``async with`` keeps the nursery sound whatever is raised, but the failure is raised
+    here, outside it: Python turns a StopIteration or StopAsyncIteration raised inside a
+    generator into a RuntimeError, and a call's ``await anext(pages)`` on a spent
+    iterator raises the latter.
     """
 
     def __init__(
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, limit: int, buffer: int
     ) -> None:
         self._fn, self._items, self._limit, self._buffer = fn, items, limit, buffer
-        self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
-        self._nursery: trio.Nursery | None = None
-        self._receive: trio.MemoryReceiveChannel[tuple[T, R]] | None = None
-        self._failure: _FirstFailure | None = None
+        self._failure = _FirstFailure()
+        self._pool: AbstractAsyncContextManager[trio.MemoryReceiveChannel[tuple[T, R]]] | None
+        self._pool = None
 
     async def __aenter__(self) -> trio.MemoryReceiveChannel[tuple[T, R]]:
-        if self._nursery_manager is not None:
+        if self._pool is not None:
             raise TrestflyError("a map_as_completed(...) block can be entered only once")
-        _check_limit("limit", self._limit)
-        buffer = self._buffer
-        if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
-            raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
-        fn = self._fn
-        send, self._receive = trio.open_memory_channel[tuple[T, R]](buffer)
-        source = iter(self._items)
-        workers_left = _pool_size(self._limit, self._items)
-        # Nothing that can fail comes after the nursery opens: __aexit__ must close it.
-        self._nursery_manager = trio.open_nursery()
-        nursery = self._nursery = await self._nursery_manager.__aenter__()
-        failure = self._failure = _FirstFailure(nursery.cancel_scope)
-
-        async def worker() -> None:
-            nonlocal workers_left
-            try:
-                for item in source:
-                    try:
-                        result = await fn(item)
-                    except Exception as error:
-                        failure.record(error)
-                        return
-                    try:
-                        await send.send((item, result))
-                    except trio.BrokenResourceError:
-                        return  # the consumer closed its end: nobody wants more
-            finally:
-                workers_left -= 1
-                if workers_left == 0:
-                    send.close()  # the consumer's loop ends when every worker is done
-
-        for _ in range(workers_left):
-            nursery.start_soon(worker)
-        return self._receive
+        self._pool = _worker_pool(
+            self._fn, self._items, limit=self._limit, buffer=self._buffer, failure=self._failure
+        )
+        return await self._pool.__aenter__()
 
     async def __aexit__(
         self,
@@ -197,20 +196,59 @@ class CompletedMap(AbstractAsyncContextManager["trio.MemoryReceiveChannel[tuple[
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        assert self._nursery_manager is not None and self._nursery is not None
-        assert self._receive is not None and self._failure is not None
-        # The consumer is done (or failed): no worker outlives the block.  Cancel before
-        # closing the channel, so workers stop instead of failing to send.
-        self._nursery.cancel_scope.cancel()
-        self._receive.close()
-        suppressed: bool | None = False
-        try:
-            suppressed = await self._nursery_manager.__aexit__(exc_type, exc, traceback)
-        except BaseExceptionGroup as group:
-            # Only Cancelled can accompany a recorded failure, which is raised below.
-            if self._failure.error is None:
-                # An exception from the consumer's own block comes back wrapped: unwrap it.
-                raise_single_error(group)
-                raise
+        assert self._pool is not None
+        suppressed = await self._pool.__aexit__(exc_type, exc, traceback)
         self._failure.raise_if_failed()
         return suppressed
+
+
+@asynccontextmanager
+async def _worker_pool(
+    fn: Callable[[T], Awaitable[R]],
+    items: Iterable[T],
+    *,
+    limit: int,
+    buffer: int,
+    failure: _FirstFailure,
+) -> AsyncIterator[trio.MemoryReceiveChannel[tuple[T, R]]]:
+    """The workers of a :class:`CompletedMap`, in a nursery; a failure is recorded in
+    ``failure``, never raised from here (see CompletedMap)."""
+    _check_limit("limit", limit)
+    if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
+        raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
+    send, receive = trio.open_memory_channel[tuple[T, R]](buffer)
+    source = iter(items)
+    try:
+        async with trio.open_nursery() as nursery:
+            failure.scope = nursery.cancel_scope
+            workers_left = _pool_size(limit, items)
+
+            async def worker() -> None:
+                nonlocal workers_left
+                try:
+                    for item in source:
+                        try:
+                            result = await fn(item)
+                        except Exception as error:
+                            failure.record(error)
+                            return
+                        try:
+                            await send.send((item, result))
+                        except trio.BrokenResourceError:
+                            return  # the consumer closed its end: nobody wants more
+                finally:
+                    workers_left -= 1
+                    if workers_left == 0:
+                        send.close()  # the consumer's loop ends when every worker is done
+
+            for _ in range(workers_left):
+                nursery.start_soon(worker)
+            try:
+                yield receive
+            finally:
+                # The consumer is done (or failed): no worker outlives the block.  Cancel
+                # before closing the channel, so workers stop instead of failing to send.
+                nursery.cancel_scope.cancel()
+                receive.close()
+    except BaseExceptionGroup as group:
+        failure.settle(group)
