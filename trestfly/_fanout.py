@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 import trio
 
@@ -67,11 +67,17 @@ def raise_single_error(group: BaseExceptionGroup[BaseException]) -> None:
     single = _only_error(group)
     if single is None:
         return
-    context, suppress = single.__context__, single.__suppress_context__
+    _raise_with_context(single, single.__context__)
+
+
+def _raise_with_context(error: BaseException, context: BaseException | None) -> NoReturn:
+    """Raise ``error`` with ``context`` as its ``__context__`` (and its own suppression),
+    not the exception being handled where it is raised, which Python would set."""
+    suppress = error.__suppress_context__
     try:
-        raise single
+        raise error
     finally:
-        single.__context__, single.__suppress_context__ = context, suppress
+        error.__context__, error.__suppress_context__ = context, suppress
 
 
 class _FirstFailure:
@@ -118,13 +124,7 @@ class _FirstFailure:
         if self.error is None:
             return
         error, self.error = self.error, None
-        context, suppress = error.__context__, error.__suppress_context__
-        if context is None:
-            context = self.swallowed
-        try:
-            raise error
-        finally:
-            error.__context__, error.__suppress_context__ = context, suppress
+        _raise_with_context(error, error.__context__ or self.swallowed)
 
 
 async def map_ordered(
