@@ -586,7 +586,7 @@ def test_slow_start_begins_as_if_a_whole_second_hint_was_rounded_up(
         state.on_done(ticket)
     state.on_response(burst[10], 0.02, status=429, hint=hint, quota=None)
     assert state.learned_rate == pytest.approx(start * 0.95)
-    assert state._first_rate == pytest.approx(10 / hint)
+    assert state._slow_start.first_rate == pytest.approx(10 / hint)
 
 
 def test_a_bursts_successes_answered_after_its_429_join_the_first_sample() -> None:
@@ -1088,7 +1088,7 @@ def test_a_bucket_round_refused_in_its_burst_cuts_nothing() -> None:
         state.on_response(ticket, 0.031, status=status, hint=hint, quota=None)
         state.on_done(ticket)
     now = reopen(state)
-    assert state._first_burst is not None and state._first_burst > 10
+    assert state._slow_start.burst is not None and state._slow_start.burst > 10
     assert bucket.take(now) is None  # the probe took a token
     rate, cuts = state.learned_rate, state.rate_cuts
     burst = []
@@ -1143,7 +1143,7 @@ def test_slow_start_ends_at_the_bucket_rate_when_the_first_wave_got_a_refilled_t
         drive._answer(ticket)
     assert sum(drive.served.values()) == 11 and len(drive.refused) == 2
     drive.until_slow_start_ends()
-    assert state.ceiling is not None and state._first_burst == 10
+    assert state.ceiling is not None and state._slow_start.burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
     assert state._rounds.quota == 9  # each reopening sends the depth less a token
 
@@ -1170,9 +1170,9 @@ def test_the_refills_sent_after_the_first_answers_are_not_the_buckets_depth() ->
         status = 200 if hint is None else 429
         state.on_response(ticket, 0.078, status=status, hint=hint, quota=None)
         state.on_done(ticket)
-    assert state._first_wave is not None and len(state._first_wave) == 14
+    assert state._slow_start.wave is not None and len(state._slow_start.wave) == 14
     drive.until_slow_start_ends()
-    assert state.ceiling is not None and state._first_burst == 10
+    assert state.ceiling is not None and state._slow_start.burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
     assert len(drive.refused) == 1  # slow start's end
 
@@ -1199,9 +1199,9 @@ def test_the_first_waves_depth_corrects_its_count_by_a_tenth_at_most() -> None:
             quota=None,
         )
         state.on_done(ticket)
-    assert state._first_wave is not None and len(state._first_wave) == 29
+    assert state._slow_start.wave is not None and len(state._slow_start.wave) == 29
     drive.until_slow_start_ends()
-    assert state.ceiling is not None and state._first_burst == 27
+    assert state.ceiling is not None and state._slow_start.burst == 27
 
 
 def test_a_round_refused_in_its_burst_tells_the_buckets_depth() -> None:
@@ -1222,9 +1222,9 @@ def test_a_round_refused_in_its_burst_tells_the_buckets_depth() -> None:
     assert served == 16
     drive.now = state.gate_until
     drive.until(drive.now + 0.002)  # the probe and the round's burst
-    assert state._first_burst == 16 and len(drive.refused) == 1  # the round met 10
+    assert state._slow_start.burst == 16 and len(drive.refused) == 1  # the round met 10
     drive.until(22.0)
-    assert state._first_burst == 10
+    assert state._slow_start.burst == 10
     # Three closed seconds (the wave, the round, slow start's end), then the limit.
     assert sum(drive.served.get(second, 0) for second in range(4, 22)) > 18 * 97
 

@@ -54,7 +54,7 @@ from ._arguments import is_finite
 from ._concurrency import ConcurrencyLimit
 from ._ratelimit import Quota, says_quota_spent, spent_quota_delay
 from ._rounds import Rounds, RoundThrottle
-from ._slow_start import SlowStartLog, bucket_depth
+from ._slow_start import SlowStart
 from .errors import UnexpectedValueError
 
 #: Statuses that mean "too fast": they cut the learned rate.  (A 503 with Retry-After
@@ -286,21 +286,9 @@ class OriginThrottle:
         self.on_reschedule: Callable[[], None] | None = None
         self._window_start = now
         self._window_successes = 0
-        # What the origin served during slow start, recorded only then (see
-        # _leave_slow_start); None when fast_increase is 0 (no slow start).
-        self._slow_start_log = SlowStartLog() if settings.fast_increase > 0 else None
-        # The first sample when it was a floor (fewer than TRUSTED_SAMPLE): how many were
-        # served at once, and at what rate (see _leave_slow_start).
-        self._first_burst: int | None = None
-        self._first_rate = 0.0
-        # The send times of the first wave's successes (sent before the first throttle),
-        # which tell a bucket's depth better than their count (see _leave_slow_start);
-        # None once used, or when other workers' successes joined the count.
-        self._first_wave: list[float] | None = [] if self._slow_start_log is not None else None
-        self._first_wave_end = math.inf
-        # When the first answer of the first wave came back: successes sent before it
-        # were sent at once, those after it refilled what had answered.
-        self._first_answer_at = math.inf
+        # What slow start learns a bucket from (see _leave_slow_start); None when
+        # fast_increase is 0 (no slow start).
+        self._slow_start = SlowStart(MAX_FIRST_WAVE) if settings.fast_increase > 0 else None
         self._ceiling_set_at = -math.inf
         # When the learned rate was last cut (here or by another worker): the probe past
         # the hold level speeds up with the time since (see _grow_towards_ceiling).
@@ -529,9 +517,8 @@ class OriginThrottle:
             and now - max(self._last_sent_at, self._last_answer_at) > IDLE_RESTART
         ):
             self._window_start, self._window_successes = now, 0
-            if self._slow_start_log is not None:
-                self._first_wave, self._first_wave_end = [], math.inf
-                self._first_answer_at = math.inf
+            if self._slow_start is not None:
+                self._slow_start.restart_wave()
 
     def on_done(self, ticket: Ticket) -> None:
         """The attempt is over, whatever happened to it."""
@@ -569,7 +556,8 @@ class OriginThrottle:
     def add_remote_successes(self, count: int, now: float) -> None:
         """Other workers' successes: the served rate is judged over all workers."""
         self._window_successes += count
-        self._first_wave = None  # the count is no longer this worker's wave alone
+        if self._slow_start is not None:
+            self._slow_start.forget_wave()  # the count is no longer this worker's wave alone
         # Other workers send into the same windows, on their own rounds: a round here
         # is no longer what a window allows this worker.
         self._rounds.share_windows()
@@ -595,16 +583,8 @@ class OriginThrottle:
         if quota is not None:
             self._update_quota(now, quota)
         throttled = is_throttle(status, hint, quota)
-        wave = self._first_wave
-        if wave is not None:
-            self._first_answer_at = min(self._first_answer_at, now)
-        if (
-            wave is not None
-            and ticket.sent_at <= self._first_wave_end
-            and len(wave) < MAX_FIRST_WAVE
-            and 200 <= status < 300
-        ):
-            wave.append(ticket.sent_at)
+        if self._slow_start is not None:
+            self._slow_start.on_answer(ticket.sent_at, now, success=200 <= status < 300)
         if hint is None:
             hint = spent_quota_delay(quota)
         # Judged before the gate moves: closing it starts a new episode.
@@ -706,7 +686,8 @@ class OriginThrottle:
         self._window_start = period_end
         self._window_successes = 0
         if self.learned_rate is None:
-            self._first_wave_end = min(self._first_wave_end, now)
+            if self._slow_start is not None:
+                self._slow_start.end_wave(now)
             if period > 0:
                 if served:
                     self._learn_from_sample(served, period, now, hint)
@@ -741,7 +722,7 @@ class OriginThrottle:
             sent_rate = served / active
             cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
         if leaving_slow_start:
-            cut = self._leave_slow_start(ticket.sent_at, cut, hint)
+            cut = self._leave_slow_start(ticket.sent_at, cut, hint, self.learned_rate)
         self.learned_rate = max(self.settings.min_rate, cut)
         self.rate_cuts += 1
         self._last_cut_at = now
@@ -760,7 +741,7 @@ class OriginThrottle:
         half second is the rounding's, not the server's.  (A burst of 10 told to come
         back in 1 s: from 10/s, growing to a 100/s bucket took 0.59 s and sent 26
         requests fewer than the bucket allowed; from 20/s, 0.40 s and 11 fewer.)  The
-        floor itself (``_first_rate``, which the rate never goes below when slow start
+        floor itself (``SlowStart.first_rate``, which the rate never goes below when slow start
         ends) stays what was served: against a window of 10 a second, starting at 20/s
         only meets the window's end sooner, once.  ``hint`` also decides whether
         reopenings send what was served again (see _start_rounds).
@@ -773,10 +754,12 @@ class OriginThrottle:
             rounding = WHOLE_SECOND_ROUNDING if says_whole_seconds(hint) else 0.0
             start = served / (period - rounding) if period > rounding else observed
             self.learned_rate = max(settings.min_rate, start * settings.safety)
-            self._first_burst, self._first_rate = served, observed
+            if self._slow_start is not None:
+                self._slow_start.floor_sample(served, observed)
             self._start_rounds(served, period, hint, window=False)
             return
-        self._first_burst = self._first_wave = None
+        if self._slow_start is not None:
+            self._slow_start.trust_sample()
         self._start_rounds(served, period, hint, window=True)
         # The server did serve this rate, closed time included.
         self._hold_served_rate(observed, now)
@@ -792,10 +775,10 @@ class OriginThrottle:
             window=window,
         )
 
-    def _leave_slow_start(self, end: float, cut: float, hint: float) -> float:
-        """The first paced throttle (of a request sent at ``end``) ends slow start: set
-        the ceiling from what the origin served, and return the rate to go on at
-        (``cut`` when what it served says nothing more).
+    def _leave_slow_start(self, end: float, cut: float, hint: float, rate: float) -> float:
+        """The first paced throttle (of a request sent at ``end``, paced at ``rate``)
+        ends slow start: set the ceiling from what the origin served, and return the
+        rate to go on at (``cut`` when what it served says nothing more).
 
         The paced rate at that throttle overshoots the limit: it was growing e-fold per
         ``1 / fast_increase`` seconds, and a bucket's burst hid the excess until it was
@@ -822,53 +805,32 @@ class OriginThrottle:
         processes on one 100/s bucket, sharing nothing: goodput 0.36-0.39 with the
         served rate as the ceiling, 0.46-0.59 without).
         """
-        log, rate, burst = self._slow_start_log, self.learned_rate, self._first_burst
-        wave, self._first_wave = self._first_wave, None
-        if log is None or rate is None:
+        slow_start = self._slow_start
+        if slow_start is None:
             return cut
         rounds = self._rounds
-        if rounds.burst_refused and burst is not None and rounds.burst_served:
-            # A round's burst, sent at once into a bucket full again, was refused in
-            # part: what it was served is the depth.  The first wave's count held what
-            # the bucket refilled while the wave arrived, over 70 ms when the server
-            # lagged behind a hundred new connections: 16 for a depth of 10, which read
-            # 72/s for 100/s (31 s for 2,000 requests instead of 23).
-            burst = self._first_burst = min(burst, rounds.burst_served)
-            wave = None  # its times bound a count the round has corrected
+        estimate, depth = slow_start.served_rate(
+            end,
+            long_hint=hint >= LONG_HINT,
+            round_served=rounds.burst_served if rounds.burst_refused else 0,
+        )
         rounds.burst_refused = False
-        estimate = None
-        if hint >= LONG_HINT and burst is not None:
-            estimate = log.rate_beyond_burst(end, burst)
-            depth = bucket_depth(wave, estimate) if wave and estimate else None
-            if depth is not None and depth < burst:
-                # At most a tenth (at least a token) below what was sent at once: the
-                # wave's send times are not its arrival times when each request first
-                # opens a connection, and against a 200/s bucket 20 deep the bound fell
-                # to 18 (211/s).  What was sent at once is the wave's successes sent
-                # before its first answer.  The refills sent after answers do not count:
-                # at concurrency 10 against a bucket 10 deep, two to four of them made
-                # a count of 12-14, read 11-13 deep (81-98/s for 100/s).
-                early = sum(sent_at < self._first_answer_at for sent_at in wave or ())
-                depth = max(depth, early - max(1, early // 10))
-                # The first wave's count held the refill while it arrived (see
-                # trestfly._slow_start): one token too many read 93-95/s for 100/s.
-                estimate = log.rate_beyond_burst(end, depth)
-                self._first_burst = depth
-                if rounds.quota is not None:  # rounds go on, a token deeper than due
-                    self._start_rounds(depth, rounds.length, hint, window=False)
-        log.clear()  # slow start is over, whichever ceiling it leaves
+        if depth is not None and rounds.quota is not None:
+            # The first wave corrected the burst's count: rounds go on, a token deeper
+            # than due.
+            self._start_rounds(depth, rounds.length, hint, window=False)
         if estimate is None or estimate >= rate:
             return cut
         # Never below the first sample: the server did serve that rate.
-        hold = max(estimate, self._first_rate) * self._served_share
+        hold = max(estimate, slow_start.first_rate) * self._served_share
         self._ceiling = hold / self.settings.safety  # the hold level (ceiling x safety)
         return min(hold, rate * self.settings.decrease)
 
     def _note_slow_start_success(self, sent_at: float, count: int = 1) -> None:
         # Slow start: a learned rate (a floor) and no ceiling yet.  Cheap when not.
-        log = self._slow_start_log
-        if log is not None and self._ceiling is None and self.learned_rate is not None:
-            log.add(sent_at, count)
+        slow_start = self._slow_start
+        if slow_start is not None and self._ceiling is None and self.learned_rate is not None:
+            slow_start.log.add(sent_at, count)
 
     def _refine_sample(self, now: float) -> None:
         """At the reopening: learn the first sample again with the successes that
