@@ -549,6 +549,38 @@ async def test_crawl_many_of_nothing_and_bad_arguments() -> None:
     assert not iterator._busy
 
 
+def test_crawl_many_hands_out_the_rest_of_a_page_begun_before_it() -> None:
+    """A source walked in part gives the rest of its page first, as a lone crawl does
+    (the page taken next used to replace it: records lost, the source still done)."""
+
+    async def main() -> tuple[list[tuple[str, int]], list[tuple[str, int]]]:
+        sources: dict[str, PagedIterator] = {
+            "offsets": MemoryOffsets(None, size=23, limit=10, seed=1),
+            "cursors": MemoryCursors(None, size=17, limit=5, seed=2),
+        }
+        for iterator in sources.values():
+            async for record in iterator:
+                if record["id"] == 2:
+                    break  # three records into the first page
+        first: list[tuple[str, int]] = []
+        async with crawl_many(sources, prefetch=2) as records:
+            async for key, record in records:
+                first.append((key, record["id"]))
+                if len(first) == 12:
+                    break  # again in the middle of pages
+        rest: list[tuple[str, int]] = []
+        async with crawl_many(sources, prefetch=2) as records:
+            rest = [(key, record["id"]) async for key, record in records]
+        assert all(iterator.position.done for iterator in sources.values())
+        assert [iterator.count for iterator in sources.values()] == [23, 17]
+        return first, rest
+
+    first, rest = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
+    got = first + rest
+    for key, size in (("offsets", 23), ("cursors", 17)):
+        assert [number for source, number in got if source == key] == list(range(3, size))
+
+
 # ------------------------------------------------------------------ rich
 
 
