@@ -503,13 +503,13 @@ class MergedRecords(Generic[K]):
                 failed, failure = self._failed
                 resume = f"source {failed.key!r} from {failed.it._shown_position()}"
                 raise _stopped(failure, resume) from failure
-            for source in self._active:
-                if source.it.page_count < len(source.it.page):
+            for begun in self._active:
+                if begun.it.page_count < len(begun.it.page):
                     # An iterator walked in part before the crawl: what is left of its
                     # page comes first, as in a crawl of it alone.  Taking the next page
                     # over it dropped those records and still ended the source as done.
-                    self._current = source
-                    return source
+                    self._current = begun
+                    return begun
             source = self._ready_source()
             if source is None:
                 if not self._active and not self._pending:
