@@ -581,6 +581,21 @@ def test_crawl_many_hands_out_the_rest_of_a_page_begun_before_it() -> None:
         assert [number for source, number in got if source == key] == list(range(3, size))
 
 
+class HugeTotal(OffsetIterator):
+    """Short pages under a total no float holds (10**400)."""
+
+    async def _fetch(self, address: Any) -> Page:
+        return Page([{"id": address}], total=10**400)
+
+
+async def test_a_total_past_float_range_is_a_pagination_error_in_a_crawl() -> None:
+    for iterator in (HugeTotal(None, limit=2), HugeTotal(None, limit=2, max_items=10**400)):
+        with pytest.raises(errors.PaginationError, match="says more follow"):
+            async with iterator.crawl(prefetch=2) as records:
+                async for _ in records:
+                    pass  # the first page is short: the walk stops there
+
+
 # ------------------------------------------------------------------ rich
 
 

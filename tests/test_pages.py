@@ -78,7 +78,21 @@ def test_counts_accept_integers_and_digit_strings(value: object, expected: int |
 
 
 # "²" is a digit to str.isdigit but not to int().
-@pytest.mark.parametrize("value", [True, -1, "12a", 2.5, [], {}, "\u00b2", float("inf")])
+# "9" * 5000 is past Python's limit on digits int() converts.
+@pytest.mark.parametrize(
+    "value",
+    [
+        True,
+        -1,
+        "12a",
+        2.5,
+        [],
+        {},
+        "\u00b2",
+        float("inf"),
+        pytest.param("9" * 5000, id="5000-digits"),
+    ],
+)
 def test_counts_reject_anything_else(value: object) -> None:
     with pytest.raises(PaginationError, match="total must be a count"):
         as_count(value, "total")
@@ -326,6 +340,14 @@ def test_pages_for_covers_the_records_with_no_spare_page(
         assert pages == 0
     else:
         assert pages * size >= records + skip > (pages - 1) * size
+
+
+def test_pages_for_counts_in_whole_numbers_past_float_range() -> None:
+    # A float quotient overflowed past 1e308 (a server's total, a user's max_items)
+    # and rounded off past 2**53.
+    assert pages_for(10**400, 2) == 5 * 10**399
+    assert pages_for(2**60 + 1, 1) == 2**60 + 1
+    assert pages_for(2**60 + 1, 2**60) == 2
 
 
 def test_last_page_index_of_nothing_is_minus_one_and_of_no_bound_none() -> None:

@@ -14,7 +14,6 @@ Everything the paginators (:mod:`trestfly._paginators`) and the crawler
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -115,7 +114,12 @@ def as_count(value: Any, what: str) -> int | None:
     if value is None:
         return None
     if isinstance(value, str) and value.strip().isdecimal():
-        return int(value)
+        try:
+            return int(value)
+        except ValueError:  # past Python's limit on digits converted (4,300)
+            raise PaginationError(
+                f"{what} must be a count (an integer >= 0), got a string of {len(value)} digits"
+            ) from None
     if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
         return value
     if isinstance(value, float) and value.is_integer() and value >= 0:
@@ -574,7 +578,9 @@ def pages_for(records: int, page_size: int, skip: int = 0) -> int:
     """Pages of ``page_size`` holding ``records`` records after ``skip`` on the first."""
     if records <= 0:
         return 0
-    return math.ceil((records + skip) / page_size)
+    # Whole numbers throughout: a float quotient overflows past 1e308 (a total the
+    # server sends, a user's max_items) and rounds off past 2**53.
+    return -(-(records + skip) // page_size)
 
 
 def last_page_index(
