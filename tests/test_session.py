@@ -186,6 +186,33 @@ async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.Mo
     assert 2.5 + 8.9 <= elapsed <= (2.5 + 10.0) * 1.1
 
 
+async def test_a_hint_on_a_status_that_leaves_the_gate_open_is_slept_in_full(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 502's Retry-After: 10 is not cut short by another call's 429 of one second
+    (the retry waited only for the gate it had closed)."""
+    sent: dict[str, list[float]] = {"slow": [], "throttled": []}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        path = request.url.path.rsplit("/", 1)[-1]
+        sent[path].append(trio.current_time())
+        if path == "slow" and len(sent["slow"]) == 1:
+            await trio.sleep(0.05)  # answered after the 429 closed the gate
+            return httpx.Response(502, headers={"Retry-After": "10"})
+        if path == "throttled" and len(sent["throttled"]) == 1:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(handler)) as api:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(api.get, "slow")
+            await trio.sleep(0.001)
+            nursery.start_soon(api.get, "throttled")
+    first, again = sent["slow"]
+    assert again - first >= 10.05  # the 502 came 0.05 s after its send
+    assert 1.0 <= sent["throttled"][1] - sent["throttled"][0] <= 1.1 + 0.001
+
+
 async def test_invalid_retry_after_falls_back_to_backoff(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

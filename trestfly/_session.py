@@ -78,7 +78,7 @@ from ._redact import is_secret_header
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
-from ._throttle import OriginThrottle, ThrottleSettings, is_throttle
+from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
 from ._urls import build_url, check_base_path, check_url, is_absolute, parse_url
 from ._version import __version__
 
@@ -916,7 +916,11 @@ class TrioAPISession:
                 if retry_log.isEnabledFor(logging.INFO):
                     shown = safe_url(url, options.redact_fields, options.redact_value)
                     log_retry(method, shown, history[-1], self._retries)
-                await self._backoff_sleep(gate, decision.delay)
+                status = response.status_code if response is not None else None
+                if status is None or not closes_gate(status, hint, throttled=throttled):
+                    await self._backoff_sleep(gate, decision.delay)
+                # else the gate is closed until the hint's instant: waited there (with its
+                # probe and jitter), together with every other task.
                 last = response if response is not None else failure
                 kwargs = await self._retry_request(response, retries_done, **kwargs)
         finally:
@@ -938,9 +942,10 @@ class TrioAPISession:
         raise invalid_request(method, url, options, failure, "headers")
 
     async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
-        # A delay the origin's gate already covers is waited at the gate (with its probe
-        # and jitter), together with every other task, not here.
-        if gate.throttle.gate_until > trio.current_time():
+        # A delay the origin's gate covers whole is waited at the gate, with every other
+        # task.  One it covers in part is slept here in full: a 502's Retry-After of 10 s
+        # went after 1 s when another call's 429 had closed the gate for 1 s.
+        if gate.throttle.gate_until >= trio.current_time() + delay:
             return
         self._counters.sleeps += 1
         self._counters.sleep_seconds += delay

@@ -117,6 +117,13 @@ def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
     return status == 403 and (hint is not None or says_quota_spent(status, quota))
 
 
+def closes_gate(status: int, hint: float | None, *, throttled: bool) -> bool:
+    """Whether a response closes its origin's gate for ``hint`` seconds: a throttle or a
+    503 that says when to come back.  (A hint on any other status, a 502 say, is that
+    call's own wait: the origin's other calls go on.)"""
+    return hint is not None and (throttled or status == 503)
+
+
 @dataclass(frozen=True, slots=True)
 class ThrottleSettings:
     """Knobs of the per-origin throttling (see the "Tuning for 429 storms" guide).
@@ -589,7 +596,7 @@ class OriginThrottle:
             hint = spent_quota_delay(quota)
         # Judged before the gate moves: closing it starts a new episode.
         fresh = not self.is_stale(ticket)
-        if hint is not None and (throttled or status == 503):
+        if hint is not None and closes_gate(status, hint, throttled=throttled):
             self._close(now, now + hint)
         if throttled:
             self.throttles += 1
