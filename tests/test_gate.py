@@ -10,7 +10,7 @@ import logging
 import math
 import random
 from collections.abc import Callable
-from contextlib import nullcontext
+from contextlib import nullcontext, suppress
 
 import httpx
 import pytest
@@ -562,6 +562,52 @@ async def test_no_request_leaves_into_a_gate_closed_while_it_queued_for_the_sess
     start = arrivals[0]
     assert len(arrivals) == 7  # the 429, its retry and the five, each once
     assert all(t - start >= 10.0 for t in arrivals[1:]), arrivals
+
+
+async def test_a_probe_that_queued_while_the_gate_closed_again_goes_back_to_the_gate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The probe after a reopening waits for the session's slot; an answer to a request
+    from before (a 429 of 5 s) closes the gate meanwhile: the probe waits for that gate,
+    and is not sent into it."""
+    other = "http://other.test"
+    sends: list[tuple[str, float, float]] = []  # path, time, the gate's end then
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(3)
+        return httpx.Response(200)
+
+    async def origin(request: httpx.Request) -> httpx.Response:
+        gate = api._gates[URL]
+        sends.append((request.url.path, trio.current_time(), gate.throttle.gate_until))
+        if request.url.path == "/long":
+            await trio.sleep(2)  # answered after the short gate reopened
+            return httpx.Response(429, headers={"Retry-After": "5"})
+        if len(sends) == 2:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    async def call(path: str) -> None:
+        with suppress(errors.TooManyRequestsError):  # retries=0: each 429 ends its call
+            await api.get(path)
+
+    with respx.mock:
+        respx.get(f"{other}/slow").mock(side_effect=slow)
+        respx.get(url__startswith=URL).mock(side_effect=origin)
+        async with TrioAPISession(url=URL, max_concurrency=3, retries=0) as api:
+            with trio.fail_after(60):
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(call, "long")
+                    nursery.start_soon(call, f"{other}/slow")
+                    await trio.sleep(0.001)
+                    nursery.start_soon(call, "short")  # a 429 of 1 s
+                    await trio.sleep(0.01)
+                    nursery.start_soon(call, f"{other}/slow")  # the session is full
+                    await trio.sleep(1.5)  # the gate reopened: this one is the probe
+                    nursery.start_soon(call, "probe")
+    assert [path for path, _, _ in sends] == ["/long", "/short", "/probe"]
+    assert all(sent >= gate_end for _, sent, gate_end in sends), sends
+    assert sends[-1][1] >= 7.0  # after the 5 s gate that /long's answer closed at 2 s
 
 
 async def test_a_probe_waiter_cancelled_as_it_wakes_raises_cancelled(

@@ -203,11 +203,10 @@ async def test_a_hint_on_a_status_that_leaves_the_gate_open_is_slept_in_full(
             return httpx.Response(429, headers={"Retry-After": "1"})
         return httpx.Response(200)
 
-    async with API(transport=httpx.MockTransport(handler)) as api:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(api.get, "slow")
-            await trio.sleep(0.001)
-            nursery.start_soon(api.get, "throttled")
+    async with API(transport=httpx.MockTransport(handler)) as api, trio.open_nursery() as nursery:
+        nursery.start_soon(api.get, "slow")
+        await trio.sleep(0.001)
+        nursery.start_soon(api.get, "throttled")
     first, again = sent["slow"]
     assert again - first >= 10.05  # the 502 came 0.05 s after its send
     assert 1.0 <= sent["throttled"][1] - sent["throttled"][0] <= 1.1 + 0.001

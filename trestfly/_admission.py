@@ -196,10 +196,14 @@ class OriginGate:
                 if probe:
                     self._end_probe()
                 raise
-            if not probe and (throttle.gate_until > trio.current_time() or throttle.epoch != epoch):
+            if throttle.gate_until > trio.current_time() or (not probe and throttle.epoch != epoch):
                 # The gate closed, or the pacer's schedule restarted (voiding our slot),
                 # while we queued for a slot: ask again, and wait at the gate if closed.
+                # A probe too: one sent into a gate closed again (by an answer to a
+                # request from before) arrived before the announced instant.
                 self._release_slots(admitted, session)
+                if probe:
+                    self._end_probe()
                 continue
             admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
             return admitted
