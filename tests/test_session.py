@@ -664,6 +664,54 @@ async def test_redaction_is_kept_on_every_retry(
     assert [r.trestfly_retry for r in retries] == [1, 2]  # type: ignore[attr-defined]
 
 
+async def test_iterators_of_headers_params_and_files_are_read_once_per_call(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The attempt's DEBUG line read a generator of header pairs first (and each attempt
+    built its request from it again): the request went out without them, silently."""
+    caplog.set_level(logging.DEBUG, logger="trestfly")
+    seen: list[tuple[str | None, str, bytes]] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        seen.append((request.headers.get("X-Api-Key"), str(request.url), request.read()))
+        return httpx.Response(503 if len(seen) == 1 else 200)
+
+    async with API(transport=httpx.MockTransport(answer)) as api:
+        await api.post(
+            "upload",
+            headers=((name, value) for name, value in {"X-Api-Key": "k123"}.items()),
+            params=iter([("page", "2")]),
+            files=iter([("part", ("a.txt", b"CONTENT"))]),
+        )
+    assert len(seen) == 2  # the 503 and its retry: both with every argument
+    for key, url, body in seen:
+        assert key == "k123" and url.endswith("/v1/upload?page=2") and b"CONTENT" in body
+    attempts = [r for r in caplog.records if r.name == "trestfly.request"]
+    assert attempts[0].trestfly_body == "<files ['part']>"  # type: ignore[attr-defined]
+    assert attempts[0].trestfly_headers["X-Api-Key"] == "REDACTED"  # type: ignore[attr-defined]
+
+
+async def test_a_retry_request_hook_that_returns_no_keywords_is_named(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    class Forgetful(API):
+        async def _retry_request(
+            self, response: httpx.Response | None, retries: int, **kwargs: Any
+        ) -> dict[str, Any]:
+            return None  # type: ignore[return-value]
+
+    async with Forgetful(transport=httpx.MockTransport(lambda r: httpx.Response(503))) as api:
+        with pytest.raises(errors.UnexpectedValueError, match=r"Forgetful._retry_request\(\) must"):
+            await api.get("x")
+
+
+async def test_an_absolute_path_without_a_host_is_named() -> None:
+    # httpx raised a bare ValueError for it (from its cookie handling) on some transports.
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="URL without a host"):
+            await api.get("http:///x")
+
+
 async def test_restricted_paths_never_log_params_or_body(caplog: pytest.LogCaptureFixture) -> None:
     class Secret(API):
         _restricted_paths = ("login",)
@@ -1276,6 +1324,12 @@ class BuggyAuth(httpx.Auth):
         ({"timeout": -1}, "timeout must be a positive number"),
         ({"timeout": "5"}, "timeout must be a positive number"),
         ({"follow_redirects": "no"}, "follow_redirects must be True or False"),
+        # httpx reads a file part only while sending: a bare AttributeError from there.
+        ({"files": {"upload": 5}}, "files part 'upload' must be bytes, .* got a int"),
+        ({"files": {"f": ("name.txt",)}}, "files part 'f' .* got a tuple"),
+        ({"files": [("f", ("a.txt", 5))]}, "files part 'f' .* got a tuple holding a int"),
+        ({"files": 5}, r"files must be a mapping or a list of \(name, file\) pairs, got a int"),
+        ({"files": ["f"]}, "files must be .* got a list holding a str"),
     ],
 )
 async def test_request_arguments_of_the_wrong_kind_are_named(

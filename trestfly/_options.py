@@ -8,7 +8,7 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -140,6 +140,8 @@ def _check_request_argument(key: str, value: Any) -> None:
     elif key == "timeout":
         if value is not httpx.USE_CLIENT_DEFAULT:
             check_timeout(value)
+    elif key == "files":
+        _check_files(value)
     elif key == "auth" and not (
         (
             isinstance(value, tuple)
@@ -161,7 +163,60 @@ def _check_request_argument(key: str, value: Any) -> None:
 
 
 #: The request arguments checked per call (see _check_request_argument).
-_CHECKED_REQUEST_ARGS: frozenset[str] = frozenset({"auth", "follow_redirects", "timeout"})
+_CHECKED_REQUEST_ARGS: frozenset[str] = frozenset({"auth", "files", "follow_redirects", "timeout"})
+
+#: Request arguments httpx takes as any iterable of pairs (or of file parts).
+_ITERABLE_REQUEST_ARGS = ("headers", "params", "cookies", "files")
+
+
+def read_iterators_once(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with a one-shot iterator given as headers, params, cookies or files
+    read into a list, once per call.
+
+    Each attempt builds its request from the call's keywords again, and the attempt's
+    log line reads them first: an iterator (a generator of header pairs) was spent by
+    the first reader, and the request went out without those headers, silently.
+    """
+    for key in _ITERABLE_REQUEST_ARGS:
+        if isinstance(kwargs.get(key), Iterator):
+            kwargs = {**kwargs, key: list(kwargs[key])}
+    return kwargs
+
+
+def _check_file_part(name: object, part: object) -> None:
+    """A file part is what httpx can send: bytes, text, a file (anything with
+    ``read``), or a ``(filename, file[, content_type[, headers]])`` tuple.  httpx reads
+    the file only while sending, so anything else failed inside the transport with a
+    bare ``AttributeError``.  Only the kinds are named: the content may be anything."""
+    file = part[1] if isinstance(part, tuple) and 2 <= len(part) <= 4 else part
+    if not (isinstance(file, str | bytes) or hasattr(file, "read")):
+        shown = repr(name) if isinstance(name, str) else f"of a {type(name).__name__} name"
+        raise UnexpectedValueError(
+            f"files part {shown} must be bytes, text, a binary file or a (filename, file"
+            f"[, content_type[, headers]]) tuple, got a {type(part).__name__}"
+            + (f" holding a {type(file).__name__}" if file is not part else "")
+        )
+
+
+def _check_files(value: Any) -> None:
+    if value is None:
+        return
+    if isinstance(value, Mapping):
+        for name, part in value.items():
+            _check_file_part(name, part)
+        return
+    if not isinstance(value, list | tuple):
+        raise UnexpectedValueError(
+            f"files must be a mapping or a list of (name, file) pairs, got a {type(value).__name__}"
+        )
+    for pair in value:
+        if not (isinstance(pair, tuple) and len(pair) == 2):
+            raise UnexpectedValueError(
+                f"files must be a mapping or a list of (name, file) pairs, got a list holding "
+                f"a {type(pair).__name__}"
+                + (f" of {len(pair)} items" if isinstance(pair, tuple) else "")
+            )
+        _check_file_part(*pair)
 
 
 def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptions, dict[str, Any]]:

@@ -8,7 +8,7 @@ bytes, file objects) must never make the request fail because it was logged.
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
 
@@ -77,6 +77,8 @@ def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
 def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: str) -> Any:
     if headers is None:
         return None
+    if isinstance(headers, Iterator):
+        return "<an iterator of headers>"  # reading it here would spend it (see _body)
     try:
         items = headers.items() if hasattr(headers, "items") else list(headers)
     except TypeError:
@@ -115,6 +117,8 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
                 key: redact_value if is_secret_name(str(key), extra) else value
                 for key, value in _grouped(items).items()
             }
+        if isinstance(params, Iterator):
+            return "<an iterator of params>"  # reading it here would spend it
         pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
         return [
             (key, redact_value if is_secret_name(str(key), extra) else value)
@@ -138,8 +142,13 @@ def _body(request_kwargs: Mapping[str, Any]) -> Any:
         return f"<{size} bytes of content>"
     files = request_kwargs.get("files")
     if files is not None:
-        names = list(files) if isinstance(files, Mapping) else [item[0] for item in files]
-        return f"<files {names}>"
+        # Never read an iterator here: the log line would spend what the request sends.
+        if isinstance(files, Mapping):
+            return f"<files {list(files)}>"
+        if isinstance(files, list | tuple):
+            names = [part[0] if isinstance(part, tuple) and part else "?" for part in files]
+            return f"<files {names}>"
+        return f"<files: a {type(files).__name__}>"
     return None
 
 

@@ -61,7 +61,7 @@ from ._client import (
 from ._convert import convert_response
 from ._coordination import Coordination
 from ._fanout import CompletedMap, map_ordered
-from ._options import CallOptions, box_options, resolve, status_codes
+from ._options import CallOptions, box_options, read_iterators_once, resolve, status_codes
 from ._policy import (
     DEFAULT_RETRY_STATUSES,
     Decision,
@@ -543,7 +543,8 @@ class TrioAPISession:
             kwargs: the call's full keywords, trestfly options included.
 
         Returns:
-            The keywords of the next attempt (every option applies to it).  Raising ends
+            The keywords of the next attempt (a dict; every option applies to it but
+            ``deadline``, which is the whole call's, set when it began).  Raising ends
             the call with that exception.
 
         .. versionadded:: 0.1.0
@@ -666,6 +667,7 @@ class TrioAPISession:
                 f"path must be a string (e.g. 'users/1'), got a {type(path).__name__}"
             )
         method = method.upper()
+        kwargs = read_iterators_once(kwargs)
         if kwargs.get("deadline") is None:
             return await self._attempts(method, path, kwargs)
         options, _ = resolve(self._defaults, kwargs)  # validates the deadline
@@ -689,7 +691,15 @@ class TrioAPISession:
         if cached is None:
             url = build_url(self._url, self._base_path, path, use_base=use_base)
             origin = self._default_origin if not is_absolute(path) else None
-            cached = (url, origin or _origin(parse_url(url, "path")))
+            if origin is None:
+                parsed = parse_url(url, "path")
+                if not parsed.host:
+                    # httpx raised a bare ValueError for it from its cookie handling.
+                    raise errors.UnexpectedValueError(
+                        "path is an http:// or https:// URL without a host"
+                    )
+                origin = _origin(parsed)
+            cached = (url, origin)
             if len(self._url_cache) >= 1024:
                 self._url_cache.clear()
             self._url_cache[key] = cached
@@ -922,7 +932,13 @@ class TrioAPISession:
                 # else the gate is closed until the hint's instant: waited there (with its
                 # probe and jitter), together with every other task.
                 last = response if response is not None else failure
-                kwargs = await self._retry_request(response, retries_done, **kwargs)
+                again = await self._retry_request(response, retries_done, **kwargs)
+                if not isinstance(again, Mapping):
+                    raise errors.UnexpectedValueError(
+                        f"{type(self).__name__}._retry_request() must return the keywords "
+                        f"of the next attempt (a dict), got a {type(again).__name__}"
+                    )
+                kwargs = read_iterators_once(dict(again))
         finally:
             if retries_done:
                 self._retrying -= 1
