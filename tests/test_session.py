@@ -1415,6 +1415,28 @@ async def test_a_redirect_to_another_origin_drops_credential_headers(
     assert extensions == {}  # the caller's dict is not written to
 
 
+async def test_a_redirect_to_another_origin_drops_the_headers_the_call_redacts() -> None:
+    # The docs promised it; the hook read the session's defaults, where the call's
+    # redact_fields never are.
+    seen: list[httpx.Headers] = []
+
+    def record(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers)
+        return httpx.Response(200, json={})
+
+    with respx.mock:
+        respx.get("https://api.example.test/v1/file").respond(
+            302, headers={"Location": "https://cdn.other.test/file"}
+        )
+        respx.get("https://cdn.other.test/file").mock(side_effect=record)
+        async with _KeyedAPI() as api:
+            headers = {"X-Tenant": "TENANT-SECRET", "X-Request": "visible"}
+            await api.get("file", headers=headers, redact_fields=["x-tenant"])
+            await api.get("file", headers=headers)  # not named: it goes along
+    assert "x-tenant" not in seen[0] and seen[0]["x-request"] == "visible"
+    assert seen[1]["x-tenant"] == "TENANT-SECRET"
+
+
 async def test_a_redirect_from_http_to_https_on_the_same_host_keeps_credentials() -> None:
     seen: list[httpx.Headers] = []
 

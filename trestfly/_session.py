@@ -101,6 +101,9 @@ def _origin(url: str | httpx.URL) -> str:
 
 #: The extensions key under which a request chain records its first origin.
 _FIRST_ORIGIN = "trestfly.first_origin"
+#: The extensions key under which an attempt carries its call's ``redact_fields``: the
+#: headers they name are credentials too, dropped off origin with the others.
+_REDACT_FIELDS = "trestfly.redact_fields"
 
 
 def _is_https_upgrade(first: str, url: httpx.URL) -> bool:
@@ -470,7 +473,7 @@ class TrioAPISession:
         first = request.extensions.setdefault(_FIRST_ORIGIN, here)
         if first == here or _is_https_upgrade(first, request.url):
             return
-        extra = {field.lower() for field in self._defaults.redact_fields}
+        extra = {field.lower() for field in request.extensions.get(_REDACT_FIELDS, ())}
         for name in [name for name in request.headers if is_secret_header(name, extra)]:
             del request.headers[name]
 
@@ -738,6 +741,8 @@ class TrioAPISession:
                 # A fresh extensions dict per attempt: redirects share it (see
                 # _drop_credentials_off_origin), the caller's is not written to.
                 extensions = dict(request_kwargs.get("extensions") or {})
+                if redact_fields:
+                    extensions[_REDACT_FIELDS] = redact_fields
                 response = await session.request(
                     method, url, **{**request_kwargs, "extensions": extensions}
                 )
