@@ -174,6 +174,27 @@ async def test_a_page_fetch_that_fails_after_setting_the_page_is_fetched_again()
     assert records == list(range(9))
 
 
+@pytest.mark.parametrize(
+    ("page", "total", "needle"),
+    [
+        (None, None, "set page to a NoneType"),  # was a bare TypeError
+        ({"items": [1]}, None, "set page to a dict"),  # was a bare KeyError
+        ("abc", None, "set page to a str"),  # handed out "a", "b", "c"
+        ([1, 2], "5", r"set total to '5'"),  # was a bare TypeError
+        ([1, 2], -1, "set total to -1"),  # ended the walk silently
+    ],
+)
+async def test_what_get_page_sets_is_checked(page: Any, total: Any, needle: str) -> None:
+    class Careless(APIIterator):
+        async def _get_page(self) -> None:
+            self.page, self.total = page, total
+
+    it = Careless(None)
+    with pytest.raises(errors.UnexpectedValueError, match=rf"Careless._get_page\(\) {needle}"):
+        await it.__anext__()
+    assert (it.page, it.total, it.count) == ([], None, 0)  # as before the fetch
+
+
 async def test_two_tasks_cannot_walk_one_iterator_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

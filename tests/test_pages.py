@@ -221,6 +221,7 @@ def test_page_number_positions_keep_the_index_in_the_page() -> None:
     scheme = PageNumberScheme(50, first_page=1)
     assert scheme.first_record(3) == 100
     assert scheme.check(Position(3, 20)) == Request(3, 20)
+    assert scheme.check(Position(3, 50)) == Request(3, 50)  # the whole page handed out
     assert scheme.more(2, Page([], total_pages=3)) is True
     assert scheme.more(3, Page([], total_pages=3)) is False
     assert scheme.more(3, Page([])) is None
@@ -235,6 +236,8 @@ def test_page_number_positions_keep_the_index_in_the_page() -> None:
         (PageNumberScheme(10, 1), Position(True)),
         (ChainScheme(), Position(5)),
         (ChainScheme(), Position("c", -1)),
+        # Past the end of a page of 10: the records between were skipped.
+        (PageNumberScheme(10, 1), Position(1, 11)),
     ],
 )
 def test_a_position_of_another_style_is_refused(
@@ -250,6 +253,9 @@ def test_a_link_position_given_to_a_numbered_style_is_not_quoted() -> None:
         OffsetScheme(10).check(Position("https://h/items?api_key=S3CRET&page=2"))
     assert "S3CRET" not in str(raised.value)
     assert "got a str" in str(raised.value)
+    with pytest.raises(PaginationError) as raised:
+        ChainScheme().check(Position({"next": "https://h/items?api_key=S3CRET"}))  # type: ignore[arg-type]
+    assert "S3CRET" not in str(raised.value) and "got a dict" in str(raised.value)
 
 
 def test_positions_are_plain_data() -> None:
@@ -325,6 +331,15 @@ def test_an_empty_page_while_the_total_says_more_raises(says_more: dict[str, obj
     with pytest.raises(PaginationError, match="empty page"):
         judge(0, skip=3, **says_more)  # a resumed page
     assert judge(0, page_size=None, **says_more)[2]  # chains: the server decides
+
+
+def test_a_page_count_that_ends_the_walk_short_of_the_total_raises() -> None:
+    # Both counts sent, and they disagree: the page count said "last page" at 200 of 250
+    # records, and the walk ended with 50 missing and no error.
+    with pytest.raises(PaginationError, match="total says 50 more records follow"):
+        judge(10, page_size=10, room=60, more=False)
+    assert judge(10, page_size=10, room=10, more=False)[2]  # they agree: the end
+    assert judge(10, page_size=None, room=60, more=False)[2]  # a chain: its link decides
 
 
 # ------------------------------------------------------------------ planning

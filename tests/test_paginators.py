@@ -715,9 +715,26 @@ def test_a_refused_setting_never_quotes_a_key() -> None:
     with pytest.raises(errors.UnexpectedValueError, match="params of type str") as caught:
         Items(None, params=f"api_key={KEY}")
     assert KEY not in str(caught.value)
-    with pytest.raises(errors.UnexpectedValueError, match="api_key=REDACTED") as caught:
-        Items(None, position=f"https://api.example.com/items?api_key={KEY}")  # type: ignore[arg-type]
+    link = f"https://api.example.com/items?api_key={KEY}"
+    # A stored position (its dict, its tuple) passed as it is: only its kind is named.
+    for stored in (link, {"page": link, "index": 0, "done": False}, (link, 0, False)):
+        with pytest.raises(
+            errors.UnexpectedValueError, match="must be a Position, got a"
+        ) as caught:
+            Items(None, position=stored)  # type: ignore[arg-type]
+        assert KEY not in str(caught.value)
+    with pytest.raises(errors.UnexpectedValueError, match="path of type URL") as caught:
+        Items(None, path=httpx.URL(link))  # type: ignore[arg-type]
     assert KEY not in str(caught.value)
+
+
+def test_an_async_progress_callback_is_refused() -> None:
+    # It would be called and never awaited: no progress, a RuntimeWarning per page.
+    async def report(progress: CrawlProgress) -> None:
+        pass
+
+    with pytest.raises(errors.UnexpectedValueError, match="progress must be a plain function"):
+        Items(None, progress=report)  # type: ignore[arg-type]
 
 
 async def test_prefetch_must_be_a_positive_integer() -> None:

@@ -107,6 +107,20 @@ class APIIterator:
                 "None for total, max_items and max_pages; a sequence for page)"
             )
 
+    def _check_fetched(self) -> None:
+        """What ``_get_page`` left must be walkable: checked as the constructor checks
+        them, else a page of None or a dict failed with a bare TypeError or KeyError, a
+        string page handed out its characters, and a negative total ended the walk
+        silently."""
+        page, total = self.page, self.total
+        if isinstance(page, str | bytes) or not isinstance(page, Sequence):
+            problem = f"page to a {type(page).__name__} (expected a sequence of records)"
+        elif total is not None and not is_count(total):
+            problem = f"total to {total!r} (expected an integer >= 0, or None)"
+        else:
+            return
+        raise UnexpectedValueError(f"{type(self).__name__}._get_page() set {problem}")
+
     async def _get_page(self) -> None:
         """Fetch the next page into ``self.page`` (and may set ``self.total``).
 
@@ -150,14 +164,15 @@ class APIIterator:
                     f"{type(self).__name__} is already fetching a page for another task: "
                     "one walk at a time"
                 )
-            previous, self._fetching = self.page, True
+            previous, previous_total, self._fetching = self.page, self.total, True
             try:
                 await self._get_page()
+                self._check_fetched()
             except BaseException:
                 # Cancelled or failed after setting self.page (a second call for the
                 # total, say): with the counters unmoved, that page's records would be
                 # handed out and then fetched again.  The next call fetches it afresh.
-                self.page = previous
+                self.page, self.total = previous, previous_total
                 raise
             finally:
                 self._fetching = False

@@ -486,6 +486,12 @@ class PageNumberScheme(Scheme):
 
     def check(self, position: Position) -> Request:
         request = Scheme.check(self, position)
+        if request.skip > self.page_size:
+            # Past the page: the records between its end and the index were skipped.
+            raise PaginationError(
+                f"position index {request.skip} is past the end of a page of "
+                f"{self.page_size} records (a position of a walk with another limit?)"
+            )
         return Request(_int_address(position, self.first_page, "a page number"), request.skip)
 
 
@@ -502,7 +508,10 @@ class ChainScheme(Scheme):
     def check(self, position: Position) -> Request:
         request = Scheme.check(self, position)
         if position.page is not None and not isinstance(position.page, str):
-            raise PaginationError(f"this position needs a cursor or URL, got {position.page!r}")
+            # Only the kind: a non-str page may still hold a URL with a key in it.
+            raise PaginationError(
+                f"this position needs a cursor or URL, got a {type(position.page).__name__}"
+            )
         return request
 
 
@@ -561,6 +570,14 @@ def judge_page(
             f"the server sent {size} records for a page of {page_size} but says more "
             "follow: it caps the page size below limit (set limit to its maximum), or the "
             "collection changed under the walk; stopping rather than skipping records"
+        )
+    if page_size is not None and more is False and room is not None and room > size:
+        # Page numbers with both counts: a page count that says this is the last page
+        # while the total says more records follow ended the walk with them missing.
+        raise PaginationError(
+            f"the server's page count says this is the last page, but its total says "
+            f"{room - size} more records follow: one of them is wrong, or the collection "
+            "changed under the walk; stopping rather than ending with records missing"
         )
     start = min(skip, usable)
     stop = usable if items_left is None else min(usable, start + max(items_left, 0))

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -210,14 +211,23 @@ class PagedIterator(APIIterator):
             raise UnexpectedValueError(
                 f"progress must be a callable taking a CrawlProgress, got {type(progress).__name__}"
             )
+        if inspect.iscoroutinefunction(progress):
+            # Called, never awaited: no progress at all, and a RuntimeWarning per page.
+            raise UnexpectedValueError(
+                "progress must be a plain function: it is called, not awaited (an async "
+                "def callback would never run)"
+            )
         super().__init__(api, **attrs)
         self._check_settings()
         # A copy, read-only: the caller's dict (or a class default) is never shared.
         self.params = MappingProxyType(dict(self.params))
         self._scheme: Scheme = self._scheme_for()
         if position is not None and not isinstance(position, Position):
+            # Only the kind: a stored position (a dict, a tuple) holds a next link, and
+            # links echo the caller's api_key=.
             raise UnexpectedValueError(
-                f"position must be a Position, got {_safe_address(position)!r}"
+                f"position must be a Position, got a {type(position).__name__} (a stored "
+                "position is rebuilt with Position(**fields))"
             )
         start = self._start() if position is None else self._scheme.check(position)
         self._request: Request | None = None if position and position.done else start
@@ -257,9 +267,10 @@ class PagedIterator(APIIterator):
     def _reject(self, names: Sequence[str]) -> None:
         if names:
             # Not the value of params: a query string there may carry a key.
+            # Nor path's, which is refused for not being a str: an httpx.URL with a key.
             shown = ", ".join(
                 f"{name} of type {type(getattr(self, name)).__name__}"
-                if name == "params"
+                if name in ("params", "path")
                 else f"{name}={getattr(self, name)!r}"
                 for name in names
             )
