@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 from collections.abc import Callable
+from typing import Any
 
 import httpx
 import pytest
@@ -23,6 +25,7 @@ from trestfly import (
     TrioAPISession,
     errors,
 )
+from trestfly._admission import OriginGate
 from trestfly._coordination import remote_gate_end
 from trestfly._shared_state import (
     MAX_CLOSE_FOR,
@@ -31,6 +34,7 @@ from trestfly._shared_state import (
     SyncReply,
     SyncRequest,
 )
+from trestfly._throttle import OriginThrottle, ThrottleSettings
 
 URL = "http://api.test"
 
@@ -268,7 +272,6 @@ class FlakyStore(Coordination):
     """A store that fails while ``down`` is set (like an unreachable Redis)."""
 
     backend_name = "flaky"
-    _store_errors = (OSError,)
 
     def __init__(self) -> None:
         super().__init__(retry_interval=0.5)
@@ -322,6 +325,99 @@ class SlowStore(FlakyStore):
     async def _store_reserve(self, key: str, interval: float, burst: int) -> Reservation:
         await trio.sleep(10.0)
         raise AssertionError("the timeout should have ended this call")
+
+
+async def test_a_gate_that_ended_unannounced_does_not_wake_a_sync_per_response(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A gate closed while the store was down ends before any sync announces it: it is
+    no news.  It woke the sync loop after every response from then on (a store round
+    per response, each syncing every link)."""
+    store = FlakyStore()
+    store.sync_interval = 0.02
+    store.retry_interval = 0.1
+    async with store:
+        throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+        link = store.attach("https://api.example.com", throttle)
+        await link.join()
+
+        async def syncs_over_responses() -> int:
+            before = store.stats.syncs
+            for _ in range(500):  # 1,000 responses a second for half a second
+                link.notice()  # what the session calls after each response
+                await trio.sleep(0.001)
+            return store.stats.syncs - before
+
+        baseline = await syncs_over_responses()
+        store.down = True
+        store.wake()
+        await trio.sleep(0.01)
+        now = trio.current_time()
+        throttle.close_early(now, now + 0.05)  # a 429 of 50 ms while the store is down
+        link.notice()
+        store.down = False
+        await trio.sleep(0.3)  # the store is back, the gate long over
+        assert store.healthy and throttle.gate_until < trio.current_time()
+        assert baseline <= 30 and await syncs_over_responses() <= baseline + 5
+
+
+class RuntimeFailingStore(FlakyStore):
+    """A store whose client fails with something other than a store error (coredis's
+    RuntimeError for a client closed under the coordination, a ValueError for a reply
+    it cannot read)."""
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        if self.down:
+            raise RuntimeError("Connection pool is not initialized")
+        return await super()._store_sync(key, request)
+
+
+async def test_any_store_failure_means_local_only_and_never_cancels_the_block(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # It escaped the background task: the caller's block was cancelled, and the
+    # failure came out of `async with` wrapped in an ExceptionGroup.
+    store = RuntimeFailingStore()
+    store.down = True
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(return_value=httpx.Response(200))
+        async with TrioAPISession(url=URL, coordination=store) as api:
+            for _ in range(5):
+                await api.get("x")
+                await trio.sleep(0.2)
+            stats = api.stats.coordination
+            assert stats is not None and not stats.healthy and stats.failures >= 1
+    assert not store.is_open
+
+
+async def test_a_gate_learned_from_a_reservation_is_not_announced_back_as_new(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Worker B finds A's gate through a reservation; its next sync announced that gate
+    as its own, and the store (a round trip away) extended it for every worker."""
+    a = DistantStore(quota_key=lambda origin: "quota", sync_interval=10.0)
+    b = DistantStore(quota_key=lambda origin: "quota", sync_interval=10.0)
+    a.timeout = b.timeout = 1.0  # the round trip is 10 ms
+    b._book = a._book  # two processes, one store
+    async with a, b:
+        settings = ThrottleSettings(rate_limit=100.0)
+        ta = OriginThrottle(settings, 10, trio.current_time(), random.Random(0))
+        tb = OriginThrottle(settings, 10, trio.current_time(), random.Random(1))
+        la, lb = a.attach("https://a.test", ta), b.attach("https://b.test", tb)
+        await la.join()
+        await lb.join()
+        now = trio.current_time()
+        ta.close_early(now, now + 1.0)  # A's 429 with Retry-After: 1
+        la.notice()
+        await trio.sleep(0.1)
+        announced = a._book.find("quota", trio.current_time()).gate_until
+        assert await OriginGate(tb, lb)._reserve_shared(100.0, math.inf) is None  # closed
+        b.wake()  # B's next sync
+        await trio.sleep(0.1)
+        assert a._book.find("quota", trio.current_time()).gate_until == announced
+        a.wake()
+        await trio.sleep(0.1)
+        assert ta.gate_until == now + 1.0 and a.stats.remote_closures == 0
 
 
 async def test_a_slow_store_costs_at_most_its_timeout(
@@ -518,8 +614,8 @@ async def test_an_absurd_retry_after_is_announced_for_at_most_max_close_for(
 class DistantStore(MemoryCoordination):
     """A memory store 5 ms away each way (a Redis across a network)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, **settings: Any) -> None:
+        super().__init__(**settings)
         self.gate_announced = trio.Event()
 
     async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:

@@ -474,12 +474,26 @@ def test_bad_redis_settings_are_named() -> None:
         ("redis://:s3cret-pw@/0", "without a host"),
         ("redis://:s3cret-pw@127.0.0.1:99999/0", "does not parse"),
         ("unix://", "without a path"),
+        # coredis reads these as database 15, database 0 and port 6379.
+        ("redis://:s3cret-pw@127.0.0.1:6379/1/5", "not a database number"),
+        ("redis://:s3cret-pw@127.0.0.1:6379/abc", "not a database number"),
+        ("redis://:s3cret-pw@127.0.0.1:0/0", "port 0"),
+        ("redis://:s3cret-pw@127.0.0.1:6379/0?db=abc", "db= that is not a number"),
     ],
 )
 def test_a_url_that_is_not_a_redis_url_is_refused_at_once(url: str, problem: str) -> None:
     # coredis takes these and fails (or connects elsewhere) only when the session runs.
     with pytest.raises(errors.UnexpectedValueError, match=f"url must be .*{problem}") as caught:
         RedisCoordination(url)
+    assert "s3cret-pw" not in str(caught.value)
+
+
+@pytest.mark.parametrize("options", ["ssl_cert_reqs=bogus", "ssl_ca_certs=/nonexistent/ca.pem"])
+def test_url_options_coredis_cannot_use_are_named_at_once(options: str) -> None:
+    # They were raised bare (KeyError, FileNotFoundError) from the background task
+    # on entering.
+    with pytest.raises(errors.UnexpectedValueError, match="options coredis cannot use") as caught:
+        RedisCoordination(f"rediss://:s3cret-pw@127.0.0.1:6379/0?{options}")
     assert "s3cret-pw" not in str(caught.value)
 
 

@@ -336,6 +336,9 @@ class OriginGate:
             until = now + reservation.gate_remaining
             if until > throttle.gate_until:
                 throttle.close_shared(now, until)
+            # Heard from the store, as a sync's gate is: announced back as this worker's
+            # own, it came back later by a round trip, extending every worker's gate.
+            self.link.pushed_gate = max(self.link.pushed_gate, until)
             return None
         return SharedSlot(now + reservation.wait, reservation)
 

@@ -148,7 +148,9 @@ class SharedLink:
         """Called after each response: wake the sync at once for news others must hear."""
         throttle = self.throttle
         if throttle.rate_cuts != self.rate_cuts or (
-            throttle.gate_until > self.pushed_gate + GATE_TOLERANCE
+            # A gate already over is no news: one that ended before a sync announced it
+            # (a short gate, a store down meanwhile) woke the loop on every response.
+            throttle.gate_until > max(self.pushed_gate + GATE_TOLERANCE, trio.current_time())
         ):
             self.coordination.wake()
 
@@ -251,10 +253,13 @@ class Coordination(ABC):
         return False
 
     #: Exceptions of the store that mean "unavailable" (timeouts are always caught).
-    _store_errors: tuple[type[Exception], ...] = ()
 
     def _unavailable(self) -> tuple[type[Exception], ...]:
-        return (trio.TooSlowError, *self._store_errors)
+        # Any failure of a store call, not only the backend's own errors: a client
+        # closed under the coordination (coredis raises RuntimeError), a reply this
+        # version cannot read (ValueError).  Going local-only is always safe; an error
+        # escaping the background task would cancel the caller's whole block.
+        return (Exception,)
 
     def _store_connection(self) -> AbstractAsyncContextManager[object]:
         """Hook: the store's connection, held open by the background task.

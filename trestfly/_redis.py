@@ -28,7 +28,7 @@ import math
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from ._coordination import Coordination
 from ._shared_state import (
@@ -295,6 +295,17 @@ def _check_url(url: object) -> None:
         raise UnexpectedValueError(
             f"url must be {expected}, got a {parts.scheme}:// URL without a host"
         )
+    if parts.scheme != "unix":
+        # coredis reads "/1/5" as database 15, "/abc" as 0, and port 0 as 6379.
+        if parts.port == 0:
+            raise UnexpectedValueError(f"url must be {expected}, got port 0")
+        if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+            raise UnexpectedValueError(
+                f"url must be {expected}, got a path that is not a database number"
+            )
+    for name, value in parse_qsl(parts.query):
+        if name == "db" and not value.isdigit():
+            raise UnexpectedValueError(f"url must be {expected}, got a db= that is not a number")
 
 
 class RedisCoordination(Coordination):
@@ -362,12 +373,21 @@ class RedisCoordination(Coordination):
             raise UnexpectedValueError(f"prefix must be a string without braces, got {prefix!r}")
         if importlib.util.find_spec("coredis") is None:
             raise TrestflyError("RedisCoordination needs coredis: pip install 'trestfly[redis]'")
-        import coredis.exceptions
+        import coredis
 
+        if url is not None:
+            try:
+                # Builds the client without connecting: options coredis cannot use
+                # (ssl_cert_reqs=bogus, a missing ssl_ca_certs file) are named now, not
+                # raised bare from the background task on entering.
+                coredis.Redis.from_url(url)
+            except Exception as exc:
+                raise UnexpectedValueError(
+                    f"url has options coredis cannot use ({type(exc).__name__})"
+                ) from None
         self._url = url
         self._client = client
         self._prefix = prefix
-        self._store_errors = (coredis.exceptions.RedisError, OSError)
         self._sync_script: Any = None
         self._reserve_script: Any = None
         self._give_back_script: Any = None
