@@ -218,6 +218,27 @@ async def test_a_keyboard_interrupt_outranks_a_calls_failure(
         await _fail_while_the_consumer_is_busy(KeyboardInterrupt())
 
 
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt(), SystemExit(3)])
+async def test_a_calls_interrupt_comes_out_of_map_as_itself(interrupt: BaseException) -> None:
+    # map raised it wrapped in the nursery's BaseExceptionGroup (map_as_completed did not):
+    # `except KeyboardInterrupt` missed it, and sys.exit(3) in a call exited with 1.
+    async def work(n: int) -> int:
+        if n == 3:
+            raise interrupt
+        await trio.lowlevel.checkpoint()
+        return n
+
+    async with api() as session:
+        with pytest.raises(type(interrupt)) as caught:
+            await session.map(work, range(10), limit=4)
+        assert caught.value is interrupt
+        with pytest.raises(type(interrupt)) as caught:
+            async with session.map_as_completed(work, range(10), limit=4) as results:
+                async for _ in results:
+                    pass
+        assert caught.value is interrupt
+
+
 async def test_an_interrupt_after_the_pool_opened_leaves_trio_sound() -> None:
     class Items:
         def __len__(self) -> int:  # read once the pool's nursery is open

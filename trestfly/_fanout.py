@@ -135,23 +135,29 @@ async def map_ordered(
     results: list[Any] = []
     source = iter(items)
     failure = _FirstFailure()
-    async with trio.open_nursery() as nursery:
-        failure.scope = nursery.cancel_scope
+    try:
+        async with trio.open_nursery() as nursery:
+            failure.scope = nursery.cancel_scope
 
-        async def worker() -> None:
-            # Caught here, like a failure of fn: an exception of the items iterable itself
-            # must be raised as itself too, not wrapped in the nursery's ExceptionGroup.
-            try:
-                # next() has no checkpoint, so workers never take the same item twice.
-                for item in source:
-                    index = len(results)
-                    results.append(_PENDING)
-                    results[index] = await fn(item)
-            except Exception as error:
-                failure.record(error)
+            async def worker() -> None:
+                # Caught here, like a failure of fn: an exception of the items iterable
+                # itself must be raised as itself too, not wrapped in the nursery's
+                # ExceptionGroup.
+                try:
+                    # next() has no checkpoint, so workers never take the same item twice.
+                    for item in source:
+                        index = len(results)
+                        results.append(_PENDING)
+                        results[index] = await fn(item)
+                except Exception as error:
+                    failure.record(error)
 
-        for _ in range(_pool_size(limit, items)):
-            nursery.start_soon(worker)
+            for _ in range(_pool_size(limit, items)):
+                nursery.start_soon(worker)
+    except BaseExceptionGroup as group:
+        # A KeyboardInterrupt or SystemExit of a call (not caught above) comes out as
+        # itself, as from map_as_completed, not in the nursery's group.
+        failure.settle(group)
     failure.raise_if_failed()
     return results
 
