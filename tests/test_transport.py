@@ -17,6 +17,7 @@ import ssl
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import certifi
 import httpcore
@@ -138,6 +139,30 @@ def test_connections_are_split_into_shards() -> None:
 def test_bad_sizes_are_rejected(max_connections: object, shard_size: object) -> None:
     with pytest.raises(ValueError, match="must be an integer >= 1"):
         ShardedTransport(max_connections=max_connections, shard_size=shard_size)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("settings", "needle"),
+    [
+        # httpx took these and failed at the first https request (AttributeError), on
+        # building (FileNotFoundError), or with a message quoting the proxy URL.
+        ({"verify": 0}, "verify must be True, False, a CA bundle path"),
+        ({"verify": "/nonexistent/ca.pem"}, "verify: cannot load the CA bundle"),
+        ({"proxy": 5}, "proxy must be a proxy URL or an httpx.Proxy, got a int"),
+        ({"proxy": "ftp://user:S3CRET@proxy.test"}, "proxy is not a proxy URL httpx can use"),
+    ],
+)
+def test_bad_tls_and_proxy_settings_are_named(settings: dict[str, Any], needle: str) -> None:
+    with pytest.raises(UnexpectedValueError, match=needle) as caught:
+        ShardedTransport(max_connections=2, **settings)
+    assert "S3CRET" not in str(caught.value)
+
+
+def test_a_factory_must_be_callable_and_build_transports() -> None:
+    with pytest.raises(UnexpectedValueError, match="factory must be a callable"):
+        ShardedTransport.from_factory(None, max_connections=2)  # type: ignore[arg-type]
+    with pytest.raises(UnexpectedValueError, match=r"must return an httpx\.AsyncBase"):
+        ShardedTransport.from_factory(lambda size: 5, max_connections=2)  # type: ignore[arg-type,return-value]
 
 
 def test_settings_reach_every_shard() -> None:

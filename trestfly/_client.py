@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import httpx
 
 from ._arguments import is_finite
-from ._transport import ShardedTransport
+from ._transport import ShardedTransport, ca_bundle_context
 from ._version import __version__
 from .errors import UnexpectedValueError
 
@@ -148,12 +148,8 @@ def trust_context(verify: VerifyTypes) -> ssl.SSLContext:
     if isinstance(verify, ssl.SSLContext):
         context = verify
     elif isinstance(verify, str):
-        # A CA bundle file or, as requests and httpx also take, a directory of them.
         try:
-            if os.path.isdir(verify):
-                context = ssl.create_default_context(capath=verify)
-            else:
-                context = ssl.create_default_context(cafile=verify)
+            context = ca_bundle_context(verify)
         except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
             raise UnexpectedValueError(
                 f"ssl_verify: cannot load the CA bundle {verify!r}: {exc}"

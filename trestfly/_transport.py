@@ -26,6 +26,7 @@ semaphore, where cancellation leaves no trace.
 from __future__ import annotations
 
 import math
+import os
 import ssl
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -91,6 +92,18 @@ class _SlotReleasingStream(httpx.AsyncByteStream):
             # Even if the inner close failed or was cancelled: a slot that outlives its
             # request would shrink the transport for the rest of its life.
             release()
+
+
+def ca_bundle_context(path: str) -> ssl.SSLContext:
+    """An SSLContext trusting the CA bundle file, or (as requests and httpx also take)
+    the directory of them, at ``path`` (httpx deprecates taking the path itself).
+
+    Raises:
+        OSError: no such file or directory, or not one of certificates.
+    """
+    if os.path.isdir(path):
+        return ssl.create_default_context(capath=path)
+    return ssl.create_default_context(cafile=path)
 
 
 class ShardedTransport(httpx.AsyncBaseTransport):
@@ -164,13 +177,30 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         # Checked before the (slow) TLS context is built.
         _positive_int("max_connections", max_connections)
         _positive_int("shard_size", shard_size)
+        if not isinstance(verify, bool | str | ssl.SSLContext):
+            # httpx takes anything and fails at the first https request, with a bare
+            # AttributeError from deep in the TLS setup.
+            raise UnexpectedValueError(
+                "verify must be True, False, a CA bundle path (str) or an ssl.SSLContext, "
+                f"got a {type(verify).__name__}"
+            )
+        if not (proxy is None or isinstance(proxy, httpx.Proxy | httpx.URL | str)):
+            raise UnexpectedValueError(
+                f"proxy must be a proxy URL or an httpx.Proxy, got a {type(proxy).__name__}"
+            )
         # Built once: httpx would otherwise load the CA bundle again for every shard
         # (milliseconds each), and one shared context also shares TLS session state.
-        ssl_context = (
-            verify
-            if isinstance(verify, ssl.SSLContext)
-            else httpx.create_ssl_context(verify=verify, trust_env=trust_env)
-        )
+        if isinstance(verify, ssl.SSLContext):
+            ssl_context = verify
+        elif isinstance(verify, str):
+            try:
+                ssl_context = ca_bundle_context(verify)
+            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+                raise UnexpectedValueError(
+                    f"verify: cannot load the CA bundle {verify!r} ({type(exc).__name__})"
+                ) from None
+        else:
+            ssl_context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
         options = tuple(socket_options) if socket_options is not None else None
 
         def build(size: int) -> httpx.AsyncBaseTransport:
@@ -194,7 +224,16 @@ class ShardedTransport(httpx.AsyncBaseTransport):
                 socket_options=options,
             )
 
-        self._setup(build, max_connections=max_connections, shard_size=shard_size)
+        try:
+            self._setup(build, max_connections=max_connections, shard_size=shard_size)
+        except ValueError as exc:  # not UnexpectedValueError: httpx's, for the proxy
+            if isinstance(exc, UnexpectedValueError):
+                raise
+            # Not httpx's words, which quote the URL: it often carries a password.
+            raise UnexpectedValueError(
+                "proxy is not a proxy URL httpx can use (http://, https://, socks5:// or "
+                "socks5h://, with a host)"
+            ) from None
 
     @classmethod
     def from_factory(
@@ -220,8 +259,21 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
         .. versionadded:: 0.1.0
         """
+        if not callable(factory):
+            raise UnexpectedValueError(
+                f"factory must be a callable returning a transport, got a {type(factory).__name__}"
+            )
+
+        def checked(size: int) -> httpx.AsyncBaseTransport:
+            shard = factory(size)
+            if not isinstance(shard, httpx.AsyncBaseTransport):
+                raise UnexpectedValueError(
+                    f"factory must return an httpx.AsyncBaseTransport, got a {type(shard).__name__}"
+                )
+            return shard
+
         self = cls.__new__(cls)
-        self._setup(factory, max_connections=max_connections, shard_size=shard_size)
+        self._setup(checked, max_connections=max_connections, shard_size=shard_size)
         return self
 
     def _setup(
