@@ -64,3 +64,9 @@ def test_a_decode_error_and_the_plain_errors_round_trip() -> None:
         for restored in round_trips(error):
             assert type(restored) is type(error) and str(restored) == str(error)
     assert pickle.loads(pickle.dumps(decode)).response.content == b"{not"
+
+
+def test_body_limit_is_exported() -> None:
+    import trestfly.errors
+
+    assert "BODY_LIMIT" in trestfly.errors.__all__

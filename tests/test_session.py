@@ -5,10 +5,12 @@ Timing assertions use pytest-trio's ``autojump_clock`` (a MockClock), never wall
 
 from __future__ import annotations
 
+import dataclasses
 import email.utils
 import importlib.util
 import io
 import logging
+import pickle
 import platform
 import re
 import ssl
@@ -710,6 +712,17 @@ async def test_an_absolute_path_without_a_host_is_named() -> None:
     async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
         with pytest.raises(errors.UnexpectedValueError, match="URL without a host"):
             await api.get("http:///x")
+
+
+async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
+    # Its mappings were MappingProxyType: dataclasses.asdict, pickle and deepcopy failed.
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        await api.get("x")
+        stats = api.stats
+    exported = dataclasses.asdict(stats)
+    assert exported["by_status"] == {200: 1}
+    assert exported["origins"]["http://api.test"]["in_flight"] == 0
+    assert pickle.loads(pickle.dumps(stats)) == stats
 
 
 async def test_restricted_paths_never_log_params_or_body(caplog: pytest.LogCaptureFixture) -> None:

@@ -149,6 +149,15 @@ def test_dict_flatten_custom_separator_and_parent_key() -> None:
     assert dict_flatten({"a": {"b": 1}}, parent_key="root") == {"root.a.b": 1}
 
 
+@pytest.mark.parametrize("bad", [{"sep": None}, {"sep": 1}, {"parent_key": None}])
+def test_dict_flatten_names_a_separator_or_parent_key_that_is_not_a_string(
+    bad: dict[str, Any],
+) -> None:
+    # Joined as text: sep=None made {"a": {"b": 1}} into {"aNoneb": 1}.
+    with pytest.raises(UnexpectedValueError, match=r"dict_flatten: .* must be a string"):
+        dict_flatten({"a": {"b": 1}}, **bad)
+
+
 def test_dict_flatten_drops_empty_nested_and_stringifies_keys() -> None:
     assert dict_flatten({"a": {}, "b": 1}) == {"b": 1}
     assert dict_flatten({1: {2: "x"}}) == {"1.2": "x"}
@@ -324,6 +333,13 @@ def test_redact_values_single_string_is_one_key() -> None:
 
 def test_redact_values_accepts_any_iterable_of_keys() -> None:
     assert redact_values({"a": 1, "b": 2}, (k for k in ["a"])) == {"a": "REDACTED", "b": 2}
+
+
+def test_redact_values_without_keys_redacts_nothing_as_in_restfly() -> None:
+    assert redact_values({"a": {"b": 1}}) == {"a": {"b": 1}}
+    assert redact_values({"a": 1}, None) == {"a": 1}
+    with pytest.raises(UnexpectedValueError, match="redact_values: keys must be key names"):
+        redact_values({"a": 1}, 5)  # type: ignore[arg-type]
 
 
 def test_redact_values_matches_keys_exactly() -> None:

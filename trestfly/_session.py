@@ -1125,7 +1125,7 @@ class TrioAPISession:
                 (o.concurrency_limit for o in origins.values()), default=self._max_concurrency
             ),
             in_flight=self._limiter.borrowed_tokens,
-            origins=MappingProxyType(origins),
+            origins=origins,  # a copy, like by_status (see Counters.frozen_status)
             coordination=self._coordination.stats if self._coordination else None,
         )
 

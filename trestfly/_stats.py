@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import MappingProxyType
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,4 +151,6 @@ class Counters:
     by_status: Counter[int] = field(default_factory=Counter)
 
     def frozen_status(self) -> Mapping[int, int]:
-        return MappingProxyType(dict(self.by_status))
+        # A plain copy: the snapshot is the caller's, and a MappingProxyType made it
+        # refuse dataclasses.asdict, pickle and deepcopy.
+        return dict(self.by_status)

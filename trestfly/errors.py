@@ -23,6 +23,7 @@ from ._safe_url import safe_url
 
 __all__ = [
     "BASE_ERROR_MAP",
+    "BODY_LIMIT",
     "APIError",
     "BadGatewayError",
     "BadRequestError",

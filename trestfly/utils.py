@@ -113,11 +113,18 @@ def dict_flatten(d: Mapping[Any, Any], parent_key: str = "", sep: str = ".") -> 
     An empty nested mapping contributes no key; non-string keys are joined as ``str``.
 
     Raises:
-        UnexpectedValueError: ``d`` is not a mapping.
+        UnexpectedValueError: ``d`` is not a mapping, or ``parent_key`` or ``sep`` is not
+            a string.
 
     .. versionadded:: 0.1.0
     """
     _check_mapping("dict_flatten", "d", d)
+    for name, value in (("parent_key", parent_key), ("sep", sep)):
+        if not isinstance(value, str):
+            # Joined as text, sep=None made {"a": {"b": 1}} into {"aNoneb": 1}.
+            raise UnexpectedValueError(
+                f"dict_flatten: {name} must be a string, got {type(value).__name__}"
+            )
     flat: dict[str, Any] = {}
     for key, value in d.items():
         full_key = f"{parent_key}{sep}{key}" if parent_key else str(key)
@@ -216,18 +223,29 @@ def trunc(text: str, limit: int, suffix: str | None = "...") -> str:
     return text[: limit - len(suffix)] + suffix
 
 
-def redact_values(obj: Any, keys: Iterable[str], value: Any = "REDACTED") -> Any:
+def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "REDACTED") -> Any:
     """Return a copy of ``obj`` in which the value of every key in ``keys`` is ``value``.
 
     Mappings (returned as ``dict``), lists and tuples are walked at any depth; other
-    objects are returned as they are.  Keys match exactly; a single ``str`` is one key.
-    A container met again inside itself becomes ``"<cycle>"``, so logging cannot fail.
+    objects are returned as they are.  Keys match exactly; a single ``str`` is one key;
+    ``None`` (the default, as in RESTfly) is none.  A container met again inside itself
+    becomes ``"<cycle>"``, so logging cannot fail.
+
+    Raises:
+        UnexpectedValueError: ``keys`` is neither a string, an iterable of them, nor None.
 
     Differences from RESTfly: lists and tuples are walked, a key holding a mapping is
     redacted whole (RESTfly descended into it), and ``value`` is used at every depth.
 
     .. versionadded:: 0.1.0
     """
+    if keys is None:
+        keys = ()
+    elif not isinstance(keys, Iterable):
+        raise UnexpectedValueError(
+            f"redact_values: keys must be key names (a str, an iterable of them, or None), "
+            f"got {type(keys).__name__}"
+        )
     hidden = frozenset([keys] if isinstance(keys, str) else keys)
     return redact_matching(obj, hidden.__contains__, value)
 
