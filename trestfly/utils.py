@@ -290,7 +290,7 @@ def url_validator(url: str, validate: Iterable[str] | None = ("scheme", "netloc"
 
     Differences from RESTfly: a URL ``urlparse`` refuses (``"http://[::1"``) is
     ``False`` instead of raising ``ValueError``; a single name needs no list
-    (RESTfly read ``"scheme"`` letter by letter, and raised ``KeyError``).
+    (RESTfly read ``"scheme"`` letter by letter, and returned ``False``).
 
     .. versionadded:: 0.1.0
     """
@@ -441,7 +441,9 @@ def check(
     pattern; ``choices=[]`` allows nothing; ``pattern`` and ``regex`` both apply; built-in
     patterns end at ``\\Z``, accept upper-case hex, and check IPs with :mod:`ipaddress`;
     stdlib date parsing instead of ``arrow``; ``bool`` refused for ``int``; the
-    ``"uuid"``-style types come from pyTenable's wrapper of this function.
+    ``"uuid"``-style types come from pyTenable's wrapper of this function; the ``"url"``
+    pattern also takes a port, a query string, a fragment and upper case, and refuses
+    whitespace (RESTfly's took ``"https://example.com/a b"``).
 
     ``check("limit", "50", int, choices=range(1, 101))`` returns ``50``.
 
