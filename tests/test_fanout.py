@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
@@ -237,6 +237,24 @@ async def test_a_calls_interrupt_comes_out_of_map_as_itself(interrupt: BaseExcep
                 async for _ in results:
                     pass
         assert caught.value is interrupt
+
+
+async def test_items_that_are_an_async_iterable_are_named() -> None:
+    # iter() of an async generator raised a bare TypeError.
+    async def pages() -> AsyncIterator[int]:
+        yield 1
+
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        with pytest.raises(errors.UnexpectedValueError, match="an async iterable: collect"):
+            await session.map(work, pages())  # type: ignore[arg-type]
+        with pytest.raises(errors.UnexpectedValueError, match="an async iterable: collect"):
+            async with session.map_as_completed(work, pages()):  # type: ignore[arg-type]
+                pass
+        with pytest.raises(errors.UnexpectedValueError, match="items must be an iterable"):
+            await session.map(work, 5)  # type: ignore[arg-type]
 
 
 async def test_an_interrupt_after_the_pool_opened_leaves_trio_sound() -> None:

@@ -8,7 +8,7 @@ a fan-out either returns every result or raises.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sized
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
 from typing import Any, NoReturn, TypeVar
@@ -27,6 +27,19 @@ def _check_limit(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UnexpectedValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def _iterate(items: Iterable[T]) -> Iterator[T]:
+    """``iter(items)``, or UnexpectedValueError naming what ``items`` is (iter() of an
+    async generator raised a bare TypeError)."""
+    if not isinstance(items, Iterable):
+        hint = (
+            " (an async iterable: collect it first, [item async for item in it])"
+            if hasattr(items, "__aiter__")
+            else ""
+        )
+        raise UnexpectedValueError(f"items must be an iterable, got a {type(items).__name__}{hint}")
+    return iter(items)
 
 
 def _pool_size(limit: int, items: Iterable[Any]) -> int:
@@ -133,7 +146,7 @@ async def map_ordered(
     """``[await fn(item) for item in items]``, ``limit`` at a time, results in item order."""
     _check_limit("limit", limit)
     results: list[Any] = []
-    source = iter(items)
+    source = _iterate(items)
     failure = _FirstFailure()
     try:
         async with trio.open_nursery() as nursery:
@@ -223,7 +236,7 @@ async def _worker_pool(
     if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
         raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
     send, receive = trio.open_memory_channel[tuple[T, R]](buffer)
-    source = iter(items)
+    source = _iterate(items)
     try:
         async with trio.open_nursery() as nursery:
             failure.scope = nursery.cancel_scope
