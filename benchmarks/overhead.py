@@ -38,7 +38,7 @@ reported; neither hides the other.
 Targets (printed as verdicts, and under ``checks`` in overhead.json):
 
 * **overhead** (issue #2), at every concurrency with warm pools: trestfly/httpx >= 0.90;
-* **no collapse with concurrency** (issue #8): at C=100 with fresh clients (the issue's
+* **no collapse with concurrency** (issue #3, point 8): at C=100 with fresh clients (the issue's
   protocol) trestfly/httpx >= 3 (a bare client's single pool of 100 connections costs
   Trio a large share of its throughput, encode/httpx#3215), and
   trestfly(C=100)/trestfly(C=1) >= 0.7 (warm).  The warm ratio at C=100 is printed
@@ -72,7 +72,7 @@ from .server import AppConfig, run_server
 #: Issue #2: trestfly keeps this share of bare httpx's throughput (every concurrency
 #: but HIGH_CONCURRENCY, where the stronger target below applies).
 TARGET_RATIO = 0.90
-#: Issue #8: at HIGH_CONCURRENCY, trestfly/httpx with as many connections ...
+#: Issue #3 (point 8): at HIGH_CONCURRENCY, trestfly/httpx with as many connections ...
 HIGH_CONCURRENCY = 100
 TARGET_HIGH_RATIO = 3.0
 #: ... and trestfly at HIGH_CONCURRENCY over trestfly at BASE_CONCURRENCY.
@@ -376,7 +376,7 @@ def _progress(message: str) -> None:
 
 
 def target_ratio(concurrency: int, protocol: str = WARM) -> float:
-    """The trestfly/httpx target: #8's for fresh clients at 100, #2's otherwise."""
+    """The trestfly/httpx target: #3's (point 8) for fresh clients at 100, #2's otherwise."""
     if protocol == FRESH and concurrency == HIGH_CONCURRENCY:
         return TARGET_HIGH_RATIO
     return TARGET_RATIO
@@ -417,7 +417,7 @@ def summarize(run: LevelRun) -> dict[str, Any]:
         "overhead_us_per_request": ours["wall_us_per_request"] - base["wall_us_per_request"],
         "cpu_overhead_us_per_request": ours["cpu_us_per_request"] - base["cpu_us_per_request"],
         "target_ratio": target,
-        "target_issue": "#8" if target == TARGET_HIGH_RATIO else "#2",
+        "target_issue": "#3" if target == TARGET_HIGH_RATIO else "#2",
         "passed": ratio >= target,
     }
 
@@ -452,7 +452,7 @@ def judge(levels: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
         checks.append(
             {
                 "name": f"trestfly c={HIGH_CONCURRENCY} / trestfly c={BASE_CONCURRENCY}",
-                "issue": "#8",
+                "issue": "#3",
                 "value": scaling,
                 "target": TARGET_SCALING,
                 "by_cpu": low_t["cpu_us_per_request"] / high_t["cpu_us_per_request"],

@@ -72,14 +72,14 @@ def test_overhead_quick_writes_results(tmp_path: Path) -> None:
         assert isinstance(level["passed"], bool), level
     assert [level["target_ratio"] for level in report["results"]] == [0.9, 0.9, 0.9, 3.0]
 
-    # One trestfly/httpx check per level, then #8's scaling check (c=100 vs c=1, warm).
+    # One trestfly/httpx check per level, then #3's scaling check (point 8; c=100 vs c=1, warm).
     checks = report["checks"]
     assert [(check["issue"], check["target"]) for check in checks] == [
         ("#2", 0.9),
         ("#2", 0.9),
         ("#2", 0.9),
-        ("#8", 3.0),
-        ("#8", 0.7),
+        ("#3", 3.0),
+        ("#3", 0.7),
     ]
     for check in checks:
         assert _is_number(check["value"]) and _is_number(check["by_cpu"]), check

@@ -90,6 +90,19 @@ def test_peers_that_all_failed_are_beaten_not_left_out() -> None:
     assert verdicts["wall time vs best complete peer"] == "PASS"
 
 
+def test_a_figure_every_client_shares_is_no_pass() -> None:
+    # flaky draws its 503s per arrival from a seed: every client that finishes gets the
+    # same count per success, and "ahead of every peer" cannot be told.
+    same = {name: _figures(N, 5.0) for name in PEERS}
+    assert _verdicts(_figures(N, 5.0), same)["429+503 per success vs best peer"] == "n/a"
+    # Tying the best peer while another did worse is still ahead of every peer.
+    mixed = {**same, "tenacity": _figures(N, 5.0, rejected=500)}
+    assert _verdicts(_figures(N, 5.0), mixed)["429+503 per success vs best peer"] == "PASS"
+    assert (
+        _verdicts(_figures(N, 5.0, rejected=11), same)["429+503 per success vs best peer"] == "FAIL"
+    )
+
+
 def test_attempts_cut_short_by_the_time_limit_are_not_transport_errors() -> None:
     async def main() -> storm.Recorder:
         recorder = storm.Recorder("x", mark=False)

@@ -61,6 +61,7 @@ METRICS = (
     "client_attempts",
     "client_statuses",
     "client_transport_errors",
+    "client_cancelled",
     "outage",
     "timeline",
     "client_timeline",
