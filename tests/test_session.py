@@ -573,6 +573,20 @@ def test_http2_without_the_h2_package_is_refused_when_built(
     API(http2=True, session=httpx.AsyncClient())  # a client of the caller's is its own
 
 
+async def test_retry_statuses_is_a_session_keyword_like_every_class_attribute(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # It went to _authenticate, silently, and 503 was still retried.
+    answers = iter([503, 200])
+    transport = httpx.MockTransport(lambda r: httpx.Response(next(answers)))
+    async with API(transport=transport, retry_statuses=[429]) as api:
+        with pytest.raises(errors.ServiceUnavailableError):
+            await api.get("x")  # 503 is no longer retried
+        assert api._retry_statuses == frozenset({429})
+    with pytest.raises(errors.UnexpectedValueError, match=r"retry_statuses cannot .*\[200\]"):
+        API(retry_statuses=[429, 200])
+
+
 def test_a_subclass_retry_statuses_are_checked_like_retry_on() -> None:
     class Polling(API):
         _retry_statuses = frozenset({503, 202})

@@ -176,7 +176,8 @@ class TrioAPISession:
     _error_map: Mapping[int, type[errors.APIError]] = MappingProxyType({})
     #: The default status -> exception map (RESTfly 1.x names), under ``_error_map``.
     _base_error_map: Mapping[int, type[errors.APIError]] = errors.BASE_ERROR_MAP
-    #: Statuses retried by default; a call's ``retry_on`` adds to them.
+    #: Statuses retried by default (``retry_statuses=`` per session); ``retry_on`` adds
+    #: to them.
     _retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES
     #: Extra statuses this session retries on every call.
     _retry_on: Collection[int] = ()
@@ -223,6 +224,7 @@ class TrioAPISession:
         restricted_paths: Collection[str] | None = None,
         error_map: Mapping[int, type[errors.APIError]] | None = None,
         base_error_map: Mapping[int, type[errors.APIError]] | None = None,
+        retry_statuses: Collection[int] | None = None,
         retry_on: Collection[int] | None = None,
         error_on_unexpected_input: bool | None = None,
         max_retry_after: float | None = None,
@@ -337,6 +339,10 @@ class TrioAPISession:
         self._coordination = coordination
         self._owns_coordination = False
 
+        self._retry_statuses: frozenset[int] = status_codes(
+            pick(retry_statuses, cls._retry_statuses),
+            "retry_statuses" if retry_statuses is not None else "_retry_statuses",
+        )
         self._status_errors: Mapping[int, type[errors.APIError]] = MappingProxyType(
             {**self._base_error_map, **self._error_map}
         )
@@ -344,8 +350,7 @@ class TrioAPISession:
             box=self._box,
             box_attrs=MappingProxyType(dict(self._box_attrs)),
             conv_json=self._conv_json,
-            retry_statuses=status_codes(cls._retry_statuses, "_retry_statuses")
-            | status_codes(pick(retry_on, cls._retry_on)),
+            retry_statuses=self._retry_statuses | status_codes(pick(retry_on, cls._retry_on)),
             use_base=True,
             redact_fields=(),
             redact_value="REDACTED",
