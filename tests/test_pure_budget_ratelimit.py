@@ -100,6 +100,21 @@ def test_ietf_older_forms() -> None:
     assert parse_quota(old_policy, WALL) == Quota(7, 4.0, 10, 1.0)
 
 
+def test_a_draft_reset_sent_as_a_unix_time_is_an_instant_not_a_delay() -> None:
+    # GitLab sends RateLimit-Reset as a Unix time: read as seconds, it closed the origin
+    # for 57 years (or paced it at one request a month).
+    gitlab = headers(
+        RateLimit_Limit="600", RateLimit_Remaining="595", RateLimit_Reset=str(int(WALL) + 60)
+    )
+    assert parse_quota(gitlab, WALL) == Quota(595, 60.0, 600)
+    in_ms = headers(RateLimit_Remaining="0", RateLimit_Reset=str(int(WALL * 1000) + 5000))
+    assert parse_quota(in_ms, WALL) == Quota(0, 5.0, None)
+    combined = headers(RateLimit=f"limit=100, remaining=0, reset={int(WALL) + 30}")
+    assert parse_quota(combined, WALL) == Quota(0, 30.0, 100)
+    structured = headers(RateLimit=f'"default";r=0;t={int(WALL) + 2}')
+    assert parse_quota(structured, WALL) == Quota(0, 2.0, None)
+
+
 def test_the_older_drafts_list_form_of_ratelimit_limit() -> None:
     """Draft 00-02's own example: the first item is the limit, the others its policies
     (it was read as no limit at all, so the quota's rate was never known)."""

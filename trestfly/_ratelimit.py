@@ -189,7 +189,7 @@ def _limit_field(value: str | None, policies: list[Policy]) -> tuple[float | Non
     return limit, _window_of(limit, policies)
 
 
-def _ietf(headers: Mapping[str, str]) -> Quota | None:
+def _ietf(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     policies = _policies(headers)
     combined = headers.get("ratelimit")
     if combined is not None:
@@ -197,7 +197,9 @@ def _ietf(headers: Mapping[str, str]) -> Quota | None:
         for name, params, _ in _items(combined):
             remaining = params.get("r", params.get("remaining"))
             if remaining is not None:
-                reset = params.get("t", params.get("reset"))
+                # The drafts say delta seconds; GitLab sends a Unix time in the same
+                # field.  Read as seconds, that closed the origin for 57 years.
+                reset = _reset_after(params.get("t", params.get("reset")), wall_now)
                 entries.append((remaining, -(reset or 0.0), name, params, reset))
         if not entries:
             return None
@@ -219,7 +221,7 @@ def _ietf(headers: Mapping[str, str]) -> Quota | None:
         window = limit_window
     return Quota(
         remaining=int(remaining_field),
-        reset_after=_number(headers.get("ratelimit-reset")),
+        reset_after=_reset_after(_number(headers.get("ratelimit-reset")), wall_now),
         limit=_whole(limit_field if limit_field is not None else quota),
         window=window,
     )
@@ -250,7 +252,7 @@ def parse_quota(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     """
     github = _github(headers, wall_now)
     if github is None:
-        return _ietf(headers)
+        return _ietf(headers, wall_now)
     if github.limit is not None and "ratelimit-policy" in headers:
         # GitHub-style counts with a draft policy beside them: the policy of that
         # limit adds the window.
