@@ -136,6 +136,16 @@ def test_client_side_rate_limit_with_burst() -> None:
     assert later == 10.0  # an idle bucket refills
 
 
+def test_the_client_limits_burst_is_not_lent_to_a_lower_learned_rate() -> None:
+    # The burst is the user's, for their rate_limit.  Lent to a learned rate of 0.5/s,
+    # it sent five at once and 8 s of credit; the refusals cut the rate to its floor.
+    state = origin(rate_limit=50.0, burst=5)
+    state.learned_rate = 0.5
+    times = [state.admit(0.0).at for _ in range(4)]
+    assert times == pytest.approx([0.0, 2.0, 4.0, 6.0])
+    assert (state.pacer_burst(0.5), state.pacer_burst(50.0)) == (1, 5)
+
+
 def paced_second(state: OriginThrottle, now: float, *, sent_at: float = 0.0) -> None:
     """One second's worth of paced successes at the current learned rate."""
     ticket = Ticket(sent_at=sent_at, in_flight_at_send=1, paced=True, probe=False)

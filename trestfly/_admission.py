@@ -325,7 +325,7 @@ class OriginGate:
         await trio.lowlevel.checkpoint_if_cancelled()  # a -inf deadline is no bound
         now = trio.current_time()
         bound = min(max_wait, trio.current_effective_deadline() - now)
-        reservation = await self.link.reserve(rate, throttle.pacer_burst, bound)
+        reservation = await self.link.reserve(rate, throttle.pacer_burst(rate), bound)
         now = trio.current_time()
         if reservation is None:
             # The store is unavailable: local-only.

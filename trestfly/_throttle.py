@@ -413,10 +413,18 @@ class OriginThrottle:
         rate = self.effective_rate(now)
         return Admission("go", now) if rate is None else self._reserve(now, rate)
 
-    @property
-    def pacer_burst(self) -> int:
-        """Requests the pacer lets through at once (the client limit's burst, else 1)."""
-        return self.settings.burst if self.settings.rate_limit else 1
+    def pacer_burst(self, rate: float) -> int:
+        """Requests the pacer lets through at once when it paces at ``rate``: the
+        client limit's burst when that limit is what paces, else 1.
+
+        The burst is the user's for their own ``rate_limit``.  Applied to a lower
+        learned (or quota) rate, it sent ``burst`` requests at once at each reopening
+        and ``(burst - 1) / rate`` seconds of credit; a server shallower than that
+        refused the extras, each refusal cut the rate again, and against a 20/s bucket
+        two deep the learned rate sank to its floor (0.5/s) with ``burst=5``.
+        """
+        limit = self.settings.rate_limit
+        return self.settings.burst if limit is not None and rate >= limit else 1
 
     def _reserve(self, now: float, rate: float) -> Admission:
         rounds = self._rounds
@@ -436,7 +444,7 @@ class OriginThrottle:
             heapq.heappop(holes)
         if holes:
             return Admission("go", heapq.heappop(holes))
-        send_at = max(now, self._tat - (self.pacer_burst - 1) * interval)
+        send_at = max(now, self._tat - (self.pacer_burst(rate) - 1) * interval)
         self._tat = max(self._tat, send_at) + interval
         self._reserved_rate = min(self._reserved_rate, rate)
         return Admission("go", send_at)
