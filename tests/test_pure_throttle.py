@@ -146,6 +146,31 @@ def test_the_client_limits_burst_is_not_lent_to_a_lower_learned_rate() -> None:
     assert (state.pacer_burst(0.5), state.pacer_burst(50.0)) == (1, 5)
 
 
+def test_a_crowd_still_out_long_after_its_cut_is_dropped_unsettled() -> None:
+    """A stray bare 429 among 20 in flight, one of them a minute-long download; 40 at
+    once are served for that minute.  When the download ends, the crowd's count (19) is
+    a minute old: it set the limit to 19 under a server that had just held 40."""
+    state = origin()  # a maximum of 100 in flight
+    crowd = [state.on_sent(0.0, paced=False, probe=False) for _ in range(20)]
+    state.on_response(crowd[-1], 0.01, status=429, hint=None, quota=None)
+    state.on_done(crowd[-1], 0.01)
+    for ticket in crowd[1:-1]:
+        state.on_response(ticket, 0.05, status=200, hint=None, quota=None)
+        state.on_done(ticket, 0.05)
+    now = 0.1
+    for _ in range(600):  # a minute at 40 in flight, every one served
+        batch = [state.on_sent(now, paced=False, probe=False) for _ in range(40)]
+        for ticket in batch:
+            state.on_response(ticket, now + 0.05, status=200, hint=None, quota=None)
+            state.on_done(ticket, now + 0.05)
+        now += 0.1
+    before = state.concurrency_limit
+    assert before >= 40
+    state.on_response(crowd[0], now, status=200, hint=None, quota=None)
+    state.on_done(crowd[0], now)
+    assert state.concurrency_limit == before
+
+
 def paced_second(state: OriginThrottle, now: float, *, sent_at: float = 0.0) -> None:
     """One second's worth of paced successes at the current learned rate."""
     ticket = Ticket(sent_at=sent_at, in_flight_at_send=1, paced=True, probe=False)

@@ -354,7 +354,7 @@ class OriginGate:
         """The attempt is over (answered, failed or cancelled): free its slot."""
         ticket = admitted.ticket
         assert ticket is not None, "release() of an attempt that was never admitted"
-        self.throttle.on_done(ticket)
+        self.throttle.on_done(ticket, trio.current_time())
         self.limiter.release_on_behalf_of(admitted)
         # The answers change the limit (a crowd settled, growth): tasks already queued
         # for a slot see it now, not when some task next passes through admit().

@@ -36,6 +36,9 @@ class ConcurrencyLimit:
         self._crowd: set[int] = set()
         self._crowd_served = 0
         self._crowd_limit = float(maximum)
+        # When the crowd began to be watched: one still out ``probe_doubling`` later is
+        # dropped unsettled (see on_done).
+        self._crowd_since = -math.inf
         # What the last cut set the limit to: it stands when a crowd is refused whole
         # (see _settle_crowd).
         self._crowd_cut = float(maximum)
@@ -76,6 +79,7 @@ class ConcurrencyLimit:
         self.ceiling = in_flight_at_send
         if not self._crowd:
             self._watch_crowd(seq, pending, before)
+            self._crowd_since = now
 
     def _watch_crowd(self, seq: int, pending: Set[int], limit_before: float) -> None:
         """Count how many of the requests in flight at this refusal the server serves.
@@ -112,12 +116,22 @@ class ConcurrencyLimit:
         if seq in self._crowd:
             self._crowd_served += 1
 
-    def on_done(self, seq: int, sent_at: float) -> None:
-        """Attempt ``seq`` (sent at ``sent_at``) is over, whatever happened to it."""
+    def on_done(self, seq: int, sent_at: float, now: float | None = None) -> None:
+        """Attempt ``seq`` (sent at ``sent_at``) is over, whatever happened to it
+        (``now``, when known).
+
+        A crowd is answered within a round trip or so.  One still out ``probe_doubling``
+        seconds after its cut (a slow download was in it) is dropped unsettled: its
+        count is a minute old, and settled then it cut a limit the server had since
+        served at 40 at once, without a refusal, down to 19.
+        """
         if self._crowd:
-            self._crowd.discard(seq)
-            if not self._crowd:
-                self._settle_crowd()
+            if now is not None and now - self._crowd_since > self._probe_doubling:
+                self._crowd.clear()
+            else:
+                self._crowd.discard(seq)
+                if not self._crowd:
+                    self._settle_crowd()
         if self._cut_window_left > 0 and sent_at >= self._cut_at:
             self._cut_window_left -= 1
 

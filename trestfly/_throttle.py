@@ -535,11 +535,11 @@ class OriginThrottle:
             if self._slow_start is not None:
                 self._slow_start.restart_wave()
 
-    def on_done(self, ticket: Ticket) -> None:
-        """The attempt is over, whatever happened to it."""
+    def on_done(self, ticket: Ticket, now: float | None = None) -> None:
+        """The attempt is over, whatever happened to it (``now``, when known)."""
         self.in_flight -= 1
         self._pending.discard(ticket.seq)
-        self.in_flight_limit.on_done(ticket.seq, ticket.sent_at)
+        self.in_flight_limit.on_done(ticket.seq, ticket.sent_at, now)
         if ticket.probe:
             self.release_probe()
 
