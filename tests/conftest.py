@@ -7,9 +7,26 @@ import shutil
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
+from hypothesis import settings
 from servers import TrioTestServer, open_trio_server, run_httpbin
 
 from benchmarks.redis_server import RedisServer, running_redis
+
+# No per-example wall-clock deadline: timing belongs to the benchmarks, and a loaded
+# machine (CI on 2 cores) made Hypothesis fail examples that were merely slow.
+settings.register_profile("trestfly", deadline=None)
+settings.load_profile("trestfly")
+
+#: Proxy variables httpx (and the session, which honours them) would route loopback
+#: traffic through: the tests talk to 127.0.0.1 servers directly.
+_PROXY_VARIABLES = ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY")
+
+
+@pytest.fixture(autouse=True)
+def _no_proxy_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in _PROXY_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
 
 
 @pytest.fixture(scope="session")

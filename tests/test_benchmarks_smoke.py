@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 CLIENTS = ("httpx", "trestfly")
 
@@ -26,10 +24,6 @@ def _is_number(value: Any) -> bool:
 
 def _run_quick(command: str, out: Path, results_name: str) -> dict[str, Any]:
     """Run ``python -m benchmarks COMMAND --quick --out OUT``; return its results file."""
-    # The benchmark servers need the "bench" extra; without it there is nothing to smoke.
-    pytest.importorskip("uvicorn")
-    pytest.importorskip("httptools")
-
     completed = subprocess.run(
         [sys.executable, "-m", "benchmarks", command, "--quick", "--out", str(out)],
         cwd=PROJECT_ROOT,

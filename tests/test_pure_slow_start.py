@@ -14,7 +14,7 @@ def drain(rate: float, burst: int, start_rate: float, growth: float) -> tuple[Sl
     """A client pacing at a rate growing e-fold per ``1 / growth`` seconds through a
     full bucket until it refuses one.  Returns the log of successes and that time."""
     log, tokens, last, now, sending = SlowStartLog(), float(burst), 0.0, 0.0, start_rate
-    while True:
+    for _ in range(100_000):  # the client outgrows the bucket within a few hundred
         tokens = min(burst, tokens + (now - last) * rate)
         last = now
         if tokens < 1:
@@ -23,6 +23,7 @@ def drain(rate: float, burst: int, start_rate: float, growth: float) -> tuple[Sl
         log.add(now)
         now += 1 / sending
         sending *= math.exp(growth / sending)  # growth per second, one step at a time
+    raise AssertionError("the bucket never refused the growing client")
 
 
 # Bucket shapes (rate, burst, growth of the client's rate per second), with how far one

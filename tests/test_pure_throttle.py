@@ -11,6 +11,10 @@ from trestfly._ratelimit import Quota
 from trestfly._throttle import OriginThrottle, ThrottleSettings, Ticket
 from trestfly.errors import UnexpectedValueError
 
+#: Every simulated loop ends by this many steps: a throttle stuck in one state fails
+#: the test instead of hanging the run.
+MAX_STEPS = 200_000
+
 
 def origin(now: float = 0.0, **settings: object) -> OriginThrottle:
     return OriginThrottle(ThrottleSettings(**settings), 100, now, random.Random(1))  # type: ignore[arg-type]
@@ -257,12 +261,14 @@ def first_sample_then_slow_start(state: OriginThrottle, until_rate: float) -> li
     state.on_response(burst[10], 0.02, status=429, hint=1.0, quota=None)
     assert state.learned_rate == pytest.approx(10 / 0.5 * 0.95) and state.ceiling is None
     times, now = [], 1.02
-    while state.learned_rate < until_rate:
+    for _ in range(MAX_STEPS):
+        if state.learned_rate >= until_rate:
+            return times
         now += 1.0 / state.learned_rate
         ticket = Ticket(sent_at=now, in_flight_at_send=1, paced=True, probe=False)
         state.on_response(ticket, now, status=200, hint=None, quota=None)
         times.append(now)
-    return times
+    pytest.fail(f"slow start did not reach {until_rate}/s in {MAX_STEPS} successes")
 
 
 class Bucket:
@@ -324,7 +330,7 @@ def until_paced_throttle(state: OriginThrottle, limiter: Bucket | Window) -> flo
     reopening when the pacer allows, until a request sent at a learned rate is
     throttled.  Returns that rate."""
     now = 0.0
-    while True:
+    for _ in range(MAX_STEPS):
         decision = state.admit(now)
         if decision.kind in ("gate", "round"):
             now = decision.at
@@ -340,6 +346,7 @@ def until_paced_throttle(state: OriginThrottle, limiter: Bucket | Window) -> flo
         state.on_done(ticket)
         if hint is not None and rate is not None:
             return rate
+    pytest.fail(f"no paced throttle in {MAX_STEPS} decisions")
 
 
 def test_leaving_slow_start_behind_a_bucket_the_ceiling_is_its_rate_beyond_the_burst() -> None:
@@ -852,7 +859,9 @@ class Drive:
             self._answer(ticket)
 
     def until(self, end: float) -> None:
-        while self.now < end:
+        for _ in range(MAX_STEPS):
+            if self.now >= end:
+                return
             decision = self.state.admit(self.now)
             if decision.kind in ("gate", "round"):
                 self.now = decision.at
@@ -863,6 +872,7 @@ class Drive:
             ticket = self.state.on_sent(self.now, paced=paced, probe=decision.kind == "probe")
             self._answer(ticket)
             self.now += self.step
+        pytest.fail(f"time stood still at {self.now}: {MAX_STEPS} decisions before {end}")
 
     def until_slow_start_ends(self, limit: float = 5.0) -> None:
         """From the reopening after the first throttle until slow start's end sets the

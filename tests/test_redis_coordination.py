@@ -195,7 +195,8 @@ async def test_slots_of_cancelled_waiters_are_given_back_through_redis(
         await api.get("ok")
         took = trio.current_time() - start
         assert api.stats.coordination is not None and api.stats.coordination.healthy
-    assert took < 0.6, f"the next request waited {took:.2f} s behind cancelled waiters"
+    # About 0.4 s (two slots of 0.2 s); 1.2 s behind the four cancelled waiters' slots.
+    assert took < 0.8, f"the next request waited {took:.2f} s behind cancelled waiters"
 
 
 async def test_the_gate_only_extends(redis_server: RedisServer) -> None:
@@ -398,9 +399,10 @@ async def test_sessions_share_a_gate_through_redis(
         for request in trio_server.requests
         if request.header("x-worker") == "b" and until - 1.0 < request.arrived_at < until
     ]
-    # b learns of the gate within a sync (20 ms) plus a round trip: at most the
-    # request it had in flight, and the one it sent before the sync came, arrive early.
-    assert len(early) <= 2
+    # b learns of the gate within a sync (20 ms) plus a round trip: the request it had
+    # in flight and the one it sent before the sync came arrive early, a few more on a
+    # loaded machine; without the shared gate, some 25 of its sends every 20 ms would.
+    assert len(early) <= 5
 
 
 async def test_a_redis_that_goes_away_costs_only_a_warning(

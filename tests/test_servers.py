@@ -82,13 +82,10 @@ async def test_disconnect_is_a_remote_protocol_error(trio_server: TrioTestServer
 
 async def test_stall_longer_than_timeout_is_a_read_timeout(trio_server: TrioTestServer) -> None:
     trio_server.app.script("/slow", stall(1.0))
-    start = trio.current_time()
-
+    # A ReadTimeout is giving up on the timeout: after the stall the server answers.
     async with httpx.AsyncClient(base_url=trio_server.base_url, timeout=0.2) as client:
-        with pytest.raises(httpx.ReadTimeout):
+        with trio.fail_after(5), pytest.raises(httpx.ReadTimeout):
             await client.get("/slow")
-
-    assert trio.current_time() - start < 0.9  # gave up on the timeout, not the stall
 
 
 async def test_short_stall_then_answers(trio_server: TrioTestServer) -> None:

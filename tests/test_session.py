@@ -185,7 +185,9 @@ async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.Mo
             await api.get("x")
             elapsed = trio.current_time() - start
     # Never before the announced instants; the shared gate adds at most 10% jitter after.
-    assert 2.5 + 8.9 <= elapsed <= (2.5 + 10.0) * 1.1
+    # The date is whole seconds of the real clock, 9-10 s ahead when made, less the real
+    # time the test takes to reach it (the mock clock does not see that): 8 s is room.
+    assert 2.5 + 8.0 <= elapsed <= (2.5 + 10.0) * 1.1
 
 
 async def test_a_hint_on_a_status_that_leaves_the_gate_open_is_slept_in_full(

@@ -578,9 +578,7 @@ async def test_marker_install_keeps_existing_hooks_and_runs_first_on_responses()
 
 @pytest.fixture(scope="module")
 def storm_url() -> Iterator[str]:
-    pytest.importorskip("uvicorn")
-    pytest.importorskip("httptools")
-    with run_storm_server() as server:
+    with run_storm_server() as server:  # uvicorn and httptools: the test extra
         yield server.url
 
 

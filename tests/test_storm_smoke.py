@@ -120,11 +120,6 @@ def _check_png(path: Path, output: str) -> None:
 
 
 def test_quick_run_writes_results_charts_and_throughput(tmp_path: Path) -> None:
-    # The embedded server needs the "bench" extra; without it there is nothing to smoke.
-    pytest.importorskip("uvicorn")
-    pytest.importorskip("httptools")
-    pytest.importorskip("matplotlib")
-
     completed = _run_benchmark("--quick", "--out", str(tmp_path), timeout=120)
     output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
     assert completed.returncode == 0, output
@@ -237,7 +232,6 @@ def user_server() -> Iterator[tuple[str, type[_Handler]]]:
 def test_url_run_reports_client_side_figures(
     tmp_path: Path, user_server: tuple[str, type[_Handler]]
 ) -> None:
-    pytest.importorskip("matplotlib")
     root, handler = user_server
     url = f"{root}/v1/items?page=1"
 

@@ -437,7 +437,10 @@ async def run_churn(
     async def task(task_rng: random.Random) -> None:
         while trio.current_time() < deadline and stats.started < MAX_CHURN_REQUESTS:
             stats.started += 1
-            with trio.move_on_after(task_rng.uniform(0, 0.02)) as scope:
+            # One request in twenty gets half a second (they complete), the others
+            # 0-20 ms (most are cancelled): both outcomes, on any machine.
+            budget = 0.5 if task_rng.random() < 0.05 else task_rng.uniform(0, 0.02)
+            with trio.move_on_after(budget) as scope:
                 try:
                     await send()
                 except httpx.PoolTimeout:
@@ -491,9 +494,9 @@ async def test_churn_with_random_cancellations_leaks_nothing(
         # The run exercised both outcomes.  Few requests complete in 20 ms under this
         # churn (a request cancelled mid-way costs its connection, so most reconnect),
         # and how few depends on the machine: none of 3,063 on a slow one.  The one in
-        # twenty given half a second complete (151-234 of 2,888-4,540 here).  One
-        # completion shows the outcome happened; the leak checks below are the test.
-        assert stats.cancelled > 500 and stats.completed >= 1, stats
+        # twenty given half a second complete.  One of each shows the outcome happened
+        # (how many is the machine's speed); the leak checks below are the test.
+        assert stats.cancelled >= 1 and stats.completed >= 1, stats
         assert stats.pool_timeouts == 0, stats
         assert transport.in_flight == 0
         assert transport.shard_in_flight == (0,) * math.ceil(connections / 2)

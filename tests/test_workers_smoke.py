@@ -59,10 +59,6 @@ def _run_benchmark(*args: str, timeout: float) -> subprocess.CompletedProcess[st
 
 
 def test_workers_local_run_writes_every_metric(tmp_path: Path) -> None:
-    # The embedded server needs the "bench" extra; without it there is nothing to smoke.
-    pytest.importorskip("uvicorn")
-    pytest.importorskip("httptools")
-
     # A limit of 20/s, so that 40 requests go beyond the first window and the bucket's
     # burst and both scenarios throttle; 5 tasks per worker.
     completed = _run_benchmark(
