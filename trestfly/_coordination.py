@@ -252,9 +252,8 @@ class Coordination(ABC):
         whether it was kept.  Stores that cannot keep it spent, as this default does."""
         return False
 
-    #: Exceptions of the store that mean "unavailable" (timeouts are always caught).
-
     def _unavailable(self) -> tuple[type[Exception], ...]:
+        """The exceptions of a store call that mean "unavailable": every one."""
         # Any failure of a store call, not only the backend's own errors: a client
         # closed under the coordination (coredis raises RuntimeError), a reply this
         # version cannot read (ValueError).  Going local-only is always safe; an error

@@ -226,8 +226,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
         try:
             self._setup(build, max_connections=max_connections, shard_size=shard_size)
-        except ValueError as exc:  # not UnexpectedValueError: httpx's, for the proxy
-            if isinstance(exc, UnexpectedValueError):
+        except ValueError as exc:  # httpx's, for the proxy
+            if isinstance(exc, UnexpectedValueError) or proxy is None:
                 raise
             # Not httpx's words, which quote the URL: it often carries a password.
             raise UnexpectedValueError(
