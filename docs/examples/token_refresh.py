@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import trio
 
-from trestfly import TrioAPISession, errors
+from trestfly import BudgetSettings, TrioAPISession, errors
 
 TOKEN_PATH = "oauth/token"
 
@@ -32,6 +32,11 @@ class TokenAPI(TrioAPISession):
     _retry_on = (401,)
     #: A short wait before the retry: a refresh is not an overload.
     _backoff = 0.1
+    #: A 401 has no Retry-After, so its retry spends the retry budget (10 by default):
+    #: with more tasks than that meeting the expired token at once, the others would
+    #: fail.  One token per request in flight lets each retry its 401 once, and the
+    #: budget still stops a storm of 5xx (refilled at 1 a second).
+    _retry_budget = BudgetSettings(capacity=float(TrioAPISession._max_concurrency))
     #: Never log the parameters or the body of a login.
     _restricted_paths = (TOKEN_PATH,)
     _error_on_unexpected_input = True
