@@ -741,6 +741,27 @@ async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
     assert pickle.loads(pickle.dumps(stats)) == stats
 
 
+async def test_debug_logging_never_fails_a_request(caplog: pytest.LogCaptureFixture) -> None:
+    # A JSON body nested past the redaction's recursion raised RecursionError from the
+    # log line, and header triples a bare ValueError, where without logging the first
+    # is sent and the second is named by UnexpectedValueError.
+    caplog.set_level(logging.DEBUG, logger="trestfly")
+    deep: dict[str, Any] = {}
+    node = deep
+    for _ in range(250):  # 500 levels: httpx encodes them, the redaction recursed past
+        node["a"] = [{}]
+        node = node["a"][0]
+    async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+        assert (await api.post("x", content=b"{}", headers={"X-Key": "v"})).status_code == 200
+        assert (await api.post("x", json=deep)).status_code == 200
+        with pytest.raises(errors.UnexpectedValueError, match="headers= cannot be sent"):
+            await api.get("x", headers=[("a", "b", "c")])
+    bodies = [r.trestfly_body for r in caplog.records if r.name == "trestfly.request"]  # type: ignore[attr-defined]
+    assert bodies[1] == "<not described: RecursionError>"
+    headers = [r.trestfly_headers for r in caplog.records if r.name == "trestfly.request"]  # type: ignore[attr-defined]
+    assert headers[2] == "<unreadable headers>"
+
+
 async def test_restricted_paths_never_log_params_or_body(caplog: pytest.LogCaptureFixture) -> None:
     class Secret(API):
         _restricted_paths = ("login",)

@@ -15,6 +15,7 @@ from typing import Any
 
 from ._options import CallOptions
 from ._redact import describe_attempt, to_log_text
+from ._safe_url import safe_url
 from ._stats import RetryRecord
 
 request_log = logging.getLogger("trestfly.request")
@@ -30,16 +31,31 @@ def log_attempt(
     restricted_paths: Collection[str],
 ) -> None:
     """Log an attempt about to be sent (call only when DEBUG is on for it: describing the
-    request costs more than the check)."""
-    extra = describe_attempt(
-        method=method,
-        url=url,
-        attempt=attempt,
-        request_kwargs=request_kwargs,
-        restricted_paths=restricted_paths,
-        redact_fields=options.redact_fields,
-        redact_value=options.redact_value,
-    )
+    request costs more than the check).
+
+    Logging never fails a request: what cannot be described (a JSON body nested deeper
+    than the redaction's recursion goes, arguments httpx will refuse with its own
+    error) is logged as not described, the URL still redacted.
+    """
+    try:
+        extra = describe_attempt(
+            method=method,
+            url=url,
+            attempt=attempt,
+            request_kwargs=request_kwargs,
+            restricted_paths=restricted_paths,
+            redact_fields=options.redact_fields,
+            redact_value=options.redact_value,
+        )
+    except Exception as exc:  # RecursionError included
+        extra = {
+            "trestfly_method": method,
+            "trestfly_url": safe_url(url, options.redact_fields, options.redact_value),
+            "trestfly_attempt": attempt,
+            "trestfly_params": f"<not described: {type(exc).__name__}>",
+            "trestfly_body": f"<not described: {type(exc).__name__}>",
+            "trestfly_headers": None,
+        }
     request_log.debug(
         "request %s %s attempt=%d params=%s body=%s",
         method,

@@ -85,9 +85,12 @@ def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: st
         return "<unreadable headers>"
     extra = {field.lower() for field in redact_fields}
     safe: dict[str, Any] = {}
-    for name, value in items:
-        key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
-        safe[key] = redact_value if is_secret_header(key, extra) else value
+    try:
+        for name, value in items:
+            key = name.decode("latin-1") if isinstance(name, bytes) else str(name)
+            safe[key] = redact_value if is_secret_header(key, extra) else value
+    except (TypeError, ValueError):  # not pairs: httpx refuses them with its own error
+        return "<unreadable headers>"
     return safe
 
 
