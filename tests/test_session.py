@@ -772,6 +772,15 @@ async def test_restricted_paths_never_log_params_or_body(caplog: pytest.LogCaptu
         async with Secret() as api:
             await api.post("/login/", json={"password": "hunter2"}, params={"otp": "123456"})
     assert "hunter2" not in caplog.text and "123456" not in caplog.text
+    # A query written into the path is the path's params: it showed in clear.
+    caplog.clear()
+    with respx.mock as mock:
+        mock.post(url__startswith=f"{URL}/v1/login").respond(200)
+        async with Secret() as api:
+            await api.post("login?username=alice&otp=654321#state=s3")
+    assert "alice" not in caplog.text and "654321" not in caplog.text
+    [record] = [r for r in caplog.records if r.name == "trestfly.request"]
+    assert record.trestfly_url == f"{URL}/v1/login?REDACTED#REDACTED"  # type: ignore[attr-defined]
 
 
 async def test_nothing_is_serialised_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -176,9 +176,17 @@ def describe_attempt(
     """The structured ``extra`` of the attempt's DEBUG record, already redacted."""
     params = request_kwargs.get("params")
     body = _body(request_kwargs)
+    shown = safe_url(url, redact_fields, redact_value)
     if is_restricted(url, restricted_paths):
         params = redact_value if params is not None else None
         body = redact_value if body is not None else None
+        # A query written into the path is the path's params: hidden whole too (a
+        # login's "?username=alice&otp=123456" showed in clear).
+        base, hash_mark, _ = shown.partition("#")
+        base, mark, _ = base.partition("?")
+        shown = (
+            base + ("?" + redact_value if mark else "") + ("#" + redact_value if hash_mark else "")
+        )
     else:
         params = _redact_params(params, redact_fields, redact_value)
         # Body keys as query names: without case ("Password", "X-Amz-Credential", the
@@ -187,7 +195,7 @@ def describe_attempt(
         body = redact_matching(body, partial(is_secret_name, extra=extra), redact_value)
     return {
         "trestfly_method": method,
-        "trestfly_url": safe_url(url, redact_fields, redact_value),
+        "trestfly_url": shown,
         "trestfly_attempt": attempt,
         "trestfly_params": params,
         "trestfly_body": body,
