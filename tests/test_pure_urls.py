@@ -143,3 +143,17 @@ def test_assertions_passphrases_and_session_ids_are_secret(name: str) -> None:
 @pytest.mark.parametrize("name", ["session", "sessions_count", "jwt_version_x", "pwd_policy"])
 def test_names_that_only_contain_those_words_stay_visible(name: str) -> None:
     assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name", ["access_token[]", "filter[api_key]", "user[password]", "a[b][client_secret]"]
+)
+def test_bracketed_credential_names_are_secret(name: str) -> None:
+    # PHP/Rails-style names showed their values in clear.
+    assert is_secret_name(name)
+    assert "S3CR3T" not in safe_url(f"https://h.test/x?{name}=S3CR3T&page=2")
+
+
+@pytest.mark.parametrize("name", ["filter[name]", "sort[key_order]", "ids[]", "[]"])
+def test_bracketed_other_names_stay_visible(name: str) -> None:
+    assert not is_secret_name(name)

@@ -8,6 +8,7 @@ query parameters that are credentials by name, nor those the caller listed in
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection
 
 import httpx
@@ -70,6 +71,10 @@ SECRET_SUFFIXES: tuple[str, ...] = (
 )
 
 
+#: What separates the parts of a bracketed name (``filter[api_key]``, ``token[]``).
+_BRACKETS = re.compile(r"[\[\]]+")
+
+
 def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     """Whether the value under ``name`` (a query parameter or a body key) must be hidden:
     a credential's name (SECRET_PARAMS, SECRET_SUFFIXES), or one of ``extra`` (lower case),
@@ -79,7 +84,14 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     lowered = name.lower()
     if lowered in SECRET_PARAMS or lowered in extra:
         return True
-    return lowered.replace("-", "").replace("_", "").endswith(SECRET_SUFFIXES)
+    if lowered.replace("-", "").replace("_", "").endswith(SECRET_SUFFIXES):
+        return True
+    if "[" in lowered:
+        # PHP/Rails-style names: access_token[] and filter[api_key] are the credential's
+        # own names with brackets around them or after them.
+        parts = [part for part in _BRACKETS.split(lowered) if part]
+        return any(is_secret_name(part, extra) for part in parts)
+    return False
 
 
 def safe_url(
