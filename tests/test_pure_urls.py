@@ -39,6 +39,16 @@ def test_relative_path_without_url_is_a_typed_error() -> None:
         build_url(None, "", "users")
 
 
+def test_a_query_or_fragment_in_the_last_part_follows_the_path_as_it_is() -> None:
+    # Joined as a segment, a query alone gained a slash (/v1/?page=2), and a value
+    # ending in slashes lost them.
+    assert join_path("https://h", "v1", "?page=2") == "https://h/v1?page=2"
+    assert join_path("https://h", "v1", "users/?a=1") == "https://h/v1/users/?a=1"
+    assert join_path("https://h", "v1", "1?x=a//") == "https://h/v1/1?x=a//"
+    assert join_path("https://h", "v1", "users#part/") == "https://h/v1/users#part/"
+    assert join_path("users", "?page=2") == "users?page=2"
+
+
 def test_join_path_skips_empty_parts() -> None:
     assert join_path("", "a", "", "b") == "a/b"
     assert join_path("/users", "1") == "/users/1"

@@ -23,17 +23,26 @@ def join_path(*parts: str) -> str:
     """Join path segments with exactly one slash at each seam.
 
     Empty parts are skipped.  The first part keeps its leading slashes (it may be a URL
-    or an absolute path); a trailing slash on the last argument is kept, as one slash.
+    or an absolute path); a trailing slash on the last argument's path is kept, as one
+    slash.  A query or fragment written into the last argument (``"users?page=2"``,
+    ``"?page=2"``) follows the joined path as it is: joined as a segment, a query alone
+    gained a slash before it (``/v1/?page=2``) and a value ending in slashes lost them.
     """
-    present = [part for part in parts if part]
-    if not present:
+    if not parts:
         return ""
+    last = parts[-1]
+    cut = min((index for index in (last.find("?"), last.find("#")) if index >= 0), default=-1)
+    suffix = last[cut:] if cut >= 0 else ""
+    last_path = last[:cut] if cut >= 0 else last
+    present = [part for part in (*parts[:-1], last_path) if part]
+    if not present:
+        return suffix
     pieces = [present[0].rstrip("/")]
     pieces.extend(stripped for part in present[1:] if (stripped := part.strip("/")))
     joined = "/".join(pieces)
-    if parts[-1].endswith("/"):
+    if last_path.endswith("/"):
         joined += "/"
-    return joined
+    return joined + suffix
 
 
 def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = True) -> str:
