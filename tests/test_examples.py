@@ -202,6 +202,14 @@ async def test_the_bearer_token_goes_with_every_request(httpbin_url: str) -> Non
     assert echo.headers["Authorization"] == "Bearer tok"
 
 
+async def test_a_head_request_passes_the_error_document_check(httpbin_url: str) -> None:
+    # The check read the empty body of a HEAD answer as JSON: a bare JSONDecodeError.
+    with trio.fail_after(LIMIT):
+        async with fast(httpbin_url) as api:
+            response = await api.head("json")
+    assert response.status_code == 200 and response.content == b""
+
+
 # ------------------------------------------------------------------ the iterator
 
 

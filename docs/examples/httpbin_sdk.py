@@ -199,7 +199,10 @@ class HttpbinAPI(TrioAPISession):
         httpbin echoes a posted JSON body under ``"json"``; an echo of ``{"error": ...}``
         stands here for the APIs that answer ``200 OK`` with an error in the body.
         """
-        if response.headers.get("content-type", "").startswith("application/json"):
+        # A HEAD answer (or any empty one) has the JSON content type and no body.
+        if response.content and response.headers.get("content-type", "").startswith(
+            "application/json"
+        ):
             body = response.json()
             echoed = body.get("json") if isinstance(body, dict) else None
             if isinstance(echoed, dict) and "error" in echoed:
