@@ -67,6 +67,17 @@ def test_box_attrs_are_applied() -> None:
         obj.a = 2
 
 
+def test_a_document_box_refuses_is_a_decode_error_with_the_response() -> None:
+    # box_dots=True and a key with dots: a bare BoxKeyError, the response lost.
+    resp = response(b'{"10.0.0.1": {"up": true}}')
+    with pytest.raises(ResponseDecodeError, match="does not make a Box") as info:
+        convert_response(resp, box=True, box_attrs={"box_dots": True}, conv_json=False)
+    assert info.value.response is resp
+    assert convert_response(resp, box=False, box_attrs={}, conv_json=True) == {
+        "10.0.0.1": {"up": True}
+    }
+
+
 def test_json_nested_too_deep_is_a_decode_error() -> None:
     depth = 100_000  # past the interpreter's recursion limit
     with pytest.raises(ResponseDecodeError):

@@ -7,7 +7,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 import httpx
-from box import Box, BoxList
+from box import Box, BoxError, BoxList
 
 from .errors import ResponseDecodeError
 
@@ -41,7 +41,12 @@ def parse_json(
 
 
 def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
-    """Wrap a parsed JSON document: objects in a Box, arrays in a BoxList, scalars as-is."""
+    """Wrap a parsed JSON document: objects in a Box, arrays in a BoxList, scalars as-is.
+
+    Raises:
+        BoxError: python-box refused the document (``box_dots=True`` and a key such as
+            ``"10.0.0.1"`` or ``"a[0]"``).
+    """
     if isinstance(value, dict):
         return Box(value, **box_attrs)
     if isinstance(value, list):
@@ -67,4 +72,16 @@ def convert_response(
     if not is_json_content_type(response.headers.get("content-type")):
         return response
     value = parse_json(response, redact_fields, redact_value)
-    return to_box(value, box_attrs) if box else value
+    if not box:
+        return value
+    try:
+        return to_box(value, box_attrs)
+    except (BoxError, RecursionError) as exc:
+        # The answer was a success: say so with the response, not a bare BoxKeyError.
+        raise ResponseDecodeError(
+            response,
+            f"{type(exc).__name__}: {exc}",
+            redact_fields=redact_fields,
+            redact_value=redact_value,
+            problem="is JSON that does not make a Box with the call's box_attrs",
+        ) from exc

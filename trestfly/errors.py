@@ -142,7 +142,9 @@ def _quote_body(response: httpx.Response) -> str:
 
 
 class ResponseDecodeError(TrestflyError, ValueError):
-    """A response claimed to be JSON but its body does not parse.
+    """A response claimed to be JSON but its body does not parse (or, with ``box=``,
+    does not make a Box with the call's ``box_attrs``: ``box_dots=True`` and a key such
+    as ``"10.0.0.1"``).
 
     Raised when a call asked for ``box=`` or ``conv_json=`` and the response's
     ``Content-Type`` says JSON.
@@ -160,13 +162,14 @@ class ResponseDecodeError(TrestflyError, ValueError):
         *,
         redact_fields: Collection[str] = (),
         redact_value: str = "REDACTED",
+        problem: str = "claims JSON but does not parse",
     ) -> None:
         self.response = response
         head = response.content[:64]
         shown = safe_url(response.request.url, redact_fields, redact_value)
         super().__init__(
             f"[{response.status_code}: {response.request.method}] {shown} "
-            f"claims JSON but does not parse ({reason}); body starts {head!r}"
+            f"{problem} ({reason}); body starts {head!r}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
