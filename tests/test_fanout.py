@@ -256,6 +256,14 @@ async def test_items_that_are_an_async_iterable_are_named() -> None:
         with pytest.raises(errors.UnexpectedValueError, match="items must be an iterable"):
             await session.map(work, 5)  # type: ignore[arg-type]
 
+        class Legacy:  # the sequence protocol, which iter() takes
+            def __getitem__(self, index: int) -> int:
+                if index >= 3:
+                    raise IndexError(index)
+                return index
+
+        assert await session.map(work, Legacy()) == [0, 1, 2]  # type: ignore[arg-type]
+
 
 async def test_an_interrupt_after_the_pool_opened_leaves_trio_sound() -> None:
     class Items:

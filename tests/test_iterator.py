@@ -195,6 +195,16 @@ async def test_what_get_page_sets_is_checked(page: Any, total: Any, needle: str)
     assert (it.page, it.total, it.count) == ([], None, 0)  # as before the fetch
 
 
+async def test_an_integral_float_total_from_get_page_is_a_count() -> None:
+    class FromJSON(APIIterator):
+        async def _get_page(self) -> None:
+            self.page, self.total = [1, 2, 3], 3.0  # a JSON number
+
+    it = FromJSON(None)
+    assert [record async for record in it] == [1, 2, 3]
+    assert it.total == 3 and isinstance(it.total, int)
+
+
 async def test_two_tasks_cannot_walk_one_iterator_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -737,6 +737,22 @@ def test_an_async_progress_callback_is_refused() -> None:
         Items(None, progress=report)  # type: ignore[arg-type]
 
 
+async def test_a_progress_callback_that_returns_an_awaitable_is_refused_at_its_first_page() -> None:
+    # An object with an async __call__ passes the constructor's check.
+    class Reporter:
+        async def __call__(self, progress: CrawlProgress) -> None:
+            pass
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [{"id": 1}], "total": 1})
+
+    async with _mock_api(handler) as api:
+        items = Items(api, progress=Reporter())
+        with pytest.raises(errors.UnexpectedValueError, match="returned a coroutine"):
+            async for _ in items:
+                pass
+
+
 async def test_prefetch_must_be_a_positive_integer() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(errors.UnexpectedValueError, match="prefetch"):

@@ -506,7 +506,12 @@ def test_neither_url_nor_client_and_a_wrong_client_are_named() -> None:
         RedisCoordination("redis://127.0.0.1:1/0", client=coredis.Redis())
     with pytest.raises(errors.UnexpectedValueError, match="client must be a coredis"):
         RedisCoordination(client="notaclient")  # type: ignore[arg-type]
-    for url in ("redis://127.0.0.1:1/0", "rediss://redis.internal", "unix:///tmp/redis.sock"):
+    for url in (
+        "redis://127.0.0.1:1/0",
+        "redis://127.0.0.1:1/0/",  # coredis reads a trailing slash as the same database
+        "rediss://redis.internal",
+        "unix:///tmp/redis.sock",
+    ):
         RedisCoordination(url)
 
 

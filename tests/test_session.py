@@ -709,6 +709,23 @@ async def test_iterators_of_headers_params_and_files_are_read_once_per_call(
     assert attempts[0].trestfly_headers["X-Api-Key"] == "REDACTED"  # type: ignore[attr-defined]
 
 
+async def test_files_in_every_form_httpx_sends_are_accepted() -> None:
+    sent: list[bytes] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request.read())
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer)) as api:
+        for files in (
+            {"f": b"ONE"}.items(),  # a view, not a list
+            [["f", b"TWO"]],  # pairs as lists (from JSON)
+            (("f", ("a.txt", io.BytesIO(b"THREE"), "text/plain")),),
+        ):
+            await api.post("upload", files=files)
+    assert [b"ONE" in sent[0], b"TWO" in sent[1], b"THREE" in sent[2]] == [True] * 3
+
+
 async def test_a_retry_request_hook_that_returns_no_keywords_is_named(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

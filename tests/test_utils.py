@@ -149,13 +149,17 @@ def test_dict_flatten_custom_separator_and_parent_key() -> None:
     assert dict_flatten({"a": {"b": 1}}, parent_key="root") == {"root.a.b": 1}
 
 
-@pytest.mark.parametrize("bad", [{"sep": None}, {"sep": 1}, {"parent_key": None}])
+@pytest.mark.parametrize("bad", [{"sep": None}, {"sep": 1}, {"parent_key": 5}])
 def test_dict_flatten_names_a_separator_or_parent_key_that_is_not_a_string(
     bad: dict[str, Any],
 ) -> None:
     # Joined as text: sep=None made {"a": {"b": 1}} into {"aNoneb": 1}.
     with pytest.raises(UnexpectedValueError, match=r"dict_flatten: .* must be a string"):
         dict_flatten({"a": {"b": 1}}, **bad)
+
+
+def test_dict_flatten_takes_no_parent_key_as_restfly_does() -> None:
+    assert dict_flatten({"a": {"b": 1}}, parent_key=None) == {"a.b": 1}  # type: ignore[arg-type]
 
 
 def test_dict_flatten_drops_empty_nested_and_stringifies_keys() -> None:

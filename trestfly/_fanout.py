@@ -32,14 +32,15 @@ def _check_limit(name: str, value: int) -> int:
 def _iterate(items: Iterable[T]) -> Iterator[T]:
     """``iter(items)``, or UnexpectedValueError naming what ``items`` is (iter() of an
     async generator raised a bare TypeError)."""
-    if not isinstance(items, Iterable):
+    try:
+        return iter(items)  # the sequence protocol (only __getitem__) included
+    except TypeError:
         hint = (
             " (an async iterable: collect it first, [item async for item in it])"
             if hasattr(items, "__aiter__")
             else ""
         )
-        raise UnexpectedValueError(f"items must be an iterable, got a {type(items).__name__}{hint}")
-    return iter(items)
+    raise UnexpectedValueError(f"items must be an iterable, got a {type(items).__name__}{hint}")
 
 
 def _pool_size(limit: int, items: Iterable[Any]) -> int:

@@ -113,6 +113,8 @@ class APIIterator:
         string page handed out its characters, and a negative total ended the walk
         silently."""
         page, total = self.page, self.total
+        if isinstance(total, float) and total.is_integer() and total >= 0:
+            self.total = total = int(total)  # 3.0 from a JSON number: a count, as before
         if isinstance(page, str | bytes) or not isinstance(page, Sequence):
             problem = f"page to a {type(page).__name__} (expected a sequence of records)"
         elif total is not None and not is_count(total):

@@ -8,7 +8,7 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -199,22 +199,24 @@ def _check_file_part(name: object, part: object) -> None:
 
 
 def _check_files(value: Any) -> None:
+    """What httpx takes: a mapping, or any iterable of ``(name, file)`` pairs (a list,
+    ``d.items()``, pairs as lists from JSON); iterators were read into a list before."""
     if value is None:
         return
     if isinstance(value, Mapping):
         for name, part in value.items():
             _check_file_part(name, part)
         return
-    if not isinstance(value, list | tuple):
+    if isinstance(value, str | bytes) or not isinstance(value, Iterable):
         raise UnexpectedValueError(
             f"files must be a mapping or a list of (name, file) pairs, got a {type(value).__name__}"
         )
     for pair in value:
-        if not (isinstance(pair, tuple) and len(pair) == 2):
+        if not (isinstance(pair, tuple | list) and len(pair) == 2):
             raise UnexpectedValueError(
                 f"files must be a mapping or a list of (name, file) pairs, got a list holding "
                 f"a {type(pair).__name__}"
-                + (f" of {len(pair)} items" if isinstance(pair, tuple) else "")
+                + (f" of {len(pair)} items" if isinstance(pair, tuple | list) else "")
             )
         _check_file_part(*pair)
 

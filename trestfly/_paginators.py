@@ -445,7 +445,7 @@ class PagedIterator(APIIterator):
         now = trio.current_time()
         elapsed = now - (self._started_at if self._started_at is not None else now)
         records = self.count + len(self.page)
-        self._progress(
+        result: object = self._progress(
             CrawlProgress(
                 records=records,
                 pages=self.num_pages,
@@ -454,6 +454,15 @@ class PagedIterator(APIIterator):
                 rate=records / elapsed if elapsed > 0 else 0.0,
             )
         )
+        if inspect.isawaitable(result):
+            # An object with an async __call__, or a lambda returning a coroutine: the
+            # constructor's check cannot see those, and they would never run.
+            if inspect.iscoroutine(result):
+                result.close()
+            raise UnexpectedValueError(
+                "progress must be a plain function: it is called, not awaited (it "
+                f"returned a {type(result).__name__})"
+            )
 
     @property
     def position(self) -> Position:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import importlib.util
 import math
+import re
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any
@@ -299,7 +300,7 @@ def _check_url(url: object) -> None:
         # coredis reads "/1/5" as database 15, "/abc" as 0, and port 0 as 6379.
         if parts.port == 0:
             raise UnexpectedValueError(f"url must be {expected}, got port 0")
-        if parts.path not in ("", "/") and not parts.path[1:].isdigit():
+        if parts.path not in ("", "/") and not re.fullmatch(r"/\d+/?", parts.path):
             raise UnexpectedValueError(
                 f"url must be {expected}, got a path that is not a database number"
             )

@@ -107,7 +107,9 @@ def _copy_mappings(value: Any) -> Any:
     return value
 
 
-def dict_flatten(d: Mapping[Any, Any], parent_key: str = "", sep: str = ".") -> dict[str, Any]:
+def dict_flatten(
+    d: Mapping[Any, Any], parent_key: str | None = "", sep: str = "."
+) -> dict[str, Any]:
     """Flatten nested mappings into ``sep``-joined keys: ``{"b": {"c": 2}}`` -> ``{"b.c": 2}``.
 
     An empty nested mapping contributes no key; non-string keys are joined as ``str``.
@@ -119,6 +121,8 @@ def dict_flatten(d: Mapping[Any, Any], parent_key: str = "", sep: str = ".") -> 
     .. versionadded:: 0.1.0
     """
     _check_mapping("dict_flatten", "d", d)
+    if parent_key is None:  # RESTfly's Optional[str]: no prefix
+        parent_key = ""
     for name, value in (("parent_key", parent_key), ("sep", sep)):
         if not isinstance(value, str):
             # Joined as text, sep=None made {"a": {"b": 1}} into {"aNoneb": 1}.
