@@ -42,6 +42,7 @@ import importlib.util
 import math
 import os
 import random
+import secrets
 import subprocess
 import sys
 import time
@@ -1171,7 +1172,9 @@ async def run_one(
     display: Display,
 ) -> dict[str, Any]:
     """One client through one freshly installed scenario; its figures."""
-    recorder = Recorder(client)
+    # An X-Client of this run alone: the server's counters for it hold nothing of a run
+    # before (a straggler of the same client, whose run was cut short).
+    recorder = Recorder(f"{client}#{secrets.token_hex(4)}")
     progress = display.start(f"c={concurrency:<4} {client:<18}", total=settings.requests)
     async with httpx.AsyncClient(timeout=10) as control:
         async with CLIENTS[client](url, PATH, concurrency, recorder) as fetch:
