@@ -16,7 +16,7 @@ from collections.abc import Mapping
 import httpx
 
 from ._arguments import is_finite
-from ._transport import ShardedTransport, ca_bundle_context
+from ._transport import ShardedTransport, given_trust
 from ._version import __version__
 from .errors import UnexpectedValueError
 
@@ -145,15 +145,9 @@ def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLCo
 
 def trust_context(verify: VerifyTypes) -> ssl.SSLContext:
     """The SSLContext that checks servers as ``verify`` says (before any client cert)."""
-    if isinstance(verify, ssl.SSLContext):
-        context = verify
-    elif isinstance(verify, str):
-        try:
-            context = ca_bundle_context(verify)
-        except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-            raise UnexpectedValueError(
-                f"ssl_verify: cannot load the CA bundle {verify!r}: {exc}"
-            ) from exc
+    given = given_trust(verify, "ssl_verify")
+    if given is not None:
+        context = given
     elif verify:
         # The trust store httpx itself uses, SSL_CERT_FILE / SSL_CERT_DIR honoured: adding
         # a client certificate must not drop an internal CA the environment names.

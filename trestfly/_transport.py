@@ -106,6 +106,23 @@ def ca_bundle_context(path: str) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=path)
 
 
+def given_trust(verify: object, name: str) -> ssl.SSLContext | None:
+    """The SSLContext ``verify`` names: itself, or a CA bundle path loaded; None for a
+    bool (the caller builds that one its own way).
+
+    Raises:
+        UnexpectedValueError: the CA bundle cannot be loaded (``name`` is the setting).
+    """
+    if isinstance(verify, ssl.SSLContext):
+        return verify
+    if not isinstance(verify, str):
+        return None
+    try:
+        return ca_bundle_context(verify)
+    except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
+        raise UnexpectedValueError(f"{name}: cannot load the CA bundle {verify!r}: {exc}") from exc
+
+
 class ShardedTransport(httpx.AsyncBaseTransport):
     """An httpx transport that spreads ``max_connections`` over small connection pools.
 
@@ -190,17 +207,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             )
         # Built once: httpx would otherwise load the CA bundle again for every shard
         # (milliseconds each), and one shared context also shares TLS session state.
-        if isinstance(verify, ssl.SSLContext):
-            ssl_context = verify
-        elif isinstance(verify, str):
-            try:
-                ssl_context = ca_bundle_context(verify)
-            except (OSError, ValueError) as exc:  # ssl.SSLError is an OSError
-                raise UnexpectedValueError(
-                    f"verify: cannot load the CA bundle {verify!r} ({type(exc).__name__})"
-                ) from None
-        else:
-            ssl_context = httpx.create_ssl_context(verify=verify, trust_env=trust_env)
+        ssl_context = given_trust(verify, "verify") or httpx.create_ssl_context(
+            verify=verify, trust_env=trust_env
+        )
         options = tuple(socket_options) if socket_options is not None else None
 
         def build(size: int) -> httpx.AsyncBaseTransport:
