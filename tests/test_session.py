@@ -800,6 +800,53 @@ async def test_restricted_paths_never_log_params_or_body(caplog: pytest.LogCaptu
     assert record.trestfly_url == f"{URL}/v1/login?REDACTED#REDACTED"  # type: ignore[attr-defined]
 
 
+async def test_restricted_paths_hide_their_query_in_retry_logs_and_errors(
+    caplog: pytest.LogCaptureFixture, autojump_clock: trio.testing.MockClock
+) -> None:
+    # Only the DEBUG line hid a restricted path's query: the INFO retry line (the one
+    # the docs say to turn on in production) and every error message showed the OTP.
+    class Secret(API):
+        _restricted_paths = ("auth/login",)
+
+    caplog.set_level(logging.INFO, logger="trestfly")
+    shown = f"{URL}/v1/auth/login?REDACTED"
+
+    with respx.mock as mock:
+        route = mock.post(url__startswith=f"{URL}/v1/auth/login")
+        async with Secret(retries=1) as api:
+            route.side_effect = statuses(503, 503)
+            with pytest.raises(errors.ServiceUnavailableError) as unavailable:
+                await api.post("auth/login?username=alice&otp=111111")
+            assert str(unavailable.value).startswith(f"[503: POST] {shown} ")
+            route.side_effect = statuses(503, 503)  # params= are in the response's URL
+            with pytest.raises(errors.ServiceUnavailableError) as unavailable:
+                await api.post("auth/login", params={"otp": "222222"})
+            assert str(unavailable.value).startswith(f"[503: POST] {shown} ")
+            route.side_effect = [httpx.ConnectError("refused")] * 2
+            with pytest.raises(errors.ConnectionError) as refused:
+                await api.post("auth/login?otp=555555")
+            assert str(refused.value).startswith(f"POST {shown} failed after 1 retries")
+            bad_json = httpx.Response(200, text="{", headers={"Content-Type": "application/json"})
+            route.side_effect = [bad_json]
+            with pytest.raises(errors.ResponseDecodeError) as decode:
+                await api.post("auth/login?otp=333333", box=True)
+            assert f"{shown} claims JSON" in str(decode.value)
+
+            async def slow(request: httpx.Request) -> httpx.Response:
+                await trio.sleep(10)
+                return httpx.Response(200)
+
+            route.side_effect = slow
+            with pytest.raises(errors.TimeoutError) as late:
+                await api.post("auth/login?otp=444444", deadline=1)
+            assert str(late.value).startswith("POST auth/login?REDACTED: deadline of 1.0 s")
+    retries = [r for r in caplog.records if r.name == "trestfly.retry"]
+    bare = f"{URL}/v1/auth/login"  # params= are not in the call's URL
+    assert [r.trestfly_url for r in retries] == [shown, bare, shown]  # type: ignore[attr-defined]
+    otps = ("111111", "222222", "333333", "444444", "555555")
+    assert not any(otp in caplog.text for otp in otps)
+
+
 async def test_nothing_is_serialised_when_debug_is_off(monkeypatch: pytest.MonkeyPatch) -> None:
     def explode(**kwargs: Any) -> dict[str, Any]:
         raise AssertionError("describe_attempt must not run with DEBUG off")

@@ -3,8 +3,9 @@
 The request loop (:meth:`trestfly.TrioAPISession._attempts`) decides *that* a call fails;
 these functions decide *what* it raises: the class (through the session's error map),
 the message, the chained cause, and what is hidden from both.  Every URL shown goes
-through :func:`trestfly._safe_url.safe_url`, and a failure that may quote a header value
-(often a token) is never quoted or chained.
+through :meth:`CallOptions.shown_url <trestfly._options.CallOptions.shown_url>` (secret
+values redacted, a restricted path's query hidden whole), and a failure that may quote a
+header value (often a token) is never quoted or chained.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from . import errors
 from ._admission import GateClosed
 from ._options import CallOptions
 from ._policy import error_class, quotes_header_value, transport_error_class
-from ._safe_url import safe_url
 from ._stats import RetryRecord
 
 #: What httpx raises while building a request from arguments of the wrong kind
@@ -59,7 +59,7 @@ def invalid_request(
     argument at fault, when known).  When ``exc`` may quote a header value it is not
     chained: raise the error outside the except block that caught ``exc``, or it stays
     reachable as ``__context__``."""
-    shown = safe_url(url, options.redact_fields, options.redact_value)
+    shown = options.shown_url(url)
     if quotes_header_value(exc):
         # h11's and the encoder's messages quote the offending header value, which is
         # often a token (read from a file with its newline, pasted with a stray
@@ -90,7 +90,7 @@ def response_error(
     error = error_class(response.status_code, status_errors)
     api_error = error(response, retries=retries_done, retry_after=retry_after)
     api_error.history = tuple(history)
-    api_error._hide_query_values(options.redact_fields, options.redact_value)
+    api_error._show_url(options.shown_url(response.request.url))
     return api_error
 
 
@@ -104,7 +104,7 @@ def transport_failure(
 ) -> Exception:
     """The trestfly error of a call whose last attempt failed in transport, chained
     from that failure; the URL shown redacted."""
-    shown = safe_url(url, options.redact_fields, options.redact_value)
+    shown = options.shown_url(url)
     error = transport_error_class(failure)(
         f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
     )
@@ -151,8 +151,8 @@ def gate_error(
     api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
     api_error.history = tuple(history)
     # The response may be another call's: hide what either call asked to hide.
-    fields = options.redact_fields if own else options.redact_fields + closed.redact_fields
-    api_error._hide_query_values(fields, options.redact_value)
+    also_hide = () if own else closed.redact_fields
+    api_error._show_url(options.shown_url(response.request.url, also_hide))
     return api_error
 
 
@@ -163,7 +163,7 @@ def bad_response(
     body that does not decode, or a request the answer asks for again whose body was a
     stream (a 307/308 or an auth flow's second request must send the body again, and the
     first request spent it)."""
-    shown = safe_url(url, options.redact_fields, options.redact_value)
+    shown = options.shown_url(url)
     if isinstance(exc, httpx.StreamConsumed):
         return errors.BadResponseError(
             f"{method} {shown}: the answer asks for the request again (a "

@@ -10,12 +10,11 @@ logged of a request goes through :func:`trestfly._redact.describe_attempt`: secr
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ._options import CallOptions
 from ._redact import describe_attempt, to_log_text
-from ._safe_url import safe_url
 from ._stats import RetryRecord
 
 request_log = logging.getLogger("trestfly.request")
@@ -28,7 +27,6 @@ def log_attempt(
     attempt: int,
     request_kwargs: Mapping[str, Any],
     options: CallOptions,
-    restricted_paths: Collection[str],
 ) -> None:
     """Log an attempt about to be sent (call only when DEBUG is on for it: describing the
     request costs more than the check).
@@ -43,14 +41,14 @@ def log_attempt(
             url=url,
             attempt=attempt,
             request_kwargs=request_kwargs,
-            restricted_paths=restricted_paths,
+            restricted_paths=options.restricted_paths,
             redact_fields=options.redact_fields,
             redact_value=options.redact_value,
         )
     except Exception as exc:  # RecursionError included
         extra = {
             "trestfly_method": method,
-            "trestfly_url": safe_url(url, options.redact_fields, options.redact_value),
+            "trestfly_url": options.shown_url(url),
             "trestfly_attempt": attempt,
             "trestfly_params": f"<not described: {type(exc).__name__}>",
             "trestfly_body": f"<not described: {type(exc).__name__}>",

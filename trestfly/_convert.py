@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
@@ -20,11 +20,17 @@ def is_json_content_type(content_type: str | None) -> bool:
     return media == "application/json" or (media.endswith("+json") and "/" in media)
 
 
-def parse_json(
-    response: httpx.Response, redact_fields: Collection[str] = (), redact_value: str = "REDACTED"
-) -> Any:
-    """The parsed JSON body; None for an empty body.  ``redact_fields`` and
-    ``redact_value`` are the call's, for the URL in the error message.
+#: How a call shows a URL in its messages (CallOptions.shown_url).
+ShowUrl = Callable[[httpx.URL], str]
+
+
+def _shown(response: httpx.Response, show_url: ShowUrl | None) -> str | None:
+    return None if show_url is None else show_url(response.request.url)
+
+
+def parse_json(response: httpx.Response, show_url: ShowUrl | None = None) -> Any:
+    """The parsed JSON body; None for an empty body.  ``show_url``: how the call shows
+    a URL in an error message (default: secret query values redacted).
 
     Raises:
         ResponseDecodeError: the body claims JSON but does not parse.
@@ -35,9 +41,7 @@ def parse_json(
     try:
         return json.loads(body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
-        raise ResponseDecodeError(
-            response, str(exc), redact_fields=redact_fields, redact_value=redact_value
-        ) from exc
+        raise ResponseDecodeError(response, str(exc), url=_shown(response, show_url)) from exc
 
 
 def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
@@ -60,8 +64,7 @@ def convert_response(
     box: bool,
     box_attrs: Mapping[str, Any],
     conv_json: bool,
-    redact_fields: Collection[str] = (),
-    redact_value: str = "REDACTED",
+    show_url: ShowUrl | None = None,
 ) -> Any:
     """What a request returns: Box/BoxList with ``box``, plain JSON with ``conv_json``.
 
@@ -71,7 +74,7 @@ def convert_response(
         return response
     if not is_json_content_type(response.headers.get("content-type")):
         return response
-    value = parse_json(response, redact_fields, redact_value)
+    value = parse_json(response, show_url)
     if not box:
         return value
     try:
@@ -81,7 +84,6 @@ def convert_response(
         raise ResponseDecodeError(
             response,
             f"{type(exc).__name__}: {exc}",
-            redact_fields=redact_fields,
-            redact_value=redact_value,
+            url=_shown(response, show_url),
             problem="is JSON that does not make a Box with the call's box_attrs",
         ) from exc

@@ -17,6 +17,7 @@ from box.converters import BOX_PARAMETERS  # python-box's own list of its option
 
 from ._arguments import check_bool, is_finite
 from ._client import check_timeout
+from ._redact import shown_url
 from .errors import UnexpectedValueError
 
 #: Keywords of ``httpx.AsyncClient.request`` that a call may pass through.
@@ -49,6 +50,16 @@ class CallOptions:
     redact_fields: tuple[str, ...]
     redact_value: str
     deadline: float | None
+    #: The session's restricted paths (never a call's option): shown_url hides their
+    #: queries whole.
+    restricted_paths: frozenset[str] = frozenset()
+
+    def shown_url(self, url: str | httpx.URL, also_hide: tuple[str, ...] = ()) -> str:
+        """``url`` as this call's log lines and error messages show it (see
+        :func:`trestfly._redact.shown_url`); ``also_hide``: more fields to redact."""
+        return shown_url(
+            url, self.restricted_paths, self.redact_fields + also_hide, self.redact_value
+        )
 
 
 TRESTFLY_OPTIONS: frozenset[str] = frozenset(

@@ -74,6 +74,24 @@ def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
     return False
 
 
+def shown_url(
+    url: str | httpx.URL,
+    restricted_paths: Collection[str],
+    redact_fields: Collection[str],
+    redact_value: str,
+) -> str:
+    """``url`` as every log line and error message shows it: credentials and secret
+    query values redacted (:func:`~trestfly._safe_url.safe_url`) and, for a restricted
+    path, its whole query and fragment, which are that path's params (a login's
+    ``?username=alice&otp=123456``)."""
+    shown = safe_url(url, redact_fields, redact_value)
+    if not is_restricted(str(url), restricted_paths):
+        return shown
+    base, hash_mark, _ = shown.partition("#")
+    base, mark, _ = base.partition("?")
+    return base + ("?" + redact_value if mark else "") + ("#" + redact_value if hash_mark else "")
+
+
 def _safe_headers(headers: Any, redact_fields: Collection[str], redact_value: str) -> Any:
     if headers is None:
         return None
@@ -176,17 +194,10 @@ def describe_attempt(
     """The structured ``extra`` of the attempt's DEBUG record, already redacted."""
     params = request_kwargs.get("params")
     body = _body(request_kwargs)
-    shown = safe_url(url, redact_fields, redact_value)
+    shown = shown_url(url, restricted_paths, redact_fields, redact_value)
     if is_restricted(url, restricted_paths):
         params = redact_value if params is not None else None
         body = redact_value if body is not None else None
-        # A query written into the path is the path's params: hidden whole too (a
-        # login's "?username=alice&otp=123456" showed in clear).
-        base, hash_mark, _ = shown.partition("#")
-        base, mark, _ = base.partition("?")
-        shown = (
-            base + ("?" + redact_value if mark else "") + ("#" + redact_value if hash_mark else "")
-        )
     else:
         params = _redact_params(params, redact_fields, redact_value)
         # Body keys as query names: without case ("Password", "X-Amz-Credential", the

@@ -76,7 +76,6 @@ from ._policy import (
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
 from ._redact import is_secret_header
 from ._retry_after import parse_retry_after
-from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
 from ._urls import build_url, check_base_path, check_url, is_absolute, parse_url
@@ -355,6 +354,7 @@ class TrioAPISession:
             redact_fields=(),
             redact_value="REDACTED",
             deadline=None,
+            restricted_paths=self._restricted_paths,
         )
 
         if self._error_on_unexpected_input:
@@ -685,7 +685,7 @@ class TrioAPISession:
             with trio.fail_after(options.deadline):
                 return await self._attempts(method, path, kwargs)
         except trio.TooSlowError as exc:
-            shown = safe_url(path, options.redact_fields, options.redact_value)
+            shown = options.shown_url(path)
             raise errors.TimeoutError(
                 f"{method} {shown}: deadline of {options.deadline} s passed"
             ) from exc
@@ -814,7 +814,6 @@ class TrioAPISession:
                         retries_done + 1,
                         request_kwargs,
                         options,
-                        self._restricted_paths,
                     )
                 gate = self._gate_for(origin)
 
@@ -870,8 +869,7 @@ class TrioAPISession:
                             box=options.box,
                             box_attrs=options.box_attrs,
                             conv_json=options.conv_json,
-                            redact_fields=options.redact_fields,
-                            redact_value=options.redact_value,
+                            show_url=options.shown_url,
                         )
                     retryable = throttled or response.status_code in options.retry_statuses
                 if invalid:
@@ -934,8 +932,7 @@ class TrioAPISession:
                     )
                 )
                 if retry_log.isEnabledFor(logging.INFO):
-                    shown = safe_url(url, options.redact_fields, options.redact_value)
-                    log_retry(method, shown, history[-1], self._retries)
+                    log_retry(method, options.shown_url(url), history[-1], self._retries)
                 status = response.status_code if response is not None else None
                 if status is None or not closes_gate(status, hint, throttled=throttled):
                     await self._backoff_sleep(gate, decision.delay)

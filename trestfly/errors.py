@@ -152,6 +152,10 @@ class ResponseDecodeError(TrestflyError, ValueError):
     Attributes:
         response: the response whose body does not parse.
 
+    ``url`` is the URL as the message shows it, already redacted (the session passes
+    the call's view of it); without it, the request's URL with ``redact_fields``
+    redacted.
+
     .. versionadded:: 0.1.0
     """
 
@@ -163,10 +167,13 @@ class ResponseDecodeError(TrestflyError, ValueError):
         redact_fields: Collection[str] = (),
         redact_value: str = "REDACTED",
         problem: str = "claims JSON but does not parse",
+        url: str | None = None,
     ) -> None:
         self.response = response
         head = response.content[:64]
-        shown = safe_url(response.request.url, redact_fields, redact_value)
+        shown = url
+        if shown is None:
+            shown = safe_url(response.request.url, redact_fields, redact_value)
         super().__init__(
             f"[{response.status_code}: {response.request.method}] {shown} "
             f"{problem} ({reason}); body starts {head!r}"
@@ -254,11 +261,11 @@ class APIError(TrestflyError):
             f"[{self.code}: {self.response.request.method}] {url} body={_quote_body(self.response)}"
         )
 
-    def _hide_query_values(self, fields: tuple[str, ...], value: str) -> None:
-        # The session applies a call's redact_fields to the URL of the message, unless
-        # a subclass wrote a message of its own.
-        if fields and self.msg == self._built_msg:
-            self.msg = self._message(safe_url(self.response.request.url, fields, value))
+    def _show_url(self, shown: str) -> None:
+        # The session shows the URL as the call's options say (its redact_fields, the
+        # session's restricted paths), unless a subclass wrote a message of its own.
+        if self.msg == self._built_msg:
+            self.msg = self._message(shown)
             self.args = (self.msg,)
 
     def __str__(self) -> str:
