@@ -319,7 +319,6 @@ class _MarkedSession(TrioAPISession):
 
     def _build_session(self, **kwargs: Any) -> None:
         super()._build_session(**kwargs)
-        assert self._session is not None
         self._marker.install(self._session)
 
 

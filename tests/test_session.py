@@ -555,6 +555,77 @@ async def test_owned_client_closed_injected_client_left_open() -> None:
     await injected.aclose()
 
 
+async def test_a_client_an_override_sets_is_closed_on_leaving() -> None:
+    # RESTfly-style overrides build self._session themselves: only the base method
+    # marked the client as owned, so theirs stayed open (a socket leaked until GC), and
+    # one set after super() built another left that other open too.
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    made: list[httpx.AsyncClient] = []
+
+    class OwnClient(API):
+        def _build_session(self, **kwargs: Any) -> None:
+            self._session = httpx.AsyncClient(transport=transport)
+            made.append(self._session)
+
+    class Replacing(API):
+        def _build_session(self, **kwargs: Any) -> None:
+            super()._build_session(**kwargs)
+            made.append(self._session)
+            self._session = httpx.AsyncClient(transport=transport)
+            made.append(self._session)
+
+    for cls in (OwnClient, Replacing):
+        async with cls() as api:
+            assert (await api.get("x")).status_code == 200
+            assert not any(client.is_closed for client in made)
+        assert made and all(client.is_closed for client in made)
+        made.clear()
+    with pytest.raises(errors.UnexpectedValueError, match=r"must be an httpx\.AsyncClient"):
+        API()._session = "http://api.test"  # type: ignore[assignment]
+    with pytest.raises(errors.TrestflyError, match="is not open"):
+        API()._session.headers["X-Key"] = "k"
+
+
+async def test_a_closed_session_client_and_a_transport_beside_it_are_refused() -> None:
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    closed = httpx.AsyncClient(transport=transport)
+    await closed.aclose()
+    with pytest.raises(errors.TrestflyError, match="client of the session is closed"):
+        async with API(session=closed):
+            pass  # pragma: no cover
+    # The client's own transport sends: the other one was silently ignored.
+    with pytest.raises(errors.UnexpectedValueError, match="session= or transport=, not both"):
+        API(session=httpx.AsyncClient(transport=transport), transport=transport)
+
+
+@pytest.mark.parametrize("reopen", [True, False])
+async def test_a_retry_after_the_block_closed_uses_the_client_open_now(reopen: bool) -> None:
+    # The call read the client once and retried through it after the block closed:
+    # httpx's bare RuntimeError, even when the session had been entered again.
+    answers = iter([503, 200])
+    transport = httpx.MockTransport(lambda r: httpx.Response(next(answers)))
+
+    class Reopening(API):
+        async def _retry_request(
+            self, response: httpx.Response | None, retries: int, **kwargs: Any
+        ) -> dict[str, Any]:
+            await self.__aexit__(None, None, None)
+            if reopen:
+                await self.__aenter__()
+            return kwargs
+
+    api = Reopening(transport=transport, retries=1, backoff=0)
+    await api.__aenter__()
+    try:
+        if reopen:
+            assert (await api.get("x")).status_code == 200
+        else:
+            with pytest.raises(errors.TrestflyError, match="is not open"):
+                await api.get("x")
+    finally:
+        await api.__aexit__(None, None, None)
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

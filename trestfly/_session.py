@@ -326,6 +326,12 @@ class TrioAPISession:
             raise errors.UnexpectedValueError(
                 f"transport must be an httpx.AsyncBaseTransport, got a {type(transport).__name__}"
             )
+        if session is not None and transport is not None:
+            # The client sends through its own transport: this one would be ignored.
+            raise errors.UnexpectedValueError(
+                "give session= or transport=, not both: a session= client is used as it "
+                "is, with its own transport"
+            )
         self._injected_session = session
         self._transport = transport
         if coordination is not None and not isinstance(coordination, Coordination):
@@ -367,8 +373,10 @@ class TrioAPISession:
             lib_name=self._lib_name,
             lib_version=self._lib_version,
         )
-        self._session: httpx.AsyncClient | None = None
-        self._owns_session = False
+        self._httpx_client: httpx.AsyncClient | None = None
+        # Every client set as self._session while open but the session= one: closed on
+        # leaving (an override that built its own, even after super() built one).
+        self._built_clients: list[httpx.AsyncClient] = []
         self._per_request_headers: dict[str, str] | None = None
         # Requests inside httpx never outnumber the pool's connections (see _build_session).
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
@@ -407,7 +415,7 @@ class TrioAPISession:
                 "neither the session nor its _authenticate() accepts them"
             )
 
-    def _build_session(self, **kwargs: Any) -> None:
+    def _build_session(self, *args: Any, **kwargs: Any) -> None:
         """Build ``self._session``, the ``httpx.AsyncClient`` every request goes through.
 
         Called on entering the context with the keywords the session did not know.  When
@@ -417,13 +425,14 @@ class TrioAPISession:
         Otherwise trestfly builds a :class:`~trestfly.ShardedTransport` of
         ``max_concurrency`` one-connection pools, with the TLS, proxy and HTTP/2 settings.
         Override to customise the client, calling ``super()._build_session(**kwargs)``
-        first.
+        first, or build one and set ``self._session`` to it: every client set there but
+        the ``session=`` one is closed on leaving the context.  (The base signature takes
+        ``*args`` so that an override may name its keywords and still type-check.)
 
         .. versionadded:: 0.1.0
         """
         if self._injected_session is not None:
             self._session = self._injected_session
-            self._owns_session = False
             self._per_request_headers = {"User-Agent": self._user_agent}
             return
         verify = ssl_setting(self._ssl_verify, self._cert)
@@ -465,7 +474,6 @@ class TrioAPISession:
             mounts=mounts,
             follow_redirects=self._follow_redirects,
         )
-        self._owns_session = True
 
     async def _drop_credentials_off_origin(self, request: httpx.Request) -> None:
         # httpx drops only Authorization (and cookies) when it follows a redirect to
@@ -502,14 +510,17 @@ class TrioAPISession:
             if gate.link is not None:
                 gate.link.notice()
 
-    async def _authenticate(self, **kwargs: Any) -> None:
+    async def _authenticate(self, *args: Any, **kwargs: Any) -> None:
         """Authenticate the session; awaited on entering the context.
 
-        Receives the constructor keywords the session did not know (``api_key=...``).
-        The default does nothing.  An exception raised here leaves the context unentered
-        and closes the client trestfly built.
+        Receives the constructor keywords the session did not know (``api_key=...``);
+        an override names them (``async def _authenticate(self, api_key: str) -> None``),
+        which type-checks against this signature.  The default does nothing.  An
+        exception raised here leaves the context unentered and closes the client
+        trestfly built.
 
         Args:
+            args: never given (there so that overrides type-check).
             kwargs: the unknown constructor keywords.
 
         .. versionadded:: 0.1.0
@@ -567,8 +578,15 @@ class TrioAPISession:
             # Inside the try: an override that fails after super() built the client
             # must not leave that client open, nor the session usable outside its block.
             self._build_session(**self._auth_kwargs)
-            if self._session is None:
+            client = self._httpx_client
+            if client is None:
                 raise errors.TrestflyError("_build_session() did not set self._session")
+            if client.is_closed:
+                # httpx would raise a bare RuntimeError at the first request.
+                raise errors.TrestflyError(
+                    "the httpx client of the session is closed (a session= client must "
+                    "be open while the session is)"
+                )
             coordination = self._coordination
             if coordination is not None and not coordination.is_open:
                 # Not opened by the user: it lives exactly as long as this session.
@@ -609,12 +627,13 @@ class TrioAPISession:
 
     async def _close_session(self) -> None:
         self._entered = False
-        session, self._session = self._session, None
+        self._httpx_client = None
+        clients, self._built_clients = self._built_clients, []
         try:
-            if session is not None and self._owns_session:
-                # Shielded: closing sockets must happen even when we leave by cancellation.
-                with trio.CancelScope(shield=True):
-                    await session.aclose()
+            # Shielded: closing sockets must happen even when we leave by cancellation.
+            with trio.CancelScope(shield=True):
+                for client in clients:
+                    await client.aclose()
         finally:
             await self._leave_coordination()
 
@@ -636,13 +655,31 @@ class TrioAPISession:
 
     # ------------------------------------------------------------------ requests
 
-    def _require_session(self) -> httpx.AsyncClient:
-        if self._session is None:
+    @property
+    def _session(self) -> httpx.AsyncClient:
+        """The ``httpx.AsyncClient`` every request goes through, while the session is
+        open (``_build_session`` sets it; ``_authenticate`` sets headers or ``auth`` on
+        it).  Outside the ``async with`` block, reading it raises ``TrestflyError``.
+
+        .. versionadded:: 0.1.0
+        """
+        client = self._httpx_client
+        if client is None:
             raise errors.TrestflyError(
                 f"{type(self).__name__} is not open: use 'async with {type(self).__name__}(...) "
                 "as api:' before sending requests"
             )
-        return self._session
+        return client
+
+    @_session.setter
+    def _session(self, client: httpx.AsyncClient) -> None:
+        if not isinstance(client, httpx.AsyncClient):
+            raise errors.UnexpectedValueError(
+                f"self._session must be an httpx.AsyncClient, got a {type(client).__name__}"
+            )
+        self._httpx_client = client
+        if client is not self._injected_session and client not in self._built_clients:
+            self._built_clients.append(client)
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
         """Send a request with retries and return the (converted) response.
@@ -786,7 +823,7 @@ class TrioAPISession:
         return self._budget.try_spend(now, retrying_alone=others == 0)
 
     async def _attempts(self, method: str, path: str, kwargs: dict[str, Any]) -> Any:
-        session = self._require_session()
+        self._session  # noqa: B018 (raises when the session is not open)
         if not self._budget_started:
             self._budget = RetryBudget(self._retry_budget, trio.current_time())
             self._budget_started = True
@@ -800,6 +837,10 @@ class TrioAPISession:
         last: httpx.Response | Exception | None = None
         try:
             while True:
+                # Read at each attempt: a retry after the block closed gets trestfly's
+                # "not open", not httpx's bare RuntimeError, and one after it was
+                # entered again goes through the new client.
+                session = self._session
                 options, request_kwargs = resolve(self._defaults, kwargs)
                 url, origin = self._url_for(path, options.use_base)
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)

@@ -190,7 +190,6 @@ class HttpbinAPI(TrioAPISession):
     async def _authenticate(self, token: str | None = None) -> None:
         """Set the bearer token on the session's client (awaited on entering)."""
         if token is not None:
-            assert self._session is not None
             self._session.headers["Authorization"] = f"Bearer {token}"
 
     async def _resp_error_check(self, response: httpx.Response, **kwargs: Any) -> httpx.Response:

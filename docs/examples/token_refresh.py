@@ -47,7 +47,6 @@ class TokenAPI(TrioAPISession):
         await self._login()
 
     async def _login(self) -> None:
-        assert self._session is not None
         answer = await self.post(TOKEN_PATH, data=self._credentials, conv_json=True)
         self._session.headers["Authorization"] = f"Bearer {answer['access_token']}"
 
@@ -58,7 +57,6 @@ class TokenAPI(TrioAPISession):
             return kwargs  # a 429 or 503: retry as it is
         if response.request.url.path.endswith(TOKEN_PATH):
             raise errors.UnauthorizedError(response)  # the credentials are wrong: give up
-        assert self._session is not None
         sent = response.request.headers.get("authorization")
         async with self._token_lock:
             if self._session.headers.get("authorization") == sent:
