@@ -771,6 +771,32 @@ def test_a_stray_refusal_in_a_crowd_that_was_served_barely_cuts() -> None:
     assert state.concurrency_limit == 59
 
 
+def test_a_crowd_cut_short_by_its_callers_never_lowers_the_cut() -> None:
+    """20 at once, one refused without a hint; 2 of the crowd served, and the other 17
+    cancelled by their callers (the first failure of a ``map`` cancels the rest) or lost
+    in transport.  Those may have been served: counted as refused, they set the limit to
+    the 2 that answered, for a minute.  The served count only lifts the cut."""
+    state = origin()
+    tickets = [send(state, 0.0) for _ in range(20)]
+    state.on_response(tickets[0], 0.001, status=429, hint=None, quota=None)
+    state.on_done(tickets[0], 0.001)
+    cut = state.concurrency_limit
+    for ticket in tickets[1:3]:
+        state.on_response(ticket, 0.002, status=200, hint=None, quota=None)
+        state.on_done(ticket, 0.002)
+    for ticket in tickets[3:]:
+        state.on_done(ticket, 0.003)  # no answer
+    assert state.concurrency_limit == cut > 2
+    # Answered, the same 17 refusals would have set it to the 2 served (the control).
+    control = origin()
+    tickets = [send(control, 0.0) for _ in range(20)]
+    for index, ticket in enumerate(tickets):
+        status = 200 if index in (1, 2) else 429
+        control.on_response(ticket, 0.001, status=status, hint=None, quota=None)
+        control.on_done(ticket, 0.001)
+    assert control.concurrency_limit == 2
+
+
 def test_the_concurrency_limit_holds_under_the_refused_count_then_probes() -> None:
     state = origin(probe_doubling=12.0)
     refuse_crowd(state, list(range(9, 30)) + list(range(9)), served=set(range(9)))

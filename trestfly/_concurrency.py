@@ -35,6 +35,10 @@ class ConcurrencyLimit:
         # them were served, and the limit before that throttle's cut (see _watch_crowd).
         self._crowd: set[int] = set()
         self._crowd_served = 0
+        # Of the crowd, those not answered yet, and how many left without an answer
+        # (cancelled by their caller, failed in transport): see _settle_crowd.
+        self._crowd_unheard: set[int] = set()
+        self._crowd_abandoned = 0
         self._crowd_limit = float(maximum)
         # When the crowd began to be watched: one still out ``probe_doubling`` later is
         # dropped unsettled (see on_done).
@@ -94,8 +98,15 @@ class ConcurrencyLimit:
         time, so the estimates never compound.
         """
         self._crowd = {other for other in pending if other != seq}
+        self._crowd_unheard = set(self._crowd)
         self._crowd_served = 0
+        self._crowd_abandoned = 0
         self._crowd_limit = limit_before
+
+    def on_answered(self, seq: int) -> None:
+        """Attempt ``seq`` got an answer, whatever it was."""
+        if self._crowd:
+            self._crowd_unheard.discard(seq)
 
     def on_refused(self, seq: int, in_flight: int) -> None:
         """Attempt ``seq`` got an untimed throttle, with ``in_flight`` attempts (itself
@@ -129,6 +140,9 @@ class ConcurrencyLimit:
             if now is not None and now - self._crowd_since > self._probe_doubling:
                 self._crowd.clear()
             else:
+                if seq in self._crowd_unheard:
+                    self._crowd_unheard.discard(seq)
+                    self._crowd_abandoned += 1
                 self._crowd.discard(seq)
                 if not self._crowd:
                     self._settle_crowd()
@@ -140,10 +154,16 @@ class ConcurrencyLimit:
         of it at once, never above the limit before the cut.  (So a stray refusal
         among many served gives back what its cut took.)"""
         served = self._crowd_served
+        if self._crowd_abandoned:
+            # Some of the crowd never got an answer (their callers cancelled them: the
+            # first failure of a map cancels the rest).  They may have been served, so
+            # the count is only a floor: it may lift the cut, never lower it.  Counted
+            # as refused, a map's cancelled calls left the limit at the 2 that answered.
+            self.value = min(self._crowd_limit, max(float(served), self._crowd_cut))
         # None served: the server refused everything (overload, a rate limit without
         # hints), which says nothing about how many at once it allows: the cut stands,
         # not what was left in flight as the refusals came in.
-        if served > 0:
+        elif served > 0:
             self.value = min(self._crowd_limit, float(served))
             self.ceiling = served + 1
         else:

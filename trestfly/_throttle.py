@@ -593,6 +593,7 @@ class OriginThrottle:
     ) -> None:
         """Learn from a response: quota headers, gate hints, throttles and successes."""
         self._last_answer_at = max(self._last_answer_at, now)
+        self.in_flight_limit.on_answered(ticket.seq)
         if ticket.probe:
             self._probe_answered = True
         if quota is not None:
