@@ -626,6 +626,20 @@ async def test_a_retry_after_the_block_closed_uses_the_client_open_now(reopen: b
         await api.__aexit__(None, None, None)
 
 
+def test_a_session_opened_in_another_trio_run_is_refused() -> None:
+    # Its gates hold instants of the first run's clock: a 429 of that run came back in
+    # the next as a wait of hours, with no request sent.
+    api = API(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+
+    async def use() -> int:
+        async with api:
+            return (await api.get("x")).status_code
+
+    assert trio.run(use) == 200
+    with pytest.raises(errors.TrestflyError, match=r"opened in another trio\.run"):
+        trio.run(use)
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

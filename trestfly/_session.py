@@ -381,6 +381,7 @@ class TrioAPISession:
         # Requests inside httpx never outnumber the pool's connections (see _build_session).
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
         self._entered = False
+        self._trio_run: trio.lowlevel.TrioToken | None = None  # the run it was opened in
         self._rng = random.Random()
         self._gates: dict[str, OriginGate] = {}
         self._url_cache: dict[tuple[str, bool], tuple[str, str]] = {}
@@ -573,6 +574,16 @@ class TrioAPISession:
     async def __aenter__(self) -> Self:
         if self._entered:
             raise errors.TrestflyError(f"{type(self).__name__} is already open")
+        run = trio.lowlevel.current_trio_token()
+        if self._trio_run is not None and self._trio_run is not run:
+            # Gates, pacer and budget hold instants of the first run's clock, which a
+            # new run starts elsewhere: a 429 of the last run came back as a 31-hour
+            # wait, with no request sent.
+            raise errors.TrestflyError(
+                f"{type(self).__name__} was opened in another trio.run: make a session "
+                "in each run (its throttling state is timed by that run's clock)"
+            )
+        self._trio_run = run
         self._entered = True
         try:
             # Inside the try: an override that fails after super() built the client
