@@ -640,6 +640,38 @@ def test_a_session_opened_in_another_trio_run_is_refused() -> None:
         trio.run(use)
 
 
+def test_throttle_settings_follow_keyword_over_class_and_subclass_over_parent() -> None:
+    throttle = trestfly.ThrottleSettings
+
+    class Sdk(API):
+        _rate_limit, _burst, _adaptive = 2.0, 5, False
+
+    def fields(api: TrioAPISession) -> tuple[object, ...]:
+        settings = api._throttle
+        return settings.rate_limit, settings.burst, settings.adaptive, settings.decrease
+
+    assert fields(Sdk()) == (2.0, 5, False, 0.9)
+    # A throttle= keyword beats the class shortcuts (they replaced three of its fields).
+    given = throttle(rate_limit=50.0, burst=20, adaptive=True, decrease=0.5)
+    assert fields(Sdk(throttle=given)) == (50.0, 20, True, 0.5)
+    assert fields(Sdk(throttle=given, rate_limit=7.0)) == (7.0, 20, True, 0.5)
+
+    class Child(Sdk):  # a subclass's _throttle beats its parent's shortcuts
+        _throttle = throttle(rate_limit=10.0, burst=3)
+
+    assert fields(Child()) == (10.0, 3, True, 0.9)
+
+    class Both(API):  # in one class, the shortcut wins (as with keywords)
+        _throttle = throttle(rate_limit=10.0)
+        _rate_limit = 3.0
+
+    class Grandchild(Child):  # a shortcut set deeper than the _throttle applies
+        _burst = 1
+
+    assert fields(Both())[0] == 3.0
+    assert fields(Grandchild()) == (10.0, 1, True, 0.9)
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

@@ -92,6 +92,23 @@ def _environment_proxies() -> bool:
     return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
 
 
+def _class_shortcuts(cls: type[TrioAPISession]) -> dict[str, Any]:
+    """The class attributes ``_rate_limit``, ``_burst`` and ``_adaptive`` that override
+    the class's ``_throttle``: those an SDK class set at least as deep in the hierarchy
+    (``__mro__`` order) as the ``_throttle`` it inherits."""
+    mro = cls.__mro__
+
+    def depth(name: str) -> int:
+        return next(index for index, klass in enumerate(mro) if name in vars(klass))
+
+    throttle_depth = depth("_throttle")
+    return {
+        key: getattr(cls, f"_{key}")
+        for key in ("rate_limit", "burst", "adaptive")
+        if mro[depth(f"_{key}")] is not TrioAPISession and depth(f"_{key}") <= throttle_depth
+    }
+
+
 def _origin(url: str | httpx.URL) -> str:
     parsed = httpx.URL(url)
     port = f":{parsed.port}" if parsed.port is not None else ""  # None: the default port
@@ -293,17 +310,15 @@ class TrioAPISession:
             "max_concurrency", pick(max_concurrency, cls._max_concurrency), minimum=1, integer=True
         )
         base_throttle = check_instance("throttle", pick(throttle, cls._throttle), ThrottleSettings)
-        overrides: dict[str, Any] = {
-            key: value
+        # A keyword beats a class attribute, and a subclass's attribute its parent's: a
+        # throttle= keyword takes no class shortcut, and a class _throttle only those
+        # set as deep in the hierarchy or deeper (the same class: the shortcut wins).
+        overrides = {} if throttle is not None else _class_shortcuts(cls)
+        overrides.update(
+            (key, value)
             for key, value in (("rate_limit", rate_limit), ("burst", burst), ("adaptive", adaptive))
             if value is not None
-        }
-        if cls._rate_limit is not None and "rate_limit" not in overrides:
-            overrides["rate_limit"] = cls._rate_limit
-        if cls._burst != 1 and "burst" not in overrides:
-            overrides["burst"] = cls._burst
-        if cls._adaptive is not True and "adaptive" not in overrides:
-            overrides["adaptive"] = cls._adaptive
+        )
         self._throttle: ThrottleSettings = replace(base_throttle, **overrides)
         self._rate_limit: float | None = self._throttle.rate_limit
         self._burst: int = self._throttle.burst
