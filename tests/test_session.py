@@ -672,6 +672,16 @@ def test_throttle_settings_follow_keyword_over_class_and_subclass_over_parent() 
     assert fields(Grandchild()) == (10.0, 1, True, 0.9)
 
 
+def test_a_sharded_transport_smaller_than_max_concurrency_is_refused() -> None:
+    # 37 of 40 requests waited inside httpcore's pool, where cancellation leaks slots.
+    small = trestfly.ShardedTransport(max_connections=3)
+    with pytest.raises(errors.UnexpectedValueError, match="max_concurrency=10 is more than"):
+        API(transport=small, max_concurrency=10)
+    with pytest.raises(errors.UnexpectedValueError, match="set max_concurrency=3"):
+        API(transport=small)  # the default of 100
+    assert API(transport=small, max_concurrency=3)._max_concurrency == 3
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

@@ -78,6 +78,7 @@ from ._redact import is_secret_header
 from ._retry_after import parse_retry_after
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
+from ._transport import ShardedTransport
 from ._urls import build_url, check_base_path, check_url, is_absolute, parse_url
 from ._version import __version__
 
@@ -346,6 +347,16 @@ class TrioAPISession:
             raise errors.UnexpectedValueError(
                 "give session= or transport=, not both: a session= client is used as it "
                 "is, with its own transport"
+            )
+        if isinstance(transport, ShardedTransport) and (
+            transport.max_connections < self._max_concurrency
+        ):
+            # The excess would wait inside httpcore's pool, where a cancelled request
+            # can leak a connection.  (Other transports do not say their pool size.)
+            raise errors.UnexpectedValueError(
+                f"max_concurrency={self._max_concurrency} is more than the "
+                f"{transport.max_connections} connections of the transport= given: set "
+                f"max_concurrency={transport.max_connections} or give it more connections"
             )
         self._injected_session = session
         self._transport = transport
