@@ -37,6 +37,8 @@ def test_absolute_path_is_used_as_is(path: str) -> None:
 def test_relative_path_without_url_is_a_typed_error() -> None:
     with pytest.raises(UnexpectedValueError, match=r"'users'.*no url"):
         build_url(None, "", "users")
+    with pytest.raises(UnexpectedValueError, match=r"'items\?access_token=REDACTED'"):
+        build_url(None, "", "items?access_token=S3CRET")
 
 
 def test_a_query_or_fragment_in_the_last_part_follows_the_path_as_it_is() -> None:
@@ -70,6 +72,11 @@ def test_join_path_skips_empty_parts() -> None:
         ("https://api.example.com/?tenant=7", "query string or a fragment"),
         ("https://api.example.com?", "query string or a fragment"),
         ("https://api.example.com/#v1", "query string or a fragment"),
+        # Parsed by httpx, usable by no request: port 0 went to port 80, and the others
+        # failed only after every retry.
+        ("http://127.0.0.1:0", "port 0, outside 1-65535"),
+        ("http://127.0.0.1:70000", "port 70000, outside 1-65535"),
+        ("http://a b/", "host with a space"),
     ],
 )
 def test_a_session_url_paths_cannot_be_joined_to_is_refused(url: object, needle: str) -> None:
@@ -91,11 +98,15 @@ def test_good_session_urls_pass_and_refusals_hide_url_secrets() -> None:
         assert "S3CRET" not in str(caught.value)
 
 
-@pytest.mark.parametrize("base_path", [5, ["v1"], b"v1", "v1?tenant=7", "v1#x"])
+@pytest.mark.parametrize(
+    "base_path", [5, ["v1"], b"v1", "v1?tenant=7", "v1#x", "v1?api_key=S3CRET", "v1\n", "v\x001"]
+)
 def test_a_base_path_paths_cannot_be_joined_to_is_refused(base_path: object) -> None:
-    with pytest.raises(UnexpectedValueError, match="base_path"):
+    with pytest.raises(UnexpectedValueError, match="base_path") as caught:
         check_base_path(base_path)
+    assert "S3CRET" not in str(caught.value)
     assert check_base_path("/v1/") == "/v1/"
+    check_url("http://[fe80::1%25eth0]:8080")  # an IPv6 zone keeps its '%'
 
 
 @pytest.mark.parametrize(

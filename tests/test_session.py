@@ -682,6 +682,21 @@ def test_a_sharded_transport_smaller_than_max_concurrency_is_refused() -> None:
     assert API(transport=small, max_concurrency=3)._max_concurrency == 3
 
 
+async def test_an_endpoint_path_with_a_query_takes_no_path_after_it() -> None:
+    # "users?active=1" + "42" went to GET /users with active=1/42: another resource.
+    class Active(APIEndpoint):
+        _path = "users?active=1"
+
+    with respx.mock as mock:
+        route = mock.get(url__startswith=f"{URL}/v1/users").respond(200)
+        async with API() as api:
+            endpoint = Active(api)
+            assert (await endpoint._get()).status_code == 200  # the path itself is fine
+            with pytest.raises(errors.UnexpectedValueError, match=r"Active\._path has a query"):
+                await endpoint._get("42")
+    assert route.call_count == 1
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

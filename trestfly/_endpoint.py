@@ -63,6 +63,13 @@ class APIEndpoint:
             raise UnexpectedValueError(
                 f"{type(self).__name__}._path must be a string, got a {type(self._path).__name__}"
             )
+        if self._path is not None and path is not None and ("?" in self._path or "#" in self._path):
+            # "users?active=1" + "42" sent GET /users?active=1/42: the path went into the
+            # query, to another resource.
+            raise UnexpectedValueError(
+                f"{type(self).__name__}._path has a query or a fragment, so a path cannot be "
+                "joined after it: give the query per call, with params="
+            )
         return join_path(*(part for part in (self._path, path) if part is not None))
 
     async def _req(self, method: str, path: str | None = None, **kwargs: Any) -> Any:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import httpx
 
+from ._safe_url import safe_url
 from .errors import UnexpectedValueError
 
 
@@ -59,7 +60,7 @@ def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = Tr
         return path
     if not url:
         raise UnexpectedValueError(
-            f"cannot build a URL for path {path!r}: the session has no url "
+            f"cannot build a URL for path {safe_url(path)!r}: the session has no url "
             "(set the _url class attribute or pass url=...)"
         )
     if use_base and base_path:
@@ -89,6 +90,19 @@ def check_url(url: object) -> None:
             "url cannot have a query string or a fragment: the request paths are joined "
             "after it (pass query parameters per call, with params=)"
         )
+    check_host_and_port(parsed, "url")
+
+
+def check_host_and_port(parsed: httpx.URL, name: str) -> None:
+    """Refuse what httpx parses but no request can use: a port outside 1-65535 (port 0
+    silently went to port 80, 70000 failed only after every retry), a host with a
+    space in it (percent-encoded by httpx)."""
+    port = parsed.port
+    if port is not None and not 1 <= port <= 65535:
+        raise UnexpectedValueError(f"{name} has port {port}, outside 1-65535")
+    host = parsed.host
+    if "%" in host and ":" not in host:  # an IPv6 zone (fe80::1%eth0) may hold a '%'
+        raise UnexpectedValueError(f"{name} has a host with a space or a '%' in it")
 
 
 def parse_url(url: str, name: str) -> httpx.URL:
@@ -107,8 +121,12 @@ def check_base_path(base_path: object) -> str:
     if not isinstance(base_path, str):
         raise UnexpectedValueError(f"base_path must be a string, got a {type(base_path).__name__}")
     if "?" in base_path or "#" in base_path:
+        # Not quoted: "v1?api_key=..." is a secret.
         raise UnexpectedValueError(
             "base_path cannot have a query string or a fragment: the request paths are "
-            f"joined after it, got {base_path!r}"
+            "joined after it"
         )
+    if any(ord(char) < 0x20 or ord(char) == 0x7F for char in base_path):
+        # Accepted, it made every call fail with "cannot send GET <invalid URL>".
+        raise UnexpectedValueError("base_path has a control character (a newline?) in it")
     return base_path
