@@ -118,6 +118,7 @@ class RichDisplay(Display):
 
     @contextmanager
     def section(self, title: str) -> Iterator[None]:
+        from rich.markup import escape
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -126,7 +127,8 @@ class RichDisplay(Display):
             TimeElapsedColumn,
         )
 
-        self.console.print(f"[bold]{title}[/bold]")
+        # Escaped: a --url's "filter[status]=open" is not markup (a "[/a,/z]" crashed).
+        self.console.print(f"[bold]{escape(title)}[/bold]")
         progress = Progress(
             TextColumn("  {task.description}"),
             BarColumn(bar_width=20),

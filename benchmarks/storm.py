@@ -58,6 +58,9 @@ import httpx
 import trio
 
 from trestfly import BudgetSettings, ThrottleSettings, TrioAPISession
+from trestfly._safe_url import safe_url
+from trestfly._urls import check_host_and_port
+from trestfly.errors import UnexpectedValueError
 
 from . import _chart, _report, throughput
 from ._cli import UsageError, latency_jitter, non_negative_float, positive_float, positive_int
@@ -895,10 +898,25 @@ class Settings:
 
 
 def http_url(text: str) -> str:
-    parts = urlsplit(text)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise argparse.ArgumentTypeError(f"expected an http:// or https:// URL, got {text!r}")
+    # Quoted only as safe_url shows it: a --url may carry a password or a token.
+    expected = f"expected an http:// or https:// URL with a host, got {safe_url(text)!r}"
+    try:
+        parsed = httpx.URL(text)
+    except httpx.InvalidURL:
+        raise argparse.ArgumentTypeError(expected) from None
+    if parsed.scheme not in ("http", "https") or not parsed.host:
+        raise argparse.ArgumentTypeError(expected)
+    try:
+        check_host_and_port(parsed, "--url")
+    except UnexpectedValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return text
+
+
+def shown_url(settings: Settings) -> str:
+    """The --url as printed and written: without its password or secret query values."""
+    assert settings.url is not None
+    return safe_url(settings.url)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -1230,7 +1248,7 @@ async def run_url(settings: Settings, display: Display) -> list[dict[str, Any]]:
     assert settings.url is not None
     base, path = split_url(settings.url)
     results: list[dict[str, Any]] = []
-    with display.section(f"url: GET {settings.url} (client-side figures only)"):
+    with display.section(f"url: GET {shown_url(settings)} (client-side figures only)"):
         for concurrency in settings.concurrency:
             for client in settings.clients:
                 recorder = Recorder(client, mark=False)
@@ -1441,10 +1459,11 @@ def print_table(
     try:
         from rich.console import Console
         from rich.table import Table
+        from rich.text import Text
     except ImportError:
         print(f"\n{title}\n{plain}", flush=True)
         return
-    table = Table(title=title)
+    table = Table(title=Text(title))  # plain text: a --url's brackets are not markup
     for index, header in enumerate(headers):
         table.add_column(header, justify="left" if index < text_columns else "right", no_wrap=True)
     for row in rows:
@@ -1626,7 +1645,7 @@ def run(args: argparse.Namespace) -> int:
     if settings.storm:
         what.append(
             f"storm: {runs} runs of {settings.requests} requests"
-            + (f" against {settings.url}" if settings.url else "")
+            + (f" against {shown_url(settings)}" if settings.url else "")
         )
     if settings.throughput_settings is not None:
         what.append("throughput section")
@@ -1657,7 +1676,7 @@ def run(args: argparse.Namespace) -> int:
     catalogue = settings.catalogue()
     titles = {name: describe(name, catalogue[name]) for name in settings.scenarios}
     if settings.url is not None:
-        titles = {"url": f"GET {settings.url} (client-side figures only)"}
+        titles = {"url": f"GET {shown_url(settings)} (client-side figures only)"}
     written: list[Path] = []
     checks: list[Check] = []
     if settings.storm:
@@ -1734,7 +1753,7 @@ def _settings_json(settings: Settings) -> dict[str, Any]:
         "clients": list(settings.clients),
         "server": asdict(settings.server),
         "time_limit": settings.time_limit,
-        "url": settings.url,
+        "url": shown_url(settings) if settings.url else None,
         "quick": settings.quick,
         "peer_attempts": PEER_ATTEMPTS,
     }

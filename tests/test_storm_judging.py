@@ -163,6 +163,26 @@ def test_options_the_server_cannot_honour_are_usage_errors(argv: list[str], mess
         storm.settings_from(_parse(*argv))
 
 
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://alice:s3cret@127.0.0.1:abc/x", "expected an http:// or https:// URL"),
+        ("http://alice:s3cret@:80/x", "expected an http:// or https:// URL"),
+        ("ftp://alice:s3cret@127.0.0.1/x", "expected an http:// or https:// URL"),
+        ("http://alice:s3cret@127.0.0.1:70000/x", "port 70000, outside 1-65535"),
+    ],
+)
+def test_a_url_no_request_can_use_is_a_usage_error_that_hides_its_secrets(
+    url: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # They passed the check and crashed with a traceback (or failed every request).
+    with pytest.raises(SystemExit) as exited:
+        _parse("--url", url)
+    assert exited.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "s3cret" not in err, err
+
+
 @pytest.mark.parametrize(("rate", "slots"), [(100.0, 10), (200.0, 10), (50.0, 4)])
 def test_the_concurrency_caps_ceiling_is_the_rate(rate: float, slots: int) -> None:
     # A ceiling above what the client's own CPU can send would measure the machine,

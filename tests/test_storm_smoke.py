@@ -233,7 +233,8 @@ def test_url_run_reports_client_side_figures(
     tmp_path: Path, user_server: tuple[str, type[_Handler]]
 ) -> None:
     root, handler = user_server
-    url = f"{root}/v1/items?page=1"
+    # Credentials in the URL: sent, never printed or written.
+    url = root.replace("http://", "http://alice:s3cretPW@") + "/v1/items?page=1&api_key=k3y"
 
     completed = _run_benchmark(
         "--url", url, "--requests", "40", "--concurrency", "4", "--out", str(tmp_path),
@@ -243,9 +244,13 @@ def test_url_run_reports_client_side_figures(
     assert completed.returncode == 0, output
 
     # The user's path and query, on every attempt; no server stats were asked for.
-    assert handler.seen and set(handler.seen) == {"/v1/items?page=1"}, handler.seen
+    assert handler.seen and set(handler.seen) == {"/v1/items?page=1&api_key=k3y"}, handler.seen
 
-    report = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))
+    written = (tmp_path / "results.json").read_text(encoding="utf-8")
+    for secret in ("s3cretPW", "k3y"):
+        assert secret not in output and secret not in written, secret
+    report = json.loads(written)
+    assert report["settings"]["url"] == f"{root}/v1/items?page=1&api_key=REDACTED"
     assert report["mode"] == "url"
     assert report["targets"] == []  # nothing to judge without the server's counts
     (run,) = report["results"]
