@@ -161,6 +161,25 @@ def test_assertions_passphrases_and_session_ids_are_secret(name: str) -> None:
     assert "S3CR3T" not in safe_url(f"https://h.test/x?{name}=S3CR3T")
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "password_confirmation",  # Rails: the password beside it was hidden, not this
+        "new_password1",  # Django
+        "passwordConfirm",
+        "user[password_confirmation]",
+        "otp",
+        "passcode",
+        "authorization",
+        "assertion",  # OAuth's JWT bearer grant
+        "code_verifier",  # OAuth's PKCE
+    ],
+)
+def test_confirmations_one_time_codes_and_oauth_grant_secrets_are_secret(name: str) -> None:
+    assert is_secret_name(name)
+    assert "S3CR3T" not in safe_url(f"https://h.test/x?{name}=S3CR3T")
+
+
 @pytest.mark.parametrize("name", ["session", "sessions_count", "jwt_version_x", "pwd_policy"])
 def test_names_that_only_contain_those_words_stay_visible(name: str) -> None:
     assert not is_secret_name(name)

@@ -35,8 +35,9 @@ SECRET_HEADERS: frozenset[str] = frozenset(
 
 
 #: Parts of header names that mark a credential beyond SECRET_HEADERS and the names of
-#: is_secret_name: ``X-Auth-Key``, ``X-Session-Id``, ``Ocp-Apim-Subscription-Key``.
-SECRET_HEADER_PARTS: tuple[str, ...] = ("auth", "cookie", "session")
+#: is_secret_name: ``X-Auth-Key``, ``X-Session-Id``, ``X-Token-Id``, ``X-Secret-Value``,
+#: ``X-Password-Hash``, ``X-Access-Token-V2``.
+SECRET_HEADER_PARTS: tuple[str, ...] = ("auth", "cookie", "session", "token", "secret", "password")
 
 
 def is_secret_header(name: str, extra: Collection[str]) -> bool:

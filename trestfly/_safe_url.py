@@ -23,10 +23,15 @@ SECRET_PARAMS: frozenset[str] = frozenset(
         "api_key",
         "apikey",
         "apikeys",
+        "assertion",  # OAuth's JWT bearer grant (RFC 7523)
         "auth",
+        "authorization",
         "client_secret",
+        "code_verifier",  # OAuth's PKCE (RFC 7636)
         "id_token",
         "key",
+        "otp",
+        "passcode",
         "password",
         "refresh_token",
         "secret",
@@ -71,6 +76,11 @@ SECRET_SUFFIXES: tuple[str, ...] = (
 )
 
 
+#: Words that mark a credential anywhere in a name: ``password_confirmation`` (Rails),
+#: ``new_password1`` (Django), ``passwordConfirm``; the password beside them was hidden.
+SECRET_PARTS: tuple[str, ...] = ("password", "passwd")
+
+
 #: What separates the parts of a bracketed name (``filter[api_key]``, ``token[]``).
 _BRACKETS = re.compile(r"[\[\]]+")
 
@@ -84,7 +94,8 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     lowered = name.lower()
     if lowered in SECRET_PARAMS or lowered in extra:
         return True
-    if lowered.replace("-", "").replace("_", "").endswith(SECRET_SUFFIXES):
+    squashed = lowered.replace("-", "").replace("_", "")
+    if squashed.endswith(SECRET_SUFFIXES) or any(part in squashed for part in SECRET_PARTS):
         return True
     if "[" in lowered:
         # PHP/Rails-style names: access_token[] and filter[api_key] are the credential's
