@@ -1056,6 +1056,12 @@ async def test_retry_on_is_per_session_not_per_class(
         ({"retry_on": "429"}, "retry_on"),
         ({"restricted_paths": "auth/login"}, "restricted_paths must be a collection"),
         ({"restricted_paths": [b"auth/login"]}, "restricted_paths must hold"),
+        # Entries that can never match the path of the URL sent: the login was logged.
+        ({"restricted_paths": ["https://api.test/auth/login"]}, r"\[0\] can never match"),
+        ({"restricted_paths": ["login", "auth/login?step=2"]}, r"\[1\] can never match"),
+        ({"restricted_paths": ["auth/login#"]}, "can never match"),
+        ({"restricted_paths": ["/"]}, "can never match"),
+        ({"restricted_paths": [""]}, "can never match"),
         ({"error_map": {404: "x"}}, r"error_map\[404\]"),
         ({"error_map": {"418": errors.NotFoundError}}, "error_map keys"),
         ({"error_map": {404: ValueError}}, r"error_map\[404\]"),

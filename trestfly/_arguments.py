@@ -66,10 +66,18 @@ def check_restricted_paths(value: Any) -> frozenset[str]:
             f"restricted_paths must be a collection of paths (e.g. ['auth/login']), got {value!r}"
         )
     paths = list(value)
-    for path in paths:
+    for index, path in enumerate(paths):
         if not isinstance(path, str):
             raise errors.UnexpectedValueError(
                 f"restricted_paths must hold path strings, got {path!r}"
+            )
+        # Matched against the end of the path of the URL sent: an entry with a scheme
+        # and host, a query or a fragment, or no segment at all, never matches, and the
+        # login it was meant to hide was logged.  (Not quoted: it may hold a query.)
+        if "://" in path or "?" in path or "#" in path or not path.strip("/"):
+            raise errors.UnexpectedValueError(
+                f"restricted_paths[{index}] can never match: give the path alone, without "
+                "scheme, host, query or fragment (e.g. 'auth/login')"
             )
     return frozenset(path.strip("/") for path in paths)
 
