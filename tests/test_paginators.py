@@ -681,6 +681,9 @@ def test_defaults_are_immutable_and_unknown_or_bad_settings_are_refused() -> Non
         Items(None, position={"page": 3})  # type: ignore[arg-type]
     with pytest.raises(PaginationError):
         Items(None, position=Position("cursor"))
+    # Read back as text, "false" is truthy: the walk resumed as finished, sending nothing.
+    with pytest.raises(PaginationError, match="done must be True or False, got a str"):
+        Items(None, position=Position(0, 0, done="false"))  # type: ignore[arg-type]
 
 
 def test_a_subclass_declares_its_own_settings() -> None:

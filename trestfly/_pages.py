@@ -417,6 +417,12 @@ class Scheme:
             raise PaginationError(f"position index must be an integer, got {position.index!r}")
         if position.index < 0:
             raise PaginationError(f"position index must be >= 0, got {position.index}")
+        if not isinstance(position.done, bool):
+            # A stored position read back as text ("false" from Redis, a CSV, the
+            # environment) is truthy: the walk resumed as finished, fetching nothing.
+            raise PaginationError(
+                f"position done must be True or False, got a {type(position.done).__name__}"
+            )
         return Request(position.page, position.index)
 
 
