@@ -392,6 +392,23 @@ def _mock_api(handler: Callable[[httpx.Request], httpx.Response]) -> API:
     return API(url="http://test.local", transport=httpx.MockTransport(handler))
 
 
+async def test_a_cursor_under_a_credential_name_is_hidden_in_messages() -> None:
+    # The DEBUG line hid a pageToken's value; the loop error and the crawl's WARNING
+    # (through _shown_position) quoted it.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [{"id": 1}], "next_cursor": "S3CRET-CURSOR"})
+
+    async with _mock_api(handler) as api:
+        iterator = CursorIterator(api, path="/loop", cursor_param="pageToken")
+        with pytest.raises(PaginationError, match="'REDACTED' as the next page") as looped:
+            await walk(iterator, None, bound=10)
+        assert "S3CRET" not in str(looped.value)
+        assert "S3CRET" not in iterator._shown_position()
+        plain = CursorIterator(api, path="/loop")  # a cursor named "cursor" is shown
+        with pytest.raises(PaginationError, match="'S3CRET-CURSOR' as the next page"):
+            await walk(plain, None, bound=10)
+
+
 @pytest.mark.parametrize("prefetch", [None, 4])
 async def test_a_link_back_to_the_first_page_hands_out_nothing_twice(
     prefetch: int | None,

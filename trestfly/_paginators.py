@@ -56,7 +56,7 @@ from ._pages import (
     judge_page,
     origin_of,
 )
-from ._safe_url import safe_url
+from ._safe_url import is_secret_name, safe_url
 from .errors import TrestflyError, UnexpectedValueError
 
 if TYPE_CHECKING:
@@ -133,9 +133,11 @@ def _is_count(value: Any, minimum: int) -> bool:
     return is_count(value) and value >= minimum
 
 
-def _safe_address(address: Address) -> Address:
+def _safe_address(address: Address, *, secret: bool = False) -> Address:
     """``address`` as messages may quote it: a URL (a link's next page) through
-    safe_url, since APIs echo the caller's ``api_key=`` into their next links."""
+    safe_url, since APIs echo the caller's ``api_key=`` into their next links; any other
+    string (a cursor) hidden when ``secret`` (its parameter has a credential's name,
+    ``pageToken``: the DEBUG log hides it, and so must every message)."""
     if isinstance(address, str):
         try:
             is_url = httpx.URL(address).is_absolute_url
@@ -143,6 +145,8 @@ def _safe_address(address: Address) -> Address:
             is_url = False
         if is_url:
             return safe_url(address)
+        if secret:
+            return "REDACTED"
     return address
 
 
@@ -400,7 +404,8 @@ class PagedIterator(APIIterator):
             if _fingerprint(after) in self._followed:
                 # This page's records are new: hand them out, fail when going further.
                 self._failure = PaginationError(
-                    f"the server sent {_safe_address(after)!r} as the next page again: stopping "
+                    f"the server sent {self._shown_address(after)!r} as the next page again: "
+                    "stopping "
                     "instead of looping"
                 )
         self.total = total
@@ -491,7 +496,11 @@ class PagedIterator(APIIterator):
         """:attr:`position` as messages quote it, a URL without its secrets (the
         position itself keeps the real URL: it is what a resumed walk requests)."""
         position = self.position
-        return repr(dataclasses.replace(position, page=_safe_address(position.page)))
+        return repr(dataclasses.replace(position, page=self._shown_address(position.page)))
+
+    def _shown_address(self, address: Address) -> Address:
+        """``address`` as this iterator's messages quote it (see _safe_address)."""
+        return _safe_address(address)
 
     def _claim(self) -> None:
         if self._busy:
@@ -715,6 +724,9 @@ class CursorIterator(PagedIterator):
 
     def _scheme_for(self) -> Scheme:
         return ChainScheme()
+
+    def _shown_address(self, address: Address) -> Address:
+        return _safe_address(address, secret=is_secret_name(self.cursor_param))
 
     def _query(self, address: Address) -> dict[str, Any]:
         query: dict[str, Any] = {}
