@@ -93,6 +93,9 @@ def test_single_status_code_is_accepted() -> None:
         ({"auth": ("user",)}, "auth must be .* got a tuple of 1 items"),
         ({"auth": ("user", "password", "extra")}, "got a tuple of 3 items"),
         ({"auth": ("user", 5)}, r"auth must be a \(username, password\) tuple of strings"),
+        # requests' pairs: httpx failed while sending with a bare RuntimeError.
+        ({"data": [("password", "S3CRET")]}, "data must be a mapping of form fields.* list"),
+        ({"data": 5}, "data must be a mapping of form fields.* int"),
     ],
 )
 def test_bad_options_are_typed_errors_naming_the_problem(

@@ -191,6 +191,9 @@ def test_redact_fields_apply_to_query_strings_and_form_strings_are_summarised() 
     )
     assert extra["trestfly_params"] == {"Session": "REDACTED", "x": "1"}
     assert extra["trestfly_body"] == "<22 bytes of data>"
+    # JSON serialised already is text whose keys cannot be told apart: its size only.
+    extra = describe({"json": '{"password": "S3CRET"}'})
+    assert extra["trestfly_body"] == "<22 characters of JSON text>"
 
 
 def test_safe_url() -> None:

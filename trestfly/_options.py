@@ -153,6 +153,15 @@ def _check_request_argument(key: str, value: Any) -> None:
             check_timeout(value)
     elif key == "files":
         _check_files(value)
+    elif key == "data" and not (value is None or isinstance(value, Mapping | str | bytes)):
+        # requests (and so RESTfly) takes pairs; httpx takes them for a streamed body and
+        # failed while sending with "Attempted to send an sync request with an
+        # AsyncClient instance".  Only the kind is named: the pairs may hold a password.
+        raise UnexpectedValueError(
+            "data must be a mapping of form fields (repeated names: a dict of lists, "
+            f"{{'tag': ['a', 'b']}}), a str or bytes; got a {type(value).__name__} "
+            "(for a raw or streamed body, use content=)"
+        )
     elif key == "auth" and not (
         (
             isinstance(value, tuple)
@@ -174,7 +183,9 @@ def _check_request_argument(key: str, value: Any) -> None:
 
 
 #: The request arguments checked per call (see _check_request_argument).
-_CHECKED_REQUEST_ARGS: frozenset[str] = frozenset({"auth", "files", "follow_redirects", "timeout"})
+_CHECKED_REQUEST_ARGS: frozenset[str] = frozenset(
+    {"auth", "data", "files", "follow_redirects", "timeout"}
+)
 
 #: Request arguments httpx takes as any iterable of pairs (or of file parts).
 _ITERABLE_REQUEST_ARGS = ("headers", "params", "cookies", "files")

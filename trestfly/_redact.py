@@ -151,8 +151,11 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
 
 
 def _body(request_kwargs: Mapping[str, Any]) -> Any:
-    if request_kwargs.get("json") is not None:
-        return request_kwargs["json"]
+    body = request_kwargs.get("json")
+    if isinstance(body, str):  # serialised already ('{"password": ...}'): cannot be told apart
+        return f"<{len(body)} characters of JSON text>"
+    if body is not None:
+        return body
     data = request_kwargs.get("data")
     if isinstance(data, str | bytes):  # form-encoded already: keys cannot be told apart
         return f"<{len(data)} bytes of data>"
