@@ -238,11 +238,16 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         except ValueError as exc:  # httpx's, for the proxy
             if isinstance(exc, UnexpectedValueError) or proxy is None:
                 raise
-            # Not httpx's words, which quote the URL: it often carries a password.
+            refused = True
+        else:
+            refused = False
+        if refused:
+            # Not httpx's words, which quote the URL: it often carries a password.  Raised
+            # out of the except block, so httpx's error is not reachable as __context__.
             raise UnexpectedValueError(
                 "proxy is not a proxy URL httpx can use (http://, https://, socks5:// or "
                 "socks5h://, with a host)"
-            ) from None
+            )
 
     @classmethod
     def from_factory(
