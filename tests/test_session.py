@@ -697,6 +697,21 @@ async def test_an_endpoint_path_with_a_query_takes_no_path_after_it() -> None:
     assert route.call_count == 1
 
 
+@pytest.mark.parametrize("headers", [{"Retry-After": "0"}, {}])
+async def test_a_lone_call_under_a_mock_clock_makes_retries_plus_one_attempts(
+    headers: dict[str, str], autojump_clock: trio.testing.MockClock
+) -> None:
+    # Each retry went out in the very tick of the 429 it retried, was taken for sent
+    # before that throttle (stale) and not counted: 7 attempts for retries=3.
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/x").respond(429, headers=headers)
+        async with API(retries=3, backoff=0) as api:
+            with pytest.raises(errors.TooManyRequestsError) as caught:
+                await api.get("x")
+    assert route.call_count == 4 and caught.value.retries == 3
+    assert all(record.counted for record in caught.value.history)
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

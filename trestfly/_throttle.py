@@ -259,6 +259,8 @@ class OriginThrottle:
         self.epoch = 0
         self._closed_since = -math.inf
         self.episode_start = -math.inf
+        # The last attempt sent when the episode began (see is_stale).
+        self._episode_seq = 0
         self.probe_needed = False
         self.probing = False
         # Whether the probe in flight got an answer (see release_probe).
@@ -488,10 +490,13 @@ class OriginThrottle:
         """Whether the attempt was sent before the current episode began (before a
         throttle was seen, here or by another worker): its throttle is old news.
 
-        One sent in the very tick the episode began counts as before it: a closed gate
-        lets nothing out, so it left first (under a MockClock such ties are common).
+        Judged by the order of sending, not by time: under a MockClock a retry goes out
+        in the very tick of the 429 it retries (``Retry-After: 0``, a zero backoff), and
+        taken for sent before it, each retry of a lone call was stale and uncounted (7
+        attempts for ``retries=3``).  (A ticket made without a sequence number, 0, is
+        judged by its send time.)
         """
-        return ticket.sent_at <= self.episode_start
+        return ticket.seq <= self._episode_seq and ticket.sent_at <= self.episode_start
 
     def release_probe(self) -> None:
         """The probe is over: let the others go -- behind a new probe if this one got no
@@ -563,6 +568,7 @@ class OriginThrottle:
             # overshoot, and must not take the cut rate for the ceiling (CEILING_SETTLE).
             self._ceiling_set_at = self._last_cut_at = now
             self.episode_start = max(self.episode_start, now)
+            self._episode_seq = self._sent
             self._restart_schedule(max(now, self.gate_until))
             # The served-rate window runs on: it counts every worker's successes, and
             # restarted at each remote cut it held a few milliseconds of them, so the
@@ -659,7 +665,7 @@ class OriginThrottle:
             self.gate_trips += 1
             self._closed_since = now
             if new_episode:
-                self.episode_start = now
+                self.episode_start, self._episode_seq = now, self._sent
             self.gate_closed_time += until - now
         else:
             self.gate_closed_time += until - self.gate_until
@@ -679,7 +685,7 @@ class OriginThrottle:
         the other (a concurrency cut turns paced sends into bursts at the limiter).
         """
         self.episodes += 1
-        self.episode_start = now
+        self.episode_start, self._episode_seq = now, self._sent
         if not self.settings.adaptive:
             return
         self._restart_schedule(max(now, self.gate_until))
