@@ -712,6 +712,33 @@ async def test_a_lone_call_under_a_mock_clock_makes_retries_plus_one_attempts(
     assert all(record.counted for record in caught.value.history)
 
 
+async def test_calls_ended_by_their_deadline_or_retry_hook_count_as_failures(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Both vanished from the counters: "failures" is every call given up on.
+    async def slow(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(10)
+        return httpx.Response(200)
+
+    class GivesUp(API):
+        async def _retry_request(
+            self, response: httpx.Response | None, retries: int, **kwargs: Any
+        ) -> dict[str, Any]:
+            assert response is not None
+            raise errors.UnauthorizedError(response)
+
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/slow").mock(side_effect=slow)
+        mock.get(f"{URL}/v1/down").respond(503)
+        async with GivesUp(retries=2) as api:
+            with pytest.raises(errors.TimeoutError, match=f"GET {URL}/v1/slow: deadline"):
+                await api.get("slow", deadline=2)
+            with pytest.raises(errors.UnauthorizedError):
+                await api.get("down")
+            stats = api.stats
+    assert (stats.attempts, stats.successes, stats.failures) == (2, 0, 2)
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec
@@ -996,7 +1023,7 @@ async def test_restricted_paths_hide_their_query_in_retry_logs_and_errors(
             route.side_effect = slow
             with pytest.raises(errors.TimeoutError) as late:
                 await api.post("auth/login?otp=444444", deadline=1)
-            assert str(late.value).startswith("POST auth/login?REDACTED: deadline of 1.0 s")
+            assert str(late.value).startswith(f"POST {shown}: deadline of 1.0 s")
     retries = [r for r in caplog.records if r.name == "trestfly.retry"]
     bare = f"{URL}/v1/auth/login"  # params= are not in the call's URL
     assert [r.trestfly_url for r in retries] == [shown, bare, shown]  # type: ignore[attr-defined]

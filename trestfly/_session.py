@@ -759,7 +759,9 @@ class TrioAPISession:
             with trio.fail_after(options.deadline):
                 return await self._attempts(method, path, kwargs)
         except trio.TooSlowError as exc:
-            shown = options.shown_url(path)
+            self._counters.failures += 1
+            # The URL, as every other error shows it (the path alone before).
+            shown = options.shown_url(self._url_for(path, options.use_base)[0])
             raise errors.TimeoutError(
                 f"{method} {shown}: deadline of {options.deadline} s passed"
             ) from exc
@@ -1017,7 +1019,11 @@ class TrioAPISession:
                 # else the gate is closed until the hint's instant: waited there (with its
                 # probe and jitter), together with every other task.
                 last = response if response is not None else failure
-                again = await self._retry_request(response, retries_done, **kwargs)
+                try:
+                    again = await self._retry_request(response, retries_done, **kwargs)
+                except Exception:
+                    self._counters.failures += 1  # the hook gave up on the call
+                    raise
                 if not isinstance(again, Mapping):
                     raise errors.UnexpectedValueError(
                         f"{type(self).__name__}._retry_request() must return the keywords "
