@@ -194,7 +194,8 @@ class TrioAPISession:
     #: The default status -> exception map (RESTfly 1.x names), under ``_error_map``.
     _base_error_map: Mapping[int, type[errors.APIError]] = errors.BASE_ERROR_MAP
     #: Statuses retried by default (``retry_statuses=`` per session); ``retry_on`` adds
-    #: to them.
+    #: to them.  A throttle (420, 429, GitHub's throttling 403) is retried whatever this
+    #: holds: only ``retries=0`` stops it.
     _retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES
     #: Extra statuses this session retries on every call.
     _retry_on: Collection[int] = ()
