@@ -9,6 +9,8 @@ from ._urls import is_absolute, join_path
 from .errors import RequiredParameterError, UnexpectedValueError
 
 if TYPE_CHECKING:
+    import httpx
+
     from ._session import TrioAPISession
 
 
@@ -127,6 +129,8 @@ class APIEndpoint:
         """Send a DELETE request to ``_path/path`` (see :meth:`_req`)."""
         return await self._req("DELETE", path, **kwargs)
 
-    async def _head(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a HEAD request to ``_path/path`` (see :meth:`_req`)."""
-        return await self._req("HEAD", path, **kwargs)
+    async def _head(self, path: str | None = None, **kwargs: Any) -> httpx.Response:
+        """Send a HEAD request to ``_path/path`` (see :meth:`_req`): always the
+        ``httpx.Response``."""
+        response: httpx.Response = await self._req("HEAD", path, **kwargs)
+        return response

@@ -1101,12 +1101,14 @@ class TrioAPISession:
         """
         return await self._request("DELETE", path, **kwargs)
 
-    async def head(self, path: str, **kwargs: Any) -> Any:
-        """Send a HEAD request; arguments and result as :meth:`get`.
+    async def head(self, path: str, **kwargs: Any) -> httpx.Response:
+        """Send a HEAD request; arguments as :meth:`get`.  Always the ``httpx.Response``
+        (there is no body to convert), whatever ``box`` or ``conv_json`` say.
 
         .. versionadded:: 0.1.0
         """
-        return await self._request("HEAD", path, **kwargs)
+        response: httpx.Response = await self._request("HEAD", path, **kwargs)
+        return response
 
     # ------------------------------------------------------------- fan-out, stats
 

@@ -20,6 +20,7 @@ from typing import Any
 import httpx
 
 from ._safe_url import safe_url
+from ._stats import RetryRecord
 
 __all__ = [
     "BASE_ERROR_MAP",
@@ -252,7 +253,7 @@ class APIError(TrestflyError):
         self.retries = retries
         self.retry_after = retry_after
         #: The retries made before giving up (``trestfly.RetryRecord`` items).
-        self.history: tuple[Any, ...] = ()
+        self.history: tuple[RetryRecord, ...] = ()
         self.msg = self._built_msg = self._message(safe_url(response.request.url))
         super().__init__(self.msg)
 
