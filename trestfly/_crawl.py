@@ -580,7 +580,7 @@ def _check_sources(iterators: object) -> None:
     if wrong:
         raise UnexpectedValueError(
             f"crawl_many's sources {wrong!r} are not paged iterators (OffsetIterator, "
-            "PageIterator, CursorIterator, LinkIterator or a subclass)"
+            "PageNumberIterator, CursorIterator, LinkIterator or a subclass)"
         )
 
 

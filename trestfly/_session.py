@@ -143,7 +143,8 @@ class TrioAPISession:
 
     Every class attribute below can be overridden by a subclass, and per session by the
     constructor keyword of the same name without the underscore (``retries=5``).  ``None``
-    for a keyword means "keep the class attribute".  Keywords the session does not know are
+    for a keyword means "keep the class attribute", except ``timeout=None`` (no timeout);
+    ``follow_redirects`` takes only True or False.  Keywords the session does not know are
     handed to :meth:`_authenticate` (and :meth:`_build_session`).
 
     A session may be shared by any number of concurrent tasks.

@@ -150,7 +150,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
     Args:
         max_connections: total connections, and so requests in flight, over all shards.
-        shard_size: connections per shard (default :data:`DEFAULT_SHARD_SIZE`).
+        shard_size: connections per shard (default 1, measured fastest).
         verify: ``True`` (certifi's CA bundle, or ``SSL_CERT_FILE``/``SSL_CERT_DIR`` with
             ``trust_env``), ``False``, or an ``ssl.SSLContext`` (which also carries a
             client certificate).  A ``str`` CA path is accepted as httpx accepts it
