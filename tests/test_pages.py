@@ -138,6 +138,17 @@ def test_several_header_values_and_relative_targets() -> None:
     assert find_link(values) == "/items?page=3"  # no base: as sent
 
 
+def test_a_link_anchored_on_another_resource_is_not_this_pages_next() -> None:
+    # RFC 8288 3.2: the anchor is the link's context.  The walk followed "the next page
+    # of another collection".
+    base = "https://x.test/issues?page=1"
+    other = '<https://x.test/issues?page=99>; rel="next"; anchor="https://x.test/other"'
+    own = '</issues?page=2>; rel="next"; anchor="/issues?page=1#list"'
+    assert find_link([other], base=base) is None
+    assert find_link([other, own], base=base) == "https://x.test/issues?page=2"
+    assert find_link([other]) == "https://x.test/issues?page=99"  # no base: cannot tell
+
+
 @pytest.mark.parametrize(
     "header",
     ["", " , ,", "garbage", '<https://x.test/unterminated; rel="next"', 'nope; rel="next"'],

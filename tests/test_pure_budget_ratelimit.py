@@ -115,6 +115,30 @@ def test_a_draft_reset_sent_as_a_unix_time_is_an_instant_not_a_delay() -> None:
     assert parse_quota(structured, WALL) == Quota(0, 2.0, None)
 
 
+def test_policies_of_other_units_are_no_request_quota() -> None:
+    # Draft 08's quota units: 500 bytes left were read as 500 requests (and a spent
+    # concurrency quota as a spent request quota).
+    only_bytes = headers(
+        RateLimit_Policy='"bytes";q=1000000;qu="content-bytes";w=60',
+        RateLimit='"bytes";r=500;t=30',
+    )
+    assert parse_quota(only_bytes, WALL) is None
+    both = headers(
+        RateLimit_Policy='"bytes";q=1000000;qu="content-bytes";w=60, "req";q=100;w=60',
+        RateLimit='"bytes";r=0;t=30, "req";r=50;t=30',
+    )
+    assert parse_quota(both, WALL) == Quota(50, 30.0, 100, 60.0)
+    explicit = headers(RateLimit_Policy='"req";q=100;qu="request";w=60', RateLimit='"req";r=5')
+    assert parse_quota(explicit, WALL) == Quota(5, None, 100, 60.0)
+
+
+def test_a_parameter_with_an_exponent_or_a_unit_is_ignored_not_cut_short() -> None:
+    # Structured-field numbers have neither: "t=1.5e2" was read as 1.5 s, "t=5m" as 5 s.
+    for reset in ("1.5e2", "5m", "5s"):
+        assert parse_quota(headers(RateLimit=f'"x";r=5;t={reset}'), WALL) == Quota(5, None, None)
+    assert parse_quota(headers(RateLimit='"x";r=5;t=5 ;w=1'), WALL) == Quota(5, 5.0, None)
+
+
 def test_the_older_drafts_list_form_of_ratelimit_limit() -> None:
     """Draft 00-02's own example: the first item is the limit, the others its policies
     (it was read as no limit at all, so the quota's rate was never known)."""

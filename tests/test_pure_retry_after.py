@@ -30,6 +30,14 @@ def test_all_three_http_date_forms() -> None:
     assert later - NOW == 90
 
 
+def test_a_leap_second_is_a_time_of_day() -> None:
+    # RFC 9110 section 5.6.7: time-of-day runs to 23:59:60.  It fell back to backoff.
+    before = datetime(2016, 12, 31, 23, 58, 21, tzinfo=UTC).timestamp()
+    assert parse_retry_after("Sat, 31 Dec 2016 23:59:60 GMT", before) == 99.0
+    assert parse_retry_after("Sat, 31 Dec 2016 23:59:59 GMT", before) == 98.0
+    assert parse_retry_after("Sat, 31 Dec 2016 23:59:61 GMT", before) is None
+
+
 def test_v1_regression_http_date_does_not_crash() -> None:
     # RESTfly 1.5.1 called float() on this and raised ValueError mid-retry.
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT", NOW) == 0.0

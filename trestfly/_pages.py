@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urldefrag, urljoin, urlsplit
 
 from .errors import PaginationError
 
@@ -267,13 +267,23 @@ def find_link(
             resolved against it (RFC 8288 3.2).
 
     Returns:
-        The URL, or None when no link has that relation.
+        The URL, or None when no link has that relation.  A link whose ``anchor``
+        names another resource (RFC 8288 3.2: the anchor is the link's context) is not
+        this response's: "the next page of another collection" is skipped.
     """
     wanted = rel.lower()
     for link in parse_link_header(values):
-        if wanted in link.rels:
+        if wanted in link.rels and not _anchored_elsewhere(link, base):
             return urljoin(base, link.target) if base else link.target
     return None
+
+
+def _anchored_elsewhere(link: Link, base: str | None) -> bool:
+    anchor = link.params.get("anchor")
+    if anchor is None or base is None:
+        return False
+    # The same document with a fragment (anchor="#items") is still this response.
+    return urldefrag(urljoin(base, anchor)).url != urldefrag(base).url
 
 
 #: Ports a URL without one uses, by scheme: ``https://h`` and ``https://h:443`` are one

@@ -34,7 +34,11 @@ _EPOCH_THRESHOLD = 1_000_000_000
 #: An epoch above this (the year 5138 in seconds) is in milliseconds, as some APIs send.
 _EPOCH_MS_THRESHOLD = 100_000_000_000
 _INT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
-_PARAM = re.compile(r"\b([a-z]+)\s*=\s*([0-9]+(?:\.[0-9]+)?)", re.IGNORECASE)
+# The value ends at the parameter's end: "t=1.5e2" or "t=5m" is no number of seconds
+# (read as 1.5 and 5 before), and a malformed parameter is ignored.
+_PARAM = re.compile(r"\b([a-z]+)\s*=\s*([0-9]+(?:\.[0-9]+)?)(?=\s*(?:[;,]|$))", re.IGNORECASE)
+#: A policy's quota unit (draft 08+: "request", "content-bytes", "concurrency").
+_UNIT = re.compile(r';\s*qu\s*=\s*"([^"]*)"', re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,10 +137,29 @@ def _policies(headers: Mapping[str, str]) -> list[Policy]:
     return [] if value is None else _policy_list(value)
 
 
+def _counts_other_units(text: str) -> bool:
+    """Whether a policy item counts something else than requests: a quota of bytes
+    (``qu="content-bytes"``) or of requests at once (``qu="concurrency"``) is no count
+    of requests left (500 bytes were read as 500 requests)."""
+    unit = _UNIT.search(text)
+    return unit is not None and unit.group(1).lower() != "request"
+
+
+def _other_unit_names(headers: Mapping[str, str]) -> set[str]:
+    """Names of the ``RateLimit-Policy`` items that count something else than requests:
+    the ``RateLimit`` entries of those names are not request quotas either."""
+    value = headers.get("ratelimit-policy")
+    if value is None:
+        return set()
+    return {name for name, _, text in _items(value) if name and _counts_other_units(text)}
+
+
 def _policy_list(value: str) -> list[Policy]:
     """The policies of a list of ``quota;w=window`` items (see :func:`_policies`)."""
     policies: list[Policy] = []
     for name, params, text in _items(value):
+        if _counts_other_units(text):
+            continue
         quota = params.get("q")
         if quota is None:
             # Older drafts: the quota is the item's first bare number.
@@ -194,7 +217,10 @@ def _ietf(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     combined = headers.get("ratelimit")
     if combined is not None:
         entries = []
+        other_units = _other_unit_names(headers)
         for name, params, _ in _items(combined):
+            if name is not None and name in other_units:
+                continue
             remaining = params.get("r", params.get("remaining"))
             if remaining is not None:
                 # The drafts say delta seconds; GitLab sends a Unix time in the same

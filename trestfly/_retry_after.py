@@ -41,8 +41,11 @@ def _timestamp(year: int, month_name: str, day: int, hh: int, mm: int, ss: int) 
     month = _MONTHS.get(month_name.lower())
     if month is None:
         return None
+    # RFC 9110's time-of-day runs to 23:59:60 (a leap second): one past :59, which
+    # datetime cannot hold (the date fell back to the client's own backoff).
+    leap = 1.0 if ss == 60 else 0.0
     try:
-        return datetime(year, month, day, hh, mm, ss, tzinfo=UTC).timestamp()
+        return datetime(year, month, day, hh, mm, ss - int(leap), tzinfo=UTC).timestamp() + leap
     except ValueError:  # 31 Feb, hour 25, ...
         return None
 
