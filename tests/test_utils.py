@@ -13,6 +13,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from trestfly import utils
 from trestfly.errors import RequiredParameterError, UnexpectedValueError
 from trestfly.utils import (
     PATTERNS,
@@ -283,6 +284,47 @@ def test_trunc_never_exceeds_limit(text: str, limit: int, suffix: str) -> None:
 
 
 # --- redact_values -----------------------------------------------------------------------
+
+
+def test_the_dict_helpers_name_a_mapping_that_holds_itself() -> None:
+    # Each raised a bare RecursionError (redact_values writes "<cycle>": it serves logs).
+    looped: dict[str, Any] = {"a": 1}
+    looped["self"] = looped
+    for call in (
+        lambda: utils.dict_clean(looped),
+        lambda: utils.dict_flatten(looped),
+        lambda: utils.dict_merge(looped, {"b": 2}),
+        lambda: utils.dict_merge({"b": 2}, looped),
+    ):
+        with pytest.raises(UnexpectedValueError, match=r"holds itself \(a cycle\)") as caught:
+            call()
+        assert caught.value.__context__ is None
+
+
+def test_dict_flatten_refuses_two_keys_that_flatten_to_one() -> None:
+    # One of the values was dropped silently.
+    with pytest.raises(UnexpectedValueError, match=r"two keys flatten to 'a\.b'"):
+        utils.dict_flatten({"a.b": 1, "a": {"b": 2}})
+    assert utils.dict_flatten({"a.b": 1, "a": {"b": 2}}, sep="/") == {"a.b": 1, "a/b": 2}
+
+
+def test_key_and_part_names_that_are_not_strings_are_named() -> None:
+    # A list in the list failed in frozenset() / getattr with a bare TypeError.
+    with pytest.raises(UnexpectedValueError, match="holding a non-string"):
+        utils.redact_values({"a": 1}, [["a"]])  # type: ignore[list-item]
+    with pytest.raises(UnexpectedValueError, match="validate must hold part names"):
+        utils.url_validator("https://h", [["scheme"]])  # type: ignore[list-item]
+
+
+def test_check_never_quotes_a_value_under_a_credential_name() -> None:
+    with pytest.raises(UnexpectedValueError, match="api_key has value REDACTED") as caught:
+        utils.check("api_key", "sk_live_S3CRET", str, regex=r"^pk_")
+    assert "S3CRET" not in str(caught.value)
+    with pytest.raises(TypeError) as wrong_type:
+        utils.check("password", "S3CRET", int)
+    assert "S3CRET" not in str(wrong_type.value)
+    with pytest.raises(UnexpectedValueError, match="page has value 'abc'"):
+        utils.check("page", "abc", str, regex=r"^x")  # other names are quoted
 
 
 def test_redact_values_at_any_depth_in_dicts_lists_and_tuples() -> None:

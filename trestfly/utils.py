@@ -13,9 +13,10 @@ import types
 import typing
 from collections.abc import Callable, Collection, Iterable, Mapping
 from types import MappingProxyType
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal, TypeAlias, TypeVar
 from urllib.parse import urlparse
 
+from ._safe_url import is_secret_name
 from .errors import RequiredParameterError, UnexpectedValueError
 
 __all__ = [
@@ -64,6 +65,7 @@ PATTERNS: Mapping[str, PatternSpec] = MappingProxyType(
 )
 _DATE_ALIASES: Mapping[str, type[Any]] = {"datetime": dt.datetime, "date": dt.date}
 _CYCLE = "<cycle>"
+_T = TypeVar("_T")
 
 
 def dict_merge(master: Mapping[Any, Any], *updates: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -74,7 +76,7 @@ def dict_merge(master: Mapping[Any, Any], *updates: Mapping[Any, Any]) -> dict[A
     leaf values (lists, objects) are shared with the inputs, not copied.
 
     Raises:
-        UnexpectedValueError: ``master`` or an update is not a mapping.
+        UnexpectedValueError: ``master`` or an update is not a mapping, or holds itself.
 
     Differences from RESTfly: the inputs are never mutated (RESTfly updated ``master``).
 
@@ -83,15 +85,32 @@ def dict_merge(master: Mapping[Any, Any], *updates: Mapping[Any, Any]) -> dict[A
     _check_mapping("dict_merge", "master", master)
     for index, update in enumerate(updates):
         _check_mapping("dict_merge", f"updates[{index}]", update)
+    return _walking("dict_merge", "a mapping given", lambda: _merge(master, updates))
+
+
+def _merge(master: Mapping[Any, Any], updates: Iterable[Mapping[Any, Any]]) -> dict[Any, Any]:
     merged = {key: _copy_mappings(value) for key, value in master.items()}
     for update in updates:
         for key, value in update.items():
             current = merged.get(key)
             if isinstance(current, Mapping) and isinstance(value, Mapping):
-                merged[key] = dict_merge(current, value)
+                merged[key] = _merge(current, (value,))
             else:
                 merged[key] = _copy_mappings(value)
     return merged
+
+
+def _walking(function: str, name: str, walk: Callable[[], _T]) -> _T:
+    """``walk()``, but a mapping that holds itself (or nests past the recursion limit)
+    is named, not a bare RecursionError (``redact_values`` writes ``"<cycle>"``
+    instead: it serves logging, which must not fail)."""
+    try:
+        return walk()
+    except RecursionError:
+        pass
+    # Raised out of the except block: the RecursionError, a thousand frames deep, is not
+    # its context.
+    raise UnexpectedValueError(f"{function}: {name} holds itself (a cycle), or nests too deep")
 
 
 def _check_mapping(function: str, name: str, value: Any) -> None:
@@ -115,8 +134,12 @@ def dict_flatten(
     An empty nested mapping contributes no key; non-string keys are joined as ``str``.
 
     Raises:
-        UnexpectedValueError: ``d`` is not a mapping, or ``parent_key`` or ``sep`` is not
-            a string.
+        UnexpectedValueError: ``d`` is not a mapping or holds itself, ``parent_key`` or
+            ``sep`` is not a string, or two keys flatten to one (``{"a.b": 1, "a": {"b":
+            2}}``).
+
+    Differences from RESTfly: two keys that flatten to one raise (RESTfly kept the last
+    value silently).
 
     .. versionadded:: 0.1.0
     """
@@ -130,13 +153,22 @@ def dict_flatten(
                 f"dict_flatten: {name} must be a string, got {type(value).__name__}"
             )
     flat: dict[str, Any] = {}
+    _walking("dict_flatten", "d", lambda: _flatten(d, parent_key, sep, flat))
+    return flat
+
+
+def _flatten(d: Mapping[Any, Any], parent_key: str, sep: str, flat: dict[str, Any]) -> None:
     for key, value in d.items():
         full_key = f"{parent_key}{sep}{key}" if parent_key else str(key)
         if isinstance(value, Mapping):
-            flat.update(dict_flatten(value, full_key, sep))
+            _flatten(value, full_key, sep, flat)
+        elif full_key in flat:
+            # {"a.b": 1, "a": {"b": 2}}: one of the values was silently dropped.
+            raise UnexpectedValueError(
+                f"dict_flatten: two keys flatten to {full_key!r}; choose another sep"
+            )
         else:
             flat[full_key] = value
-    return flat
 
 
 def dict_clean(d: Mapping[Any, Any]) -> dict[Any, Any]:
@@ -147,19 +179,23 @@ def dict_clean(d: Mapping[Any, Any]) -> dict[Any, Any]:
     ``{"a": 1, "b": {"c": None}, "d": [{"e": None}, None]}`` -> ``{"a": 1, "d": [None]}``.
 
     Raises:
-        UnexpectedValueError: ``d`` is not a mapping.
+        UnexpectedValueError: ``d`` is not a mapping, or holds itself.
 
     .. versionadded:: 0.1.0
     """
     _check_mapping("dict_clean", "d", d)
+    return _walking("dict_clean", "d", lambda: _clean(d))
+
+
+def _clean(d: Mapping[Any, Any]) -> dict[Any, Any]:
     clean: dict[Any, Any] = {}
     for key, value in d.items():
         if isinstance(value, Mapping):
-            value = dict_clean(value)
+            value = _clean(value)
             if not value:
                 continue
         elif isinstance(value, list):
-            cleaned = (dict_clean(item) if isinstance(item, Mapping) else item for item in value)
+            cleaned = (_clean(item) if isinstance(item, Mapping) else item for item in value)
             value = [item for item in cleaned if not (isinstance(item, dict) and not item)]
         elif value is None:
             continue
@@ -245,12 +281,14 @@ def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "RED
     """
     if keys is None:
         keys = ()
-    elif not isinstance(keys, Iterable):
+    names = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else None
+    if names is None or not all(isinstance(name, str) for name in names):
+        # A list in the list ([["a"]]) failed in frozenset() with a bare TypeError.
         raise UnexpectedValueError(
             f"redact_values: keys must be key names (a str, an iterable of them, or None), "
-            f"got {type(keys).__name__}"
+            f"got {type(keys).__name__}" + ("" if names is None else " holding a non-string")
         )
-    hidden = frozenset([keys] if isinstance(keys, str) else keys)
+    hidden = frozenset(names)
     return redact_matching(obj, hidden.__contains__, value)
 
 
@@ -308,6 +346,10 @@ def url_validator(url: str, validate: Iterable[str] | None = ("scheme", "netloc"
             f"{type(validate).__name__}"
         )
     names = tuple(validate or ()) or ("scheme", "netloc")
+    if not all(isinstance(name, str) for name in names):
+        raise UnexpectedValueError(
+            "url_validator: validate must hold part names (str), got a non-string in it"
+        )
     try:
         parts = urlparse(url)._asdict()
     except ValueError:
@@ -317,6 +359,12 @@ def url_validator(url: str, validate: Iterable[str] | None = ("scheme", "netloc"
 
 def _short(value: Any) -> str:
     return trunc(repr(value), 80)
+
+
+def _shown(name: str, value: Any) -> str:
+    """``value`` as check()'s errors quote it: not at all under a credential's name
+    (``check("api_key", key, str, regex=...)`` quoted the key)."""
+    return "REDACTED" if is_secret_name(name.partition("[")[0]) else _short(value)
 
 
 def _resolve(
@@ -383,7 +431,7 @@ def _convert(name: str, obj: Any, types: tuple[type[Any], ...], softcheck: bool)
                     return kind(obj)
         except Exception:  # any failed conversion means the TypeError below
             continue
-    shown = f" ({_short(obj)})" if isinstance(obj, str) else ""
+    shown = f" ({_shown(name, obj)})" if isinstance(obj, str) else ""
     expected = " or ".join(kind.__name__ for kind in types)
     raise TypeError(f"{name} is of type {type(obj).__name__}{shown}, expected {expected}")
 
@@ -503,12 +551,12 @@ def check(
     for value in values:
         if allowed is not None and value not in allowed:
             raise UnexpectedValueError(
-                f"{name} has value {_short(value)}, expected one of {_short(allowed)}"
+                f"{name} has value {_shown(name, value)}, expected one of {_short(allowed)}"
             )
         for label, spec in matchers:
             if isinstance(value, str) and not _matches(spec, value):
                 raise UnexpectedValueError(
-                    f"{name} has value {_short(value)}, expected a match of pattern {label}"
+                    f"{name} has value {_shown(name, value)}, expected a match of pattern {label}"
                 )
     return obj
 
