@@ -272,7 +272,10 @@ class Coordination(ABC):
 
     @property
     def is_open(self) -> bool:
-        """Whether the coordination is open (inside its ``async with`` block)."""
+        """Whether the coordination is open (inside its ``async with`` block).
+
+        .. versionadded:: 0.1.0
+        """
         return self._nursery is not None
 
     async def __aenter__(self) -> Self:

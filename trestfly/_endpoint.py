@@ -90,6 +90,8 @@ class APIEndpoint:
 
         Raises:
             RequiredParameterError: neither ``_path`` nor ``path`` was given.
+
+        .. versionadded:: 0.1.0
         """
         for option, value in (
             ("box", self._box),
@@ -110,27 +112,45 @@ class APIEndpoint:
         return await self._api._request(method, self._endpoint_path(path), **kwargs)
 
     async def _get(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a GET request to ``_path/path`` (see :meth:`_req`)."""
+        """Send a GET request to ``_path/path`` (see :meth:`_req`).
+
+        .. versionadded:: 0.1.0
+        """
         return await self._req("GET", path, **kwargs)
 
     async def _post(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a POST request to ``_path/path`` (see :meth:`_req`)."""
+        """Send a POST request to ``_path/path`` (see :meth:`_req`).
+
+        .. versionadded:: 0.1.0
+        """
         return await self._req("POST", path, **kwargs)
 
     async def _put(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a PUT request to ``_path/path`` (see :meth:`_req`)."""
+        """Send a PUT request to ``_path/path`` (see :meth:`_req`).
+
+        .. versionadded:: 0.1.0
+        """
         return await self._req("PUT", path, **kwargs)
 
     async def _patch(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a PATCH request to ``_path/path`` (see :meth:`_req`)."""
+        """Send a PATCH request to ``_path/path`` (see :meth:`_req`).
+
+        .. versionadded:: 0.1.0
+        """
         return await self._req("PATCH", path, **kwargs)
 
     async def _delete(self, path: str | None = None, **kwargs: Any) -> Any:
-        """Send a DELETE request to ``_path/path`` (see :meth:`_req`)."""
+        """Send a DELETE request to ``_path/path`` (see :meth:`_req`).
+
+        .. versionadded:: 0.1.0
+        """
         return await self._req("DELETE", path, **kwargs)
 
     async def _head(self, path: str | None = None, **kwargs: Any) -> httpx.Response:
         """Send a HEAD request to ``_path/path`` (see :meth:`_req`): always the
-        ``httpx.Response``."""
+        ``httpx.Response``.
+
+        .. versionadded:: 0.1.0
+        """
         response: httpx.Response = await self._req("HEAD", path, **kwargs)
         return response

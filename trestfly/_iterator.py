@@ -130,6 +130,8 @@ class APIIterator:
 
         Raises:
             NotImplementedError: the subclass did not implement it.
+
+        .. versionadded:: 0.1.0
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _get_page()")
 
@@ -142,6 +144,8 @@ class APIIterator:
         Args:
             index: a position in ``self.page``.
             default: returned when there is no record at ``index``.
+
+        .. versionadded:: 0.1.0
         """
         try:
             return self.page[index]

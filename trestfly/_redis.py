@@ -394,7 +394,10 @@ class RedisCoordination(Coordination):
         self._give_back_script: Any = None
 
     def redis_key(self, quota_key: str) -> str:
-        """The Redis key of a quota key's state."""
+        """The Redis key of a quota key's state.
+
+        .. versionadded:: 0.1.0
+        """
         return f"{self._prefix}:{{{quota_key}}}"
 
     @asynccontextmanager

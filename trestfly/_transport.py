@@ -324,27 +324,42 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
     @property
     def max_connections(self) -> int:
-        """Total connections (and concurrent requests) over all shards."""
+        """Total connections (and concurrent requests) over all shards.
+
+        .. versionadded:: 0.1.0
+        """
         return self._max_connections
 
     @property
     def shard_size(self) -> int:
-        """Connections per shard (the last shard may have fewer)."""
+        """Connections per shard (the last shard may have fewer).
+
+        .. versionadded:: 0.1.0
+        """
         return self._shard_size
 
     @property
     def shards(self) -> tuple[httpx.AsyncBaseTransport, ...]:
-        """The inner transports, one per shard, in order."""
+        """The inner transports, one per shard, in order.
+
+        .. versionadded:: 0.1.0
+        """
         return self._shards
 
     @property
     def in_flight(self) -> int:
-        """Requests holding a slot now: sent, or with a response not yet closed."""
+        """Requests holding a slot now: sent, or with a response not yet closed.
+
+        .. versionadded:: 0.1.0
+        """
         return sum(self._in_flight_per_shard)
 
     @property
     def shard_in_flight(self) -> tuple[int, ...]:
-        """Requests holding a slot of each shard now (never above the shard's size)."""
+        """Requests holding a slot of each shard now (never above the shard's size).
+
+        .. versionadded:: 0.1.0
+        """
         return tuple(self._in_flight_per_shard)
 
     def __repr__(self) -> str:

@@ -79,7 +79,10 @@ class RichProgress:
 
     @property
     def progress(self) -> Progress:
-        """The underlying ``rich.progress.Progress``."""
+        """The underlying ``rich.progress.Progress``.
+
+        .. versionadded:: 0.1.0
+        """
         return self._progress
 
     def track(self, description: str) -> ProgressCallback:
@@ -87,6 +90,8 @@ class RichProgress:
 
         Args:
             description: the bar's label.
+
+        .. versionadded:: 0.1.0
         """
         task = self._progress.add_task(description, total=None, pages=0, rate=0.0)
 
