@@ -739,6 +739,20 @@ async def test_calls_ended_by_their_deadline_or_retry_hook_count_as_failures(
     assert (stats.attempts, stats.successes, stats.failures) == (2, 0, 2)
 
 
+async def test_sessions_and_iterators_have_reprs_without_secrets() -> None:
+    class Keyed(TrioAPISession):
+        _url = "https://user:S3CRET@api.test/v1"
+
+    api = Keyed(transport=httpx.MockTransport(lambda r: httpx.Response(200)), max_concurrency=4)
+    assert repr(api) == "<Keyed url='https://api.test/v1' closed max_concurrency=4>"
+    async with api:
+        assert " open " in repr(api)
+    link = trestfly.Position("https://api.test/v1/items?api_key=S3CRET")
+    walk = trestfly.LinkIterator(api, path="items", position=link)
+    assert repr(walk).startswith("<LinkIterator path='items' count=0 position=Position(")
+    assert "S3CRET" not in repr(api) + repr(walk)
+
+
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:
     """Make ``importlib.util.find_spec`` say ``package`` is not installed."""
     real_find_spec = importlib.util.find_spec

@@ -492,6 +492,13 @@ class PagedIterator(APIIterator):
             return scheme.position(current.address, verdict.stop)
         return scheme.position(current.after, 0)
 
+    def __repr__(self) -> str:
+        # The path and where the walk stands; the position as messages show it.
+        return (
+            f"<{type(self).__name__} path={self.path!r} count={self.count} "
+            f"position={self._shown_position()}>"
+        )
+
     def _shown_position(self) -> str:
         """:attr:`position` as messages quote it, a URL without its secrets (the
         position itself keeps the real URL: it is what a resumed walk requests)."""

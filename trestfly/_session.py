@@ -76,6 +76,7 @@ from ._policy import (
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
 from ._redact import is_secret_header
 from ._retry_after import parse_retry_after
+from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
 from ._transport import ShardedTransport
@@ -418,6 +419,14 @@ class TrioAPISession:
         self._budget_started = False
         self._counters = Counters()
         self._retrying = 0
+
+    def __repr__(self) -> str:
+        # For debugging: what and where, never a secret (the URL without its password).
+        url = safe_url(self._url) if self._url else None
+        state = "open" if self._httpx_client is not None else "closed"
+        return (
+            f"<{type(self).__name__} url={url!r} {state} max_concurrency={self._max_concurrency}>"
+        )
 
     # ----------------------------------------------------------------- lifecycle
 
