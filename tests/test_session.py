@@ -626,18 +626,19 @@ async def test_a_retry_after_the_block_closed_uses_the_client_open_now(reopen: b
         await api.__aexit__(None, None, None)
 
 
-def test_a_session_opened_in_another_trio_run_is_refused() -> None:
+def test_a_session_entered_in_another_trio_run_starts_its_throttling_afresh() -> None:
     # Its gates hold instants of the first run's clock: a 429 of that run came back in
-    # the next as a wait of hours, with no request sent.
-    api = API(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    # the next as a TooManyRequestsError with a wait of hours, no request sent.
+    answers = iter([httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(200)])
+    api = API(transport=httpx.MockTransport(lambda r: next(answers)), retries=0)
 
     async def use() -> int:
         async with api:
             return (await api.get("x")).status_code
 
-    assert trio.run(use) == 200
-    with pytest.raises(errors.TrestflyError, match=r"opened in another trio\.run"):
+    with pytest.raises(errors.TooManyRequestsError):
         trio.run(use)
+    assert trio.run(use) == 200  # a CLI running one trio.run per command
 
 
 def test_throttle_settings_follow_keyword_over_class_and_subclass_over_parent() -> None:

@@ -612,15 +612,8 @@ class TrioAPISession:
         if self._entered:
             raise errors.TrestflyError(f"{type(self).__name__} is already open")
         run = trio.lowlevel.current_trio_token()
-        if self._trio_run is not None and self._trio_run is not run:
-            # Gates, pacer and budget hold instants of the first run's clock, which a
-            # new run starts elsewhere: a 429 of the last run came back as a 31-hour
-            # wait, with no request sent.
-            raise errors.TrestflyError(
-                f"{type(self).__name__} was opened in another trio.run: make a session "
-                "in each run (its throttling state is timed by that run's clock)"
-            )
-        self._trio_run = run
+        if self._trio_run is not run:
+            self._start_run_state(run)
         self._entered = True
         try:
             # Inside the try: an override that fails after super() built the client
@@ -648,6 +641,17 @@ class TrioAPISession:
             await self._close_session()
             raise
         return self
+
+    def _start_run_state(self, run: trio.lowlevel.TrioToken) -> None:
+        """Entered in a ``trio.run`` other than the last one (a CLI that runs one per
+        command): the gates, pacers, limiter and budget start afresh.  They hold
+        instants of the last run's clock, which a new run starts elsewhere (a 429 of
+        the last run came back as a 31-hour wait, no request sent), and Trio objects
+        of that run."""
+        self._trio_run = run
+        self._gates = {}
+        self._limiter = trio.CapacityLimiter(self._max_concurrency)
+        self._budget_started = False
 
     async def __aexit__(
         self,
