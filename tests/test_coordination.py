@@ -71,6 +71,27 @@ def first_429_to_a(announced: list[float]) -> Callable[[httpx.Request, float], h
     return rule
 
 
+def test_a_memory_coordination_opened_in_another_trio_run_starts_empty() -> None:
+    # Its book is timed by the last run's clock: a session owning it started afresh in
+    # a new run, and the old 429 came back from the shared gate as a wait of hours.
+    answers = iter([httpx.Response(429, headers={"Retry-After": "3600"}), httpx.Response(200)])
+    api = TrioAPISession(
+        url=URL,
+        transport=httpx.MockTransport(lambda r: next(answers)),
+        coordination=MemoryCoordination(),
+        retries=0,
+    )
+
+    async def use() -> int:
+        async with api:
+            return (await api.get("x")).status_code
+
+    # Both MockClocks start at 0: the last run's gate is still closed by this run's clock.
+    with pytest.raises(errors.TooManyRequestsError):
+        trio.run(use, clock=trio.testing.MockClock())
+    assert trio.run(use, clock=trio.testing.MockClock()) == 200
+
+
 async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

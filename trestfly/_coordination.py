@@ -218,6 +218,7 @@ class Coordination(ABC):
         self.key_ttl = float(key_ttl)
         self._links: list[SharedLink] = []
         self._nursery_manager: AbstractAsyncContextManager[trio.Nursery] | None = None
+        self._trio_run: trio.lowlevel.TrioToken | None = None  # the run it was opened in
         self._nursery: trio.Nursery | None = None
         self._wake = trio.Event()
         self._healthy = True
@@ -281,6 +282,10 @@ class Coordination(ABC):
     async def __aenter__(self) -> Self:
         if self._nursery_manager is not None:
             raise TrestflyError(f"{type(self).__name__} is already open")
+        run = trio.lowlevel.current_trio_token()
+        if self._trio_run is not None and self._trio_run is not run:
+            self._start_run()
+        self._trio_run = run
         manager = trio.open_nursery()
         nursery = await manager.__aenter__()
         self._nursery, self._nursery_manager = nursery, manager
@@ -290,6 +295,10 @@ class Coordination(ABC):
             await self._exit_nursery()
             raise
         return self
+
+    def _start_run(self) -> None:  # noqa: B027 (a hook: a store with its own clock keeps all)
+        """Opened in a ``trio.run`` other than the last one: state timed by the last
+        run's clock starts afresh (a store with a clock of its own keeps it)."""
 
     async def _run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         async with self._store_connection():
@@ -562,7 +571,8 @@ class MemoryCoordination(Coordination):
 
     Several sessions that use one API key (an SDK's client per user task, say) share
     one quota: give them one ``MemoryCoordination``.  Across processes, use
-    :class:`~trestfly.RedisCoordination`.  The store's clock is ``trio.current_time()``.
+    :class:`~trestfly.RedisCoordination`.  The store's clock is ``trio.current_time()``:
+    opened again in another ``trio.run``, it starts empty.
 
     .. versionadded:: 0.1.0
     """
@@ -577,6 +587,11 @@ class MemoryCoordination(Coordination):
         key_ttl: float = 300.0,
     ) -> None:
         super().__init__(quota_key=quota_key, sync_interval=sync_interval, key_ttl=key_ttl)
+        self._book = SharedQuotaBook()
+
+    def _start_run(self) -> None:
+        # The book is timed by trio.current_time(), which a new run starts elsewhere: a
+        # 429 of the last run came back as a wait of hours.
         self._book = SharedQuotaBook()
 
     async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
