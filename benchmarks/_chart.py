@@ -11,7 +11,9 @@ Each file has one row per concurrency:
   opening burst at twice the limit.
 * right, **rejections per success** per client: 429s, 503s and resets per success,
   stacked, with violations of announced waits written on the bar.  A log scale is used
-  when the clients differ by more than :data:`LOG_SCALE_SPREAD` times.
+  when the clients differ by more than :data:`LOG_SCALE_SPREAD` times.  A client that
+  was rejected and never succeeded has infinitely many per success: a hatched bar to
+  the top, labelled ``∞ (0/N ok)`` with its count of rejections, never a bar of 0.
 
 No display is ever opened: the figures are built with the object API on the Agg
 canvas, never through pyplot, so nothing depends on ``$DISPLAY`` or a GUI toolkit.
@@ -85,20 +87,31 @@ def _series(run: Mapping[str, Any]) -> tuple[float, list[int]] | None:
     return float(timeline["bucket_seconds"]), list(timeline["successes"])
 
 
+def _legend(axes: Any, loc: str) -> None:
+    # Only with something to show: legend() without labelled artists warns.
+    if axes.get_legend_handles_labels()[0]:
+        axes.legend(fontsize="small", loc=loc)
+
+
 def _goodput_axes(axes: Any, runs: Sequence[Mapping[str, Any]], concurrency: int) -> None:
     limit = runs[0].get("limit_rps")
     longest = 0.0
     for index, run in enumerate(runs):
-        series = _series(run)
-        if series is None:
-            continue
-        bucket, counts = series
-        rates = [count / bucket for count in counts]
-        smoothed = trailing_mean(rates, max(1, round(SMOOTHING_SECONDS / bucket)))
-        ys = [rate / limit for rate in smoothed] if limit else smoothed
-        xs = [(i + 1) * bucket for i in range(len(ys))]  # a window ends with its bucket
-        longest = max(longest, len(ys) * bucket)
         complete = run.get("complete", True)
+        series = _series(run)
+        if series is not None:
+            bucket, counts = series
+            rates = [count / bucket for count in counts]
+            smoothed = trailing_mean(rates, max(1, round(SMOOTHING_SECONDS / bucket)))
+            ys = [rate / limit for rate in smoothed] if limit else smoothed
+            xs = [(i + 1) * bucket for i in range(len(ys))]  # a window ends with its bucket
+        elif not complete:
+            # No success to draw: a line at 0 over the run, so that a client that got
+            # nothing shows as such instead of missing from the chart.
+            xs, ys = [0.0, float(run.get("wall_s") or 0.0)], [0.0, 0.0]
+        else:
+            continue
+        longest = max(longest, xs[-1])
         axes.plot(
             xs,
             ys,
@@ -106,6 +119,9 @@ def _goodput_axes(axes: Any, runs: Sequence[Mapping[str, Any]], concurrency: int
             linewidth=2.2 if run["client"] == "trestfly" else 1.3,
             linestyle="-" if complete else ":",
             label=run["client"] + ("" if complete else " (incomplete)"),
+            # An incomplete client's line is often at 0: over the axis, not under it.
+            zorder=2 if complete else 3,
+            clip_on=complete,
         )
     outage = runs[0].get("outage")
     if outage:
@@ -121,12 +137,23 @@ def _goodput_axes(axes: Any, runs: Sequence[Mapping[str, Any]], concurrency: int
     axes.set_xlabel("seconds since the scenario started")
     axes.set_title(f"goodput over time, concurrency {concurrency}")
     axes.grid(True, alpha=0.3)
-    axes.legend(fontsize="small", loc="best")
+    _legend(axes, "best")
 
 
 def _ratio(run: Mapping[str, Any], key: str) -> float:
     value = run.get(key)
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+def _rejected(run: Mapping[str, Any]) -> int:
+    """429s, 503s and resets: what the per-success bars count, as a plain count."""
+    keys = ("throttled_429", "unavailable_503", "resets")
+    return sum(int(run.get(key) or 0) for key in keys)
+
+
+def _no_success(run: Mapping[str, Any]) -> bool:
+    # Per success is then undefined, which _ratio would draw as 0: the best bar.
+    return run.get("successes") == 0
 
 
 def _rejection_axes(axes: Any, runs: Sequence[Mapping[str, Any]], concurrency: int) -> None:
@@ -149,33 +176,61 @@ def _rejection_axes(axes: Any, runs: Sequence[Mapping[str, Any]], concurrency: i
         # symlog: zero stays plottable, and 0.01 next to 30 is still visible.
         axes.set_yscale("symlog", linthresh=0.01)
     top = max(bottoms, default=0.0)
+    # Rejected and never successful: infinitely many per success, drawn to the top.
+    endless = [
+        position
+        for position, run in zip(positions, runs, strict=True)
+        if _no_success(run) and _rejected(run)
+    ]
+    if top == 0:
+        axes.set_ylim(0, 1)
+        if not endless:
+            axes.text(0.5, 0.5, "no rejections", transform=axes.transAxes, ha="center")
+    else:
+        axes.set_ylim(0, top * (3 if axes.get_yscale() == "symlog" else 1.3))
+    ceiling = axes.get_ylim()[1]
+    if endless:
+        axes.bar(
+            endless,
+            [ceiling] * len(endless),
+            color="none",
+            edgecolor="#d62728",
+            hatch="//",
+            label="no success: infinitely many per success",
+        )
     for position, total, run in zip(positions, bottoms, runs, strict=True):
-        text = f"{total:.3g}"
+        at, align, box = total, "bottom", None
+        if _no_success(run):
+            rejected = _rejected(run)
+            text = f"{'∞' if rejected else 'n/a'} (0/{run['requests']} ok)"
+            if rejected:
+                text += f"\n{rejected:,} rejected"
+                # Half-way up its bar, on white: the legend may cover the top.
+                at, align, box = ceiling / 2, "center", {"facecolor": "white", "linewidth": 0}
+        else:
+            text = f"{total:.3g}"
         violations = run.get("violations")
         if violations:
             text += f"\n{violations} viol."
-        if not run.get("complete", True):
+        if not run.get("complete", True) and not _no_success(run):
             text += f"\n{run['successes']}/{run['requests']} ok"
         axes.annotate(
             text,
-            (position, total),
-            xytext=(0, 3),
+            (position, at),
+            xytext=(0, 3 if box is None else 0),
             textcoords="offset points",
             ha="center",
-            va="bottom",
+            va=align,
             fontsize="x-small",
+            bbox=box,
         )
-    if top == 0:
-        axes.set_ylim(0, 1)
-        axes.text(0.5, 0.5, "no rejections", transform=axes.transAxes, ha="center")
-    else:
-        axes.set_ylim(0, top * (3 if axes.get_yscale() == "symlog" else 1.3))
     axes.set_xticks(positions, names, rotation=30, ha="right")
+    # Every client's slot, with a bar or not (a client without one is labelled at 0).
+    axes.set_xlim(-0.6, len(runs) - 0.4)
     axes.set_ylabel("rejections per success (lower is better)")
     axes.set_title(f"429s, 503s and resets per success, concurrency {concurrency}")
     axes.grid(True, axis="y", alpha=0.3)
-    if any(bottoms):
-        axes.legend(fontsize="small", loc="upper left")
+    _legend(axes, "upper left")
 
 
 def storm_charts(

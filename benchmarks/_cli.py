@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import math
+from collections.abc import Callable, Sequence
+from typing import TypeVar
+
+_V = TypeVar("_V")
 
 
 class UsageError(ValueError):
@@ -21,14 +25,22 @@ def _integer(text: str, *, minimum: int) -> int:
     return value
 
 
+def int_between(minimum: int, maximum: int, why: str) -> Callable[[str], int]:
+    """An argparse type: an integer in ``minimum..maximum``; ``why`` says where the
+    maximum comes from (the server's own bound), so the message explains the refusal."""
+
+    def value_type(text: str) -> int:
+        value = _integer(text, minimum=minimum)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"must be at most {maximum} ({why}), got {value}")
+        return value
+
+    return value_type
+
+
 def positive_int(text: str) -> int:
     """An integer >= 1."""
     return _integer(text, minimum=1)
-
-
-def non_negative_int(text: str) -> int:
-    """An integer >= 0."""
-    return _integer(text, minimum=0)
 
 
 def _number(text: str, *, positive: bool) -> float:
@@ -57,3 +69,9 @@ def latency_jitter(text: str) -> float:
     if value >= 1:
         raise argparse.ArgumentTypeError(f"must be below 1 (a share of the wait), got {text}")
     return value
+
+
+def once_each(values: Sequence[_V]) -> tuple[_V, ...]:
+    """``values`` without repeats, in order: a value given twice would run twice, and
+    the results would keep only the last run's figures."""
+    return tuple(dict.fromkeys(values))

@@ -11,10 +11,13 @@ import json
 import os
 import platform
 import sys
+import tempfile
 from collections.abc import Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ._cli import UsageError
 
 _PACKAGES = ("trestfly", "httpx", "httpcore", "trio", "uvicorn", "httptools", "stamina", "tenacity")
 
@@ -75,6 +78,29 @@ def environment() -> dict[str, Any]:
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
         "packages": versions,
     }
+
+
+def check_out_dir(out_dir: Path) -> None:
+    """Create ``out_dir`` and make sure a file can be written in it.
+
+    Called before the benchmark starts: the results are written only at the end, and an
+    ``--out`` that cannot take them (a path under a regular file, a read-only place)
+    would otherwise lose a whole run.
+
+    Raises:
+        UsageError: naming ``--out`` and what is wrong with it.
+    """
+    if out_dir.exists() and not out_dir.is_dir():
+        raise UsageError(f"--out {out_dir} is not a directory")
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UsageError(f"--out {out_dir}: cannot create it ({error.strerror})") from None
+    try:
+        with tempfile.TemporaryFile(dir=out_dir):
+            pass
+    except OSError as error:
+        raise UsageError(f"--out {out_dir}: cannot write in it ({error.strerror})") from None
 
 
 def write_json(out_dir: Path, name: str, data: Mapping[str, Any]) -> Path:

@@ -16,9 +16,13 @@ Every throttling response that announces when to come back (a ``Retry-After``, o
 reset instant of :class:`HeadersOnly`) gets a throttle id from the :class:`Referee`,
 which remembers the announced instant.  A well-behaved client sends, on every request,
 the highest throttle id it has received (``X-Seen-Throttle``).  A request that arrives
-before the instant of the id it has seen (less :data:`VIOLATION_TOLERANCE`) ignored an
-announcement it had already received: a violation.  Requests that were already in
-flight when the announcement was made carry an older id and are not counted.
+before the latest instant announced to its client up to that id (less
+:data:`VIOLATION_TOLERANCE`) ignored an announcement it had already received: a
+violation.  The latest, not the id's own: a later 429 can announce an earlier instant
+(a fixed window longer than a second: 1.5 s before its end ``Retry-After: 2``, 0.8 s
+before it ``Retry-After: 1``), and the client had been told the later one.  Requests
+that were already in flight when the announcement was made carry an older id and are
+not counted.
 """
 
 from __future__ import annotations
@@ -661,6 +665,11 @@ class Referee:
     Ids count up for the server's whole life, across scenario installs, so an id a
     client saw in an earlier run can never be confused with one of the current run.
     One counter serves all clients: each client still sees its ids increase.
+
+    With each id the referee keeps the instant to judge by: the latest one announced
+    to the same client up to that id (its own when no client is named).  A client's
+    ``X-Seen-Throttle`` is an id it received itself, so that is the latest instant the
+    client had been told when it sent the request.
     """
 
     def __init__(self, capacity: int = LEDGER_SIZE) -> None:
@@ -668,6 +677,7 @@ class Referee:
         self._instants = array("d")
         self._offset = 0  # the id of _instants[0], minus one
         self._floor = 0  # ids up to this one were announced in earlier runs
+        self._latest: dict[str, float] = {}  # per client, the latest instant of this run
 
     @property
     def last_id(self) -> int:
@@ -677,9 +687,17 @@ class Referee:
         """Forget the instants: they belong to the previous scenario's clock."""
         self._floor = self._offset = self.last_id
         self._instants = array("d")
+        self._latest = {}
 
-    def announce(self, instant: float) -> int:
-        """Record an announced instant; returns its throttle id (1, 2, ...)."""
+    def announce(self, instant: float, client: str | None = None) -> int:
+        """Record an instant announced to ``client``; returns its throttle id (1, 2, ...).
+
+        ``client`` should be one of a bounded set (the server passes only the clients
+        it counts): the referee keeps one instant per client.
+        """
+        if client is not None:
+            instant = max(instant, self._latest.get(client, instant))
+            self._latest[client] = instant
         if len(self._instants) >= 2 * self._capacity:
             # Trimming by halves keeps the cost amortised O(1) and memory bounded.
             del self._instants[: self._capacity]
@@ -689,7 +707,8 @@ class Referee:
 
     def judge(self, seen: int, now: float) -> bool | None:
         """Whether a request carrying ``X-Seen-Throttle: seen`` arriving at ``now`` is a
-        violation; None when it cannot be judged (an id never handed out, or forgotten).
+        violation (before the latest instant announced to the client up to ``seen``);
+        None when it cannot be judged (an id never handed out, or forgotten).
 
         Id 0 (nothing seen) and ids from earlier runs are never violations.
         """
@@ -833,10 +852,14 @@ class StormState:
         elapsed = now - self.started
         scenario = self.scenario
         decision = scenario.decide(elapsed, wall_now)
-        throttle_id = (
-            None if decision.retry_at is None else self.referee.announce(decision.retry_at)
-        )
         mine = self._client_counters(client)
+        # The referee tracks the clients counted here (bounded by MAX_CLIENTS); the
+        # others are judged by each id's own instant.
+        throttle_id = (
+            None
+            if decision.retry_at is None
+            else self.referee.announce(decision.retry_at, client if mine is not None else None)
+        )
         self.totals.count(decision.outcome)
         if mine is not None:
             mine.count(decision.outcome)

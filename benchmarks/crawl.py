@@ -39,10 +39,10 @@ import trio
 from trestfly import TrioAPISession
 from trestfly._paginators import OffsetIterator
 
-from ._cli import non_negative_int, positive_int
+from ._cli import UsageError, int_between, positive_int
 from ._cpu import cpu_plan, pinned
-from ._pages_app import PagesConfig, run_pages_server
-from ._report import environment, print_table, write_json
+from ._pages_app import MAX_LIMIT, PagesConfig, run_pages_server
+from ._report import check_out_dir, environment, print_table, write_json
 
 TARGET_SPEEDUP = 5.0
 TARGET_IDEAL_RATIO = 1.3
@@ -80,17 +80,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--page-size",
-        type=positive_int,
+        # The server sends at most MAX_LIMIT records a page: asked for more, its short
+        # page ends the walk early, and the walk's check fails after the server started.
+        type=int_between(1, MAX_LIMIT, "the server's largest page"),
         default=100,
         metavar="P",
-        help="records per page (default 100)",
+        help=f"records per page, at most {MAX_LIMIT} (default 100)",
     )
     parser.add_argument(
         "--latency-ms",
-        type=non_negative_int,
+        # The server answers a longer delay_ms with a 400.
+        type=int_between(0, PagesConfig.max_delay_ms, "the server's longest delay"),
         default=20,
         metavar="MS",
-        help="latency added by the server to every page (default 20)",
+        help="latency added by the server to every page, at most "
+        f"{PagesConfig.max_delay_ms} (default 20)",
     )
     parser.add_argument(
         "--prefetch",
@@ -121,9 +125,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Explicit options win; --quick only changes the defaults."""
+    """Explicit options win; --quick only changes the defaults.
+
+    Raises:
+        UsageError: an ``--out`` that cannot be written.
+    """
     records = QUICK_RECORDS if args.quick else 20_000
     rounds = 1 if args.quick else 3
+    check_out_dir(args.out)
     return Settings(
         records=records if args.records is None else args.records,
         page_size=args.page_size,
@@ -264,7 +273,11 @@ def print_results(settings: Settings, summary: dict[str, Any]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     plan = cpu_plan()
     env = environment()  # before the run: the load average shows what else was busy
     with (

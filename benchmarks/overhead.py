@@ -64,9 +64,9 @@ import trio
 
 from trestfly import ShardedTransport, TrioAPISession
 
-from ._cli import non_negative_int, positive_int
+from ._cli import UsageError, int_between, positive_int
 from ._cpu import cpu_plan, pinned
-from ._report import environment, print_table, write_json
+from ._report import check_out_dir, environment, print_table, write_json
 from .server import AppConfig, run_server
 
 #: Issue #2: trestfly keeps this share of bare httpx's throughput (every concurrency
@@ -149,10 +149,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--delay-ms",
-        type=non_negative_int,
+        # The server answers a longer delay_ms with a 400.
+        type=int_between(0, AppConfig.max_delay_ms, "the server's longest delay"),
         default=0,
         metavar="MS",
-        help="server-side delay per request, to add latency (default 0)",
+        help="server-side delay per request, to add latency, at most "
+        f"{AppConfig.max_delay_ms} (default 0)",
     )
     parser.add_argument(
         "--quick",
@@ -169,9 +171,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Explicit options win; --quick only changes the defaults."""
+    """Explicit options win; --quick only changes the defaults.
+
+    Raises:
+        UsageError: an ``--out`` that cannot be written.
+    """
     requests = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
     rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
+    check_out_dir(args.out)
     return Settings(
         requests=requests if args.requests is None else args.requests,
         concurrency=tuple(args.concurrency or DEFAULT_CONCURRENCY),
@@ -505,7 +512,11 @@ def print_verdicts(checks: Sequence[Mapping[str, Any]]) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     plan = cpu_plan()
     # Taken before the run, so the load average shows what else was busy, not us.
     env = environment()

@@ -51,7 +51,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequenc
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -63,7 +63,14 @@ from trestfly._urls import check_host_and_port
 from trestfly.errors import UnexpectedValueError
 
 from . import _chart, _report, throughput
-from ._cli import UsageError, latency_jitter, non_negative_float, positive_float, positive_int
+from ._cli import (
+    UsageError,
+    latency_jitter,
+    non_negative_float,
+    once_each,
+    positive_float,
+    positive_int,
+)
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
 from ._scenarios import (
@@ -80,7 +87,6 @@ from ._scenarios import (
 )
 from .storm_server import ThrottleMarker, fetch_stats, install_scenario, run_storm_server
 
-_V = TypeVar("_V")
 Fetch = Callable[[], Awaitable[None]]
 #: (base URL, path, concurrency, marker) -> an open client's fetch of one logical request.
 ClientOpener = Callable[[str, str, int, ThrottleMarker], AbstractAsyncContextManager[Fetch]]
@@ -306,7 +312,11 @@ def _hint(response: httpx.Response) -> float | None:
 
 def _client(concurrency: int, marker: ThrottleMarker) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    return httpx.AsyncClient(limits=limits, event_hooks=marker.hooks(), timeout=30)
+    client = httpx.AsyncClient(limits=limits, timeout=30)
+    # install(), not event_hooks=marker.hooks(): a Recorder also hooks the client's send,
+    # where it sees the attempts that end without an answer.
+    marker.install(client)
+    return client
 
 
 def _target(url: str, path: str) -> str:
@@ -510,6 +520,11 @@ class Recorder(ThrottleMarker):
     opening wave: the requests sent before any throttling answer arrived (``seen`` still
     0), which no client can hold back.  With ``mark=False`` (``--url``) no ``X-Client``
     / ``X-Seen-Throttle`` headers are added: a user's server owes us no protocol.
+
+    Attach it with :meth:`install`: httpx has no hook for an attempt that fails in the
+    transport, so the recorder also wraps the client's ``send`` to see those.  With
+    :meth:`hooks` alone, such an attempt stays unanswered and a run cut by the time
+    limit counts it as cancelled (see :meth:`settle`).
     """
 
     __slots__ = (
@@ -548,9 +563,30 @@ class Recorder(ThrottleMarker):
         if self.mark:
             await super().on_request(request)
 
+    def install(self, client: httpx.AsyncClient) -> None:
+        """The marker's hooks, and a wrapper of ``client.send`` that takes an attempt
+        that failed without an answer (a reset, a refused connection, a timeout) off
+        the unanswered ones: it is a transport error, not in flight any more."""
+        super().install(client)
+        send = client.send
+
+        async def send_noting_failures(request: httpx.Request, **kwargs: Any) -> httpx.Response:
+            try:
+                return await send(request, **kwargs)
+            except Exception:
+                # Cancellation is a BaseException and passes: that attempt was in flight.
+                # After an answer the task is already off the set (the response hook).
+                self._unanswered.discard(trio.lowlevel.current_task())
+                raise
+
+        # The instance attribute shadows the method: httpx's get() and request() and
+        # trestfly's session all go through self.send.
+        client.send = send_noting_failures  # type: ignore[method-assign]
+
     def settle(self, *, timed_out: bool) -> None:
         """The run is over: an attempt still unanswered after the time limit cancelled
-        the run was cut short by the harness, not failed by the transport."""
+        the run was cut short by the harness, not failed by the transport (a failed
+        attempt left the set when it failed: see :meth:`install`)."""
         if timed_out:
             self.cancelled += len(self._unanswered)
         self._unanswered.clear()
@@ -692,6 +728,17 @@ def goodput(
     allowance = initial_allowance(scenario)
     if complete and run.successes <= allowance:
         return None, f"every success fits in the allowance at t=0 ({allowance}): raise N"
+    if complete and isinstance(scenario, ConcurrencyCap):
+        # N successes take at least ceil(N / K) holds of the K slots: 15 on 10 slots take
+        # two holds, half of the second one idle, and no client can beat 0.75.
+        slots = scenario.max_in_flight
+        holds = math.ceil(run.successes / slots)
+        best = run.successes / (slots * holds)
+        if best < GOODPUT_TARGET:
+            return None, (
+                f"N={run.successes} on {slots} slots takes {holds} holds: at best "
+                f"{best:.3f} of the limit, below the {GOODPUT_TARGET} target: raise N"
+            )
     if run.wall_s <= 0:
         return None, "no time elapsed"
     return round(run.successes / run.wall_s / limit, 4), None
@@ -885,13 +932,17 @@ class Settings:
     def estimate_seconds(self) -> float:
         total = 2.0  # server start-up, imports, charts
         if self.storm:
-            catalogue = self.catalogue()
-            per_pass = sum(
-                estimate_run_seconds(catalogue[name], self.requests) for name in self.scenarios
-            )
             if self.url is not None:
-                per_pass = self.requests / _ESTIMATED_RPS + _RUN_OVERHEAD_SECONDS
-            total += per_pass * len(self.concurrency) * len(self.clients) * _MEASURED_SLOWDOWN
+                runs = [self.requests / _ESTIMATED_RPS + _RUN_OVERHEAD_SECONDS]
+            else:
+                catalogue = self.catalogue()
+                runs = [
+                    estimate_run_seconds(catalogue[name], self.requests) for name in self.scenarios
+                ]
+            # --time-limit cuts every run that would take longer.
+            longest = self.time_limit + _RUN_OVERHEAD_SECONDS
+            per_pass = sum(min(run * _MEASURED_SLOWDOWN, longest) for run in runs)
+            total += per_pass * len(self.concurrency) * len(self.clients)
         if self.throughput_settings is not None:
             total += self.throughput_settings.estimate_seconds()
         return total
@@ -1078,11 +1129,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     workers.add_arguments(parser)
 
 
-def _once_each(values: Sequence[_V]) -> tuple[_V, ...]:
-    # A value given twice would run twice, and the targets would keep the last run only.
-    return tuple(dict.fromkeys(values))
-
-
 def _check_server_options(args: argparse.Namespace, rate: float) -> None:
     """Refuse what the embedded server cannot honour as asked, or would not run."""
     if args.url is not None:
@@ -1130,13 +1176,13 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Explicit options win; ``--quick`` only changes the defaults.
 
     Raises:
-        UsageError: options that do not go together, or a server the scenarios cannot be
-            (see :func:`_check_server_options`).
+        UsageError: options that do not go together, a server the scenarios cannot be
+            (see :func:`_check_server_options`), or an ``--out`` that cannot be written.
     """
     quick = bool(args.quick)
     url: str | None = args.url
     if args.clients:
-        clients = _once_each(args.clients)
+        clients = once_each(args.clients)
     elif url is not None:
         clients = ("trestfly",)
     else:
@@ -1147,12 +1193,17 @@ def settings_from(args: argparse.Namespace) -> Settings:
     rate = args.rate if args.rate is not None else (QUICK_RATE if quick else DEFAULT_RATE)
     _check_server_options(args, rate)
     mode: str = args.throughput_mode
+    # The throughput section's options too, before --out is created for a refused run.
+    throughput_settings = (
+        None if mode == "skip" or url is not None else throughput.settings_from(args)
+    )
+    _report.check_out_dir(args.out)
     return Settings(
         requests=args.requests or (QUICK_REQUESTS if quick else DEFAULT_REQUESTS),
-        concurrency=_once_each(
+        concurrency=once_each(
             args.concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)
         ),
-        scenarios=_once_each(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES)),
+        scenarios=once_each(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES)),
         clients=clients,
         server=ServerParams(
             rate=rate,
@@ -1168,9 +1219,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         url=url,
         storm=mode != "only",
         # The throughput section needs the embedded server's unlimited scenario.
-        throughput_settings=(
-            None if mode == "skip" or url is not None else throughput.settings_from(args)
-        ),
+        throughput_settings=throughput_settings,
         charts=not args.no_charts,
         plain=bool(args.plain),
         quick=quick,

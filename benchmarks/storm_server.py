@@ -50,7 +50,8 @@ Every response that announces when to come back (429/503 with ``Retry-After``, a
 429s of ``headers_only``, whose reset counts as the announcement) carries
 ``X-Throttle-Id: <n>``.  A client that sends ``X-Seen-Throttle: <highest id received>``
 (and ``X-Client: <id>`` for a per-client breakdown) is judged: arriving before the
-instant announced with that id is a violation.  :class:`ThrottleMarker` adds these
+instant announced with that id, or before a later one announced to the same
+``X-Client`` with an earlier id, is a violation.  :class:`ThrottleMarker` adds these
 headers to any ``httpx.AsyncClient``.  Requests without ``X-Seen-Throttle`` are never
 judged.
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import gc
 import statistics
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -43,11 +44,11 @@ import trio
 from trestfly import TrioAPISession
 
 from . import _report
-from ._cli import latency_jitter, non_negative_float, positive_int
+from ._cli import UsageError, latency_jitter, non_negative_float, once_each, positive_int
 from ._cpu import cpu_plan, pinned
 from ._h11_client import open_pool
 from ._live import Display, PlainDisplay, open_display
-from ._scenarios import DEFAULT_LATENCY_JITTER
+from ._scenarios import DEFAULT_LATENCY_JITTER, MAX_LATENCY
 from .storm_server import Unlimited, install_scenario, run_storm_server
 
 DEFAULT_REQUESTS = 1000
@@ -157,7 +158,12 @@ class Settings:
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
-    """Explicit options win; ``--quick`` only changes the defaults."""
+    """Explicit options win; ``--quick`` only changes the defaults.
+
+    Raises:
+        UsageError: a latency above what the server takes (it would refuse the scenario
+            only after the storm before it had run).
+    """
     quick = bool(getattr(args, "quick", False))
     requests: int | None = getattr(args, "throughput_requests", None)
     concurrency: list[int] | None = getattr(args, "throughput_concurrency", None)
@@ -165,10 +171,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
     rounds: int | None = getattr(args, "throughput_rounds", None)
     if latencies is None:
         latencies = list(QUICK_LATENCIES_MS if quick else DEFAULT_LATENCIES_MS)
+    most = MAX_LATENCY * 1000
+    too_long = [latency for latency in latencies if latency > most]
+    if too_long:
+        raise UsageError(f"--throughput-latency-ms must be at most {most:g}, got {too_long[0]:g}")
     return Settings(
         requests=requests or (QUICK_REQUESTS if quick else DEFAULT_REQUESTS),
-        concurrency=tuple(concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)),
-        latencies_ms=tuple(latencies),
+        # once_each: a value given twice would measure the same configuration twice.
+        concurrency=once_each(concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)),
+        latencies_ms=once_each(latencies),
         rounds=rounds or (QUICK_ROUNDS if quick else DEFAULT_ROUNDS),
         latency_jitter=getattr(args, "latency_jitter", DEFAULT_LATENCY_JITTER),
     )
@@ -380,7 +391,12 @@ def write_results(
 
 def run(args: argparse.Namespace) -> int:
     """Entry point of a ``throughput`` command (not registered: see the README)."""
-    settings = settings_from(args)
+    try:
+        settings = settings_from(args)
+        _report.check_out_dir(args.out)
+    except UsageError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     display: Display = PlainDisplay() if args.plain else open_display()
     env = _report.environment()
     plan = cpu_plan()

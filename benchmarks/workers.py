@@ -164,7 +164,9 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     """The storm command's options read for ``--workers``; explicit options win.
 
     Raises:
-        UsageError: an option of the storm that this mode cannot honour.
+        UsageError: an option of the storm that this mode cannot honour, a server the
+            scenarios cannot be (as the storm refuses it), or an ``--out`` that cannot
+            be written.
     """
     if args.url is not None:
         raise UsageError("--workers runs against the embedded server: drop --url")
@@ -182,6 +184,10 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     outage = args.outage_seconds
     if outage is None:
         outage = storm.QUICK_OUTAGE_SECONDS if quick else storm.DEFAULT_OUTAGE_SECONDS
+    rate: float = args.rate if args.rate is not None else DEFAULT_RATE
+    # The storm's own checks: the same server, the same scenarios.
+    storm._check_server_options(args, rate)
+    _report.check_out_dir(args.out)
     return WorkerSettings(
         workers=workers,
         concurrency=(
@@ -193,7 +199,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         scenarios=tuple(args.scenarios or DEFAULT_SCENARIOS),
         modes=MODES if args.redis else ("local",),
         server=storm.ServerParams(
-            rate=args.rate if args.rate is not None else DEFAULT_RATE,
+            rate=rate,
             window=args.window,
             latency_ms=args.latency_ms,
             latency_jitter=args.latency_jitter,

@@ -4,6 +4,7 @@ options (the measuring itself is exercised by the smoke tests)."""
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,16 +21,21 @@ N = 1000
 WINDOW = FixedWindow(limit=200, window=1.0)
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default --out (bench-results/) is created when the options are read.
+    monkeypatch.chdir(tmp_path)
+
+
 def _parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser()
     storm.add_arguments(parser)
     return parser.parse_args(list(argv))
 
 
-def _figures(successes: int, wall_s: float, *, rejected: int = 10) -> dict[str, Any]:
-    run = storm.ClientRun(successes=successes, wall_s=wall_s, timed_out=successes < N)
-    recorder = storm.Recorder("x")
-    server = {
+def _server(successes: int, *, rejected: int) -> dict[str, Any]:
+    """The server's stats of a run with ``rejected`` 429s."""
+    return {
         "totals": {
             "arrivals": successes + rejected,
             "throttled_429": rejected,
@@ -40,6 +46,12 @@ def _figures(successes: int, wall_s: float, *, rejected: int = 10) -> dict[str, 
         },
         "timeline": None,
     }
+
+
+def _figures(successes: int, wall_s: float, *, rejected: int = 10) -> dict[str, Any]:
+    run = storm.ClientRun(successes=successes, wall_s=wall_s, timed_out=successes < N)
+    recorder = storm.Recorder("x")
+    server = _server(successes, rejected=rejected)
     return storm.metrics(run, recorder, requests=N, scenario=WINDOW, server=server)
 
 
@@ -123,6 +135,64 @@ def test_attempts_cut_short_by_the_time_limit_are_not_transport_errors() -> None
     finished.settle(timed_out=False)
     assert (timed_out.cancelled, timed_out.transport_errors) == (3, 0)
     assert (finished.cancelled, finished.transport_errors) == (0, 3)
+
+
+def test_attempts_that_failed_in_the_transport_are_not_cancelled_by_the_time_limit() -> None:
+    # Each task's attempt is refused, then it backs off: nothing is in flight when the
+    # time limit cuts the run, and the two attempts are transport errors.  A third task's
+    # attempt hangs, and that one the time limit did cut.
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/hang":
+            await trio.sleep_forever()
+        raise httpx.ConnectError("refused", request=request)
+
+    async def main() -> storm.Recorder:
+        recorder = storm.Recorder("x", mark=False)
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as client:
+            recorder.install(client)
+            paths = iter(["/refused", "/refused", "/hang"])
+
+            async def fetch() -> None:
+                try:
+                    await client.get(f"http://127.0.0.1{next(paths)}")
+                except httpx.TransportError:
+                    await trio.sleep(10)  # backoff: no attempt in flight any more
+                    raise
+
+            run = await storm.drive(fetch, requests=3, concurrency=3, time_limit=0.2)
+            assert run.timed_out
+            recorder.settle(timed_out=run.timed_out)
+        return recorder
+
+    recorder = trio.run(main)
+    assert (recorder.attempts, recorder.transport_errors, recorder.cancelled) == (3, 2, 1)
+
+
+def test_goodput_is_not_judged_where_the_caps_holds_cannot_reach_the_target() -> None:
+    # 15 requests on 10 slots take two holds, the second half idle: a perfect client
+    # makes 0.75 of the limit, and the 0.9 target cannot be met.
+    cap = ConcurrencyCap(max_in_flight=10, latency=0.05)
+    best = storm.ideal_wall_seconds(cap, 15)
+    assert best is not None
+    run = storm.ClientRun(successes=15, wall_s=best)
+    value, reason = storm.goodput(run, cap)
+    assert value is None and reason is not None
+    assert "15 on 10 slots takes 2 holds: at best 0.750" in reason
+    # Judged from N=19 (0.95 at best) and for a run that did not finish (its failure shows).
+    run = storm.ClientRun(successes=19, wall_s=0.1)
+    assert storm.goodput(run, cap)[0] == pytest.approx(0.95)
+    assert storm.goodput(storm.ClientRun(successes=15, wall_s=0.2), cap, complete=False)[0]
+    # The target reads n/a, as for a run inside the allowance at t=0.
+    figures = storm.metrics(
+        storm.ClientRun(successes=15, wall_s=0.12),
+        storm.Recorder("x"),
+        requests=15,
+        scenario=cap,
+        server=_server(15, rejected=0),
+    )
+    results = [{"scenario": "concurrency_cap", "concurrency": 10, "client": "trestfly", **figures}]
+    (check,) = [c for c in storm.evaluate_targets(results) if c.name == "goodput"]
+    assert check.verdict == "n/a"
 
 
 def test_options_given_twice_run_once() -> None:

@@ -305,8 +305,9 @@ def test_app_waits_the_spread_hold(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_the_latency_jitter_option_reaches_every_scenario_and_the_throughput_section(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    monkeypatch.chdir(tmp_path)  # the default --out is created when the options are read
     parser = argparse.ArgumentParser()
     storm.add_arguments(parser)
     for argv, expected in (([], 0.1), (["--latency-jitter", "0"], 0.0)):
@@ -358,6 +359,26 @@ def test_requests_in_flight_or_unmarked_are_not_violations() -> None:
     assert state.totals.arrivals == 8 and state.totals.throttled_429 == 5
     state.arrive(102.1, WALL, "a", 2)  # but id 2's instant is still ahead
     assert state.totals.violations == 1
+
+
+def test_a_later_id_announcing_an_earlier_instant_does_not_shorten_the_wait() -> None:
+    # A fixed window of 2 s: 1.5 s before its end the hint is 2 s (t=2.5), 0.8 s before
+    # it 1 s (t=2.2).  The client was told t=2.5 and carries id 2: at t=2.3 it is early.
+    state = _storm(FixedWindow(limit=1, window=2.0), start=0.0)
+    state.arrive(0.0, WALL, "a", 0)
+    first = state.arrive(0.5, WALL, "a", 0)
+    second = state.arrive(1.2, WALL, "a", 0)
+    assert (first.throttle_id, second.throttle_id) == (1, 2)
+    assert (first.decision.retry_at, second.decision.retry_at) == (2.5, 2.2)
+    state.arrive(2.3, WALL, "a", 2)
+    assert state.clients["a"].violations == 1
+    # Only what the client itself was told counts: "b" is told t=4.4, then "a" t=4.1.
+    assert state.arrive(2.4, WALL, "b", 0).decision.retry_at == pytest.approx(4.4)
+    assert state.arrive(3.1, WALL, "a", 2).decision.retry_at == pytest.approx(4.1)
+    state.arrive(4.2, WALL, "a", 4)  # after all "a" was told: on time
+    state.arrive(4.3, WALL, "b", 3)  # before what "b" was told
+    assert (state.clients["a"].violations, state.clients["b"].violations) == (1, 1)
+    assert state.totals.violations == 2
 
 
 def test_unknown_or_malformed_seen_ids_are_unjudged() -> None:

@@ -271,3 +271,68 @@ def test_url_run_reports_client_side_figures(
         assert _is_number(run[key]), key
     assert not (tmp_path / "throughput.json").exists()  # needs the embedded server
     _check_png(tmp_path / "storm-url.png", output)
+
+
+# ------------------------------------------------------------------ the charts
+
+
+def _chart_run(client: str, successes: int, *, rejected: int) -> dict[str, Any]:
+    """One run's figures as the charts read them (a rate-limited scenario, N=300)."""
+    per = (lambda count: count / successes) if successes else (lambda count: None)
+    return {
+        "client": client,
+        "requests": 300,
+        "successes": successes,
+        "complete": successes == 300,
+        "wall_s": 20.0 if successes < 300 else 2.0,
+        "limit_rps": 200.0,
+        "throttled_429": rejected,
+        "unavailable_503": 0,
+        "resets": 0,
+        "throttled_429_per_success": per(rejected),
+        "unavailable_503_per_success": per(0),
+        "resets_per_success": per(0),
+        "violations": 0,
+        "outage": None,
+        "timeline": None,
+        "client_timeline": {"bucket_seconds": 0.1, "successes": [30] * (successes // 30)},
+    }
+
+
+def test_a_client_that_never_succeeded_is_drawn_worst_not_best() -> None:
+    pytest.importorskip("matplotlib")
+    import warnings
+
+    import numpy
+    from matplotlib.figure import Figure
+    from matplotlib.patches import Rectangle
+
+    from benchmarks import _chart
+
+    good = _chart_run("trestfly", 300, rejected=3)
+    nothing = _chart_run("httpx-immediate", 0, rejected=812)
+    figure = Figure()
+    goodput, rejections = figure.add_subplot(1, 2, 1), figure.add_subplot(1, 2, 2)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # legend() without handles warned
+        _chart._goodput_axes(goodput, [good, nothing], 10)
+        _chart._rejection_axes(rejections, [good, nothing], 10)
+        # Alone, in a scenario without a limit (no reference lines to label either).
+        alone = Figure().add_subplot()
+        _chart._goodput_axes(alone, [{**nothing, "limit_rps": None}], 10)
+
+    # Its bar reaches the top, above the client that succeeded, and says why.
+    bars = [bar for bar in rejections.patches if isinstance(bar, Rectangle)]
+    heights = {round(bar.get_x() + bar.get_width() / 2): bar.get_height() for bar in bars}
+    assert heights[1] == rejections.get_ylim()[1] > heights[0]
+    texts = [text.get_text() for text in rejections.texts]
+    assert any("∞ (0/300 ok)" in text and "812 rejected" in text for text in texts), texts
+    assert "no rejections" not in texts
+    # Its goodput is a line at 0 over the run, not missing from the chart.
+    for axes in (goodput, alone):
+        (line,) = [
+            line for line in axes.get_lines() if line.get_label() == "httpx-immediate (incomplete)"
+        ]
+        xs, ys = (numpy.asarray(data, dtype=float) for data in line.get_data())
+        assert set(ys.tolist()) == {0.0} and xs.max() == 20.0
+        assert axes.get_legend() is not None

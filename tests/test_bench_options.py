@@ -1,0 +1,207 @@
+"""The benchmark commands refuse what they cannot run before anything starts: a usage
+error (status 2, the option named) instead of a traceback after the run."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from benchmarks import crawl, overhead, storm, workers
+from benchmarks.__main__ import build_parser, main
+from benchmarks._cli import UsageError
+
+
+@pytest.fixture(autouse=True)
+def _in_tmp_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The default --out (bench-results/) is created when the options are read.
+    monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture
+def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every benchmark server start fails the test: a refused command line must stop
+    before it (with the old code, these commands ran and crashed at the end)."""
+
+    def refuse(*args: Any, **kwargs: Any) -> Any:
+        raise AssertionError("a server was started for a command line that must be refused")
+
+    monkeypatch.setattr(storm, "run_storm_server", refuse)
+    monkeypatch.setattr(workers, "run_storm_server", refuse)
+    monkeypatch.setattr(crawl, "run_pages_server", refuse)
+    monkeypatch.setattr(overhead, "run_server", refuse)
+
+
+def _parse(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """Run the command line; it must exit with status 2. Its stderr."""
+    try:
+        status = main(argv)
+    except SystemExit as exited:  # argparse's usage error
+        status = exited.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    return err
+
+
+# ------------------------------------------------------------------ the throughput section
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize("section", [[], ["--throughput-only"]])
+def test_a_throughput_latency_the_server_refuses_is_a_usage_error(
+    section: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It crashed with "ValueError: latency_ms must be <= 60000" after the whole storm.
+    err = _refused(["--quick", *section, "--throughput-latency-ms", "0", "70000"], capsys)
+    assert "--throughput-latency-ms must be at most 60000, got 70000" in err
+    # The largest the server takes is accepted.
+    settings = storm.settings_from(_parse("storm", "--throughput-latency-ms", "60000"))
+    assert settings.throughput_settings is not None
+    assert settings.throughput_settings.latencies_ms == (60000.0,)
+
+
+def test_throughput_values_given_twice_run_once() -> None:
+    settings = storm.settings_from(
+        _parse(
+            "storm",
+            "--throughput-concurrency",
+            "1",
+            "10",
+            "1",
+            "--throughput-latency-ms",
+            "0",
+            "0",
+        )
+    )
+    assert settings.throughput_settings is not None
+    assert settings.throughput_settings.concurrency == (1, 10)
+    assert settings.throughput_settings.latencies_ms == (0.0,)
+
+
+# ------------------------------------------------------------------ --out
+
+
+@pytest.fixture
+def under_a_file(tmp_path: Path) -> Path:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n", encoding="utf-8")
+    return a_file / "results"
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["--quick", "--no-charts"],
+        ["storm", "--workers", "2", "--quick"],
+        ["crawl", "--quick"],
+        ["overhead", "--quick"],
+    ],
+)
+def test_an_out_that_cannot_be_created_is_a_usage_error(
+    command: list[str], under_a_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It failed with NotADirectoryError when the results were written, after the run.
+    err = _refused([*command, "--out", str(under_a_file)], capsys)
+    assert f"--out {under_a_file}: cannot create it" in err
+    # A regular file is no --out either.
+    err = _refused([*command, "--out", str(under_a_file.parent)], capsys)
+    assert f"--out {under_a_file.parent} is not a directory" in err
+
+
+@pytest.mark.parametrize(
+    ("command", "settings_from"),
+    [
+        (["storm"], storm.settings_from),
+        (["storm", "--workers", "2"], workers.settings_from),
+        (["crawl"], crawl.settings_from),
+        (["overhead"], overhead.settings_from),
+    ],
+)
+def test_the_out_directory_is_created_when_the_options_are_read(
+    command: list[str], settings_from: Any, tmp_path: Path
+) -> None:
+    out = tmp_path / "deep" / "results"
+    settings_from(_parse(*command, "--out", str(out)))
+    assert out.is_dir() and not any(out.iterdir())  # the probe leaves nothing behind
+
+
+# ------------------------------------------------------------------ --workers
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--max-in-flight", "100", "--rate", "1"], "concurrency_cap's hold"),
+        (["--latency-ms", "70000"], "--latency-ms must be at most 60000"),
+        # Was silently a limit of 2 per window.
+        (["--rate", "2.5"], "--rate x --window must be a whole number"),
+    ],
+)
+def test_workers_refuse_what_the_storm_refuses(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str], no_server: None
+) -> None:
+    with pytest.raises(UsageError, match=message):
+        workers.settings_from(_parse("storm", "--workers", "2", *argv))
+    assert message in _refused(["storm", "--workers", "2", *argv], capsys)
+
+
+# ------------------------------------------------------------------ crawl and overhead
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (
+            ["crawl", "--quick", "--page-size", "2000"],
+            "argument --page-size: must be at most 1000 (the server's largest page), got 2000",
+        ),
+        (
+            ["crawl", "--quick", "--latency-ms", "20000"],
+            "argument --latency-ms: must be at most 10000 (the server's longest delay)",
+        ),
+        (
+            ["overhead", "--quick", "--concurrency", "1", "--delay-ms", "20000"],
+            "argument --delay-ms: must be at most 10000 (the server's longest delay)",
+        ),
+        (["crawl", "--page-size", "0"], "argument --page-size: must be >= 1, got 0"),
+        (["overhead", "--delay-ms", "-1"], "argument --delay-ms: must be >= 0, got -1"),
+    ],
+)
+def test_crawl_and_overhead_values_the_server_refuses_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _refused(argv, capsys)
+
+
+def test_crawl_and_overhead_take_the_servers_bounds() -> None:
+    args = _parse("crawl", "--page-size", "1000", "--latency-ms", "10000")
+    assert (args.page_size, args.latency_ms) == (1000, 10000)
+    assert _parse("overhead", "--delay-ms", "10000").delay_ms == 10000
+
+
+# ------------------------------------------------------------------ the estimate
+
+
+def test_the_estimate_counts_each_run_at_most_the_time_limit() -> None:
+    settings = storm.settings_from(
+        _parse("storm", "--requests", "100000", "--time-limit", "1", "--no-throughput")
+    )
+    runs = len(settings.scenarios) * len(settings.concurrency) * len(settings.clients)
+    # Every run would take minutes; each is cut after 1 s (plus opening the client and
+    # fetching the stats).  Before, this printed about 5 hours.
+    assert settings.estimate_seconds() == pytest.approx(
+        2.0 + runs * (1 + storm._RUN_OVERHEAD_SECONDS)
+    )
+    # A time limit that cuts nothing changes nothing.
+    generous = storm.settings_from(_parse("storm", "--no-throughput", "--time-limit", "1e6"))
+    default = storm.settings_from(_parse("storm", "--no-throughput"))
+    assert generous.estimate_seconds() == pytest.approx(default.estimate_seconds())
