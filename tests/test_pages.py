@@ -147,6 +147,16 @@ def test_a_link_anchored_on_another_resource_is_not_this_pages_next() -> None:
     assert find_link([other], base=base) is None
     assert find_link([other, own], base=base) == "https://x.test/issues?page=2"
     assert find_link([other]) == "https://x.test/issues?page=99"  # no base: cannot tell
+    # The same resource spelled otherwise, or the collection itself, is this page's
+    # context: compared as text, these ended the walk with records missing.
+    for same in (
+        "https://x.test:443/issues?page=1",
+        "https://X.TEST/issues?page=1",
+        "https://x.test/%69ssues?page=1",
+        "https://x.test/issues",
+    ):
+        spelled = f'</issues?page=2>; rel="next"; anchor="{same}"'
+        assert find_link([spelled], base=base) == "https://x.test/issues?page=2", same
 
 
 @pytest.mark.parametrize(

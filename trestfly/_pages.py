@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, TypeAlias
-from urllib.parse import urldefrag, urljoin, urlsplit
+from urllib.parse import unquote, urljoin, urlsplit
 
 from .errors import PaginationError
 
@@ -279,11 +279,21 @@ def find_link(
 
 
 def _anchored_elsewhere(link: Link, base: str | None) -> bool:
+    """Whether the link's ``anchor`` names another resource than ``base``: another
+    origin or path.  The query is not compared: an anchor naming the collection
+    (``/issues``) for a page of it (``/issues?page=2``) is this walk's context; and
+    URLs are compared as origins and decoded paths, since ``:443``, an upper-case host
+    or another percent-encoding name the same resource (compared as text, they ended
+    the walk with records missing)."""
     anchor = link.params.get("anchor")
     if anchor is None or base is None:
         return False
-    # The same document with a fragment (anchor="#items") is still this response.
-    return urldefrag(urljoin(base, anchor)).url != urldefrag(base).url
+    target = urljoin(base, anchor)
+    return origin_of(target) != origin_of(base) or _path_of(target) != _path_of(base)
+
+
+def _path_of(url: str) -> str:
+    return unquote(urlsplit(url).path).rstrip("/")
 
 
 #: Ports a URL without one uses, by scheme: ``https://h`` and ``https://h:443`` are one
