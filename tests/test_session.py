@@ -586,11 +586,59 @@ async def test_a_client_an_override_sets_is_closed_on_leaving() -> None:
         API()._session.headers["X-Key"] = "k"
 
 
+async def test_the_session_property_behaves_as_an_attribute_for_introspection() -> None:
+    # Raising a plain TrestflyError broke hasattr(), inspect.getmembers() and
+    # mock.create_autospec() on a session outside its block.
+    import inspect
+    from unittest import mock
+
+    api = API(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+    assert not hasattr(api, "_session")
+    with pytest.raises(errors.SessionNotOpenError, match="is not open"):
+        await api.get("x")
+    assert issubclass(errors.SessionNotOpenError, AttributeError)
+    assert inspect.getmembers(api)
+    mock.create_autospec(api, instance=True)
+
+    class Restfly(API):  # RESTfly-style declarations keep working
+        _session = None
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._session = None
+
+    async with Restfly(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as old:
+        assert (await old.get("x")).status_code == 200
+    with pytest.raises(errors.UnexpectedValueError, match=r"_session cannot be set on the class"):
+
+        class Wrong(API):
+            _session = httpx.AsyncClient()
+
+
+async def test_a_client_kept_across_blocks_is_named_when_found_closed() -> None:
+    class Keeps(API):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._kept = httpx.AsyncClient(
+                transport=httpx.MockTransport(lambda r: httpx.Response(200))
+            )
+
+        def _build_session(self, **kwargs: Any) -> None:
+            self._session = self._kept
+
+    api = Keeps()
+    async with api:
+        assert (await api.get("x")).status_code == 200
+    with pytest.raises(errors.TrestflyError, match=r"set as self\._session is closed.*session="):
+        async with api:
+            pass  # pragma: no cover
+
+
 async def test_a_closed_session_client_and_a_transport_beside_it_are_refused() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200))
     closed = httpx.AsyncClient(transport=transport)
     await closed.aclose()
-    with pytest.raises(errors.TrestflyError, match="client of the session is closed"):
+    with pytest.raises(errors.TrestflyError, match="the session= client is closed"):
         async with API(session=closed):
             pass  # pragma: no cover
     # The client's own transport sends: the other one was silently ignored.
@@ -754,6 +802,14 @@ async def test_sessions_and_iterators_have_reprs_without_secrets() -> None:
     walk = trestfly.LinkIterator(api, path="items", position=link)
     assert repr(walk).startswith("<LinkIterator path='items' count=0 position=Position(")
     assert "S3CRET" not in repr(api) + repr(walk)
+    keyed_path = trestfly.OffsetIterator(api, path="items?api_key=S3CRET")
+    assert "S3CRET" not in repr(keyed_path)
+
+    class Unready(TrioAPISession):
+        def __init__(self) -> None:  # never calls super().__init__()
+            pass
+
+    assert repr(Unready()).startswith("<Unready url=None closed")
 
 
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:

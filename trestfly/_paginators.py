@@ -494,9 +494,10 @@ class PagedIterator(APIIterator):
 
     def __repr__(self) -> str:
         # The path and where the walk stands; the position as messages show it.
-        return (
-            f"<{type(self).__name__} path={self.path!r} count={self.count} "
-            f"position={self._shown_position()}>"
+        path = getattr(self, "path", None)
+        shown = safe_url(path) if isinstance(path, str) else path  # a path may hold a key
+        return f"<{type(self).__name__} path={shown!r} count={self.count} " + (
+            f"position={self._shown_position()}>" if hasattr(self, "_scheme") else "unready>"
         )
 
     def _shown_position(self) -> str:

@@ -80,7 +80,7 @@ from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
 from ._transport import ShardedTransport
-from ._urls import build_url, check_base_path, check_url, is_absolute, parse_url
+from ._urls import build_url, check_base_path, check_url, is_absolute, join_path, parse_url
 from ._version import __version__
 
 T = TypeVar("T")
@@ -420,12 +420,29 @@ class TrioAPISession:
         self._counters = Counters()
         self._retrying = 0
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "_session" in vars(cls):
+            if vars(cls)["_session"] is None:
+                # RESTfly-style SDKs declare `_session = None`: a class attribute would
+                # hide the property, and the client trestfly sets would never be seen.
+                delattr(cls, "_session")
+            elif not isinstance(vars(cls)["_session"], property):
+                raise errors.UnexpectedValueError(
+                    f"{cls.__name__}._session cannot be set on the class: the session's "
+                    "httpx client is set per session, in _build_session"
+                )
+
     def __repr__(self) -> str:
         # For debugging: what and where, never a secret (the URL without its password).
-        url = safe_url(self._url) if self._url else None
-        state = "open" if self._httpx_client is not None else "closed"
+        # getattr: a repr must work on a subclass whose __init__ failed before ours ran.
+        url = getattr(self, "_url", None)
+        where = join_path(url, getattr(self, "_base_path", "") or "") if url else None
+        state = "open" if getattr(self, "_httpx_client", None) is not None else "closed"
+        shown = safe_url(where) if where else None
         return (
-            f"<{type(self).__name__} url={url!r} {state} max_concurrency={self._max_concurrency}>"
+            f"<{type(self).__name__} url={shown!r} {state} "
+            f"max_concurrency={getattr(self, '_max_concurrency', None)}>"
         )
 
     # ----------------------------------------------------------------- lifecycle
@@ -625,8 +642,12 @@ class TrioAPISession:
             if client.is_closed:
                 # httpx would raise a bare RuntimeError at the first request.
                 raise errors.TrestflyError(
-                    "the httpx client of the session is closed (a session= client must "
-                    "be open while the session is)"
+                    "the session= client is closed: it must be open while the session is"
+                    if client is self._injected_session
+                    else "the httpx client set as self._session is closed: trestfly closes "
+                    "the clients set there (all but a session= one) when the session is "
+                    "left; build a new one in _build_session, or pass a long-lived one as "
+                    "session="
                 )
             coordination = self._coordination
             if coordination is not None and not coordination.is_open:
@@ -711,20 +732,24 @@ class TrioAPISession:
     def _session(self) -> httpx.AsyncClient:
         """The ``httpx.AsyncClient`` every request goes through, while the session is
         open (``_build_session`` sets it; ``_authenticate`` sets headers or ``auth`` on
-        it).  Outside the ``async with`` block, reading it raises ``TrestflyError``.
+        it).  Outside the ``async with`` block, reading it raises
+        :class:`~trestfly.errors.SessionNotOpenError` (an ``AttributeError`` too).
 
         .. versionadded:: 0.1.0
         """
-        client = self._httpx_client
+        client: httpx.AsyncClient | None = getattr(self, "_httpx_client", None)  # before __init__
         if client is None:
-            raise errors.TrestflyError(
+            raise errors.SessionNotOpenError(
                 f"{type(self).__name__} is not open: use 'async with {type(self).__name__}(...) "
                 "as api:' before sending requests"
             )
         return client
 
     @_session.setter
-    def _session(self, client: httpx.AsyncClient) -> None:
+    def _session(self, client: httpx.AsyncClient | None) -> None:
+        if client is None:  # RESTfly-style code resets it: no client
+            self._httpx_client = None
+            return
         if not isinstance(client, httpx.AsyncClient):
             raise errors.UnexpectedValueError(
                 f"self._session must be an httpx.AsyncClient, got a {type(client).__name__}"

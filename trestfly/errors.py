@@ -56,6 +56,7 @@ __all__ = [
     "ResponseDecodeError",
     "ServerError",
     "ServiceUnavailableError",
+    "SessionNotOpenError",
     "TeapotResponseError",
     "TimeoutError",
     "TooEarlyError",
@@ -193,6 +194,18 @@ class BadResponseError(TrestflyError):
 
     Chained (``__cause__``) from httpx's ``TooManyRedirects``, ``DecodingError`` or
     ``StreamConsumed``.
+
+    .. versionadded:: 0.1.0
+    """
+
+
+class SessionNotOpenError(TrestflyError, AttributeError):
+    """A session's client was asked for outside its ``async with`` block: a request
+    made there, or ``self._session`` read there.
+
+    Also an ``AttributeError``, so that ``hasattr(api, "_session")``, ``inspect`` and
+    ``unittest.mock.create_autospec`` see an attribute that is not there, as they did
+    before ``_session`` was a property.
 
     .. versionadded:: 0.1.0
     """
