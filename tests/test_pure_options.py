@@ -1,6 +1,7 @@
 """Per-call option resolution: defaults < endpoint < call, validated."""
 
 import math
+from collections.abc import AsyncIterator
 from types import MappingProxyType
 
 import httpx
@@ -105,6 +106,10 @@ def test_bad_options_are_typed_errors_naming_the_problem(
         resolve(DEFAULTS, kwargs)
 
 
+async def _chunks() -> AsyncIterator[bytes]:
+    yield b"body"
+
+
 def test_request_arguments_are_checked_by_kind_not_by_truth() -> None:
     # What httpx takes passes through untouched...
     for kwargs in (
@@ -112,6 +117,10 @@ def test_request_arguments_are_checked_by_kind_not_by_truth() -> None:
         {"auth": httpx.BasicAuth("user", "password"), "timeout": httpx.Timeout(5, pool=None)},
         {"auth": lambda request: request, "timeout": None},
         {"auth": None, "timeout": httpx.USE_CLIENT_DEFAULT},
+        # Form fields, a form body as text, and a streamed body (httpx takes all three).
+        {"data": {"tag": ["a", "b"]}},
+        {"data": b"a=1"},
+        {"data": _chunks()},
     ):
         assert resolve(DEFAULTS, kwargs)[1] == kwargs
     # ... but "false" is no switch: bool() would take it as True.

@@ -722,6 +722,12 @@ def test_throttle_settings_follow_keyword_over_class_and_subclass_over_parent() 
     assert fields(Both())[0] == 3.0
     assert fields(Grandchild()) == (10.0, 1, True, 0.9)
 
+    class Unset(API):  # None is "unset", as for the keywords: the rate stays
+        _throttle = throttle(rate_limit=10.0, burst=5)
+        _rate_limit = None
+
+    assert fields(Unset()) == (10.0, 5, True, 0.9)
+
 
 def test_a_sharded_transport_smaller_than_max_concurrency_is_refused() -> None:
     # 37 of 40 requests waited inside httpcore's pool, where cancellation leaks slots.

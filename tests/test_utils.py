@@ -310,8 +310,9 @@ def test_dict_flatten_refuses_two_keys_that_flatten_to_one() -> None:
 
 def test_key_and_part_names_that_are_not_strings_are_named() -> None:
     # A list in the list failed in frozenset() / getattr with a bare TypeError.
-    with pytest.raises(UnexpectedValueError, match="holding a non-string"):
+    with pytest.raises(UnexpectedValueError, match="holding an unhashable"):
         utils.redact_values({"a": 1}, [["a"]])  # type: ignore[list-item]
+    assert utils.redact_values({1: "s"}, [1]) == {1: "REDACTED"}  # type: ignore[list-item]
     with pytest.raises(UnexpectedValueError, match="validate must hold part names"):
         utils.url_validator("https://h", [["scheme"]])  # type: ignore[list-item]
 

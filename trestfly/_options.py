@@ -8,7 +8,7 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -153,14 +153,16 @@ def _check_request_argument(key: str, value: Any) -> None:
             check_timeout(value)
     elif key == "files":
         _check_files(value)
-    elif key == "data" and not (value is None or isinstance(value, Mapping | str | bytes)):
+    elif key == "data" and not (
+        value is None or isinstance(value, Mapping | str | bytes | AsyncIterable)
+    ):
         # requests (and so RESTfly) takes pairs; httpx takes them for a streamed body and
         # failed while sending with "Attempted to send an sync request with an
         # AsyncClient instance".  Only the kind is named: the pairs may hold a password.
         raise UnexpectedValueError(
             "data must be a mapping of form fields (repeated names: a dict of lists, "
-            f"{{'tag': ['a', 'b']}}), a str or bytes; got a {type(value).__name__} "
-            "(for a raw or streamed body, use content=)"
+            f"{{'tag': ['a', 'b']}}), a str, bytes or an async iterable of bytes; got a "
+            f"{type(value).__name__} (for a raw body, use content=)"
         )
     elif key == "auth" and not (
         (

@@ -107,7 +107,11 @@ def _class_shortcuts(cls: type[TrioAPISession]) -> dict[str, Any]:
     return {
         key: getattr(cls, f"_{key}")
         for key in ("rate_limit", "burst", "adaptive")
-        if mro[depth(f"_{key}")] is not TrioAPISession and depth(f"_{key}") <= throttle_depth
+        if mro[depth(f"_{key}")] is not TrioAPISession
+        and depth(f"_{key}") <= throttle_depth
+        # None is the base's "unset", as for the keywords: `_rate_limit = None` beside
+        # a `_throttle` with a rate wiped it out.
+        and getattr(cls, f"_{key}") is not None
     }
 
 

@@ -11,7 +11,7 @@ import ipaddress
 import re
 import types
 import typing
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, TypeVar
 from urllib.parse import urlparse
@@ -163,9 +163,11 @@ def _flatten(d: Mapping[Any, Any], parent_key: str, sep: str, flat: dict[str, An
         if isinstance(value, Mapping):
             _flatten(value, full_key, sep, flat)
         elif full_key in flat:
-            # {"a.b": 1, "a": {"b": 2}}: one of the values was silently dropped.
+            # {"a.b": 1, "a": {"b": 2}}: one of the values was silently dropped.  (Keys
+            # joined as text collide whatever sep is: {1: "a", "1": "b"}.)
             raise UnexpectedValueError(
-                f"dict_flatten: two keys flatten to {full_key!r}; choose another sep"
+                f"dict_flatten: two keys flatten to {full_key!r} (a sep inside a key, or "
+                "keys equal as text)"
             )
         else:
             flat[full_key] = value
@@ -282,11 +284,12 @@ def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "RED
     if keys is None:
         keys = ()
     names = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else None
-    if names is None or not all(isinstance(name, str) for name in names):
-        # A list in the list ([["a"]]) failed in frozenset() with a bare TypeError.
+    if names is None or not all(isinstance(name, Hashable) for name in names):
+        # A list in the list ([["a"]]) failed in frozenset() with a bare TypeError.  (Any
+        # hashable key is one: {1: "s"} with keys=[1] is redacted, as in RESTfly.)
         raise UnexpectedValueError(
             f"redact_values: keys must be key names (a str, an iterable of them, or None), "
-            f"got {type(keys).__name__}" + ("" if names is None else " holding a non-string")
+            f"got {type(keys).__name__}" + ("" if names is None else " holding an unhashable")
         )
     hidden = frozenset(names)
     return redact_matching(obj, hidden.__contains__, value)
