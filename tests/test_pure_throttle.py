@@ -773,9 +773,9 @@ def test_a_stray_refusal_in_a_crowd_that_was_served_barely_cuts() -> None:
 
 def test_a_crowd_cut_short_by_its_callers_never_lowers_the_cut() -> None:
     """20 at once, one refused without a hint; 2 of the crowd served, and the other 17
-    cancelled by their callers (the first failure of a ``map`` cancels the rest) or lost
-    in transport.  Those may have been served: counted as refused, they set the limit to
-    the 2 that answered, for a minute.  The served count only lifts the cut."""
+    cancelled by their callers (the first failure of a ``map`` cancels the rest).  Those
+    may have been served: counted as refused, they set the limit to the 2 that
+    answered, for a minute.  The served count only lifts the cut."""
     state = origin()
     tickets = [send(state, 0.0) for _ in range(20)]
     state.on_response(tickets[0], 0.001, status=429, hint=None, quota=None)

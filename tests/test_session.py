@@ -5,6 +5,7 @@ Timing assertions use pytest-trio's ``autojump_clock`` (a MockClock), never wall
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import email.utils
 import importlib.util
@@ -15,7 +16,7 @@ import platform
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from pathlib import Path
 from typing import Any
 
@@ -816,6 +817,46 @@ async def test_sessions_and_iterators_have_reprs_without_secrets() -> None:
             pass
 
     assert repr(Unready()).startswith("<Unready url=None closed")
+
+
+@pytest.mark.parametrize("outcome", ["cancelled", "reset"])
+async def test_a_crowd_cancelled_by_its_caller_keeps_the_cut_one_reset_does_not(
+    outcome: str, autojump_clock: trio.testing.MockClock
+) -> None:
+    # 20 at once, one bare 429, 2 served.  The other 17 reset by the server are refused
+    # (the limit goes to the 2 served); cancelled by their caller, they say nothing, and
+    # they left the limit at 2 as well, for a minute (the first failure of a map
+    # cancels the rest).
+    sent = 0
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal sent
+        sent += 1
+        number = sent
+        if number == 1:
+            await trio.sleep(0.05)
+            return httpx.Response(429)  # no Retry-After: too many at once
+        await trio.sleep(0.1 if number <= 3 else 1.0)
+        if number > 3 and outcome == "reset":
+            raise httpx.ReadError("connection reset by peer")
+        return httpx.Response(200)
+
+    api = API(transport=httpx.MockTransport(handler), max_concurrency=20, retries=0)
+    async with api:
+        with trio.move_on_after(0.5 if outcome == "cancelled" else 5):
+            async with trio.open_nursery() as nursery:
+                for _ in range(20):
+                    nursery.start_soon(_quietly, api.get("x"))
+        limit = api.stats.concurrency_limit
+    if outcome == "reset":
+        assert limit == 2
+    else:
+        assert limit > 2  # the cut (to 9) stands
+
+
+async def _quietly(call: Awaitable[Any]) -> None:
+    with contextlib.suppress(errors.TrestflyError):
+        await call
 
 
 def hide_package(monkeypatch: pytest.MonkeyPatch, package: str) -> None:

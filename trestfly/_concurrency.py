@@ -36,7 +36,8 @@ class ConcurrencyLimit:
         self._crowd: set[int] = set()
         self._crowd_served = 0
         # Of the crowd, those not answered yet, and how many left without an answer
-        # (cancelled by their caller, failed in transport): see _settle_crowd.
+        # (cancelled by their caller; a transport failure counts as an answer, not
+        # served): see _settle_crowd.
         self._crowd_unheard: set[int] = set()
         self._crowd_abandoned = 0
         self._crowd_limit = float(maximum)

@@ -868,9 +868,16 @@ class TrioAPISession:
                 extensions = dict(request_kwargs.get("extensions") or {})
                 if redact_fields:
                     extensions[_REDACT_FIELDS] = redact_fields
-                response = await session.request(
-                    method, url, **{**request_kwargs, "extensions": extensions}
-                )
+                try:
+                    response = await session.request(
+                        method, url, **{**request_kwargs, "extensions": extensions}
+                    )
+                except httpx.TransportError:
+                    # The server's answer, of a kind (a reset, a refused connection): under
+                    # overload it is the refusal itself.  Only a cancelled attempt leaves
+                    # the concurrency limit's crowd without one (see _settle_crowd).
+                    gate.throttle.in_flight_limit.on_answered(admitted.ticket.seq)
+                    raise
             finally:
                 self._limiter.release_on_behalf_of(admitted)
             status = response.status_code
