@@ -635,6 +635,25 @@ async def test_a_client_kept_across_blocks_is_named_when_found_closed() -> None:
             pass  # pragma: no cover
 
 
+async def test_every_client_is_closed_even_when_one_fails_to_close() -> None:
+    class Stubborn(httpx.AsyncClient):
+        async def aclose(self) -> None:
+            raise OSError("the socket would not close")
+
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    second = httpx.AsyncClient(transport=transport)
+
+    class Two(API):
+        def _build_session(self, **kwargs: Any) -> None:
+            self._session = Stubborn(transport=transport)
+            self._session = second
+
+    with pytest.raises(OSError, match="would not close"):
+        async with Two():
+            pass
+    assert second.is_closed
+
+
 async def test_a_closed_session_client_and_a_transport_beside_it_are_refused() -> None:
     transport = httpx.MockTransport(lambda r: httpx.Response(200))
     closed = httpx.AsyncClient(transport=transport)

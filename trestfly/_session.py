@@ -94,6 +94,18 @@ def _environment_proxies() -> bool:
     return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
 
 
+async def _close_all(clients: list[httpx.AsyncClient]) -> None:
+    """Close every client, even when one fails to (the first failure is raised after),
+    shielded: sockets must be closed even when we leave by cancellation."""
+    with trio.CancelScope(shield=True):
+        for index, client in enumerate(clients):
+            try:
+                await client.aclose()
+            except BaseException:
+                await _close_all(clients[index + 1 :])
+                raise
+
+
 def _class_shortcuts(cls: type[TrioAPISession]) -> dict[str, Any]:
     """The class attributes ``_rate_limit``, ``_burst`` and ``_adaptive`` that override
     the class's ``_throttle``: those an SDK class set at least as deep in the hierarchy
@@ -677,6 +689,8 @@ class TrioAPISession:
         self._gates = {}
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
         self._budget_started = False
+        # The stats too: totals of the gates (throttles, trips) start over with them.
+        self._counters = Counters()
 
     async def __aexit__(
         self,
@@ -707,10 +721,7 @@ class TrioAPISession:
         self._httpx_client = None
         clients, self._built_clients = self._built_clients, []
         try:
-            # Shielded: closing sockets must happen even when we leave by cancellation.
-            with trio.CancelScope(shield=True):
-                for client in clients:
-                    await client.aclose()
+            await _close_all(clients)
         finally:
             await self._leave_coordination()
 
