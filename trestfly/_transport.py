@@ -170,7 +170,9 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
     Raises:
         trestfly.errors.UnexpectedValueError: ``max_connections`` or ``shard_size`` is not
-            an integer >= 1 (a ``ValueError``).
+            an integer >= 1, ``verify`` or ``proxy`` is of the wrong kind, a CA bundle
+            cannot be loaded, or httpx refuses the proxy URL (never quoted: it may hold
+            a password).  A ``ValueError``.
 
     .. versionadded:: 0.1.0
     """

@@ -60,7 +60,9 @@ def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = Tr
         return path
     if not url:
         raise UnexpectedValueError(
-            f"cannot build a URL for path {safe_url(path)!r}: the session has no url "
+            # The path without its query: a restricted path's query is its params.
+            f"cannot build a URL for path {safe_url(path).partition('?')[0]!r}: the "
+            "session has no url "
             "(set the _url class attribute or pass url=...)"
         )
     if use_base and base_path:

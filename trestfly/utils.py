@@ -462,7 +462,8 @@ def check(
     tuple value, and patterns only to strings.
 
     Args:
-        name: the argument's name, quoted by every error.
+        name: the argument's name, quoted by every error (the value is quoted too,
+            but for a credential's name: ``check("api_key", ...)`` says ``REDACTED``).
         obj: the value to check.
         expected_type: a type, a tuple of types, ``"uuid"`` / ``"scanner-uuid"`` (a ``str``
             matching that pattern), or ``"datetime"`` / ``"date"``.  ``bool`` never
