@@ -700,3 +700,44 @@ async def test_a_call_that_cannot_wait_for_the_next_round_is_refused_at_once(
                 await api.get("x")
             assert "s away" in str(info.value)
             assert len(recorder.arrivals) == arrivals  # nothing was sent
+
+
+@pytest.mark.parametrize("limit", [10, 25])
+async def test_a_small_fixed_window_stays_served_in_full(
+    limit: int, autojump_clock: trio.testing.MockClock
+) -> None:
+    """A fixed window of ``limit`` a second, Retry-After to its end (fractional), 20
+    tasks.  Its quota is under TRUSTED_SAMPLE, so it is taken for a bucket's burst and
+    rounds send it again at each reopening; the paced request after the round met the
+    spent window every second, and each such 429 cut the rate: served in full every
+    second, the rate sank to 3/s and then the windows went unfilled (0.13-0.26 of the
+    limit from 40 to 80 s)."""
+    served: list[float] = []
+    window = {"start": 0.0, "count": 0}
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(0.025)
+        now = trio.current_time()
+        start = math.floor(now)
+        if start != window["start"]:
+            window["start"], window["count"] = start, 0
+        if window["count"] >= limit:
+            return httpx.Response(429, headers={"Retry-After": f"{start + 1.0 - now:.3f}"})
+        window["count"] += 1
+        served.append(now)
+        return httpx.Response(200)
+
+    async def worker(api: TrioAPISession) -> None:
+        for _ in range(10_000):  # bounded: 80 s at the limit is at most 2,000 each
+            if trio.current_time() >= 80:
+                return
+            await api.get("x")
+
+    api = TrioAPISession(
+        url=URL, transport=httpx.MockTransport(handler), max_concurrency=20, retries=50
+    )
+    async with api, trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(worker, api)
+    late = sum(1 for at in served if 40 <= at < 80)
+    assert late >= 0.9 * limit * 40, late / (limit * 40)

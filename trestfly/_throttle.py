@@ -295,6 +295,9 @@ class OriginThrottle:
         self.on_reschedule: Callable[[], None] | None = None
         self._window_start = now
         self._window_successes = 0
+        # When the last timed throttle came: the cycle since it (closed time included)
+        # is what rounds were served over (see _new_episode).
+        self._last_timed_throttle_at: float | None = None
         # What slow start learns a bucket from (see _leave_slow_start); None when
         # fast_increase is 0 (no slow start).
         self._slow_start = SlowStart(MAX_FIRST_WAVE) if settings.fast_increase > 0 else None
@@ -707,6 +710,7 @@ class OriginThrottle:
         served = self._window_successes
         self._window_start = period_end
         self._window_successes = 0
+        cycle_start, self._last_timed_throttle_at = self._last_timed_throttle_at, now
         if self.learned_rate is None:
             if self._slow_start is not None:
                 self._slow_start.end_wave(now)
@@ -743,6 +747,15 @@ class OriginThrottle:
         if served and active > 0:
             sent_rate = served / active
             cut = min(cut, max(sent_rate * self.settings.safety, self.learned_rate / 2))
+        if self._rounds.quota is not None and cycle_start is not None and now > cycle_start:
+            # Rounds send their burst at each reopening whatever the learned rate, so
+            # against a window the paced request after the burst meets the spent window
+            # every cycle, and the cut came every cycle: against 25 a second, each
+            # second served in full, the rate sank to 3/s and then the windows went
+            # unfilled (0.13 of the limit for a minute).  Never below what the origin
+            # served over the whole cycle, closed time included.
+            served_rate = served / (now - cycle_start) * self.settings.safety
+            cut = max(cut, min(self.learned_rate, served_rate))
         if leaving_slow_start:
             cut = self._leave_slow_start(ticket.sent_at, cut, hint, self.learned_rate)
         self.learned_rate = max(self.settings.min_rate, cut)
