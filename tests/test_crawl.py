@@ -744,3 +744,63 @@ def test_any_walk_matches_the_model(
             assert len(first.fetched) == needed
     assert isinstance(first, MemoryOffsets | MemoryCursors)
     assert len(set(first.fetched)) == len(first.fetched)  # no page fetched twice
+
+
+def _offsets(total: int) -> Callable[[httpx.Request], httpx.Response]:
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        records = list(range(offset, min(offset + PAGE, total)))
+        return httpx.Response(200, json={"items": records, "total": total})
+
+    return handler
+
+
+async def test_two_tasks_reading_one_crawl_get_every_record_once() -> None:
+    # One task took the next page while the other still handed out the current one:
+    # the rest of that page was thrown away, and the walk still ended done (202 of 300).
+    api = API(url="http://t.local", transport=httpx.MockTransport(_offsets(300)))
+    got: list[int] = []
+
+    async def consume(records: Any) -> None:
+        async for record in records:
+            got.append(record)
+            await trio.lowlevel.checkpoint()  # any checkpoint in the loop body
+
+    async with api:
+        iterator = OffsetIterator(api, path="/items")
+        with trio.fail_after(LIMIT):
+            async with iterator.crawl(prefetch=2) as records, trio.open_nursery() as nursery:
+                nursery.start_soon(consume, records)
+                nursery.start_soon(consume, records)
+    assert sorted(got) == list(range(300))
+    assert iterator.position.done
+
+
+@pytest.mark.parametrize("how", ["async for", "crawl", "crawl_many"])
+async def test_a_page_fetch_raising_stop_async_iteration_fails_the_walk(how: str) -> None:
+    # A spent `await anext(...)` in an override of _fetch: out of __anext__ the
+    # StopAsyncIteration ended the walk silently, 200 of 500 records (PEP 479's reason).
+    class Items(OffsetIterator):
+        async def _fetch(self, address: Any) -> Page:
+            if address == 200:
+                raise StopAsyncIteration
+            return await super()._fetch(address)
+
+    got: list[Any] = []
+    async with API(url="http://t.local", transport=httpx.MockTransport(_offsets(500))) as api:
+        iterator = Items(api, path="/items")
+        with trio.fail_after(LIMIT), pytest.raises(errors.TrestflyError) as failed:
+            if how == "async for":
+                async for record in iterator:
+                    got.append(record)
+            elif how == "crawl":
+                async with iterator.crawl(prefetch=2) as records:
+                    async for record in records:
+                        got.append(record)
+            else:
+                async with crawl_many({"a": iterator}, on_error="cancel") as merged:
+                    async for _, record in merged:
+                        got.append(record)
+    assert isinstance(failed.value.__cause__, StopAsyncIteration)
+    assert got == list(range(200))
+    assert not iterator.position.done

@@ -383,3 +383,19 @@ async def test_an_error_raised_through_the_fan_outs_keeps_its_cause() -> None:
             async with session.map_as_completed(fetch, []):
                 await session.get("x")
         assert isinstance(own.value.__cause__, httpx.ConnectError)
+
+
+async def test_a_range_too_long_for_len_is_still_a_lazy_stream() -> None:
+    # len(range(2**64)) raises OverflowError: map refused the lazy stream fan-out.md
+    # promises.
+    async def work(n: int) -> int:
+        return n
+
+    async with api() as session:
+        seen = []
+        async with session.map_as_completed(work, range(2**64), limit=4) as results:
+            async for value in results:
+                seen.append(value)
+                if len(seen) == 10:
+                    break
+    assert len(seen) == 10

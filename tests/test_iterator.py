@@ -473,3 +473,20 @@ def test_keywords_cannot_replace_methods() -> None:
     for name in ("get", "_get_page", "_api", "__anext__"):
         with pytest.raises(errors.UnexpectedValueError, match=name):
             APIIterator(None, **{name: 1})
+
+
+async def test_stop_async_iteration_from_get_page_fails_the_walk() -> None:
+    # A spent `await anext(...)` inside _get_page: out of __anext__ it ended the walk as
+    # if it were over (PEP 479's reason), with records missing.
+    class Spent(ListIterator):
+        async def _get_page(self) -> None:
+            if self.fetches:
+                raise StopAsyncIteration
+            await super()._get_page()
+
+    walk = Spent(None, _data=DATA, _sizes=(5, 5))
+    got = []
+    with pytest.raises(errors.TrestflyError, match="StopAsyncIteration") as failed:
+        async for record in walk:
+            got.append(record)
+    assert got == list(DATA[:5]) and isinstance(failed.value.__cause__, StopAsyncIteration)

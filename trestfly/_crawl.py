@@ -216,6 +216,10 @@ class PageFeed:
             with slot.scope:
                 try:
                     slot.page = await self._it._fetch(slot.request.address)
+                except StopAsyncIteration as stop:
+                    # Raised from __anext__ it would end the walk as if it were over
+                    # (PEP 479's reason): a page that failed must fail.
+                    slot.error = _escaped_stop(stop, "_fetch")
                 except Exception as error:
                     # Kept for the consumer, in page order: the records before this page
                     # still reach it, and its position then points at this page.
@@ -365,14 +369,28 @@ class Records:
             raise TrestflyError("the crawl's 'async with' block has ended")
         # Bounded: each pass takes one page (pages that hand out nothing are skipped).
         while it.page_count >= len(it.page):
-            while not feed.ready():
+            if not feed.ready():
+                # Checked again after every wait: another task reading this same object
+                # may have taken the next page meanwhile, and taking one more over it
+                # threw the rest of that page away (202 of 300 records, done=True).
                 await self._notifier.wait()
+                if self._closed:
+                    raise TrestflyError("the crawl's 'async with' block has ended")
+                continue
             if not feed.take():
                 raise StopAsyncIteration
 
     def _close(self) -> None:
         self._closed = True
         self._feed.end()
+
+
+def _escaped_stop(stop: StopAsyncIteration, where: str) -> TrestflyError:
+    """A ``StopAsyncIteration`` a page fetch raised (a spent ``await anext(...)`` in an
+    override), as an error: out of ``__anext__`` it ends the walk silently."""
+    error = TrestflyError(f"{where}() raised StopAsyncIteration: a page fetch failed")
+    error.__cause__ = stop
+    return error
 
 
 def _check_prefetch(prefetch: int) -> None:

@@ -46,7 +46,12 @@ def _iterate(items: Iterable[T]) -> Iterator[T]:
 def _pool_size(limit: int, items: Iterable[Any]) -> int:
     """Workers for ``items``: ``limit``, but no more than there are items (when known),
     since starting 100,000 idle tasks for two items costs seconds."""
-    return max(1, min(limit, len(items))) if isinstance(items, Sized) else limit
+    if not isinstance(items, Sized):
+        return limit
+    try:
+        return max(1, min(limit, len(items)))
+    except OverflowError:  # range(2**64): more than len() can say, and lazy
+        return limit
 
 
 def _without_cancelled(error: BaseException) -> BaseException | None:

@@ -172,7 +172,14 @@ class APIIterator:
                 )
             previous, previous_total, self._fetching = self.page, self.total, True
             try:
-                await self._get_page()
+                try:
+                    await self._get_page()
+                except StopAsyncIteration as stop:
+                    # Out of __anext__ it would end the walk as if it were over (PEP 479's
+                    # reason): a spent anext() inside _get_page is a failed page.
+                    raise TrestflyError(
+                        f"{type(self).__name__}._get_page() raised StopAsyncIteration"
+                    ) from stop
                 self._check_fetched()
             except BaseException:
                 # Cancelled or failed after setting self.page (a second call for the

@@ -542,7 +542,14 @@ class PagedIterator(APIIterator):
             while self.page_count >= len(self.page):
                 if self._next_request() is None:
                     raise StopAsyncIteration
-                await self._get_page()
+                try:
+                    await self._get_page()
+                except StopAsyncIteration as stop:
+                    # From an override of _fetch or _get_page (a spent anext()): out of
+                    # __anext__ it would end the walk silently, records missing.
+                    raise TrestflyError(
+                        f"{type(self).__name__}: a page fetch raised StopAsyncIteration"
+                    ) from stop
         finally:
             self._release()
         record = self.page[self.page_count]
