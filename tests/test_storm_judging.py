@@ -164,7 +164,7 @@ def test_attempts_that_failed_in_the_transport_are_not_cancelled_by_the_time_lim
             recorder.settle(timed_out=run.timed_out)
         return recorder
 
-    recorder = trio.run(main)
+    recorder = trio.run(main, clock=trio.testing.MockClock(autojump_threshold=0))
     assert (recorder.attempts, recorder.transport_errors, recorder.cancelled) == (3, 2, 1)
 
 
@@ -286,3 +286,26 @@ def test_the_wall_time_target_names_the_fastest_peer_and_the_retry_after_it_brok
     results[-1]["violations"] = 0
     (wall,) = [c for c in storm.evaluate_targets(results) if c.name.startswith("wall time")]
     assert wall.target == "<= 5.00 s (tenacity 4.75 / 0.95)"
+
+
+def test_every_target_is_judged_and_violations_and_the_outage_can_fail() -> None:
+    peers = {name: _figures(N, 5.0) for name in PEERS}
+    clean = _verdicts(_figures(N, 5.0, rejected=0), peers)
+    assert {
+        "all N succeeded",
+        "goodput",
+        "requests per success",
+        "violations",
+        "429+503 per success vs best peer",
+        "wall time vs best complete peer",
+    } <= set(clean)
+    assert clean["violations"] == "PASS"
+    assert _verdicts({**_figures(N, 5.0), "violations": 3}, peers)["violations"] == "FAIL"
+    # The outage: the opening wave (counted as one) and the probes, at most one per
+    # Retry-After period.
+    outage = {"requests_counted": 3, "probes": 2, "periods": 3}
+    late = _verdicts({**_figures(N, 5.0), "outage": outage}, peers)
+    assert late["outage requests (opening wave = 1)"] == "PASS"
+    extra = {**outage, "requests_counted": 4, "probes": 3}
+    verdict = _verdicts({**_figures(N, 5.0), "outage": extra}, peers)
+    assert verdict["outage requests (opening wave = 1)"] == "FAIL"

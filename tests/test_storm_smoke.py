@@ -300,7 +300,6 @@ def _chart_run(client: str, successes: int, *, rejected: int) -> dict[str, Any]:
 
 
 def test_a_client_that_never_succeeded_is_drawn_worst_not_best() -> None:
-    pytest.importorskip("matplotlib")
     import warnings
 
     import numpy
@@ -336,3 +335,42 @@ def test_a_client_that_never_succeeded_is_drawn_worst_not_best() -> None:
         xs, ys = (numpy.asarray(data, dtype=float) for data in line.get_data())
         assert set(ys.tolist()) == {0.0} and xs.max() == 20.0
         assert axes.get_legend() is not None
+
+
+def test_a_client_without_rejections_beside_one_that_never_succeeded() -> None:
+    import warnings
+
+    from matplotlib.figure import Figure
+
+    from benchmarks import _chart
+
+    clean = _chart_run("trestfly", 300, rejected=0)
+    nothing = _chart_run("httpx-immediate", 0, rejected=812)
+    axes = Figure().add_subplot()
+    _chart._rejection_axes(axes, [clean, nothing], 10)
+    texts = [text.get_text() for text in axes.texts]
+    # The infinite bar is a rejection: "no rejections" would say the opposite.
+    assert "no rejections" not in texts and any("∞" in text for text in texts), texts
+    _chart._rejection_axes(Figure().add_subplot(), [clean], 10)  # alone: no rejections
+    # A complete run with no timeline draws no line: no legend(), which would warn.
+    empty = Figure().add_subplot()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bare = {**clean, "client_timeline": None, "limit_rps": None}  # no line to label
+        _chart._goodput_axes(empty, [bare], 10)
+    assert empty.get_legend() is None
+
+
+def test_titles_with_brackets_are_printed_as_text(capsys: pytest.CaptureFixture[str]) -> None:
+    # A --url's query is no rich markup: "[/a,/z]" raised MarkupError (a closing tag),
+    # and "filter[status]" lost its brackets.
+    from benchmarks import storm
+    from benchmarks._live import RichDisplay
+
+    title = "GET http://127.0.0.1:1/x?range=[/a,/z]&filter[status]=open"
+    storm.print_table(title, ["client", "ok"], [["trestfly", "1"]])
+    display = RichDisplay()
+    with display.section(title):
+        pass
+    out = "".join(capsys.readouterr().out.split())  # the table wraps its title
+    assert out.count("filter[status]=open") == 2 and out.count("[/a,/z]") == 2, out
