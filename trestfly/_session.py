@@ -884,10 +884,7 @@ class TrioAPISession:
                         method, url, **{**request_kwargs, "extensions": extensions}
                     )
                 except httpx.TransportError:
-                    # The server's answer, of a kind (a reset, a refused connection): under
-                    # overload it is the refusal itself.  Only a cancelled attempt leaves
-                    # the concurrency limit's crowd without one (see _settle_crowd).
-                    gate.throttle.in_flight_limit.on_answered(admitted.ticket.seq)
+                    gate.throttle.on_transport_failure(admitted.ticket)
                     raise
             finally:
                 self._limiter.release_on_behalf_of(admitted)

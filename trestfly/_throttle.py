@@ -543,6 +543,13 @@ class OriginThrottle:
             if self._slow_start is not None:
                 self._slow_start.restart_wave()
 
+    def on_transport_failure(self, ticket: Ticket) -> None:
+        """The attempt failed in transport (a reset, a refused connection): the server's
+        answer, of a kind, and under overload the refusal itself.  Only a cancelled
+        attempt leaves the concurrency limit's crowd without one (see
+        ConcurrencyLimit._settle_crowd)."""
+        self.in_flight_limit.on_answered(ticket.seq)
+
     def on_done(self, ticket: Ticket, now: float | None = None) -> None:
         """The attempt is over, whatever happened to it (``now``, when known)."""
         self.in_flight -= 1
