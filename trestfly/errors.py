@@ -228,7 +228,9 @@ class APIError(TrestflyError):
     Attributes:
         response: the last :class:`httpx.Response` received.
         code: its status code.
-        retries: how many retries were made before giving up.
+        retries: how many retries were made before giving up (a retry decided and
+            waited for, then refused at the origin's gate because its wait would pass
+            the deadline or ``max_retry_after``, is counted).
         retry_after: the server's delay hint in seconds (``Retry-After`` or rate-limit
             headers), or ``None`` when it gave none.
         history: one :class:`trestfly.RetryRecord` per retry made, oldest first.
