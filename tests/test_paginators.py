@@ -698,6 +698,9 @@ def test_defaults_are_immutable_and_unknown_or_bad_settings_are_refused() -> Non
         Items(None, position={"page": 3})  # type: ignore[arg-type]
     with pytest.raises(PaginationError):
         Items(None, position=Position("cursor"))
+    # The server's figure: given by hand it capped offset walks and not cursor walks.
+    with pytest.raises(errors.UnexpectedValueError, match="total cannot be set by keyword"):
+        Items(None, total=150)
     # Read back as text, "false" is truthy: the walk resumed as finished, sending nothing.
     with pytest.raises(PaginationError, match="done must be True or False, got a str"):
         Items(None, position=Position(0, 0, done="false"))  # type: ignore[arg-type]

@@ -211,6 +211,13 @@ class PagedIterator(APIIterator):
                 f"{type(self).__name__}: {', '.join(counters)} cannot be set by keyword: "
                 "the walk keeps them (pass position= to resume a walk)"
             )
+        if "total" in attrs:
+            # The server's figure, read from total_key: given by hand it capped an offset
+            # or page-number walk, and a cursor walk only reported it (each style its way).
+            raise UnexpectedValueError(
+                f"{type(self).__name__}: total cannot be set by keyword: it is what the "
+                "server reports (total_key); to stop after N records, pass max_items=N"
+            )
         if progress is not None and not callable(progress):
             raise UnexpectedValueError(
                 f"progress must be a callable taking a CrawlProgress, got {type(progress).__name__}"
