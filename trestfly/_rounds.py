@@ -40,10 +40,6 @@ class RoundThrottle(enum.Enum):
     #: A timed window round was refused within its burst: it cuts nothing, and the
     #: pacer goes on at the quota per window (see :meth:`Rounds.window_rate`).
     WINDOW_RATE = "window-rate"
-    #: The first round, taken for a window's, was refused within its burst: the first
-    #: sample was a bucket's burst, more than the bucket held again (see on_throttle and
-    #: :attr:`Rounds.refilled`).  It cuts nothing, and the rounds end.
-    BUCKET = "bucket"
 
 
 class Rounds:
@@ -69,9 +65,6 @@ class Rounds:
         self._burst_end = 0
         self.burst_served = 0
         self.burst_refused = False
-        #: After :attr:`RoundThrottle.BUCKET`: how many of the round's burst went before
-        #: the refused one, about what the bucket held at the reopening.
-        self.refilled = 0
         #: Timed rounds (see take_credit): whether a window's rounds are timed, when the
         #: next one opens (-inf: none is waiting), and whether the current one was.
         self.timed = False
@@ -243,16 +236,11 @@ class Rounds:
             # the first sample said.  The rounds go on from each reopening, untimed.
             self.timed = self._was_timed = False
             return RoundThrottle.ROUND
-        # A window alone, its hints whole seconds, has its whole quota when the gate
-        # reopens: the first round refused within its burst (surely: those in flight
-        # beside it may have arrived first) met a bucket.
-        unconfirmed = self._window_unconfirmed and sent_before + ticket.in_flight_at_send <= quota
-        if (not self.is_window or unconfirmed) and sent_before < quota and not ticket.paced:
+        if not self.is_window and sent_before < quota and not ticket.paced:
             self.quota = None
             self.end_burst(next_seq)
-            self.burst_refused, self._window_unconfirmed = True, False
-            self.refilled = sent_before
-            return RoundThrottle.BUCKET if unconfirmed else RoundThrottle.ROUND
+            self.burst_refused = True
+            return RoundThrottle.ROUND
         if not self.full or sent_before + ticket.in_flight_at_send <= quota:
             self.quota = None
             self.end_burst(next_seq)

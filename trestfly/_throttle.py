@@ -748,8 +748,6 @@ class OriginThrottle:
             self._hold_served_rate(served / period, now)
         if verdict is RoundThrottle.WINDOW_RATE:
             self._hold_served_rate(self._rounds.window_rate(), now)
-        elif verdict is RoundThrottle.BUCKET:
-            self._first_sample_was_a_burst(now, refilled=self._rounds.refilled)
         if verdict is not RoundThrottle.RATE:
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
@@ -821,30 +819,22 @@ class OriginThrottle:
             # _first_sample_was_a_burst); a window's spent quota stops it at once.
             self._ceiling = None
 
-    def _learn_floor(self, served: int, period: float, hint: float, *, rounds: bool = True) -> None:
+    def _learn_floor(self, served: int, period: float, hint: float) -> None:
         """Take a first sample for a floor: slow start grows from it (see
-        _learn_from_sample), and reopenings send it again at once, less a tenth
-        (unless not ``rounds``)."""
+        _learn_from_sample), and reopenings send it again at once, less a tenth."""
         observed = served / period
         rounding = WHOLE_SECOND_ROUNDING if says_whole_seconds(hint) else 0.0
         start = served / (period - rounding) if period > rounding else observed
         self.learned_rate = max(self.settings.min_rate, start * self.settings.safety)
         if self._slow_start is not None:
             self._slow_start.floor_sample(served, observed)
-        if rounds:
-            self._start_rounds(served, period, hint, window=False)
+        self._start_rounds(served, period, hint, window=False)
 
-    def _first_sample_was_a_burst(self, now: float, *, refilled: int | None = None) -> None:
-        """The first round showed a bucket (see Rounds.on_success and on_throttle): the
-        trusted first sample was not a window's quota but a bucket's burst, which
+    def _first_sample_was_a_burst(self, now: float) -> None:
+        """A request sent after the first round's burst was served within the window:
+        the trusted first sample was not a window's quota but a bucket's burst, which
         refilled while the gate was closed and refills still.  Learn it again as a
         floor, with no ceiling: slow start finds the rate.
-
-        ``refilled``: the first round was refused within its burst, after about that
-        many, which is what the bucket held again after the gate was closed for the
-        first sample's period: the floor, and no rounds (what the round was served is
-        the depth that _leave_slow_start takes).  A bucket 100 deep refilled at 10 a
-        second serves 10 then.
 
         Held as a window's quota, a bucket of 500 a second 50 deep that announces whole
         seconds was sent its 51 in each second and nothing between them: 0.1 of its
@@ -855,12 +845,9 @@ class OriginThrottle:
             return
         served, period, hint = sample
         rate = self.learned_rate
-        if refilled is not None:
-            self._learn_floor(max(1, refilled), period, hint, rounds=False)
-        else:
-            self._learn_floor(served, period, hint)
-            if rate is not None and self.learned_rate is not None:
-                self.learned_rate = max(self.learned_rate, rate)
+        self._learn_floor(served, period, hint)
+        if rate is not None and self.learned_rate is not None:
+            self.learned_rate = max(self.learned_rate, rate)
         self._ceiling, self._ceiling_set_at = None, now
         self._reschedule_if_grown(now)
 
