@@ -923,17 +923,15 @@ def test_against_a_window_each_round_takes_the_quota_at_once() -> None:
     # A window of 100 a second with whole-second hints: the first wave's 100 are a
     # trusted sample (about 97/s over the period to the announced instant).  Paced at
     # that rate, every window fell a few short (21 s for 2,000); each round now sends
-    # the quota at once, a window after the last round opened.  The request after the
-    # first round meets the spent window (which tells a window from a bucket), and the
-    # window its Retry-After reopens in gets only the probe.
+    # the quota at once, a window after the last round opened.
     state = origin()
     drive = Drive(state, Window(100))
     drive.first_wave(101)
     rate = state.learned_rate
     assert rate is not None and rate < 100
     drive.until(10.0)
-    assert [drive.served[second] for second in range(10)] == [100, 100, 1] + [100] * 7
-    assert len(drive.refused) == 2  # the first wave's, the first round's: no more
+    assert [drive.served[second] for second in range(10)] == [100] * 10
+    assert len(drive.refused) == 1  # the first wave's: the rounds meet no spent window
     assert state.learned_rate == rate and state.rate_cuts == 1
 
 
@@ -946,9 +944,8 @@ def test_a_windows_rounds_are_timed_so_that_they_do_not_drift() -> None:
     drive = Drive(state, Window(100), step=0.001)
     drive.first_wave(101)
     drive.until(20.0)
-    served = [drive.served.get(second, 0) for second in range(20)]
-    assert served == [100, 100, 1] + [100] * 17  # see the test above for the 1
-    assert len(drive.refused) == 2
+    assert [drive.served.get(second, 0) for second in range(20)] == [100] * 20
+    assert len(drive.refused) == 1
 
 
 def test_a_timed_rounds_probe_refused_leaves_the_rounds_untimed() -> None:
@@ -958,31 +955,29 @@ def test_a_timed_rounds_probe_refused_leaves_the_rounds_untimed() -> None:
     state = origin()
     drive = Drive(state, LongWindow(100, length=2.0, first_end=1.0))
     drive.first_wave(101)
-    assert state._rounds.window_unconfirmed and state._rounds.length == pytest.approx(1.0)
+    assert state._rounds.timed and state._rounds.length == pytest.approx(1.0)
     drive.until(2.5)
-    # The request after the first round met the spent window: the rounds are timed.
-    assert drive.refused == [0.0, pytest.approx(1.01, abs=0.001)] and state._rounds.timed
+    assert len(drive.refused) == 2 and drive.refused[1] == pytest.approx(2.0)
+    assert not state._rounds.timed and state._rounds.quota == 100 and state.rate_cuts == 1
     drive.until(9.0)
-    # A timed round's probe met the spent window: the rounds are untimed again, and
-    # every 2 s window is served in full.
-    assert not state._rounds.timed
     served = [drive.served.get(second, 0) for second in range(9)]
     assert [sum(served[start : start + 2]) for start in (1, 3, 5, 7)] == [100] * 4
+    assert state.rate_cuts == 1
 
 
-def test_a_slow_client_fills_a_window_of_200_a_second() -> None:
+def test_a_timed_round_refused_within_its_burst_paces_at_the_windows_rate() -> None:
     # 4 ms of client time per request against a window of 200 a second: the first 429
-    # comes 0.8 s in, the reopening (rounded up) near the next window's end.  Once
-    # cut as a paced throttle, a round crossing into the next window left the client
-    # at about 100 a second; then the pacer went on at the window's rate (195/s).
+    # comes 0.8 s in, the reopening (rounded up) near the next window's end, and the
+    # rounds' bursts cross into the next window until a timed round meets its window
+    # partly spent.  Cut as a paced throttle, that left the client at about 100 a
+    # second; the rounds end, and it paces at the window's rate, cutting nothing.
     state = origin()
     drive = Drive(state, Window(200), step=0.004)
     drive.until(10.0)
+    assert state._rounds.quota is None and not state._rounds.timed
     assert state.rate_cuts == 1  # the first sample's
-    # The first round's burst crossed into the next window and was served whole there,
-    # and the request after it confirmed the window: timed rounds, every window full.
-    assert state._rounds.quota == 200 and state._rounds.timed
-    assert [drive.served.get(second, 0) for second in range(5, 10)] == [200] * 5
+    assert state.learned_rate is not None and 195 <= state.learned_rate < 200
+    assert all(195 <= drive.served.get(second, 0) < 200 for second in range(7, 10))
     assert len(drive.refused) == 2
 
 
@@ -1317,32 +1312,4 @@ def test_timed_rounds_keep_their_phase_over_an_idle_spell() -> None:
     drive.now = 13.5
     drive.until(16.0)
     assert [drive.served.get(second, 0) for second in (13, 14, 15)] == [100] * 3
-    assert state._rounds.timed and state._rounds.quota == 100 and len(drive.refused) == 2
-
-
-def test_a_bucket_deeper_than_a_trusted_sample_is_not_held_as_a_window() -> None:
-    # 500 a second, 50 deep, whole-second hints: the first wave's 51 in the first second
-    # look like a window's quota.  Held as one, the rounds sent 51 in each second and
-    # nothing between them: 51 a second for good.  The first round is served more than
-    # twice its quota within a second, so it is a bucket: slow start finds its rate.
-    state = origin()
-    drive = Drive(state, Bucket(500.0, 50), step=0.0005)
-    drive.first_wave(60)
-    assert state._rounds.window_unconfirmed  # a window's quota, as far as it can tell
-    drive.until(10.0)
-    assert not state._rounds.timed
-    assert all(drive.served.get(second, 0) >= 450 for second in range(4, 10))
-
-
-def test_a_window_is_confirmed_by_the_request_after_its_first_round() -> None:
-    # The same first wave against a window of 51 a second: the request after the first
-    # round meets the spent window (the one 429 it costs), the rate it grew meanwhile
-    # goes back to the quota's, and the rounds are timed from the next window on.
-    state = origin()
-    drive = Drive(state, Window(51), step=0.0005)
-    drive.first_wave(60)
-    drive.until(10.0)
-    assert state._rounds.timed and state._rounds.quota == 51
-    assert len(drive.refused) == 9 + 1  # the first wave's, then the confirming one
-    assert [drive.served.get(second, 0) for second in range(3, 10)] == [51] * 7
-    assert state.learned_rate is not None and state.learned_rate < 51
+    assert state._rounds.timed and state._rounds.quota == 100 and len(drive.refused) == 1

@@ -74,12 +74,6 @@ class Rounds:
         self._window_quota = 0
         # Whether other workers send into the same windows (see share_windows).
         self._shared_windows = False
-        # Rounds that would be timed once the first sample is known for a window's quota
-        # and not a bucket's burst (see on_throttle and on_success), and what the round
-        # was served of the requests sent within a window's length of its opening.
-        self._window_unconfirmed = False
-        self._served_in_span = 0
-        self._confirmed_due = -math.inf
 
     def start(
         self, served: int, period: float, *, long_hint: bool, whole_seconds: bool, window: bool
@@ -99,17 +93,12 @@ class Rounds:
         # Exact hints reopen the gate where the window turns; whole seconds do not.
         whole = whole_seconds and period >= 1
         alone = not self._shared_windows
-        # Timed only once the first round confirms the window (see on_throttle): a
-        # bucket deeper than TRUSTED_SAMPLE that announces whole seconds served its
-        # depth in the first second just as a window serves its quota, and timed
-        # rounds send nothing between them, so nothing showed that it refills.
-        self.timed = False
-        self._window_unconfirmed = window and whole and alone and self.quota is not None
+        self.timed = window and whole and alone and self.quota is not None
 
     def share_windows(self) -> None:
         """Other workers send into the same windows, on their own rounds: a round here is
         no longer what a window allows this worker, and rounds are never timed."""
-        self._shared_windows, self.timed, self._window_unconfirmed = True, False, False
+        self._shared_windows, self.timed = True, False
 
     def open(self, now: float, next_seq: int) -> None:
         """The gate reopens (its probe, sequence number ``next_seq``, goes now): the
@@ -125,23 +114,12 @@ class Rounds:
         # milliseconds late each time, the rounds would drift through the windows.
         # After an idle spell it opens in the window of ``now``, on the same phase.
         due, self.next_at = self.next_at, -math.inf
-        if due == -math.inf and self._confirmed_due > -math.inf:
-            # The window was confirmed (see on_throttle): the rounds go on the first
-            # round's phase, from the next one due.  Not at this reopening: the
-            # Retry-After that confirmed it put it later in its window than the first
-            # round by what that round's burst took to send, and a burst sent that late
-            # crossed into the next window (against 100 a second, 20 in flight, 50 ms a
-            # request), whose round was then refused in part, which ends the rounds.
-            due, self._confirmed_due = self._confirmed_due, -math.inf
-            period = self.timed_period
-            self.next_at = due + math.ceil((now - due) / period) * period
-            return
         self._was_timed = due > -math.inf
         start = now
         if self._was_timed:
             period = self.timed_period
             start = due + math.floor((now - due) / period) * period
-        self._start, self._first_seq, self._served_in_span = start, next_seq, 0
+        self._start, self._first_seq = start, next_seq
         self.credit, self.full, self._served = quota - 1, False, 0
         self._burst_end, self.burst_served = self._first_seq + quota, 0
 
@@ -175,12 +153,6 @@ class Rounds:
         if self.full and self.timed:
             self.next_at = self._start + self.timed_period
         return True
-
-    @property
-    def window_unconfirmed(self) -> bool:
-        """Whether the rounds would be timed once the first round confirms that the
-        first sample was a window's quota (see on_throttle and on_success)."""
-        return self._window_unconfirmed and self.quota is not None
 
     @property
     def timing_next(self) -> bool:
@@ -250,13 +222,6 @@ class Rounds:
                 return RoundThrottle.WINDOW_RATE
             return RoundThrottle.RATE
         within = self.is_window and ticket.sent_at - self._start < self.length
-        if within and self._window_unconfirmed:
-            # Sent after the round's burst, it met the spent window: a window it is,
-            # and the rounds are timed from this one's opening.  From the reopening its
-            # Retry-After gives (rounded up, from when it arrived), a round's burst
-            # could cross into the next window.
-            self._window_unconfirmed, self.timed = False, True
-            self._confirmed_due = self._start + self.timed_period
         return RoundThrottle.ROUND if within else RoundThrottle.RATE
 
     def window_rate(self) -> float:
@@ -276,29 +241,9 @@ class Rounds:
         """
         return self._window_quota / self.timed_period
 
-    def on_success(self, ticket: Ticket) -> bool:
-        """A request was served: it counts for its round, and for its burst.
-
-        Returns whether it says that the first sample was not a window's quota: the
-        first round was served more than twice the quota in less than the window's
-        length.  A bucket refills while the gate is closed, and goes on refilling after
-        the burst (see OriginThrottle._first_sample_was_a_burst).
-        """
-        seq = ticket.seq
+    def on_success(self, seq: int) -> None:
+        """Attempt ``seq`` was served: it counts for its round, and for its burst."""
         if self.quota is not None and seq >= self._first_seq:
             self._served += 1
         if self._first_seq <= seq < self._burst_end:
             self.burst_served += 1
-        if (
-            self._window_unconfirmed
-            and self.quota is not None
-            and seq >= self._first_seq
-            and ticket.sent_at - self._start < self.timed_period
-        ):
-            # A window serves at most its quota twice over in less than its length
-            # (when that span crosses its turn); a bucket refilling faster serves more.
-            self._served_in_span += 1
-            if self._served_in_span > 2 * self.quota:
-                self._window_unconfirmed = False
-                return True
-        return False

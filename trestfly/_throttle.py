@@ -309,9 +309,6 @@ class OriginThrottle:
         # _learn_from_sample) until the gate reopens, and the successes that joined it
         # meanwhile (see _refine_sample).
         self._sample: tuple[int, float, float] | None = None
-        # The first sample, when it was trusted for a window's quota: learned again as a
-        # floor should the first round show a bucket (see _first_sample_was_a_burst).
-        self._trusted_sample: tuple[int, float, float] | None = None
         self._sample_extra = 0
         self._sample_takes_remote = False
         self._quota: Quota | None = None
@@ -398,10 +395,6 @@ class OriginThrottle:
             self.probing = True
             self._probe_answered = False
             self._rounds.open(now, self._sent + 1)
-            if self._rounds.next_at > now:
-                # The round waits for the next window (see Rounds.open): its probe goes
-                # first, as every timed round's.
-                self.probe_needed = True
             # The probe spends a pacer slot like any request: otherwise the first task
             # released after it goes at once and meets the bucket the probe just emptied.
             rate = self.effective_rate(now)
@@ -738,14 +731,7 @@ class OriginThrottle:
                 self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
             return
-        unconfirmed = self._rounds.window_unconfirmed
         verdict = self._rounds.on_throttle(ticket, self._sent + 1)
-        if unconfirmed and self._rounds.timed and self._trusted_sample is not None:
-            # The request after the first round met the spent window: it is one, and
-            # its quota is held as a trusted sample is.
-            served, period, _ = self._trusted_sample
-            self._trusted_sample = None
-            self._hold_served_rate(served / period, now)
         if verdict is RoundThrottle.WINDOW_RATE:
             self._hold_served_rate(self._rounds.window_rate(), now)
         if verdict is not RoundThrottle.RATE:
@@ -802,54 +788,23 @@ class OriginThrottle:
         only meets the window's end sooner, once.  ``hint`` also decides whether
         reopenings send what was served again (see _start_rounds).
         """
+        observed = served / period
+        settings = self.settings
         self.rate_cuts += 1
         self._last_cut_at = now
         if served < TRUSTED_SAMPLE:
-            self._learn_floor(served, period, hint)
+            rounding = WHOLE_SECOND_ROUNDING if says_whole_seconds(hint) else 0.0
+            start = served / (period - rounding) if period > rounding else observed
+            self.learned_rate = max(settings.min_rate, start * settings.safety)
+            if self._slow_start is not None:
+                self._slow_start.floor_sample(served, observed)
+            self._start_rounds(served, period, hint, window=False)
             return
         if self._slow_start is not None:
             self._slow_start.trust_sample()
-        self._trusted_sample = (served, period, hint)
         self._start_rounds(served, period, hint, window=True)
         # The server did serve this rate, closed time included.
-        self._hold_served_rate(served / period, now)
-        if self._rounds.window_unconfirmed:
-            # Until the first round tells a window from a bucket, the rate grows from
-            # there as in slow start: held, it never showed a bucket's refill (see
-            # _first_sample_was_a_burst); a window's spent quota stops it at once.
-            self._ceiling = None
-
-    def _learn_floor(self, served: int, period: float, hint: float) -> None:
-        """Take a first sample for a floor: slow start grows from it (see
-        _learn_from_sample), and reopenings send it again at once, less a tenth."""
-        observed = served / period
-        rounding = WHOLE_SECOND_ROUNDING if says_whole_seconds(hint) else 0.0
-        start = served / (period - rounding) if period > rounding else observed
-        self.learned_rate = max(self.settings.min_rate, start * self.settings.safety)
-        if self._slow_start is not None:
-            self._slow_start.floor_sample(served, observed)
-        self._start_rounds(served, period, hint, window=False)
-
-    def _first_sample_was_a_burst(self, now: float) -> None:
-        """A request sent after the first round's burst was served within the window:
-        the trusted first sample was not a window's quota but a bucket's burst, which
-        refilled while the gate was closed and refills still.  Learn it again as a
-        floor, with no ceiling: slow start finds the rate.
-
-        Held as a window's quota, a bucket of 500 a second 50 deep that announces whole
-        seconds was sent its 51 in each second and nothing between them: 0.1 of its
-        rate for as long as the client ran.
-        """
-        sample, self._trusted_sample = self._trusted_sample, None
-        if sample is None:
-            return
-        served, period, hint = sample
-        rate = self.learned_rate
-        self._learn_floor(served, period, hint)
-        if rate is not None and self.learned_rate is not None:
-            self.learned_rate = max(self.learned_rate, rate)
-        self._ceiling, self._ceiling_set_at = None, now
-        self._reschedule_if_grown(now)
+        self._hold_served_rate(observed, now)
 
     def _start_rounds(self, served: int, period: float, hint: float, *, window: bool) -> None:
         """Reopenings send what was served at once, if ``hint`` closed the gate for long
@@ -989,8 +944,7 @@ class OriginThrottle:
             self._sample_extra += 1
         else:
             self._window_successes += 1
-        if self._rounds.on_success(ticket) and self.settings.adaptive:
-            self._first_sample_was_a_burst(now)
+        self._rounds.on_success(ticket.seq)
         if not self.settings.adaptive or self.is_stale(ticket):
             # Only what was sent under the current limits is evidence that they can grow:
             # the answers still in flight from before a cut would undo it at once.
