@@ -819,6 +819,55 @@ def test_a_crowd_refused_whole_says_nothing_about_a_cap() -> None:
     assert state.concurrency_limit == 45  # the multiplicative cut only: max(30, 50) * 0.9
 
 
+def at_once(
+    state: OriginThrottle, now: float, size: int, refused: frozenset[int] = frozenset()
+) -> None:
+    """Send ``size`` requests at once at ``now``, answered 50 ms later: a bare 429 for
+    the indices in ``refused`` (first: a cap refuses at once), a 200 for the others."""
+    tickets = [state.on_sent(now, paced=False, probe=False) for _ in range(size)]
+    for index in sorted(range(size), key=lambda index: index not in refused):
+        status = 429 if index in refused else 200
+        state.on_response(tickets[index], now + 0.05, status=status, hint=None, quota=None)
+        state.on_done(tickets[index], now + 0.05)
+
+
+def test_stray_refusals_at_a_count_the_server_keeps_serving_are_not_cut() -> None:
+    """20 at a time against a server with no cap that refuses one request in a hundred
+    (a bare 429), whatever the load.  Cut on each, the limit lost one per stray (the 19
+    beside it were served) and growth held for ``probe_doubling`` after each: it was 1
+    within seconds, 20 requests a second where 400 went."""
+    state = OriginThrottle(ThrottleSettings(), 20, 0.0, random.Random(1))
+    for step in range(600):  # 30 s, a stray every fifth round trip
+        size = min(20, state.concurrency_limit)
+        refused = frozenset({step * 7 % size}) if step % 5 == 4 else frozenset()
+        at_once(state, step * 0.05, size, refused)
+        assert state.concurrency_limit == 20
+    assert state.throttles == 120 and state.episodes == 0
+
+
+def test_a_cap_lowered_under_a_count_it_served_is_cut_after_a_few_refusals() -> None:
+    """20 at once served for a second, then the cap drops to 10 (another client shares
+    it): its refusals come by the handful, more than windows of successes let pass, and
+    the limit is what it served once they are answered."""
+    state = OriginThrottle(ThrottleSettings(), 20, 0.0, random.Random(1))
+    for step in range(20):
+        at_once(state, step * 0.05, 20)
+    at_once(state, 1.0, 20, refused=frozenset(range(10, 20)))
+    assert state.concurrency_limit == 10
+
+
+def test_a_refusal_past_the_count_served_is_cut_at_once() -> None:
+    """9 at once served for a second, then 10 at once and one refused: 10 were never
+    served at once, so that is the cap, whichever of the 10 it refused (here the one sent
+    first, with 1 in flight)."""
+    state = OriginThrottle(ThrottleSettings(), 20, 0.0, random.Random(1))
+    for step in range(20):
+        at_once(state, step * 0.05, 9)
+    at_once(state, 1.0, 10, refused=frozenset({0}))
+    assert state.concurrency_limit == 9
+    assert state.episodes == 1
+
+
 def test_a_slot_given_back_is_taken_by_the_next_reservation() -> None:
     state = origin(rate_limit=10)
     first = state.admit(0.0)

@@ -12,6 +12,9 @@ every answer and every finished attempt; this class keeps the limit:
   were served (see :meth:`ConcurrencyLimit._settle_crowd`).
 * **Grow** by one per window of successes sent at the limit, to one below the refused
   count, where it holds before probing past it (see :meth:`ConcurrencyLimit.grow`).
+* **Forgive** a stray: a refusal with no more in flight than the server has served
+  whole windows of requests at since the last cut passes without a cut, a few at most,
+  while such windows come between them (see :meth:`ConcurrencyLimit.forgives`).
 
 Like the throttle, it never reads a clock: every method that needs the time takes it.
 """
@@ -20,6 +23,10 @@ from __future__ import annotations
 
 import math
 from collections.abc import Set
+
+#: Refusals that windows of successes let pass without a cut, at most (see
+#: ConcurrencyLimit.forgives).
+STRAY_ALLOWANCE = 4
 
 
 class ConcurrencyLimit:
@@ -54,6 +61,13 @@ class ConcurrencyLimit:
         #: The requests in flight when the last refused request was sent: the count the
         #: server refused (None until one did, or once probing went past it).  See grow.
         self.ceiling: int | None = None
+        # Strays (see forgives): the successes since the last refusal and the most in
+        # flight at any of their sends; the most in flight a whole window of them was
+        # served at since the last cut, and how many refusals may still pass.
+        self._clean_count = 0
+        self._clean_peak = 0
+        self._held = 0
+        self._forgivable = 0
 
     @property
     def limit(self) -> int:
@@ -76,6 +90,7 @@ class ConcurrencyLimit:
         """
         if self._cut_window_left > 0:
             return
+        self._held = self._forgivable = 0
         before = self.value
         target = max(min(self.value, in_flight_at_send), self.value / 2)
         self.value = self._crowd_cut = max(1.0, target * self._decrease)
@@ -120,6 +135,7 @@ class ConcurrencyLimit:
         more 429s at the start of the storm benchmark's ``concurrency_cap``).  What the
         crowd was served sets the limit when it is answered (see _settle_crowd).
         """
+        self._clean_count = self._clean_peak = 0
         if seq in self._crowd:
             self.value = min(self.value, max(1.0, float(in_flight - 1)))
 
@@ -169,6 +185,42 @@ class ConcurrencyLimit:
             self.ceiling = served + 1
         else:
             self.value = self._crowd_cut
+
+    def forgives(self, in_flight_at_send: int, in_flight: int) -> bool:
+        """Whether an untimed throttle is a stray, to let pass without a cut (and without
+        a new episode): ``in_flight_at_send`` were in flight when the attempt was sent,
+        ``in_flight`` are now, itself included.
+
+        It is when, since the last cut, the server served a window of requests in a row
+        (as many as the limit, no refusal among them) with as many in flight at one of
+        their sends: a cap at that count would have refused in it.  Each such window
+        lets one refusal pass, ``STRAY_ALLOWANCE`` at most, and each refusal starts the
+        window again.  So a cap lowered under that count (another client shares it
+        now), refusing in every window, is cut after a few 429s, and a count never
+        served (the limit probed past the cap) is cut at the first, as before.
+
+        Cut on each, stray 429s (a server refusing one request in a hundred, whatever
+        the load) took the limit down by one each, to the requests beside them, all
+        served, and held growth for ``probe_doubling``: from 20 to 1 in seconds, 20
+        requests a second where 400 went.  The count is the larger of the two: requests
+        sent at once reach the server in any order, and the one it refused may be the
+        one sent first.
+        """
+        count = max(in_flight_at_send, in_flight)
+        if count <= self._held and self._forgivable > 0:
+            self._forgivable -= 1
+            return True
+        return False
+
+    def on_fresh_success(self, in_flight_at_send: int) -> None:
+        """A success for an attempt sent under the current limits, with
+        ``in_flight_at_send`` in flight (itself included): see forgives."""
+        self._clean_count += 1
+        self._clean_peak = max(self._clean_peak, in_flight_at_send)
+        if self._clean_count >= self.limit:
+            self._held = max(self._held, min(self.limit, self._clean_peak))
+            self._forgivable = min(STRAY_ALLOWANCE, self._forgivable + 1)
+            self._clean_count = self._clean_peak = 0
 
     def grow(self, now: float) -> None:
         """One success sent at the limit: grow it by one per window of successes -- but,

@@ -625,6 +625,13 @@ class OriginThrottle:
             self._close(now, now + hint)
         if throttled:
             self.throttles += 1
+            if (
+                fresh
+                and hint is None
+                and self.settings.adaptive
+                and self.in_flight_limit.forgives(ticket.in_flight_at_send, self.in_flight)
+            ):
+                fresh = False  # a stray (see ConcurrencyLimit.forgives): no episode
             if fresh:
                 self._new_episode(now, ticket, hint)
             if hint is None:
@@ -950,6 +957,7 @@ class OriginThrottle:
             # the answers still in flight from before a cut would undo it at once.
             return
         self._note_slow_start_success(ticket.sent_at)
+        self.in_flight_limit.on_fresh_success(ticket.in_flight_at_send)
         learned = self.learned_rate
         if ticket.paced and learned is not None and self._learned_rate_binds(learned, now):
             if self._ceiling is None:
