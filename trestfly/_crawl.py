@@ -25,6 +25,7 @@ import trio
 import trio.lowlevel
 
 from ._fanout import _check_limit, raise_single_error
+from ._iterator import stopped_page_fetch
 from ._pages import (
     PaginationError,
     Request,
@@ -217,9 +218,7 @@ class PageFeed:
                 try:
                     slot.page = await self._it._fetch(slot.request.address)
                 except StopAsyncIteration as stop:
-                    # Raised from __anext__ it would end the walk as if it were over
-                    # (PEP 479's reason): a page that failed must fail.
-                    slot.error = _escaped_stop(stop, "_fetch")
+                    slot.error = stopped_page_fetch("_fetch()", stop)
                 except Exception as error:
                     # Kept for the consumer, in page order: the records before this page
                     # still reach it, and its position then points at this page.
@@ -383,14 +382,6 @@ class Records:
     def _close(self) -> None:
         self._closed = True
         self._feed.end()
-
-
-def _escaped_stop(stop: StopAsyncIteration, where: str) -> TrestflyError:
-    """A ``StopAsyncIteration`` a page fetch raised (a spent ``await anext(...)`` in an
-    override), as an error: out of ``__anext__`` it ends the walk silently."""
-    error = TrestflyError(f"{where}() raised StopAsyncIteration: a page fetch failed")
-    error.__cause__ = stop
-    return error
 
 
 def _check_prefetch(prefetch: int) -> None:

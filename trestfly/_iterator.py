@@ -26,6 +26,15 @@ def is_count(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
+def stopped_page_fetch(where: str, stop: StopAsyncIteration) -> TrestflyError:
+    """A ``StopAsyncIteration`` raised by a page fetch (a spent ``await anext(...)`` in
+    an override of ``where``), as the error it is: out of ``__anext__`` it would end the
+    walk as if it were over, records missing (PEP 479's reason)."""
+    error = TrestflyError(f"{where} raised StopAsyncIteration: a page fetch failed")
+    error.__cause__ = stop
+    return error
+
+
 class APIIterator:
     """Iterate over every record of a paginated collection, one page at a time.
 
@@ -175,11 +184,7 @@ class APIIterator:
                 try:
                     await self._get_page()
                 except StopAsyncIteration as stop:
-                    # Out of __anext__ it would end the walk as if it were over (PEP 479's
-                    # reason): a spent anext() inside _get_page is a failed page.
-                    raise TrestflyError(
-                        f"{type(self).__name__}._get_page() raised StopAsyncIteration"
-                    ) from stop
+                    raise stopped_page_fetch(f"{type(self).__name__}._get_page()", stop) from stop
                 self._check_fetched()
             except BaseException:
                 # Cancelled or failed after setting self.page (a second call for the

@@ -37,7 +37,7 @@ import httpx
 import trio
 
 from ._convert import is_json_content_type, parse_json, to_box
-from ._iterator import APIIterator, is_count, limit_reached
+from ._iterator import APIIterator, is_count, limit_reached, stopped_page_fetch
 from ._pages import (
     Address,
     ChainScheme,
@@ -552,11 +552,8 @@ class PagedIterator(APIIterator):
                 try:
                     await self._get_page()
                 except StopAsyncIteration as stop:
-                    # From an override of _fetch or _get_page (a spent anext()): out of
-                    # __anext__ it would end the walk silently, records missing.
-                    raise TrestflyError(
-                        f"{type(self).__name__}: a page fetch raised StopAsyncIteration"
-                    ) from stop
+                    where = f"{type(self).__name__}._fetch() or _get_page()"
+                    raise stopped_page_fetch(where, stop) from stop
         finally:
             self._release()
         record = self.page[self.page_count]
