@@ -118,11 +118,72 @@ def test_a_fresh_throttle_after_reopening_cuts_again() -> None:
     state.on_response(send(state, 0.0), 0.1, status=429, hint=0.9, quota=None)
     rate = state.learned_rate
     assert rate is not None
-    probe_decision = state.admit(1.5)
-    probe = state.on_sent(1.5, paced=False, probe=probe_decision.kind == "probe")
-    state.on_response(probe, 1.6, status=429, hint=1.0, quota=None)
+    probe = send(state, 1.5)
+    assert probe.probe
+    state.on_response(probe, 1.51, status=200, hint=None, quota=None)
+    state.on_done(probe, 1.51)
+    paced = send(state, 1.51)
+    assert not paced.probe
+    state.on_response(paced, 1.6, status=429, hint=1.0, quota=None)
     assert state.episodes == 2
     assert state.learned_rate is not None and state.learned_rate <= rate * 0.9 + 1e-9
+
+
+def answer(state: OriginThrottle, ticket: Ticket, now: float, hint: float | None = None) -> None:
+    """``ticket`` answered at ``now``: served, or refused with ``hint``."""
+    state.on_response(ticket, now, status=200 if hint is None else 429, hint=hint, quota=None)
+    state.on_done(ticket, now)
+
+
+def test_a_probe_refused_after_our_own_earlier_requests_took_the_room_keeps_the_rate() -> None:
+    """The probe goes at once when the gate reopens, not at the paced rate.  When our own
+    requests from before the gate closed were served after it closed, they took the room
+    the hint announced: the probe's 429 says nothing of the rate.  (Cut, it ended slow
+    start at a quarter of a 100/s bucket one token deep, for a minute.)"""
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(3)]
+    answer(state, wave[0], 0.0)
+    answer(state, wave[1], 0.1, hint=0.01)
+    answer(state, wave[2], 0.105)  # sent before the gate closed, served behind it
+    probe = send(state, 0.11)
+    assert probe.probe and probe.in_flight_at_send == 1
+    rate = state.learned_rate  # the first sample, with wave[2] (see _refine_sample)
+    assert rate is not None and state.ceiling is None
+    answer(state, probe, 0.111, hint=0.009)
+    assert state.episodes == 2 and state.gate_until == pytest.approx(0.12)
+    assert state.learned_rate == rate and state.ceiling is None  # still in slow start
+    # After slow start too: the paced refusal that ends it cuts, the probe after it not.
+    again = send(state, 0.12)
+    answer(state, again, 0.121)
+    paced = [send(state, 0.121), send(state, 0.121)]
+    assert all(ticket.paced for ticket in paced)
+    closed_at = paced[1].sent_at + 0.001
+    answer(state, paced[0], closed_at, hint=0.01)
+    cut, ceiling = state.learned_rate, state.ceiling
+    assert ceiling is not None and cut is not None and cut < rate
+    answer(state, paced[1], closed_at + 0.001)  # sent before the gate closed, served behind it
+    reopened = send(state, state.gate_until)
+    assert reopened.probe
+    answer(state, reopened, reopened.sent_at + 0.001, hint=0.01)
+    assert state.episodes == 4
+    assert state.learned_rate == cut and state.ceiling == ceiling
+
+
+def test_a_probe_refused_with_none_of_ours_in_the_way_cuts() -> None:
+    """Others took the room (workers sharing the origin probe together at each
+    reopening): the refusal is the rate's, as a paced one is."""
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(2)]
+    answer(state, wave[0], 0.0)
+    answer(state, wave[1], 0.1, hint=0.01)
+    rate = state.learned_rate
+    assert rate is not None
+    probe = send(state, 0.11)
+    assert probe.probe and probe.in_flight_at_send == 1
+    answer(state, probe, 0.111, hint=0.009)
+    assert state.episodes == 2
+    assert state.learned_rate is not None and state.learned_rate < rate
+    assert state.ceiling is not None
 
 
 def test_pacer_spaces_sends_at_the_learned_rate() -> None:

@@ -258,6 +258,10 @@ class OriginThrottle:
         #: under an older epoch are void and must be made again.
         self.epoch = 0
         self._closed_since = -math.inf
+        # When the last fresh throttle came, and the successes since of requests sent
+        # before it: they may have taken the room its hint announced (see _new_episode).
+        self._fresh_throttle_at = -math.inf
+        self._served_behind_throttle = 0
         self.episode_start = -math.inf
         # The last attempt sent when the episode began (see is_stale).
         self._episode_seq = 0
@@ -621,6 +625,9 @@ class OriginThrottle:
             hint = spent_quota_delay(quota)
         # Judged before the gate moves: closing it starts a new episode.
         fresh = not self.is_stale(ticket)
+        crowded_probe = ticket.probe and (
+            ticket.in_flight_at_send > 1 or self._served_behind_throttle > 0
+        )
         if hint is not None and closes_gate(status, hint, throttled=throttled):
             self._close(now, now + hint)
         if throttled:
@@ -633,10 +640,13 @@ class OriginThrottle:
             ):
                 fresh = False  # a stray (see ConcurrencyLimit.forgives): no episode
             if fresh:
-                self._new_episode(now, ticket, hint)
+                self._new_episode(now, ticket, hint, crowded_probe=crowded_probe)
+                self._fresh_throttle_at, self._served_behind_throttle = now, 0
             if hint is None:
                 self.in_flight_limit.on_refused(ticket.seq, self.in_flight)
         elif 200 <= status < 300:
+            if ticket.sent_at < self._fresh_throttle_at:
+                self._served_behind_throttle += 1
             self.in_flight_limit.on_served(ticket.seq)
             self._on_success(ticket, now)
 
@@ -692,8 +702,10 @@ class OriginThrottle:
         # Every reservation made so far is void: the schedule restarts at the reopening.
         self._restart_schedule(until)
 
-    def _new_episode(self, now: float, ticket: Ticket, hint: float | None) -> None:
-        """A fresh throttle: cut what it is about, once.
+    def _new_episode(
+        self, now: float, ticket: Ticket, hint: float | None, *, crowded_probe: bool = False
+    ) -> None:
+        """A fresh throttle: cut what it is about, once (``crowded_probe``: see below).
 
         A throttle that says when to come back (a ``hint``: Retry-After or a quota reset)
         is about rate: the pacer's learned rate is cut.  One that says nothing is how
@@ -742,6 +754,18 @@ class OriginThrottle:
         if verdict is RoundThrottle.WINDOW_RATE:
             self._hold_served_rate(self._rounds.window_rate(), now)
         if verdict is not RoundThrottle.RATE:
+            return
+        if crowded_probe:
+            # The probe went at once when the gate reopened, not at the paced rate, and
+            # our own requests sent before the throttle that closed it were served after
+            # it (or were still out): they took the room the hint announced (a bucket one
+            # token deep refills one every 10 ms at 100/s).  The gate closed again on
+            # the probe's hint; the rate stands.  Cut as a paced throttle, the refusal
+            # ended slow start at the rate of the first few milliseconds: against a
+            # 100/s bucket one token deep, 100 tasks held 17/s for a minute (0.26 of the
+            # limit); after slow start it cut a second time in the same instant.  A
+            # probe refused with none of ours in the way still cuts: others took the
+            # room (workers sharing the origin probe together at each reopening).
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
