@@ -169,6 +169,20 @@ def test_a_probe_refused_after_our_own_earlier_requests_took_the_room_keeps_the_
     assert state.learned_rate == cut and state.ceiling == ceiling
 
 
+def test_a_probe_refused_while_our_own_earlier_request_is_still_out_keeps_the_rate() -> None:
+    # Sent beside one of the wave not answered yet: that one may take the room first.
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(3)]
+    answer(state, wave[0], 0.0)
+    answer(state, wave[1], 0.1, hint=0.01)
+    probe = send(state, 0.11)
+    assert probe.probe and probe.in_flight_at_send == 2
+    rate = state.learned_rate
+    answer(state, probe, 0.111, hint=0.009)
+    assert state.episodes == 2
+    assert state.learned_rate == rate and state.ceiling is None
+
+
 def test_a_probe_refused_with_none_of_ours_in_the_way_cuts() -> None:
     """Others took the room (workers sharing the origin probe together at each
     reopening): the refusal is the rate's, as a paced one is."""
