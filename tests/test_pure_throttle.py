@@ -183,6 +183,29 @@ def test_a_probe_refused_while_our_own_earlier_request_is_still_out_keeps_the_ra
     assert state.learned_rate == rate and state.ceiling is None
 
 
+def test_a_served_probe_ends_what_our_earlier_requests_excuse() -> None:
+    # What was served behind a throttle explains the probes of that throttle's closing
+    # only: once a probe was served, a later probe refused (after a 503's closing, here)
+    # is the rate's again.
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(3)]
+    answer(state, wave[0], 0.0)
+    answer(state, wave[1], 0.1, hint=0.01)
+    answer(state, wave[2], 0.105)  # served behind the throttle
+    probe = send(state, 0.11)
+    answer(state, probe, 0.111)  # the server had room: what was in the way is past
+    now = 0.2
+    unavailable = send(state, now)
+    state.on_response(unavailable, now, status=503, hint=1.0, quota=None)
+    state.on_done(unavailable, now)
+    rate = state.learned_rate
+    assert rate is not None
+    reopened = send(state, state.gate_until)
+    assert reopened.probe and reopened.in_flight_at_send == 1
+    answer(state, reopened, reopened.sent_at + 0.001, hint=0.01)
+    assert state.learned_rate is not None and state.learned_rate < rate
+
+
 def test_a_probe_refused_with_none_of_ours_in_the_way_cuts() -> None:
     """Others took the room (workers sharing the origin probe together at each
     reopening): the refusal is the rate's, as a paced one is."""

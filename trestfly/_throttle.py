@@ -645,7 +645,11 @@ class OriginThrottle:
             if hint is None:
                 self.in_flight_limit.on_refused(ticket.seq, self.in_flight)
         elif 200 <= status < 300:
-            if ticket.sent_at < self._fresh_throttle_at:
+            if ticket.probe:
+                # The server had room at the reopening: what was in the way is past, and
+                # explains no later probe's refusal.
+                self._fresh_throttle_at, self._served_behind_throttle = -math.inf, 0
+            elif ticket.sent_at < self._fresh_throttle_at:
                 self._served_behind_throttle += 1
             self.in_flight_limit.on_served(ticket.seq)
             self._on_success(ticket, now)
