@@ -775,9 +775,9 @@ class OriginThrottle:
             # the probe's hint; the rate stands.  Cut as a paced throttle, the refusal
             # ended slow start at the rate of the first few milliseconds: against a
             # 100/s bucket one token deep, 100 tasks held 17/s for a minute (0.26 of the
-            # limit); after slow start it cut a second time in the same instant.  A
-            # probe refused with none of ours in the way still cuts: others took the
-            # room (workers sharing the origin probe together at each reopening).
+            # limit).  A probe refused with none of ours in the way still cuts: others
+            # took the room (workers sharing the origin probe together at each
+            # reopening).
             return
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
