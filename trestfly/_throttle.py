@@ -610,16 +610,8 @@ class OriginThrottle:
         status: int,
         hint: float | None,
         quota: Quota | None,
-        hint_at: float | None = None,
     ) -> None:
-        """Learn from a response: quota headers, gate hints, throttles and successes.
-
-        ``hint_at``: when the hint was announced, if before ``now`` (:meth:`close_early`
-        closed the gate then, when the headers arrived): the gate counts it from then.
-        Counted again from ``now``, once the body had arrived, a hint shorter than the
-        body's read closed the gate a second time after it had reopened, and a second
-        probe followed the first into the room the first had taken.
-        """
+        """Learn from a response: quota headers, gate hints, throttles and successes."""
         self._last_answer_at = max(self._last_answer_at, now)
         self.in_flight_limit.on_answered(ticket.seq)
         if ticket.probe:
@@ -637,7 +629,7 @@ class OriginThrottle:
             ticket.in_flight_at_send > 1 or self._served_behind_throttle > 0
         )
         if hint is not None and closes_gate(status, hint, throttled=throttled):
-            self._close(now, (now if hint_at is None else min(now, hint_at)) + hint)
+            self._close(now, now + hint)
         if throttled:
             self.throttles += 1
             if (
