@@ -258,10 +258,10 @@ class OriginThrottle:
         #: under an older epoch are void and must be made again.
         self.epoch = 0
         self._closed_since = -math.inf
-        # When the last fresh throttle came, and the successes since of requests sent
-        # before it: they may have taken the room its hint announced (see _new_episode).
+        # When the last fresh throttle came, and whether a request sent before it was
+        # served since: it may have taken the room its hint announced (see _new_episode).
         self._fresh_throttle_at = -math.inf
-        self._served_behind_throttle = 0
+        self._served_behind_throttle = False
         self.episode_start = -math.inf
         # The last attempt sent when the episode began (see is_stale).
         self._episode_seq = 0
@@ -626,7 +626,7 @@ class OriginThrottle:
         # Judged before the gate moves: closing it starts a new episode.
         fresh = not self.is_stale(ticket)
         crowded_probe = ticket.probe and (
-            ticket.in_flight_at_send > 1 or self._served_behind_throttle > 0
+            ticket.in_flight_at_send > 1 or self._served_behind_throttle
         )
         if hint is not None and closes_gate(status, hint, throttled=throttled):
             self._close(now, now + hint)
@@ -641,16 +641,16 @@ class OriginThrottle:
                 fresh = False  # a stray (see ConcurrencyLimit.forgives): no episode
             if fresh:
                 self._new_episode(now, ticket, hint, crowded_probe=crowded_probe)
-                self._fresh_throttle_at, self._served_behind_throttle = now, 0
+                self._fresh_throttle_at, self._served_behind_throttle = now, False
             if hint is None:
                 self.in_flight_limit.on_refused(ticket.seq, self.in_flight)
         elif 200 <= status < 300:
             if ticket.probe:
                 # The server had room at the reopening: what was in the way is past, and
                 # explains no later probe's refusal.
-                self._fresh_throttle_at, self._served_behind_throttle = -math.inf, 0
+                self._fresh_throttle_at, self._served_behind_throttle = -math.inf, False
             elif ticket.sent_at < self._fresh_throttle_at:
-                self._served_behind_throttle += 1
+                self._served_behind_throttle = True
             self.in_flight_limit.on_served(ticket.seq)
             self._on_success(ticket, now)
 
