@@ -22,10 +22,10 @@ def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
-def _run_quick(command: str, out: Path, results_name: str) -> dict[str, Any]:
-    """Run ``python -m benchmarks COMMAND --quick --out OUT``; return its results file."""
+def _run_quick(command: str, out: Path, results_name: str, *extra: str) -> dict[str, Any]:
+    """Run ``python -m benchmarks COMMAND --quick EXTRA --out OUT``; return its results file."""
     completed = subprocess.run(
-        [sys.executable, "-m", "benchmarks", command, "--quick", "--out", str(out)],
+        [sys.executable, "-m", "benchmarks", command, "--quick", *extra, "--out", str(out)],
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
@@ -43,14 +43,18 @@ def _run_quick(command: str, out: Path, results_name: str) -> dict[str, Any]:
 
 
 def test_overhead_quick_writes_results(tmp_path: Path) -> None:
-    report = _run_quick("overhead", tmp_path, "overhead.json")
+    # c=1 and c=100 are the two that both of #3's checks need; one round instead of two.
+    # Bare httpx opening a pool of 50 or 100 connections under Trio is what takes the
+    # time (about 10 s instead of 19 s).
+    report = _run_quick(
+        "overhead", tmp_path, "overhead.json", "--concurrency", "1", "100", "--rounds", "1"
+    )
 
-    concurrencies = report["settings"]["concurrency"]
-    assert concurrencies == [1, 50, 100], report["settings"]
+    assert report["settings"]["concurrency"] == [1, 100], report["settings"]
+    assert report["settings"]["rounds"] == 1, report["settings"]
     # Every concurrency with warm pools, then c=100 again with fresh clients.
     assert [(level["concurrency"], level["protocol"]) for level in report["results"]] == [
         (1, "warm pools"),
-        (50, "warm pools"),
         (100, "warm pools"),
         (100, "fresh clients"),
     ]
@@ -64,12 +68,11 @@ def test_overhead_quick_writes_results(tmp_path: Path) -> None:
         for key in ("ratio", "overhead_us_per_request", "cpu_overhead_us_per_request"):
             assert _is_number(level[key]), (key, level)
         assert isinstance(level["passed"], bool), level
-    assert [level["target_ratio"] for level in report["results"]] == [0.9, 0.9, 0.9, 3.0]
+    assert [level["target_ratio"] for level in report["results"]] == [0.9, 0.9, 3.0]
 
     # One trestfly/httpx check per level, then #3's scaling check (point 8; c=100 vs c=1, warm).
     checks = report["checks"]
     assert [(check["issue"], check["target"]) for check in checks] == [
-        ("#2", 0.9),
         ("#2", 0.9),
         ("#2", 0.9),
         ("#3", 3.0),
