@@ -1366,6 +1366,33 @@ def test_slow_start_ends_at_the_bucket_rate_when_the_first_wave_got_a_refilled_t
     assert state._rounds.quota == 9  # each reopening sends the depth less a token
 
 
+def test_a_first_wave_spread_over_two_refills_reads_the_depth_its_rate_agrees_with() -> None:
+    # Concurrency 100 against a 10-token, 100/s bucket, as measured: ten served sent
+    # within 3 ms, two more at 10 and 20 ms (tokens refilled while a hundred connections
+    # opened), every answer 150 ms later.  Twelve served: the rate that count implies
+    # (about 88/s) bounds the depth at 11 (12 - 0.088 x 20), and 11 read 93/s: the
+    # client held 91/s for the run.  10 deep reads about 100/s, whose bound is 10.
+    state = origin()
+    bucket = Bucket(100.0, 10)
+    # 1.5 ms per send, as the reopening's round went there: that round of 11
+    # met a token refilled and was served in full, so it did not correct the count.
+    drive = Drive(state, bucket, step=0.0015)
+    served_at = [index * 0.0003 for index in range(10)] + [0.0102, 0.0201]
+    refused_at = [0.003 + index * 0.0003 for index in range(24)]  # before 0.0102
+    refused_at += [0.0105 + index * 0.0003 for index in range(32)]  # before 0.0201
+    refused_at += [0.0204 + index * 0.0003 for index in range(32)]
+    times = sorted(served_at + refused_at)
+    assert len(times) == 100
+    wave = [state.on_sent(sent_at, paced=False, probe=False) for sent_at in times]
+    drive.now = 0.15
+    for ticket in wave:
+        drive._answer(ticket)
+    assert sum(drive.served.values()) == 12 and len(drive.refused) == 88
+    drive.until_slow_start_ends()
+    assert state.ceiling is not None and state._slow_start.burst == 10
+    assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
+
+
 def test_the_refills_sent_after_the_first_answers_are_not_the_buckets_depth() -> None:
     # Ten in flight against a 100/s bucket 10 deep, the server 50 ms behind (the
     # benchmark's first pass): the ten sent at once are answered 50 ms later, and the

@@ -39,10 +39,11 @@ one token too many lowered every bound by ``1 / (T - t)``: 93-95/s against 100/s
 the stretch that decides is a fifth of a second.  Any stretch of the wave bounds it the
 other way (:func:`bucket_depth`): ``k`` successes sent over ``d`` seconds took at most
 ``B + R d`` tokens, so ``B >= k - R d``, and the densest stretch, ten successes sent
-within 3 ms, says ``B >= 9.7``: 10, with ``R`` known to a few percent (the estimate
-from the wave's count).  Which requests of the wave were served says nothing: at
-concurrency 100 each opens its own connection, and the last ten sent were served
-first as often as the first ten.
+within 3 ms, says ``B >= 9.7``: 10, with ``R`` known to a few percent.  ``R`` depends
+on ``B`` in turn, and the depth taken is the smallest that its own ``R`` bounds at no
+more than itself (:meth:`SlowStart._consistent_depth`).  Which requests of the wave
+were served says nothing: at concurrency 100 each opens its own connection, and the
+last ten sent were served first as often as the first ten.
 """
 
 from __future__ import annotations
@@ -201,20 +202,38 @@ class SlowStart:
         estimate = corrected = None
         if long_hint and burst is not None:
             estimate = self.log.rate_beyond_burst(end, burst)
-            depth = bucket_depth(wave, estimate) if wave and estimate else None
-            if depth is not None and depth < burst:
-                # At most a tenth (at least a token) below what was sent at once: the
-                # wave's send times are not its arrival times when each request first
-                # opens a connection, and against a 200/s bucket 20 deep the bound fell
-                # to 18 (211/s).  What was sent at once is the wave's successes sent
-                # before its first answer.  The refills sent after answers do not count:
-                # at concurrency 10 against a bucket 10 deep, two to four of them made
-                # a count of 12-14, read 11-13 deep (81-98/s for 100/s).
-                early = sum(sent_at < self._first_answer_at for sent_at in wave or ())
-                depth = max(depth, early - max(1, early // 10))
+            consistent = self._consistent_depth(wave, end, burst) if wave and estimate else None
+            if consistent is not None:
                 # The first wave's count held the refill while it arrived (see the
                 # module docstring): one token too many read 93-95/s for 100/s.
-                estimate = self.log.rate_beyond_burst(end, depth)
-                self.burst = corrected = depth
+                estimate, corrected = consistent
+                self.burst = corrected
         self.log.clear()  # slow start is over, whichever ceiling it leaves
         return estimate, corrected
+
+    def _consistent_depth(
+        self, wave: list[float], end: float, burst: int
+    ) -> tuple[float, int] | None:
+        """The smallest depth below ``burst`` that agrees with the rate it implies: the
+        wave's send times bound the depth given a rate (:func:`bucket_depth`), and the
+        log gives the rate given a depth, so a depth is consistent when the bound under
+        its own rate does not exceed it.  With the rate taken from the count instead,
+        one pass could only confirm it: a first wave served 12 over 20 ms read 93/s,
+        whose bound (12 - 93 x 0.020 = 10.1) is 11 deep, while 10 deep reads 99.9/s,
+        whose bound is 9.99; the server's bucket was 10 deep.  None: only ``burst`` is.
+
+        Never more than a tenth, and at least two tokens, below what was sent at once
+        (the wave's successes sent before its first answer): the send times are not the
+        arrival times when each request first opens a connection, and against a 200/s
+        bucket 20 deep the bound fell to 18 (211/s).  Two, because at concurrency 100 a
+        hundred connections open over 20-40 ms, two to four tokens of a 100/s bucket.
+        The refills sent after answers are not counted at all: at concurrency 10
+        against a bucket 10 deep, two to four of them made a count of 12-14, read 11-13
+        deep (81-98/s for 100/s).
+        """
+        early = sum(sent_at < self._first_answer_at for sent_at in wave)
+        for depth in range(max(1, early - max(2, early // 10)), burst):
+            rate = self.log.rate_beyond_burst(end, depth)
+            if rate is not None and (bucket_depth(wave, rate) or depth) <= depth:
+                return rate, depth
+        return None
