@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import nullcontext, suppress
 
 import httpx
@@ -741,3 +741,36 @@ async def test_a_small_fixed_window_stays_served_in_full(
             nursery.start_soon(worker, api)
     late = sum(1 for at in served if 40 <= at < 80)
     assert late >= 0.9 * limit * 40, late / (limit * 40)
+
+
+class _SlowBody(httpx.AsyncByteStream):
+    """A body that takes ``delay`` seconds to arrive after the headers."""
+
+    def __init__(self, delay: float) -> None:
+        self.delay = delay
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        await trio.sleep(self.delay)
+        yield b'{"error": "slow down"}'
+
+
+async def test_a_short_hint_on_a_slow_body_closes_the_gate_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The gate closes when the headers arrive, for the hint from then.  Closed again
+    # from when the body had arrived, 5 ms later, it reopened twice: a probe went at
+    # the first reopening, and a second at the next, into the room the first had taken
+    # (a 100/s bucket one token deep refused it, and that refusal cut the rate again).
+    sends: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        sends.append(trio.current_time())
+        if len(sends) == 1:
+            return httpx.Response(429, headers={"Retry-After": "0.001"}, stream=_SlowBody(0.005))
+        return httpx.Response(200, json={})
+
+    async with TrioAPISession(url=URL, transport=httpx.MockTransport(handler)) as api:
+        await api.get("x")
+        origin = api.stats.origins[URL]
+    assert origin.gate_trips == 1
+    assert len(sends) == 2

@@ -135,6 +135,51 @@ def answer(state: OriginThrottle, ticket: Ticket, now: float, hint: float | None
     state.on_done(ticket, now)
 
 
+def test_a_reopening_before_the_first_waves_successes_waits_for_them() -> None:
+    # Concurrency 100 against a 100/s bucket 10 deep with decimal hints: the wave's 429s
+    # come back first, the gate closes for 10 ms, and its ten successes arrive 45 ms
+    # later.  The reopening found the first sample empty: no rate, and after the probe
+    # every task went at once (88 more refusals).  Only the probe goes until they are in.
+    state = origin()
+    wakes: list[float] = []
+    state.on_reschedule = lambda: wakes.append(state.gate_until)
+    wave = [send(state, 0.0) for _ in range(100)]
+    for ticket in wave[10:]:
+        answer(state, ticket, 0.105, hint=0.01)
+    assert state.learned_rate is None
+    now = state.gate_until
+    assert state.admit(now).kind == "probe"
+    probe = state.on_sent(now, paced=False, probe=True)
+    answer(state, probe, now + 0.002)
+    waiting = state.admit(now + 0.002)
+    assert waiting.kind == "round" and waiting.at > now + 0.1  # until they are in, at most
+    assert state.learned_rate is None
+    wakes.clear()
+    for ticket in wave[:9]:
+        answer(state, ticket, 0.15)
+    assert not wakes  # one still out: learned from the first, the rate was a tenth
+    answer(state, wave[9], 0.15)
+    assert len(wakes) == 1
+    sends = [state.admit(0.15) for _ in range(20)]
+    assert state.learned_rate is not None
+    assert all(decision.kind == "go" for decision in sends)
+    assert sends[-1].at > 0.15  # paced, not all at once
+
+
+def test_a_reopening_waits_for_the_first_sample_no_longer_than_its_period() -> None:
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(20)]
+    for ticket in wave[10:]:
+        answer(state, ticket, 0.1, hint=0.01)
+    reopen(state)
+    assert state.admit(0.2).kind == "round"
+    # Still nothing back 0.11 s after the reopening (the first sample's own period):
+    # the wave's answers are given up on, and the tasks go as before.
+    assert state.admit(0.111 + 0.11).kind == "go"
+    for ticket in wave[:10]:
+        answer(state, ticket, 0.3)
+
+
 def test_a_probe_refused_after_our_own_earlier_requests_took_the_room_keeps_the_rate() -> None:
     """The probe goes at once when the gate reopens, not at the paced rate.  When our own
     requests from before the gate closed were served after it closed, they took the room

@@ -138,6 +138,9 @@ _FIRST_ORIGIN = "trestfly.first_origin"
 #: The extensions key under which an attempt carries its call's ``redact_fields``: the
 #: headers they name are credentials too, dropped off origin with the others.
 _REDACT_FIELDS = "trestfly.redact_fields"
+#: The response extensions key under which the headers hook records when it closed the
+#: gate on a delay the headers announced (see OriginThrottle.on_response's ``hint_at``).
+_HINT_AT = "trestfly.hint_at"
 
 
 def _is_https_upgrade(first: str, url: httpx.URL) -> bool:
@@ -578,6 +581,8 @@ class TrioAPISession:
         if gate is not None:
             now = trio.current_time()
             gate.throttle.close_early(now, now + hint)
+            # The full feedback, once the body is read, counts the hint from here too.
+            response.extensions[_HINT_AT] = now
             if gate.link is not None:
                 gate.link.notice()
 
@@ -905,7 +910,12 @@ class TrioAPISession:
             trips = gate.throttle.gate_trips
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             gate.throttle.on_response(
-                admitted.ticket, trio.current_time(), status=status, hint=hint, quota=quota
+                admitted.ticket,
+                trio.current_time(),
+                status=status,
+                hint=hint,
+                quota=quota,
+                hint_at=response.extensions.get(_HINT_AT),
             )
             if gate.throttle.gate_trips != trips or (hint is not None and status >= 400):
                 gate.closing_response, gate.closing_fields = response, redact_fields

@@ -315,6 +315,12 @@ class OriginThrottle:
         self._sample: tuple[int, float, float] | None = None
         self._sample_extra = 0
         self._sample_takes_remote = False
+        # While nothing of the first sample was served yet: until when the reopening
+        # waits for its answers still out, and whether tasks wait (see
+        # _sample_awaits_wave); the requests sent and not answered yet.
+        self._sample_deadline = -math.inf
+        self._sample_waiters = False
+        self._unanswered: set[int] = set()
         self._quota: Quota | None = None
         # When the quota's window resets: as announced (which tells one window from
         # the next), and at the latest (see _update_quota).
@@ -389,7 +395,13 @@ class OriginThrottle:
         if self.gate_until > now:
             return Admission("gate", self.gate_until)
         if self._sample is not None:
-            self._refine_sample(now)
+            if not self._sample_awaits_wave(now):
+                self._refine_sample(now)
+            elif not (self.probe_needed or self.probing):
+                # The probe was served, and nothing else is known yet: wait for the
+                # answers still out (a reschedule wakes the waiters when they are in).
+                self._sample_waiters = True
+                return Admission("round", self._sample_deadline)
         if self._rounds.next_at > now:
             return Admission("round", self._rounds.next_at)
         if self.probing:
@@ -523,6 +535,7 @@ class OriginThrottle:
         self._sent += 1
         self._last_sent_at = max(self._last_sent_at, now)
         self._pending.add(self._sent)
+        self._unanswered.add(self._sent)
         return Ticket(
             sent_at=now, in_flight_at_send=self.in_flight, paced=paced, probe=probe, seq=self._sent
         )
@@ -558,6 +571,8 @@ class OriginThrottle:
         """The attempt is over, whatever happened to it (``now``, when known)."""
         self.in_flight -= 1
         self._pending.discard(ticket.seq)
+        self._unanswered.discard(ticket.seq)  # cancelled or failed: it never will be
+        self._wake_sample_waiters()
         self.in_flight_limit.on_done(ticket.seq, ticket.sent_at, now)
         if ticket.probe:
             self.release_probe()
@@ -610,9 +625,18 @@ class OriginThrottle:
         status: int,
         hint: float | None,
         quota: Quota | None,
+        hint_at: float | None = None,
     ) -> None:
-        """Learn from a response: quota headers, gate hints, throttles and successes."""
+        """Learn from a response: quota headers, gate hints, throttles and successes.
+
+        ``hint_at``: when the hint was announced, if before ``now`` (:meth:`close_early`
+        closed the gate then, when the headers arrived): the gate counts it from then.
+        Counted again from ``now``, once the body had arrived, a hint shorter than the
+        body's read closed the gate a second time after it had reopened, and a second
+        probe followed the first into the room the first had taken.
+        """
         self._last_answer_at = max(self._last_answer_at, now)
+        self._unanswered.discard(ticket.seq)
         self.in_flight_limit.on_answered(ticket.seq)
         if ticket.probe:
             self._probe_answered = True
@@ -629,7 +653,7 @@ class OriginThrottle:
             ticket.in_flight_at_send > 1 or self._served_behind_throttle
         )
         if hint is not None and closes_gate(status, hint, throttled=throttled):
-            self._close(now, now + hint)
+            self._close(now, (now if hint_at is None else min(now, hint_at)) + hint)
         if throttled:
             self.throttles += 1
             if (
@@ -653,6 +677,7 @@ class OriginThrottle:
                 self._served_behind_throttle = True
             self.in_flight_limit.on_served(ticket.seq)
             self._on_success(ticket, now)
+        self._wake_sample_waiters()
 
     def _update_quota(self, now: float, quota: Quota) -> None:
         """Take the quota an answer announced, and when its window resets.
@@ -753,6 +778,8 @@ class OriginThrottle:
                 # dated, and over a few milliseconds most would be successes after it.
                 self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
+                # Its answers still out are waited for as long again at most.
+                self._sample_deadline = self.gate_until + period
             return
         verdict = self._rounds.on_throttle(ticket, self._sent + 1)
         if verdict is RoundThrottle.WINDOW_RATE:
@@ -909,13 +936,40 @@ class OriginThrottle:
         if slow_start is not None and self._ceiling is None and self.learned_rate is not None:
             slow_start.log.add(sent_at, count)
 
+    def _sample_awaits_wave(self, now: float) -> bool:
+        """Whether the reopening waits for the first sample: nothing of it had been
+        served when the gate closed, and requests sent before the throttle are still
+        out (until a deadline: as long again as the sample's period).
+
+        A short hint reopens the gate before a slow first wave is answered: at
+        concurrency 100 its 429s came back first, with ``Retry-After`` of a few
+        milliseconds, and its successes up to 60 ms later.  Taken as it stood, the
+        sample held nothing, no rate was learned, and after the probe every task went at
+        once: 88 more refusals.  Only the probe goes until the answers are in: all of
+        them, else the first success alone made the rate (a tenth of it).
+        """
+        if self._sample is None or self._sample[0]:
+            return False
+        if now >= self._sample_deadline:
+            return False
+        return self._stale_in_flight()
+
+    def _stale_in_flight(self) -> bool:
+        return min(self._unanswered, default=math.inf) <= self._episode_seq
+
+    def _wake_sample_waiters(self) -> None:
+        """What the reopening's waiters wait for is in (see _sample_awaits_wave)."""
+        if self._sample_waiters and not self._stale_in_flight() and self.on_reschedule is not None:
+            self._sample_waiters = False
+            self.on_reschedule()
+
     def _refine_sample(self, now: float) -> None:
         """At the reopening: learn the first sample again with the successes that
         joined it while the gate was closed: answers to requests sent before the
         throttle, and what other workers reported (their share of what was served)."""
         assert self._sample is not None
         served, period, hint = self._sample
-        self._sample = None
+        self._sample, self._sample_waiters = None, False
         if self._sample_extra > 0 and self.settings.adaptive:
             self._learn_from_sample(served + self._sample_extra, period, now, hint)
         self._sample_extra = 0
