@@ -180,6 +180,19 @@ def test_a_reopening_waits_for_the_first_sample_no_longer_than_its_period() -> N
         answer(state, ticket, 0.3)
 
 
+def test_a_reopening_waits_for_the_first_sample_a_second_at_most() -> None:
+    # A first throttle 3 s into a wave of slow requests: waiting as long again as that
+    # period would hold every task for 3 s more.
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(20)]
+    for ticket in wave[10:]:
+        answer(state, ticket, 3.0, hint=0.01)
+    now = reopen(state)
+    waiting = state.admit(now)
+    assert waiting.kind == "round" and waiting.at == pytest.approx(now + 1.0)
+    assert state.admit(now + 1.0).kind == "go"
+
+
 def test_a_probe_refused_after_our_own_earlier_requests_took_the_room_keeps_the_rate() -> None:
     """The probe goes at once when the gate reopens, not at the paced rate.  When our own
     requests from before the gate closed were served after it closed, they took the room
