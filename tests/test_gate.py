@@ -774,3 +774,35 @@ async def test_a_short_hint_on_a_slow_body_closes_the_gate_once(
         origin = api.stats.origins[URL]
     assert origin.gate_trips == 1
     assert len(sends) == 2
+
+
+async def test_a_reopening_before_the_first_waves_successes_sends_only_the_probe(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Twenty at once: fifteen refused at once with Retry-After: 0.01, five served 50 ms
+    # later.  The gate reopens with nothing learned; the probe goes, and the others
+    # wait for the five (they went at once after the probe, as many again as had just
+    # been refused), then go paced at the rate those five tell.
+    sends: list[float] = []
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        index = len(sends)
+        sends.append(trio.current_time())
+        if index < 5:
+            await trio.sleep(0.05)
+            return httpx.Response(200, json={})
+        if index < 20:
+            await trio.sleep(0.001)  # the whole wave is sent before the first answer
+            return httpx.Response(429, headers={"Retry-After": "0.01"})
+        return httpx.Response(200, json={})
+
+    session = TrioAPISession(url=URL, transport=httpx.MockTransport(handler))
+    async with session as api, trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(api.get, "x")
+    retries = sends[20:]
+    assert len(retries) == 15
+    probe = retries[0]
+    assert 0.01 <= probe < 0.05
+    assert all(sent >= 0.05 for sent in retries[1:]), retries
+    assert retries[-1] > retries[1]  # paced, not all at once

@@ -71,7 +71,9 @@ CEILING_SETTLE = 1.0
 
 #: Longest wait (seconds) at the reopening for the first sample's answers still out,
 #: when nothing of it had been served (see OriginThrottle._sample_awaits_wave).  A wave
-#: is answered within a round trip or so; a caller whose deadline is nearer than the
+#: is answered within a round trip or so, but not within the hint that reopened the gate:
+#: waited for as long again as the sample's period (up to the hint's end), the tasks went
+#: 10 ms before five successes 50 ms out.  A caller whose deadline is nearer than the
 #: wait's end is told so at once (GateClosed), as for a pacer slot.
 MAX_SAMPLE_WAIT = 1.0
 
@@ -784,8 +786,8 @@ class OriginThrottle:
                 # dated, and over a few milliseconds most would be successes after it.
                 self._sample = (served, period, hint)
                 self._sample_takes_remote = period >= REFINED_SAMPLE_PERIOD
-                # Its answers still out are waited for as long again at most.
-                self._sample_deadline = self.gate_until + min(period, MAX_SAMPLE_WAIT)
+                # Its answers still out are waited for, a second at most.
+                self._sample_deadline = self.gate_until + MAX_SAMPLE_WAIT
             return
         verdict = self._rounds.on_throttle(ticket, self._sent + 1)
         if verdict is RoundThrottle.WINDOW_RATE:
@@ -945,7 +947,7 @@ class OriginThrottle:
     def _sample_awaits_wave(self, now: float) -> bool:
         """Whether the reopening waits for the first sample: nothing of it had been
         served when the gate closed, and requests sent before the throttle are still
-        out (until a deadline: as long again as the sample's period, a second at most).
+        out (a second at most: ``MAX_SAMPLE_WAIT``).
 
         A short hint reopens the gate before a slow first wave is answered: at
         concurrency 100 its 429s came back first, with ``Retry-After`` of a few
