@@ -661,6 +661,27 @@ async def test_progress_is_reported_once_per_page(
     assert [(r.records, r.total) for r in unknown] == [(100, None), (200, None)]
 
 
+@pytest.mark.parametrize("prefetch", MODES)
+async def test_a_progress_callback_raising_stop_async_iteration_fails_the_walk(
+    trio_server: TrioTestServer, prefetch: int | None
+) -> None:
+    # A spent iterator's anext() in the callback, say.  Out of a crawl's __anext__ it
+    # ended the walk as if it were over: 100 of 300 records and no error.
+    serve(trio_server, 300)
+
+    def report(progress: CrawlProgress) -> None:
+        if progress.pages == 2:
+            raise StopAsyncIteration
+
+    got: list[int] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            with pytest.raises(errors.TrestflyError, match="progress callback raised") as caught:
+                await walk(Items(api, progress=report), prefetch, into=got)
+    assert isinstance(caught.value.__cause__, StopAsyncIteration)
+    assert got == list(range(100))
+
+
 # ------------------------------------------------------------------ configuration
 
 

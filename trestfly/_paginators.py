@@ -457,15 +457,22 @@ class PagedIterator(APIIterator):
         now = trio.current_time()
         elapsed = now - (self._started_at if self._started_at is not None else now)
         records = self.count + len(self.page)
-        result: object = self._progress(
-            CrawlProgress(
-                records=records,
-                pages=self.num_pages,
-                total=self._expected_records(),
-                elapsed=elapsed,
-                rate=records / elapsed if elapsed > 0 else 0.0,
-            )
+        report = CrawlProgress(
+            records=records,
+            pages=self.num_pages,
+            total=self._expected_records(),
+            elapsed=elapsed,
+            rate=records / elapsed if elapsed > 0 else 0.0,
         )
+        try:
+            result: object = self._progress(report)
+        except StopAsyncIteration as stop:
+            # Out of a crawl's __anext__ it ended the walk as if it were over, records
+            # missing (PEP 479's reason); the plain walk blamed a page fetch for it.
+            raise TrestflyError(
+                "the progress callback raised StopAsyncIteration (a spent iterator's "
+                "anext(), say): the walk stops here"
+            ) from stop
         if inspect.isawaitable(result):
             # An object with an async __call__, or a lambda returning a coroutine: the
             # constructor's check cannot see those, and they would never run.
