@@ -392,6 +392,29 @@ def _mock_api(handler: Callable[[httpx.Request], httpx.Response]) -> API:
     return API(url="http://test.local", transport=httpx.MockTransport(handler))
 
 
+@pytest.mark.parametrize("style", STYLES)
+async def test_a_page_that_makes_no_box_is_a_response_decode_error_in_every_style(
+    style: str,
+) -> None:
+    # box_dots=True refuses a key such as "10.0.0.1".  The link style boxed the page
+    # itself and let python-box's bare BoxKeyError out; the others go through the
+    # session, which says which response it was.
+    def handler(request: httpx.Request) -> httpx.Response:
+        records = [{"id": 1, "10.0.0.1": "up"}]
+        body: Any = records if style == "link" else {"items": records, "total": 1}
+        if style == "pages":
+            body = {"data": records, "meta": {"total": 1}}
+        return httpx.Response(200, json=body)
+
+    async with API(
+        url="http://test.local",
+        transport=httpx.MockTransport(handler),
+        box_attrs={"box_dots": True},
+    ) as api:
+        with pytest.raises(errors.ResponseDecodeError, match="does not make a Box"):
+            await walk(STYLES[style](api, box=True), None, bound=10)
+
+
 async def test_a_cursor_under_a_credential_name_is_hidden_in_messages() -> None:
     # The DEBUG line hid a pageToken's value; the loop error and the crawl's WARNING
     # (through _shown_position) quoted it.

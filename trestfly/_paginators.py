@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Any
 import httpx
 import trio
 
-from ._convert import is_json_content_type, parse_json, to_box
+from ._convert import convert_response, is_json_content_type
 from ._iterator import APIIterator, is_count, limit_reached, stopped_page_fetch
 from ._pages import (
     Address,
@@ -886,8 +886,13 @@ class LinkIterator(PagedIterator):
             self._home = origin_of(str(response.url))
         if not is_json_content_type(response.headers.get("content-type")):
             return self._page_from(response, target)
-        document = parse_json(response)
-        if self.box:
-            document = to_box(document, getattr(self._api, "_box_attrs", {}))
+        # As the session converts it: a document python-box refuses is the response's
+        # ResponseDecodeError, not a bare BoxKeyError.
+        document = convert_response(
+            response,
+            box=self.box,
+            box_attrs=getattr(self._api, "_box_attrs", {}),
+            conv_json=True,
+        )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
         return self._page_from(document, target, next_url)
