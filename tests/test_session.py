@@ -420,6 +420,78 @@ async def test_read_errors_are_not_retried_for_post(autojump_clock: trio.testing
     assert isinstance(info.value, ConnectionError)
 
 
+@pytest.mark.parametrize("injected", [False, True])
+@pytest.mark.parametrize(
+    ("status", "location"),
+    [
+        (303, "http://api.test/v1/orders/1"),  # Post/Redirect/Get: the order was made
+        (303, "http://files.other.test/orders/1"),
+        (307, "http://mirror.api.test/v1/orders"),  # the same POST, sent elsewhere
+    ],
+)
+async def test_a_post_answered_with_a_redirect_is_not_sent_again_when_the_redirect_fails(
+    autojump_clock: trio.testing.MockClock, injected: bool, status: int, location: str
+) -> None:
+    # A connect error on the redirect's request read as "the request never reached the
+    # server", and the POST the server had answered was sent again on every retry.
+    sent: list[tuple[str, str]] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append((request.method, str(request.url)))
+        if request.url.path == "/v1/orders" and request.url.host == "api.test":
+            return httpx.Response(status, headers={"Location": location})
+        raise httpx.ConnectError("connection refused")
+
+    transport = httpx.MockTransport(server)
+    client = httpx.AsyncClient(transport=transport, follow_redirects=True)
+    options: dict[str, Any] = {"session": client} if injected else {"transport": transport}
+    async with client, API(retries=3, **options) as api:
+        with pytest.raises(errors.ConnectionError) as info:
+            await api.post("orders", json={"item": "book"})
+    assert sent[0] == ("POST", "http://api.test/v1/orders")
+    assert len(sent) == 2, sent  # the POST once, its redirect once
+    assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+async def test_a_post_redirected_to_its_own_path_is_not_sent_again_when_that_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Only the query changed: the failed request looks like the call's own, and the
+    # headers hook (on the client trestfly builds) is what says it was answered.
+    sent: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        if len(sent) == 1:
+            return httpx.Response(307, headers={"Location": "/v1/orders?attempt=2"})
+        raise httpx.ConnectError("connection refused")
+
+    async with API(transport=httpx.MockTransport(server), retries=3) as api:
+        with pytest.raises(errors.ConnectionError):
+            await api.post("orders", content=b"one order")
+    assert sent == ["http://api.test/v1/orders", "http://api.test/v1/orders?attempt=2"]
+
+
+async def test_a_get_answered_with_a_redirect_is_retried_when_the_redirect_fails(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Idempotent: sending it again is harmless, so the whole call is retried.
+    sent: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        if len(sent) < 4 and request.url.path == "/v1/x":
+            return httpx.Response(302, headers={"Location": "http://cdn.test/x"})
+        if request.url.host == "cdn.test" and len(sent) < 4:
+            raise httpx.ConnectError("connection refused")
+        return httpx.Response(200, json={"ok": True})
+
+    async with API(transport=httpx.MockTransport(server), retries=3) as api:
+        resp = await api.get("x")
+    assert resp.status_code == 200
+    assert sent[:4] == ["http://api.test/v1/x", "http://cdn.test/x"] * 2
+
+
 async def test_exhausted_timeouts_raise_the_timeout_error(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -65,17 +65,25 @@ class TransportVerdict(enum.Enum):
     INVALID = "invalid"  # no retry can cure it (bad scheme, bad URL)
 
 
-def classify_transport_error(exc: Exception, method: str) -> TransportVerdict:
+def classify_transport_error(
+    exc: Exception, method: str, *, answered: bool = False
+) -> TransportVerdict:
     """Whether a transport failure may be retried for ``method``.
 
     A failure before the request reached the server is retried for every method; one after
     it may have been sent only for idempotent methods, so a POST is never doubled.
+
+    ``answered``: the server answered the request before the failure, which came on a
+    request httpx sent next within the same call (a redirect's, an auth flow's).  The
+    request reached the server whatever the failure says: a POST answered 303 (the
+    Post/Redirect/Get pattern) was sent again on every retry when the redirect's
+    connection failed, creating the order each time.
     """
     if isinstance(exc, _INVALID):
         return TransportVerdict.INVALID
-    if never_sent(exc):
+    if never_sent(exc) and not answered:
         return TransportVerdict.RETRY
-    if isinstance(exc, _MAYBE_SENT) and method.upper() in IDEMPOTENT_METHODS:
+    if (answered or isinstance(exc, _MAYBE_SENT)) and method.upper() in IDEMPOTENT_METHODS:
         return TransportVerdict.RETRY
     return TransportVerdict.RAISE
 
@@ -127,12 +135,18 @@ def _rewindable(value: object) -> bool:
 
 
 def can_send_again(
-    content: object, data: object, failure: Exception | None, files: object = None
+    content: object,
+    data: object,
+    failure: Exception | None,
+    files: object = None,
+    *,
+    answered: bool = False,
 ) -> bool:
     """Whether a retry can send the request's body (``content=``, ``data=``, ``files=``)
     again: it is replayable, or the attempt failed before any of it was sent
-    (``failure``)."""
-    if failure is not None and never_sent(failure):
+    (``failure``, unless the request was ``answered`` before it: see
+    :func:`classify_transport_error`)."""
+    if failure is not None and never_sent(failure) and not answered:
         return True
     return is_replayable(content) and is_replayable(data) and files_replayable(files)
 

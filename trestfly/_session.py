@@ -141,6 +141,29 @@ _REDACT_FIELDS = "trestfly.redact_fields"
 #: The response extensions key under which the headers hook records when it closed the
 #: gate on a delay the headers announced (see OriginThrottle.on_response's ``hint_at``).
 _HINT_AT = "trestfly.hint_at"
+#: The extensions key the headers hook sets on an attempt the server answered (a
+#: redirect or an auth challenge httpx then follows within the same call).
+_ANSWERED = "trestfly.answered"
+
+
+def _failed_after_an_answer(exc: httpx.TransportError, method: str, url: str) -> bool:
+    """Whether a transport failure came on a request httpx sent after the server had
+    answered the call's own (following a redirect or an auth flow): the call's request
+    reached the server, whatever the failure says (see classify_transport_error)."""
+    try:
+        failed = exc.request
+    except RuntimeError:  # httpx did not say which request failed
+        return False
+    if failed.extensions.get(_ANSWERED):
+        return True
+    # A session= client runs none of trestfly's hooks: a redirect still shows in the
+    # request that failed (a 303 turns a POST into a GET, a 307 goes elsewhere).
+    first = httpx.URL(url)
+    return failed.method != method or (failed.url.host, failed.url.port, failed.url.path) != (
+        first.host,
+        first.port,
+        first.path,
+    )
 
 
 def _is_https_upgrade(first: str, url: httpx.URL) -> bool:
@@ -570,6 +593,9 @@ class TrioAPISession:
         # error map and everything else still apply after send() (a hook also sees the
         # intermediate responses of redirects and auth flows, which is harmless here:
         # a delay the server announced holds whatever the response was for).
+        # Every response of the call passes here, a redirect's too: once one has, a
+        # transport failure cannot mean the call's request never reached the server.
+        response.request.extensions[_ANSWERED] = True
         status = response.status_code
         if status < 400 or status not in (429, 420, 503, 403):
             return
@@ -969,7 +995,7 @@ class TrioAPISession:
                 response: httpx.Response | None = None
                 failure: Exception | None = None
                 hint: float | None = None
-                throttled = stale = invalid = False
+                throttled = stale = invalid = answered = False
                 argument: str | None = None  # the request argument at fault, if invalid
                 try:
                     response, hint, throttled, stale = await self._send_once(
@@ -995,7 +1021,10 @@ class TrioAPISession:
                     raise bad_response(method, url, options, exc) from exc
                 except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
                     self._counters.transport_errors += 1
-                    verdict = classify_transport_error(exc, method)
+                    answered = isinstance(exc, httpx.TransportError) and _failed_after_an_answer(
+                        exc, method, url
+                    )
+                    verdict = classify_transport_error(exc, method, answered=answered)
                     failure = exc
                     invalid = verdict is TransportVerdict.INVALID
                     retryable = verdict is TransportVerdict.RETRY
@@ -1050,7 +1079,8 @@ class TrioAPISession:
                     hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
                 )
                 body = (kwargs.get("content"), kwargs.get("data"))
-                if decision.retry and not can_send_again(*body, failure, kwargs.get("files")):
+                files = kwargs.get("files")
+                if decision.retry and not can_send_again(*body, failure, files, answered=answered):
                     decision = Decision(decision.delay, Stop.STREAMED_BODY)
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
