@@ -179,6 +179,9 @@ def test_malformed_link_headers_yield_no_next(header: str) -> None:
         ("/relative?page=2", None),
         ("https://h:99999/", None),
         ("https://h:port/", None),
+        # An international name, as httpx sends it: responses name it so.
+        ("https://Bücher.example/items", "https://xn--bcher-kva.example:443"),
+        ("https://xn--bcher-kva.example/items?page=2", "https://xn--bcher-kva.example:443"),
     ],
 )
 def test_origin_of_is_scheme_host_and_port_only(url: str, origin: str | None) -> None:

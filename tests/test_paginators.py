@@ -415,6 +415,21 @@ async def test_a_page_that_makes_no_box_is_a_response_decode_error_in_every_styl
             await walk(STYLES[style](api, box=True), None, bound=10)
 
 
+async def test_a_link_walk_on_an_international_host_follows_its_own_links() -> None:
+    # The collection's origin came from the URL as written ("bücher.example"), the
+    # links' from the responses, whose URL httpx had encoded ("xn--bcher-kva.example"):
+    # the first next link, though relative, was refused as leading to another origin.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("page") == "2":
+            return httpx.Response(200, json=[{"id": 3}])
+        return httpx.Response(
+            200, json=[{"id": 1}], headers={"Link": '</v1/items?page=2>; rel="next"'}
+        )
+
+    async with API(url="https://bücher.example/v1", transport=httpx.MockTransport(handler)) as api:
+        assert await walk(LinkIterator(api, path="items"), None, bound=10) == [1, 3]
+
+
 async def test_a_cursor_under_a_credential_name_is_hidden_in_messages() -> None:
     # The DEBUG line hid a pageToken's value; the loop error and the crawl's WARNING
     # (through _shown_position) quoted it.

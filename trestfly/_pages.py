@@ -20,6 +20,8 @@ from types import MappingProxyType
 from typing import Any, TypeAlias
 from urllib.parse import unquote, urljoin, urlsplit
 
+import httpx
+
 from .errors import PaginationError
 
 __all__ = [
@@ -318,6 +320,14 @@ def origin_of(url: str) -> str | None:
     host = parts.hostname
     if not parts.scheme or not host:
         return None
+    if not host.isascii():
+        # As httpx sends it (IDNA): the collection's URL as written says
+        # "bücher.example", the responses' "xn--bcher-kva.example", and every next
+        # link, a relative one too, was refused as leading to another origin.
+        try:
+            host = httpx.URL(f"{parts.scheme}://{host}").raw_host.decode("ascii")
+        except (httpx.InvalidURL, UnicodeError):
+            return None
     if port is None:
         port = _DEFAULT_PORTS.get(parts.scheme)
     shown = f"[{host}]" if ":" in host else host  # IPv6
