@@ -291,6 +291,27 @@ def test_declared_attributes_are_accepted() -> None:
     assert ListIterator._offset == 0  # set on the instance, never on the class
 
 
+def test_a_setting_holding_a_class_or_function_is_accepted_and_methods_are_not() -> None:
+    # Any callable value was taken for a method: record_type=list was refused as
+    # "no attribute" though the class declares it.
+    class Typed(ListIterator):
+        record_type: type = dict
+        sort_key: Any = None
+
+        @property
+        def first(self) -> Any:
+            return self.page[0]
+
+        @staticmethod
+        def helper() -> None: ...
+
+    it = Typed(None, record_type=list, sort_key=len)
+    assert (it.record_type, it.sort_key) == (list, len)
+    for method in ("_get_page", "first", "helper", "get"):
+        with pytest.raises(errors.UnexpectedValueError, match=f"no attribute '{method}'"):
+            Typed(None, **{method: lambda: None})
+
+
 @pytest.mark.parametrize(
     "bad",
     [

@@ -7,7 +7,9 @@ Subclasses implement :meth:`APIIterator._get_page`, which fills ``self.page`` (a
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Sequence
+from types import FunctionType
 from typing import Any, Self
 
 from .errors import TrestflyError, UnexpectedValueError
@@ -24,6 +26,19 @@ def limit_reached(count: int, limit: int | None) -> bool:
 def is_count(value: Any) -> bool:
     """Whether ``value`` is an integer >= 0 (``True`` is no count)."""
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _is_method(cls: type, name: str) -> bool:
+    """Whether ``name`` is a method (or property) of ``cls``, which a keyword must never
+    replace.  Not whether its value is callable: a setting may hold a class or a
+    function (``record_type: type = dict``), and was refused as undeclared."""
+    try:
+        attribute = inspect.getattr_static(cls, name)
+    except AttributeError:
+        return False
+    return isinstance(
+        attribute, FunctionType | staticmethod | classmethod | property
+    ) or inspect.ismethoddescriptor(attribute)
 
 
 def stopped_page_fetch(where: str, stop: StopAsyncIteration) -> TrestflyError:
@@ -84,8 +99,8 @@ class APIIterator:
         for key, value in attrs.items():
             # Only data attributes may be set: a keyword must never replace a method.
             if (
-                not hasattr(self, key)
-                or callable(getattr(self, key))
+                _is_method(type(self), key)  # first: hasattr would run a property
+                or not hasattr(self, key)
                 or key in ("_api", "_exhausted", "_fetching")
             ):
                 raise UnexpectedValueError(
