@@ -700,6 +700,20 @@ async def test_progress_is_reported_once_per_page(
 
 
 @pytest.mark.parametrize("prefetch", MODES)
+async def test_progress_total_counts_only_the_pages_max_pages_lets_through(
+    trio_server: TrioTestServer, prefetch: int | None
+) -> None:
+    # It reported the collection's 1,000 for a walk cut at 250: a bar never completed.
+    serve(trio_server, 1000)
+    reports: list[CrawlProgress] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            walked = await walk(Items(api, max_pages=3, progress=reports.append), prefetch)
+    assert len(walked) == 300
+    assert [(r.records, r.total) for r in reports] == [(100, 300), (200, 300), (300, 300)]
+
+
+@pytest.mark.parametrize("prefetch", MODES)
 async def test_a_progress_callback_raising_stop_async_iteration_fails_the_walk(
     trio_server: TrioTestServer, prefetch: int | None
 ) -> None:

@@ -94,7 +94,8 @@ class CrawlProgress:
         records: records of every page handed out so far, this one included.
         pages: pages handed out so far.
         total: records this iterator will yield in all, when known (from the reported
-            total, the resume position and ``max_items``); None when unknown.
+            total, the resume position, ``max_items``, and ``max_pages`` at the size of
+            the page just handed out); None when unknown.
         elapsed: seconds since the iterator's first request.
         rate: ``records / elapsed``, in records per second (0.0 at first).
 
@@ -445,11 +446,20 @@ class PagedIterator(APIIterator):
         if self._started_at is None:
             self._started_at = trio.current_time()
 
-    def _expected_records(self) -> int | None:
+    def _expected_records(self, records: int) -> int | None:
+        """The records the walk will yield in all, as of a page handed out with
+        ``records`` so far (see CrawlProgress.total)."""
         if self.total is None or self._origin is None:
             return None
         expected = max(0, self.total - self._origin)
-        return expected if self.max_items is None else min(expected, self.max_items)
+        if self.max_items is not None:
+            expected = min(expected, self.max_items)
+        if self.max_pages is not None:
+            # The pages left, at this page's size: without it a walk cut at max_pages
+            # reported the whole collection, and its progress bar never completed.
+            pages_left = max(0, self.max_pages - self.num_pages)
+            expected = min(expected, records + pages_left * len(self.page))
+        return expected
 
     def _report(self) -> None:
         if self._progress is None:
@@ -460,7 +470,7 @@ class PagedIterator(APIIterator):
         report = CrawlProgress(
             records=records,
             pages=self.num_pages,
-            total=self._expected_records(),
+            total=self._expected_records(records),
             elapsed=elapsed,
             rate=records / elapsed if elapsed > 0 else 0.0,
         )
