@@ -57,6 +57,39 @@ async def test_map_raises_the_first_failure_itself_and_cancels_the_rest(
     assert finished == []
 
 
+async def test_map_calls_nothing_more_after_a_failure_of_a_call_that_never_waits() -> None:
+    # Without a checkpoint between items the pool's cancellation passed the workers
+    # by: every remaining item went through fn (its side effects too), and over an
+    # endless iterable the map never ended.
+    calls: list[int] = []
+
+    async def cached(n: int) -> int:
+        calls.append(n)
+        if n == 0:
+            raise KeyError(n)
+        return n  # answered from a cache: no checkpoint
+
+    async with api() as session:
+        with trio.fail_after(5), pytest.raises(KeyError):
+            await session.map(cached, itertools.count(), limit=2)
+    assert calls == [0]
+
+
+async def test_a_cancelled_map_of_calls_that_never_wait_ends() -> None:
+    calls = 0
+
+    async def cached(n: int) -> int:
+        nonlocal calls
+        calls += 1
+        return n
+
+    async with api() as session:
+        with trio.move_on_after(5) as scope:
+            scope.cancel()
+            await session.map(cached, itertools.count(), limit=2)
+    assert scope.cancelled_caught and calls == 0
+
+
 async def test_map_raises_a_failure_of_the_items_themselves_as_itself() -> None:
     def rows() -> Iterator[int]:
         yield 1

@@ -165,6 +165,11 @@ async def map_ordered(
                 try:
                     # next() has no checkpoint, so workers never take the same item twice.
                     for item in source:
+                        # A call that never checkpoints (a cached answer, a check that
+                        # raises) let the pool's cancellation pass it by: after the first
+                        # failure every remaining item went through fn, and an endless
+                        # iterable never ended, even for a cancelled caller.
+                        await trio.lowlevel.checkpoint_if_cancelled()
                         index = len(results)
                         results.append(_PENDING)
                         results[index] = await fn(item)
