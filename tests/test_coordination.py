@@ -93,6 +93,38 @@ def test_a_memory_coordination_opened_in_another_trio_run_starts_empty() -> None
     assert trio.run(use, clock=trio.testing.MockClock(autojump_threshold=0)) == 200
 
 
+def test_a_store_down_in_the_last_trio_run_is_tried_again_at_once_in_the_next() -> None:
+    # When it went down is an instant of the last run's clock: a run whose clock was
+    # behind waited for it (hours on Trio's own clocks) with local-only throttling.
+    class FlakyStore(MemoryCoordination):
+        down = False
+
+        async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+            if self.down:
+                raise ConnectionRefusedError("the store is down")
+            return await super()._store_sync(key, request)
+
+    store = FlakyStore()
+    api = TrioAPISession(
+        url=URL, coordination=store, transport=httpx.MockTransport(lambda r: httpx.Response(200))
+    )
+
+    async def use(*, clock_at: float, fail: bool) -> bool:
+        await trio.sleep(clock_at)
+        async with api:
+            await api.get("x")
+            store.down = fail
+            store.wake()
+            await trio.sleep(5 * store.retry_interval)
+            return store.healthy
+
+    def run(**options: Any) -> bool:
+        return trio.run(lambda: use(**options), clock=trio.testing.MockClock(autojump_threshold=0))
+
+    assert run(clock_at=10_000, fail=True) is False
+    assert run(clock_at=0, fail=False) is True
+
+
 async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -284,6 +284,10 @@ class Coordination(ABC):
             raise TrestflyError(f"{type(self).__name__} is already open")
         run = trio.lowlevel.current_trio_token()
         if self._trio_run is not None and self._trio_run is not run:
+            # When the store went down is an instant of the last run's clock, which a
+            # new run starts elsewhere (randomly, hours apart): the retry waited until
+            # it came round again, local-only throttling meanwhile.  Retry at once.
+            self._down_since = -math.inf
             self._start_run()
         self._trio_run = run
         manager = trio.open_nursery()
