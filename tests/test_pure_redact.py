@@ -196,6 +196,23 @@ def test_redact_fields_apply_to_query_strings_and_form_strings_are_summarised() 
     assert extra["trestfly_body"] == "<22 characters of JSON text>"
 
 
+def test_bytes_body_keys_and_json_given_as_bytes_are_redacted() -> None:
+    # httpx sends data={b"password": ...} as password=..., but bytes names were never
+    # matched (is_secret_name answered False for non-str), and json= given as bytes was
+    # logged whole, where the same text as a str was summarised: both logged S3CRET.
+    extra = describe(
+        {"data": {b"username": "alice", b"Password": "S3CRET", b"client_secret": "S3CRET"}}
+    )
+    assert "S3CRET" not in repr(extra)  # bytes keys: json.dumps refuses them
+    assert extra["trestfly_body"][b"username"] == "alice"
+    extra = describe({"data": {b"sessionid": "S3CRET"}}, redact_fields=("SessionId",))
+    assert extra["trestfly_body"] == {b"sessionid": "REDACTED"}
+    extra = describe({"json": b'{"password": "S3CRET"}'})
+    assert extra["trestfly_body"] == "<22 bytes of JSON text>"
+    extra = describe({"json": bytearray(b'{"password": "S3CRET"}')})
+    assert extra["trestfly_body"] == "<22 bytes of JSON text>"
+
+
 def test_safe_url() -> None:
     assert safe_url("https://u:p@h:8443/a?page=3&Token=t#f") == (
         "https://h:8443/a?page=3&Token=REDACTED#f"

@@ -88,7 +88,10 @@ _BRACKETS = re.compile(r"[\[\]]+")
 def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     """Whether the value under ``name`` (a query parameter or a body key) must be hidden:
     a credential's name (SECRET_PARAMS, SECRET_SUFFIXES), or one of ``extra`` (lower case),
-    compared without case."""
+    compared without case.  A bytes name is read as latin-1, as httpx encodes it: a form
+    body's ``{b"password": ...}`` is sent as ``password=...``, and was logged in clear."""
+    if isinstance(name, bytes | bytearray):
+        name = name.decode("latin-1")
     if not isinstance(name, str):
         return False
     lowered = name.lower()
