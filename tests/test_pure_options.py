@@ -97,6 +97,10 @@ def test_single_status_code_is_accepted() -> None:
         # requests' pairs: httpx failed while sending with a bare RuntimeError.
         ({"data": [("password", "S3CRET")]}, "data must be a mapping of form fields.* list"),
         ({"data": 5}, "data must be a mapping of form fields.* int"),
+        # A sync stream: httpx's AsyncClient failed while sending with a bare RuntimeError.
+        ({"content": iter([b"a"])}, "content must be bytes, a str or an async iterable.* list_"),
+        ({"content": [b"a", b"b"]}, "content must be bytes, a str or an async iterable.* list"),
+        ({"content": 5}, "content must be bytes.* int"),
     ],
 )
 def test_bad_options_are_typed_errors_naming_the_problem(
@@ -121,6 +125,12 @@ def test_request_arguments_are_checked_by_kind_not_by_truth() -> None:
         {"data": {"tag": ["a", "b"]}},
         {"data": b"a=1"},
         {"data": _chunks()},
+        # A raw body: bytes-like, text, or streamed from an async iterable.
+        {"content": b"body", "timeout": 5},
+        {"content": "body"},
+        {"content": bytearray(b"body")},
+        {"content": None},
+        {"content": _chunks()},
     ):
         assert resolve(DEFAULTS, kwargs)[1] == kwargs
     # ... but "false" is no switch: bool() would take it as True.

@@ -16,7 +16,7 @@ import platform
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -1684,6 +1684,50 @@ async def test_a_streamed_body_is_retried_when_the_failure_came_before_sending()
     async with API(transport=RefusesOnce(), backoff=0) as api:
         assert (await api.put("upload", content=chunks())).status_code == 200
     assert attempts == [b"", b"hello world"]
+
+
+def _sync_chunks() -> Iterator[bytes]:
+    yield b"S3CRET-"
+    yield b"payload"
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        pytest.param(_sync_chunks, id="generator"),
+        pytest.param(lambda: [b"S3CRET-", b"payload"], id="list-of-chunks"),
+        pytest.param(lambda: io.BytesIO(b"S3CRET-payload"), id="binary-file"),
+        pytest.param(lambda: {"S3CRET": "payload"}, id="mapping"),
+    ],
+)
+async def test_a_sync_iterable_content_is_refused_before_sending_naming_only_its_kind(
+    content: Any,
+) -> None:
+    # httpx takes it as a sync stream, which an AsyncClient refused only while sending,
+    # with a bare RuntimeError -- after the data= refusal had said "use content=".
+    with respx.mock as mock:
+        route = mock.post(f"{URL}/v1/upload").respond(200)
+        async with API() as api:
+            with pytest.raises(errors.UnexpectedValueError, match="async iterable") as refused:
+                await api.post("upload", content=content())
+    assert route.call_count == 0
+    assert "S3CRET" not in str(refused.value)
+
+
+@pytest.mark.parametrize("content", [bytearray(b"payload"), memoryview(b"payload")])
+async def test_a_bytearray_or_memoryview_content_is_sent_as_its_bytes(
+    autojump_clock: trio.testing.MockClock, content: Any
+) -> None:
+    # httpx streams any iterable but bytes and str: these failed with a RuntimeError.
+    bodies: list[bytes] = []
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        bodies.append(await request.aread())
+        return httpx.Response(503 if len(bodies) == 1 else 200)
+
+    async with API(transport=httpx.MockTransport(answer)) as api:
+        assert (await api.post("upload", content=content)).status_code == 200
+    assert bodies == [b"payload"] * 2  # and sent again on a retry
 
 
 class Unrewindable(io.RawIOBase):

@@ -164,6 +164,18 @@ def _check_request_argument(key: str, value: Any) -> None:
             f"{{'tag': ['a', 'b']}}), a str, bytes or an async iterable of bytes; got a "
             f"{type(value).__name__} (for a raw body, use content=)"
         )
+    elif key == "content" and not (
+        value is None or isinstance(value, str | bytes | bytearray | memoryview | AsyncIterable)
+    ):
+        # httpx takes any other iterable (a generator, a list of chunks, a binary file)
+        # as a sync stream, which an AsyncClient refuses only while sending, with a bare
+        # RuntimeError -- and the data= refusal above points here.  Only the kind is
+        # named: the body may be anything.
+        raise UnexpectedValueError(
+            "content must be bytes, a str or an async iterable of bytes (an async "
+            f"generator); got a {type(value).__name__} (read a file or join the chunks "
+            "into bytes first)"
+        )
     elif key == "auth" and not (
         (
             isinstance(value, tuple)
@@ -186,7 +198,7 @@ def _check_request_argument(key: str, value: Any) -> None:
 
 #: The request arguments checked per call (see _check_request_argument).
 _CHECKED_REQUEST_ARGS: frozenset[str] = frozenset(
-    {"auth", "data", "files", "follow_redirects", "timeout"}
+    {"auth", "content", "data", "files", "follow_redirects", "timeout"}
 )
 
 #: Request arguments httpx takes as any iterable of pairs (or of file parts).
@@ -200,10 +212,16 @@ def read_iterators_once(kwargs: dict[str, Any]) -> dict[str, Any]:
     Each attempt builds its request from the call's keywords again, and the attempt's
     log line reads them first: an iterator (a generator of header pairs) was spent by
     the first reader, and the request went out without those headers, silently.
+
+    A ``content=`` bytearray or memoryview is copied into bytes here too: httpx sends
+    bytes and text as they are, but streams any other iterable, and an AsyncClient
+    refuses a sync stream while sending with a bare RuntimeError.
     """
     for key in _ITERABLE_REQUEST_ARGS:
         if isinstance(kwargs.get(key), Iterator):
             kwargs = {**kwargs, key: list(kwargs[key])}
+    if isinstance(kwargs.get("content"), bytearray | memoryview):
+        kwargs = {**kwargs, "content": bytes(kwargs["content"])}
     return kwargs
 
 
