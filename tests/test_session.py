@@ -1145,6 +1145,33 @@ async def test_an_absolute_path_without_a_host_is_named() -> None:
             await api.get("http:///x")
 
 
+@pytest.mark.parametrize(
+    ("path", "needle"),
+    [
+        ("http://127.0.0.1:0/x", "path has port 0, outside 1-65535"),
+        ("https://api.test:70000/x", "path has port 70000"),
+        ("http://a b/x", "path has a host with a space"),
+    ],
+)
+async def test_an_absolute_path_with_a_port_or_host_no_request_can_use_is_refused(
+    path: str, needle: str
+) -> None:
+    # The session's url was checked, but an absolute path was not: port 0 went out to
+    # port 80, and a host with a space was sent percent-encoded, silently.
+    sent: list[httpx.Request] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(request)
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer), retries=0) as api:
+        for _ in range(2):  # refused again, not cached as a good path
+            with pytest.raises(errors.UnexpectedValueError, match=needle):
+                await api.get(path)
+        assert (await api.get("http://127.0.0.1:8080/x")).status_code == 200
+    assert [str(request.url) for request in sent] == ["http://127.0.0.1:8080/x"]
+
+
 async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
     # Its mappings were MappingProxyType: dataclasses.asdict, pickle and deepcopy failed.
     async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:

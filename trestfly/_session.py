@@ -80,7 +80,15 @@ from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
 from ._transport import ShardedTransport
-from ._urls import build_url, check_base_path, check_url, is_absolute, join_path, parse_url
+from ._urls import (
+    build_url,
+    check_base_path,
+    check_host_and_port,
+    check_url,
+    is_absolute,
+    join_path,
+    parse_url,
+)
 from ._version import __version__
 
 T = TypeVar("T")
@@ -868,6 +876,9 @@ class TrioAPISession:
                     raise errors.UnexpectedValueError(
                         "path is an http:// or https:// URL without a host"
                     )
+                # As for the session's url: httpx sent port 0 to port 80, and a host
+                # with a space percent-encoded, silently.  Checked once per cached path.
+                check_host_and_port(parsed, "path")
                 origin = _origin(parsed)
             cached = (url, origin)
             if len(self._url_cache) >= 1024:
