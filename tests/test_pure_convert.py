@@ -78,6 +78,14 @@ def test_a_document_box_refuses_is_a_decode_error_with_the_response() -> None:
     }
 
 
+def test_a_type_error_from_python_box_is_a_decode_error_with_the_response() -> None:
+    # box_recast={"id": int} meeting an object: python-box's bare TypeError escaped.
+    resp = response(b'{"id": {"nested": 1}}')
+    with pytest.raises(ResponseDecodeError, match="TypeError") as info:
+        convert_response(resp, box=True, box_attrs={"box_recast": {"id": int}}, conv_json=False)
+    assert info.value.response is resp
+
+
 def test_json_nested_too_deep_is_a_decode_error() -> None:
     depth = 100_000  # past the interpreter's recursion limit
     with pytest.raises(ResponseDecodeError):

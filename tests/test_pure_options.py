@@ -6,6 +6,7 @@ from types import MappingProxyType
 
 import httpx
 import pytest
+from box import Box
 
 from trestfly._options import CallOptions, resolve
 from trestfly.errors import UnexpectedValueError
@@ -52,6 +53,19 @@ def test_trestfly_options_are_consumed() -> None:
     assert options.box_attrs == {"frozen_box": True}
 
 
+def test_box_attrs_values_python_box_takes_are_kept() -> None:
+    attrs = {
+        "box_class": Box,
+        "box_intact_types": (list,),
+        "box_recast": {"id": int},
+        "box_namespace": ("api",),
+        "box_dots": True,
+        "default_box": True,
+    }
+    options, _ = resolve(DEFAULTS, {"box_attrs": attrs})
+    assert options.box_attrs == attrs
+
+
 def test_none_inherits_the_default() -> None:
     options, _ = resolve(DEFAULTS, {"box": None, "conv_json": None})
     assert options is DEFAULTS
@@ -78,6 +92,10 @@ def test_single_status_code_is_accepted() -> None:
         ({"deadline": "5"}, "deadline"),
         ({"redact_fields": "password"}, "redact_fields"),
         ({"box_attrs": [1]}, "box_attrs"),
+        # Checked by name only, they failed later in python-box with a bare TypeError.
+        ({"box_attrs": {"box_class": 5}}, "box_attrs option box_class has a value"),
+        ({"box_attrs": {"box_recast": 5}}, "box_attrs option box_recast"),
+        ({"box_attrs": {"box_recast": {"id": 5}}}, "box_attrs option box_recast"),
         ({"retry_on": [[500]]}, "retry_on must hold HTTP status codes"),
         ({"redact_fields": b"session"}, "redact_fields must be a collection"),
         ({"redact_fields": [b"session"]}, "redact_fields must hold key names"),

@@ -18,6 +18,7 @@ import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import httpx
@@ -1172,6 +1173,38 @@ async def test_an_absolute_path_with_a_port_or_host_no_request_can_use_is_refuse
     assert [str(request.url) for request in sent] == ["http://127.0.0.1:8080/x"]
 
 
+async def test_a_bad_box_attrs_value_for_one_call_is_refused_before_sending() -> None:
+    # Checked by name only: the request went out, then the 2xx answer failed in
+    # python-box with a bare TypeError.
+    class Items(APIEndpoint):
+        _path = "items"
+        _box_attrs = MappingProxyType({"box_intact_types": 5})
+
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/items").respond(200, json={"a": {"b": 1}})
+        async with API() as api:
+            with pytest.raises(errors.UnexpectedValueError, match="option box_recast"):
+                await api.get("items", box=True, box_attrs={"box_recast": 5})
+            with pytest.raises(errors.UnexpectedValueError, match="option box_intact_types"):
+                await Items(api)._get(box=True)
+            assert route.call_count == 0
+            # Values python-box takes still pass, once checked.
+            for _ in range(2):
+                boxed = await api.get("items", box=True, box_attrs={"box_intact_types": (list,)})
+                assert boxed.a.b == 1
+
+
+async def test_a_success_the_box_options_cannot_convert_is_a_decode_error() -> None:
+    # box_recast={"id": int} is valid, but an object under "id" made python-box raise a
+    # bare TypeError after the 2xx answer, and the response was lost.
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").respond(200, json={"id": {"nested": 1}})
+        async with API(box=True, box_attrs={"box_recast": {"id": int}}) as api:
+            with pytest.raises(errors.ResponseDecodeError, match="does not make a Box") as info:
+                await api.get("x")
+    assert info.value.response is not None and info.value.response.status_code == 200
+
+
 async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
     # Its mappings were MappingProxyType: dataclasses.asdict, pickle and deepcopy failed.
     async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
@@ -1353,6 +1386,13 @@ async def test_retry_on_is_per_session_not_per_class(
         ({"retry_budget": 5}, "retry_budget must be a BudgetSettings"),
         ({"box_attrs": 5}, "box_attrs must be a mapping"),
         ({"box_attrs": {"frozen": True}}, "unknown python-box options"),
+        # Values python-box cannot use: accepted, then every JSON success failed with
+        # python-box's bare TypeError.
+        ({"box_attrs": {"box_class": 5}}, "box_attrs option box_class has a value"),
+        ({"box_attrs": {"box_intact_types": 5}}, "box_attrs option box_intact_types"),
+        ({"box_attrs": {"box_recast": 5}}, "box_attrs option box_recast"),
+        ({"box_attrs": {"box_namespace": 5}}, "box_attrs option box_namespace"),
+        ({"box_attrs": {"frozen_box": True, "box_class": 5}}, "option box_class has"),
         ({"timeout": "30"}, "timeout"),
         ({"timeout": float("nan")}, "timeout"),
         ({"proxies": "proxy.internal:3128"}, "proxies must be a URL with a host"),

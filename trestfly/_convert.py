@@ -77,10 +77,27 @@ def convert_response(
     value = parse_json(response, show_url)
     if not box:
         return value
+    return box_response(response, value, box_attrs, show_url)
+
+
+def box_response(
+    response: httpx.Response,
+    value: Any,
+    box_attrs: Mapping[str, Any],
+    show_url: ShowUrl | None = None,
+) -> Any:
+    """:func:`to_box` of ``response``'s parsed JSON ``value``.
+
+    Raises:
+        ResponseDecodeError: python-box refused the document.
+    """
     try:
         return to_box(value, box_attrs)
-    except (BoxError, RecursionError) as exc:
+    except (BoxError, RecursionError, TypeError) as exc:
         # The answer was a success: say so with the response, not a bare BoxKeyError.
+        # TypeError: python-box's own for a document its options cannot take (a valid
+        # box_recast={"id": int} meeting {"id": {...}}), or a box_attrs value no check
+        # caught (they are checked with a trial Box when set).
         raise ResponseDecodeError(
             response,
             f"{type(exc).__name__}: {exc}",

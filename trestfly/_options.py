@@ -8,11 +8,13 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
 import httpx
+from box import Box, BoxError, BoxList
 from box.converters import BOX_PARAMETERS  # python-box's own list of its options
 
 from ._arguments import check_bool, is_finite
@@ -100,7 +102,8 @@ def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:
 
 def box_options(value: Any) -> Mapping[str, Any]:
     """python-box keyword options, checked by name: Box takes a keyword it does not
-    know as data, so a misspelt option would become a key of every boxed response."""
+    know as data, so a misspelt option would become a key of every boxed response.
+    Their values are checked by boxing a trial document (see _check_box_values)."""
     if not isinstance(value, Mapping):
         raise UnexpectedValueError(
             f"box_attrs must be a mapping of python-box options, got {type(value).__name__}"
@@ -111,7 +114,65 @@ def box_options(value: Any) -> Mapping[str, Any]:
             f"box_attrs has unknown python-box options {unknown}: expected some of "
             f"{', '.join(BOX_PARAMETERS)}"
         )
+    if value:
+        try:
+            # Keyed by type too: 1 == True, but box_namespace=1 is not box_namespace=True.
+            key = frozenset((name, type(item), item) for name, item in value.items())
+        except TypeError:  # an unhashable value (a box_recast dict): checked every time
+            _check_box_values(tuple(value.items()))
+        else:
+            _checked_box_values(key)
     return value
+
+
+def _trial_document() -> dict[str, Any]:
+    # What python-box converts (a nested object, an array of objects), under names no
+    # box_recast is likely to hold: recasting a real key fails on data, not options.
+    return {"trestfly_trial": {"trestfly_nested": [{}]}}
+
+
+def _check_box_values(items: tuple[tuple[str, Any], ...]) -> None:
+    """Refuse box_attrs values python-box cannot use (``box_class=5``,
+    ``box_intact_types=5``): they were accepted, and every JSON success then failed in
+    python-box with a bare TypeError, the response lost.  The option is named when it
+    fails alone; its value is python-box's configuration, not a secret."""
+    try:
+        Box(_trial_document(), **dict(items))
+        BoxList([_trial_document()], **dict(items))
+    except (TypeError, ValueError, AttributeError, BoxError) as exc:
+        culprits = sorted(name for name, item in items if _fails_alone(name, item))
+        named = ", ".join(culprits or sorted(name for name, _ in items))
+        raise UnexpectedValueError(
+            f"box_attrs option {named} has a value python-box cannot use "
+            f"({type(exc).__name__}: {exc})"
+        ) from None
+    # The trial holds no key a box_recast names (recasting it would fail on the data):
+    # its converters are checked by kind, or {"id": 5} failed on every "id".
+    recast = dict(items).get("box_recast")
+    if recast is not None and not (
+        isinstance(recast, Mapping) and all(callable(convert) for convert in recast.values())
+    ):
+        raise UnexpectedValueError(
+            "box_attrs option box_recast has a value python-box cannot use: it must map "
+            f"key names to types or callables, got a {type(recast).__name__}"
+            + (" holding something not callable" if isinstance(recast, Mapping) else "")
+        )
+
+
+def _fails_alone(name: str, item: Any) -> bool:
+    try:
+        Box(_trial_document(), **{name: item})
+        BoxList([_trial_document()], **{name: item})
+    except (TypeError, ValueError, AttributeError, BoxError):
+        return True
+    return False
+
+
+@functools.lru_cache(maxsize=64)
+def _checked_box_values(key: frozenset[tuple[str, type, Any]]) -> None:
+    # A call's (or an endpoint's) box_attrs are resolved again for every attempt: the
+    # trial Box is built once per distinct set of values.  Only successes are cached.
+    _check_box_values(tuple((name, item) for name, _, item in key))
 
 
 def _deadline(value: Any) -> float | None:

@@ -146,7 +146,7 @@ def _quote_body(response: httpx.Response) -> str:
 class ResponseDecodeError(TrestflyError, ValueError):
     """A response claimed to be JSON but its body does not parse (or, with ``box=``,
     does not make a Box with the call's ``box_attrs``: ``box_dots=True`` and a key such
-    as ``"10.0.0.1"``).
+    as ``"10.0.0.1"``, ``box_recast={"id": int}`` and an object under ``"id"``).
 
     Raised when a call asked for ``box=`` or ``conv_json=`` and the response's
     ``Content-Type`` says JSON.
