@@ -8,7 +8,6 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -114,14 +113,11 @@ def box_options(value: Any) -> Mapping[str, Any]:
             f"box_attrs has unknown python-box options {unknown}: expected some of "
             f"{', '.join(BOX_PARAMETERS)}"
         )
-    if value:
-        try:
-            # Keyed by type too: 1 == True, but box_namespace=1 is not box_namespace=True.
-            key = frozenset((name, type(item), item) for name, item in value.items())
-        except TypeError:  # an unhashable value (a box_recast dict): checked every time
-            _check_box_values(tuple(value.items()))
-        else:
-            _checked_box_values(key)
+    if any(not isinstance(item, bool) for item in value.values()):
+        # Flags alone (the common box_dots=True) are not tried: the trial costs about
+        # 100 us, and a call's or an endpoint's box_attrs are resolved at every attempt.
+        # A flag python-box refuses still ends as a ResponseDecodeError (see _convert).
+        _check_box_values(tuple(value.items()))
     return value
 
 
@@ -166,13 +162,6 @@ def _fails_alone(name: str, item: Any) -> bool:
     except (TypeError, ValueError, AttributeError, BoxError):
         return True
     return False
-
-
-@functools.lru_cache(maxsize=64)
-def _checked_box_values(key: frozenset[tuple[str, type, Any]]) -> None:
-    # A call's (or an endpoint's) box_attrs are resolved again for every attempt: the
-    # trial Box is built once per distinct set of values.  Only successes are cached.
-    _check_box_values(tuple((name, item) for name, _, item in key))
 
 
 def _deadline(value: Any) -> float | None:
