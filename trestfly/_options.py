@@ -102,7 +102,7 @@ def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:
 def box_options(value: Any) -> Mapping[str, Any]:
     """python-box keyword options, checked by name: Box takes a keyword it does not
     know as data, so a misspelt option would become a key of every boxed response.
-    Their values are checked by boxing a trial document (see _check_box_values)."""
+    Values other than flags are checked by boxing a trial document (_check_box_values)."""
     if not isinstance(value, Mapping):
         raise UnexpectedValueError(
             f"box_attrs must be a mapping of python-box options, got {type(value).__name__}"
@@ -127,21 +127,29 @@ def _trial_document() -> dict[str, Any]:
     return {"trestfly_trial": {"trestfly_nested": [{}]}}
 
 
+def _trial_error(options: Mapping[str, Any]) -> Exception | None:
+    """What python-box raises boxing a trial document with ``options`` (None: nothing)."""
+    try:
+        Box(_trial_document(), **options)
+        BoxList([_trial_document()], **options)
+    except (TypeError, ValueError, AttributeError, BoxError) as exc:
+        return exc
+    return None
+
+
 def _check_box_values(items: tuple[tuple[str, Any], ...]) -> None:
     """Refuse box_attrs values python-box cannot use (``box_class=5``,
     ``box_intact_types=5``): they were accepted, and every JSON success then failed in
     python-box with a bare TypeError, the response lost.  The option is named when it
     fails alone; its value is python-box's configuration, not a secret."""
-    try:
-        Box(_trial_document(), **dict(items))
-        BoxList([_trial_document()], **dict(items))
-    except (TypeError, ValueError, AttributeError, BoxError) as exc:
-        culprits = sorted(name for name, item in items if _fails_alone(name, item))
+    error = _trial_error(dict(items))
+    if error is not None:
+        culprits = sorted(name for name, item in items if _trial_error({name: item}))
         named = ", ".join(culprits or sorted(name for name, _ in items))
         raise UnexpectedValueError(
             f"box_attrs option {named} has a value python-box cannot use "
-            f"({type(exc).__name__}: {exc})"
-        ) from None
+            f"({type(error).__name__}: {error})"
+        )
     # The trial holds no key a box_recast names (recasting it would fail on the data):
     # its converters are checked by kind, or {"id": 5} failed on every "id".
     recast = dict(items).get("box_recast")
@@ -153,15 +161,6 @@ def _check_box_values(items: tuple[tuple[str, Any], ...]) -> None:
             f"key names to types or callables, got a {type(recast).__name__}"
             + (" holding something not callable" if isinstance(recast, Mapping) else "")
         )
-
-
-def _fails_alone(name: str, item: Any) -> bool:
-    try:
-        Box(_trial_document(), **{name: item})
-        BoxList([_trial_document()], **{name: item})
-    except (TypeError, ValueError, AttributeError, BoxError):
-        return True
-    return False
 
 
 def _deadline(value: Any) -> float | None:
