@@ -77,20 +77,6 @@ def convert_response(
     value = parse_json(response, show_url)
     if not box:
         return value
-    return box_response(response, value, box_attrs, show_url)
-
-
-def box_response(
-    response: httpx.Response,
-    value: Any,
-    box_attrs: Mapping[str, Any],
-    show_url: ShowUrl | None = None,
-) -> Any:
-    """:func:`to_box` of ``response``'s parsed JSON ``value``.
-
-    Raises:
-        ResponseDecodeError: python-box refused the document.
-    """
     try:
         return to_box(value, box_attrs)
     except (BoxError, RecursionError, TypeError) as exc:
