@@ -2100,6 +2100,46 @@ async def test_a_redirect_from_http_to_https_on_the_same_host_keeps_credentials(
     assert seen[0]["x-api-key"] == "SECRET-KEY"
 
 
+class _StubbornClient(httpx.AsyncClient):
+    async def aclose(self) -> None:
+        await super().aclose()
+        raise OSError("the socket would not close")
+
+
+class _FailingClose(TrioAPISession):
+    _url = "https://api.example.test/v1"
+
+    def _build_session(self, **kwargs: Any) -> None:
+        self._session = _StubbornClient(
+            transport=httpx.MockTransport(lambda r: httpx.Response(200))
+        )
+
+
+async def test_a_failing_close_does_not_replace_the_bodys_exception_nor_a_cancellation() -> None:
+    # The close ran in a bare finally: its OSError replaced the body's error, and
+    # escaped a cancelled scope, which then never caught its cancellation.
+    with pytest.raises(ValueError, match="body failed") as info:
+        async with _FailingClose():
+            raise ValueError("body failed")
+    assert any("closing it raised OSError" in note for note in info.value.__notes__)
+    with trio.move_on_after(0) as scope:
+        async with _FailingClose():
+            await trio.sleep(1)
+    assert scope.cancelled_caught
+    with pytest.raises(OSError, match="would not close"):  # the body succeeded
+        async with _FailingClose():
+            pass
+
+    class FailingLogin(_FailingClose):
+        async def _authenticate(self, **kwargs: Any) -> None:
+            raise PermissionError("bad key")
+
+    with pytest.raises(PermissionError, match="bad key") as login:
+        async with FailingLogin():
+            pass
+    assert any("closing it raised OSError" in note for note in login.value.__notes__)
+
+
 class _FailingLogout(TrioAPISession):
     _url = "https://api.example.test/v1"
 

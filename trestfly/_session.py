@@ -713,8 +713,8 @@ class TrioAPISession:
                 for origin, gate in self._gates.items():  # a session opened again
                     gate.link = coordination.attach(origin, gate.throttle)
             await self._authenticate(**self._auth_kwargs)
-        except BaseException:
-            await self._close_session()
+        except BaseException as failure:
+            await self._close_session(failing=failure)
             raise
         return self
 
@@ -753,16 +753,27 @@ class TrioAPISession:
                 f"{type(failure).__name__}: {failure}"
             )
         finally:
-            await self._close_session()
+            await self._close_session(failing=exc)
 
-    async def _close_session(self) -> None:
+    async def _close_session(self, *, failing: BaseException | None = None) -> None:
+        """Close the clients and leave the coordination.  ``failing``: what the block
+        (or the entering) raised, which a failed close must not replace -- the body's
+        error, or a cancellation, which must win -- and is noted on instead, as a failed
+        ``_deauthenticate`` is."""
         self._entered = False
         self._httpx_client = None
         clients, self._built_clients = self._built_clients, []
         try:
-            await _close_all(clients)
-        finally:
-            await self._leave_coordination()
+            try:
+                await _close_all(clients)
+            finally:
+                await self._leave_coordination()
+        except Exception as failure:
+            if failing is None:
+                raise
+            failing.add_note(
+                f"leaving the session, closing it raised {type(failure).__name__}: {failure}"
+            )
 
     async def _leave_coordination(self) -> None:
         coordination = self._coordination
