@@ -132,6 +132,34 @@ def test_policies_of_other_units_are_no_request_quota() -> None:
     assert parse_quota(explicit, WALL) == Quota(5, None, 100, 60.0)
 
 
+def test_entries_named_by_a_token_are_paired_with_their_policies() -> None:
+    # The draft names an item by a String or a Token; only quoted names were read, so
+    # "burst;r=0" was paired with no policy and a content-bytes quota of 0 bytes left
+    # was read as a spent request quota (a 403 then counted as a throttle).
+    structured = headers(
+        RateLimit="burst;r=0;t=1, day;r=4000;t=80000",
+        RateLimit_Policy="burst;q=100;w=60, day;q=5000;w=86400",
+    )
+    assert parse_quota(structured, WALL) == Quota(0, 1.0, 100, 60.0)
+    both = headers(
+        RateLimit_Policy='bytes;q=1000000;qu="content-bytes";w=60, req;q=100;w=60',
+        RateLimit="bytes;r=0;t=30, req;r=50;t=30",
+    )
+    assert parse_quota(both, WALL) == Quota(50, 30.0, 100, 60.0)
+    only_bytes = headers(
+        RateLimit_Policy='bytes;q=1000000;qu="content-bytes";w=60', RateLimit="bytes;r=500"
+    )
+    assert parse_quota(only_bytes, WALL) is None
+    # The sf-token grammar: "*" first, then ":" and "/" among token characters.
+    odd = headers(
+        RateLimit="*a:b/c-1;r=3, x;r=9", RateLimit_Policy="x;q=10;w=100, *a:b/c-1;q=5;w=2"
+    )
+    assert parse_quota(odd, WALL) == Quota(3, None, 5, 2.0)
+    # A bare number is no name: an older draft's policy list still reads as before.
+    older = headers(RateLimit_Remaining="7", RateLimit_Policy="10;w=1")
+    assert parse_quota(older, WALL) == Quota(7, None, 10, 1.0)
+
+
 def test_a_parameter_with_an_exponent_or_a_unit_is_ignored_not_cut_short() -> None:
     # Structured-field numbers have neither: "t=1.5e2" was read as 1.5 s, "t=5m" as 5 s.
     for reset in ("1.5e2", "5m", "5s"):

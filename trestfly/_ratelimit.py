@@ -7,7 +7,8 @@ Understood forms, first match wins:
   1,000,000,000 can only be an epoch, and one above 100,000,000,000 an epoch in
   milliseconds);
 * IETF httpapi draft, structured-field form (draft 08 and later):
-  ``RateLimit: "default";r=37;t=5`` with ``RateLimit-Policy: "default";q=100;w=60``;
+  ``RateLimit: "default";r=37;t=5`` with ``RateLimit-Policy: "default";q=100;w=60``
+  (a name quoted or a token: ``default;r=37;t=5``);
 * IETF draft, older forms: ``RateLimit: limit=100, remaining=37, reset=5`` and the
   separate ``RateLimit-Limit`` / ``RateLimit-Remaining`` / ``RateLimit-Reset`` fields
   (the limit a number, or the list of drafts 00-02, ``10, 10;w=1, 1000;w=3600``: the
@@ -39,6 +40,12 @@ _INT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 _PARAM = re.compile(r"\b([a-z]+)\s*=\s*([0-9]+(?:\.[0-9]+)?)(?=\s*(?:[;,]|$))", re.IGNORECASE)
 #: A policy's quota unit (draft 08+: "request", "content-bytes", "concurrency").
 _UNIT = re.compile(r';\s*qu\s*=\s*"([^"]*)"', re.IGNORECASE)
+# An item's name: the draft allows a String ("burst") or a Token (burst;r=0), RFC 8941's
+# sf-token (ALPHA or "*", then tchar, ":" or "/").  Only quoted names were read: with
+# token names every entry was nameless, paired with no policy, and a content-bytes
+# quota of 0 left was read as a spent request quota.  A Token must end the bare item
+# (";", "," or the end), so "r=0" or an older draft's "100;w=60" is no name.
+_NAME = re.compile(r"""\s*(?:"([^"]*)"|([A-Za-z*][A-Za-z0-9!#$%&'*+.^_`|~:/-]*)(?=\s*(?:;|$)))""")
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,16 +121,18 @@ def _params(text: str) -> dict[str, float]:
 def _items(value: str) -> list[tuple[str | None, dict[str, float], str]]:
     """The items of a draft header's list: ``(name, params, text)`` each.
 
-    Draft 08 and later send one item per policy (``"burst";r=0;t=1, "day";r=4000``);
-    the older dictionary form (``limit=100, remaining=37, reset=5``) is one item whose
-    parameters happen to be separated by commas.
+    Draft 08 and later send one item per policy (``"burst";r=0;t=1, "day";r=4000``),
+    named by a String or a Token (``burst;r=0;t=1``); the older dictionary form
+    (``limit=100, remaining=37, reset=5``) is one item whose parameters happen to be
+    separated by commas.
     """
     if re.search(r"\b(?:limit|remaining|reset)\s*=", value, re.IGNORECASE):
         return [(None, _params(value), value)]
     items = []
     for text in value.split(","):
-        name = re.match(r'\s*"([^"]*)"', text)
-        items.append((name.group(1) if name else None, _params(text), text))
+        match = _NAME.match(text)
+        name = None if match is None else match[1] if match[1] is not None else match[2]
+        items.append((name, _params(text), text))
     return items
 
 
