@@ -50,10 +50,10 @@ def test_restricted_path_hides_params_and_body(url: str) -> None:
 
 
 def test_redact_fields_at_any_depth_without_mutating() -> None:
-    body = {"user": {"password": "p1", "tokens": [{"secret": "s1"}, {"ok": 1}]}, "password": "p2"}
+    body = {"user": {"password": "p1", "items": [{"secret": "s1"}, {"ok": 1}]}, "password": "p2"}
     extra = describe({"json": body}, redact_fields=("password", "secret"), redact_value="***")
     assert extra["trestfly_body"] == {
-        "user": {"password": "***", "tokens": [{"secret": "***"}, {"ok": 1}]},
+        "user": {"password": "***", "items": [{"secret": "***"}, {"ok": 1}]},
         "password": "***",
     }
     assert body["password"] == "p2"

@@ -5,6 +5,7 @@ import pytest
 from trestfly._safe_url import is_secret_name, safe_url
 from trestfly._urls import build_url, check_base_path, check_url, is_absolute, join_path
 from trestfly.errors import UnexpectedValueError
+from trestfly.utils import check
 
 
 @pytest.mark.parametrize(
@@ -183,6 +184,40 @@ def test_confirmations_one_time_codes_and_oauth_grant_secrets_are_secret(name: s
 
 @pytest.mark.parametrize("name", ["session", "sessions_count", "jwt_version_x", "pwd_policy"])
 def test_names_that_only_contain_those_words_stay_visible(name: str) -> None:
+    assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "api_keys",
+        "api-keys",
+        "API_KEYS",
+        "tokens",
+        "access_tokens",
+        "refreshTokens",
+        "secrets",
+        "client-secrets",
+        "code-verifier",
+        "signatures",
+    ],
+)
+def test_plurals_and_separated_spellings_of_credential_names_are_secret(name: str) -> None:
+    # SECRET_PARAMS were compared with separators, suffixes had no plural: "api_keys",
+    # "tokens" and "secrets" were quoted in check() errors and URLs ("apiKeys" was not).
+    assert is_secret_name(name)
+    assert "S3CR3T" not in safe_url(f"https://h.test/x?{name}=S3CR3T&page=2")
+    with pytest.raises(UnexpectedValueError) as caught:
+        check(name, ["sk_live_S3CR3T"], list, items_type=str, regex=r"^pk_")
+    assert "S3CR3T" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "name", ["keys", "sort_keys", "tokenizer", "tokenizers", "max_tokens", "maxOutputTokens"]
+)
+def test_plurals_that_are_no_credentials_stay_visible(name: str) -> None:
+    # Lookup keys (CouchDB's "keys") and counts of tokens (LLM APIs) are what one
+    # debugs with.
     assert not is_secret_name(name)
 
 

@@ -81,15 +81,40 @@ SECRET_SUFFIXES: tuple[str, ...] = (
 SECRET_PARTS: tuple[str, ...] = ("password", "passwd")
 
 
+#: SECRET_PARAMS as names are compared with them: without "-" and "_".
+_SQUASHED_PARAMS: frozenset[str] = frozenset(
+    name.replace("-", "").replace("_", "") for name in SECRET_PARAMS
+)
+
+#: Secret names whose plural is no credential: ``keys`` lists lookup keys (CouchDB's
+#: views, batch reads), where ``key`` alone is Google's API key.
+_NO_PLURAL: frozenset[str] = frozenset({"key"})
+
+#: Beginnings of names that count, not hold, tokens: ``max_tokens``, ``maxOutputTokens``,
+#: ``total_tokens`` (LLM APIs) are no list of credentials.
+_COUNTS: tuple[str, ...] = ("max", "min", "num", "total")
+
+
+def _is_credential(squashed: str) -> bool:
+    """Whether a lower-case name without "-" and "_" is a credential's."""
+    return (
+        squashed in _SQUASHED_PARAMS
+        or squashed.endswith(SECRET_SUFFIXES)
+        or any(part in squashed for part in SECRET_PARTS)
+    )
+
+
 #: What separates the parts of a bracketed name (``filter[api_key]``, ``token[]``).
 _BRACKETS = re.compile(r"[\[\]]+")
 
 
 def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     """Whether the value under ``name`` (a query parameter or a body key) must be hidden:
-    a credential's name (SECRET_PARAMS, SECRET_SUFFIXES), or one of ``extra`` (lower case),
-    compared without case.  A bytes name is read as latin-1, as httpx encodes it: a form
-    body's ``{b"password": ...}`` is sent as ``password=...``, and was logged in clear."""
+    a credential's name (SECRET_PARAMS, SECRET_SUFFIXES, SECRET_PARTS) or its plural
+    (``api_keys``, ``tokens``; not ``keys``, nor a count such as ``max_tokens``), compared
+    without case, "-" and "_", or one of ``extra`` (lower case), compared without case.
+    A bytes name is read as latin-1, as httpx encodes it: a form body's
+    ``{b"password": ...}`` is sent as ``password=...``, and was logged in clear."""
     if isinstance(name, bytes | bytearray):
         name = name.decode("latin-1")
     if not isinstance(name, str):
@@ -97,8 +122,19 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     lowered = name.lower()
     if lowered in SECRET_PARAMS or lowered in extra:
         return True
+    # SECRET_PARAMS are compared without separators too, and a plural is a list of the
+    # same credentials: "api_keys", "access_tokens", "tokens" and "secrets" were quoted in
+    # check() errors and URLs while "apiKeys" and "passwords" were hidden.
     squashed = lowered.replace("-", "").replace("_", "")
-    if squashed.endswith(SECRET_SUFFIXES) or any(part in squashed for part in SECRET_PARTS):
+    if _is_credential(squashed):
+        return True
+    singular = squashed[:-1]
+    if (
+        squashed.endswith("s")
+        and singular not in _NO_PLURAL
+        and not singular.startswith(_COUNTS)
+        and _is_credential(singular)
+    ):
         return True
     if "[" in lowered:
         # PHP/Rails-style names: access_token[] and filter[api_key] are the credential's
