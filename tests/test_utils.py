@@ -569,6 +569,14 @@ def test_check_case_applies_to_value_choices_and_default() -> None:
     assert check("v", 5, int, case="lower") == 5
 
 
+def test_check_case_applies_to_a_tuple_as_to_a_list() -> None:
+    # Choices apply to each item of a tuple, but a tuple was never cased: a valid tuple
+    # was refused ("v has value 'A'").
+    assert check("v", ("A", "B"), tuple, choices=["a", "b"], case="lower") == ("a", "b")
+    assert check("v", ("a", 1), tuple, case="upper") == ("A", 1)
+    assert check("v", None, tuple, case="upper", default=("low",)) == ("LOW",)
+
+
 def test_check_bad_case_raises_unexpected_value_error() -> None:
     with pytest.raises(UnexpectedValueError, match="case has value 'title'"):
         check("v", "x", str, case="title")  # type: ignore[arg-type]

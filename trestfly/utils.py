@@ -409,6 +409,16 @@ def _regex(name: str, what: str, spec: Any) -> re.Pattern[str]:
     return compiled
 
 
+def _cased(obj: Any, case: Case) -> Any:
+    """:func:`force_case`, and a tuple's string items too (a tuple back).  check() applies
+    ``choices`` to each item of a list or a tuple, so a tuple left uncased was refused
+    (``("A", "B")`` against ``["a", "b"]`` cased); force_case itself keeps RESTfly's
+    meaning.  Only a plain tuple: a named tuple is its own type."""
+    if type(obj) is tuple:
+        return tuple(force_case(list(obj), case))
+    return force_case(obj, case)
+
+
 def _is_instance(obj: Any, types: tuple[type[Any], ...]) -> bool:
     if isinstance(obj, bool):  # bool subclasses int, but True is no answer to "int?"
         return any(kind is not int and isinstance(obj, kind) for kind in types)
@@ -471,7 +481,8 @@ def check(
             timestamps (UTC).
         choices: the allowed values.
         default: returned, not validated, when ``obj`` is ``None``.
-        case: ``"lower"`` or ``"upper"``.
+        case: ``"lower"`` or ``"upper"``, applied to a string, and to the string items
+            of a list or a tuple.
         pattern: a name in :data:`PATTERNS` or ``pattern_map`` the string must match.
         pattern_map: more named patterns (regexes or predicates), overriding built-ins.
         regex: a regex (string or compiled) the string must contain (``re.search``).
@@ -494,8 +505,9 @@ def check(
     Differences from RESTfly: explicit keyword-only keywords (a misspelt one is a
     ``TypeError``); :class:`RequiredParameterError` for a missing value (still a
     ``ValueError``); :class:`UnexpectedValueError`, not ``IndexError``, for an unknown
-    pattern; ``choices=[]`` allows nothing; ``pattern`` and ``regex`` both apply; built-in
-    patterns end at ``\\Z``, accept upper-case hex, and check IPs with :mod:`ipaddress`;
+    pattern; ``choices=[]`` allows nothing; ``case`` applies to a tuple's items too (as
+    ``choices`` do); ``pattern`` and ``regex`` both apply; built-in patterns end at
+    ``\\Z``, accept upper-case hex, and check IPs with :mod:`ipaddress`;
     stdlib date parsing instead of ``arrow``; ``bool`` refused for ``int``; the
     ``"uuid"``-style types come from pyTenable's wrapper of this function; the ``"url"``
     pattern also takes a port, a query string, a fragment and upper case, and refuses
@@ -534,7 +546,7 @@ def check(
         matchers.append((repr(compiled.pattern), compiled))
     allowed = None if choices is None else list(choices)
     if case is not None:
-        obj, default = force_case(obj, case), force_case(default, case)
+        obj, default = _cased(obj, case), _cased(default, case)
         allowed = None if allowed is None else force_case(allowed, case)
 
     if obj is None:
