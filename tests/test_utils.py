@@ -780,6 +780,27 @@ def test_check_names_a_bad_type_pattern_or_choices(keywords: dict[str, Any], nam
         check("v", value, **arguments)
 
 
+@pytest.mark.parametrize(
+    ("keywords", "named"),
+    [
+        ({"items_type": 0}, "items_type 0 is not a type"),
+        ({"items_type": ()}, "items_type \\(\\) is not a type"),
+        ({"items_type": ""}, "expected type '' is unknown"),
+        ({"expected_type": ()}, "expected_type \\(\\) is not a type"),
+    ],
+)
+def test_check_refuses_a_falsy_or_empty_type_as_no_type(
+    keywords: dict[str, Any], named: str
+) -> None:
+    # A falsy items_type was silently no items_type, and an empty tuple of types made
+    # every value a TypeError expecting nothing.
+    arguments: dict[str, Any] = {"expected_type": list, **keywords}
+    with pytest.raises(UnexpectedValueError, match=named):
+        check("v", [1], **arguments)
+    with pytest.raises(UnexpectedValueError, match=named):
+        check("v", None, **arguments)  # even when obj is None
+
+
 def test_check_takes_a_typing_union_and_names_its_parts() -> None:
     # Not a type itself, but RESTfly-era callers spell Optional[int]: it stays accepted.
     assert check("u", 5, Optional[int]) == 5  # type: ignore[arg-type]  # noqa: UP045

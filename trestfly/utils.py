@@ -380,7 +380,9 @@ def _resolve(
             kinds = typing.get_args(expected)  # int | str: named part by part in errors
         else:
             kinds = expected if isinstance(expected, tuple) else (expected,)
-        if not all(isinstance(kind, type) for kind in kinds):
+        # An empty tuple is no type either: it passed, and every value then failed with a
+        # TypeError expecting nothing.
+        if not kinds or not all(isinstance(kind, type) for kind in kinds):
             raise UnexpectedValueError(
                 f"check({name!r}): {argument} {expected!r} is not a type, expected a type, "
                 "a tuple of types, or one of 'uuid', 'scanner-uuid', 'datetime', 'date'"
@@ -497,9 +499,9 @@ def check(
         TypeError: ``obj`` (or an item) is not, and cannot be converted to, the type.
         UnexpectedValueError: a value outside ``choices`` or not matching a pattern; an
             unknown ``pattern``, ``case`` or type name, an ``expected_type`` or
-            ``items_type`` that is no type, a ``regex`` (or pattern) that does not
-            compile, ``choices`` that are not iterable, a ``pattern_map`` that is not a
-            mapping (all even when ``obj`` is ``None``).
+            ``items_type`` that is no type (``0``, ``()``), a ``regex`` (or pattern) that
+            does not compile, ``choices`` that are not iterable, a ``pattern_map`` that is
+            not a mapping (all even when ``obj`` is ``None``).
         RequiredParameterError: ``obj`` is ``None`` and ``allow_none`` is ``False``.
 
     Differences from RESTfly: explicit keyword-only keywords (a misspelt one is a
@@ -518,8 +520,10 @@ def check(
     .. versionadded:: 0.1.0
     """
     types, implied = _resolve(name, expected_type, "expected_type")
+    # "is not None", not truth: items_type=0, "" or () was silently no items_type, where
+    # an items_type that is no type is documented to raise.
     item_types, item_implied = (
-        _resolve(name, items_type, "items_type") if items_type else ((), None)
+        _resolve(name, items_type, "items_type") if items_type is not None else ((), None)
     )
     if pattern_map is not None and not isinstance(pattern_map, Mapping):
         raise UnexpectedValueError(
@@ -555,7 +559,7 @@ def check(
         expected = " or ".join(kind.__name__ for kind in types)
         raise RequiredParameterError(f"{name} is required: got None, expected {expected}")
     obj = _convert(name, obj, types, softcheck)
-    if items_type:
+    if items_type is not None:
         if isinstance(obj, str | bytes) or not isinstance(obj, Iterable):
             raise TypeError(f"{name} is of type {type(obj).__name__}, expected an iterable")
         items = [
