@@ -1534,6 +1534,47 @@ def test_misspelt_keywords_are_refused_when_nothing_could_use_them() -> None:
     API(max_retries=3)  # RESTfly's default: handed to _authenticate, which ignores it
 
 
+async def test_misspelt_keywords_are_refused_when_build_session_is_overridden() -> None:
+    # The documented override (call super(), then customise the client) switched the
+    # check off: its **kwargs counted as using anything, so max_retries=3 was accepted
+    # and ignored; and an override naming its keywords let regoin="us" through to a
+    # bare TypeError on entering.
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+
+    class Strict(API):
+        _error_on_unexpected_input = True
+
+    class Tenant(Strict):
+        def _build_session(self, **kwargs: Any) -> None:
+            super()._build_session(**kwargs)
+            self._session.headers["X-Tenant"] = "acme"
+
+    class Regional(Strict):
+        def _build_session(self, region: str = "eu", **kwargs: Any) -> None:
+            super()._build_session(**kwargs)
+            self._session.headers["X-Region"] = region
+
+    class Both(Regional):
+        async def _authenticate(self, api_key: str = "") -> None:
+            self._session.headers["X-Api-Key"] = api_key
+
+    with pytest.raises(errors.UnexpectedValueError, match="max_retries"):
+        Tenant(max_retries=3)
+    with pytest.raises(errors.UnexpectedValueError, match="regoin"):
+        Regional(regoin="us")
+    async with Regional(region="us", transport=transport) as api:
+        assert (await api.get("x")).request.headers["X-Region"] == "us"
+    # Each hook receives every keyword: one the other cannot take is named here too.
+    with pytest.raises(errors.UnexpectedValueError, match=r"_authenticate\(\).*region"):
+        Both(api_key="k", region="us")
+
+    class Open(Regional):
+        async def _authenticate(self, **kwargs: Any) -> None:
+            pass
+
+    Open(anything=1)  # an _authenticate taking **kwargs still accepts anything
+
+
 async def test_map_refuses_a_limit_of_zero() -> None:
     async def echo(item: int) -> int:
         return item

@@ -251,7 +251,8 @@ class TrioAPISession:
     _retry_statuses: Collection[int] = DEFAULT_RETRY_STATUSES
     #: Extra statuses this session retries on every call.
     _retry_on: Collection[int] = ()
-    #: Raise on constructor keywords neither the session nor ``_authenticate`` names.
+    #: Raise on constructor keywords neither the session nor an overridden
+    #: ``_authenticate`` or ``_build_session`` names (at construction).
     _error_on_unexpected_input: bool = False
     #: A server delay hint above this many seconds fails at once instead of sleeping.
     _max_retry_after: float = 300.0
@@ -498,27 +499,40 @@ class TrioAPISession:
     # ----------------------------------------------------------------- lifecycle
 
     def _check_authenticate_keywords(self, kwargs: Mapping[str, Any]) -> None:
-        parameters = inspect.signature(self._authenticate).parameters.values()
         cls = type(self)
-        # The base methods take **kwargs and ignore them: nothing would use a misspelt
-        # session keyword (max_retries=3) unless a subclass overrides one of them.
-        overridden = (
-            cls._authenticate is not TrioAPISession._authenticate
-            or cls._build_session is not TrioAPISession._build_session
-        )
-        if overridden and any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
-            return
-        accepted = {
-            p.name
-            for p in parameters
-            if p.kind in (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        # Both hooks are called with every keyword the session did not know; the base
+        # methods take them as **kwargs and ignore them, so only an override can use one.
+        hooks = {
+            name: list(inspect.signature(getattr(self, name)).parameters.values())
+            for name in ("_authenticate", "_build_session")
+            if getattr(cls, name) is not getattr(TrioAPISession, name)
         }
-        unknown = sorted(set(kwargs) - accepted)
-        if unknown:
-            raise errors.UnexpectedValueError(
-                f"{type(self).__name__} got unexpected keyword(s) {', '.join(unknown)}: "
-                "neither the session nor its _authenticate() accepts them"
-            )
+        # A keyword is used when an overridden hook names it, or by anything when an
+        # overridden _authenticate takes **kwargs.  Not when only _build_session does:
+        # the documented override passes its **kwargs on to super(), which ignores
+        # them, and counting it switched the check off (a misspelt max_retries=3 passed
+        # silently, and a misspelt keyword of an override naming its own was a bare
+        # TypeError on entering).
+        if not _takes_any_keyword(hooks.get("_authenticate", [])):
+            accepted = set().union(*(_keyword_names(params) for params in hooks.values()))
+            unknown = sorted(set(kwargs) - accepted)
+            if unknown:
+                raise errors.UnexpectedValueError(
+                    f"{cls.__name__} got unexpected keyword(s) {', '.join(unknown)}: "
+                    "neither the session nor its _authenticate() or _build_session() "
+                    "accepts them"
+                )
+        # Each overridden hook must also take the keywords the other names, or entering
+        # raises a bare TypeError: say so here instead.
+        for name, params in hooks.items():
+            if not _takes_any_keyword(params):
+                refused = sorted(set(kwargs) - _keyword_names(params))
+                if refused:
+                    raise errors.UnexpectedValueError(
+                        f"{cls.__name__}.{name}() does not accept keyword(s) "
+                        f"{', '.join(refused)}: _authenticate() and _build_session() "
+                        "each receive every keyword the session does not know"
+                    )
 
     def _build_session(self, *args: Any, **kwargs: Any) -> None:
         """Build ``self._session``, the ``httpx.AsyncClient`` every request goes through.
@@ -1337,6 +1351,16 @@ class TrioAPISession:
             origins=origins,  # a copy, like by_status (see Counters.frozen_status)
             coordination=self._coordination.stats if self._coordination else None,
         )
+
+
+def _keyword_names(parameters: list[inspect.Parameter]) -> set[str]:
+    """The names a call may pass these parameters by keyword."""
+    by_keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return {p.name for p in parameters if p.kind in by_keyword}
+
+
+def _takes_any_keyword(parameters: list[inspect.Parameter]) -> bool:
+    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _now_or_zero() -> float:
