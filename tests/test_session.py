@@ -689,6 +689,35 @@ async def test_the_session_property_behaves_as_an_attribute_for_introspection() 
             _session = httpx.AsyncClient()
 
 
+async def test_a_session_none_declared_on_a_mixin_keeps_the_session_usable() -> None:
+    # Only the subclass's own `_session = None` was removed: declared on a RESTfly-style
+    # attributes mixin before TrioAPISession, it hid the property, the client landed in
+    # the instance dict, and entering raised "_build_session() did not set self._session".
+    class RestflyAttrs:
+        _url = URL
+        _session = None
+
+    class Mixed(RestflyAttrs, TrioAPISession):
+        pass
+
+    class Deeper(Mixed):
+        pass
+
+    for cls in (Mixed, Deeper):
+        async with cls(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:
+            assert (await api.get("x")).status_code == 200
+        assert not hasattr(api, "_session")
+    assert RestflyAttrs._session is None  # the mixin itself is left as it was
+
+    class Holder:
+        _session = "http://api.test"
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"Holder\._session cannot be set"):
+
+        class Wrong(Holder, TrioAPISession):
+            pass
+
+
 async def test_a_client_kept_across_blocks_is_named_when_found_closed() -> None:
     class Keeps(API):
         def __init__(self, **kwargs: Any) -> None:

@@ -473,16 +473,23 @@ class TrioAPISession:
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
-        if "_session" in vars(cls):
-            if vars(cls)["_session"] is None:
-                # RESTfly-style SDKs declare `_session = None`: a class attribute would
-                # hide the property, and the client trestfly sets would never be seen.
-                delattr(cls, "_session")
-            elif not isinstance(vars(cls)["_session"], property):
-                raise errors.UnexpectedValueError(
-                    f"{cls.__name__}._session cannot be set on the class: the session's "
-                    "httpx client is set per session, in _build_session"
-                )
+        # The class the attribute comes from, wherever in the MRO: declared on a mixin
+        # before TrioAPISession (a RESTfly-style attributes class), it hid the property
+        # as surely as on the subclass itself.
+        owner = next(klass for klass in cls.__mro__ if "_session" in vars(klass))
+        if owner is TrioAPISession:
+            return
+        value = vars(owner)["_session"]
+        if value is None:
+            # RESTfly-style SDKs declare `_session = None`: a class attribute would
+            # hide the property, and the client trestfly sets would never be seen.
+            # Put the property back on the subclass (the mixin may serve other classes).
+            type.__setattr__(cls, "_session", vars(TrioAPISession)["_session"])
+        elif not isinstance(value, property):
+            raise errors.UnexpectedValueError(
+                f"{owner.__name__}._session cannot be set on the class: the session's "
+                "httpx client is set per session, in _build_session"
+            )
 
     def __repr__(self) -> str:
         # For debugging: what and where, never a secret (the URL without its password).
