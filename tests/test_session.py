@@ -1245,6 +1245,35 @@ async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
     assert pickle.loads(pickle.dumps(stats)) == stats
 
 
+def test_stats_read_after_trio_run_returned_show_the_last_state_seen_inside() -> None:
+    # Outside a run the gates were compared with 0.0, while they hold instants of the
+    # run's clock: a gate open when the run ended was reported closed afterwards.
+    def session(*answers: httpx.Response, **kwargs: Any) -> API:
+        replies = iter(answers)
+        return API(transport=httpx.MockTransport(lambda r: next(replies)), **kwargs)
+
+    reopened = session(httpx.Response(429, headers={"Retry-After": "1"}), httpx.Response(200))
+    closed = session(httpx.Response(429, headers={"Retry-After": "60"}), retries=0)
+    inside: dict[str, trestfly.SessionStats] = {}
+
+    async def use() -> None:
+        with trio.fail_after(10):
+            async with reopened:
+                await reopened.get("x")  # retried once the gate opened again
+            inside["reopened"] = reopened.stats
+            with pytest.raises(errors.TooManyRequestsError):
+                async with closed:
+                    await closed.get("x")
+            inside["closed"] = closed.stats
+
+    trio.run(use, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert inside["reopened"].origins["http://api.test"].gate_open
+    assert not inside["closed"].origins["http://api.test"].gate_open
+    # Nothing happened since: the same gates, and the budget as it was left.
+    assert reopened.stats == inside["reopened"]
+    assert closed.stats == inside["closed"]
+
+
 async def test_debug_logging_never_fails_a_request(caplog: pytest.LogCaptureFixture) -> None:
     # A JSON body nested past the redaction's recursion raised RecursionError from the
     # log line, and header triples a bare ValueError, where without logging the first

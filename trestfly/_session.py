@@ -470,6 +470,9 @@ class TrioAPISession:
         self._budget_started = False
         self._counters = Counters()
         self._retrying = 0
+        # The Trio time of the last attempt or leaving: what `stats` compares the gates
+        # and the budget with when read outside trio.run (see _current_time_or).
+        self._last_seen = 0.0
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -781,6 +784,7 @@ class TrioAPISession:
         (or the entering) raised, which a failed close must not replace -- the body's
         error, or a cancellation, which must win -- and is noted on instead, as a failed
         ``_deauthenticate`` is."""
+        self._last_seen = trio.current_time()
         self._entered = False
         self._httpx_client = None
         clients, self._built_clients = self._built_clients, []
@@ -978,9 +982,11 @@ class TrioAPISession:
                 hint = spent_quota_delay(quota) or None
             trips = gate.throttle.gate_trips
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
+            # Kept for stats read after trio.run returned (one assignment per attempt).
+            now = self._last_seen = trio.current_time()
             gate.throttle.on_response(
                 admitted.ticket,
-                trio.current_time(),
+                now,
                 status=status,
                 hint=hint,
                 quota=quota,
@@ -1322,14 +1328,18 @@ class TrioAPISession:
     def stats(self) -> SessionStats:
         """A snapshot of the session's counters and of each origin's throttling state.
 
+        Read outside ``trio.run`` (after it returned), the gates and the retry budget are
+        as they were when the session last sent a request or was left.
+
         .. versionadded:: 0.1.0
         """
         counters = self._counters
+        now = _current_time_or(self._last_seen)
         origins = {
             origin: OriginStats(
                 gate_trips=gate.throttle.gate_trips,
                 gate_closed_seconds=gate.throttle.gate_closed_time,
-                gate_open=gate.throttle.gate_until <= _now_or_zero(),
+                gate_open=gate.throttle.gate_until <= now,
                 throttle_episodes=gate.throttle.episodes,
                 concurrency_limit=gate.throttle.concurrency_limit,
                 learned_rate=gate.throttle.learned_rate,
@@ -1349,7 +1359,7 @@ class TrioAPISession:
             sleep_seconds=counters.sleep_seconds,
             gate_trips=sum(o.gate_trips for o in origins.values()),
             gate_closed_seconds=sum(o.gate_closed_seconds for o in origins.values()),
-            budget_level=self._budget.level(_now_or_zero()),
+            budget_level=self._budget.level(now),
             budget_denied=self._budget.denied,
             concurrency_limit=min(
                 (o.concurrency_limit for o in origins.values()), default=self._max_concurrency
@@ -1370,8 +1380,11 @@ def _takes_any_keyword(parameters: list[inspect.Parameter]) -> bool:
     return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
-def _now_or_zero() -> float:
+def _current_time_or(last_seen: float) -> float:
+    """Trio's time, or outside trio.run the session's last activity inside one: the
+    gates and the budget hold instants of that run's clock, and comparing them with 0.0
+    showed an open gate as closed once the run had returned."""
     try:
         return trio.current_time()
     except RuntimeError:  # read outside trio.run
-        return 0.0
+        return last_seen
