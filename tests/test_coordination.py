@@ -135,15 +135,17 @@ async def test_a_429_seen_by_one_worker_closes_the_gate_for_all(
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=arrivals)
         async with coordination, worker("a", coordination) as a, worker("b", coordination) as b:
-            await a.get("x")  # the 429, then the retry after the gate
-            assert b.stats.origins == {}  # b never sent: its gate does not exist yet
-            await b.get("x")  # joins the key: the shared gate holds it too
-            # While a's gate was closed, b kept sending.  Now b's first request: the
-            # gate was already open again (2 s passed during a's retry).
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(a.get, "x")  # the 429, then the retry after the gate
+                await trio.sleep(0.5)  # the gate a's 429 closed is shut for 1.5 s more
+                assert announced and b.stats.origins == {}  # b has not sent yet
+                await b.get("x")  # its first request joins the key: the shared gate
             assert coordination.stats.syncs > 0
-    # Every arrival after the 429 is after the announced instant, whoever sent it.
+    # b's request waited for the instant a's 429 announced.  (It used to be sent after
+    # a's retry, when the gate had reopened anyway: it passed without any sharing.)
     until = announced[0]
-    assert [t for t, _ in arrivals.log[1:] if t < until] == []
+    assert [who for t, who in arrivals.log[1:] if t < until] == []
+    assert sorted(who for _, who in arrivals.log) == ["a", "a", "b"]
 
 
 async def test_a_worker_that_never_saw_the_429_waits_at_the_shared_gate(

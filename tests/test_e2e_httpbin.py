@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 import trio
-from box import Box, BoxList
+from box import Box, BoxError, BoxList
 
 import trestfly
 from trestfly import APIEndpoint, TrioAPISession, errors
@@ -161,7 +161,7 @@ async def test_session_wide_box_and_per_call_override(httpbin_url: str) -> None:
             raw = await api.get("/get", box=False)
     assert isinstance(boxed, Box)
     assert boxed.args.k == "v"
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(BoxError, match="frozen"):
         boxed.args.k = "changed"
     assert isinstance(raw, httpx.Response)
 

@@ -2,7 +2,7 @@
 
 import httpx
 import pytest
-from box import Box, BoxList
+from box import Box, BoxError, BoxList
 
 from trestfly._convert import convert_response, is_json_content_type
 from trestfly.errors import ResponseDecodeError
@@ -63,7 +63,7 @@ def test_scalars_empty_bodies_and_non_json() -> None:
 def test_box_attrs_are_applied() -> None:
     resp = response(b'{"a": 1}')
     obj = convert_response(resp, box=True, box_attrs={"frozen_box": True}, conv_json=False)
-    with pytest.raises(Exception, match="frozen"):
+    with pytest.raises(BoxError, match="frozen"):
         obj.a = 2
 
 

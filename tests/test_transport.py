@@ -242,9 +242,11 @@ async def test_a_failed_request_sends_its_shard_to_the_back() -> None:
 
 async def test_slot_is_released_when_the_shard_raises() -> None:
     transport, shards = fake_transport(2, 1)
-    for _ in range(5):  # more failures than slots: each one gave its slot back
-        with pytest.raises(httpx.ConnectError):
-            await open_response(transport, "/fail")
+    # Bounded: a leaked slot made the third request wait for it forever.
+    with trio.fail_after(5):
+        for _ in range(5):  # more failures than slots: each one gave its slot back
+            with pytest.raises(httpx.ConnectError):
+                await open_response(transport, "/fail")
     assert_idle(transport, shards)
 
 
