@@ -35,6 +35,18 @@ def test_absolute_path_is_used_as_is(path: str) -> None:
     assert build_url("http://h", "v1", path) == path
 
 
+@pytest.mark.parametrize("path", ["ftp://files.example.com/x", "wss://h/stream", "S3://b/k"])
+def test_a_url_of_another_scheme_as_a_path_is_refused(path: str) -> None:
+    # It was joined as a relative path: https://h/v1/ftp://files.example.com/x was sent.
+    with pytest.raises(UnexpectedValueError, match="scheme '(ftp|wss|s3)'"):
+        build_url("https://h", "v1", path)
+
+
+@pytest.mark.parametrize("path", ["users/a:b", "x?next=http://a", "items/urn:isbn:1"])
+def test_a_relative_path_with_a_colon_or_a_url_in_its_query_is_joined(path: str) -> None:
+    assert build_url("https://h", "", path) == f"https://h/{path}"
+
+
 def test_relative_path_without_url_is_a_typed_error() -> None:
     with pytest.raises(UnexpectedValueError, match=r"'users'.*no url"):
         build_url(None, "", "users")

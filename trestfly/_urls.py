@@ -8,10 +8,15 @@ route ``/items`` and ``/items/`` differently.
 
 from __future__ import annotations
 
+import re
+
 import httpx
 
 from ._safe_url import safe_url
 from .errors import UnexpectedValueError
+
+#: A URL of another scheme given as a path (``ftp://host/x``, ``wss://...``).
+_OTHER_SCHEME = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*)://")
 
 
 def is_absolute(path: str) -> bool:
@@ -58,6 +63,14 @@ def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = Tr
     """
     if is_absolute(path):
         return path
+    scheme = _OTHER_SCHEME.match(path)
+    if scheme:
+        # Joined as a relative path it went to https://api.example.com/ftp://host/x.
+        raise UnexpectedValueError(
+            f"path is a URL of the scheme {scheme.group(1).lower()!r}: only http:// and "
+            "https:// URLs are sent as they are (a relative path is joined after the "
+            "session's url)"
+        )
     if not url:
         raise UnexpectedValueError(
             # The path without its query: a restricted path's query is its params.
