@@ -59,8 +59,15 @@ def _opener(kind: str, redis_url: str) -> Opener:
         if kind.endswith("paced"):
             settings["rate_limit"] = 1_000_000.0
             settings["burst"] = 1_000_000
+        # proxies={}: loopback, never through HTTP_PROXY/ALL_PROXY (an empty mapping
+        # keeps the default ShardedTransport).
         async with TrioAPISession(
-            url=root, max_concurrency=concurrency, box=False, conv_json=False, **settings
+            url=root,
+            max_concurrency=concurrency,
+            box=False,
+            conv_json=False,
+            proxies={},
+            **settings,
         ) as api:
 
             async def fetch() -> httpx.Response:

@@ -210,8 +210,10 @@ async def run_rounds(url: str, settings: Settings) -> dict[str, list[float]]:
         max_connections=settings.prefetch, max_keepalive_connections=settings.prefetch
     )
     async with (
-        TrioAPISession(url=url, max_concurrency=settings.prefetch) as api,
-        httpx.AsyncClient(limits=limits) as client,
+        # Loopback: neither client may follow HTTP_PROXY/ALL_PROXY (proxies={} keeps
+        # the session's default ShardedTransport).
+        TrioAPISession(url=url, max_concurrency=settings.prefetch, proxies={}) as api,
+        httpx.AsyncClient(limits=limits, trust_env=False) as client,
     ):
         for round_index in range(settings.rounds + 1):
             # Round 0 opens the connections and warms the code paths; it is discarded.

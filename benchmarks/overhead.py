@@ -195,7 +195,8 @@ def settings_from(args: argparse.Namespace) -> Settings:
 async def open_httpx(root: str, path: str, concurrency: int) -> AsyncIterator[OpenClient]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     url = root + path
-    async with httpx.AsyncClient(limits=limits) as client:
+    # trust_env=False: loopback, never through HTTP_PROXY/ALL_PROXY.
+    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
 
         async def fetch() -> httpx.Response:
             return await client.get(url)
@@ -212,8 +213,10 @@ async def open_trestfly(root: str, path: str, concurrency: int) -> AsyncIterator
     # The session gets the root and joins the path itself, as in an SDK, so its URL
     # building is part of what is measured.  Responses stay httpx.Response objects, as
     # the bare client's do.
+    # proxies={}: loopback, never through HTTP_PROXY/ALL_PROXY; an empty mapping keeps
+    # the default ShardedTransport, whose cost is what is measured.
     async with TrioAPISession(
-        url=root, max_concurrency=concurrency, box=False, conv_json=False
+        url=root, max_concurrency=concurrency, box=False, conv_json=False, proxies={}
     ) as api:
 
         async def fetch() -> httpx.Response:

@@ -312,7 +312,9 @@ def _hint(response: httpx.Response) -> float | None:
 
 def _client(concurrency: int, marker: ThrottleMarker) -> httpx.AsyncClient:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    client = httpx.AsyncClient(limits=limits, timeout=30)
+    # trust_env=False: the servers are on loopback (the embedded one) or named by --url;
+    # HTTP_PROXY/ALL_PROXY must not send the requests to a proxy (which was then measured).
+    client = httpx.AsyncClient(limits=limits, timeout=30, trust_env=False)
     # install(), not event_hooks=marker.hooks(): a Recorder also hooks the client's send,
     # where it sees the attempts that end without an answer.
     marker.install(client)
@@ -337,6 +339,10 @@ class _MarkedSession(TrioAPISession):
 
 @asynccontextmanager
 async def _open_session(path: str, marker: ThrottleMarker, **settings: Any) -> AsyncIterator[Fetch]:
+    # proxies={} (no proxy): without proxies=, trestfly follows HTTP_PROXY/ALL_PROXY, and
+    # the run went through the proxy, as the peer clients did.  An empty mapping keeps
+    # the session's own transport (a ShardedTransport, as users get it by default).
+    settings.setdefault("proxies", {})
     async with _MarkedSession(marker, **settings) as api:
 
         async def fetch() -> None:
@@ -1242,7 +1248,8 @@ async def run_one(
     # before (a straggler of the same client, whose run was cut short).
     recorder = Recorder(f"{client}#{secrets.token_hex(4)}")
     progress = display.start(f"c={concurrency:<4} {client:<18}", total=settings.requests)
-    async with httpx.AsyncClient(timeout=10) as control:
+    # trust_env=False: the embedded server is on loopback, never behind HTTP_PROXY.
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as control:
         async with CLIENTS[client](url, PATH, concurrency, recorder) as fetch:
             # The garbage of the runs before is collected now, not billed to this
             # client as pauses in the middle of its run.

@@ -10,7 +10,7 @@ stopped by that module's :func:`~benchmarks.server.serve_app` (child) and
 Parent side::
 
     with run_storm_server(cpu=0) as server:           # server.url: "http://127.0.0.1:N"
-        async with httpx.AsyncClient() as control:
+        async with httpx.AsyncClient(trust_env=False) as control:  # loopback: no proxy
             await install_scenario(control, server.url, FixedWindow(limit=100, window=1))
             ...  # the client under test sends GET f"{server.url}/item" (any path)
             stats = await fetch_stats(control, server.url)

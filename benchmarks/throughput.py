@@ -81,7 +81,9 @@ ClientOpener = Callable[[str, int], AbstractAsyncContextManager[WorkerFetches]]
 
 @asynccontextmanager
 async def open_trestfly(url: str, concurrency: int) -> AsyncIterator[WorkerFetches]:
-    async with TrioAPISession(url=url, max_concurrency=concurrency) as api:
+    # proxies={}: the embedded server is on loopback; without it trestfly would follow
+    # HTTP_PROXY/ALL_PROXY.  An empty mapping keeps its default ShardedTransport.
+    async with TrioAPISession(url=url, max_concurrency=concurrency, proxies={}) as api:
 
         async def fetch() -> int:
             response: httpx.Response = await api.get(PATH)
@@ -94,7 +96,8 @@ async def open_trestfly(url: str, concurrency: int) -> AsyncIterator[WorkerFetch
 async def open_httpx(url: str, concurrency: int) -> AsyncIterator[WorkerFetches]:
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     target = f"{url}/{PATH}"
-    async with httpx.AsyncClient(limits=limits) as client:
+    # trust_env=False: loopback, never through HTTP_PROXY/ALL_PROXY.
+    async with httpx.AsyncClient(limits=limits, trust_env=False) as client:
 
         async def fetch() -> int:
             return (await client.get(target)).status_code
@@ -229,7 +232,7 @@ async def run_config(
     url: str, settings: Settings, concurrency: int, latency_ms: float, display: Display
 ) -> dict[str, Any]:
     """All rounds at one concurrency and latency; the medians of each client."""
-    async with httpx.AsyncClient(timeout=10) as control:
+    async with httpx.AsyncClient(timeout=10, trust_env=False) as control:  # loopback
         await install_scenario(
             control,
             url,

@@ -480,7 +480,8 @@ async def run_pass(
                         command, cwd=PROJECT_ROOT, stdin=subprocess.DEVNULL, stdout=out, stderr=err
                     )
                 )
-            async with httpx.AsyncClient(timeout=10) as control:
+            # trust_env=False: loopback, never through HTTP_PROXY/ALL_PROXY.
+            async with httpx.AsyncClient(timeout=10, trust_env=False) as control:
                 await trio.sleep(max(0.0, start_at - INSTALL_AHEAD_SECONDS - time.time()))
                 await install_scenario(control, url, scenario)
                 progress = display.start(

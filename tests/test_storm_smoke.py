@@ -100,11 +100,13 @@ def _environment() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.lower().endswith("_proxy")}
 
 
-def _run_benchmark(*args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+def _run_benchmark(
+    *args: str, timeout: float, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "benchmarks", *args],
         cwd=PROJECT_ROOT,
-        env=_environment(),
+        env=_environment() if env is None else env,
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -279,6 +281,69 @@ def test_url_run_reports_client_side_figures(
         assert _is_number(run[key]), key
     assert not (tmp_path / "throughput.json").exists()  # needs the embedded server
     _check_png(tmp_path / "storm-url.png", output)
+
+
+@pytest.fixture
+def proxy_server() -> Iterator[tuple[str, type[_Handler]]]:
+    """A second loopback server, standing for a proxy in HTTP_PROXY: it records what
+    reaches it (a proxied GET arrives with the absolute URL as its path)."""
+    handler = type("Proxy", (_Handler,), {"seen": [], "lock": threading.Lock()})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", handler
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_url_run_ignores_proxy_environment(
+    tmp_path: Path,
+    user_server: tuple[str, type[_Handler]],
+    proxy_server: tuple[str, type[_Handler]],
+) -> None:
+    # Every request went to HTTP_PROXY (trestfly and the httpx peers alike) and the
+    # report still said 5/5 ok: the run silently measured the proxy, not --url.
+    root, handler = user_server
+    proxy, proxy_handler = proxy_server
+    completed = _run_benchmark(
+        "--url", f"{root}/v1/items", "--requests", "5", "--concurrency", "1",
+        "--client", "trestfly", "httpx-retry-after", "--no-charts", "--plain",
+        "--out", str(tmp_path),
+        env={**_environment(), "HTTP_PROXY": proxy, "ALL_PROXY": proxy},
+        timeout=60,
+    )  # fmt: skip
+    output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    assert completed.returncode == 0, output
+    assert proxy_handler.seen == [], output
+    # The third request is the handler's 503, retried by both clients: 5 + 5 + 1.
+    assert len(handler.seen) == 11, handler.seen
+
+
+def test_embedded_run_ignores_proxy_environment(tmp_path: Path) -> None:
+    # An unreachable proxy (port 9, discard) in the environment: the run crashed in
+    # install_scenario with an httpx.ConnectError traceback (exit 1), since every client
+    # sent its loopback requests to the proxy.  The throughput section runs too.
+    unreachable = "http://127.0.0.1:9"
+    completed = _run_benchmark(
+        "--quick", "--requests", "30", "--rate", "50", "--client", "trestfly",
+        "--scenario", "fixed_window", "--throughput-requests", "20",
+        "--throughput-concurrency", "2", "--throughput-rounds", "1",
+        "--no-charts", "--plain", "--out", str(tmp_path),
+        env={**_environment(), "HTTP_PROXY": unreachable, "ALL_PROXY": unreachable},
+        timeout=120,
+    )  # fmt: skip
+    output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    assert completed.returncode == 0, output
+    (run,) = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["results"]
+    assert run["successes"] == 30, run
+    section = json.loads((tmp_path / "throughput.json").read_text(encoding="utf-8"))
+    for level in section["results"]:
+        for client in ("trestfly", "httpx"):
+            assert level["clients"][client]["rps"] > 0, level
 
 
 # ------------------------------------------------------------------ the charts
