@@ -343,6 +343,11 @@ async def _open_session(path: str, marker: ThrottleMarker, **settings: Any) -> A
     # the run went through the proxy, as the peer clients did.  An empty mapping keeps
     # the session's own transport (a ShardedTransport, as users get it by default).
     settings.setdefault("proxies", {})
+    # follow_redirects=False, as the httpx peers (httpx's default): trestfly followed a
+    # --url's 3xx to whatever server it named, counting the hops as requests, while the
+    # peers failed.  A 3xx is now a failure for every client; the embedded server never
+    # redirects, so its runs are unchanged.
+    settings.setdefault("follow_redirects", False)
     async with _MarkedSession(marker, **settings) as api:
 
         async def fetch() -> None:

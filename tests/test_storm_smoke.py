@@ -346,6 +346,51 @@ def test_embedded_run_ignores_proxy_environment(tmp_path: Path) -> None:
             assert level["clients"][client]["rps"] > 0, level
 
 
+def test_url_run_does_not_follow_a_redirect_to_another_server(
+    tmp_path: Path, user_server: tuple[str, type[_Handler]]
+) -> None:
+    # trestfly followed the 302 (its default follow_redirects=True) and the httpx peers
+    # did not: trestfly's 5 requests went to a server other than --url's, counted 5/5 ok
+    # with 2 requests per success.  A 3xx is now a failure for every client alike.
+    other, other_handler = user_server  # where the 302 points
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self) -> None:
+            self.send_response(302)
+            self.send_header("Location", f"{other}/elsewhere")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, format: str, *args: Any) -> None:
+            return
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
+    thread.start()
+    try:
+        completed = _run_benchmark(
+            "--url", f"http://127.0.0.1:{server.server_address[1]}/v1/items",
+            "--requests", "5", "--concurrency", "1",
+            "--client", "trestfly", "httpx-retry-after", "--no-charts", "--plain",
+            "--out", str(tmp_path), timeout=60,
+        )  # fmt: skip
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+    output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
+    assert completed.returncode == 0, output
+    assert other_handler.seen == [], output
+    runs = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["results"]
+    assert {run["client"]: run["successes"] for run in runs} == {
+        "trestfly": 0,
+        "httpx-retry-after": 0,
+    }
+
+
 # ------------------------------------------------------------------ the charts
 
 
