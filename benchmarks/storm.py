@@ -1156,6 +1156,12 @@ def _check_server_options(args: argparse.Namespace, rate: float) -> None:
                 ("--outage-seconds", args.outage_seconds, None),
                 ("--retry-after", args.retry_after, DEFAULT_RETRY_AFTER),
                 ("--max-in-flight", args.max_in_flight, DEFAULT_MAX_IN_FLIGHT),
+                # The throughput section measures the embedded server too: with --url
+                # these were silently dropped.
+                ("--throughput-requests", args.throughput_requests, None),
+                ("--throughput-concurrency", args.throughput_concurrency, None),
+                ("--throughput-latency-ms", args.throughput_latency_ms, None),
+                ("--throughput-rounds", args.throughput_rounds, None),
             )
             if value != default
         ]
@@ -1183,6 +1189,38 @@ def _check_server_options(args: argparse.Namespace, rate: float) -> None:
         )
 
 
+def _check_throughput_only(args: argparse.Namespace) -> None:
+    """Refuse, with ``--throughput-only``, the options of the storm it does not run.
+
+    They were accepted and ignored: the section has its own clients, sizes and latency
+    (``--throughput-*``), and only ``--latency-jitter`` of the server's options.
+    """
+    if args.throughput_mode != "only":
+        return
+    given = [
+        option
+        for option, value, default in (
+            ("--scenario", args.scenarios, None),
+            ("--client", args.clients, None),
+            ("--requests", args.requests, None),
+            ("--concurrency", args.concurrency, None),
+            ("--time-limit", args.time_limit, None),
+            ("--rate", args.rate, None),
+            ("--window", args.window, DEFAULT_WINDOW),
+            ("--latency-ms", args.latency_ms, 0.0),
+            ("--outage-seconds", args.outage_seconds, None),
+            ("--retry-after", args.retry_after, DEFAULT_RETRY_AFTER),
+            ("--max-in-flight", args.max_in_flight, DEFAULT_MAX_IN_FLIGHT),
+        )
+        if value != default
+    ]
+    if given:
+        raise UsageError(
+            f"{', '.join(given)}: options of the storm, which --throughput-only does not run "
+            "(the section takes the --throughput-* options)"
+        )
+
+
 def settings_from(args: argparse.Namespace) -> Settings:
     """Explicit options win; ``--quick`` only changes the defaults.
 
@@ -1203,6 +1241,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
         outage = QUICK_OUTAGE_SECONDS if quick else DEFAULT_OUTAGE_SECONDS
     rate = args.rate if args.rate is not None else (QUICK_RATE if quick else DEFAULT_RATE)
     _check_server_options(args, rate)
+    _check_throughput_only(args)
     mode: str = args.throughput_mode
     # The throughput section's options too, before --out is created for a refused run.
     throughput_settings = (

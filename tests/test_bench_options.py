@@ -85,6 +85,55 @@ def test_throughput_values_given_twice_run_once() -> None:
     assert settings.throughput_settings.latencies_ms == (0.0,)
 
 
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--scenario", "outage"],
+        ["--client", "stamina"],
+        ["--requests", "50"],
+        ["--concurrency", "3"],
+        ["--latency-ms", "20"],  # the storm's; the section has --throughput-latency-ms
+        ["--time-limit", "5"],
+        ["--rate", "50"],
+        ["--max-in-flight", "5"],
+    ],
+)
+def test_throughput_only_refuses_the_storm_options_it_would_ignore(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # They were accepted, and the run measured only the throughput section, with its
+    # own clients and sizes: nothing said the option did nothing.
+    err = _refused(["--quick", "--throughput-only", *extra], capsys)
+    assert f"{extra[0]}: " in err and "--throughput-only" in err, err
+    # What the section does use is still accepted.
+    settings = storm.settings_from(
+        _parse("storm", "--throughput-only", "--latency-jitter", "0", "--throughput-rounds", "2")
+    )
+    assert settings.throughput_settings is not None and not settings.storm
+    assert settings.throughput_settings.rounds == 2
+    assert settings.throughput_settings.latency_jitter == 0
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--throughput-requests", "5"],
+        ["--throughput-concurrency", "3"],
+        ["--throughput-latency-ms", "20"],
+        ["--throughput-rounds", "2"],
+    ],
+)
+def test_url_refuses_the_throughput_options_as_other_embedded_server_options(
+    extra: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --rate, --scenario, ... were refused with --url; the throughput section's options,
+    # which measure the embedded server too, were silently dropped.
+    err = _refused(["--url", "http://127.0.0.1:1/x", *extra], capsys)
+    assert f"{extra[0]}: options of the embedded server, not of --url" in err, err
+
+
 # ------------------------------------------------------------------ --out
 
 
