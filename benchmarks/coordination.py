@@ -38,6 +38,8 @@ import trio
 
 from trestfly import MemoryCoordination, RedisCoordination, TrioAPISession
 
+from . import _report
+from ._cli import UsageError, positive_int
 from ._cpu import cpu_plan, pinned
 from .overhead import Sample, measure
 from .redis_server import running_redis
@@ -128,11 +130,19 @@ def summarize(samples: Mapping[str, list[Sample]]) -> dict[str, dict[str, float]
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.coordination")
-    parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 25])
+    # positive_int, not int: 0 rounds or requests, or a negative count, crashed after the
+    # whole run (no median, a division by zero) or wrote negative req/s.
+    parser.add_argument("--requests", type=positive_int, default=2000)
+    parser.add_argument("--rounds", type=positive_int, default=3)
+    parser.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 25])
     parser.add_argument("--out", type=Path, default=Path("bench-results"))
     args = parser.parse_args(argv)
+    try:
+        # Before the servers start: an --out that cannot take coordination.json failed
+        # only when the results were written, after the whole run.
+        _report.check_out_dir(args.out)
+    except UsageError as error:
+        parser.error(str(error))
     plan = cpu_plan()
     results: dict[str, Any] = {"levels": {}}
     with (

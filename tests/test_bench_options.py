@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from benchmarks import crawl, overhead, storm, workers
+from benchmarks import coordination, crawl, overhead, storm, workers
 from benchmarks.__main__ import build_parser, main
 from benchmarks._cli import UsageError
 
@@ -32,6 +32,8 @@ def no_server(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(workers, "run_storm_server", refuse)
     monkeypatch.setattr(crawl, "run_pages_server", refuse)
     monkeypatch.setattr(overhead, "run_server", refuse)
+    monkeypatch.setattr(coordination, "run_server", refuse)
+    monkeypatch.setattr(coordination, "running_redis", refuse)
 
 
 def _parse(*argv: str) -> argparse.Namespace:
@@ -235,6 +237,52 @@ def test_crawl_and_overhead_take_the_servers_bounds() -> None:
     args = _parse("crawl", "--page-size", "1000", "--latency-ms", "10000")
     assert (args.page_size, args.latency_ms) == (1000, 10000)
     assert _parse("overhead", "--delay-ms", "10000").delay_ms == 10000
+
+
+# ------------------------------------------------------------------ coordination
+
+
+def _coordination_refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """``python -m benchmarks.coordination`` with ``argv``: status 2. Its stderr."""
+    try:
+        status = coordination.main(argv)
+    except SystemExit as exited:  # argparse's usage error
+        status = exited.code  # type: ignore[assignment]
+    err = capsys.readouterr().err
+    assert status == 2, err
+    assert "Traceback" not in err, err
+    return err
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # After the whole run: statistics.StatisticsError (no rounds to take a median of).
+        (["--rounds", "0"], "argument --rounds: must be >= 1, got 0"),
+        # After the run: ZeroDivisionError.
+        (["--requests", "0"], "argument --requests: must be >= 1, got 0"),
+        # Ran, and wrote negative req/s to coordination.json.
+        (["--requests", "-5"], "argument --requests: must be >= 1, got -5"),
+        # trestfly's UnexpectedValueError traceback once the servers were up.
+        (["--concurrency", "1", "0"], "argument --concurrency: must be >= 1, got 0"),
+    ],
+)
+def test_coordination_refuses_bad_values_before_starting(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _coordination_refused([*argv, "--out", "out"], capsys)
+
+
+@pytest.mark.usefixtures("no_server")
+def test_coordination_checks_out_before_starting(
+    under_a_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It failed with FileExistsError / NotADirectoryError after the whole run.
+    err = _coordination_refused(["--out", str(under_a_file.parent)], capsys)
+    assert f"--out {under_a_file.parent} is not a directory" in err
+    err = _coordination_refused(["--out", str(under_a_file)], capsys)
+    assert f"--out {under_a_file}: cannot create it" in err
 
 
 # ------------------------------------------------------------------ the estimate
