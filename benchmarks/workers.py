@@ -44,7 +44,7 @@ import httpx
 import trio
 
 from . import _report, storm
-from ._cli import UsageError, positive_int
+from ._cli import UsageError, once_each, positive_int
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
 from ._scenarios import Scenario
@@ -196,7 +196,9 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
             else (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)
         ),
         requests=requests,
-        scenarios=tuple(args.scenarios or DEFAULT_SCENARIOS),
+        # once_each, as the storm: a scenario given twice ran twice, and workers.json
+        # kept one "scenarios" entry for its two result rows.
+        scenarios=once_each(args.scenarios or DEFAULT_SCENARIOS),
         modes=MODES if args.redis else ("local",),
         server=storm.ServerParams(
             rate=rate,

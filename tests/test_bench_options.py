@@ -204,6 +204,15 @@ def test_workers_refuse_what_the_storm_refuses(
     assert message in _refused(["storm", "--workers", "2", *argv], capsys)
 
 
+def test_workers_run_a_scenario_given_twice_once() -> None:
+    # It ran twice, as the storm did not: workers.json's "scenarios" then held one entry
+    # for two result rows.
+    settings = workers.settings_from(
+        _parse("storm", "--workers", "2", "--scenario", "fixed_window", "outage", "fixed_window")
+    )
+    assert settings.scenarios == ("fixed_window", "outage")
+
+
 # ------------------------------------------------------------------ crawl and overhead
 
 
