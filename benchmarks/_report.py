@@ -12,7 +12,7 @@ import os
 import platform
 import sys
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -80,12 +80,13 @@ def environment() -> dict[str, Any]:
     }
 
 
-def check_out_dir(out_dir: Path) -> None:
-    """Create ``out_dir`` and make sure a file can be written in it.
+def check_out_dir(out_dir: Path, names: Iterable[str] = ()) -> None:
+    """Create ``out_dir`` and make sure a file can be written in it, and that each of
+    ``names`` (the files the run will write there) is free or a regular file.
 
     Called before the benchmark starts: the results are written only at the end, and an
-    ``--out`` that cannot take them (a path under a regular file, a read-only place)
-    would otherwise lose a whole run.
+    ``--out`` that cannot take them (a path under a regular file, a read-only place, a
+    directory named ``results.json``) would otherwise lose a whole run.
 
     Raises:
         UsageError: naming ``--out`` and what is wrong with it.
@@ -101,6 +102,18 @@ def check_out_dir(out_dir: Path) -> None:
             pass
     except OSError as error:
         raise UsageError(f"--out {out_dir}: cannot write in it ({error.strerror})") from None
+    # A directory (or a socket, ...) of an output's name made write_json's rename fail,
+    # after every measurement; its ".partial" is written first, so it is checked too.
+    for name in names:
+        for taken in (name, _partial_name(name)) if name.endswith(".json") else (name,):
+            path = out_dir / taken
+            if path.exists() and not path.is_file():
+                raise UsageError(f"--out {out_dir}: {taken} exists and is not a regular file")
+
+
+def _partial_name(name: str) -> str:
+    """The name :func:`write_json` writes ``name`` under before renaming it."""
+    return name + ".partial"
 
 
 def write_json(out_dir: Path, name: str, data: Mapping[str, Any]) -> Path:
@@ -108,7 +121,7 @@ def write_json(out_dir: Path, name: str, data: Mapping[str, Any]) -> Path:
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / name
     # Written whole then renamed: a reader (CI, a dashboard) never sees half a file.
-    partial = path.with_name(path.name + ".partial")
+    partial = path.with_name(_partial_name(path.name))
     partial.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     partial.replace(path)
     return path

@@ -48,6 +48,7 @@ from .server import AppConfig, run_server
 Fetch = Callable[[], Awaitable[httpx.Response]]
 Opener = Callable[[str, str, int], AbstractAsyncContextManager[Fetch]]
 PATH = "/json"
+RESULTS_FILE = "coordination.json"
 
 
 def _opener(kind: str, redis_url: str) -> Opener:
@@ -140,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         # Before the servers start: an --out that cannot take coordination.json failed
         # only when the results were written, after the whole run.
-        _report.check_out_dir(args.out)
+        _report.check_out_dir(args.out, [RESULTS_FILE])
     except UsageError as error:
         parser.error(str(error))
     plan = cpu_plan()
@@ -172,8 +173,8 @@ def main(argv: list[str] | None = None) -> int:
                     f"{extra:>+13.0f}"
                 )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "coordination.json").write_text(json.dumps(results, indent=2))
-    print(f"\nwrote {args.out / 'coordination.json'}")
+    (args.out / RESULTS_FILE).write_text(json.dumps(results, indent=2))
+    print(f"\nwrote {args.out / RESULTS_FILE}")
     return 0
 
 

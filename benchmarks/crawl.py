@@ -132,7 +132,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """
     records = QUICK_RECORDS if args.quick else 20_000
     rounds = 1 if args.quick else 3
-    check_out_dir(args.out)
+    check_out_dir(args.out, [RESULTS_FILE])
     return Settings(
         records=records if args.records is None else args.records,
         page_size=args.page_size,

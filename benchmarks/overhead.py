@@ -178,7 +178,7 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """
     requests = QUICK_REQUESTS if args.quick else DEFAULT_REQUESTS
     rounds = QUICK_ROUNDS if args.quick else DEFAULT_ROUNDS
-    check_out_dir(args.out)
+    check_out_dir(args.out, [RESULTS_FILE])
     return Settings(
         requests=requests if args.requests is None else args.requests,
         concurrency=tuple(args.concurrency or DEFAULT_CONCURRENCY),

@@ -1247,13 +1247,22 @@ def settings_from(args: argparse.Namespace) -> Settings:
     throughput_settings = (
         None if mode == "skip" or url is not None else throughput.settings_from(args)
     )
-    _report.check_out_dir(args.out)
+    scenarios = once_each(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES))
+    # The files the run writes, so that a directory of one's name is refused now.
+    outputs: list[str] = []
+    if mode != "only":
+        outputs.append(RESULTS_FILE)
+        if not args.no_charts:
+            outputs += [f"storm-{name}.png" for name in (("url",) if url else scenarios)]
+    if throughput_settings is not None:
+        outputs.append(throughput.RESULTS_FILE)
+    _report.check_out_dir(args.out, outputs)
     return Settings(
         requests=args.requests or (QUICK_REQUESTS if quick else DEFAULT_REQUESTS),
         concurrency=once_each(
             args.concurrency or (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)
         ),
-        scenarios=once_each(args.scenarios or (QUICK_SCENARIOS if quick else SCENARIO_NAMES)),
+        scenarios=scenarios,
         clients=clients,
         server=ServerParams(
             rate=rate,

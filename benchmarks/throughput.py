@@ -396,7 +396,7 @@ def run(args: argparse.Namespace) -> int:
     """Entry point of a ``throughput`` command (not registered: see the README)."""
     try:
         settings = settings_from(args)
-        _report.check_out_dir(args.out)
+        _report.check_out_dir(args.out, [RESULTS_FILE])
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

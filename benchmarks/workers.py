@@ -187,7 +187,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     rate: float = args.rate if args.rate is not None else DEFAULT_RATE
     # The storm's own checks: the same server, the same scenarios.
     storm._check_server_options(args, rate)
-    _report.check_out_dir(args.out)
+    _report.check_out_dir(args.out, [RESULTS_FILE])
     return WorkerSettings(
         workers=workers,
         concurrency=(

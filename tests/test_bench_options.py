@@ -167,6 +167,37 @@ def test_an_out_that_cannot_be_created_is_a_usage_error(
     assert f"--out {under_a_file.parent} is not a directory" in err
 
 
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["--quick", "--no-charts"], "results.json"),
+        (["--quick", "--no-charts"], "results.json.partial"),  # written first, renamed
+        (["--quick", "--scenario", "outage"], "storm-outage.png"),
+        (["--quick", "--throughput-only"], "throughput.json"),
+        (["storm", "--workers", "2", "--quick"], "workers.json"),
+        (["crawl", "--quick"], "crawl.json"),
+        (["overhead", "--quick"], "overhead.json"),
+    ],
+)
+def test_a_directory_named_as_an_output_file_is_a_usage_error(
+    command: list[str], name: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Only the folder was checked: the run then ended in IsADirectoryError when the
+    # results were written, after every measurement.
+    out = tmp_path / "out"
+    (out / name).mkdir(parents=True)
+    err = _refused([*command, "--out", str(out)], capsys)
+    assert f"--out {out}: {name} exists and is not a regular file" in err
+
+
+def test_the_files_of_an_earlier_run_are_no_obstacle(tmp_path: Path) -> None:
+    # Regular files of those names are replaced, as before.
+    for name in ("results.json", "throughput.json", "storm-outage.png"):
+        (tmp_path / name).write_text("an earlier run\n", encoding="utf-8")
+    storm.settings_from(_parse("storm", "--quick", "--out", str(tmp_path)))
+
+
 @pytest.mark.parametrize(
     ("command", "settings_from"),
     [
@@ -285,13 +316,17 @@ def test_coordination_refuses_bad_values_before_starting(
 
 @pytest.mark.usefixtures("no_server")
 def test_coordination_checks_out_before_starting(
-    under_a_file: Path, capsys: pytest.CaptureFixture[str]
+    under_a_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # It failed with FileExistsError / NotADirectoryError after the whole run.
     err = _coordination_refused(["--out", str(under_a_file.parent)], capsys)
     assert f"--out {under_a_file.parent} is not a directory" in err
     err = _coordination_refused(["--out", str(under_a_file)], capsys)
     assert f"--out {under_a_file}: cannot create it" in err
+    out = tmp_path / "out"
+    (out / "coordination.json").mkdir(parents=True)
+    err = _coordination_refused(["--out", str(out)], capsys)
+    assert f"--out {out}: coordination.json exists and is not a regular file" in err
 
 
 # ------------------------------------------------------------------ the estimate
