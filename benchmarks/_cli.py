@@ -15,13 +15,30 @@ class UsageError(ValueError):
     says which); the command prints it and exits with status 2."""
 
 
-def _integer(text: str, *, minimum: int) -> int:
+#: The largest count (requests, tasks, slots, rounds) and number (a rate, seconds) an
+#: option takes: without a bound, a 400-digit count or 1e308 passed and then crashed
+#: with an OverflowError (converted to a float, or ceil(inf)), some after the run began.
+MAX_COUNT = 10**9
+MAX_NUMBER = 1e9
+#: The longest --time-limit, in seconds (11 days and a half).
+MAX_SECONDS = 1e6
+
+
+def _shown(text: str) -> str:
+    """``text`` as a message quotes it: a 400-digit value is not printed back whole."""
+    text = text.strip()
+    return text if len(text) <= 24 else f"{text[:12]}...({len(text)} characters)"
+
+
+def _integer(text: str, *, minimum: int, maximum: int = MAX_COUNT) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not an integer: {_shown(text)!r}") from None
     if value < minimum:
-        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {_shown(text)}")
+    if value > maximum:
+        raise argparse.ArgumentTypeError(f"must be at most {maximum}, got {_shown(text)}")
     return value
 
 
@@ -30,7 +47,7 @@ def int_between(minimum: int, maximum: int, why: str) -> Callable[[str], int]:
     maximum comes from (the server's own bound), so the message explains the refusal."""
 
     def value_type(text: str) -> int:
-        value = _integer(text, minimum=minimum)
+        value = _integer(text, minimum=minimum, maximum=max(maximum, MAX_COUNT))
         if value > maximum:
             raise argparse.ArgumentTypeError(f"must be at most {maximum} ({why}), got {value}")
         return value
@@ -39,28 +56,37 @@ def int_between(minimum: int, maximum: int, why: str) -> Callable[[str], int]:
 
 
 def positive_int(text: str) -> int:
-    """An integer >= 1."""
+    """An integer in ``1..MAX_COUNT``."""
     return _integer(text, minimum=1)
 
 
-def _number(text: str, *, positive: bool) -> float:
+def _number(text: str, *, positive: bool, maximum: float = MAX_NUMBER) -> float:
     try:
         value = float(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-    if not math.isfinite(value) or value < 0 or (positive and value == 0):
-        raise argparse.ArgumentTypeError(f"must be {'>' if positive else '>='} 0, got {text}")
+        raise argparse.ArgumentTypeError(f"not a number: {_shown(text)!r}") from None
+    if math.isnan(value) or value < 0 or (positive and value == 0):
+        raise argparse.ArgumentTypeError(
+            f"must be {'>' if positive else '>='} 0, got {_shown(text)}"
+        )
+    if value > maximum:  # inf too
+        raise argparse.ArgumentTypeError(f"must be at most {maximum:g}, got {_shown(text)}")
     return value
 
 
 def positive_float(text: str) -> float:
-    """A finite number > 0."""
+    """A number > 0 and at most ``MAX_NUMBER``."""
     return _number(text, positive=True)
 
 
 def non_negative_float(text: str) -> float:
-    """A finite number >= 0."""
+    """A number >= 0 and at most ``MAX_NUMBER``."""
     return _number(text, positive=False)
+
+
+def time_limit_seconds(text: str) -> float:
+    """Seconds: a number > 0 and at most ``MAX_SECONDS``."""
+    return _number(text, positive=True, maximum=MAX_SECONDS)
 
 
 def latency_jitter(text: str) -> float:

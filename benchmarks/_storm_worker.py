@@ -35,7 +35,7 @@ import trio
 
 import trestfly
 
-from ._cli import positive_float, positive_int
+from ._cli import positive_int, time_limit_seconds
 from .storm import Recorder, _open_session, drive
 
 #: Latencies are sent in seconds rounded to the microsecond: enough for p99, short lines.
@@ -75,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--start-at", type=float, required=True, metavar="EPOCH", help="when to begin (time.time)"
     )
-    parser.add_argument("--time-limit", type=positive_float, required=True, metavar="S")
+    parser.add_argument("--time-limit", type=time_limit_seconds, required=True, metavar="S")
     parser.add_argument("--redis-url", default=None, help="share state through this Redis")
     parser.add_argument("--prefix", default=None, help="key prefix of the shared state")
     return parser

@@ -70,6 +70,7 @@ from ._cli import (
     once_each,
     positive_float,
     positive_int,
+    time_limit_seconds,
 )
 from ._cpu import cpu_plan, pinned
 from ._live import Display, RunProgress, open_display
@@ -1022,7 +1023,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     runs.add_argument(
         "--time-limit",
-        type=positive_float,
+        type=time_limit_seconds,
         default=None,
         metavar="S",
         help=f"seconds at most per run (default {DEFAULT_TIME_LIMIT:g}; "

@@ -52,6 +52,41 @@ def _refused(argv: list[str], capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
+# ------------------------------------------------------------------ extreme numbers
+
+HUGE = "1" + "0" * 400  # more than a float can hold
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        # OverflowError (int too large to convert to float) dividing it by --rate.
+        (["--max-in-flight", HUGE], "argument --max-in-flight: must be at most 1000000000"),
+        # OverflowError in the estimate or once the run had started.
+        (["--requests", HUGE], "argument --requests: must be at most 1000000000"),
+        (["--concurrency", HUGE], "argument --concurrency: must be at most 1000000000"),
+        (["--throughput-requests", HUGE], "argument --throughput-requests: must be at most"),
+        # ceil(1e308 / 0.25) = ceil(inf) in the progress sampler, after the server started.
+        (["--time-limit", "1e308"], "argument --time-limit: must be at most 1e+06"),
+        (["--outage-seconds", "1e308"], "argument --outage-seconds: must be at most 1e+09"),
+        (["--rate", "1e308"], "argument --rate: must be at most 1e+09"),
+        (["overhead", "--requests", HUGE], "argument --requests: must be at most 1000000000"),
+    ],
+)
+def test_huge_numbers_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    err = _refused(["--quick", *argv] if argv[0].startswith("-") else argv, capsys)
+    assert message in err
+    assert HUGE not in err  # the message does not print 400 digits back
+
+
+def test_the_largest_numbers_are_accepted() -> None:
+    args = _parse("storm", "--requests", "1000000000", "--time-limit", "1e6", "--rate", "1e9")
+    assert (args.requests, args.time_limit, args.rate) == (10**9, 1e6, 1e9)
+
+
 # ------------------------------------------------------------------ the throughput section
 
 
