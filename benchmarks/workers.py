@@ -172,6 +172,19 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         raise UsageError("--workers runs against the embedded server: drop --url")
     if args.throughput_mode == "only":
         raise UsageError("--throughput-only does not go with --workers")
+    ignored = [
+        option
+        for option, value in (
+            ("--throughput-requests", args.throughput_requests),
+            ("--throughput-concurrency", args.throughput_concurrency),
+            ("--throughput-latency-ms", args.throughput_latency_ms),
+            ("--throughput-rounds", args.throughput_rounds),
+        )
+        if value is not None
+    ]
+    if ignored:
+        # The worker processes run the storm only: these were silently dropped.
+        raise UsageError(f"{', '.join(ignored)}: --workers runs no throughput section")
     if args.clients and tuple(args.clients) != ("trestfly",):
         raise UsageError("--workers runs trestfly sessions only: drop --client")
     if args.concurrency and len(args.concurrency) > 1:

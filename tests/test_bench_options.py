@@ -260,6 +260,9 @@ def test_the_out_directory_is_created_when_the_options_are_read(
         (["--latency-ms", "70000"], "--latency-ms must be at most 60000"),
         # Was silently a limit of 2 per window.
         (["--rate", "2.5"], "--rate x --window must be a whole number"),
+        # The workers run no throughput section: these were silently dropped.
+        (["--throughput-requests", "50"], "--throughput-requests: --workers runs no"),
+        (["--throughput-rounds", "2"], "--throughput-rounds: --workers runs no"),
     ],
 )
 def test_workers_refuse_what_the_storm_refuses(
