@@ -6,6 +6,7 @@ times are exact and nothing here depends on the machine's speed.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import random
@@ -288,6 +289,35 @@ async def test_client_side_rate_limit_paces_sends(autojump_clock: trio.testing.M
     # In no one-second window more than rate + burst requests.
     for t in offsets:
         assert sum(1 for u in offsets if t <= u < t + 1.0) <= 25
+
+
+@pytest.mark.parametrize(
+    ("first", "adaptive"),
+    [
+        (httpx.Response(429), True),  # no hint: the schedule restarted at once
+        (httpx.Response(429, headers={"Retry-After": "0.001"}), False),  # a 1 ms gate
+        (httpx.Response(503, headers={"Retry-After": "0.001"}), True),
+    ],
+)
+async def test_a_throttle_never_brings_a_request_forward_of_the_client_rate_limit(
+    autojump_clock: trio.testing.MockClock, first: httpx.Response, adaptive: bool
+) -> None:
+    # Each throttle restarted the pacer's schedule at the instant, forgetting what had
+    # been sent: against rate_limit=1 the next request (or the reopening's probe) went
+    # 10 ms after the last one.
+    answers = iter([first])
+    recorder = Recorder(lambda request, now: next(answers, httpx.Response(200)), latency=0.01)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, rate_limit=1, adaptive=adaptive) as api:
+
+            async def one() -> None:
+                await api.get("x")
+
+            await run_tasks(4, one)
+    arrivals = sorted(recorder.arrivals)
+    assert len(arrivals) == 5
+    assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 1.0 - 1e-9, arrivals
 
 
 async def test_paced_waiters_cancelled_give_their_slots_back(

@@ -1531,3 +1531,17 @@ def test_timed_rounds_keep_their_phase_over_an_idle_spell() -> None:
     drive.until(16.0)
     assert [drive.served.get(second, 0) for second in (13, 14, 15)] == [100] * 3
     assert state._rounds.timed and state._rounds.quota == 100 and len(drive.refused) == 1
+
+
+def test_a_schedule_restarted_for_a_grown_rate_keeps_the_client_rate_limit() -> None:
+    # The restart went one interval of the learned rate after the last send: growing
+    # past rate_limit=5 in slow start, the next request left 0.167 s after the last.
+    state = OriginThrottle(ThrottleSettings(rate_limit=5.0), 100, 0.0, random.Random(1))
+    state.learned_rate = 2.0  # under the client limit, in slow start
+    first = state.admit(0.0)
+    ticket = state.on_sent(first.at, paced=True, probe=False)
+    assert [state.admit(0.0).at, state.admit(0.0).at] == [0.5, 1.0]
+    state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+    state.on_done(ticket, 0.01)
+    assert state.learned_rate is not None and state.learned_rate > 5.0
+    assert state.admit(0.01).at >= first.at + 1 / 5.0 - 1e-9

@@ -196,16 +196,23 @@ class OriginGate:
                 if probe:
                     self._end_probe()
                 raise
-            if throttle.gate_until > trio.current_time() or (not probe and throttle.epoch != epoch):
+            sending_at = trio.current_time()
+            if (
+                throttle.gate_until > sending_at
+                or (not probe and throttle.epoch != epoch)
+                or throttle.limit_floor(sending_at) > sending_at
+            ):
                 # The gate closed, or the pacer's schedule restarted (voiding our slot),
                 # while we queued for a slot: ask again, and wait at the gate if closed.
                 # A probe too: one sent into a gate closed again (by an answer to a
-                # request from before) arrived before the announced instant.
+                # request from before) arrived before the announced instant.  And one
+                # the client-side rate_limit does not let go yet (a slot reserved before
+                # the schedule restarted, taken after another request went).
                 self._release_slots(admitted, session)
                 if probe:
                     self._end_probe()
                 continue
-            admitted.ticket = throttle.on_sent(trio.current_time(), paced=paced, probe=probe)
+            admitted.ticket = throttle.on_sent(sending_at, paced=paced, probe=probe)
             return admitted
 
     async def _wait_for_schedule(self, at: float, max_wait: float) -> None:

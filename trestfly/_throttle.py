@@ -294,6 +294,9 @@ class OriginThrottle:
         # When the latest request left (see on_sent): a schedule restarted for a grown
         # rate begins one new interval after it (see _reschedule_if_grown).
         self._last_sent_at = -math.inf
+        # The client-side rate_limit's schedule of the requests actually sent (a GCRA
+        # that only sends move; see limit_floor).
+        self._limit_tat = -math.inf
         # When the latest answer came (see on_response): with the send times, what tells
         # an idle origin (see _restart_idle_sample).
         self._last_answer_at = -math.inf
@@ -415,6 +418,9 @@ class OriginThrottle:
         if self.probing:
             return Admission("probe-wait", now)
         if self.probe_needed:
+            floor = self.limit_floor(now)
+            if floor > now:
+                return Admission("round", floor)  # the user's rate_limit holds it too
             self.probe_needed = False
             self.probing = True
             self._probe_answered = False
@@ -471,9 +477,10 @@ class OriginThrottle:
             # A hole already due is dropped, not taken: sent now, it could land closer
             # than an interval to the slot after it.
             heapq.heappop(holes)
+        floor = self.limit_floor(now)
         if holes:
-            return Admission("go", heapq.heappop(holes))
-        send_at = max(now, self._tat - (self.pacer_burst(rate) - 1) * interval)
+            return Admission("go", max(heapq.heappop(holes), floor))
+        send_at = max(now, self._tat - (self.pacer_burst(rate) - 1) * interval, floor)
         self._tat = max(self._tat, send_at) + interval
         self._reserved_rate = min(self._reserved_rate, rate)
         return Admission("go", send_at)
@@ -503,6 +510,21 @@ class OriginThrottle:
         """
         if epoch == self.epoch and send_at > now:
             heapq.heappush(self._holes, send_at)
+
+    def limit_floor(self, now: float) -> float:
+        """The earliest the client-side ``rate_limit`` lets the next request go (``now``
+        without one), judged by the requests actually sent.
+
+        The pacer's schedule restarts at every throttle (``_restart_schedule``), and
+        from there it paced only what came after: against ``rate_limit=1`` a 429 without
+        a hint sent the next request 10 ms after the last, and a gate closed for 1 ms
+        reopened with a probe 11 ms after it.  The user's limit is their word: no
+        restart may bring a request forward of it.
+        """
+        limit = self.settings.rate_limit
+        if limit is None:
+            return now
+        return max(now, self._limit_tat - (self.settings.burst - 1) / limit)
 
     def _restart_schedule(self, at: float) -> None:
         """Void every pending reservation (see ``epoch``); the schedule restarts at ``at``."""
@@ -542,6 +564,9 @@ class OriginThrottle:
         self.in_flight += 1
         self._sent += 1
         self._last_sent_at = max(self._last_sent_at, now)
+        limit = self.settings.rate_limit
+        if limit is not None:
+            self._limit_tat = max(self._limit_tat, now) + 1.0 / limit
         self._pending.add(self._sent)
         self._unanswered.add(self._sent)
         return Ticket(
