@@ -28,6 +28,7 @@ from trestfly import APIIterator, BudgetSettings, TrioAPISession, errors
 from trestfly._crawl import crawl_many
 from trestfly._pages import Page, Position
 from trestfly._paginators import (
+    CrawlProgress,
     CursorIterator,
     LinkIterator,
     OffsetIterator,
@@ -620,6 +621,21 @@ async def test_the_rich_adapter_draws_one_bar_per_crawl(trio_server: TrioTestSer
     assert (a.completed, a.total, a.fields["pages"]) == (1000, 1000, 10)
     assert (b.completed, b.total, b.fields["pages"]) == (777, None, 8)
     assert "1000/1000" in output.getvalue()
+
+
+def test_the_rich_adapter_shows_a_label_as_written_not_as_markup() -> None:
+    from rich.console import Console
+
+    from trestfly.contrib.rich import RichProgress
+
+    # Read as markup, "groups[/]" crashed the display and "team[admin]" lost "[admin]".
+    output = io.StringIO()
+    with RichProgress(console=Console(file=output, width=120)) as bars:
+        for label in ("groups[/]", "team[admin]"):
+            bars.track(label)(CrawlProgress(records=5, pages=1, total=10, elapsed=1.0, rate=5.0))
+        bars.progress.refresh()
+    shown = output.getvalue()
+    assert "groups[/]" in shown and "team[admin]" in shown
 
 
 # ------------------------------------------------------------------ the model

@@ -93,7 +93,11 @@ class RichProgress:
 
         .. versionadded:: 0.1.0
         """
-        task = self._progress.add_task(description, total=None, pages=0, rate=0.0)
+        # Escaped: rich reads a description as markup, and a source key such as
+        # "groups[/]" crashed the display (MarkupError), "team[admin]" lost its brackets.
+        from rich.markup import escape  # type: ignore[import-not-found, unused-ignore]
+
+        task = self._progress.add_task(escape(description), total=None, pages=0, rate=0.0)
 
         def update(report: CrawlProgress) -> None:
             self._progress.update(
