@@ -90,6 +90,32 @@ async def test_a_cancelled_map_of_calls_that_never_wait_ends() -> None:
     assert scope.cancelled_caught and calls == 0
 
 
+async def test_map_as_completed_calls_nothing_more_after_a_failure_or_a_cancellation() -> None:
+    # Each worker went on to call fn once more before its send checkpointed: up to
+    # `limit` calls (API writes, say) after the fan-out had failed or been cancelled.
+    calls: list[int] = []
+
+    async def cached(n: int) -> int:
+        calls.append(n)
+        if n == 0:
+            raise KeyError(n)
+        return n
+
+    async with api() as session:
+        with trio.fail_after(5), pytest.raises(KeyError):
+            async with session.map_as_completed(cached, itertools.count(), limit=4) as results:
+                async for _ in results:
+                    pass
+        assert calls == [0]
+        calls.clear()
+        with trio.move_on_after(5) as scope:
+            scope.cancel()
+            async with session.map_as_completed(cached, itertools.count(1), limit=4) as results:
+                async for _ in results:
+                    pass
+    assert scope.cancelled_caught and calls == []
+
+
 async def test_map_raises_a_failure_of_the_items_themselves_as_itself() -> None:
     def rows() -> Iterator[int]:
         yield 1

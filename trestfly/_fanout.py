@@ -257,6 +257,9 @@ async def _worker_pool(
                 nonlocal workers_left
                 try:
                     for item in source:
+                        # As in map(): a call that never checkpoints would run for one
+                        # more item per worker after a failure or a cancellation.
+                        await trio.lowlevel.checkpoint_if_cancelled()
                         try:
                             result = await fn(item)
                         except Exception as error:
