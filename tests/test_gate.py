@@ -134,6 +134,27 @@ async def test_gate_is_one_per_origin(autojump_clock: trio.testing.MockClock) ->
     assert fast.call_count == 1
 
 
+async def test_ipv6_origins_are_told_apart_by_their_brackets(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Without the brackets both were "http://::1:8080": one gate (a 429 from one closed
+    # the other's), and one key in a coordination store.
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.port == 8080:
+            return httpx.Response(429, headers={"Retry-After": "100"})
+        return httpx.Response(200)
+
+    async with TrioAPISession(
+        transport=httpx.MockTransport(server), max_retry_after=1000, retries=0
+    ) as api:
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("http://[::1]:8080/x")
+        start = trio.current_time()
+        assert (await api.get("http://[::1:8080]/x")).status_code == 200
+        assert trio.current_time() == start  # not behind the other's closed gate
+        assert set(api.stats.origins) == {"http://[::1]:8080", "http://[::1:8080]"}
+
+
 async def test_a_new_request_at_a_closed_gate_fails_fast_past_its_deadline(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

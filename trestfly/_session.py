@@ -138,7 +138,10 @@ def _class_shortcuts(cls: type[TrioAPISession]) -> dict[str, Any]:
 def _origin(url: str | httpx.URL) -> str:
     parsed = httpx.URL(url)
     port = f":{parsed.port}" if parsed.port is not None else ""  # None: the default port
-    return f"{parsed.scheme}://{parsed.host}{port}"
+    # An IPv6 host in its brackets, as in a URL: without them http://[::1]:8080 and
+    # http://[::1:8080] were both "http://::1:8080", one gate and one shared key.
+    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
+    return f"{parsed.scheme}://{host}{port}"
 
 
 #: The extensions key under which a request chain records its first origin.
