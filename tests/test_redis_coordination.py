@@ -481,6 +481,10 @@ def test_bad_redis_settings_are_named() -> None:
         ("redis://:s3cret-pw@127.0.0.1:6379/abc", "not a database number"),
         ("redis://:s3cret-pw@127.0.0.1:0/0", "port 0"),
         ("redis://:s3cret-pw@127.0.0.1:6379/0?db=abc", "db= that is not a number"),
+        # Taken over the coordination's own: every call then failed once connected.
+        ("redis://:s3cret-pw@127.0.0.1:6379/0?noreply=1", "without noreply="),
+        ("redis://:s3cret-pw@127.0.0.1:6379/0?connect_timeout=0", "without connect_timeout="),
+        ("redis://:s3cret-pw@127.0.0.1:6379/0?client_name=a%20b", "client_name= without"),
     ],
 )
 def test_a_url_that_is_not_a_redis_url_is_refused_at_once(url: str, problem: str) -> None:

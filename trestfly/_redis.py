@@ -270,6 +270,10 @@ def sync_arguments(request: SyncRequest, ttl: float) -> list[str]:
     ]
 
 
+#: URL options the coordination sets itself (see _check_url).
+_COORDINATION_OPTIONS = frozenset({"noreply", "connect_timeout", "stream_timeout"})
+
+
 def _check_url(url: object) -> None:
     """Refuse a URL coredis would take and fail on later, or read as another.
 
@@ -307,6 +311,20 @@ def _check_url(url: object) -> None:
     for name, value in parse_qsl(parts.query):
         if name == "db" and not value.isdigit():
             raise UnexpectedValueError(f"url must be {expected}, got a db= that is not a number")
+        # Options coredis takes over the coordination's own, each of which failed every
+        # call once connected (connect_timeout=0 timed out, noreply=1 made every script
+        # reply None, a client_name with a space was refused by the server): the store
+        # was "unavailable" for good, one warning and local-only throttling.
+        if name in _COORDINATION_OPTIONS:
+            raise UnexpectedValueError(
+                f"url must be {expected} without {name}=: the coordination sets it (its "
+                "timeouts: timeout=)"
+            )
+        if name == "client_name" and not re.fullmatch(r"[!-~]+", value):
+            raise UnexpectedValueError(
+                f"url must be {expected} with a client_name= without spaces or control "
+                "characters (Redis refuses them)"
+            )
 
 
 class RedisCoordination(Coordination):
