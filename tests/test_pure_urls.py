@@ -212,6 +212,10 @@ def test_names_that_only_contain_those_words_stay_visible(name: str) -> None:
         "client-secrets",
         "code-verifier",
         "signatures",
+        # A count's first word, but not as a word of its own: they were shown.
+        "minio_secrets",
+        "mint_api_keys",
+        "maximo_access_tokens",
     ],
 )
 def test_plurals_and_separated_spellings_of_credential_names_are_secret(name: str) -> None:
@@ -225,7 +229,8 @@ def test_plurals_and_separated_spellings_of_credential_names_are_secret(name: st
 
 
 @pytest.mark.parametrize(
-    "name", ["keys", "sort_keys", "tokenizer", "tokenizers", "max_tokens", "maxOutputTokens"]
+    "name",
+    ["keys", "sort_keys", "tokenizer", "tokenizers", "max_tokens", "maxOutputTokens", "MAX_TOKENS"],
 )
 def test_plurals_that_are_no_credentials_stay_visible(name: str) -> None:
     # Lookup keys (CouchDB's "keys") and counts of tokens (LLM APIs) are what one

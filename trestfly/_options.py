@@ -8,6 +8,7 @@ option such as ``redact_fields`` can never be lost on a retry (RESTfly 1.x lost 
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
@@ -132,8 +133,8 @@ def _trial_error(options: Mapping[str, Any]) -> Exception | None:
     try:
         Box(_trial_document(), **options)
         BoxList([_trial_document()], **options)
-    except (TypeError, ValueError, AttributeError, BoxError) as exc:
-        return exc
+    except (TypeError, ValueError, AttributeError, BoxError, re.error) as exc:
+        return exc  # re.error: a box_dots_exclude that does not compile
     return None
 
 

@@ -90,9 +90,11 @@ _SQUASHED_PARAMS: frozenset[str] = frozenset(
 #: views, batch reads), where ``key`` alone is Google's API key.
 _NO_PLURAL: frozenset[str] = frozenset({"key"})
 
-#: Beginnings of names that count, not hold, tokens: ``max_tokens``, ``maxOutputTokens``,
-#: ``total_tokens`` (LLM APIs) are no list of credentials.
-_COUNTS: tuple[str, ...] = ("max", "min", "num", "total")
+#: Names that count, not hold, tokens: ``max_tokens``, ``maxOutputTokens``,
+#: ``total_tokens`` (LLM APIs) are no list of credentials.  A whole first word only
+#: (``max`` then a separator or a capital): as a bare prefix it let ``minio_secrets``
+#: and ``mint_api_keys`` through.
+_COUNT = re.compile(r"(?i:max|min|num|total)(?:[-_]|(?=[A-Z]))")
 
 
 def _is_credential(squashed: str) -> bool:
@@ -132,7 +134,7 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
     if (
         squashed.endswith("s")
         and singular not in _NO_PLURAL
-        and not singular.startswith(_COUNTS)
+        and not _COUNT.match(name)
         and _is_credential(singular)
     ):
         return True
