@@ -1141,31 +1141,47 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     workers.add_arguments(parser)
 
 
+#: An option as ``(flag, argparse dest, default)``: given when its value differs.
+OptionSpec = tuple[str, str, Any]
+
+#: The storm server's options for the scenarios (not the throughput section's).
+SCENARIO_SERVER_OPTIONS: tuple[OptionSpec, ...] = (
+    ("--rate", "rate", None),
+    ("--window", "window", DEFAULT_WINDOW),
+    ("--latency-ms", "latency_ms", 0.0),
+    ("--outage-seconds", "outage_seconds", None),
+    ("--retry-after", "retry_after", DEFAULT_RETRY_AFTER),
+    ("--max-in-flight", "max_in_flight", DEFAULT_MAX_IN_FLIGHT),
+)
+
+#: The throughput section's own options.
+THROUGHPUT_OPTIONS: tuple[OptionSpec, ...] = (
+    ("--throughput-requests", "throughput_requests", None),
+    ("--throughput-concurrency", "throughput_concurrency", None),
+    ("--throughput-latency-ms", "throughput_latency_ms", None),
+    ("--throughput-rounds", "throughput_rounds", None),
+)
+
+
+def given_options(args: argparse.Namespace, *options: OptionSpec) -> list[str]:
+    """The flags of ``options`` given on the command line (a value not the default)."""
+    return [flag for flag, dest, default in options if getattr(args, dest) != default]
+
+
 def _check_server_options(args: argparse.Namespace, rate: float) -> None:
     """Refuse what the embedded server cannot honour as asked, or would not run."""
     if args.url is not None:
         if args.throughput_mode == "only":
             raise UsageError("--throughput-only measures the embedded server: drop --url")
-        given = [
-            option
-            for option, value, default in (
-                ("--scenario", args.scenarios, None),
-                ("--rate", args.rate, None),
-                ("--window", args.window, DEFAULT_WINDOW),
-                ("--latency-ms", args.latency_ms, 0.0),
-                ("--latency-jitter", args.latency_jitter, DEFAULT_LATENCY_JITTER),
-                ("--outage-seconds", args.outage_seconds, None),
-                ("--retry-after", args.retry_after, DEFAULT_RETRY_AFTER),
-                ("--max-in-flight", args.max_in_flight, DEFAULT_MAX_IN_FLIGHT),
-                # The throughput section measures the embedded server too: with --url
-                # these were silently dropped.
-                ("--throughput-requests", args.throughput_requests, None),
-                ("--throughput-concurrency", args.throughput_concurrency, None),
-                ("--throughput-latency-ms", args.throughput_latency_ms, None),
-                ("--throughput-rounds", args.throughput_rounds, None),
-            )
-            if value != default
-        ]
+        # The throughput section measures the embedded server too: with --url its
+        # options were silently dropped.
+        given = given_options(
+            args,
+            ("--scenario", "scenarios", None),
+            *SCENARIO_SERVER_OPTIONS,
+            ("--latency-jitter", "latency_jitter", DEFAULT_LATENCY_JITTER),
+            *THROUGHPUT_OPTIONS,
+        )
         if given:
             raise UsageError(f"{', '.join(given)}: options of the embedded server, not of --url")
         return
@@ -1198,23 +1214,15 @@ def _check_throughput_only(args: argparse.Namespace) -> None:
     """
     if args.throughput_mode != "only":
         return
-    given = [
-        option
-        for option, value, default in (
-            ("--scenario", args.scenarios, None),
-            ("--client", args.clients, None),
-            ("--requests", args.requests, None),
-            ("--concurrency", args.concurrency, None),
-            ("--time-limit", args.time_limit, None),
-            ("--rate", args.rate, None),
-            ("--window", args.window, DEFAULT_WINDOW),
-            ("--latency-ms", args.latency_ms, 0.0),
-            ("--outage-seconds", args.outage_seconds, None),
-            ("--retry-after", args.retry_after, DEFAULT_RETRY_AFTER),
-            ("--max-in-flight", args.max_in_flight, DEFAULT_MAX_IN_FLIGHT),
-        )
-        if value != default
-    ]
+    given = given_options(
+        args,
+        ("--scenario", "scenarios", None),
+        ("--client", "clients", None),
+        ("--requests", "requests", None),
+        ("--concurrency", "concurrency", None),
+        ("--time-limit", "time_limit", None),
+        *SCENARIO_SERVER_OPTIONS,
+    )
     if given:
         raise UsageError(
             f"{', '.join(given)}: options of the storm, which --throughput-only does not run "

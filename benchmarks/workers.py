@@ -172,16 +172,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         raise UsageError("--workers runs against the embedded server: drop --url")
     if args.throughput_mode == "only":
         raise UsageError("--throughput-only does not go with --workers")
-    ignored = [
-        option
-        for option, value in (
-            ("--throughput-requests", args.throughput_requests),
-            ("--throughput-concurrency", args.throughput_concurrency),
-            ("--throughput-latency-ms", args.throughput_latency_ms),
-            ("--throughput-rounds", args.throughput_rounds),
-        )
-        if value is not None
-    ]
+    ignored = storm.given_options(args, *storm.THROUGHPUT_OPTIONS)
     if ignored:
         # The worker processes run the storm only: these were silently dropped.
         raise UsageError(f"{', '.join(ignored)}: --workers runs no throughput section")
