@@ -7,6 +7,7 @@ anything is: ``--quick`` sizes are too small to measure.  About 20 s in all.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import json
 import math
@@ -224,9 +225,10 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         return  # keep the test output quiet
 
 
-@pytest.fixture
-def user_server() -> Iterator[tuple[str, type[_Handler]]]:
-    handler = type("Handler", (_Handler,), {"seen": [], "lock": threading.Lock()})
+@contextlib.contextmanager
+def _recording_server(name: str) -> Iterator[tuple[str, type[_Handler]]]:
+    """A loopback HTTP server in a thread whose handler records the paths it is sent."""
+    handler = type(name, (_Handler,), {"seen": [], "lock": threading.Lock()})
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     server.daemon_threads = True
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
@@ -237,6 +239,12 @@ def user_server() -> Iterator[tuple[str, type[_Handler]]]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=5)
+
+
+@pytest.fixture
+def user_server() -> Iterator[tuple[str, type[_Handler]]]:
+    with _recording_server("Handler") as served:
+        yield served
 
 
 def test_url_run_reports_client_side_figures(
@@ -287,17 +295,8 @@ def test_url_run_reports_client_side_figures(
 def proxy_server() -> Iterator[tuple[str, type[_Handler]]]:
     """A second loopback server, standing for a proxy in HTTP_PROXY: it records what
     reaches it (a proxied GET arrives with the absolute URL as its path)."""
-    handler = type("Proxy", (_Handler,), {"seen": [], "lock": threading.Lock()})
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    server.daemon_threads = True
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05})
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}", handler
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+    with _recording_server("Proxy") as served:
+        yield served
 
 
 def test_url_run_ignores_proxy_environment(
