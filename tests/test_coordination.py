@@ -841,3 +841,27 @@ async def test_a_give_back_is_bounded_and_never_masks_the_cancellation(
             assert store.calls == 1
             assert api.stats.coordination is not None
             assert not api.stats.coordination.healthy
+
+
+async def test_a_gate_the_store_forgot_is_announced_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A store that restarts empty (a Redis without persistence) while a gate is closed
+    hears it again from the worker that closed it, so a worker joining later waits."""
+    announced: list[float] = []
+
+    arrivals = Arrivals(first_429_to_a(announced))
+    coordination = MemoryCoordination()
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=arrivals)
+        a, b = worker("a", coordination), worker("b", coordination)
+        async with coordination, a, b, trio.open_nursery() as nursery:
+            nursery.start_soon(a.get, "x")  # the 429, then the retry after the gate
+            await trio.sleep(0.2)  # a's gate is announced to the store
+            assert announced
+            coordination._book = SharedQuotaBook()  # the store restarts empty
+            await trio.sleep(0.3)
+            await b.get("x")  # b joins the key after the restart
+    until = announced[0]
+    assert [who for t, who in arrivals.log[1:] if t < until] == []
+    assert sorted(who for _, who in arrivals.log) == ["a", "a", "b"]

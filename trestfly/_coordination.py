@@ -536,6 +536,14 @@ class Coordination(ABC):
             link.pushed_gate = max(link.pushed_gate, until)
         elif reply.gate_remaining > 0:
             link.pushed_gate = max(link.pushed_gate, sent_at + reply.gate_remaining)
+        # The latest the store's gate can end (its answer took up to now - sent_at).
+        store_gate = now + reply.gate_remaining
+        if link.pushed_gate > now and store_gate < link.pushed_gate - GATE_TOLERANCE:
+            # The store's gate never shortens: it forgot ours (a Redis restarted empty,
+            # a key expired).  Announced once, it was never said again, and a worker
+            # joining the key afterwards sent into the closed gate.  The next sync says
+            # it again (the gate still closed here goes out as close_for).
+            link.pushed_gate = store_gate
 
         cut_here_meanwhile = throttle.rate_cuts != rate_cuts
         if reply.version < link.version:
