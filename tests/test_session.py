@@ -2280,3 +2280,144 @@ async def test_a_failing_logout_does_not_replace_the_bodys_exception() -> None:
         async with _FailingLogout():
             await trio.sleep(1)
     assert scope.cancelled_caught
+
+
+class RegionalAPI(TrioAPISession):
+    """RESTfly's idiom: instance attributes set before ``super().__init__()``."""
+
+    _url = "https://api.acme.test"
+
+    def __init__(self, region: str = "us", **kwargs: Any) -> None:
+        self._url = f"https://{region}.acme.test"
+        self._retries = 1
+        self._box = True
+        super().__init__(**kwargs)
+
+
+async def test_attributes_set_on_the_instance_before_super_init_are_kept() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        regional = mock.get("https://eu.acme.test/ping").respond(200, json={"ok": 1})
+        default = mock.get("https://api.acme.test/ping").respond(200, json={"ok": 1})
+        async with RegionalAPI(region="eu") as api:
+            answer = await api.get("ping")
+        assert api._retries == 1
+        assert isinstance(answer, Box)
+        assert regional.called and not default.called
+        # A constructor argument still wins over the instance's value.
+        async with RegionalAPI(region="eu", url="https://api.acme.test", retries=2) as api:
+            await api.get("ping")
+        assert default.called and api._retries == 2
+
+
+def test_a_bad_value_set_on_the_instance_before_super_init_is_named() -> None:
+    class Bad(RegionalAPI):
+        def __init__(self) -> None:
+            self._retries = -1
+            TrioAPISession.__init__(self)
+
+    with pytest.raises(errors.UnexpectedValueError, match="retries"):
+        Bad()
+
+
+class DiscoveringAPI(TrioAPISession):
+    """Logs in on a global host, which names the account's regional URL (as an OAuth
+    token response's ``instance_url`` does)."""
+
+    _url = "https://login.acme.test"
+
+    async def _authenticate(self, **kwargs: Any) -> None:
+        info = await self.get("whoami", conv_json=True)
+        self._url = info["region_url"]
+
+
+async def test_a_url_changed_once_open_is_used_for_every_path() -> None:
+    with respx.mock(assert_all_called=False) as mock:
+        mock.get("https://login.acme.test/whoami").respond(
+            200, json={"region_url": "https://eu.acme.test"}
+        )
+        regional = mock.get("https://eu.acme.test/whoami").respond(200, json={"user": "ann"})
+        async with DiscoveringAPI() as api:
+            # The path the login used is joined to the new URL too (it was cached).
+            assert await api.get("whoami", conv_json=True) == {"user": "ann"}
+            assert set(api.stats.origins) == {"https://login.acme.test", "https://eu.acme.test"}
+            api._url = "ftp://nowhere"
+            with pytest.raises(errors.UnexpectedValueError, match="url must be an http"):
+                await api.get("whoami")
+        assert regional.call_count == 1
+
+
+class RefreshingAPI(TrioAPISession):
+    _url = URL
+    _retry_on = (401,)
+
+    async def _retry_request(
+        self, response: httpx.Response | None, retries: int, **kwargs: Any
+    ) -> dict[str, Any]:
+        with trio.fail_after(1):  # the login's own bound
+            await self.post("oauth/token")
+        return kwargs
+
+
+async def test_a_hooks_own_timeout_is_not_told_as_the_calls_deadline(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async def hang(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(1000)
+        return httpx.Response(200)
+
+    # The hung login never returns, and respx counts a call only once it does.
+    with respx.mock(base_url=URL, assert_all_called=False) as mock:
+        mock.get("/me").respond(401)
+        mock.post("/oauth/token").mock(side_effect=hang)
+        async with RefreshingAPI(timeout=None) as api:
+            with pytest.raises(trio.TooSlowError):
+                await api.get("me", deadline=600)  # as without deadline=
+            with pytest.raises(errors.TimeoutError, match=r"deadline of 0\.5 s passed"):
+                await api.get("me", deadline=0.5)
+
+
+class ForgetfulAPI(TrioAPISession):
+    """An error check that only raises, and forgets `return response`."""
+
+    _url = URL
+
+    async def _resp_error_check(self, response: httpx.Response, **kwargs: Any) -> httpx.Response:
+        if response.headers.get("x-error"):
+            raise errors.APIError(response)
+        return None  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize("options", [{}, {"box": True}, {"method": "HEAD"}])
+async def test_an_error_check_returning_nothing_is_named(options: dict[str, Any]) -> None:
+    method = options.pop("method", "GET")
+    with respx.mock(base_url=URL) as mock:
+        mock.route(method=method, path="/users/1").respond(200, json={"id": 1})
+        async with ForgetfulAPI() as api:
+            with pytest.raises(errors.UnexpectedValueError, match=r"_resp_error_check\(\) must"):
+                await api._request(method, "users/1", **options)
+
+
+def test_an_error_class_the_session_cannot_build_is_refused_at_construction() -> None:
+    class DetailError(errors.APIError):
+        def __init__(self, response: httpx.Response) -> None:
+            super().__init__(response)
+
+    class Flexible(errors.APIError):
+        def __init__(self, response: httpx.Response, **kwargs: Any) -> None:
+            super().__init__(response, **kwargs)
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"error_map\[409\] DetailError"):
+        TrioAPISession(url=URL, error_map={409: DetailError})
+    TrioAPISession(url=URL, error_map={409: Flexible})
+
+
+def test_a_hook_keyword_without_a_default_must_be_given() -> None:
+    class KeyAPI(TrioAPISession):
+        _url = URL
+
+        async def _authenticate(self, api_key: str, **kwargs: Any) -> None:
+            self._session.headers["X-Key"] = api_key
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"_authenticate\(\) requires api_key"):
+        KeyAPI()
+    KeyAPI(api_key="k")

@@ -8,6 +8,7 @@ nothing) is a bug report waiting to happen.
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Mapping
 from typing import Any, TypeVar
@@ -107,8 +108,27 @@ def check_error_map(name: str, value: Any) -> dict[int, type[errors.APIError]]:
             raise errors.UnexpectedValueError(
                 f"{name}[{status}] must be a trestfly.errors.APIError subclass, got {cls!r}"
             )
+        _check_error_constructor(name, status, cls)
         checked[status] = cls
     return checked
+
+
+def _check_error_constructor(name: str, status: int, cls: type[errors.APIError]) -> None:
+    """The session builds a mapped error as ``cls(response, retries=..., retry_after=...)``:
+    a subclass whose ``__init__`` takes the response alone failed with a bare TypeError
+    when that status came, not here."""
+    try:
+        signature = inspect.signature(cls)
+    except (TypeError, ValueError):  # no signature to read: judged when it is built
+        return
+    try:
+        signature.bind(None, retries=0, retry_after=None)
+    except TypeError as exc:
+        raise errors.UnexpectedValueError(
+            f"{name}[{status}] {cls.__name__} must accept cls(response, retries=..., "
+            f"retry_after=...) as APIError does ({exc}); pass **kwargs on to "
+            "super().__init__()"
+        ) from None
 
 
 def _is_iterable(value: Any) -> bool:

@@ -317,57 +317,65 @@ class TrioAPISession:
     ) -> None:
         cls = type(self)
 
-        def pick(value: Any, default: Any) -> Any:
-            return default if value is None else value
+        own = vars(self)
+
+        def pick(value: Any, name: str) -> Any:
+            # The argument, else a value the subclass set on the instance before calling
+            # super().__init__() (RESTfly's own idiom: it reads kwargs.get("url",
+            # self._url)), else the class attribute.  Read from the class alone, an
+            # SDK's `self._url = f"https://{region}..."` was overwritten silently.
+            if value is not None:
+                return value
+            return own[name] if name in own else getattr(cls, name)
 
         # Everything is copied into the instance: no two sessions (or subclasses) ever
         # share a mutable default, and nothing here mutates a class.
-        self._url: str | None = pick(url, cls._url)
+        self._url: str | None = pick(url, "_url")
         check_url(self._url)
-        self._base_path: str = check_base_path(pick(base_path, cls._base_path))
+        self._base_path: str = check_base_path(pick(base_path, "_base_path"))
         self._retries: int = check_number(
-            "retries", pick(retries, cls._retries), minimum=0, integer=True
+            "retries", pick(retries, "_retries"), minimum=0, integer=True
         )
-        self._backoff: float = check_number("backoff", pick(backoff, cls._backoff), minimum=0)
+        self._backoff: float = check_number("backoff", pick(backoff, "_backoff"), minimum=0)
         self._max_backoff: float = check_number(
-            "max_backoff", pick(max_backoff, cls._max_backoff), minimum=0
+            "max_backoff", pick(max_backoff, "_max_backoff"), minimum=0
         )
-        self._box: bool = check_bool("box", pick(box, cls._box))
-        self._box_attrs: Mapping[str, Any] = dict(box_options(pick(box_attrs, cls._box_attrs)))
-        self._conv_json: bool = check_bool("conv_json", pick(conv_json, cls._conv_json))
-        self._ssl_verify: VerifyTypes = pick(ssl_verify, cls._ssl_verify)
+        self._box: bool = check_bool("box", pick(box, "_box"))
+        self._box_attrs: Mapping[str, Any] = dict(box_options(pick(box_attrs, "_box_attrs")))
+        self._conv_json: bool = check_bool("conv_json", pick(conv_json, "_conv_json"))
+        self._ssl_verify: VerifyTypes = pick(ssl_verify, "_ssl_verify")
         check_verify(self._ssl_verify)
-        self._cert: CertTypes | None = pick(cert, cls._cert)
+        self._cert: CertTypes | None = pick(cert, "_cert")
         check_cert(self._cert)
-        self._proxies: ProxiesTypes | None = pick(proxies, cls._proxies)
+        self._proxies: ProxiesTypes | None = pick(proxies, "_proxies")
         check_proxies(self._proxies)
         self._timeout: TimeoutTypes = cls._timeout if timeout is _UNSET else timeout
         timeout_setting(self._timeout)  # checked now, not on entering
-        self._vendor: str = pick(vendor, cls._vendor)
-        self._product: str = pick(product, cls._product)
-        self._build: str = pick(build, cls._build)
-        self._lib_name: str = pick(lib_name, cls._lib_name)
-        self._lib_version: str = pick(lib_version, cls._lib_version)
+        self._vendor: str = pick(vendor, "_vendor")
+        self._product: str = pick(product, "_product")
+        self._build: str = pick(build, "_build")
+        self._lib_name: str = pick(lib_name, "_lib_name")
+        self._lib_version: str = pick(lib_version, "_lib_version")
         self._restricted_paths: frozenset[str] = check_restricted_paths(
-            pick(restricted_paths, cls._restricted_paths)
+            pick(restricted_paths, "_restricted_paths")
         )
         self._error_map: Mapping[int, type[errors.APIError]] = check_error_map(
-            "error_map", pick(error_map, cls._error_map)
+            "error_map", pick(error_map, "_error_map")
         )
         self._base_error_map: Mapping[int, type[errors.APIError]] = check_error_map(
-            "base_error_map", pick(base_error_map, cls._base_error_map)
+            "base_error_map", pick(base_error_map, "_base_error_map")
         )
         self._error_on_unexpected_input: bool = check_bool(
             "error_on_unexpected_input",
-            pick(error_on_unexpected_input, cls._error_on_unexpected_input),
+            pick(error_on_unexpected_input, "_error_on_unexpected_input"),
         )
         self._max_retry_after: float = check_number(
-            "max_retry_after", pick(max_retry_after, cls._max_retry_after), minimum=0
+            "max_retry_after", pick(max_retry_after, "_max_retry_after"), minimum=0
         )
         self._max_concurrency: int = check_number(
-            "max_concurrency", pick(max_concurrency, cls._max_concurrency), minimum=1, integer=True
+            "max_concurrency", pick(max_concurrency, "_max_concurrency"), minimum=1, integer=True
         )
-        base_throttle = check_instance("throttle", pick(throttle, cls._throttle), ThrottleSettings)
+        base_throttle = check_instance("throttle", pick(throttle, "_throttle"), ThrottleSettings)
         # A keyword beats a class attribute, and a subclass's attribute its parent's: a
         # throttle= keyword takes no class shortcut, and a class _throttle only those
         # set as deep in the hierarchy or deeper (the same class: the shortcut wins).
@@ -382,9 +390,9 @@ class TrioAPISession:
         self._burst: int = self._throttle.burst
         self._adaptive: bool = self._throttle.adaptive
         self._retry_budget: BudgetSettings = check_instance(
-            "retry_budget", pick(retry_budget, cls._retry_budget), BudgetSettings
+            "retry_budget", pick(retry_budget, "_retry_budget"), BudgetSettings
         )
-        self._http2: bool = check_bool("http2", pick(http2, cls._http2))
+        self._http2: bool = check_bool("http2", pick(http2, "_http2"))
         if self._http2 and session is None and importlib.util.find_spec("h2") is None:
             # httpx would raise a bare ImportError on entering, far from the setting.
             raise errors.UnexpectedValueError(
@@ -428,7 +436,7 @@ class TrioAPISession:
         self._owns_coordination = False
 
         self._retry_statuses: frozenset[int] = status_codes(
-            pick(retry_statuses, cls._retry_statuses),
+            pick(retry_statuses, "_retry_statuses"),
             "retry_statuses" if retry_statuses is not None else "_retry_statuses",
         )
         self._status_errors: Mapping[int, type[errors.APIError]] = MappingProxyType(
@@ -438,7 +446,7 @@ class TrioAPISession:
             box=self._box,
             box_attrs=MappingProxyType(dict(self._box_attrs)),
             conv_json=self._conv_json,
-            retry_statuses=self._retry_statuses | status_codes(pick(retry_on, cls._retry_on)),
+            retry_statuses=self._retry_statuses | status_codes(pick(retry_on, "_retry_on")),
             use_base=True,
             redact_fields=(),
             redact_value="REDACTED",
@@ -446,6 +454,7 @@ class TrioAPISession:
             restricted_paths=self._restricted_paths,
         )
 
+        self._check_required_hook_keywords(kwargs)
         if self._error_on_unexpected_input:
             self._check_authenticate_keywords(kwargs)
         self._auth_kwargs: dict[str, Any] = kwargs
@@ -467,8 +476,10 @@ class TrioAPISession:
         self._trio_run: trio.lowlevel.TrioToken | None = None  # the run it was opened in
         self._rng = random.Random()
         self._gates: dict[str, OriginGate] = {}
-        self._url_cache: dict[tuple[str, bool], tuple[str, str]] = {}
+        self._url_cache: dict[tuple[str | None, str, str, bool], tuple[str, str]] = {}
+        # The origin of `_url`, and the `_url` it was read from (see _origin_of_url).
         self._default_origin = _origin(self._url) if self._url else None
+        self._default_origin_of = self._url
         self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
         self._counters = Counters()
@@ -510,6 +521,30 @@ class TrioAPISession:
         )
 
     # ----------------------------------------------------------------- lifecycle
+
+    def _check_required_hook_keywords(self, kwargs: Mapping[str, Any]) -> None:
+        """An overridden ``_authenticate`` or ``_build_session`` with a parameter that has
+        no default (``api_key: str``, natural under mypy) is called on entering with the
+        constructor's keywords: one not given there is named now, not as a bare
+        TypeError on entering."""
+        cls = type(self)
+        for name in ("_authenticate", "_build_session"):
+            if getattr(cls, name) is getattr(TrioAPISession, name):
+                continue
+            params = inspect.signature(getattr(self, name)).parameters.values()
+            missing = [
+                p.name
+                for p in params
+                if p.default is p.empty
+                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+                and (p.kind is p.POSITIONAL_ONLY or p.name not in kwargs)
+            ]
+            if missing:
+                raise errors.UnexpectedValueError(
+                    f"{cls.__name__}.{name}() requires {', '.join(missing)}, which "
+                    f"{cls.__name__}(...) did not get: it is called on entering with the "
+                    "keywords the session does not know"
+                )
 
     def _check_authenticate_keywords(self, kwargs: Mapping[str, Any]) -> None:
         cls = type(self)
@@ -889,9 +924,13 @@ class TrioAPISession:
         if options.deadline is None:
             return await self._attempts(method, path, kwargs)
         try:
-            with trio.fail_after(options.deadline):
+            with trio.fail_after(options.deadline) as deadline:
                 return await self._attempts(method, path, kwargs)
         except trio.TooSlowError as exc:
+            if not deadline.cancelled_caught:
+                # A hook's own fail_after (a token refresh bounded at a second), not
+                # this deadline: told as this call's deadline passing, it was false.
+                raise
             self._counters.failures += 1
             # The URL, as every other error shows it (the path alone before).
             shown = options.shown_url(self._url_for(path, options.use_base)[0])
@@ -903,11 +942,14 @@ class TrioAPISession:
         """The URL of a path and the origin it goes to."""
         # SDKs call the same few paths over and over: joining them once is enough.  The
         # cache is bounded (cleared when full) so paths holding ids cannot grow it.
-        key = (path, use_base)
+        # Keyed by `_url` and `_base_path` too: an SDK may change them once open (the
+        # account's regional URL read back at login), and a path already joined kept
+        # going to the old host while new paths went to the new one.
+        key = (self._url, self._base_path, path, use_base)
         cached = self._url_cache.get(key)
         if cached is None:
             url = build_url(self._url, self._base_path, path, use_base=use_base)
-            origin = self._default_origin if not is_absolute(path) else None
+            origin = self._origin_of_url() if not is_absolute(path) else None
             if origin is None:
                 parsed = parse_url(url, "path")
                 if not parsed.host:
@@ -924,6 +966,14 @@ class TrioAPISession:
                 self._url_cache.clear()
             self._url_cache[key] = cached
         return cached
+
+    def _origin_of_url(self) -> str | None:
+        """The origin of ``_url`` as it is now, checked as the constructor checks it."""
+        if self._url != self._default_origin_of:
+            check_url(self._url)
+            self._default_origin = _origin(self._url) if self._url else None
+            self._default_origin_of = self._url
+        return self._default_origin
 
     def _gate_for(self, origin: str) -> OriginGate:
         gate = self._gates.get(origin)
@@ -1092,6 +1142,13 @@ class TrioAPISession:
                         if history:
                             response.extensions["trestfly.retry_history"] = tuple(history)
                         checked = await self._resp_error_check(response, **kwargs)
+                        if not isinstance(checked, httpx.Response):
+                            # RESTfly's classic slip, an override that only raises and
+                            # forgets `return response`: a bare AttributeError later.
+                            raise errors.UnexpectedValueError(
+                                f"{type(self).__name__}._resp_error_check() must return "
+                                f"the response, got a {type(checked).__name__}"
+                            )
                         if method == "HEAD":
                             return checked  # no body to convert: the headers are the answer
                         return convert_response(
