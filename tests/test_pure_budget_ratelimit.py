@@ -280,3 +280,19 @@ def test_scan_headers_finds_retry_after_and_quota_headers_in_one_pass() -> None:
     assert scan_headers([(b"X-RateLimit-Remaining", b"3")]) == (None, True)
     assert scan_headers([(b"RateLimit", b'"d";r=1;t=2'), (b"retry-after", b"7")]) == ("7", True)
     assert scan_headers([(b"X-RateLimited-By", b"proxy")]) == (None, False)
+
+
+def test_an_extension_parameter_ending_in_a_known_key_is_ignored() -> None:
+    """RFC 8941 keys hold "-", "_", "." and "*": the "t" of "x-t" is not the reset."""
+
+    def quota(entry: str) -> Quota | None:
+        headers = {"RateLimit-Policy": '"default";q=100;w=60', "RateLimit": entry}
+        return parse_quota(httpx.Headers(headers), WALL)
+
+    reset = quota('"default";r=0;t=5;x-t=3600')
+    assert reset is not None and reset.reset_after == 5.0
+    left = quota('"default";r=50;t=5;ext-r=0')
+    assert left is not None and left.remaining == 50
+    # A key ending in "reset" does not make the entry the older dictionary form.
+    named = quota('"default";r=7;t=2;x-reset=9')
+    assert named is not None and (named.remaining, named.reset_after) == (7, 2.0)

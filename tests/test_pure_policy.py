@@ -23,6 +23,7 @@ from trestfly._policy import (
     error_class,
     is_replayable,
     is_success,
+    processed_before_redirect,
     transport_error_class,
 )
 
@@ -96,7 +97,9 @@ def test_decide_uses_backoff_without_hint() -> None:
 def test_decide_prefers_the_server_hint() -> None:
     decision = run(hint=4.5)
     assert decision.retry and decision.delay == 4.5
-    assert run(hint=0.0).delay == 0.0
+    # A hint of zero (Retry-After: 0, a date already past) is no pacing: the backoff.
+    assert run(hint=0.0).delay == 1.0
+    assert run(hint=0.0, retries_done=2, draw=0.5).delay == 2.0
 
 
 def test_decide_stops_when_exhausted_or_not_retryable() -> None:
@@ -197,3 +200,21 @@ def test_a_stream_can_be_sent_again_only_if_the_attempt_never_sent_it() -> None:
     assert not can_send_again(stream, None, httpx.ReadError("reset"))
     assert not can_send_again(None, stream, None)  # an answer came: the body was read
     assert can_send_again(stream, None, httpx.ConnectError("refused"))
+
+
+def _redirected(method: str, first: int, then: str) -> httpx.Response:
+    first_response = httpx.Response(first, request=httpx.Request(method, "http://a.test/o"))
+    final = httpx.Response(503, request=httpx.Request(then, "http://a.test/o/1"))
+    final.history = [first_response]
+    return final
+
+
+def test_a_non_idempotent_call_answered_with_a_redirect_was_processed() -> None:
+    assert processed_before_redirect("POST", _redirected("POST", 303, "GET"))
+    assert processed_before_redirect("patch", _redirected("PATCH", 303, "GET"))
+    # A 307/308 sends the same method on: the first server did not take the request.
+    assert not processed_before_redirect("POST", _redirected("POST", 307, "POST"))
+    # Idempotent calls are retried whole, and a call without a redirect as before.
+    assert not processed_before_redirect("PUT", _redirected("PUT", 303, "GET"))
+    plain = httpx.Response(503, request=httpx.Request("POST", "http://a.test/o"))
+    assert not processed_before_redirect("POST", plain)

@@ -130,3 +130,19 @@ def test_imf_fixdate_round_trip(moment: datetime) -> None:
     asctime = f"{moment:%a %b} {moment.day:2d} {moment:%H:%M:%S %Y}"
     assert parse_retry_after(asctime, NOW) == expected
     assert timedelta(seconds=expected) >= timedelta(0)
+
+
+def test_imf_dates_as_real_servers_write_them() -> None:
+    """RFC 9110 section 5.6.7: recipients read dates robustly.  Java's RFC_1123_DATE_TIME
+    writes a one-digit day, RFC 5322 (PHP's DATE_RFC2822) a numeric zone."""
+    expected = datetime(2025, 6, 2, 12, 0, 30, tzinfo=UTC).timestamp()
+    assert parse_http_date("Mon, 2 Jun 2025 12:00:30 GMT", 0.0) == expected
+    assert parse_http_date("Mon, 02 Jun 2025 12:00:30 +0000", 0.0) == expected
+    assert parse_http_date("Mon, 02 Jun 2025 12:00:30 UT", 0.0) == expected
+    assert parse_http_date("Mon, 02 Jun 2025 12:00:30 UTC", 0.0) == expected
+    assert parse_http_date("Mon, 02 Jun 2025 14:30:30 +0230", 0.0) == expected
+    assert parse_http_date("Mon, 02 Jun 2025 07:00:30 -0500", 0.0) == expected
+    assert parse_retry_after("Mon, 2 Jun 2025 12:00:30 GMT", expected - 30) == 30.0
+    # Still refused: a zone by name (ambiguous), and a three-digit day.
+    assert parse_http_date("Mon, 02 Jun 2025 12:00:30 PST", 0.0) is None
+    assert parse_http_date("Mon, 002 Jun 2025 12:00:30 GMT", 0.0) is None

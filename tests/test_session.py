@@ -2421,3 +2421,70 @@ def test_a_hook_keyword_without_a_default_must_be_given() -> None:
     with pytest.raises(errors.UnexpectedValueError, match=r"_authenticate\(\) requires api_key"):
         KeyAPI()
     KeyAPI(api_key="k")
+
+
+@pytest.mark.parametrize("final", [503, 429])
+async def test_a_post_processed_then_redirected_is_not_sent_again_on_a_retryable_status(
+    autojump_clock: trio.testing.MockClock, final: int
+) -> None:
+    """A 303 says the server processed the POST (RFC 9110 15.4.4): a 503 or 429 of the
+    redirect's GET must not send the POST again (it was, on every retry)."""
+    posts: list[httpx.Request] = []
+    gets: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.method == "POST":
+            posts.append(request)
+            return httpx.Response(303, headers={"Location": "/orders/1"})
+        gets.append(request)
+        return httpx.Response(final, headers={"Retry-After": "1"})
+
+    async with TrioAPISession(url=URL, transport=httpx.MockTransport(handler), retries=3) as api:
+        with pytest.raises(errors.APIError) as caught:
+            await api.post("orders", json={"item": 1})
+        assert caught.value.code == final
+        # A PUT is idempotent: sent again whole, as before.
+        with pytest.raises(errors.APIError):
+            await api.put("orders", json={"item": 1})
+    assert len(posts) == 1 and len(gets) == 1 + 4
+
+
+@pytest.mark.parametrize("params", [{"page": 2}, {}, {"q": "asyncio", "page": 2}])
+async def test_a_query_in_the_path_is_kept_beside_params(params: dict[str, Any]) -> None:
+    seen: list[httpx.URL] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200)
+
+    async with TrioAPISession(url=URL, transport=httpx.MockTransport(handler)) as api:
+        await api.get("search?q=trio&tag=a&tag=b", params=params)
+    query = seen[0].params
+    assert query.get("q") == params.get("q", "trio")  # a name in both: params' value
+    assert query.get_list("tag") == ["a", "b"]
+    assert query.get("page") == ("2" if "page" in params else None)
+
+
+@pytest.mark.parametrize("retry_after", ["0", "Thu, 01 Jan 1970 00:00:00 GMT"])
+async def test_a_zero_retry_after_in_an_outage_is_backed_off_and_budgeted(
+    autojump_clock: trio.testing.MockClock, retry_after: str
+) -> None:
+    """`Retry-After: 0` (or a date already past, a skewed clock) says nothing about
+    pacing: taken as "now", 100 calls made all 600 attempts in the same instant."""
+    attempts: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        attempts.append(trio.current_time())
+        return httpx.Response(503, headers={"Retry-After": retry_after})
+
+    async def one(api: TrioAPISession) -> None:
+        with pytest.raises(errors.ServiceUnavailableError):
+            await api.get("x")
+
+    transport = httpx.MockTransport(handler)
+    api = TrioAPISession(url=URL, transport=transport, retries=5, backoff=0.025)
+    async with api, trio.open_nursery() as nursery:
+        for _ in range(100):
+            nursery.start_soon(one, api)
+    assert len(attempts) < 300  # the budget bites, as without the header
+    assert max(attempts) > 0.05  # and the retries waited their backoff

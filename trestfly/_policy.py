@@ -151,6 +151,19 @@ def can_send_again(
     return is_replayable(content) and is_replayable(data) and files_replayable(files)
 
 
+def processed_before_redirect(method: str, response: httpx.Response) -> bool:
+    """Whether a call of a non-idempotent ``method`` was answered with a redirect that
+    httpx followed with another method (a 303, or a 301/302 after a POST): the server
+    processed the request, and ``response`` is the answer to the redirect's own GET.
+    Retried whole, the POST was sent again on each retry of a 503 or 429 there (an
+    order created four times with ``retries=3``)."""
+    return (
+        bool(response.history)
+        and method.upper() not in IDEMPOTENT_METHODS
+        and response.request.method != method.upper()
+    )
+
+
 def never_sent(exc: Exception) -> bool:
     """Whether a transport failure happened before any of the request was sent (so a
     streamed body is still unread)."""
@@ -209,6 +222,7 @@ class Stop(enum.Enum):
     """Why no further attempt will be made."""
 
     NOT_RETRYABLE = "not retryable"
+    PROCESSED = "the server processed the request and redirected it; it is not idempotent"
     EXHAUSTED = "retries exhausted"
     HINT_TOO_LONG = "server delay hint above max_retry_after"
     PAST_DEADLINE = "delay would end after the caller's deadline"
@@ -260,10 +274,10 @@ def decide(
         return Decision(0.0, Stop.EXHAUSTED)
     if hint is not None and hint > max_retry_after:
         return Decision(hint, Stop.HINT_TOO_LONG)
-    if hint is not None:
-        delay = hint
-    else:
-        delay = backoff_delay(backoff, retries_done + 1, max_backoff, draw)
+    # No hint, or a hint of zero (`Retry-After: 0`, a date already past, as a skewed
+    # clock sends), takes the backoff: "now" says nothing about pacing, and taken at its
+    # word a hundred calls against an outage made all their retries in the same instant.
+    delay = hint or backoff_delay(backoff, retries_done + 1, max_backoff, draw)
     if delay >= time_left:  # hint and backoff are finite, so an infinite time_left never stops
         return Decision(delay, Stop.PAST_DEADLINE)
     return Decision(delay)

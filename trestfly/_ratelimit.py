@@ -37,7 +37,14 @@ _EPOCH_MS_THRESHOLD = 100_000_000_000
 _INT = re.compile(r"\s*([0-9]+(?:\.[0-9]+)?)\s*")
 # The value ends at the parameter's end: "t=1.5e2" or "t=5m" is no number of seconds
 # (read as 1.5 and 5 before), and a malformed parameter is ignored.
-_PARAM = re.compile(r"\b([a-z]+)\s*=\s*([0-9]+(?:\.[0-9]+)?)(?=\s*(?:[;,]|$))", re.IGNORECASE)
+# A parameter's key is a whole RFC 8941 sf-key, at the item's start or after ";" or ",":
+# matched from a word boundary, the "t" of an extension's "x-t=3600" overwrote the reset.
+_PARAM = re.compile(
+    r"(?:^|[;,])\s*([a-z*][a-z0-9_.*-]*)\s*=\s*([0-9]+(?:\.[0-9]+)?)(?=\s*(?:[;,]|$))",
+    re.IGNORECASE,
+)
+# The older drafts' dictionary form (limit=100, remaining=37, reset=5), by its keys.
+_DICTIONARY_KEY = re.compile(r"(?:^|[;,])\s*(?:limit|remaining|reset)\s*=", re.IGNORECASE)
 #: A policy's quota unit (draft 08+: "request", "content-bytes", "concurrency").
 _UNIT = re.compile(r';\s*qu\s*=\s*"([^"]*)"', re.IGNORECASE)
 # An item's name: the draft allows a String ("burst") or a Token (burst;r=0), RFC 8941's
@@ -126,7 +133,7 @@ def _items(value: str) -> list[tuple[str | None, dict[str, float], str]]:
     (``limit=100, remaining=37, reset=5``) is one item whose parameters happen to be
     separated by commas.
     """
-    if re.search(r"\b(?:limit|remaining|reset)\s*=", value, re.IGNORECASE):
+    if _DICTIONARY_KEY.search(value):
         return [(None, _params(value), value)]
     items = []
     for text in value.split(","):

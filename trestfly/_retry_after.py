@@ -26,8 +26,14 @@ _MONTHS = {
         start=1,
     )
 }
+# IMF-fixdate, read as RFC 9110 section 5.6.7 asks recipients to read dates robustly:
+# a one-digit day (Java's RFC_1123_DATE_TIME writes "Mon, 2 Jun 2025") and a numeric
+# zone or UT/UTC (RFC 5322, PHP's DATE_RFC2822: "+0000") were ignored, and a 429 asking
+# for 30 s was retried after the client's own backoff.
 _IMF = re.compile(
-    r"[A-Za-z]{3}, (\d{2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2}) GMT", re.ASCII
+    r"[A-Za-z]{3}, (\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2})"
+    r" (GMT|UTC?|[+-]\d{4})",
+    re.ASCII,
 )
 _RFC850 = re.compile(
     r"[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT", re.ASCII
@@ -74,6 +80,14 @@ def _full_year(yy: int, moment: tuple[int, int, int, int, int], now: float) -> i
     return next((year for year in candidates if (year, *moment) <= horizon), century - 100 + yy)
 
 
+def _zone_offset(zone: str) -> int:
+    """Seconds east of UTC of an IMF zone: GMT, UT, UTC, or +hhmm/-hhmm."""
+    if zone[0] not in "+-":
+        return 0
+    offset = int(zone[1:3]) * 3600 + int(zone[3:5]) * 60
+    return -offset if zone[0] == "-" else offset
+
+
 def parse_http_date(value: str, now: float) -> float | None:
     """The POSIX timestamp of an HTTP-date in any of the three RFC 9110 forms, or None.
 
@@ -81,8 +95,9 @@ def parse_http_date(value: str, now: float) -> float | None:
     """
     text = value.strip()
     if match := _IMF.fullmatch(text):
-        day, month, year, hh, mm, ss = match.groups()
-        return _timestamp(int(year), month, int(day), int(hh), int(mm), int(ss))
+        day, month, year, hh, mm, ss, zone = match.groups()
+        stamp = _timestamp(int(year), month, int(day), int(hh), int(mm), int(ss))
+        return None if stamp is None else stamp - _zone_offset(zone)
     if match := _RFC850.fullmatch(text):
         day, month, yy, hh, mm, ss = match.groups()
         number = _MONTHS.get(month.lower())

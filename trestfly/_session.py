@@ -72,6 +72,7 @@ from ._policy import (
     counts_against_retries,
     decide,
     is_success,
+    processed_before_redirect,
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
 from ._redact import is_secret_header
@@ -88,6 +89,7 @@ from ._urls import (
     is_absolute,
     join_path,
     parse_url,
+    with_path_query,
 )
 from ._version import __version__
 
@@ -671,8 +673,8 @@ class TrioAPISession:
             return
         retry_after, _ = scan_headers(response.headers.raw)
         hint = parse_retry_after(retry_after, time.time()) if retry_after is not None else None
-        if hint is None:
-            return
+        if not hint:
+            return  # none, or zero: nothing to close (see closes_gate)
         gate = self._gates.get(_origin(str(response.request.url)))
         if gate is not None:
             now = trio.current_time()
@@ -1079,6 +1081,8 @@ class TrioAPISession:
                 session = self._session
                 options, request_kwargs = resolve(self._defaults, kwargs)
                 url, origin = self._url_for(path, options.use_base)
+                if request_kwargs.get("params") is not None:
+                    request_kwargs["params"] = with_path_query(url, request_kwargs["params"])
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)
                 if self._per_request_headers is not None:
                     request_kwargs["headers"] = self._with_user_agent(
@@ -1184,13 +1188,18 @@ class TrioAPISession:
                 )
                 # The budget is for failures the server gave no guidance on: a throttle, a
                 # delay hint or a closed gate is guidance, and the gate paces those.
-                guided = (
-                    hint is not None or throttled or gate.throttle.gate_until > trio.current_time()
-                )
+                # A hint of zero is none (see decide): the budget counts its retries.
+                guided = bool(hint) or throttled or gate.throttle.gate_until > trio.current_time()
                 body = (kwargs.get("content"), kwargs.get("data"))
                 files = kwargs.get("files")
                 if decision.retry and not can_send_again(*body, failure, files, answered=answered):
                     decision = Decision(decision.delay, Stop.STREAMED_BODY)
+                if (
+                    decision.retry
+                    and response is not None
+                    and processed_before_redirect(method, response)
+                ):
+                    decision = Decision(decision.delay, Stop.PROCESSED)
                 if decision.retry and not guided and not self._budget_allows(retries_done):
                     decision = Decision(decision.delay, Stop.BUDGET)
                 if not decision.retry:

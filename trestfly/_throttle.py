@@ -128,8 +128,10 @@ def is_throttle(status: int, hint: float | None, quota: Quota | None) -> bool:
 def closes_gate(status: int, hint: float | None, *, throttled: bool) -> bool:
     """Whether a response closes its origin's gate for ``hint`` seconds: a throttle or a
     503 that says when to come back.  (A hint on any other status, a 502 say, is that
-    call's own wait: the origin's other calls go on.)"""
-    return hint is not None and (throttled or status == 503)
+    call's own wait: the origin's other calls go on.)  A hint of zero (``Retry-After:
+    0``, a date already past) closes nothing: each counted a gate trip of no time, and
+    the retries it sent at once skipped their backoff."""
+    return bool(hint) and (throttled or status == 503)
 
 
 @dataclass(frozen=True, slots=True)

@@ -51,6 +51,22 @@ def join_path(*parts: str) -> str:
     return joined + suffix
 
 
+def with_path_query(url: str, params: object) -> object:
+    """The ``params=`` of a call whose URL has a query of its own (``search?q=trio``):
+    that query with ``params`` merged over it (a name in both takes ``params``' value).
+
+    httpx replaces a URL's query with ``params=`` (even ``params={}``), and the query
+    written in the path was dropped silently; requests and RESTfly kept both.  Params
+    httpx cannot read are left as they are, for httpx to refuse (and us to name).
+    """
+    if "?" not in url:
+        return params
+    try:
+        return httpx.URL(url).params.merge(params)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return params
+
+
 def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = True) -> str:
     """The URL of one request.
 
