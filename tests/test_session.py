@@ -2488,3 +2488,21 @@ async def test_a_zero_retry_after_in_an_outage_is_backed_off_and_budgeted(
             nursery.start_soon(one, api)
     assert len(attempts) < 300  # the budget bites, as without the header
     assert max(attempts) > 0.05  # and the retries waited their backoff
+
+
+async def test_a_304_not_modified_is_returned_not_raised() -> None:
+    """The answer to a conditional request (RFC 9110 15.4.5) is no error; box=True has
+    no body to convert.  An error map naming 304 still raises it."""
+
+    class NotModified(errors.APIError):
+        pass
+
+    with respx.mock(base_url=URL) as mock:
+        mock.get("/repos").respond(304, headers={"ETag": '"v1"'})
+        async with TrioAPISession(url=URL, box=True) as api:
+            answer = await api.get("repos", headers={"If-None-Match": '"v1"'})
+            assert isinstance(answer, httpx.Response) and answer.status_code == 304
+            assert api.stats.successes == 1 and api.stats.failures == 0
+        async with TrioAPISession(url=URL, error_map={304: NotModified}) as api:
+            with pytest.raises(NotModified):
+                await api.get("repos")

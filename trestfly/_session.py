@@ -1140,7 +1140,11 @@ class TrioAPISession:
                         raise  # the transport's, an auth flow's or a hook's own failure
                     failure, invalid = exc, True
                 else:
-                    if is_success(response.status_code):
+                    # A 304 is the answer to the caller's own conditional request
+                    # (If-None-Match: GitHub does not count it against the quota), not
+                    # an error: returned as it is, unless the error map names it.
+                    not_modified = response.status_code == 304 and 304 not in self._status_errors
+                    if is_success(response.status_code) or not_modified:
                         self._counters.successes += 1
                         self._budget.on_success(trio.current_time())
                         if history:
@@ -1153,7 +1157,7 @@ class TrioAPISession:
                                 f"{type(self).__name__}._resp_error_check() must return "
                                 f"the response, got a {type(checked).__name__}"
                             )
-                        if method == "HEAD":
+                        if method == "HEAD" or not_modified:
                             return checked  # no body to convert: the headers are the answer
                         return convert_response(
                             checked,
