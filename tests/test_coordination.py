@@ -865,3 +865,65 @@ async def test_a_gate_the_store_forgot_is_announced_again(
     until = announced[0]
     assert [who for t, who in arrivals.log[1:] if t < until] == []
     assert sorted(who for _, who in arrivals.log) == ["a", "a", "b"]
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"ok": True})
+
+
+async def test_waiters_for_store_slots_when_the_block_ends_get_a_trestfly_error(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Six calls wait for store slots (four holders, two queued behind them) when the
+    session leaves the coordination: each asserted the detached link."""
+    coordination = MemoryCoordination()
+    api = TrioAPISession(
+        url=URL,
+        transport=httpx.MockTransport(_ok),
+        rate_limit=1.0,
+        coordination=coordination,
+        max_retry_after=100,
+    )
+    caught: list[Exception] = []
+
+    async def call(i: int) -> None:
+        try:
+            await api.get(f"x/{i}")
+        except Exception as exc:
+            caught.append(exc)
+
+    async with coordination, trio.open_nursery() as nursery, api:
+        await api.get("first")
+        for i in range(6):
+            nursery.start_soon(call, i)
+        await trio.sleep(0.5)
+    assert len(caught) == 6
+    assert all(isinstance(exc, errors.SessionNotOpenError) for exc in caught), caught
+
+
+async def test_a_store_waiter_cancelled_after_the_block_ended_gets_cancelled(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    coordination = MemoryCoordination()
+    api = TrioAPISession(
+        url=URL, transport=httpx.MockTransport(_ok), rate_limit=0.5, coordination=coordination
+    )
+    scope = trio.CancelScope()
+    raised: list[BaseException] = []
+
+    async def call() -> None:
+        with scope:
+            try:
+                await api.get("x")  # its store slot is at t=2
+            except BaseException as exc:
+                raised.append(exc)
+                raise
+
+    async with coordination, trio.open_nursery() as nursery:
+        async with api:
+            await api.get("first")
+            nursery.start_soon(call)
+            await trio.sleep(0.5)
+        await trio.sleep(0.5)
+        scope.cancel()
+    assert len(raised) == 1 and isinstance(raised[0], trio.Cancelled)

@@ -561,3 +561,29 @@ async def test_deauthenticate_runs_while_the_client_is_still_open(
         ("GET", "/work"),
         ("DELETE", "/login"),
     ]
+
+
+@pytest.mark.parametrize("attempt", range(2))
+async def test_a_call_connecting_when_the_session_closes_leaves_no_socket_open(
+    trio_server: TrioTestServer, attempt: int
+) -> None:
+    """A call in another nursery is inside the connect when the session's block ends
+    (its shards' pools are closed): its connection came back to a closed pool and the
+    socket stayed open, the server still saw it seconds later."""
+    trio_server.app.set_default(stall(0.05, json_status(200)))
+    api = TrioAPISession(url=trio_server.base_url, retries=0, max_concurrency=1)
+    outcome: list[str] = []
+
+    async def call() -> None:
+        try:
+            await api.get("q")
+            outcome.append("ok")
+        except errors.TrestflyError as exc:
+            outcome.append(type(exc).__name__)
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery, api:
+            nursery.start_soon(call)
+            await trio_server.wait_until(lambda: trio_server.connections_accepted >= 1)
+        await trio_server.wait_until(lambda: trio_server.open_connections == 0, timeout=3)
+    assert len(outcome) == 1

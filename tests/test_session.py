@@ -2506,3 +2506,66 @@ async def test_a_304_not_modified_is_returned_not_raised() -> None:
         async with TrioAPISession(url=URL, error_map={304: NotModified}) as api:
             with pytest.raises(NotModified):
                 await api.get("repos")
+
+
+def _ok(request: httpx.Request) -> httpx.Response:
+    return httpx.Response(200, json={"ok": True})
+
+
+async def test_a_call_waiting_for_its_slot_when_the_block_ends_is_told_not_open(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Paced to t=1 by rate_limit=1, the block ends at t=0.5: the call went on through
+    the closed client, and got httpx's bare RuntimeError."""
+    api = TrioAPISession(
+        url=URL,
+        transport=httpx.MockTransport(_ok),
+        throttle=trestfly.ThrottleSettings(rate_limit=1.0),
+    )
+    caught: list[Exception] = []
+
+    async def call() -> None:
+        try:
+            await api.get("x")
+        except Exception as exc:
+            caught.append(exc)
+
+    async with trio.open_nursery() as nursery, api:
+        await api.get("first")
+        nursery.start_soon(call)
+        await trio.sleep(0.5)
+    assert len(caught) == 1 and isinstance(caught[0], errors.SessionNotOpenError)
+    assert api.stats.in_flight == 0
+
+
+class _AnswersLate(httpx.AsyncBaseTransport):
+    """Answers after time passed without a checkpoint (a busy machine): Trio has not yet
+    delivered the cancellation of a deadline passed meanwhile."""
+
+    def __init__(self, clock: trio.testing.MockClock, response: httpx.Response) -> None:
+        self.clock, self.response = clock, response
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        await trio.lowlevel.checkpoint()
+        self.clock.jump(0.2)
+        return httpx.Response(self.response.status_code, headers=self.response.headers)
+
+
+@pytest.mark.parametrize(
+    "response",
+    [httpx.Response(503), httpx.Response(429, headers={"Retry-After": "1"})],
+    ids=["503", "429"],
+)
+async def test_a_deadline_passed_but_not_yet_delivered_cancels_rather_than_fails(
+    autojump_clock: trio.testing.MockClock, response: httpx.Response
+) -> None:
+    api = TrioAPISession(url=URL, transport=_AnswersLate(autojump_clock, response), retries=3)
+    async with api:
+        with trio.move_on_after(0.1) as scope:
+            await api.get("x")  # the answer comes at 0.2, the retry decided then
+        assert scope.cancelled_caught  # Cancelled, not ServiceUnavailable/TooManyRequests
+    # The call's own deadline= is still a TimeoutError.
+    api = TrioAPISession(url=URL, transport=_AnswersLate(autojump_clock, response), retries=3)
+    async with api:
+        with pytest.raises(errors.TimeoutError):
+            await api.get("x", deadline=0.1)

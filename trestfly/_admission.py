@@ -33,6 +33,9 @@ class SharedSlot:
 
     at: float
     reservation: Reservation | None
+    #: The link the reservation was made through (None with it): given back through it
+    #: even if the session left the coordination meanwhile (``OriginGate.link`` is None).
+    link: SharedLink | None = None
 
 
 class Admitted:
@@ -46,6 +49,19 @@ class Admitted:
 
     def __init__(self) -> None:
         self.ticket: Ticket | None = None
+
+
+async def checkpoint_if_cancelled_or_past_deadline() -> None:
+    """Raise Cancelled if the task is cancelled, or if its deadline has passed.
+
+    Trio turns a passed deadline into a cancellation at its next scheduling point, not at
+    once: on a busy machine the time can pass between two checkpoints, and a decision
+    made then against the deadline (a retry, a wait at the gate) answered the canceller
+    with an API error where it must get Cancelled.  A scheduling point delivers it first.
+    """
+    await trio.lowlevel.checkpoint_if_cancelled()
+    if trio.current_effective_deadline() <= trio.current_time():
+        await trio.lowlevel.checkpoint()
 
 
 async def take_slot(limiter: trio.CapacityLimiter, borrower: object) -> None:
@@ -108,7 +124,7 @@ class OriginGate:
         # In a cancelled scope the effective deadline is -inf, which the check below
         # would take for a deadline already past and answer with GateClosed (an API
         # error): the caller's cancellation must win, as a Cancelled.
-        await trio.lowlevel.checkpoint_if_cancelled()
+        await checkpoint_if_cancelled_or_past_deadline()
         now = trio.current_time()
         if until - now > max_wait or until >= trio.current_effective_deadline():
             if pacer:  # the gate is open: no response to quote, the wait is the slot's
@@ -310,11 +326,10 @@ class OriginGate:
         coordination's timeout, never raising: see Coordination.give_back); one of our
         own pacer, reserved under ``epoch`` while the store was unavailable, to it.
         """
-        if shared.reservation is None:
+        if shared.reservation is None or shared.link is None:
             self.throttle.give_back(shared.at, epoch, trio.current_time())
             return
-        assert self.link is not None
-        await self.link.give_back(shared.reservation)
+        await shared.link.give_back(shared.reservation)
 
     async def _reserve_shared(self, rate: float, max_wait: float) -> SharedSlot | None:
         """A paced slot from the coordination store, or from our own pacer without it.
@@ -327,12 +342,16 @@ class OriginGate:
                 store only quoted it: a slot reserved and refused stays spent for
                 every worker).
         """
-        assert self.link is not None
         throttle = self.throttle
-        await trio.lowlevel.checkpoint_if_cancelled()  # a -inf deadline is no bound
+        link = self.link
+        await checkpoint_if_cancelled_or_past_deadline()  # a -inf deadline is no bound
         now = trio.current_time()
+        if link is None:
+            # The session left the coordination while this task queued for it (its block
+            # ended with calls still out): our own pacer, as when the store is down.
+            return SharedSlot(throttle.reserve_local(now).at, None)
         bound = min(max_wait, trio.current_effective_deadline() - now)
-        reservation = await self.link.reserve(rate, throttle.pacer_burst(rate), bound)
+        reservation = await link.reserve(rate, throttle.pacer_burst(rate), bound)
         now = trio.current_time()
         if reservation is None:
             # The store is unavailable: local-only.
@@ -345,9 +364,9 @@ class OriginGate:
                 throttle.close_shared(now, until)
             # Heard from the store, as a sync's gate is: announced back as this worker's
             # own, it came back later by a round trip, extending every worker's gate.
-            self.link.pushed_gate = max(self.link.pushed_gate, until)
+            link.pushed_gate = max(link.pushed_gate, until)
             return None
-        return SharedSlot(now + reservation.wait, reservation)
+        return SharedSlot(now + reservation.wait, reservation, link)
 
     def _wake_reserved(self) -> None:
         self._rescheduled.set()

@@ -26,7 +26,12 @@ import httpx
 import trio
 
 from . import errors
-from ._admission import Admitted, GateClosed, OriginGate
+from ._admission import (
+    Admitted,
+    GateClosed,
+    OriginGate,
+    checkpoint_if_cancelled_or_past_deadline,
+)
 from ._arguments import (
     check_bool,
     check_error_map,
@@ -1006,6 +1011,10 @@ class TrioAPISession:
         try:
             try:
                 assert admitted.ticket is not None
+                # Read again: the block may have ended (or been entered again) while the
+                # attempt waited for a pacer slot, at a gate or for the store, and the
+                # client it was given is closed (httpx's bare RuntimeError said so).
+                session = self._session
                 self._counters.attempts += 1
                 # A fresh extensions dict per attempt: redirects share it (see
                 # _drop_credentials_off_origin), the caller's is not written to.
@@ -1134,6 +1143,8 @@ class TrioAPISession:
                     failure = exc
                     invalid = verdict is TransportVerdict.INVALID
                     retryable = verdict is TransportVerdict.RETRY
+                except errors.SessionNotOpenError:
+                    raise  # the block ended while this attempt waited (see _send_once)
                 except BUILD_ERRORS as exc:
                     argument = unbuildable_argument(session, method, url, request_kwargs)
                     if argument is None:
@@ -1173,8 +1184,9 @@ class TrioAPISession:
                     # value, which must not stay reachable as the error's __context__.
                     raise invalid_request(method, url, options, failure, argument)
                 # A cancelled scope's deadline reads as -inf, which decide() would take
-                # for a deadline past: the caller's cancellation must win, as Cancelled.
-                await trio.lowlevel.checkpoint_if_cancelled()
+                # for a deadline past: the caller's cancellation must win, as Cancelled
+                # (and so must a deadline passed that Trio has not delivered yet).
+                await checkpoint_if_cancelled_or_past_deadline()
 
                 counted = counts_against_retries(
                     throttled=throttled, stale=stale, uncounted=uncounted, max_retries=self._retries

@@ -29,7 +29,7 @@ import math
 import os
 import ssl
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from functools import partial
 from types import TracebackType
 from typing import Self, TypeAlias
@@ -70,9 +70,11 @@ class _SlotReleasingStream(httpx.AsyncByteStream):
 
     __slots__ = ("_release", "_stream")
 
-    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+    def __init__(
+        self, stream: httpx.AsyncByteStream, release: Callable[[], Awaitable[None]]
+    ) -> None:
         self._stream = stream
-        self._release: Callable[[], None] | None = release
+        self._release: Callable[[], Awaitable[None]] | None = release
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         # The inner iterator itself, not a generator wrapping it: one less coroutine
@@ -91,7 +93,7 @@ class _SlotReleasingStream(httpx.AsyncByteStream):
         finally:
             # Even if the inner close failed or was cancelled: a slot that outlives its
             # request would shrink the transport for the rest of its life.
-            release()
+            await release()
 
 
 def ca_bundle_context(path: str) -> ssl.SSLContext:
@@ -321,6 +323,8 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         # arriving meanwhile cannot overtake it; max_value turns a double release (a bug)
         # into an error instead of a shard with one request too many.
         self._slots = trio.Semaphore(total, max_value=total)
+        # Set by aclose(): connections of requests still out are closed as they come back.
+        self._closed = False
 
     # ------------------------------------------------------------------ introspection
 
@@ -412,10 +416,12 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             # with a warm one, which matters when cancellations come in bursts.
             self._release(shard, warm=False)
             raise
+        # httpcore's documented "network_stream" extension: the connection's socket.
+        network = response.extensions.get("network_stream")
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_SlotReleasingStream(stream, partial(self._release, shard)),
+            stream=_SlotReleasingStream(stream, partial(self._return_slot, shard, network)),
             extensions=response.extensions,
         )
 
@@ -431,6 +437,24 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             f"no free connection among {self._max_connections} within {pool_timeout} s",
             request=request,
         )
+
+    async def _return_slot(self, shard: int, network: object) -> None:
+        """A response is closed: its slot is free, and if the transport was closed while
+        the request was out, its connection (``network``, the response's
+        ``network_stream``) is closed too.
+
+        A request still connecting when the transport closed (a session left with a call
+        in another nursery) finished on a connection its shard's pool had already
+        forgotten: httpcore closed the pool's connections, not the one being opened,
+        and the socket stayed open for good.
+        """
+        self._release(shard)
+        if self._closed:
+            aclose = getattr(network, "aclose", None)
+            with trio.CancelScope(shield=True):  # as httpcore shields its own closes
+                if callable(aclose):
+                    await aclose()
+                await self._shards[shard].aclose()
 
     def _release(self, shard: int, *, warm: bool = True) -> None:
         self._in_flight_per_shard[shard] -= 1
@@ -468,6 +492,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
         .. versionadded:: 0.1.0
         """
+        self._closed = True
         first_error: BaseException | None = None
         # Shielded, like httpcore's own closes: leaving a client by cancellation must
         # still close its sockets, and a half-closed set of shards would leak the rest.
