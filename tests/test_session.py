@@ -2569,3 +2569,34 @@ async def test_a_deadline_passed_but_not_yet_delivered_cancels_rather_than_fails
     async with api:
         with pytest.raises(errors.TimeoutError):
             await api.get("x", deadline=0.1)
+
+
+@pytest.mark.parametrize("status", [502, 504])
+async def test_a_post_is_not_retried_on_a_gateway_status_unless_retry_on_names_it(
+    autojump_clock: trio.testing.MockClock, status: int
+) -> None:
+    """Behind a gateway, a 504 or 502 says nothing of whether the origin processed the
+    POST: retried by default, an order was created up to retries + 1 times."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.path}")
+        return httpx.Response(503 if request.url.path == "/busy" else status)
+
+    transport = httpx.MockTransport(handler)
+    async with TrioAPISession(url=URL, transport=transport, retries=2) as api:
+        with pytest.raises(errors.APIError):
+            await api.post("orders")
+        with pytest.raises(errors.APIError):
+            await api.put("orders")  # idempotent: retried as before
+        with pytest.raises(errors.APIError):
+            await api.post("named", retry_on=(status,))  # named: the user's word
+        with pytest.raises(errors.ServiceUnavailableError):
+            await api.post("busy")  # a 503 (not processed) is retried for a POST
+    async with TrioAPISession(url=URL, transport=transport, retries=2, retry_on=(status,)) as api:
+        with pytest.raises(errors.APIError):
+            await api.post("session")  # the session's retry_on names it too
+    assert [
+        sent.count(f"{call}")
+        for call in ("POST /orders", "PUT /orders", "POST /named", "POST /busy", "POST /session")
+    ] == [1, 3, 3, 3, 3]

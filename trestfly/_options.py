@@ -55,6 +55,10 @@ class CallOptions:
     #: The session's restricted paths (never a call's option): shown_url hides their
     #: queries whole.
     restricted_paths: frozenset[str] = frozenset()
+    #: The statuses named by ``retry_on`` (the session's and the call's): a 502 or 504
+    #: is retried for a non-idempotent method only when named here (see
+    #: trestfly._policy.retryable_status).
+    retry_on: frozenset[int] = frozenset()
 
     def shown_url(self, url: str | httpx.URL, also_hide: tuple[str, ...] = ()) -> str:
         """``url`` as this call's log lines and error messages show it (see
@@ -336,7 +340,9 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
         elif value is None and key != "deadline":
             continue  # None means "inherit", as for endpoint attributes
         elif key == "retry_on":
-            changes["retry_statuses"] = defaults.retry_statuses | status_codes(value)
+            named = status_codes(value)
+            changes["retry_statuses"] = defaults.retry_statuses | named
+            changes["retry_on"] = defaults.retry_on | named
         elif key == "deadline":
             changes["deadline"] = _deadline(value)
         elif key == "redact_fields":

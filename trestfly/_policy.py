@@ -23,6 +23,11 @@ DEFAULT_RETRY_STATUSES: frozenset[int] = frozenset({420, 429, 502, 503, 504})
 #: Methods that may be repeated after a request may already have reached the server.
 IDEMPOTENT_METHODS: frozenset[str] = frozenset({"GET", "HEAD", "PUT", "DELETE", "OPTIONS", "TRACE"})
 
+#: Gateway answers that say nothing of whether the origin behind the gateway processed
+#: the request (a 504: it did, too slowly; a 502: it answered something the gateway
+#: could not pass on).  Retried for a POST, they could create an order twice.
+MAYBE_PROCESSED_STATUSES: frozenset[int] = frozenset({502, 504})
+
 # Requests no retry can cure: a bad scheme or URL, a header value that is not valid HTTP
 # (h11's refusal) or that httpx cannot encode.  The last two quote the value.
 _HEADER_VALUE_QUOTED = (httpx.LocalProtocolError, UnicodeEncodeError)
@@ -149,6 +154,22 @@ def can_send_again(
     if failure is not None and never_sent(failure) and not answered:
         return True
     return is_replayable(content) and is_replayable(data) and files_replayable(files)
+
+
+def retryable_status(
+    status: int, method: str, retry_statuses: frozenset[int], retry_on: frozenset[int]
+) -> bool:
+    """Whether a status answering a call of ``method`` is retried: it is in the call's
+    ``retry_statuses``; and a 502 or 504 (see MAYBE_PROCESSED_STATUSES) answering a
+    non-idempotent method only when ``retry_on`` names it (the user's word that the
+    API makes the call safe to repeat, an idempotency key say)."""
+    if status not in retry_statuses:
+        return False
+    return (
+        status not in MAYBE_PROCESSED_STATUSES
+        or method.upper() in IDEMPOTENT_METHODS
+        or status in retry_on
+    )
 
 
 def processed_before_redirect(method: str, response: httpx.Response) -> bool:

@@ -78,6 +78,7 @@ from ._policy import (
     decide,
     is_success,
     processed_before_redirect,
+    retryable_status,
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
 from ._redact import is_secret_header
@@ -449,11 +450,13 @@ class TrioAPISession:
         self._status_errors: Mapping[int, type[errors.APIError]] = MappingProxyType(
             {**self._base_error_map, **self._error_map}
         )
+        session_retry_on = status_codes(pick(retry_on, "_retry_on"))
         self._defaults = CallOptions(
             box=self._box,
             box_attrs=MappingProxyType(dict(self._box_attrs)),
             conv_json=self._conv_json,
-            retry_statuses=self._retry_statuses | status_codes(pick(retry_on, "_retry_on")),
+            retry_statuses=self._retry_statuses | session_retry_on,
+            retry_on=session_retry_on,
             use_base=True,
             redact_fields=(),
             redact_value="REDACTED",
@@ -1177,7 +1180,9 @@ class TrioAPISession:
                             conv_json=options.conv_json,
                             show_url=options.shown_url,
                         )
-                    retryable = throttled or response.status_code in options.retry_statuses
+                    retryable = throttled or retryable_status(
+                        response.status_code, method, options.retry_statuses, options.retry_on
+                    )
                 if invalid:
                     assert failure is not None
                     # Raised here, out of the except block: the failure may quote a header
