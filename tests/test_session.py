@@ -2600,3 +2600,21 @@ async def test_a_post_is_not_retried_on_a_gateway_status_unless_retry_on_names_i
         sent.count(f"{call}")
         for call in ("POST /orders", "PUT /orders", "POST /named", "POST /busy", "POST /session")
     ] == [1, 3, 3, 3, 3]
+
+
+async def test_a_quota_spent_on_a_success_refuses_the_next_call_with_the_quota_answer(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 200 saying nothing remains until a reset an hour away closes the origin at the
+    next call, past max_retry_after: that call is refused with the answer that spent
+    the quota (TooManyRequestsError, retry_after the reset), not a bare timeout."""
+    reset = int(time.time()) + 3600
+    headers = {"X-RateLimit-Limit": "60", "X-RateLimit-Remaining": "0"}
+    with respx.mock(base_url=URL) as mock:
+        route = mock.get("/x").respond(200, headers={**headers, "X-RateLimit-Reset": str(reset)})
+        async with TrioAPISession(url=URL) as api:
+            await api.get("x")
+            with pytest.raises(errors.TooManyRequestsError) as refused:
+                await api.get("x")
+        assert route.call_count == 1
+    assert refused.value.retry_after is not None and 3500 < refused.value.retry_after <= 3600

@@ -1059,7 +1059,14 @@ class TrioAPISession:
                 quota=quota,
                 hint_at=response.extensions.get(_HINT_AT),
             )
-            if gate.throttle.gate_trips != trips or (hint is not None and status >= 400):
+            if (
+                gate.throttle.gate_trips != trips
+                or (hint is not None and status >= 400)
+                # A success that spent the quota: the gate closes at the next admission
+                # (see OriginThrottle.admit), and a call refused there quotes this
+                # answer (TooManyRequestsError, retry_after the reset), not a timeout.
+                or (quota is not None and quota.remaining <= 0)
+            ):
                 gate.closing_response, gate.closing_fields = response, redact_fields
             if gate.link is not None:
                 gate.link.notice()
