@@ -293,6 +293,11 @@ def test_an_extension_parameter_ending_in_a_known_key_is_ignored() -> None:
     assert reset is not None and reset.reset_after == 5.0
     left = quota('"default";r=50;t=5;ext-r=0')
     assert left is not None and left.remaining == 50
-    # A key ending in "reset" does not make the entry the older dictionary form.
+    # A key ending in "reset" does not make the entries the older dictionary form,
+    # whose one item took the last entry's values: 4,000 left, the spent burst unseen.
+    policies = '"burst";q=10;w=1, "day";q=5000;w=86400'
+    entries = '"burst";r=0;t=1;x-reset=1, "day";r=4000;t=3600'
+    spent = parse_quota(httpx.Headers({"RateLimit-Policy": policies, "RateLimit": entries}), WALL)
+    assert spent is not None and (spent.remaining, spent.reset_after) == (0, 1.0)
     named = quota('"default";r=7;t=2;x-reset=9')
     assert named is not None and (named.remaining, named.reset_after) == (7, 2.0)

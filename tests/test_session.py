@@ -2618,3 +2618,94 @@ async def test_a_quota_spent_on_a_success_refuses_the_next_call_with_the_quota_a
                 await api.get("x")
         assert route.call_count == 1
     assert refused.value.retry_after is not None and 3500 < refused.value.retry_after <= 3600
+
+
+async def test_bad_params_beside_a_query_in_the_path_are_named() -> None:
+    with respx.mock(base_url=URL, assert_all_called=False):
+        async with TrioAPISession(url=URL) as api:
+            with pytest.raises(errors.UnexpectedValueError, match="params"):
+                await api.get("search?q=trio", params=5)
+
+
+async def test_a_304_is_not_handed_to_the_2xx_error_check() -> None:
+    class Checking(TrioAPISession):
+        _url = URL
+
+        async def _resp_error_check(
+            self, response: httpx.Response, **kwargs: Any
+        ) -> httpx.Response:
+            if response.json().get("error"):  # no body to read on a 304
+                raise errors.APIError(response)
+            return response
+
+    with respx.mock(base_url=URL) as mock:
+        mock.get("/repos").respond(304)
+        async with Checking() as api:
+            assert (await api.get("repos")).status_code == 304
+
+
+def test_timeout_and_throttle_shortcuts_set_before_super_init_are_kept() -> None:
+    class Tuned(TrioAPISession):
+        def __init__(self, **kwargs: Any) -> None:
+            self._timeout = 5.0
+            self._rate_limit = 5.0
+            self._burst = 2
+            self._adaptive = False
+            super().__init__(**kwargs)
+
+    tuned = Tuned(url=URL)
+    assert tuned._timeout == 5.0
+    assert (tuned._rate_limit, tuned._burst, tuned._adaptive) == (5.0, 2, False)
+    # The keywords still win, and throttle= takes no shortcut (as for class attributes).
+    assert Tuned(url=URL, timeout=1.0, rate_limit=9.0)._throttle.rate_limit == 9.0
+    assert Tuned(url=URL, throttle=trestfly.ThrottleSettings())._throttle.rate_limit is None
+
+
+async def test_a_429_with_a_zero_retry_after_is_one_without_a_hint(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """`Retry-After: 0` says "too many" and nothing of when: the concurrency limit is cut
+    as for a bare 429, and no gate of no time is counted."""
+    limits = {}
+    for headers in ({}, {"Retry-After": "0"}):
+        transport = httpx.MockTransport(lambda request, h=headers: httpx.Response(429, headers=h))
+        api = TrioAPISession(url=URL, transport=transport, retries=2, backoff=0.025)
+
+        async def one(api: TrioAPISession = api) -> None:
+            with pytest.raises(errors.TooManyRequestsError):
+                await api.get("x")
+
+        async with api, trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(one)
+        limits[bool(headers)] = (api.stats.concurrency_limit, api.stats.gate_trips)
+    assert limits[True] == limits[False] and limits[True][0] < 50 and limits[True][1] == 0
+
+
+async def test_a_base_path_changed_once_open_is_used_and_checked() -> None:
+    with respx.mock(base_url=URL) as mock:
+        v1 = mock.get("/v1/users").respond(200)
+        v2 = mock.get("/v2/users").respond(200)
+        async with TrioAPISession(url=URL, base_path="v1") as api:
+            await api.get("users")
+            api._base_path = "v2"
+            await api.get("users")
+            api._base_path = "v3?api_key=secret"
+            with pytest.raises(errors.UnexpectedValueError, match="base_path cannot") as bad:
+                await api.get("users")
+        assert v1.call_count == 1 and v2.call_count == 1
+    assert "secret" not in str(bad.value)
+
+
+async def test_a_passed_undelivered_deadline_at_a_closed_gate_cancels(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    with respx.mock(base_url=URL) as mock:
+        mock.get("/x").respond(429, headers={"Retry-After": "5"})
+        async with TrioAPISession(url=URL, retries=0) as api:
+            with pytest.raises(errors.TooManyRequestsError):
+                await api.get("x")  # the gate is closed for 5 s
+            with trio.move_on_after(0.1) as scope:
+                autojump_clock.jump(0.2)  # past the deadline, no checkpoint since
+                await api.get("x")  # refused at the gate, or cancelled?
+            assert scope.cancelled_caught

@@ -357,7 +357,9 @@ class TrioAPISession:
         check_cert(self._cert)
         self._proxies: ProxiesTypes | None = pick(proxies, "_proxies")
         check_proxies(self._proxies)
-        self._timeout: TimeoutTypes = cls._timeout if timeout is _UNSET else timeout
+        self._timeout: TimeoutTypes = (
+            own.get("_timeout", cls._timeout) if timeout is _UNSET else timeout
+        )
         timeout_setting(self._timeout)  # checked now, not on entering
         self._vendor: str = pick(vendor, "_vendor")
         self._product: str = pick(product, "_product")
@@ -388,6 +390,13 @@ class TrioAPISession:
         # throttle= keyword takes no class shortcut, and a class _throttle only those
         # set as deep in the hierarchy or deeper (the same class: the shortcut wins).
         overrides = {} if throttle is not None else _class_shortcuts(cls)
+        if throttle is None:
+            # Set on the instance before super().__init__(): the deepest level of all.
+            overrides.update(
+                (key, own[f"_{key}"])
+                for key in ("rate_limit", "burst", "adaptive")
+                if own.get(f"_{key}") is not None
+            )
         overrides.update(
             (key, value)
             for key, value in (("rate_limit", rate_limit), ("burst", burst), ("adaptive", adaptive))
@@ -958,6 +967,7 @@ class TrioAPISession:
         key = (self._url, self._base_path, path, use_base)
         cached = self._url_cache.get(key)
         if cached is None:
+            check_base_path(self._base_path)  # as the constructor did: it may have changed
             url = build_url(self._url, self._base_path, path, use_base=use_base)
             origin = self._origin_of_url() if not is_absolute(path) else None
             if origin is None:
@@ -1038,7 +1048,9 @@ class TrioAPISession:
             retry_after, has_quota = scan_headers(response.headers.raw)
             hint = quota = None
             if retry_after is not None:
-                hint = parse_retry_after(retry_after, time.time())
+                # A delay of zero (or a date already past) is no hint: it paces nothing,
+                # and every decision below treats it as none (see decide, closes_gate).
+                hint = parse_retry_after(retry_after, time.time()) or None
             if has_quota:
                 quota = parse_quota(response.headers, time.time())
             throttled = is_throttle(status, hint, quota)
@@ -1170,6 +1182,8 @@ class TrioAPISession:
                         self._budget.on_success(trio.current_time())
                         if history:
                             response.extensions["trestfly.retry_history"] = tuple(history)
+                        if not_modified:
+                            return response  # no body: nothing for the 2xx error check
                         checked = await self._resp_error_check(response, **kwargs)
                         if not isinstance(checked, httpx.Response):
                             # RESTfly's classic slip, an override that only raises and
@@ -1178,7 +1192,7 @@ class TrioAPISession:
                                 f"{type(self).__name__}._resp_error_check() must return "
                                 f"the response, got a {type(checked).__name__}"
                             )
-                        if method == "HEAD" or not_modified:
+                        if method == "HEAD":
                             return checked  # no body to convert: the headers are the answer
                         return convert_response(
                             checked,

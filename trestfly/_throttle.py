@@ -671,6 +671,9 @@ class OriginThrottle:
         probe followed the first into the room the first had taken.
         """
         self._last_answer_at = max(self._last_answer_at, now)
+        # A hint of zero is none (see closes_gate): a 429 with `Retry-After: 0` is one
+        # without a hint, too many at once, and cuts the concurrency limit as one.
+        hint = hint or None
         self._unanswered.discard(ticket.seq)
         self.in_flight_limit.on_answered(ticket.seq)
         if ticket.probe:

@@ -449,12 +449,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         and the socket stayed open for good.
         """
         self._release(shard)
-        if self._closed:
-            aclose = getattr(network, "aclose", None)
+        aclose = getattr(network, "aclose", None)
+        if self._closed and callable(aclose):
             with trio.CancelScope(shield=True):  # as httpcore shields its own closes
-                if callable(aclose):
-                    await aclose()
-                await self._shards[shard].aclose()
+                await aclose()
 
     def _release(self, shard: int, *, warm: bool = True) -> None:
         self._in_flight_per_shard[shard] -= 1

@@ -63,7 +63,7 @@ def with_path_query(url: str, params: object) -> object:
         return params
     try:
         return httpx.URL(url).params.merge(params)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, AttributeError):  # httpx's own, for params=5
         return params
 
 
