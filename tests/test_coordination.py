@@ -927,4 +927,3 @@ async def test_a_store_waiter_cancelled_after_the_block_ended_gets_cancelled(
         await trio.sleep(0.5)
         scope.cancel()
     assert len(raised) == 1 and isinstance(raised[0], trio.Cancelled)
-
