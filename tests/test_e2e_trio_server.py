@@ -473,7 +473,7 @@ async def test_restricted_paths_never_log_params_or_body(
         _restricted_paths = ("/auth/login/",)
 
     caplog.set_level(logging.DEBUG, logger="trestfly")
-    trio_server.app.responses("/auth/login", [502, 200])
+    trio_server.app.responses("/auth/login", [503, 200])
     with trio.fail_after(LIMIT):
         async with Secret(url=trio_server.base_url) as api:
             await api.post("auth/login", json={"password": "hunter2"}, params={"otp": "123456"})
