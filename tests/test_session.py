@@ -2709,3 +2709,41 @@ async def test_a_passed_undelivered_deadline_at_a_closed_gate_cancels(
                 autojump_clock.jump(0.2)  # past the deadline, no checkpoint since
                 await api.get("x")  # refused at the gate, or cancelled?
             assert scope.cancelled_caught
+
+
+async def test_a_403_with_a_zero_retry_after_is_still_a_throttle(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A Retry-After makes a 403 GitHub's throttle, a zero one too: retried and counted
+    in `throttled` (the zero only paces nothing)."""
+    answers = iter([httpx.Response(403, headers={"Retry-After": "0"}), httpx.Response(200)])
+    transport = httpx.MockTransport(lambda request: next(answers))
+    async with TrioAPISession(url=URL, transport=transport, retries=3) as api:
+        await api.get("x")
+        assert (api.stats.throttled, api.stats.retries, api.stats.gate_trips) == (1, 1, 0)
+
+
+async def test_calls_still_out_when_the_block_ends_are_counted_as_failures(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """One call retrying behind a closed gate, one waiting at it: both get "not open"
+    when the block ends, and `failures` counts them, as it counts a gate's refusal."""
+    answers = iter([httpx.Response(429, headers={"Retry-After": "5"})])
+    transport = httpx.MockTransport(lambda request: next(answers, httpx.Response(200)))
+    api = TrioAPISession(url=URL, transport=transport, retries=3)
+    caught: list[Exception] = []
+
+    async def call(path: str) -> None:
+        try:
+            await api.get(path)
+        except Exception as exc:
+            caught.append(exc)
+
+    async with trio.open_nursery() as nursery, api:
+        nursery.start_soon(call, "retrying")
+        await trio.sleep(0.1)  # its 429 closed the gate for 5 s
+        nursery.start_soon(call, "waiting")
+        await trio.sleep(1)
+    assert len(caught) == 2 and all(isinstance(e, errors.SessionNotOpenError) for e in caught)
+    stats = api.stats
+    assert (stats.attempts, stats.retries, stats.successes, stats.failures) == (1, 1, 0, 2)

@@ -1046,14 +1046,16 @@ class TrioAPISession:
             status = response.status_code
             self._counters.by_status[status] += 1
             retry_after, has_quota = scan_headers(response.headers.raw)
-            hint = quota = None
+            announced = quota = None
             if retry_after is not None:
-                # A delay of zero (or a date already past) is no hint: it paces nothing,
-                # and every decision below treats it as none (see decide, closes_gate).
-                hint = parse_retry_after(retry_after, time.time()) or None
+                announced = parse_retry_after(retry_after, time.time())
             if has_quota:
                 quota = parse_quota(response.headers, time.time())
-            throttled = is_throttle(status, hint, quota)
+            # A Retry-After makes a 403 a throttle, a zero one too; but a delay of zero
+            # (or a date already past) paces nothing: every decision below takes it as
+            # no hint (see decide, closes_gate).
+            throttled = is_throttle(status, announced, quota)
+            hint = announced or None
             if hint is None and throttled:
                 # GitHub's spent primary quota: the reset is the announced delay, for
                 # max_retry_after, the deadline and the error's retry_after alike.  A
@@ -1067,7 +1069,7 @@ class TrioAPISession:
                 admitted.ticket,
                 now,
                 status=status,
-                hint=hint,
+                hint=announced if hint is None else hint,  # it judges a 403 by it too
                 quota=quota,
                 hint_at=response.extensions.get(_HINT_AT),
             )
@@ -1109,7 +1111,11 @@ class TrioAPISession:
                 # Read at each attempt: a retry after the block closed gets trestfly's
                 # "not open", not httpx's bare RuntimeError, and one after it was
                 # entered again goes through the new client.
-                session = self._session
+                try:
+                    session = self._session
+                except errors.SessionNotOpenError:
+                    self._counters.failures += 1  # a call given up on, as at a gate
+                    raise
                 options, request_kwargs = resolve(self._defaults, kwargs)
                 url, origin = self._url_for(path, options.use_base)
                 if request_kwargs.get("params") is not None:
@@ -1166,7 +1172,9 @@ class TrioAPISession:
                     invalid = verdict is TransportVerdict.INVALID
                     retryable = verdict is TransportVerdict.RETRY
                 except errors.SessionNotOpenError:
-                    raise  # the block ended while this attempt waited (see _send_once)
+                    # The block ended while this attempt waited (see _send_once).
+                    self._counters.failures += 1
+                    raise
                 except BUILD_ERRORS as exc:
                     argument = unbuildable_argument(session, method, url, request_kwargs)
                     if argument is None:

@@ -16,7 +16,8 @@ class RetryRecord:
         status: the status that caused it, or None after a transport failure.
         error: the transport exception's class name, or None.
         delay: seconds waited before the retry (backoff or server hint).
-        retry_after: the server's hint in seconds, if any.
+        retry_after: the server's hint in seconds, if any (a ``Retry-After`` of zero, or
+            a date already past, is none).
         counted: False for the retry of a throttle answered to a request that was
             already in flight when the origin's current throttling episode began:
             refused for what the client could not yet know, it does not count
@@ -94,7 +95,7 @@ class SessionStats:
 
     Attributes:
         attempts: requests sent, retries included.
-        successes: 2xx answers.
+        successes: 2xx answers (and 304s returned: see the error reference).
         failures: calls given up on (the error raised after the retries, or at a closed
             gate).
         retries: retries made.

@@ -671,9 +671,6 @@ class OriginThrottle:
         probe followed the first into the room the first had taken.
         """
         self._last_answer_at = max(self._last_answer_at, now)
-        # A hint of zero is none (see closes_gate): a 429 with `Retry-After: 0` is one
-        # without a hint, too many at once, and cuts the concurrency limit as one.
-        hint = hint or None
         self._unanswered.discard(ticket.seq)
         self.in_flight_limit.on_answered(ticket.seq)
         if ticket.probe:
@@ -681,6 +678,10 @@ class OriginThrottle:
         if quota is not None:
             self._update_quota(now, quota)
         throttled = is_throttle(status, hint, quota)
+        # A hint of zero is none (see closes_gate): a 429 with `Retry-After: 0` is one
+        # without a hint, too many at once, and cuts the concurrency limit as one (a 403
+        # with it is still a throttle, judged above).
+        hint = hint or None
         if self._slow_start is not None:
             self._slow_start.on_answer(ticket.sent_at, now, success=200 <= status < 300)
         if hint is None:
