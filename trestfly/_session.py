@@ -81,7 +81,7 @@ from ._policy import (
     retryable_status,
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
-from ._redact import is_secret_header
+from ._redact import is_restricted, is_secret_header
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, RetryRecord, SessionStats
@@ -188,7 +188,11 @@ def _failed_after_an_answer(exc: httpx.TransportError, method: str, url: str) ->
 def _is_https_upgrade(first: str, url: httpx.URL) -> bool:
     """Whether ``url`` is ``first`` (``http://host``) moved to https on the same host
     and default ports: the one cross-origin redirect httpx keeps credentials for."""
-    return first == f"http://{url.host}" and url.scheme == "https" and url.port is None
+    # Compared as origins: an IPv6 host is bracketed in them (``http://[::1]``), and
+    # compared with the bare host the upgrade was missed (the credentials dropped).
+    if url.scheme != "https" or url.port is not None:
+        return False
+    return first == _origin(url.copy_with(scheme="http"))
 
 
 class TrioAPISession:
@@ -692,14 +696,15 @@ class TrioAPISession:
         hint = parse_retry_after(retry_after, time.time()) if retry_after is not None else None
         if not hint:
             return  # none, or zero: nothing to close (see closes_gate)
-        gate = self._gates.get(_origin(str(response.request.url)))
-        if gate is not None:
-            now = trio.current_time()
-            gate.throttle.close_early(now, now + hint)
-            # The full feedback, once the body is read, counts the hint from here too.
-            response.extensions[_HINT_AT] = now
-            if gate.link is not None:
-                gate.link.notice()
+        # The gate of the origin that answered, made if it has none yet (a redirect's
+        # target, never called directly): calls made to it must wait too.
+        gate = self._gate_for(_origin(str(response.request.url)))
+        now = trio.current_time()
+        gate.throttle.close_early(now, now + hint)
+        # The full feedback, once the body is read, counts the hint from here too.
+        response.extensions[_HINT_AT] = now
+        if gate.link is not None:
+            gate.link.notice()
 
     async def _authenticate(self, *args: Any, **kwargs: Any) -> None:
         """Authenticate the session; awaited on entering the context.
@@ -1065,21 +1070,32 @@ class TrioAPISession:
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             # Kept for stats read after trio.run returned (one assignment per attempt).
             now = self._last_seen = trio.current_time()
+            # What this origin is told: the answer, with its hint (a 403 is judged by it,
+            # zero included) -- unless a redirect took the call to another origin whose
+            # answer throttles: that closes the other origin's gate, and this one only
+            # answered the redirect (its gate closed for another's 429, and the other's
+            # stayed open to direct calls).
+            told_status, told_hint, told_quota = status, announced if hint is None else hint, quota
+            if response.history and (throttled or hint is not None or quota is not None):
+                target = _origin(response.request.url)
+                if target != _origin(url):
+                    self._close_redirect_target(target, response, hint, throttled, redact_fields)
+                    told_status, told_hint, told_quota = response.history[0].status_code, None, None
             gate.throttle.on_response(
                 admitted.ticket,
                 now,
-                status=status,
-                hint=announced if hint is None else hint,  # it judges a 403 by it too
-                quota=quota,
+                status=told_status,
+                hint=told_hint,
+                quota=told_quota,
                 hint_at=response.extensions.get(_HINT_AT),
             )
             if (
                 gate.throttle.gate_trips != trips
-                or (hint is not None and status >= 400)
+                or (told_hint is not None and told_status >= 400)
                 # A success that spent the quota: the gate closes at the next admission
                 # (see OriginThrottle.admit), and a call refused there quotes this
                 # answer (TooManyRequestsError, retry_after the reset), not a timeout.
-                or (quota is not None and quota.remaining <= 0)
+                or (told_quota is not None and told_quota.remaining <= 0)
             ):
                 gate.closing_response, gate.closing_fields = response, redact_fields
             if gate.link is not None:
@@ -1087,6 +1103,27 @@ class TrioAPISession:
             return response, hint, throttled, stale
         finally:
             gate.release(admitted)
+
+    def _close_redirect_target(
+        self,
+        origin: str,
+        response: httpx.Response,
+        hint: float | None,
+        throttled: bool,
+        redact_fields: tuple[str, ...],
+    ) -> None:
+        """A redirect's target (``origin``) answered with a throttle or a delay: the
+        throttle is counted there, and a delay closes its gate until then, quoting the
+        answer to the calls it refuses (see _on_response_headers)."""
+        target = self._gate_for(origin)
+        now = trio.current_time()
+        until = None
+        if hint is not None and closes_gate(response.status_code, hint, throttled=throttled):
+            until = min(now, response.extensions.get(_HINT_AT, now)) + hint
+            target.closing_response, target.closing_fields = response, redact_fields
+        target.throttle.on_redirected_answer(now, until, throttled=throttled)
+        if target.link is not None:
+            target.link.notice()
 
     def _budget_allows(self, retries_done: int) -> bool:
         now = trio.current_time()
@@ -1144,6 +1181,14 @@ class TrioAPISession:
                     response, hint, throttled, stale = await self._send_once(
                         gate, session, method, url, request_kwargs, options.redact_fields
                     )
+                    if response.history and is_restricted(url, options.restricted_paths):
+                        # Errors and messages show the final URL: a restricted call
+                        # redirected elsewhere (a login's 307 to /v2/signin) showed its
+                        # query there, the username and tenant its params carried.
+                        options = replace(
+                            options,
+                            restricted_paths=options.restricted_paths | {response.request.url.path},
+                        )
                 except GateClosed as closed:
                     self._counters.failures += 1
                     refused = gate_error(

@@ -753,6 +753,16 @@ class OriginThrottle:
         """
         self._close(now, until, new_episode=False)
 
+    def on_redirected_answer(self, now: float, until: float | None, *, throttled: bool) -> None:
+        """This origin answered a redirect's request admitted at another origin: count a
+        throttle here, where it was met, and close the gate until ``until`` (a delay it
+        announced) as :meth:`close_early` does.  No ticket was taken here, so nothing
+        else is learned from it."""
+        if throttled:
+            self.throttles += 1
+        if until is not None:
+            self._close(now, until, new_episode=False)
+
     def _close(self, now: float, until: float, *, new_episode: bool = True) -> None:
         if until <= self.gate_until:
             return  # extended, never shortened

@@ -1,0 +1,215 @@
+"""Several origins and redirects: whose gate a redirect target's throttle closes, what a
+restricted call shows once redirected, and credentials on an https upgrade."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from trestfly import TrioAPISession, errors
+
+A = "https://api.example.test"
+B = "https://cdn.other.test"
+
+
+async def test_a_429_from_a_redirect_target_closes_the_target_origins_gate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A -> 302 -> B, B answers 429 Retry-After: 10.  The docs: no request of the session
+    is sent to the throttled origin before the instant.  A direct call to B right after
+    went out at once (B has no gate), while A's gate closed for a throttle A never sent."""
+    sent: list[tuple[float, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((trio.current_time(), str(request.url)))
+        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        if request.url.host == "cdn.other.test" and request.url.path == "/blob":
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200, json={})
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
+    ) as api:
+        start = trio.current_time()
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("file")
+        await api.get(f"{B}/other")
+    direct = [t for t, url in sent if url == f"{B}/other"]
+    assert direct and direct[0] - start >= 10, (sent, api.stats.origins)
+
+
+async def test_a_429_from_a_redirect_target_is_not_attributed_to_the_first_origin(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Same chain: A's gate closes and A counts the throttle, B is not in the stats."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        if request.url.host == "cdn.other.test":
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200, json={})
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
+    ) as api:
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("file")
+        origins = api.stats.origins
+    assert origins[A].gate_trips == 0, origins
+
+
+async def test_one_429_from_a_redirect_target_trips_one_gate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """B already has a gate (a direct call went there): the hook closes B's early, the
+    feedback then closes A's too: one 429, two gate trips in the session's totals."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        if request.url.host == "cdn.other.test" and request.url.path == "/blob":
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200, json={})
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
+    ) as api:
+        await api.get(f"{B}/warm")
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("file")
+        stats = api.stats
+    assert stats.throttled == 1
+    assert stats.gate_trips == 1, stats.origins
+
+
+async def test_a_call_refused_at_a_gate_a_redirected_429_closed_quotes_that_429(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """B's gate exists; a redirected 429 from B announcing more than max_retry_after
+    closes it (early). The docs: other calls to that origin fail fast raising the error
+    of the response that closed the gate. B's gate has no closing response: a bare
+    TimeoutError instead of TooManyRequestsError."""
+    sent: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(str(request.url))
+        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        if request.url.host == "cdn.other.test" and request.url.path == "/blob":
+            return httpx.Response(429, headers={"Retry-After": "1000"})
+        return httpx.Response(200, json={})
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
+    ) as api:
+        await api.get(f"{B}/warm")
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("file")
+        with pytest.raises(errors.TrestflyError) as refused:
+            await api.get(f"{B}/warm")
+    assert sent.count(f"{B}/warm") == 1
+    assert isinstance(refused.value, errors.TooManyRequestsError), repr(refused.value)
+
+
+async def test_a_restricted_paths_query_is_hidden_when_redirected() -> None:
+    """login is restricted: its query is hidden whole.  Redirected with its query to a
+    path not in the list, the error showed the final URL's query in clear."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/login":
+            return httpx.Response(
+                307, headers={"Location": f"/v2/signin?{request.url.query.decode()}"}
+            )
+        return httpx.Response(401, json={"error": "no"})
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), restricted_paths=["login"]
+    ) as api:
+        with pytest.raises(errors.UnauthorizedError) as caught:
+            await api.get("login", params={"username": "alice", "tenant": "T-123"})
+    assert "alice" not in str(caught.value), str(caught.value)
+
+
+async def test_a_client_cookie_does_not_follow_a_redirect_to_another_origin() -> None:
+    seen: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        seen.append(request.headers)
+        return httpx.Response(200, json={})
+
+    class API(TrioAPISession):
+        async def _authenticate(self, **kwargs: object) -> None:
+            self._session.cookies.set("sid", "SECRET-SID")
+            self._session.headers["X-Api-Key"] = "SECRET-KEY"
+
+    async with API(url=f"{A}/v1", transport=httpx.MockTransport(handler)) as api:
+        await api.get("file", cookies={"c2": "SECRET2"}) if False else await api.get("file")
+    assert "cookie" not in seen[0] and "x-api-key" not in seen[0], seen[0]
+
+
+async def test_a_restricted_paths_query_is_hidden_in_a_decode_error_when_redirected() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/v1/login":
+            return httpx.Response(
+                307, headers={"Location": f"/v2/signin?{request.url.query.decode()}"}
+            )
+        return httpx.Response(
+            200, content=b"{not json", headers={"Content-Type": "application/json"}
+        )
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), restricted_paths=["login"]
+    ) as api:
+        with pytest.raises(errors.ResponseDecodeError) as caught:
+            await api.get("login", params={"username": "alice"}, conv_json=True)
+    assert "alice" not in str(caught.value), str(caught.value)
+
+
+async def test_changing_url_once_open_moves_gate_and_credentials(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sent: list[tuple[float, str]] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append((trio.current_time(), str(request.url)))
+        if request.url.host == "api.example.test":
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200, json={})
+
+    async with TrioAPISession(
+        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
+    ) as api:
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("items")
+        api._url = "https://eu.example.test"
+        await api.get("items")
+        origins = set(api.stats.origins)
+    assert sent[-1] == (0.0, "https://eu.example.test/items")
+    assert origins == {A, "https://eu.example.test"}
+
+
+async def test_an_https_upgrade_on_an_ipv6_host_keeps_credentials() -> None:
+    """The docs: an http to https move on the same host keeps them (as httpx keeps
+    Authorization).  For an IPv6 literal host the key was dropped: the first origin is
+    bracketed, the comparison is not."""
+    seen: list[httpx.Headers] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.scheme == "http":
+            return httpx.Response(301, headers={"Location": "https://[::1]/v1/file"})
+        seen.append(request.headers)
+        return httpx.Response(200, json={})
+
+    class API(TrioAPISession):
+        async def _authenticate(self, **kwargs: object) -> None:
+            self._session.headers["X-Api-Key"] = "SECRET-KEY"
+
+    async with API(url="http://[::1]/v1", transport=httpx.MockTransport(handler)) as api:
+        await api.get("file")
+    assert seen[0].get("x-api-key") == "SECRET-KEY", seen[0]
