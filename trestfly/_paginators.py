@@ -329,6 +329,7 @@ class PagedIterator(APIIterator):
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
         """Reduce a parsed page to a :class:`Page` (records, total, next)."""
         if isinstance(document, httpx.Response):
+            _refuse_not_modified(document, target)
             kind = document.headers.get("content-type") or "no content type"
             raise PaginationError(f"{safe_url(target)}: the page is not JSON ({kind})")
         records = extract(document, self.items_key)
@@ -823,13 +824,12 @@ class LinkIterator(PagedIterator):
         super().__init__(api, **options)
         # The URL the first page was served from (its address is None), once fetched.
         self._first_url: str | None = None
-        # The origin next links must share: the collection's, known before any request
-        # (a resumed walk starts at a link).  None when the session has no URL to tell:
-        # then the first page's, as served.
-        first_target = self._target(None)[0]
-        self._home: str | None = origin_of(first_target) or origin_of(
-            str(getattr(api, "_url", None) or "")
-        )
+        # The origin next links must share: the collection's, read when the walk starts
+        # (a resumed walk starts at a link), from the session's URL as it is then (an
+        # SDK may set it at login, after the iterator was made).  None when the session
+        # has no URL to tell: then the first page's, as served.
+        self._home: str | None = None
+        self._home_read = False
 
     def _check_settings(self) -> None:
         super()._check_settings()
@@ -872,6 +872,12 @@ class LinkIterator(PagedIterator):
         Raises:
             PaginationError: ``address`` is on another origin than the collection.
         """
+        if not self._home_read:
+            self._home_read = True
+            first_target = self._target(None)[0]
+            self._home = origin_of(first_target) or origin_of(
+                str(getattr(self._api, "_url", None) or "")
+            )
         if self._home is None or self.allow_cross_origin or not isinstance(address, str):
             return
         origin = origin_of(address)
@@ -890,6 +896,7 @@ class LinkIterator(PagedIterator):
         response: httpx.Response = await self._api.get(
             target, params=params, box=False, conv_json=False
         )
+        _refuse_not_modified(response, target)
         if address is None:
             self._first_url = str(response.url)
         if self._home is None:
@@ -906,3 +913,13 @@ class LinkIterator(PagedIterator):
         )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
         return self._page_from(document, target, next_url)
+
+
+def _refuse_not_modified(response: httpx.Response, target: str) -> None:
+    """A 304 (the session returns it, as the answer to a conditional request) is no page:
+    taken as one, its empty body ended a walk as if the collection had, records missing."""
+    if response.status_code == 304:
+        raise PaginationError(
+            f"{safe_url(target)}: the page was answered 304 Not Modified, which holds no "
+            "records (a conditional header on the walk's requests?)"
+        )

@@ -1155,8 +1155,12 @@ class TrioAPISession:
                     raise
                 options, request_kwargs = resolve(self._defaults, kwargs)
                 url, origin = self._url_for(path, options.use_base)
-                if request_kwargs.get("params") is not None:
-                    request_kwargs["params"] = with_path_query(url, request_kwargs["params"])
+                if request_kwargs.get("params") is not None or (session.params and "?" in url):
+                    # A client's own default params count too: httpx merges them in and
+                    # replaced the URL's query (a next link's page=2) with the result.
+                    request_kwargs["params"] = with_path_query(
+                        url, request_kwargs.get("params") or {}
+                    )
                 request_kwargs.setdefault("follow_redirects", self._follow_redirects)
                 if self._per_request_headers is not None:
                     request_kwargs["headers"] = self._with_user_agent(
