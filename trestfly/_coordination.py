@@ -88,6 +88,7 @@ class SharedLink:
     """One session's origin joined to a quota key: what was last said and heard."""
 
     __slots__ = (
+        "announced_gate",
         "coordination",
         "joined",
         "key",
@@ -108,6 +109,9 @@ class SharedLink:
         self.throttle = throttle
         self.version = 0
         self.pushed_gate = -math.inf
+        #: The latest end of a gate this worker closed and announced itself (not one it
+        #: heard of): the one it says again should the store forget it.
+        self.announced_gate = -math.inf
         self.rate_cuts = throttle.rate_cuts
         self.synced_rate: float | None = None
         self.pushed_successes = 0
@@ -523,6 +527,7 @@ class Coordination(ABC):
         link.pushed_successes += request.successes
         if request.close_for is not None:
             link.pushed_gate = max(link.pushed_gate, gate_until)
+            link.announced_gate = max(link.announced_gate, gate_until)
         if link.shared_successes is not None:
             others = reply.successes - link.shared_successes - request.successes
             if others > 0:
@@ -536,14 +541,17 @@ class Coordination(ABC):
             link.pushed_gate = max(link.pushed_gate, until)
         elif reply.gate_remaining > 0:
             link.pushed_gate = max(link.pushed_gate, sent_at + reply.gate_remaining)
-        # The latest the store's gate can end (its answer took up to now - sent_at).
-        store_gate = now + reply.gate_remaining
-        if link.pushed_gate > now and store_gate < link.pushed_gate - GATE_TOLERANCE:
-            # The store's gate never shortens: it forgot ours (a Redis restarted empty,
-            # a key expired).  Announced once, it was never said again, and a worker
-            # joining the key afterwards sent into the closed gate.  The next sync says
-            # it again (the gate still closed here goes out as close_for).
-            link.pushed_gate = store_gate
+        if link.announced_gate > now and reply.gate_remaining <= 0:
+            # The store holds no gate while the one this worker closed and announced is
+            # still closed: it forgot it (a Redis restarted empty, a key expired).
+            # Announced once, it was never said again, and a worker joining the key
+            # afterwards sent into the closed gate.  The next sync says it again.  Only
+            # by the worker that closed it: one that heard it from the store pushed its
+            # own, later, end (and the closer took its own gate back as another's);
+            # and not when the store holds a shorter gate (it caps them at
+            # MAX_CLOSE_FOR: compared by their ends, a capped gate went out at every
+            # sync, restarting the store's schedule each time).
+            link.pushed_gate = link.announced_gate = -math.inf
 
         cut_here_meanwhile = throttle.rate_cuts != rate_cuts
         if reply.version < link.version:

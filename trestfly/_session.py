@@ -867,7 +867,8 @@ class TrioAPISession:
         if coordination is None:
             return
         try:
-            for gate in self._gates.values():
+            # A copy: a redirect's answer may make a gate while a detach awaits.
+            for gate in list(self._gates.values()):
                 if gate.link is not None:
                     link, gate.link = gate.link, None
                     await coordination.detach(link)
@@ -1006,7 +1007,10 @@ class TrioAPISession:
             throttle = OriginThrottle(
                 self._throttle, self._max_concurrency, trio.current_time(), self._rng
             )
-            link = self._coordination.attach(origin, throttle) if self._coordination else None
+            # Linked only while the session is open: one made by a call still out as the
+            # session leaves (a redirect's target) was never detached, and synced on.
+            coordination = self._coordination if self._entered else None
+            link = coordination.attach(origin, throttle) if coordination else None
             gate = self._gates[origin] = OriginGate(throttle, link)
         return gate
 

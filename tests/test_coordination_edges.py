@@ -1,0 +1,298 @@
+"""Coordination with redirects to other origins, a store that restarts, and gates
+longer than the store holds."""
+
+from __future__ import annotations
+
+import contextlib
+
+import httpx
+import pytest
+import trio
+import trio.testing
+
+from trestfly import MemoryCoordination, TrioAPISession, errors
+from trestfly._shared_state import SharedQuotaBook
+
+A = "https://api.example.test"
+B = "https://cdn.other.test"
+
+
+class DistantMemory(MemoryCoordination):
+    """A store a round trip away (half of it each way), as a Redis across a network."""
+
+    def __init__(self, rtt: float = 0.03, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.rtt = rtt
+        self.requests: list[tuple[float, str, object]] = []
+
+    async def _store_sync(self, key, request):  # type: ignore[no-untyped-def]
+        await trio.sleep(self.rtt / 2)
+        self.requests.append((trio.current_time(), key, request))
+        reply = await super()._store_sync(key, request)
+        await trio.sleep(self.rtt / 2)
+        return reply
+
+
+async def test_a_redirect_target_throttle_answered_while_the_session_leaves(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A call still out when the block ends is redirected to B, which answers 429
+    Retry-After: 10 while the session detaches its links: the hook makes B's gate (and
+    a link) under _leave_coordination's loop over the gates."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test":
+            await trio.sleep(0.98)  # answered while the session detaches A's link
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        return httpx.Response(429, headers={"Retry-After": "10"})
+
+    coordination = DistantMemory()
+    api = TrioAPISession(url=A, transport=httpx.MockTransport(handler), retries=0)
+    api._coordination = coordination
+    async with coordination, trio.open_nursery() as nursery:
+
+        async def call() -> None:
+            with contextlib.suppress(Exception):
+                await api.get("file")
+
+        async with api:
+            nursery.start_soon(call)
+            await trio.sleep(1)
+        # reaching here: the block ended without error
+        await trio.sleep(2)
+        assert [link.key for link in coordination._links] == [], "a link outlived the session"
+
+
+async def test_a_redirect_target_link_made_after_the_session_left_is_never_detached(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The same call answered after the session left (the coordination stays open for
+    other sessions): B's link is attached after the leave and stays synced forever."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test":
+            await trio.sleep(2)
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        return httpx.Response(429, headers={"Retry-After": "10"})
+
+    coordination = MemoryCoordination()
+    api = TrioAPISession(
+        url=A, transport=httpx.MockTransport(handler), retries=0, coordination=coordination
+    )
+    async with coordination, trio.open_nursery() as nursery:
+
+        async def call() -> None:
+            with contextlib.suppress(Exception):
+                await api.get("file")
+
+        async with api:
+            nursery.start_soon(call)
+            await trio.sleep(1)
+        await trio.sleep(3)
+        assert [link.key for link in coordination._links] == [], "a link outlived the session"
+
+
+async def test_a_session_opened_again_counts_a_redirect_targets_successes_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Consequence of the link attached after the leave: the session opened again
+    attaches B's throttle a second time, and both links push its successes."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/file":
+            await trio.sleep(2)
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        if request.url.path == "/blob":
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200, json={})
+
+    coordination = MemoryCoordination()
+    api = TrioAPISession(
+        url=A, transport=httpx.MockTransport(handler), retries=0, coordination=coordination
+    )
+    async with coordination:
+        async with trio.open_nursery() as nursery:
+
+            async def call() -> None:
+                with contextlib.suppress(Exception):
+                    await api.get("file")
+
+            async with api:
+                nursery.start_soon(call)
+                await trio.sleep(1)
+        await trio.sleep(3)  # B's gate is over
+        async with api:
+            for i in range(5):
+                await api.get(f"{B}/ok/{i}")
+        await trio.sleep(1)
+        quota = coordination._book.find(B, trio.current_time())
+        assert quota is not None
+        assert quota.successes == 5, quota.successes
+
+
+class CountingMemory(MemoryCoordination):
+    def __init__(self, **kw: object) -> None:
+        super().__init__(**kw)  # type: ignore[arg-type]
+        self.announced: list[tuple[float, float]] = []
+
+    async def _store_sync(self, key, request):  # type: ignore[no-untyped-def]
+        if request.close_for is not None:
+            self.announced.append((trio.current_time(), request.close_for))
+        return await super()._store_sync(key, request)
+
+
+def _worker(name: str, coordination: MemoryCoordination, handler) -> TrioAPISession:  # type: ignore[no-untyped-def]
+    return TrioAPISession(
+        url=A,
+        transport=httpx.MockTransport(lambda request: handler(name, request)),
+        retries=0,
+        coordination=coordination,
+    )
+
+
+async def test_a_gate_longer_than_the_store_holds_is_not_announced_at_every_sync(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A 429 with a Retry-After past MAX_CLOSE_FOR (1e9 s): the store holds the gate for
+    1e9 s, which the forgotten-gate rule takes for a gate the store forgot: announced
+    again at every sync (each one moving the store's gate and restarting its schedule)."""
+
+    def handler(who: str, request: httpx.Request) -> httpx.Response:
+        return httpx.Response(429, headers={"Retry-After": "99999999999"})
+
+    coordination = CountingMemory()
+    async with coordination, _worker("a", coordination, handler) as a:
+        with pytest.raises(errors.APIError):
+            await a.get("x")
+        await trio.sleep(1)
+    assert len(coordination.announced) == 1, coordination.announced[:5]
+
+
+async def test_after_a_restart_only_the_worker_that_closed_the_gate_announces_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Worker a meets 429 Retry-After: 10; worker b hears the gate from a store a round
+    trip away.  The store restarts empty: b, which only heard it (and holds it until its
+    latest end), announces it too, the store's gate moves past a's own, and a takes its
+    own gate back as another worker's: extended, and counted as a remote closure."""
+    first = []
+
+    def handler(who: str, request: httpx.Request) -> httpx.Response:
+        if who == "a" and not first:
+            first.append(trio.current_time())
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200, json={})
+
+    coordination = DistantMemory(rtt=0.03)
+    a, b = _worker("a", coordination, handler), _worker("b", coordination, handler)
+    async with coordination, a, b:
+        await b.get("warm")  # b's link to the key exists
+        with pytest.raises(errors.APIError):
+            await a.get("x")
+        await trio.sleep(1)
+        a_gate = a._gates[A].throttle.gate_until
+        closures = coordination.stats.remote_closures
+        assert closures == 1  # b heard a's gate
+        n = len(coordination.requests)
+        coordination._book = SharedQuotaBook()  # the store restarts empty
+        await trio.sleep(1)
+        after = [
+            (t, r.close_for) for t, _, r in coordination.requests[n:] if r.close_for is not None
+        ]
+        assert a._gates[A].throttle.gate_until == a_gate, (
+            a._gates[A].throttle.gate_until - a_gate,
+            after,
+        )
+        assert coordination.stats.remote_closures == closures, after
+        assert len(after) == 1, after
+
+
+async def test_another_worker_waits_at_a_redirect_targets_shared_gate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    sent: list[tuple[float, str, str]] = []
+
+    def handler(who: str, request: httpx.Request) -> httpx.Response:
+        sent.append((trio.current_time(), who, str(request.url)))
+        if request.url.host == "api.example.test":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        if who == "a":
+            return httpx.Response(429, headers={"Retry-After": "10"})
+        return httpx.Response(200, json={})
+
+    coordination = CountingMemory()
+    a, b = _worker("a", coordination, handler), _worker("b", coordination, handler)
+    async with coordination, a, b:
+        with pytest.raises(errors.TooManyRequestsError):
+            await a.get("file")
+        start = sent[-1][0]
+        await trio.sleep(0.5)
+        await b.get(f"{B}/direct")
+    direct = [t for t, who, url in sent if who == "b"]
+    assert direct[0] - start >= 10 - 0.01, sent
+    assert len(coordination.announced) == 1, coordination.announced
+
+
+async def test_retry_after_zero_shares_no_gate(autojump_clock: trio.testing.MockClock) -> None:
+    n = []
+
+    def handler(who: str, request: httpx.Request) -> httpx.Response:
+        n.append(who)
+        if who == "a" and len(n) == 1:
+            return httpx.Response(429, headers={"Retry-After": "0"})
+        return httpx.Response(200, json={})
+
+    coordination = CountingMemory()
+    a, b = _worker("a", coordination, handler), _worker("b", coordination, handler)
+    async with coordination, a, b:
+        await b.get("warm")
+        n.clear()
+        with pytest.raises(errors.TooManyRequestsError):
+            await a.get("x")
+        await trio.sleep(0.1)
+        t = trio.current_time()
+        await b.get("y")
+        assert trio.current_time() - t < 0.05
+    assert coordination.announced == []
+    assert coordination.stats.remote_closures == 0
+
+
+async def test_slots_of_waiters_out_when_the_block_ends_go_back_to_the_other_worker(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    def ok(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={})
+
+    coordination = MemoryCoordination()
+
+    def mk() -> TrioAPISession:
+        return TrioAPISession(
+            url=A,
+            transport=httpx.MockTransport(ok),
+            rate_limit=1.0,
+            coordination=coordination,
+            max_retry_after=100,
+        )
+
+    a, b = mk(), mk()
+    caught: list[BaseException] = []
+
+    async def call(i: int) -> None:
+        try:
+            await a.get(f"x/{i}")
+        except Exception as exc:
+            caught.append(exc)
+
+    async with coordination, b:
+        async with trio.open_nursery() as nursery, a:
+            await a.get("first")
+            for i in range(6):
+                nursery.start_soon(call, i)
+            await trio.sleep(0.5)
+        t = trio.current_time()
+        await b.get("next")
+        waited = trio.current_time() - t
+    assert all(isinstance(e, errors.SessionNotOpenError) for e in caught) and len(caught) == 6, (
+        caught
+    )
+    assert waited <= 1.0, waited
