@@ -33,6 +33,24 @@ class DistantMemory(MemoryCoordination):
         return reply
 
 
+def slow_redirect_to_a_429(delay: float) -> httpx.MockTransport:
+    """A answers its redirect to B after ``delay``; B answers 429 Retry-After: 10."""
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "api.example.test":
+            await trio.sleep(delay)
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        return httpx.Response(429, headers={"Retry-After": "10"})
+
+    return httpx.MockTransport(handler)
+
+
+async def get_file(api: TrioAPISession) -> None:
+    """A call still out as the session leaves: whatever it ends with is not the point."""
+    with contextlib.suppress(Exception):
+        await api.get("file")
+
+
 async def test_a_redirect_target_throttle_answered_while_the_session_leaves(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -40,23 +58,13 @@ async def test_a_redirect_target_throttle_answered_while_the_session_leaves(
     Retry-After: 10 while the session detaches its links: the hook makes B's gate (and
     a link) under _leave_coordination's loop over the gates."""
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "api.example.test":
-            await trio.sleep(0.98)  # answered while the session detaches A's link
-            return httpx.Response(302, headers={"Location": f"{B}/blob"})
-        return httpx.Response(429, headers={"Retry-After": "10"})
-
     coordination = DistantMemory()
-    api = TrioAPISession(url=A, transport=httpx.MockTransport(handler), retries=0)
+    # Answered while the session detaches A's link.
+    api = TrioAPISession(url=A, transport=slow_redirect_to_a_429(0.98), retries=0)
     api._coordination = coordination
     async with coordination, trio.open_nursery() as nursery:
-
-        async def call() -> None:
-            with contextlib.suppress(Exception):
-                await api.get("file")
-
         async with api:
-            nursery.start_soon(call)
+            nursery.start_soon(get_file, api)
             await trio.sleep(1)
         # reaching here: the block ended without error
         await trio.sleep(2)
@@ -69,24 +77,13 @@ async def test_a_redirect_target_link_made_after_the_session_left_is_never_detac
     """The same call answered after the session left (the coordination stays open for
     other sessions): B's link is attached after the leave and stays synced forever."""
 
-    async def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "api.example.test":
-            await trio.sleep(2)
-            return httpx.Response(302, headers={"Location": f"{B}/blob"})
-        return httpx.Response(429, headers={"Retry-After": "10"})
-
     coordination = MemoryCoordination()
     api = TrioAPISession(
-        url=A, transport=httpx.MockTransport(handler), retries=0, coordination=coordination
+        url=A, transport=slow_redirect_to_a_429(2), retries=0, coordination=coordination
     )
     async with coordination, trio.open_nursery() as nursery:
-
-        async def call() -> None:
-            with contextlib.suppress(Exception):
-                await api.get("file")
-
         async with api:
-            nursery.start_soon(call)
+            nursery.start_soon(get_file, api)
             await trio.sleep(1)
         await trio.sleep(3)
         assert [link.key for link in coordination._links] == [], "a link outlived the session"
@@ -111,15 +108,9 @@ async def test_a_session_opened_again_counts_a_redirect_targets_successes_once(
         url=A, transport=httpx.MockTransport(handler), retries=0, coordination=coordination
     )
     async with coordination:
-        async with trio.open_nursery() as nursery:
-
-            async def call() -> None:
-                with contextlib.suppress(Exception):
-                    await api.get("file")
-
-            async with api:
-                nursery.start_soon(call)
-                await trio.sleep(1)
+        async with trio.open_nursery() as nursery, api:
+            nursery.start_soon(get_file, api)
+            await trio.sleep(1)
         await trio.sleep(3)  # B's gate is over
         async with api:
             for i in range(5):

@@ -111,16 +111,18 @@ async def test_cursor_page_answered_304_message() -> None:
 # ---------------------------------------------------------------- _url changed once open
 
 
-async def test_link_walk_after_url_changed_once_open() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.host == "eu.example.com"
-        page = int(request.url.params.get("page", "1"))
-        headers = {}
-        if page < 3:
-            headers["Link"] = f'<https://eu.example.com/issues?page={page + 1}>; rel="next"'
-        return _json([{"id": page}], headers)
+def three_regional_pages(request: httpx.Request) -> httpx.Response:
+    """Three pages linked by next links, all on the regional host."""
+    assert request.url.host == "eu.example.com"
+    page = int(request.url.params.get("page", "1"))
+    headers = {}
+    if page < 3:
+        headers["Link"] = f'<https://eu.example.com/issues?page={page + 1}>; rel="next"'
+    return _json([{"id": page}], headers)
 
-    async with API(transport=httpx.MockTransport(handler)) as api:
+
+async def test_link_walk_after_url_changed_once_open() -> None:
+    async with API(transport=httpx.MockTransport(three_regional_pages)) as api:
         it = Links(api)  # made before the login below
         api._url = "https://eu.example.com"  # the account's regional URL, read at login
         got = []
@@ -131,15 +133,7 @@ async def test_link_walk_after_url_changed_once_open() -> None:
 
 
 async def test_link_walk_iterator_built_before_open_url_changed_at_login() -> None:
-    def handler(request: httpx.Request) -> httpx.Response:
-        assert request.url.host == "eu.example.com"
-        page = int(request.url.params.get("page", "1"))
-        headers = {}
-        if page < 3:
-            headers["Link"] = f'<https://eu.example.com/issues?page={page + 1}>; rel="next"'
-        return _json([{"id": page}], headers)
-
-    api = API(transport=httpx.MockTransport(handler))
+    api = API(transport=httpx.MockTransport(three_regional_pages))
     sources = {"a": Links(api)}
     async with api:
         api._url = "https://eu.example.com"

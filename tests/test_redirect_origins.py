@@ -14,48 +14,51 @@ A = "https://api.example.test"
 B = "https://cdn.other.test"
 
 
-async def test_a_429_from_a_redirect_target_closes_the_target_origins_gate(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
-    """A -> 302 -> B, B answers 429 Retry-After: 10.  The docs: no request of the session
-    is sent to the throttled origin before the instant.  A direct call to B right after
-    went out at once (B has no gate), while A's gate closed for a throttle A never sent."""
-    sent: list[tuple[float, str]] = []
+def redirected_429(
+    retry_after: str, sent: list[str] | None = None, times: list[float] | None = None
+) -> httpx.MockTransport:
+    """A's /v1/file answers 302 to B's /blob, which answers 429 with ``retry_after``;
+    anything else 200.  ``sent`` collects the URLs, ``times`` when each arrived."""
 
     def handler(request: httpx.Request) -> httpx.Response:
-        sent.append((trio.current_time(), str(request.url)))
+        if sent is not None:
+            sent.append(str(request.url))
+        if times is not None:
+            times.append(trio.current_time())
         if request.url.host == "api.example.test" and request.url.path == "/v1/file":
             return httpx.Response(302, headers={"Location": f"{B}/blob"})
         if request.url.host == "cdn.other.test" and request.url.path == "/blob":
-            return httpx.Response(429, headers={"Retry-After": "10"})
+            return httpx.Response(429, headers={"Retry-After": retry_after})
         return httpx.Response(200, json={})
 
-    async with TrioAPISession(
-        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
-    ) as api:
+    return httpx.MockTransport(handler)
+
+
+def on_a(transport: httpx.MockTransport) -> TrioAPISession:
+    return TrioAPISession(url=f"{A}/v1", transport=transport, retries=0)
+
+
+async def test_a_429_from_a_redirect_target_closes_the_target_origins_gate(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A -> 302 -> B, B answers 429 Retry-After: 10: no request of the session goes to
+    B before the instant (a direct call to B went out at once: B had no gate)."""
+    sent: list[str] = []
+    times: list[float] = []
+    async with on_a(redirected_429("10", sent, times)) as api:
         start = trio.current_time()
         with pytest.raises(errors.TooManyRequestsError):
             await api.get("file")
         await api.get(f"{B}/other")
-    direct = [t for t, url in sent if url == f"{B}/other"]
+    direct = [t for t, url in zip(times, sent, strict=True) if url == f"{B}/other"]
     assert direct and direct[0] - start >= 10, (sent, api.stats.origins)
 
 
 async def test_a_429_from_a_redirect_target_is_not_attributed_to_the_first_origin(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """Same chain: A's gate closes and A counts the throttle, B is not in the stats."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
-            return httpx.Response(302, headers={"Location": f"{B}/blob"})
-        if request.url.host == "cdn.other.test":
-            return httpx.Response(429, headers={"Retry-After": "10"})
-        return httpx.Response(200, json={})
-
-    async with TrioAPISession(
-        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
-    ) as api:
+    """Same chain: A only answered the redirect, so its gate does not trip."""
+    async with on_a(redirected_429("10")) as api:
         with pytest.raises(errors.TooManyRequestsError):
             await api.get("file")
         origins = api.stats.origins
@@ -65,19 +68,9 @@ async def test_a_429_from_a_redirect_target_is_not_attributed_to_the_first_origi
 async def test_one_429_from_a_redirect_target_trips_one_gate(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """B already has a gate (a direct call went there): the hook closes B's early, the
-    feedback then closes A's too: one 429, two gate trips in the session's totals."""
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
-            return httpx.Response(302, headers={"Location": f"{B}/blob"})
-        if request.url.host == "cdn.other.test" and request.url.path == "/blob":
-            return httpx.Response(429, headers={"Retry-After": "10"})
-        return httpx.Response(200, json={})
-
-    async with TrioAPISession(
-        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
-    ) as api:
+    """B already has a gate (a direct call went there): one redirected 429, one gate
+    trip (the headers hook closed B's, and the feedback closed A's too)."""
+    async with on_a(redirected_429("10")) as api:
         await api.get(f"{B}/warm")
         with pytest.raises(errors.TooManyRequestsError):
             await api.get("file")
@@ -89,23 +82,10 @@ async def test_one_429_from_a_redirect_target_trips_one_gate(
 async def test_a_call_refused_at_a_gate_a_redirected_429_closed_quotes_that_429(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    """B's gate exists; a redirected 429 from B announcing more than max_retry_after
-    closes it (early). The docs: other calls to that origin fail fast raising the error
-    of the response that closed the gate. B's gate has no closing response: a bare
-    TimeoutError instead of TooManyRequestsError."""
+    """A redirected 429 from B announcing more than max_retry_after closes B's gate:
+    other calls to B fail fast with the error of that 429 (not a bare TimeoutError)."""
     sent: list[str] = []
-
-    def handler(request: httpx.Request) -> httpx.Response:
-        sent.append(str(request.url))
-        if request.url.host == "api.example.test" and request.url.path == "/v1/file":
-            return httpx.Response(302, headers={"Location": f"{B}/blob"})
-        if request.url.host == "cdn.other.test" and request.url.path == "/blob":
-            return httpx.Response(429, headers={"Retry-After": "1000"})
-        return httpx.Response(200, json={})
-
-    async with TrioAPISession(
-        url=f"{A}/v1", transport=httpx.MockTransport(handler), retries=0
-    ) as api:
+    async with on_a(redirected_429("1000", sent)) as api:
         await api.get(f"{B}/warm")
         with pytest.raises(errors.TooManyRequestsError):
             await api.get("file")
