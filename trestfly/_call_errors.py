@@ -1,6 +1,6 @@
 """The errors a call raises, built from what its request loop knows (pure).
 
-The request loop (:meth:`trestfly.TrioAPISession._attempts`) decides *that* a call fails;
+The request loop (:class:`trestfly._call.Call`) decides *that* a call fails;
 these functions decide *what* it raises: the class (through the session's error map),
 the message, the chained cause, and what is hidden from both.  Every URL shown goes
 through :meth:`CallOptions.shown_url <trestfly._options.CallOptions.shown_url>` (secret

@@ -1,18 +1,13 @@
 """TrioAPISession: the RESTfly session model on Trio.
 
-The request path reads top to bottom in :meth:`TrioAPISession._request`: resolve the
-call's options, build the URL, then for each attempt take a concurrency slot, send through
-httpx, classify the outcome with the pure rules of :mod:`trestfly._policy`, and either
-return, raise, or sleep (a Trio sleep inside the caller's cancel scope) and try again.
-What it raises is built by :mod:`trestfly._call_errors`, what it logs by
-:mod:`trestfly._call_log`.
+The session holds what its calls share: the settings, the httpx client, one gate per
+origin (:mod:`trestfly._admission`, :mod:`trestfly._throttle`), the retry budget and the
+counters.  Each call's attempts and retry decisions are :class:`trestfly._call.Call`'s.
 """
 
 from __future__ import annotations
 
 import importlib.util
-import inspect
-import logging
 import random
 import time
 import urllib.request
@@ -27,10 +22,7 @@ import trio
 
 from . import errors
 from ._admission import (
-    Admitted,
-    GateClosed,
     OriginGate,
-    checkpoint_if_cancelled_or_past_deadline,
 )
 from ._arguments import (
     check_bool,
@@ -40,16 +32,7 @@ from ._arguments import (
     check_restricted_paths,
 )
 from ._budget import BudgetSettings, RetryBudget
-from ._call_errors import (
-    BUILD_ERRORS,
-    bad_response,
-    gate_error,
-    invalid_request,
-    response_error,
-    transport_failure,
-    unbuildable_argument,
-)
-from ._call_log import log_attempt, log_retry, request_log, retry_log
+from ._call import Call
 from ._client import (
     CertTypes,
     ProxiesTypes,
@@ -63,29 +46,28 @@ from ._client import (
     timeout_setting,
     user_agent,
 )
-from ._convert import convert_response
 from ._coordination import Coordination
 from ._fanout import CompletedMap, map_ordered
+from ._hook_keywords import (
+    check_required_hook_keywords,
+    check_unexpected_keywords,
+    class_shortcuts,
+)
 from ._options import CallOptions, box_options, read_iterators_once, resolve, status_codes
+from ._origins import (
+    ANSWERED,
+    HINT_AT,
+    drop_credentials_off_origin,
+    origin_of,
+)
 from ._policy import (
     DEFAULT_RETRY_STATUSES,
-    Decision,
-    Stop,
-    TransportVerdict,
-    can_send_again,
-    classify_transport_error,
-    counts_against_retries,
-    decide,
-    is_success,
-    processed_before_redirect,
-    retryable_status,
 )
-from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
-from ._redact import is_restricted, is_secret_header
+from ._ratelimit import scan_headers
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url
-from ._stats import Counters, OriginStats, RetryRecord, SessionStats
-from ._throttle import OriginThrottle, ThrottleSettings, closes_gate, is_throttle
+from ._stats import Counters, OriginStats, SessionStats
+from ._throttle import OriginThrottle, ThrottleSettings
 from ._transport import ShardedTransport
 from ._urls import (
     build_url,
@@ -95,7 +77,6 @@ from ._urls import (
     is_absolute,
     join_path,
     parse_url,
-    with_path_query,
 )
 from ._version import __version__
 
@@ -120,79 +101,6 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
             except BaseException:
                 await _close_all(clients[index + 1 :])
                 raise
-
-
-def _class_shortcuts(cls: type[TrioAPISession]) -> dict[str, Any]:
-    """The class attributes ``_rate_limit``, ``_burst`` and ``_adaptive`` that override
-    the class's ``_throttle``: those an SDK class set at least as deep in the hierarchy
-    (``__mro__`` order) as the ``_throttle`` it inherits."""
-    mro = cls.__mro__
-
-    def depth(name: str) -> int:
-        return next(index for index, klass in enumerate(mro) if name in vars(klass))
-
-    throttle_depth = depth("_throttle")
-    return {
-        key: getattr(cls, f"_{key}")
-        for key in ("rate_limit", "burst", "adaptive")
-        if mro[depth(f"_{key}")] is not TrioAPISession
-        and depth(f"_{key}") <= throttle_depth
-        # None is the base's "unset", as for the keywords: `_rate_limit = None` beside
-        # a `_throttle` with a rate wiped it out.
-        and getattr(cls, f"_{key}") is not None
-    }
-
-
-def _origin(url: str | httpx.URL) -> str:
-    parsed = httpx.URL(url)
-    port = f":{parsed.port}" if parsed.port is not None else ""  # None: the default port
-    # An IPv6 host in its brackets, as in a URL: without them http://[::1]:8080 and
-    # http://[::1:8080] were both "http://::1:8080", one gate and one shared key.
-    host = f"[{parsed.host}]" if ":" in parsed.host else parsed.host
-    return f"{parsed.scheme}://{host}{port}"
-
-
-#: The extensions key under which a request chain records its first origin.
-_FIRST_ORIGIN = "trestfly.first_origin"
-#: The extensions key under which an attempt carries its call's ``redact_fields``: the
-#: headers they name are credentials too, dropped off origin with the others.
-_REDACT_FIELDS = "trestfly.redact_fields"
-#: The response extensions key under which the headers hook records when it closed the
-#: gate on a delay the headers announced (see OriginThrottle.on_response's ``hint_at``).
-_HINT_AT = "trestfly.hint_at"
-#: The extensions key the headers hook sets on an attempt the server answered (a
-#: redirect or an auth challenge httpx then follows within the same call).
-_ANSWERED = "trestfly.answered"
-
-
-def _failed_after_an_answer(exc: httpx.TransportError, method: str, url: str) -> bool:
-    """Whether a transport failure came on a request httpx sent after the server had
-    answered the call's own (following a redirect or an auth flow): the call's request
-    reached the server, whatever the failure says (see classify_transport_error)."""
-    try:
-        failed = exc.request
-    except RuntimeError:  # httpx did not say which request failed
-        return False
-    if failed.extensions.get(_ANSWERED):
-        return True
-    # A session= client runs none of trestfly's hooks: a redirect still shows in the
-    # request that failed (a 303 turns a POST into a GET, a 307 goes elsewhere).
-    first = httpx.URL(url)
-    return failed.method != method or (failed.url.host, failed.url.port, failed.url.path) != (
-        first.host,
-        first.port,
-        first.path,
-    )
-
-
-def _is_https_upgrade(first: str, url: httpx.URL) -> bool:
-    """Whether ``url`` is ``first`` (``http://host``) moved to https on the same host
-    and default ports: the one cross-origin redirect httpx keeps credentials for."""
-    # Compared as origins: an IPv6 host is bracketed in them (``http://[::1]``), and
-    # compared with the bare host the upgrade was missed (the credentials dropped).
-    if url.scheme != "https" or url.port is not None:
-        return False
-    return first == _origin(url.copy_with(scheme="http"))
 
 
 class TrioAPISession:
@@ -393,7 +301,7 @@ class TrioAPISession:
         # A keyword beats a class attribute, and a subclass's attribute its parent's: a
         # throttle= keyword takes no class shortcut, and a class _throttle only those
         # set as deep in the hierarchy or deeper (the same class: the shortcut wins).
-        overrides = {} if throttle is not None else _class_shortcuts(cls)
+        overrides = {} if throttle is not None else class_shortcuts(cls, TrioAPISession)
         if throttle is None:
             # Set on the instance before super().__init__(): the deepest level of all.
             overrides.update(
@@ -477,9 +385,9 @@ class TrioAPISession:
             restricted_paths=self._restricted_paths,
         )
 
-        self._check_required_hook_keywords(kwargs)
+        check_required_hook_keywords(self, TrioAPISession, kwargs)
         if self._error_on_unexpected_input:
-            self._check_authenticate_keywords(kwargs)
+            check_unexpected_keywords(self, TrioAPISession, kwargs)
         self._auth_kwargs: dict[str, Any] = kwargs
         self._user_agent = user_agent(
             vendor=self._vendor,
@@ -501,7 +409,7 @@ class TrioAPISession:
         self._gates: dict[str, OriginGate] = {}
         self._url_cache: dict[tuple[str | None, str, str, bool], tuple[str, str]] = {}
         # The origin of `_url`, and the `_url` it was read from (see _origin_of_url).
-        self._default_origin = _origin(self._url) if self._url else None
+        self._default_origin = origin_of(self._url) if self._url else None
         self._default_origin_of = self._url
         self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
@@ -544,66 +452,6 @@ class TrioAPISession:
         )
 
     # ----------------------------------------------------------------- lifecycle
-
-    def _check_required_hook_keywords(self, kwargs: Mapping[str, Any]) -> None:
-        """An overridden ``_authenticate`` or ``_build_session`` with a parameter that has
-        no default (``api_key: str``, natural under mypy) is called on entering with the
-        constructor's keywords: one not given there is named now, not as a bare
-        TypeError on entering."""
-        cls = type(self)
-        for name in ("_authenticate", "_build_session"):
-            if getattr(cls, name) is getattr(TrioAPISession, name):
-                continue
-            params = inspect.signature(getattr(self, name)).parameters.values()
-            missing = [
-                p.name
-                for p in params
-                if p.default is p.empty
-                and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-                and (p.kind is p.POSITIONAL_ONLY or p.name not in kwargs)
-            ]
-            if missing:
-                raise errors.UnexpectedValueError(
-                    f"{cls.__name__}.{name}() requires {', '.join(missing)}, which "
-                    f"{cls.__name__}(...) did not get: it is called on entering with the "
-                    "keywords the session does not know"
-                )
-
-    def _check_authenticate_keywords(self, kwargs: Mapping[str, Any]) -> None:
-        cls = type(self)
-        # Both hooks are called with every keyword the session did not know; the base
-        # methods take them as **kwargs and ignore them, so only an override can use one.
-        hooks = {
-            name: list(inspect.signature(getattr(self, name)).parameters.values())
-            for name in ("_authenticate", "_build_session")
-            if getattr(cls, name) is not getattr(TrioAPISession, name)
-        }
-        # A keyword is used when an overridden hook names it, or by anything when an
-        # overridden _authenticate takes **kwargs.  Not when only _build_session does:
-        # the documented override passes its **kwargs on to super(), which ignores
-        # them, and counting it switched the check off (a misspelt max_retries=3 passed
-        # silently, and a misspelt keyword of an override naming its own was a bare
-        # TypeError on entering).
-        if not _takes_any_keyword(hooks.get("_authenticate", [])):
-            accepted = set().union(*(_keyword_names(params) for params in hooks.values()))
-            unknown = sorted(set(kwargs) - accepted)
-            if unknown:
-                raise errors.UnexpectedValueError(
-                    f"{cls.__name__} got unexpected keyword(s) {', '.join(unknown)}: "
-                    "neither the session nor its _authenticate() or _build_session() "
-                    "accepts them"
-                )
-        # Each overridden hook must also take the keywords the other names, or entering
-        # raises a bare TypeError: say so here instead.
-        for name, params in hooks.items():
-            if not _takes_any_keyword(params):
-                refused = sorted(set(kwargs) - _keyword_names(params))
-                if refused:
-                    raise errors.UnexpectedValueError(
-                        f"{cls.__name__}.{name}() does not accept keyword(s) "
-                        f"{', '.join(refused)}: _authenticate() and _build_session() "
-                        "each receive every keyword the session does not know"
-                    )
 
     def _build_session(self, *args: Any, **kwargs: Any) -> None:
         """Build ``self._session``, the ``httpx.AsyncClient`` every request goes through.
@@ -666,19 +514,9 @@ class TrioAPISession:
         )
 
     async def _drop_credentials_off_origin(self, request: httpx.Request) -> None:
-        # httpx drops only Authorization (and cookies) when it follows a redirect to
-        # another origin: an API key in X-Api-Key, set on the client as the README
-        # shows, went along to whatever host the Location named (a CDN, a presigned
-        # storage URL, or an attacker's host, over plain http too).  This hook runs for
-        # every request httpx sends, redirects included, and a redirect's request
-        # shares the first one's extensions (trestfly gives each attempt its own).
-        here = _origin(request.url)
-        first = request.extensions.setdefault(_FIRST_ORIGIN, here)
-        if first == here or _is_https_upgrade(first, request.url):
-            return
-        extra = {field.lower() for field in request.extensions.get(_REDACT_FIELDS, ())}
-        for name in [name for name in request.headers if is_secret_header(name, extra)]:
-            del request.headers[name]
+        # A request hook (async, as httpx's AsyncClient wants them): every request httpx
+        # sends passes here, redirects included.
+        drop_credentials_off_origin(request)
 
     async def _on_response_headers(self, response: httpx.Response) -> None:
         # Closes the origin's gate the moment a delay is announced, before the body is
@@ -688,7 +526,7 @@ class TrioAPISession:
         # a delay the server announced holds whatever the response was for).
         # Every response of the call passes here, a redirect's too: once one has, a
         # transport failure cannot mean the call's request never reached the server.
-        response.request.extensions[_ANSWERED] = True
+        response.request.extensions[ANSWERED] = True
         status = response.status_code
         if status < 400 or status not in (429, 420, 503, 403):
             return
@@ -698,11 +536,11 @@ class TrioAPISession:
             return  # none, or zero: nothing to close (see closes_gate)
         # The gate of the origin that answered, made if it has none yet (a redirect's
         # target, never called directly): calls made to it must wait too.
-        gate = self._gate_for(_origin(str(response.request.url)))
+        gate = self._gate_for(origin_of(str(response.request.url)))
         now = trio.current_time()
         gate.throttle.close_early(now, now + hint)
         # The full feedback, once the body is read, counts the hint from here too.
-        response.extensions[_HINT_AT] = now
+        response.extensions[HINT_AT] = now
         if gate.link is not None:
             gate.link.notice()
 
@@ -986,7 +824,7 @@ class TrioAPISession:
                 # As for the session's url: httpx sent port 0 to port 80, and a host
                 # with a space percent-encoded, silently.  Checked once per cached path.
                 check_host_and_port(parsed, "path")
-                origin = _origin(parsed)
+                origin = origin_of(parsed)
             cached = (url, origin)
             if len(self._url_cache) >= 1024:
                 self._url_cache.clear()
@@ -997,7 +835,7 @@ class TrioAPISession:
         """The origin of ``_url`` as it is now, checked as the constructor checks it."""
         if self._url != self._default_origin_of:
             check_url(self._url)
-            self._default_origin = _origin(self._url) if self._url else None
+            self._default_origin = origin_of(self._url) if self._url else None
             self._default_origin_of = self._url
         return self._default_origin
 
@@ -1014,369 +852,8 @@ class TrioAPISession:
             gate = self._gates[origin] = OriginGate(throttle, link)
         return gate
 
-    async def _send_once(
-        self,
-        gate: OriginGate,
-        session: httpx.AsyncClient,
-        method: str,
-        url: str,
-        request_kwargs: dict[str, Any],
-        redact_fields: tuple[str, ...],
-    ) -> tuple[httpx.Response, float | None, bool, bool]:
-        """One attempt: admission, send, and feedback to the origin's shared state.
-
-        Returns the response, its delay hint, whether it is a throttle, and whether the
-        attempt was sent before the origin's current throttling episode began (stale).
-        """
-        # Admission takes the session's slot too, last (see OriginGate.admit).
-        admitted: Admitted = await gate.admit(max_wait=self._max_retry_after, session=self._limiter)
-        try:
-            try:
-                assert admitted.ticket is not None
-                # Read again: the block may have ended (or been entered again) while the
-                # attempt waited for a pacer slot, at a gate or for the store, and the
-                # client it was given is closed (httpx's bare RuntimeError said so).
-                session = self._session
-                self._counters.attempts += 1
-                # A fresh extensions dict per attempt: redirects share it (see
-                # _drop_credentials_off_origin), the caller's is not written to.
-                extensions = dict(request_kwargs.get("extensions") or {})
-                if redact_fields:
-                    extensions[_REDACT_FIELDS] = redact_fields
-                try:
-                    response = await session.request(
-                        method, url, **{**request_kwargs, "extensions": extensions}
-                    )
-                except httpx.TransportError:
-                    gate.throttle.on_transport_failure(admitted.ticket)
-                    raise
-            finally:
-                self._limiter.release_on_behalf_of(admitted)
-            status = response.status_code
-            self._counters.by_status[status] += 1
-            retry_after, has_quota = scan_headers(response.headers.raw)
-            announced = quota = None
-            if retry_after is not None:
-                announced = parse_retry_after(retry_after, time.time())
-            if has_quota:
-                quota = parse_quota(response.headers, time.time())
-            # A Retry-After makes a 403 a throttle, a zero one too; but a delay of zero
-            # (or a date already past) paces nothing: every decision below takes it as
-            # no hint (see decide, closes_gate).
-            throttled = is_throttle(status, announced, quota)
-            hint = announced or None
-            if hint is None and throttled:
-                # GitHub's spent primary quota: the reset is the announced delay, for
-                # max_retry_after, the deadline and the error's retry_after alike.  A
-                # reset already due (clocks apart) says nothing: back off as usual.
-                hint = spent_quota_delay(quota) or None
-            trips = gate.throttle.gate_trips
-            stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
-            # Kept for stats read after trio.run returned (one assignment per attempt).
-            now = self._last_seen = trio.current_time()
-            # What this origin is told: the answer, with its hint (a 403 is judged by it,
-            # zero included) -- unless a redirect took the call to another origin whose
-            # answer throttles: that closes the other origin's gate, and this one only
-            # answered the redirect (its gate closed for another's 429, and the other's
-            # stayed open to direct calls).
-            told_status, told_hint, told_quota = status, announced if hint is None else hint, quota
-            if response.history and (throttled or hint is not None or quota is not None):
-                target = _origin(response.request.url)
-                if target != _origin(url):
-                    self._close_redirect_target(target, response, hint, throttled, redact_fields)
-                    told_status, told_hint, told_quota = response.history[0].status_code, None, None
-            gate.throttle.on_response(
-                admitted.ticket,
-                now,
-                status=told_status,
-                hint=told_hint,
-                quota=told_quota,
-                hint_at=response.extensions.get(_HINT_AT),
-            )
-            if (
-                gate.throttle.gate_trips != trips
-                or (told_hint is not None and told_status >= 400)
-                # A success that spent the quota: the gate closes at the next admission
-                # (see OriginThrottle.admit), and a call refused there quotes this
-                # answer (TooManyRequestsError, retry_after the reset), not a timeout.
-                or (told_quota is not None and told_quota.remaining <= 0)
-            ):
-                gate.closing_response, gate.closing_fields = response, redact_fields
-            if gate.link is not None:
-                gate.link.notice()
-            return response, hint, throttled, stale
-        finally:
-            gate.release(admitted)
-
-    def _close_redirect_target(
-        self,
-        origin: str,
-        response: httpx.Response,
-        hint: float | None,
-        throttled: bool,
-        redact_fields: tuple[str, ...],
-    ) -> None:
-        """A redirect's target (``origin``) answered with a throttle or a delay: the
-        throttle is counted there, and a delay closes its gate until then, quoting the
-        answer to the calls it refuses (see _on_response_headers)."""
-        target = self._gate_for(origin)
-        now = trio.current_time()
-        until = None
-        if hint is not None and closes_gate(response.status_code, hint, throttled=throttled):
-            until = min(now, response.extensions.get(_HINT_AT, now)) + hint
-            target.closing_response, target.closing_fields = response, redact_fields
-        target.throttle.on_redirected_answer(now, until, throttled=throttled)
-        if target.link is not None:
-            target.link.notice()
-
-    def _budget_allows(self, retries_done: int) -> bool:
-        now = trio.current_time()
-        others = self._retrying - (1 if retries_done else 0)
-        return self._budget.try_spend(now, retrying_alone=others == 0)
-
     async def _attempts(self, method: str, path: str, kwargs: dict[str, Any]) -> Any:
-        self._session  # noqa: B018 (raises when the session is not open)
-        if not self._budget_started:
-            self._budget = RetryBudget(self._retry_budget, trio.current_time())
-            self._budget_started = True
-        retries_done = 0
-        # Retries of stale throttles (see RetryRecord.counted) made so far, at most
-        # `retries`; `retries_done - uncounted` is what `retries` bounds.
-        uncounted = 0
-        history: list[RetryRecord] = []
-        # The outcome of the attempt before this one (a response or a transport
-        # failure): the call's last error, should admission refuse the next attempt.
-        last: httpx.Response | Exception | None = None
-        try:
-            while True:
-                # Read at each attempt: a retry after the block closed gets trestfly's
-                # "not open", not httpx's bare RuntimeError, and one after it was
-                # entered again goes through the new client.
-                try:
-                    session = self._session
-                except errors.SessionNotOpenError:
-                    self._counters.failures += 1  # a call given up on, as at a gate
-                    raise
-                options, request_kwargs = resolve(self._defaults, kwargs)
-                url, origin = self._url_for(path, options.use_base)
-                if request_kwargs.get("params") is not None or (session.params and "?" in url):
-                    # A client's own default params count too: httpx merges them in and
-                    # replaced the URL's query (a next link's page=2) with the result.
-                    request_kwargs["params"] = with_path_query(
-                        url, request_kwargs.get("params") or {}
-                    )
-                request_kwargs.setdefault("follow_redirects", self._follow_redirects)
-                if self._per_request_headers is not None:
-                    request_kwargs["headers"] = self._with_user_agent(
-                        method, url, options, request_kwargs.get("headers")
-                    )
-                if request_log.isEnabledFor(logging.DEBUG):
-                    log_attempt(
-                        method,
-                        url,
-                        retries_done + 1,
-                        request_kwargs,
-                        options,
-                    )
-                gate = self._gate_for(origin)
-
-                response: httpx.Response | None = None
-                failure: Exception | None = None
-                hint: float | None = None
-                throttled = stale = invalid = answered = False
-                argument: str | None = None  # the request argument at fault, if invalid
-                try:
-                    response, hint, throttled, stale = await self._send_once(
-                        gate, session, method, url, request_kwargs, options.redact_fields
-                    )
-                    if response.history and is_restricted(url, options.restricted_paths):
-                        # Errors and messages show the final URL: a restricted call
-                        # redirected elsewhere (a login's 307 to /v2/signin) showed its
-                        # query there, the username and tenant its params carried.
-                        options = replace(
-                            options,
-                            restricted_paths=options.restricted_paths | {response.request.url.path},
-                        )
-                except GateClosed as closed:
-                    self._counters.failures += 1
-                    refused = gate_error(
-                        closed,
-                        last,
-                        self._status_errors,
-                        options,
-                        method,
-                        url,
-                        retries_done,
-                        history,
-                    )
-                    # Not chained from GateClosed (internal); a transport failure quoted
-                    # as the last error stays its cause.
-                    raise refused from refused.__cause__
-                except (httpx.TooManyRedirects, httpx.DecodingError, httpx.StreamConsumed) as exc:
-                    self._counters.failures += 1
-                    raise bad_response(method, url, options, exc) from exc
-                except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
-                    self._counters.transport_errors += 1
-                    answered = isinstance(exc, httpx.TransportError) and _failed_after_an_answer(
-                        exc, method, url
-                    )
-                    verdict = classify_transport_error(exc, method, answered=answered)
-                    failure = exc
-                    invalid = verdict is TransportVerdict.INVALID
-                    retryable = verdict is TransportVerdict.RETRY
-                except errors.SessionNotOpenError:
-                    # The block ended while this attempt waited (see _send_once).
-                    self._counters.failures += 1
-                    raise
-                except BUILD_ERRORS as exc:
-                    argument = unbuildable_argument(session, method, url, request_kwargs)
-                    if argument is None:
-                        raise  # the transport's, an auth flow's or a hook's own failure
-                    failure, invalid = exc, True
-                else:
-                    # A 304 is the answer to the caller's own conditional request
-                    # (If-None-Match: GitHub does not count it against the quota), not
-                    # an error: returned as it is, unless the error map names it.
-                    not_modified = response.status_code == 304 and 304 not in self._status_errors
-                    if is_success(response.status_code) or not_modified:
-                        self._counters.successes += 1
-                        self._budget.on_success(trio.current_time())
-                        if history:
-                            response.extensions["trestfly.retry_history"] = tuple(history)
-                        if not_modified:
-                            return response  # no body: nothing for the 2xx error check
-                        checked = await self._resp_error_check(response, **kwargs)
-                        if not isinstance(checked, httpx.Response):
-                            # RESTfly's classic slip, an override that only raises and
-                            # forgets `return response`: a bare AttributeError later.
-                            raise errors.UnexpectedValueError(
-                                f"{type(self).__name__}._resp_error_check() must return "
-                                f"the response, got a {type(checked).__name__}"
-                            )
-                        if method == "HEAD":
-                            return checked  # no body to convert: the headers are the answer
-                        return convert_response(
-                            checked,
-                            box=options.box,
-                            box_attrs=options.box_attrs,
-                            conv_json=options.conv_json,
-                            show_url=options.shown_url,
-                        )
-                    retryable = throttled or retryable_status(
-                        response.status_code, method, options.retry_statuses, options.retry_on
-                    )
-                if invalid:
-                    assert failure is not None
-                    # Raised here, out of the except block: the failure may quote a header
-                    # value, which must not stay reachable as the error's __context__.
-                    raise invalid_request(method, url, options, failure, argument)
-                # A cancelled scope's deadline reads as -inf, which decide() would take
-                # for a deadline past: the caller's cancellation must win, as Cancelled
-                # (and so must a deadline passed that Trio has not delivered yet).
-                await checkpoint_if_cancelled_or_past_deadline()
-
-                counted = counts_against_retries(
-                    throttled=throttled, stale=stale, uncounted=uncounted, max_retries=self._retries
-                )
-                decision = decide(
-                    retryable=retryable,
-                    retries_done=retries_done - uncounted if counted else 0,
-                    max_retries=self._retries,
-                    hint=hint,
-                    backoff=self._backoff,
-                    max_retry_after=self._max_retry_after,
-                    time_left=trio.current_effective_deadline() - trio.current_time(),
-                    max_backoff=self._max_backoff,
-                    draw=self._rng.random(),
-                )
-                # The budget is for failures the server gave no guidance on: a throttle, a
-                # delay hint or a closed gate is guidance, and the gate paces those.
-                # A hint of zero is none (see decide): the budget counts its retries.
-                guided = bool(hint) or throttled or gate.throttle.gate_until > trio.current_time()
-                body = (kwargs.get("content"), kwargs.get("data"))
-                files = kwargs.get("files")
-                if decision.retry and not can_send_again(*body, failure, files, answered=answered):
-                    decision = Decision(decision.delay, Stop.STREAMED_BODY)
-                if (
-                    decision.retry
-                    and response is not None
-                    and processed_before_redirect(method, response)
-                ):
-                    decision = Decision(decision.delay, Stop.PROCESSED)
-                if decision.retry and not guided and not self._budget_allows(retries_done):
-                    decision = Decision(decision.delay, Stop.BUDGET)
-                if not decision.retry:
-                    self._counters.failures += 1
-                    if response is not None:
-                        raise response_error(
-                            response, self._status_errors, options, retries_done, hint, history
-                        )
-                    assert failure is not None
-                    reason = decision.stop.value if decision.stop else ""
-                    raise transport_failure(method, url, options, retries_done, reason, failure)
-
-                if retries_done == 0:
-                    self._retrying += 1
-                retries_done += 1
-                if not counted:
-                    uncounted += 1
-                self._counters.retries += 1
-                history.append(
-                    RetryRecord(
-                        retry=retries_done,
-                        status=response.status_code if response is not None else None,
-                        error=type(failure).__name__ if failure is not None else None,
-                        delay=decision.delay,
-                        retry_after=hint,
-                        counted=counted,
-                    )
-                )
-                if retry_log.isEnabledFor(logging.INFO):
-                    log_retry(method, options.shown_url(url), history[-1], self._retries)
-                status = response.status_code if response is not None else None
-                if status is None or not closes_gate(status, hint, throttled=throttled):
-                    await self._backoff_sleep(gate, decision.delay)
-                # else the gate is closed until the hint's instant: waited there (with its
-                # probe and jitter), together with every other task.
-                last = response if response is not None else failure
-                try:
-                    again = await self._retry_request(response, retries_done, **kwargs)
-                except Exception:
-                    self._counters.failures += 1  # the hook gave up on the call
-                    raise
-                if not isinstance(again, Mapping):
-                    raise errors.UnexpectedValueError(
-                        f"{type(self).__name__}._retry_request() must return the keywords "
-                        f"of the next attempt (a dict), got a {type(again).__name__}"
-                    )
-                kwargs = read_iterators_once(dict(again))
-        finally:
-            if retries_done:
-                self._retrying -= 1
-
-    def _with_user_agent(
-        self, method: str, url: str, options: CallOptions, headers: Any
-    ) -> httpx.Headers:
-        """The call's headers over the session's User-Agent (for a ``session=`` client)."""
-        merged = httpx.Headers(self._per_request_headers)
-        try:
-            merged.update(headers)
-        except (TypeError, ValueError, AttributeError) as exc:
-            failure = exc
-        else:
-            return merged
-        # Raised out of the except block: the failure may quote a header value.
-        raise invalid_request(method, url, options, failure, "headers")
-
-    async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
-        # A delay the origin's gate covers whole is waited at the gate, with every other
-        # task.  One it covers in part is slept here in full: a 502's Retry-After of 10 s
-        # went after 1 s when another call's 429 had closed the gate for 1 s.
-        if gate.throttle.gate_until >= trio.current_time() + delay:
-            return
-        self._counters.sleeps += 1
-        self._counters.sleep_seconds += delay
-        await trio.sleep(delay)
+        return await Call(self, method, path, kwargs).run()
 
     async def get(self, path: str, **kwargs: Any) -> Any:
         """Send a GET request; retries, conversion and errors as :meth:`_request`.
@@ -1540,16 +1017,6 @@ class TrioAPISession:
             origins=origins,  # a copy, like by_status (see Counters.frozen_status)
             coordination=self._coordination.stats if self._coordination else None,
         )
-
-
-def _keyword_names(parameters: list[inspect.Parameter]) -> set[str]:
-    """The names a call may pass these parameters by keyword."""
-    by_keyword = (inspect.Parameter.KEYWORD_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
-    return {p.name for p in parameters if p.kind in by_keyword}
-
-
-def _takes_any_keyword(parameters: list[inspect.Parameter]) -> bool:
-    return any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def _current_time_or(last_seen: float) -> float:

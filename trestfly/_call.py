@@ -1,0 +1,521 @@
+"""One logical call of a :class:`~trestfly.TrioAPISession`: its attempts, the retry
+decisions between them, and what it returns or raises.
+
+Each attempt reads top to bottom in :meth:`Call.run`: resolve the call's options and
+URL, take the origin's admission and a concurrency slot, send through httpx, tell the
+origin's throttle what came back (:meth:`Call._send_once`), classify the outcome
+(:meth:`Call._attempt`), then decide with the pure rules of :mod:`trestfly._policy`
+(:meth:`Call._decide`) and either return, raise, or sleep (a Trio sleep inside the
+caller's cancel scope) and try again.  What it raises is built by
+:mod:`trestfly._call_errors`, what it logs by :mod:`trestfly._call_log`.
+
+A ``Call`` lives for one ``await api.get(...)``: it holds what the call has done so
+far (retries, their history, the last outcome); the session holds what calls share
+(gates, budget, counters, the client).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+import httpx
+import trio
+
+from . import errors
+from ._admission import Admitted, GateClosed, OriginGate, checkpoint_if_cancelled_or_past_deadline
+from ._budget import RetryBudget
+from ._call_errors import (
+    BUILD_ERRORS,
+    bad_response,
+    gate_error,
+    invalid_request,
+    response_error,
+    transport_failure,
+    unbuildable_argument,
+)
+from ._call_log import log_attempt, log_retry, request_log, retry_log
+from ._convert import convert_response
+from ._options import CallOptions, read_iterators_once, resolve
+from ._origins import HINT_AT, REDACT_FIELDS, failed_after_an_answer, origin_of
+from ._policy import (
+    Decision,
+    Stop,
+    TransportVerdict,
+    can_send_again,
+    classify_transport_error,
+    counts_against_retries,
+    decide,
+    is_success,
+    processed_before_redirect,
+    retryable_status,
+)
+from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
+from ._redact import is_restricted
+from ._retry_after import parse_retry_after
+from ._stats import RetryRecord
+from ._throttle import closes_gate, is_throttle
+from ._urls import with_path_query
+
+if TYPE_CHECKING:
+    from ._session import TrioAPISession
+
+__all__ = ["Call"]
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What one attempt came to, when it did not end the call at once."""
+
+    options: CallOptions
+    url: str
+    gate: OriginGate
+    response: httpx.Response | None = None
+    failure: Exception | None = None
+    hint: float | None = None
+    throttled: bool = False
+    stale: bool = False
+    #: The request cannot be sent as it is (no retry can help).
+    invalid: bool = False
+    #: A transport failure on a request sent after the server had answered the call's.
+    answered: bool = False
+    retryable: bool = False
+    #: The request argument at fault, if invalid.
+    argument: str | None = None
+    #: A 304 the error map does not name: returned as it is.
+    not_modified: bool = False
+
+    @property
+    def succeeded(self) -> bool:
+        response = self.response
+        return response is not None and (is_success(response.status_code) or self.not_modified)
+
+
+class Call:
+    """The attempts of one call of ``api`` (see the module docstring)."""
+
+    __slots__ = (
+        "_api",
+        "_history",
+        "_kwargs",
+        "_last",
+        "_method",
+        "_path",
+        "_retries_done",
+        "_uncounted",
+    )
+
+    def __init__(self, api: TrioAPISession, method: str, path: str, kwargs: dict[str, Any]) -> None:
+        self._api = api
+        self._method = method
+        self._path = path
+        self._kwargs = kwargs
+        self._retries_done = 0
+        # Retries of stale throttles (see RetryRecord.counted) made so far, at most
+        # `retries`; `retries_done - uncounted` is what `retries` bounds.
+        self._uncounted = 0
+        self._history: list[RetryRecord] = []
+        # The outcome of the attempt before this one (a response or a transport
+        # failure): the call's last error, should admission refuse the next attempt.
+        self._last: httpx.Response | Exception | None = None
+
+    async def run(self) -> Any:
+        api = self._api
+        api._session  # noqa: B018 (raises when the session is not open)
+        if not api._budget_started:
+            api._budget = RetryBudget(api._retry_budget, trio.current_time())
+            api._budget_started = True
+        try:
+            while True:
+                outcome = await self._attempt()
+                if outcome.succeeded:
+                    return await self._succeed(outcome)
+                if outcome.invalid:
+                    assert outcome.failure is not None
+                    # Raised here, out of the except block: the failure may quote a header
+                    # value, which must not stay reachable as the error's __context__.
+                    raise invalid_request(
+                        self._method,
+                        outcome.url,
+                        outcome.options,
+                        outcome.failure,
+                        outcome.argument,
+                    )
+                # A cancelled scope's deadline reads as -inf, which decide() would take
+                # for a deadline past: the caller's cancellation must win, as Cancelled
+                # (and so must a deadline passed that Trio has not delivered yet).
+                await checkpoint_if_cancelled_or_past_deadline()
+                await self._retry_or_raise(outcome)
+        finally:
+            if self._retries_done:
+                api._retrying -= 1
+
+    async def _attempt(self) -> _Outcome:
+        """Send once and classify what came back; raise what ends the call at once."""
+        api, method = self._api, self._method
+        # Read at each attempt: a retry after the block closed gets trestfly's
+        # "not open", not httpx's bare RuntimeError, and one after it was
+        # entered again goes through the new client.
+        try:
+            session = api._session
+        except errors.SessionNotOpenError:
+            api._counters.failures += 1  # a call given up on, as at a gate
+            raise
+        options, request_kwargs = resolve(api._defaults, self._kwargs)
+        url, origin = api._url_for(self._path, options.use_base)
+        if request_kwargs.get("params") is not None or (session.params and "?" in url):
+            # A client's own default params count too: httpx merges them in and
+            # replaced the URL's query (a next link's page=2) with the result.
+            request_kwargs["params"] = with_path_query(url, request_kwargs.get("params") or {})
+        request_kwargs.setdefault("follow_redirects", api._follow_redirects)
+        if api._per_request_headers is not None:
+            request_kwargs["headers"] = self._with_user_agent(
+                url, options, request_kwargs.get("headers")
+            )
+        if request_log.isEnabledFor(logging.DEBUG):
+            log_attempt(method, url, self._retries_done + 1, request_kwargs, options)
+        gate = api._gate_for(origin)
+
+        outcome = _Outcome(options, url, gate)
+        try:
+            response, outcome.hint, outcome.throttled, outcome.stale = await self._send_once(
+                gate, url, request_kwargs, options.redact_fields
+            )
+            outcome.response = response
+            if response.history and is_restricted(url, options.restricted_paths):
+                # Errors and messages show the final URL: a restricted call
+                # redirected elsewhere (a login's 307 to /v2/signin) showed its
+                # query there, the username and tenant its params carried.
+                outcome.options = replace(
+                    options,
+                    restricted_paths=options.restricted_paths | {response.request.url.path},
+                )
+        except GateClosed as closed:
+            api._counters.failures += 1
+            refused = gate_error(
+                closed,
+                self._last,
+                api._status_errors,
+                options,
+                method,
+                url,
+                self._retries_done,
+                self._history,
+            )
+            # Not chained from GateClosed (internal); a transport failure quoted
+            # as the last error stays its cause.
+            raise refused from refused.__cause__
+        except (httpx.TooManyRedirects, httpx.DecodingError, httpx.StreamConsumed) as exc:
+            api._counters.failures += 1
+            raise bad_response(method, url, options, exc) from exc
+        except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
+            api._counters.transport_errors += 1
+            outcome.answered = isinstance(exc, httpx.TransportError) and failed_after_an_answer(
+                exc, method, url
+            )
+            verdict = classify_transport_error(exc, method, answered=outcome.answered)
+            outcome.failure = exc
+            outcome.invalid = verdict is TransportVerdict.INVALID
+            outcome.retryable = verdict is TransportVerdict.RETRY
+        except errors.SessionNotOpenError:
+            # The block ended while this attempt waited (see _send_once).
+            api._counters.failures += 1
+            raise
+        except BUILD_ERRORS as exc:
+            outcome.argument = unbuildable_argument(session, method, url, request_kwargs)
+            if outcome.argument is None:
+                raise  # the transport's, an auth flow's or a hook's own failure
+            outcome.failure, outcome.invalid = exc, True
+        else:
+            # A 304 is the answer to the caller's own conditional request
+            # (If-None-Match: GitHub does not count it against the quota), not
+            # an error: returned as it is, unless the error map names it.
+            outcome.not_modified = response.status_code == 304 and 304 not in api._status_errors
+            if not outcome.succeeded:
+                outcome.retryable = outcome.throttled or retryable_status(
+                    response.status_code, method, options.retry_statuses, options.retry_on
+                )
+        return outcome
+
+    async def _succeed(self, outcome: _Outcome) -> Any:
+        """The call's answer: a success (or a 304), checked and converted."""
+        api, response, options = self._api, outcome.response, outcome.options
+        assert response is not None
+        api._counters.successes += 1
+        api._budget.on_success(trio.current_time())
+        if self._history:
+            response.extensions["trestfly.retry_history"] = tuple(self._history)
+        if outcome.not_modified:
+            return response  # no body: nothing for the 2xx error check
+        checked = await api._resp_error_check(response, **self._kwargs)
+        if not isinstance(checked, httpx.Response):
+            # RESTfly's classic slip, an override that only raises and
+            # forgets `return response`: a bare AttributeError later.
+            raise errors.UnexpectedValueError(
+                f"{type(api).__name__}._resp_error_check() must return "
+                f"the response, got a {type(checked).__name__}"
+            )
+        if self._method == "HEAD":
+            return checked  # no body to convert: the headers are the answer
+        return convert_response(
+            checked,
+            box=options.box,
+            box_attrs=options.box_attrs,
+            conv_json=options.conv_json,
+            show_url=options.shown_url,
+        )
+
+    def _decide(self, outcome: _Outcome, counted: bool) -> Decision:
+        """Whether (and after how long) a failed attempt is tried again."""
+        api = self._api
+        retries_done = self._retries_done
+        decision = decide(
+            retryable=outcome.retryable,
+            retries_done=retries_done - self._uncounted if counted else 0,
+            max_retries=api._retries,
+            hint=outcome.hint,
+            backoff=api._backoff,
+            max_retry_after=api._max_retry_after,
+            time_left=trio.current_effective_deadline() - trio.current_time(),
+            max_backoff=api._max_backoff,
+            draw=api._rng.random(),
+        )
+        # The budget is for failures the server gave no guidance on: a throttle, a
+        # delay hint or a closed gate is guidance, and the gate paces those.
+        # A hint of zero is none (see decide): the budget counts its retries.
+        guided = (
+            bool(outcome.hint)
+            or outcome.throttled
+            or outcome.gate.throttle.gate_until > trio.current_time()
+        )
+        kwargs = self._kwargs
+        body = (kwargs.get("content"), kwargs.get("data"))
+        files = kwargs.get("files")
+        if decision.retry and not can_send_again(
+            *body, outcome.failure, files, answered=outcome.answered
+        ):
+            decision = Decision(decision.delay, Stop.STREAMED_BODY)
+        response = outcome.response
+        if (
+            decision.retry
+            and response is not None
+            and processed_before_redirect(self._method, response)
+        ):
+            decision = Decision(decision.delay, Stop.PROCESSED)
+        if decision.retry and not guided and not self._budget_allows():
+            decision = Decision(decision.delay, Stop.BUDGET)
+        return decision
+
+    async def _retry_or_raise(self, outcome: _Outcome) -> None:
+        """Raise the call's error, or wait for the next attempt and take its keywords."""
+        api, options, response, failure = (
+            self._api,
+            outcome.options,
+            outcome.response,
+            outcome.failure,
+        )
+        counted = counts_against_retries(
+            throttled=outcome.throttled,
+            stale=outcome.stale,
+            uncounted=self._uncounted,
+            max_retries=api._retries,
+        )
+        decision = self._decide(outcome, counted)
+        if not decision.retry:
+            api._counters.failures += 1
+            if response is not None:
+                raise response_error(
+                    response,
+                    api._status_errors,
+                    options,
+                    self._retries_done,
+                    outcome.hint,
+                    self._history,
+                )
+            assert failure is not None
+            reason = decision.stop.value if decision.stop else ""
+            raise transport_failure(
+                self._method, outcome.url, options, self._retries_done, reason, failure
+            )
+
+        if self._retries_done == 0:
+            api._retrying += 1
+        self._retries_done += 1
+        if not counted:
+            self._uncounted += 1
+        api._counters.retries += 1
+        self._history.append(
+            RetryRecord(
+                retry=self._retries_done,
+                status=response.status_code if response is not None else None,
+                error=type(failure).__name__ if failure is not None else None,
+                delay=decision.delay,
+                retry_after=outcome.hint,
+                counted=counted,
+            )
+        )
+        if retry_log.isEnabledFor(logging.INFO):
+            log_retry(self._method, options.shown_url(outcome.url), self._history[-1], api._retries)
+        status = response.status_code if response is not None else None
+        if status is None or not closes_gate(status, outcome.hint, throttled=outcome.throttled):
+            await self._backoff_sleep(outcome.gate, decision.delay)
+        # else the gate is closed until the hint's instant: waited there (with its
+        # probe and jitter), together with every other task.
+        self._last = response if response is not None else failure
+        try:
+            again = await api._retry_request(response, self._retries_done, **self._kwargs)
+        except Exception:
+            api._counters.failures += 1  # the hook gave up on the call
+            raise
+        if not isinstance(again, Mapping):
+            raise errors.UnexpectedValueError(
+                f"{type(api).__name__}._retry_request() must return the keywords "
+                f"of the next attempt (a dict), got a {type(again).__name__}"
+            )
+        self._kwargs = read_iterators_once(dict(again))
+
+    async def _send_once(
+        self,
+        gate: OriginGate,
+        url: str,
+        request_kwargs: dict[str, Any],
+        redact_fields: tuple[str, ...],
+    ) -> tuple[httpx.Response, float | None, bool, bool]:
+        """One attempt: admission, send, and feedback to the origin's shared state.
+
+        Returns the response, its delay hint, whether it is a throttle, and whether the
+        attempt was sent before the origin's current throttling episode began (stale).
+        """
+        api = self._api
+        # Admission takes the session's slot too, last (see OriginGate.admit).
+        admitted: Admitted = await gate.admit(max_wait=api._max_retry_after, session=api._limiter)
+        try:
+            try:
+                assert admitted.ticket is not None
+                # Read again: the block may have ended (or been entered again) while the
+                # attempt waited for a pacer slot, at a gate or for the store, and the
+                # client it was given is closed (httpx's bare RuntimeError said so).
+                session = api._session
+                api._counters.attempts += 1
+                # A fresh extensions dict per attempt: redirects share it (see
+                # drop_credentials_off_origin), the caller's is not written to.
+                extensions = dict(request_kwargs.get("extensions") or {})
+                if redact_fields:
+                    extensions[REDACT_FIELDS] = redact_fields
+                try:
+                    response = await session.request(
+                        self._method, url, **{**request_kwargs, "extensions": extensions}
+                    )
+                except httpx.TransportError:
+                    gate.throttle.on_transport_failure(admitted.ticket)
+                    raise
+            finally:
+                api._limiter.release_on_behalf_of(admitted)
+            status = response.status_code
+            api._counters.by_status[status] += 1
+            retry_after, has_quota = scan_headers(response.headers.raw)
+            announced = quota = None
+            if retry_after is not None:
+                announced = parse_retry_after(retry_after, time.time())
+            if has_quota:
+                quota = parse_quota(response.headers, time.time())
+            # A Retry-After makes a 403 a throttle, a zero one too; but a delay of zero
+            # (or a date already past) paces nothing: every decision below takes it as
+            # no hint (see decide, closes_gate).
+            throttled = is_throttle(status, announced, quota)
+            hint = announced or None
+            if hint is None and throttled:
+                # GitHub's spent primary quota: the reset is the announced delay, for
+                # max_retry_after, the deadline and the error's retry_after alike.  A
+                # reset already due (clocks apart) says nothing: back off as usual.
+                hint = spent_quota_delay(quota) or None
+            trips = gate.throttle.gate_trips
+            stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
+            # Kept for stats read after trio.run returned (one assignment per attempt).
+            now = api._last_seen = trio.current_time()
+            # What this origin is told: the answer, with its hint (a 403 is judged by it,
+            # zero included) -- unless a redirect took the call to another origin whose
+            # answer throttles: that closes the other origin's gate, and this one only
+            # answered the redirect (its gate closed for another's 429, and the other's
+            # stayed open to direct calls).
+            told_status, told_hint, told_quota = status, announced if hint is None else hint, quota
+            if response.history and (throttled or hint is not None or quota is not None):
+                target = origin_of(response.request.url)
+                if target != origin_of(url):
+                    self._close_redirect_target(target, response, hint, throttled, redact_fields)
+                    told_status, told_hint, told_quota = response.history[0].status_code, None, None
+            gate.throttle.on_response(
+                admitted.ticket,
+                now,
+                status=told_status,
+                hint=told_hint,
+                quota=told_quota,
+                hint_at=response.extensions.get(HINT_AT),
+            )
+            if (
+                gate.throttle.gate_trips != trips
+                or (told_hint is not None and told_status >= 400)
+                # A success that spent the quota: the gate closes at the next admission
+                # (see OriginThrottle.admit), and a call refused there quotes this
+                # answer (TooManyRequestsError, retry_after the reset), not a timeout.
+                or (told_quota is not None and told_quota.remaining <= 0)
+            ):
+                gate.closing_response, gate.closing_fields = response, redact_fields
+            if gate.link is not None:
+                gate.link.notice()
+            return response, hint, throttled, stale
+        finally:
+            gate.release(admitted)
+
+    def _close_redirect_target(
+        self,
+        origin: str,
+        response: httpx.Response,
+        hint: float | None,
+        throttled: bool,
+        redact_fields: tuple[str, ...],
+    ) -> None:
+        """A redirect's target (``origin``) answered with a throttle or a delay: the
+        throttle is counted there, and a delay closes its gate until then, quoting the
+        answer to the calls it refuses (see TrioAPISession._on_response_headers)."""
+        target = self._api._gate_for(origin)
+        now = trio.current_time()
+        until = None
+        if hint is not None and closes_gate(response.status_code, hint, throttled=throttled):
+            until = min(now, response.extensions.get(HINT_AT, now)) + hint
+            target.closing_response, target.closing_fields = response, redact_fields
+        target.throttle.on_redirected_answer(now, until, throttled=throttled)
+        if target.link is not None:
+            target.link.notice()
+
+    def _budget_allows(self) -> bool:
+        api = self._api
+        now = trio.current_time()
+        others = api._retrying - (1 if self._retries_done else 0)
+        return api._budget.try_spend(now, retrying_alone=others == 0)
+
+    def _with_user_agent(self, url: str, options: CallOptions, headers: Any) -> httpx.Headers:
+        """The call's headers over the session's User-Agent (for a ``session=`` client)."""
+        merged = httpx.Headers(self._api._per_request_headers)
+        try:
+            merged.update(headers)
+        except (TypeError, ValueError, AttributeError) as exc:
+            failure = exc
+        else:
+            return merged
+        # Raised out of the except block: the failure may quote a header value.
+        raise invalid_request(self._method, url, options, failure, "headers")
+
+    async def _backoff_sleep(self, gate: OriginGate, delay: float) -> None:
+        # A delay the origin's gate covers whole is waited at the gate, with every other
+        # task.  One it covers in part is slept here in full: a 502's Retry-After of 10 s
+        # went after 1 s when another call's 429 had closed the gate for 1 s.
+        if gate.throttle.gate_until >= trio.current_time() + delay:
+            return
+        counters = self._api._counters
+        counters.sleeps += 1
+        counters.sleep_seconds += delay
+        await trio.sleep(delay)
