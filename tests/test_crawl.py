@@ -623,6 +623,21 @@ async def test_the_rich_adapter_draws_one_bar_per_crawl(trio_server: TrioTestSer
     assert "1000/1000" in output.getvalue()
 
 
+@pytest.mark.parametrize("label", ["C:\\exports\\", "deploy:rocket:"])
+def test_the_rich_adapter_shows_a_label_exactly_as_given(label: str) -> None:
+    from rich.console import Console
+
+    from trestfly.contrib.rich import RichProgress
+
+    # Escaped as markup, a trailing backslash was doubled and ":rocket:" became an emoji.
+    output = io.StringIO()
+    with RichProgress(console=Console(file=output, width=100)) as bars:
+        bars.track(label)(CrawlProgress(records=1, pages=1, total=2, elapsed=1.0, rate=1.0))
+        bars.progress.refresh()
+    last = output.getvalue().strip().splitlines()[-1]
+    assert last.startswith(label + " "), repr(last)
+
+
 def test_the_rich_adapter_shows_a_label_as_written_not_as_markup() -> None:
     from rich.console import Console
 

@@ -97,3 +97,27 @@ def test_broken_json_names_url_status_and_body() -> None:
         convert(response(b"<html>oops</html>"), conv_json=True)
     message = str(info.value)
     assert "http://h/x" in message and "200" in message and "<html>oops" in message
+
+
+@pytest.mark.parametrize("charset", ["iso-8859-1", "windows-1252"])
+def test_json_in_a_declared_non_unicode_charset_is_decoded_with_it(charset: str) -> None:
+    # Read as UTF-8 whatever the header said: a ResponseDecodeError for "José".
+    response = httpx.Response(
+        200,
+        content='{"name": "José"}'.encode(charset),
+        headers={"content-type": f"application/json; charset={charset}"},
+        request=httpx.Request("GET", "http://api.test/users/1"),
+    )
+    assert convert_response(response, box=False, box_attrs={}, conv_json=True) == {"name": "José"}
+
+
+@pytest.mark.parametrize("charset", ["utf-8", "us-ascii", "no-such-charset", None])
+def test_json_declared_unicode_ascii_or_unknown_is_read_as_utf8(charset: str | None) -> None:
+    content_type = "application/json" + (f"; charset={charset}" if charset else "")
+    response = httpx.Response(
+        200,
+        content='{"name": "José"}'.encode(),
+        headers={"content-type": content_type},
+        request=httpx.Request("GET", "http://api.test/users/1"),
+    )
+    assert convert_response(response, box=False, box_attrs={}, conv_json=True) == {"name": "José"}

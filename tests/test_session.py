@@ -881,6 +881,57 @@ async def test_an_endpoint_path_with_a_query_takes_no_path_after_it() -> None:
     assert route.call_count == 1
 
 
+async def test_an_endpoint_refuses_a_path_of_another_scheme_as_the_session_does() -> None:
+    # Joined after _path first, the session's check never saw the scheme: the call went
+    # to http://api.test/v1/files/ftp://host/x.
+    class Files(APIEndpoint):
+        _path = "files"
+
+    with respx.mock(assert_all_called=False) as mock:
+        route = mock.route().respond(200)
+        async with API() as api:
+            with pytest.raises(errors.UnexpectedValueError, match="scheme 'ftp'"):
+                await api.get("ftp://host/x")
+            for path in ("ftp://host/x", "wss://host/x"):
+                with pytest.raises(errors.UnexpectedValueError, match="path is a URL of the"):
+                    await Files(api)._get(path)
+    assert route.calls == []
+
+
+@pytest.mark.parametrize("path", ["", "?page=2"])
+async def test_an_endpoint_path_keeps_its_trailing_slash_under_a_call_without_a_path(
+    path: str,
+) -> None:
+    # "" or a query alone was joined as a segment: /v1/items/ became /v1/items.
+    class Items(APIEndpoint):
+        _path = "items/"
+
+    with respx.mock as mock:
+        route = mock.route().respond(200)
+        async with API() as api:
+            await Items(api)._get()
+            await Items(api)._get(path)
+            await Items(api)._get(params={"page": 2})
+    assert [str(call.request.url) for call in route.calls] == [
+        f"{URL}/v1/items/",
+        f"{URL}/v1/items/{path}",
+        f"{URL}/v1/items/?page=2",
+    ]
+
+
+async def test_an_endpoint_path_with_a_query_takes_an_empty_path_but_no_second_query() -> None:
+    class Active(APIEndpoint):
+        _path = "users?active=1"
+
+    with respx.mock as mock:
+        route = mock.route().respond(200)
+        async with API() as api:
+            await Active(api)._get("")  # refused as a path joined after the query
+            with pytest.raises(errors.UnexpectedValueError, match="query per call"):
+                await Active(api)._get("?page=2")  # "users?active=1?page=2"
+    assert [str(call.request.url) for call in route.calls] == [f"{URL}/v1/users?active=1"]
+
+
 @pytest.mark.parametrize("headers", [{"Retry-After": "0"}, {}])
 async def test_a_lone_call_under_a_mock_clock_makes_retries_plus_one_attempts(
     headers: dict[str, str], autojump_clock: trio.testing.MockClock

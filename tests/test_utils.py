@@ -9,6 +9,7 @@ import uuid
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
+import httpx
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -359,6 +360,44 @@ def test_redact_values_keeps_container_types() -> None:
     proxied = redact_values(MappingProxyType({"k": 1, "j": 2}), ["k"])
     assert proxied == {"k": "REDACTED", "j": 2}
     assert type(proxied) is dict
+
+
+def test_redact_values_hides_a_header_of_an_httpx_headers_in_any_case() -> None:
+    # httpx.Headers gives its names lower-cased: "Authorization" was left in clear.
+    headers = httpx.Headers({"Authorization": "Bearer S3CRET", "Accept": "*/*"})
+    for name in ("Authorization", "authorization", "AUTHORIZATION"):
+        assert redact_values(headers, [name]) == {"authorization": "REDACTED", "accept": "*/*"}
+    # In a plain dict, keys still match exactly (as in RESTfly).
+    assert redact_values({"Token": "t", "token": "u"}, ["token"]) == {
+        "Token": "t",
+        "token": "REDACTED",
+    }
+
+
+def test_redact_values_refuses_bytes_keys_and_names_a_document_too_deep() -> None:
+    # b"token" was read as the integers 116, 111, ...: the key stayed in clear and an
+    # integer key was redacted instead.
+    with pytest.raises(UnexpectedValueError, match="got bytes"):
+        redact_values({b"token": "S3CRET", 116: "t"}, b"token")  # type: ignore[arg-type]
+    deep: Any = {"token": "S3CRET"}
+    for _ in range(5000):
+        deep = {"a": deep}
+    # A bare RecursionError before (json.dumps sends 900 levels).
+    with pytest.raises(UnexpectedValueError, match="nests too deep"):
+        redact_values(deep, ["token"])
+
+
+@pytest.mark.parametrize("name", ["user[password]", "filter[api_key]"])
+def test_check_never_quotes_a_value_under_a_bracketed_credential_name(name: str) -> None:
+    # Cut at the first "[" for check's own item suffix, the name read "user": quoted.
+    with pytest.raises(UnexpectedValueError) as caught:
+        utils.check(name, "hunter2 S3CRET", str, regex=r"^\S+$")
+    assert "S3CRET" not in str(caught.value)
+    with pytest.raises(TypeError) as wrong_type:
+        utils.check(name, "S3CRET", int)
+    assert "S3CRET" not in str(wrong_type.value)
+    with pytest.raises(UnexpectedValueError, match="has value 'x y'"):
+        utils.check("ids", ["x y"], list, items_type=str, regex=r"^\S+$")  # still quoted
 
 
 def test_redact_values_does_not_mutate_input() -> None:

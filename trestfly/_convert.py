@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -28,6 +29,30 @@ def _shown(response: httpx.Response, show_url: ShowUrl | None) -> str | None:
     return None if show_url is None else show_url(response.request.url)
 
 
+def _declared_text(response: httpx.Response) -> str | None:
+    """The body decoded with the charset its Content-Type declares, when that is not a
+    Unicode encoding (JSON bytes are read as UTF-8/16/32 by ``json.loads``).
+
+    RFC 8259 wants JSON in UTF-8, but some servers send ``application/json;
+    charset=iso-8859-1`` and mean it: read as UTF-8, "José" failed to parse (requests,
+    which RESTfly used, decoded with the declared charset).  ASCII is read as UTF-8, its
+    superset; an unknown charset is ignored, as httpx ignores it.
+
+    Raises:
+        UnicodeDecodeError: the body is not in the declared charset.
+    """
+    charset = response.charset_encoding
+    if charset is None:
+        return None
+    try:
+        name = codecs.lookup(charset).name
+    except LookupError:
+        return None
+    if name.startswith("utf") or name == "ascii":
+        return None
+    return response.content.decode(name)
+
+
 def parse_json(response: httpx.Response, show_url: ShowUrl | None = None) -> Any:
     """The parsed JSON body; None for an empty body.  ``show_url``: how the call shows
     a URL in an error message (default: secret query values redacted).
@@ -39,7 +64,7 @@ def parse_json(response: httpx.Response, show_url: ShowUrl | None = None) -> Any
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        return json.loads(_declared_text(response) or body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
         raise ResponseDecodeError(response, str(exc), url=_shown(response, show_url)) from exc
 

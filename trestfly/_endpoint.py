@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from ._urls import is_absolute, join_path
+from ._urls import check_not_other_scheme, is_absolute, join_path
 from .errors import RequiredParameterError, UnexpectedValueError
 
 if TYPE_CHECKING:
@@ -65,14 +65,31 @@ class APIEndpoint:
             raise UnexpectedValueError(
                 f"{type(self).__name__}._path must be a string, got a {type(self._path).__name__}"
             )
-        if self._path is not None and path is not None and ("?" in self._path or "#" in self._path):
+        if path is not None:
+            # A URL of another scheme, refused as the session refuses it: joined after
+            # _path first, it went out as https://api.example.com/files/ftp://host/x.
+            check_not_other_scheme(path)
+        if self._path is None or path is None:
+            return join_path(self._path or path or "")
+        if path[:1] in ("", "?", "#"):
+            # No path of its own ("" or a query alone): _path itself, as RESTfly sent it.
+            # Joined as a segment, "items/" lost its trailing slash (/items and /items/
+            # are often routed apart), and params written in the path moved after it.
+            if path and ("?" in self._path or "#" in self._path):
+                raise UnexpectedValueError(
+                    f"{type(self).__name__}._path has a query or a fragment, so the call's "
+                    f"query {path.partition('?')[0] or '?...'} cannot follow it: give the "
+                    "query per call, with params="
+                )
+            return self._path + path
+        if "?" in self._path or "#" in self._path:
             # "users?active=1" + "42" sent GET /users?active=1/42: the path went into the
             # query, to another resource.
             raise UnexpectedValueError(
                 f"{type(self).__name__}._path has a query or a fragment, so a path cannot be "
                 "joined after it: give the query per call, with params="
             )
-        return join_path(*(part for part in (self._path, path) if part is not None))
+        return join_path(self._path, path)
 
     async def _req(self, method: str, path: str | None = None, **kwargs: Any) -> Any:
         """Send a request to ``_path/path`` through the session.

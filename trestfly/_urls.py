@@ -67,6 +67,22 @@ def with_path_query(url: str, params: object) -> object:
         return params
 
 
+def check_not_other_scheme(path: str) -> None:
+    """Refuse a URL of another scheme than http(s) given as a path.
+
+    Raises:
+        UnexpectedValueError: ``path`` starts with ``scheme://`` (``ftp://host/x``).
+    """
+    scheme = _OTHER_SCHEME.match(path)
+    if scheme:
+        # Joined as a relative path it went to https://api.example.com/ftp://host/x.
+        raise UnexpectedValueError(
+            f"path is a URL of the scheme {scheme.group(1).lower()!r}: only http:// and "
+            "https:// URLs are sent as they are (a relative path is joined after the "
+            "session's url)"
+        )
+
+
 def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = True) -> str:
     """The URL of one request.
 
@@ -79,14 +95,7 @@ def build_url(url: str | None, base_path: str, path: str, *, use_base: bool = Tr
     """
     if is_absolute(path):
         return path
-    scheme = _OTHER_SCHEME.match(path)
-    if scheme:
-        # Joined as a relative path it went to https://api.example.com/ftp://host/x.
-        raise UnexpectedValueError(
-            f"path is a URL of the scheme {scheme.group(1).lower()!r}: only http:// and "
-            "https:// URLs are sent as they are (a relative path is joined after the "
-            "session's url)"
-        )
+    check_not_other_scheme(path)
     if not url:
         raise UnexpectedValueError(
             # The path without its query: a restricted path's query is its params.

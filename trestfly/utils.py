@@ -16,6 +16,8 @@ from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, TypeVar
 from urllib.parse import urlparse
 
+import httpx
+
 from ._safe_url import is_secret_name
 from .errors import RequiredParameterError, UnexpectedValueError
 
@@ -269,12 +271,16 @@ def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "RED
     """Return a copy of ``obj`` in which the value of every key in ``keys`` is ``value``.
 
     Mappings (returned as ``dict``), lists and tuples are walked at any depth; other
-    objects are returned as they are.  Keys match exactly; a single ``str`` is one key;
+    objects are returned as they are.  Keys match exactly, except in an
+    ``httpx.Headers`` (a case-insensitive mapping that gives its names lower-cased),
+    where ``"Authorization"`` matches ``authorization``; a single ``str`` is one key;
     ``None`` (the default, as in RESTfly) is none.  A container met again inside itself
     becomes ``"<cycle>"``, so logging cannot fail.
 
     Raises:
-        UnexpectedValueError: ``keys`` is neither a string, an iterable of them, nor None.
+        UnexpectedValueError: ``keys`` is neither a string, an iterable of them, nor None
+            (bytes included: ``b"token"`` is an iterable of integers); or ``obj`` nests
+            deeper than Python's recursion limit.
 
     Differences from RESTfly: lists and tuples are walked, a key holding a mapping is
     redacted whole (RESTfly descended into it), and ``value`` is used at every depth.
@@ -283,7 +289,13 @@ def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "RED
     """
     if keys is None:
         keys = ()
-    names = [keys] if isinstance(keys, str) else list(keys) if isinstance(keys, Iterable) else None
+    names = (
+        [keys]
+        if isinstance(keys, str)
+        else list(keys)
+        if isinstance(keys, Iterable) and not isinstance(keys, bytes | bytearray | memoryview)
+        else None
+    )
     if names is None or not all(isinstance(name, Hashable) for name in names):
         # A list in the list ([["a"]]) failed in frozenset() with a bare TypeError.  (Any
         # hashable key is one: {1: "s"} with keys=[1] is redacted, as in RESTfly.)
@@ -292,16 +304,34 @@ def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "RED
             f"got {type(keys).__name__}" + ("" if names is None else " holding an unhashable")
         )
     hidden = frozenset(names)
-    return redact_matching(obj, hidden.__contains__, value)
+    folded = frozenset(name.casefold() for name in names if isinstance(name, str))
+
+    def is_hidden_header(key: Any) -> bool:
+        # httpx.Headers gives its names lower-cased: "Authorization" stayed in clear.
+        return key in hidden or (isinstance(key, str) and key.casefold() in folded)
+
+    try:
+        return _redact(obj, hidden.__contains__, value, set(), is_hidden_header)
+    except RecursionError:
+        pass
+    # Raised out of the except block: the RecursionError, a thousand frames deep, is not
+    # its context.
+    raise UnexpectedValueError("redact_values: obj nests too deep to walk")
 
 
 def redact_matching(obj: Any, is_hidden: Callable[[Any], bool], value: Any) -> Any:
     """:func:`redact_values` with the keys chosen by ``is_hidden(key)`` (internal: the
     session's log lines also hide credential names without case)."""
-    return _redact(obj, is_hidden, value, set())
+    return _redact(obj, is_hidden, value, set(), is_hidden)
 
 
-def _redact(obj: Any, is_hidden: Callable[[Any], bool], value: Any, path: set[int]) -> Any:
+def _redact(
+    obj: Any,
+    is_hidden: Callable[[Any], bool],
+    value: Any,
+    path: set[int],
+    in_headers: Callable[[Any], bool],
+) -> Any:
     if not isinstance(obj, Mapping | list | tuple):
         return obj
     if id(obj) in path:
@@ -309,11 +339,12 @@ def _redact(obj: Any, is_hidden: Callable[[Any], bool], value: Any, path: set[in
     path.add(id(obj))
     try:
         if isinstance(obj, Mapping):
+            hides = in_headers if isinstance(obj, httpx.Headers) else is_hidden
             return {
-                key: value if is_hidden(key) else _redact(item, is_hidden, value, path)
+                key: value if hides(key) else _redact(item, is_hidden, value, path, in_headers)
                 for key, item in obj.items()
             }
-        items = [_redact(item, is_hidden, value, path) for item in obj]
+        items = [_redact(item, is_hidden, value, path, in_headers) for item in obj]
         return tuple(items) if isinstance(obj, tuple) else items
     finally:
         path.discard(id(obj))
@@ -367,7 +398,10 @@ def _short(value: Any) -> str:
 def _shown(name: str, value: Any) -> str:
     """``value`` as check()'s errors quote it: not at all under a credential's name
     (``check("api_key", key, str, regex=...)`` quoted the key)."""
-    return "REDACTED" if is_secret_name(name.partition("[")[0]) else _short(value)
+    # The whole name too: check's own item suffix ("ids[0]") is cut off, but a
+    # bracketed credential ("user[password]") is one only whole.
+    secret = is_secret_name(name) or is_secret_name(name.partition("[")[0])
+    return "REDACTED" if secret else _short(value)
 
 
 def _resolve(

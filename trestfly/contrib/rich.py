@@ -66,7 +66,9 @@ class RichProgress:
         self._owned = progress is None
         if progress is None:
             progress = module.Progress(
-                module.TextColumn("{task.description}"),
+                # Not markup: a label shows as given ("groups[/]", "C:\\exports\\",
+                # "deploy:rocket:").
+                module.TextColumn("{task.description}", markup=False),
                 module.BarColumn(),
                 module.MofNCompleteColumn(),
                 module.TextColumn("{task.fields[pages]} pages"),
@@ -89,15 +91,20 @@ class RichProgress:
         """Add a bar and return the callback that moves it (pass it as ``progress=``).
 
         Args:
-            description: the bar's label.
+            description: the bar's label, shown as given (escaped as rich markup for a
+                display given as ``progress=``).
 
         .. versionadded:: 0.1.0
         """
-        # Escaped: rich reads a description as markup, and a source key such as
-        # "groups[/]" crashed the display (MarkupError), "team[admin]" lost its brackets.
-        from rich.markup import escape  # type: ignore[import-not-found, unused-ignore]
+        label = description
+        if not self._owned:
+            # A display given as progress= most likely reads descriptions as markup
+            # (rich's default), where a source key such as "groups[/]" crashed it
+            # (MarkupError) and "team[admin]" lost its brackets: escaped for it.
+            from rich.markup import escape  # type: ignore[import-not-found, unused-ignore]
 
-        task = self._progress.add_task(escape(description), total=None, pages=0, rate=0.0)
+            label = escape(description)
+        task = self._progress.add_task(label, total=None, pages=0, rate=0.0)
 
         def update(report: CrawlProgress) -> None:
             self._progress.update(
