@@ -587,3 +587,30 @@ async def test_a_call_connecting_when_the_session_closes_leaves_no_socket_open(
             await trio_server.wait_until(lambda: trio_server.connections_accepted >= 1)
         await trio_server.wait_until(lambda: trio_server.open_connections == 0, timeout=3)
     assert len(outcome) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_call_the_closing_client_cuts_off_is_told_not_open(
+    trio_server: TrioTestServer, method: str
+) -> None:
+    """The block ends while the server is still answering a call from another nursery:
+    closing the client cuts the request, and the call says the session is not open (a
+    GET's ReadError was retried into it, a POST's was a ConnectionError)."""
+    trio_server.app.script("/slow", stall(2))
+    api = Server(url=trio_server.base_url)
+    caught: list[Exception] = []
+
+    async def call() -> None:
+        try:
+            await api._request(method, "slow")
+        except Exception as exc:
+            caught.append(exc)
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery, api:
+            nursery.start_soon(call)
+            await trio_server.wait_until(lambda: len(trio_server.requests) == 1)
+    assert [type(exc) for exc in caught] == [errors.SessionNotOpenError]
+    stats = api.stats
+    assert (stats.attempts, stats.retries, stats.transport_errors, stats.failures) == (1, 0, 1, 1)
+    assert len(trio_server.requests) == 1

@@ -1607,6 +1607,9 @@ def test_a_client_certificate_is_never_loaded_into_the_callers_context(tmp_path:
     context = ssl.create_default_context()
     with pytest.raises(errors.UnexpectedValueError, match="load the certificate into it yourself"):
         ssl_setting(context, str(pem))
+    # Refused at construction, as the other TLS settings are (it was on entering).
+    with pytest.raises(errors.UnexpectedValueError, match="load the certificate into it yourself"):
+        API(cert=str(pem), ssl_verify=context)
 
 
 async def test_a_build_session_override_that_fails_leaves_nothing_open() -> None:

@@ -180,6 +180,7 @@ class Call:
         gate = api._gate_for(origin)
 
         outcome = _Outcome(options, url, gate)
+        cut_off = False
         try:
             response, outcome.hint, outcome.throttled, outcome.stale = await self._send_once(
                 gate, url, request_kwargs, options.redact_fields
@@ -213,6 +214,10 @@ class Call:
             raise bad_response(method, url, options, exc) from exc
         except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
             api._counters.transport_errors += 1
+            # The block ended while this attempt was out, and closing the client cut it:
+            # a GET's ReadError was retried into "not open", a POST's was a
+            # ConnectionError, for a call the server was still answering.
+            cut_off = api._httpx_client is None
             outcome.answered = isinstance(exc, httpx.TransportError) and failed_after_an_answer(
                 exc, method, url
             )
@@ -238,6 +243,9 @@ class Call:
                 outcome.retryable = outcome.throttled or retryable_status(
                     response.status_code, method, options.retry_statuses, options.retry_on
                 )
+        if cut_off:
+            api._counters.failures += 1
+            api._session  # noqa: B018 (raises SessionNotOpenError, out of the except block)
         return outcome
 
     async def _succeed(self, outcome: _Outcome) -> Any:

@@ -109,6 +109,22 @@ def check_cert(cert: object) -> None:
             raise UnexpectedValueError(f"cert's {what} file {path!r} does not exist")
 
 
+def check_cert_beside_verify(verify: VerifyTypes, cert: CertTypes | None) -> None:
+    """Refuse ``cert=`` beside an ``ssl.SSLContext`` given as ``ssl_verify``.
+
+    Raises:
+        UnexpectedValueError: both were given.
+    """
+    if isinstance(verify, ssl.SSLContext) and cert is not None:
+        # Loading the certificate would change the caller's own context: every session
+        # and client sharing it would present this certificate from then on.
+        raise UnexpectedValueError(
+            "cert= cannot be added to an ssl.SSLContext given as ssl_verify (it would "
+            "change your context for everything that shares it): load the certificate "
+            "into it yourself, context.load_cert_chain(...), and drop cert="
+        )
+
+
 def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLContext:
     """What to pass as httpx's ``verify=``: a bool when it suffices, else an SSLContext.
 
@@ -118,14 +134,7 @@ def ssl_setting(verify: VerifyTypes, cert: CertTypes | None) -> bool | ssl.SSLCo
     """
     if isinstance(verify, bool) and cert is None:
         return verify
-    if isinstance(verify, ssl.SSLContext) and cert is not None:
-        # Loading the certificate would change the caller's own context: every session
-        # and client sharing it would present this certificate from then on.
-        raise UnexpectedValueError(
-            "cert= cannot be added to an ssl.SSLContext given as ssl_verify (it would "
-            "change your context for everything that shares it): load the certificate "
-            "into it yourself, context.load_cert_chain(...), and drop cert="
-        )
+    check_cert_beside_verify(verify, cert)
     context = trust_context(verify)
     if cert is not None:
         try:

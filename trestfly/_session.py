@@ -40,6 +40,7 @@ from ._client import (
     VerifyTypes,
     build_transports,
     check_cert,
+    check_cert_beside_verify,
     check_proxies,
     check_verify,
     ssl_setting,
@@ -267,6 +268,7 @@ class TrioAPISession:
         check_verify(self._ssl_verify)
         self._cert: CertTypes | None = pick(cert, "_cert")
         check_cert(self._cert)
+        check_cert_beside_verify(self._ssl_verify, self._cert)  # at construction, not entering
         self._proxies: ProxiesTypes | None = pick(proxies, "_proxies")
         check_proxies(self._proxies)
         self._timeout: TimeoutTypes = (

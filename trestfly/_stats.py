@@ -112,7 +112,8 @@ class SessionStats:
         concurrency_limit: the lowest per-origin concurrency limit (``max_concurrency``
             when no origin throttled).
         in_flight: requests in flight through the session now.
-        origins: an :class:`OriginStats` per origin (``"https://host:port"``).
+        origins: an :class:`OriginStats` per origin (``"https://host"``, with
+            ``:port`` when the URL names a port other than the scheme's default).
         coordination: what the session's coordination did (None without one).
 
     .. versionadded:: 0.1.0
