@@ -835,3 +835,47 @@ async def test_a_page_fetch_raising_stop_async_iteration_fails_the_walk(how: str
     assert isinstance(failed.value.__cause__, StopAsyncIteration)
     assert got == list(range(200))
     assert not iterator.position.done
+
+
+# ------------------------------------------------------------------ interrupts
+
+
+def _interrupting(interrupt: type[BaseException], at_offset: int) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        if offset == at_offset:
+            raise interrupt
+        return httpx.Response(200, json={"items": list(range(offset, offset + 10)), "total": 100})
+
+    return httpx.MockTransport(handler)
+
+
+@pytest.mark.parametrize("interrupt", [KeyboardInterrupt, SystemExit])
+@pytest.mark.parametrize("many", [False, True])
+async def test_an_interrupt_in_a_page_fetch_comes_out_of_a_crawl_as_itself(
+    many: bool, interrupt: type[BaseException]
+) -> None:
+    # The slot was marked done with no page: the waiting consumer raised "a page the
+    # walk needs was cancelled (a bug in trestfly)" beside the interrupt, in a group
+    # (crawl_many: the interrupt in a group of its own inside it).
+    transport = _interrupting(interrupt, at_offset=0)
+    async with TrioAPISession(url="http://t.local", transport=transport) as api:
+        iterator = OffsetIterator(api, path="/items", limit=10)
+        crawl = crawl_many({"a": iterator}) if many else iterator.crawl(prefetch=2)
+        with trio.fail_after(LIMIT), pytest.raises(interrupt):
+            async with crawl as records:
+                async for _ in records:
+                    pass
+
+
+async def test_crawl_many_raises_a_fetchs_interrupt_as_itself_while_the_loop_is_busy(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    async with TrioAPISession(
+        url="http://t.local", transport=_interrupting(KeyboardInterrupt, at_offset=10)
+    ) as api:
+        iterator = OffsetIterator(api, path="/items", limit=10)
+        with pytest.raises(KeyboardInterrupt):
+            async with crawl_many({"a": iterator}, prefetch=2) as records:
+                async for _ in records:
+                    await trio.sleep(1)  # busy with each record, not waiting for a page

@@ -458,3 +458,45 @@ async def test_a_range_too_long_for_len_is_still_a_lazy_stream() -> None:
                 if len(seen) == 10:
                     break
     assert len(seen) == 10
+
+
+async def test_a_failing_items_iterable_cancels_the_stream_instead_of_ending_it() -> None:
+    # The worker's error skipped the pool's failure record, and the last worker closed
+    # the channel: the consumer's loop ended as if every item were done ("commit"),
+    # and only then did the error come out of the block.
+    def rows() -> Iterator[int]:
+        yield 1
+        yield 2
+        raise ValueError("bad input row")
+
+    async def work(n: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return n
+
+    clean_ends = 0
+    async with api() as session:
+        for _ in range(10):  # the scheduler's order varies from run to run
+            with pytest.raises(ValueError, match="bad input row"):
+                async with session.map_as_completed(work, rows(), limit=1, buffer=0) as results:
+                    async for _ in results:
+                        pass
+                    clean_ends += 1
+    assert clean_ends == 0
+
+
+async def test_a_calls_interrupt_cancels_the_stream_instead_of_ending_it() -> None:
+    async def work(n: int) -> int:
+        await trio.lowlevel.checkpoint()
+        if n == 2:
+            raise KeyboardInterrupt
+        return n
+
+    clean_ends = 0
+    async with api() as session:
+        for _ in range(10):
+            with pytest.raises(KeyboardInterrupt):
+                async with session.map_as_completed(work, range(5), limit=1) as results:
+                    async for _ in results:
+                        pass
+                    clean_ends += 1
+    assert clean_ends == 0

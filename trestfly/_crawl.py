@@ -213,6 +213,7 @@ class PageFeed:
         return self._ended or (self._limit_last is not None and index > self._limit_last)
 
     async def _fill(self, index: int, slot: _Slot) -> None:
+        interrupted = False
         try:
             with slot.scope:
                 try:
@@ -223,9 +224,16 @@ class PageFeed:
                     # Kept for the consumer, in page order: the records before this page
                     # still reach it, and its position then points at this page.
                     slot.error = error
+        except BaseException as exc:
+            # A KeyboardInterrupt or SystemExit goes on to the nursery, which cancels the
+            # consumer.  Marked done with no page, the slot was taken first for a page
+            # cancelled by a bug in trestfly, and that error came out beside it.
+            interrupted = not isinstance(exc, trio.Cancelled)
+            raise
         finally:
-            slot.done = True
-            self._arrived(index, slot)
+            if not interrupted:
+                slot.done = True
+                self._arrived(index, slot)
             self._notifier.notify()
 
     def _arrived(self, index: int, slot: _Slot) -> None:
@@ -491,8 +499,15 @@ class MergedRecords(Generic[K]):
     async def _run(self, source: _Source[K]) -> None:
         assert source.feed is not None
         with source.scope:
-            async with trio.open_nursery() as nursery:
-                source.feed.start(nursery)
+            try:
+                async with trio.open_nursery() as nursery:
+                    source.feed.start(nursery)
+            except BaseExceptionGroup as group:
+                # A fetch's KeyboardInterrupt or SystemExit, as itself: the crawl's own
+                # nursery then holds it at one level, which the block unwraps (a group
+                # in a group came out of crawl_many).
+                raise_single_error(group)
+                raise
 
     def _ready_source(self) -> _Source[K] | None:
         for source in self._active:

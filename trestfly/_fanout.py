@@ -255,23 +255,36 @@ async def _worker_pool(
 
             async def worker() -> None:
                 nonlocal workers_left
+                # Whether this worker ended as a worker may: the items ran out, a call
+                # failed (recorded: it cancels the pool), or the consumer left.  Not on
+                # a KeyboardInterrupt, SystemExit or Cancelled, which the nursery turns
+                # into the consumer's cancellation: closing the channel first ended the
+                # consumer's loop as if every item were done.
+                ended = False
                 try:
-                    for item in source:
-                        # As in map(): a call that never checkpoints would run for one
-                        # more item per worker after a failure or a cancellation.
-                        await trio.lowlevel.checkpoint_if_cancelled()
-                        try:
-                            result = await fn(item)
-                        except Exception as error:
-                            failure.record(error)
-                            return
-                        try:
-                            await send.send((item, result))
-                        except trio.BrokenResourceError:
-                            return  # the consumer closed its end: nobody wants more
+                    try:
+                        for item in source:
+                            # As in map(): a call that never checkpoints would run for one
+                            # more item per worker after a failure or a cancellation.
+                            await trio.lowlevel.checkpoint_if_cancelled()
+                            try:
+                                result = await fn(item)
+                            except Exception as error:
+                                failure.record(error)
+                                ended = True
+                                return
+                            try:
+                                await send.send((item, result))
+                            except trio.BrokenResourceError:
+                                ended = True
+                                return  # the consumer closed its end: nobody wants more
+                    except Exception as error:
+                        # The items' own failure, as in map(): like a call's.
+                        failure.record(error)
+                    ended = True
                 finally:
                     workers_left -= 1
-                    if workers_left == 0:
+                    if workers_left == 0 and ended:
                         send.close()  # the consumer's loop ends when every worker is done
 
             for _ in range(workers_left):
