@@ -614,3 +614,33 @@ async def test_a_call_the_closing_client_cuts_off_is_told_not_open(
     stats = api.stats
     assert (stats.attempts, stats.retries, stats.transport_errors, stats.failures) == (1, 0, 1, 1)
     assert len(trio_server.requests) == 1
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_call_cut_off_by_leaving_is_not_sent_again_through_the_next_block(
+    trio_server: TrioTestServer, method: str
+) -> None:
+    """Left and entered again at once: the cut-off call found the next block's client
+    set and was a plain transport failure (a POST's ConnectionError; a GET retried
+    through the new client, the server receiving it twice)."""
+    trio_server.app.script("/slow", stall(2))
+    api = Server(url=trio_server.base_url)
+    caught: list[Exception] = []
+
+    async def call() -> None:
+        try:
+            await api._request(method, "slow")
+        except Exception as exc:
+            caught.append(exc)
+
+    with trio.fail_after(LIMIT):
+        async with trio.open_nursery() as nursery:
+            async with api:
+                nursery.start_soon(call)
+                await trio_server.wait_until(lambda: len(trio_server.requests) == 1)
+            async with api:
+                await trio.sleep(0.2)
+    assert [type(exc) for exc in caught] == [errors.SessionNotOpenError]
+    assert isinstance(caught[0].__cause__, httpx.TransportError)
+    assert "the server may have received it" in str(caught[0])
+    assert len(trio_server.requests) == 1

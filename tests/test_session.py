@@ -2566,6 +2566,51 @@ def _ok(request: httpx.Request) -> httpx.Response:
     return httpx.Response(200, json={"ok": True})
 
 
+def test_a_missing_authenticate_keyword_is_named_before_build_session_is_read() -> None:
+    # Both hooks' signatures were read first: one inspect cannot read (a builtin) hid
+    # the missing keyword behind a bare ValueError.
+    class Sdk(TrioAPISession):
+        _url = URL
+
+        async def _authenticate(self, api_key: str) -> None:
+            pass
+
+        _build_session = next  # type: ignore[assignment]
+
+    with pytest.raises(errors.UnexpectedValueError, match="requires api_key"):
+        Sdk()
+
+
+async def test_a_session_clients_own_failure_after_the_block_ends_stays_itself() -> None:
+    """A session= client is never closed by trestfly: a request of it still out when
+    the block ends is not cut off, and its real failure (a reset) is reported as one."""
+    release = trio.Event()
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        await release.wait()
+        raise httpx.ReadError("connection reset by peer", request=request)
+
+    client = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+    api = API(session=client)
+    caught: list[Exception] = []
+
+    async def call() -> None:
+        try:
+            await api.post("orders", json={"n": 1})
+        except Exception as exc:
+            caught.append(exc)
+
+    async with trio.open_nursery() as nursery:
+        async with api:
+            nursery.start_soon(call)
+            await trio.testing.wait_all_tasks_blocked()
+        release.set()
+    assert not client.is_closed
+    await client.aclose()
+    assert [type(exc) for exc in caught] == [errors.ConnectionError]
+    assert isinstance(caught[0].__cause__, httpx.ReadError)
+
+
 async def test_a_call_waiting_for_its_slot_when_the_block_ends_is_told_not_open(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -99,6 +99,7 @@ class Call:
 
     __slots__ = (
         "_api",
+        "_client",
         "_history",
         "_kwargs",
         "_last",
@@ -121,6 +122,8 @@ class Call:
         # The outcome of the attempt before this one (a response or a transport
         # failure): the call's last error, should admission refuse the next attempt.
         self._last: httpx.Response | Exception | None = None
+        # The client the attempt in flight went through (see _attempt's cut-off check).
+        self._client: httpx.AsyncClient | None = None
 
     async def run(self) -> Any:
         api = self._api
@@ -180,7 +183,7 @@ class Call:
         gate = api._gate_for(origin)
 
         outcome = _Outcome(options, url, gate)
-        cut_off = False
+        self._client = None
         try:
             response, outcome.hint, outcome.throttled, outcome.stale = await self._send_once(
                 gate, url, request_kwargs, options.redact_fields
@@ -214,14 +217,22 @@ class Call:
             raise bad_response(method, url, options, exc) from exc
         except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
             api._counters.transport_errors += 1
-            # The block ended while this attempt was out, and closing the client cut it:
-            # a GET's ReadError was retried into "not open", a POST's was a
-            # ConnectionError, for a call the server was still answering.
-            cut_off = api._httpx_client is None
             outcome.answered = isinstance(exc, httpx.TransportError) and failed_after_an_answer(
                 exc, method, url
             )
             verdict = classify_transport_error(exc, method, answered=outcome.answered)
+            client = self._client
+            if verdict is not TransportVerdict.INVALID and client is not None and client.is_closed:
+                # The client that carried the attempt was closed under it: the session's
+                # block ended (and maybe began again) while the server was answering.  A
+                # GET's ReadError was retried into "not open" (or through the next
+                # block's client: sent twice), a POST's was a ConnectionError.
+                api._counters.failures += 1
+                raise errors.SessionNotOpenError(
+                    f"{method} {options.shown_url(url)}: cut off by the closing of the "
+                    f"client it went through ({type(api).__name__}'s block ended while it "
+                    "was out); the server may have received it"
+                ) from exc
             outcome.failure = exc
             outcome.invalid = verdict is TransportVerdict.INVALID
             outcome.retryable = verdict is TransportVerdict.RETRY
@@ -243,9 +254,6 @@ class Call:
                 outcome.retryable = outcome.throttled or retryable_status(
                     response.status_code, method, options.retry_statuses, options.retry_on
                 )
-        if cut_off:
-            api._counters.failures += 1
-            api._session  # noqa: B018 (raises SessionNotOpenError, out of the except block)
         return outcome
 
     async def _succeed(self, outcome: _Outcome) -> Any:
@@ -406,7 +414,7 @@ class Call:
                 # Read again: the block may have ended (or been entered again) while the
                 # attempt waited for a pacer slot, at a gate or for the store, and the
                 # client it was given is closed (httpx's bare RuntimeError said so).
-                session = api._session
+                session = self._client = api._session
                 api._counters.attempts += 1
                 # A fresh extensions dict per attempt: redirects share it (see
                 # drop_credentials_off_origin), the caller's is not written to.

@@ -10,7 +10,7 @@ this module is imported by the session's).
 from __future__ import annotations
 
 import inspect
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from . import errors
@@ -42,14 +42,13 @@ def class_shortcuts(cls: type, base: type) -> dict[str, Any]:
     }
 
 
-def _overridden_hooks(session: object, base: type) -> dict[str, list[inspect.Parameter]]:
-    """The parameters of each hook ``session``'s class overrides."""
+def _overridden_hooks(session: object, base: type) -> Iterator[tuple[str, list[inspect.Parameter]]]:
+    """The parameters of each hook ``session``'s class overrides, one hook at a time:
+    a hook's mistake is named before the next hook's signature is read."""
     cls = type(session)
-    return {
-        name: list(inspect.signature(getattr(session, name)).parameters.values())
-        for name in HOOKS
-        if getattr(cls, name) is not getattr(base, name)
-    }
+    for name in HOOKS:
+        if getattr(cls, name) is not getattr(base, name):
+            yield name, list(inspect.signature(getattr(session, name)).parameters.values())
 
 
 def check_required_hook_keywords(session: object, base: type, kwargs: Mapping[str, Any]) -> None:
@@ -58,7 +57,7 @@ def check_required_hook_keywords(session: object, base: type, kwargs: Mapping[st
     constructor's keywords: one not given there is named now, not as a bare
     TypeError on entering."""
     cls = type(session)
-    for name, params in _overridden_hooks(session, base).items():
+    for name, params in _overridden_hooks(session, base):
         missing = [
             p.name
             for p in params
@@ -80,7 +79,7 @@ def check_unexpected_keywords(session: object, base: type, kwargs: Mapping[str, 
     cls = type(session)
     # Both hooks are called with every keyword the session did not know; the base
     # methods take them as **kwargs and ignore them, so only an override can use one.
-    hooks = _overridden_hooks(session, base)
+    hooks = dict(_overridden_hooks(session, base))
     # A keyword is used when an overridden hook names it, or by anything when an
     # overridden _authenticate takes **kwargs.  Not when only _build_session does:
     # the documented override passes its **kwargs on to super(), which ignores
