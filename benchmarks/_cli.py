@@ -97,6 +97,16 @@ def latency_jitter(text: str) -> float:
     return value
 
 
+def probability(text: str) -> float:
+    """A share of requests: a number from 0 to 1."""
+    value = _number(text, positive=False)
+    if value > 1:
+        raise argparse.ArgumentTypeError(
+            f"must be at most 1 (a share of requests), got {_shown(text)}"
+        )
+    return value
+
+
 def once_each(values: Sequence[_V]) -> tuple[_V, ...]:
     """``values`` without repeats, in order: a value given twice would run twice, and
     the results would keep only the last run's figures."""

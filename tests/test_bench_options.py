@@ -87,6 +87,49 @@ def test_the_largest_numbers_are_accepted() -> None:
     assert (args.requests, args.time_limit, args.rate) == (10**9, 1e6, 1e9)
 
 
+def test_the_bucket_depth_and_flakiness_are_server_options() -> None:
+    # The issue's "server parameters": the bucket's burst and flaky's p% were fixed.
+    settings = storm.settings_from(
+        _parse("storm", "--burst", "3", "--flaky-503", "0.25", "--flaky-reset", "0")
+    )
+    catalogue = settings.catalogue()
+    assert catalogue["token_bucket"].burst == 3 == catalogue["token_bucket_int"].burst
+    assert (catalogue["flaky"].p_503, catalogue["flaky"].p_reset) == (0.25, 0.0)
+    defaults = storm.settings_from(_parse("storm")).catalogue()
+    assert defaults["token_bucket"].burst == 10  # a tenth of the default rate, 100/s
+    assert (defaults["flaky"].p_503, defaults["flaky"].p_reset) == (0.1, 0.02)
+
+
+@pytest.mark.usefixtures("no_server")
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--flaky-503", "1.5"], "argument --flaky-503: must be at most 1"),
+        (["--flaky-reset", "-0.1"], "argument --flaky-reset: must be >= 0"),
+        (["--flaky-503", "0.7", "--flaky-reset", "0.5"], "--flaky-503 + --flaky-reset must be"),
+        (["--burst", "0"], "argument --burst"),
+    ],
+)
+def test_bad_flakiness_and_depth_are_usage_errors(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert message in _refused(["--quick", *argv], capsys)
+
+
+def test_the_targets_say_when_they_are_not_judged_at_the_issues_settings() -> None:
+    issue = storm.settings_from(
+        _parse("storm", "--requests", "2000", "--concurrency", "10", "100", "--rate", "100")
+    )
+    assert storm.at_issue_settings(issue)
+    for argv in (
+        ["storm"],  # N=1000
+        ["storm", "--requests", "2000", "--concurrency", "10"],
+        ["storm", "--requests", "2000", "--concurrency", "10", "100", "--rate", "200"],
+        ["storm", "--requests", "2000", "--concurrency", "10", "100", "--scenario", "flaky"],
+    ):
+        assert not storm.at_issue_settings(storm.settings_from(_parse(*argv))), argv
+
+
 # ------------------------------------------------------------------ the throughput section
 
 
