@@ -267,19 +267,14 @@ async def _worker_pool(
                             # As in map(): a call that never checkpoints would run for one
                             # more item per worker after a failure or a cancellation.
                             await trio.lowlevel.checkpoint_if_cancelled()
-                            try:
-                                result = await fn(item)
-                            except Exception as error:
-                                failure.record(error)
-                                ended = True
-                                return
+                            result = await fn(item)
                             try:
                                 await send.send((item, result))
                             except trio.BrokenResourceError:
-                                ended = True
-                                return  # the consumer closed its end: nobody wants more
+                                break  # the consumer closed its end: nobody wants more
                     except Exception as error:
-                        # The items' own failure, as in map(): like a call's.
+                        # A call's failure, or the items' own (as in map()): recorded,
+                        # it cancels the pool, the consumer's loop with it.
                         failure.record(error)
                     ended = True
                 finally:

@@ -330,7 +330,7 @@ def _redact(
     is_hidden: Callable[[Any], bool],
     value: Any,
     path: set[int],
-    in_headers: Callable[[Any], bool],
+    header_hides: Callable[[Any], bool],
 ) -> Any:
     if not isinstance(obj, Mapping | list | tuple):
         return obj
@@ -339,12 +339,12 @@ def _redact(
     path.add(id(obj))
     try:
         if isinstance(obj, Mapping):
-            hides = in_headers if isinstance(obj, httpx.Headers) else is_hidden
+            hides = header_hides if isinstance(obj, httpx.Headers) else is_hidden
             return {
-                key: value if hides(key) else _redact(item, is_hidden, value, path, in_headers)
+                key: value if hides(key) else _redact(item, is_hidden, value, path, header_hides)
                 for key, item in obj.items()
             }
-        items = [_redact(item, is_hidden, value, path, in_headers) for item in obj]
+        items = [_redact(item, is_hidden, value, path, header_hides) for item in obj]
         return tuple(items) if isinstance(obj, tuple) else items
     finally:
         path.discard(id(obj))
