@@ -16,7 +16,7 @@ import logging
 import math
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import httpx
@@ -589,13 +589,11 @@ async def test_a_call_connecting_when_the_session_closes_leaves_no_socket_open(
     assert len(outcome) == 1
 
 
-@pytest.mark.parametrize("method", ["GET", "POST"])
-async def test_a_call_the_closing_client_cuts_off_is_told_not_open(
+def _slow_call(
     trio_server: TrioTestServer, method: str
-) -> None:
-    """The block ends while the server is still answering a call from another nursery:
-    closing the client cuts the request, and the call says the session is not open (a
-    GET's ReadError was retried into it, a POST's was a ConnectionError)."""
+) -> tuple[Server, list[Exception], Callable[[], Awaitable[None]]]:
+    """A session, and a call of ``method`` to a path the server answers after 2 s that
+    records what it raised (for a call still out when the session's block ends)."""
     trio_server.app.script("/slow", stall(2))
     api = Server(url=trio_server.base_url)
     caught: list[Exception] = []
@@ -605,6 +603,18 @@ async def test_a_call_the_closing_client_cuts_off_is_told_not_open(
             await api._request(method, "slow")
         except Exception as exc:
             caught.append(exc)
+
+    return api, caught, call
+
+
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_call_the_closing_client_cuts_off_is_told_not_open(
+    trio_server: TrioTestServer, method: str
+) -> None:
+    """The block ends while the server is still answering a call from another nursery:
+    closing the client cuts the request, and the call says the session is not open (a
+    GET's ReadError was retried into it, a POST's was a ConnectionError)."""
+    api, caught, call = _slow_call(trio_server, method)
 
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery, api:
@@ -623,15 +633,7 @@ async def test_a_call_cut_off_by_leaving_is_not_sent_again_through_the_next_bloc
     """Left and entered again at once: the cut-off call found the next block's client
     set and was a plain transport failure (a POST's ConnectionError; a GET retried
     through the new client, the server receiving it twice)."""
-    trio_server.app.script("/slow", stall(2))
-    api = Server(url=trio_server.base_url)
-    caught: list[Exception] = []
-
-    async def call() -> None:
-        try:
-            await api._request(method, "slow")
-        except Exception as exc:
-            caught.append(exc)
+    api, caught, call = _slow_call(trio_server, method)
 
     with trio.fail_after(LIMIT):
         async with trio.open_nursery() as nursery:

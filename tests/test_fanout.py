@@ -116,16 +116,19 @@ async def test_map_as_completed_calls_nothing_more_after_a_failure_or_a_cancella
     assert scope.cancelled_caught and calls == []
 
 
+def rows() -> Iterator[int]:
+    """Items whose iteration fails after two."""
+    yield 1
+    yield 2
+    raise ValueError("bad input row")
+
+
+async def work(n: int) -> int:
+    await trio.lowlevel.checkpoint()
+    return n
+
+
 async def test_map_raises_a_failure_of_the_items_themselves_as_itself() -> None:
-    def rows() -> Iterator[int]:
-        yield 1
-        yield 2
-        raise ValueError("bad input row")
-
-    async def work(n: int) -> int:
-        await trio.lowlevel.checkpoint()
-        return n
-
     async with api() as session:
         with pytest.raises(ValueError, match="bad input row"):  # not an ExceptionGroup
             await session.map(work, rows(), limit=2)
@@ -464,15 +467,6 @@ async def test_a_failing_items_iterable_cancels_the_stream_instead_of_ending_it(
     # The worker's error skipped the pool's failure record, and the last worker closed
     # the channel: the consumer's loop ended as if every item were done ("commit"),
     # and only then did the error come out of the block.
-    def rows() -> Iterator[int]:
-        yield 1
-        yield 2
-        raise ValueError("bad input row")
-
-    async def work(n: int) -> int:
-        await trio.lowlevel.checkpoint()
-        return n
-
     clean_ends = 0
     async with api() as session:
         for _ in range(10):  # the scheduler's order varies from run to run
