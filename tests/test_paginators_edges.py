@@ -12,7 +12,12 @@ import trio.testing
 
 from trestfly import BudgetSettings, TrioAPISession, crawl_many
 from trestfly._pages import PaginationError
-from trestfly._paginators import CursorIterator, LinkIterator, OffsetIterator
+from trestfly._paginators import (
+    CursorIterator,
+    LinkIterator,
+    OffsetIterator,
+    PageNumberIterator,
+)
 
 
 class API(TrioAPISession):
@@ -203,3 +208,64 @@ async def test_cross_origin_next_link_429_closes_its_own_gate(
     assert home_wait < 1
     assert stats.origins[next(k for k in stats.origins if "cdn" in k)].gate_trips == 1
     assert stats.origins[next(k for k in stats.origins if "api." in k)].gate_trips == 0
+
+
+# ---------------------------------------------------------------- a page count on page 1 only
+
+
+class Orders(PageNumberIterator):
+    path = "orders"
+    items_key = "results"
+    total_pages_key = "pagination.pages"
+    limit = 3
+
+
+def _orders(pages: dict[int, Any], seen: list[int]) -> httpx.MockTransport:
+    def handler(request: httpx.Request) -> httpx.Response:
+        page = int(request.url.params["page"])
+        seen.append(page)
+        if page not in pages:
+            return _json({"message": "no such page"}, status=404)
+        return _json(pages[page])
+
+    return httpx.MockTransport(handler)
+
+
+async def _walk(it: Orders, crawl: bool) -> list[int]:
+    got: list[int] = []
+    with trio.fail_after(10):
+        if crawl:
+            async with it.crawl(prefetch=2) as records:
+                got.extend([r async for r in records])
+        else:
+            got.extend([r async for r in it])
+    return got
+
+
+@pytest.mark.parametrize("crawl", [False, True])
+@pytest.mark.parametrize("second", [[4], []])
+async def test_a_short_page_under_a_page_count_of_an_earlier_page_is_an_error(
+    crawl: bool, second: list[int]
+) -> None:
+    # Page 1 says 4 pages; page 2 leaves the count out and holds fewer than a page.
+    seen: list[int] = []
+    pages = {1: {"results": [1, 2, 3], "pagination": {"pages": 4}}, 2: {"results": second}}
+    async with API(transport=_orders(pages, seen)) as api:
+        it = Orders(api)
+        with pytest.raises(PaginationError):
+            await _walk(it, crawl)
+    assert {1, 2} <= set(seen)
+    assert not it.position.done
+
+
+@pytest.mark.parametrize("crawl", [False, True])
+async def test_the_walk_ends_at_the_page_count_of_an_earlier_page(crawl: bool) -> None:
+    # The last page by page 1's count is full and says nothing: no page past it is asked
+    # for (this API answers 404 there).
+    seen: list[int] = []
+    pages = {1: {"results": [1, 2, 3], "pagination": {"pages": 2}}, 2: {"results": [4, 5, 6]}}
+    async with API(transport=_orders(pages, seen)) as api:
+        it = Orders(api)
+        assert await _walk(it, crawl) == [1, 2, 3, 4, 5, 6]
+    assert sorted(seen) == [1, 2]
+    assert it.position.done

@@ -257,6 +257,10 @@ class PagedIterator(APIIterator):
         # The records of the page accepted last (see _accept): a server that ignores the
         # offset or page number sends them again.
         self._last_records: Sequence[Any] | None = None
+        # The page count an earlier page reported (page-number style): like the total,
+        # many APIs report it on the first page only, and a later page that leaves it
+        # out is still bound by it.
+        self._total_pages: int | None = None
         self._busy = False
 
     # ------------------------------------------------------------- configuration
@@ -385,6 +389,8 @@ class PagedIterator(APIIterator):
         """
         scheme = self._scheme
         total = page.total if page.total is not None else self.total
+        if page.total_pages is None and self._total_pages is not None:
+            page = dataclasses.replace(page, total_pages=self._total_pages)
         first = scheme.first_record(request.address)
         verdict = judge_page(
             len(page.records),
@@ -418,6 +424,7 @@ class PagedIterator(APIIterator):
                     "instead of looping"
                 )
         self.total = total
+        self._total_pages = page.total_pages
         self.num_pages += 1
         whole = verdict.start == 0 and verdict.stop == len(records)
         self.page = records if whole else records[verdict.start : verdict.stop]
