@@ -269,3 +269,57 @@ async def test_the_walk_ends_at_the_page_count_of_an_earlier_page(crawl: bool) -
         assert await _walk(it, crawl) == [1, 2, 3, 4, 5, 6]
     assert sorted(seen) == [1, 2]
     assert it.position.done
+
+
+# ---------------------------------------------------------------- unreadable next links
+
+
+@pytest.mark.parametrize("crawl", [False, True])
+@pytest.mark.parametrize("cross_origin", [False, True])
+@pytest.mark.parametrize(
+    "link",
+    [
+        '<https://[::1/items?page=2&api_key=s3cret>; rel="next"',
+        '<mailto:ops@example.com?token=s3cret>; rel="next"',
+        '<ftp://api.example.com/items?page=2>; rel="next"',
+    ],
+)
+async def test_a_next_link_that_is_no_web_url_fails_after_the_page_naming_it(
+    link: str, cross_origin: bool, crawl: bool
+) -> None:
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(str(request.url))
+        return _json([{"id": 1}, {"id": 2}], {"Link": link})
+
+    got: list[int] = []
+    async with API(transport=httpx.MockTransport(handler)) as api:
+        it = Links(api, allow_cross_origin=cross_origin)
+        with trio.fail_after(10), pytest.raises(PaginationError) as caught:
+            if crawl:
+                async with it.crawl(prefetch=2) as records:
+                    async for record in records:
+                        got.append(record["id"])
+            else:
+                async for record in it:
+                    got.append(record["id"])
+    assert got == [1, 2]  # the page that named it was handed out
+    assert seen == ["https://api.example.com/issues"]
+    assert "is not an http or https URL" in str(caught.value)
+    assert "s3cret" not in str(caught.value)
+
+
+async def test_a_next_links_unreadable_anchor_does_not_drop_the_link() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params.get("page") == "2":
+            return _json([{"id": 3}])
+        return _json(
+            [{"id": 1}, {"id": 2}],
+            {"Link": '</issues?page=2>; rel="next"; anchor="https://[::1/x"'},
+        )
+
+    async with API(transport=httpx.MockTransport(handler)) as api:
+        with trio.fail_after(10):
+            got = [record["id"] async for record in Links(api)]
+    assert got == [1, 2, 3]

@@ -271,13 +271,26 @@ def find_link(
     Returns:
         The URL, or None when no link has that relation.  A link whose ``anchor``
         names another resource (RFC 8288 3.2: the anchor is the link's context) is not
-        this response's: "the next page of another collection" is skipped.
+        this response's: "the next page of another collection" is skipped.  A target
+        that cannot be resolved (``https://[::1/x``) is returned as it stands: skipped,
+        it would end a walk with records missing; the walk refuses it by name.
     """
     wanted = rel.lower()
     for link in parse_link_header(values):
         if wanted in link.rels and not _anchored_elsewhere(link, base):
-            return urljoin(base, link.target) if base else link.target
+            return _resolved(link.target, base)
     return None
+
+
+def _resolved(reference: str, base: str | None) -> str:
+    """``reference`` made absolute against ``base``, or as it stands when either is
+    not a URL urllib can read (it raises ValueError on an unclosed IPv6 bracket)."""
+    if not base:
+        return reference
+    try:
+        return urljoin(base, reference)
+    except ValueError:
+        return reference
 
 
 def _anchored_elsewhere(link: Link, base: str | None) -> bool:
@@ -286,12 +299,16 @@ def _anchored_elsewhere(link: Link, base: str | None) -> bool:
     (``/issues``) for a page of it (``/issues?page=2``) is this walk's context; and
     URLs are compared as origins and decoded paths, since ``:443``, an upper-case host
     or another percent-encoding name the same resource (compared as text, they ended
-    the walk with records missing)."""
+    the walk with records missing).  An anchor that cannot be read names no resource:
+    the link is kept (its target is still checked before it is followed)."""
     anchor = link.params.get("anchor")
     if anchor is None or base is None:
         return False
-    target = urljoin(base, anchor)
-    return origin_of(target) != origin_of(base) or _path_of(target) != _path_of(base)
+    try:
+        target = urljoin(base, anchor)
+        return origin_of(target) != origin_of(base) or _path_of(target) != _path_of(base)
+    except ValueError:
+        return False
 
 
 def _path_of(url: str) -> str:

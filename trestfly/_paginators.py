@@ -877,8 +877,17 @@ class LinkIterator(PagedIterator):
         next page before the consumer takes the one naming it.
 
         Raises:
-            PaginationError: ``address`` is on another origin than the collection.
+            PaginationError: ``address`` is on another origin than the collection, or
+                is no http(s) URL (even with ``allow_cross_origin``).
         """
+        if isinstance(address, str) and _scheme_of(origin_of(address)) not in _WEB_SCHEMES:
+            # An unclosed IPv6 bracket, mailto:, ftp://: no page of a web API.  Quoted
+            # through safe_url only (which shows an unreadable URL as "<invalid URL>"):
+            # the link may echo the caller's api_key=.
+            raise PaginationError(
+                f"the next link {safe_url(address)!r} is not an http or https URL: "
+                "stopping rather than sending it"
+            )
         if not self._home_read:
             self._home_read = True
             first_target = self._target(None)[0]
@@ -920,6 +929,14 @@ class LinkIterator(PagedIterator):
         )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
         return self._page_from(document, target, next_url)
+
+
+#: The schemes a next link may have: anything else is no page of a web API.
+_WEB_SCHEMES = frozenset({"http", "https"})
+
+
+def _scheme_of(origin: str | None) -> str | None:
+    return None if origin is None else origin.partition("://")[0]
 
 
 def _refuse_not_modified(response: httpx.Response, target: str) -> None:
