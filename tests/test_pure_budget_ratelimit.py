@@ -242,6 +242,25 @@ def test_no_or_broken_headers_mean_no_quota() -> None:
     assert parse_quota(headers(RateLimit_Remaining="-3"), WALL) is None
 
 
+def test_a_field_sent_twice_is_read_cautiously_not_dropped() -> None:
+    # A gateway adding its own copy beside the origin's: httpx joins them with ", ".
+    github = httpx.Headers(
+        [
+            ("X-RateLimit-Remaining", "5"),
+            ("X-RateLimit-Remaining", "0"),
+            ("X-RateLimit-Reset", str(int(WALL) + 10)),
+            ("X-RateLimit-Reset", str(int(WALL) + 30)),
+            ("X-RateLimit-Limit", "60, 5000"),
+        ]
+    )
+    assert parse_quota(github, WALL) == Quota(remaining=0, reset_after=30.0, limit=60)
+    draft = httpx.Headers(
+        [("RateLimit-Remaining", "0"), ("RateLimit-Remaining", "x"), ("RateLimit-Reset", "4, 2")]
+    )
+    assert parse_quota(draft, WALL) == Quota(0, 4.0, None)
+    assert parse_quota(httpx.Headers([("X-RateLimit-Remaining", "x, y")]), WALL) is None
+
+
 def test_403_with_zero_remaining_is_a_throttle() -> None:
     assert says_quota_spent(403, Quota(0, 10.0, 60))
     assert not says_quota_spent(403, Quota(1, 10.0, 60))

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
 #: A reset value above this is an epoch timestamp, below it a delay in seconds.
@@ -90,6 +90,24 @@ def _number(value: str | None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _field(
+    headers: Mapping[str, str], name: str, pick: Callable[[Iterable[float]], float]
+) -> float | None:
+    """The number a header field holds, ``pick`` of them when it was sent more than once.
+
+    httpx joins repeated fields with ", ": an API gateway that adds its own
+    ``X-RateLimit-Remaining`` beside the origin's made ``"0, 0"``, read as no number,
+    and GitHub's spent-quota 403 was no longer a throttle.  The values that are not
+    numbers are ignored; ``pick`` is the cautious one (the fewest left, the latest
+    reset).
+    """
+    value = headers.get(name)
+    if value is None or "," not in value:
+        return _number(value)
+    numbers = [number for part in value.split(",") if (number := _number(part)) is not None]
+    return pick(numbers) if numbers else None
+
+
 def _reset_after(value: float | None, wall_now: float) -> float | None:
     if value is None:
         return None
@@ -105,13 +123,13 @@ def _whole(value: float | None) -> int | None:
 
 
 def _github(headers: Mapping[str, str], wall_now: float) -> Quota | None:
-    remaining = _number(headers.get("x-ratelimit-remaining"))
+    remaining = _field(headers, "x-ratelimit-remaining", min)
     if remaining is None:
         return None
     return Quota(
         remaining=int(remaining),
-        reset_after=_reset_after(_number(headers.get("x-ratelimit-reset")), wall_now),
-        limit=_whole(_number(headers.get("x-ratelimit-limit"))),
+        reset_after=_reset_after(_field(headers, "x-ratelimit-reset", max), wall_now),
+        limit=_whole(_field(headers, "x-ratelimit-limit", min)),
     )
 
 
@@ -254,7 +272,7 @@ def _ietf(headers: Mapping[str, str], wall_now: float) -> Quota | None:
             # The entry's own limit picks its policy's window, never another's.
             window = _window_of(params["limit"], policies)
         return Quota(int(remaining), reset, _whole(limit), window)
-    remaining_field = _number(headers.get("ratelimit-remaining"))
+    remaining_field = _field(headers, "ratelimit-remaining", min)
     if remaining_field is None:
         return None
     limit_field, limit_window = _limit_field(headers.get("ratelimit-limit"), policies)
@@ -263,7 +281,7 @@ def _ietf(headers: Mapping[str, str], wall_now: float) -> Quota | None:
         window = limit_window
     return Quota(
         remaining=int(remaining_field),
-        reset_after=_reset_after(_number(headers.get("ratelimit-reset")), wall_now),
+        reset_after=_reset_after(_field(headers, "ratelimit-reset", max), wall_now),
         limit=_whole(limit_field if limit_field is not None else quota),
         window=window,
     )
