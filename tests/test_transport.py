@@ -149,8 +149,12 @@ def test_bad_sizes_are_rejected(max_connections: object, shard_size: object) -> 
         ({"verify": 0}, "verify must be True, False, a CA bundle path"),
         ({"verify": "/nonexistent/ca.pem"}, "verify: cannot load the CA bundle"),
         ({"proxy": 5}, "proxy must be a proxy URL or an httpx.Proxy, got a int"),
-        ({"proxy": "ftp://user:S3CRET@proxy.test"}, "proxy is not a proxy URL httpx can use"),
-        ({"proxy": "user:S3CRET@proxy.test:3128"}, "proxy is not a proxy URL httpx can use"),
+        ({"proxy": "ftp://user:S3CRET@proxy.test"}, "proxy must be a URL with a host and a"),
+        ({"proxy": "user:S3CRET@proxy.test:3128"}, "proxy must be a URL with a host and a"),
+        # httpx raised httpx.InvalidURL (no ValueError) for these, and took the last.
+        ({"proxy": "http://user:S3CRET@[::1:3128"}, "proxy must be a URL with a host and a"),
+        ({"proxy": "http://user:S3CRET@proxy:3128/\x00"}, "proxy must be a URL with a host"),
+        ({"proxy": "http://user:S3CRET@"}, "proxy must be a URL with a host and a"),
     ],
 )
 def test_bad_tls_and_proxy_settings_are_named(settings: dict[str, Any], needle: str) -> None:

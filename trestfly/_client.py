@@ -7,7 +7,6 @@ settings without httpx's deprecation warnings.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import platform
 import ssl
@@ -16,6 +15,7 @@ from collections.abc import Mapping
 import httpx
 
 from ._arguments import is_finite
+from ._proxies import check_proxies
 from ._transport import ShardedTransport, given_trust
 from ._version import __version__
 from .errors import UnexpectedValueError
@@ -199,60 +199,6 @@ def _positive_seconds(value: object) -> bool:
         and is_finite(value)
         and value > 0
     )
-
-
-#: Proxy URL schemes httpx's transports accept.
-PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
-
-
-def check_proxies(proxies: object) -> None:
-    """Raise UnexpectedValueError unless ``proxies`` is None, a proxy URL (a string,
-    ``httpx.URL`` or ``httpx.Proxy``), or RESTfly's mapping of ``http``/``https``/``all``
-    to proxy URLs.  Messages never repeat a URL:
-    proxy URLs often carry a password."""
-    if proxies is None:
-        return
-    if isinstance(proxies, httpx.Proxy):  # httpx checked it
-        _check_socks(proxies.url.scheme)
-        return
-    if isinstance(proxies, str | httpx.URL):
-        entries: list[tuple[str, object]] = [("proxies", proxies)]
-    elif isinstance(proxies, Mapping):
-        entries = []
-        for scheme, url in proxies.items():
-            key = scheme if isinstance(scheme, str) and "://" in scheme else f"{scheme}://"
-            if key not in ("http://", "https://", "all://"):
-                raise UnexpectedValueError(
-                    f"proxies keys must be 'http', 'https' or 'all', got {scheme!r}"
-                )
-            entries.append((f"proxies[{scheme!r}]", url))
-    else:
-        raise UnexpectedValueError(
-            f"proxies must be a proxy URL or a mapping, got a {type(proxies).__name__}"
-        )
-    for where, url in entries:
-        if isinstance(url, httpx.Proxy):
-            continue
-        if not isinstance(url, str | httpx.URL):
-            raise UnexpectedValueError(f"{where} must be a URL string, got a {type(url).__name__}")
-        try:
-            parsed = httpx.URL(url)
-        except httpx.InvalidURL:
-            parsed = None
-        if parsed is None or parsed.scheme not in PROXY_SCHEMES or not parsed.host:
-            raise UnexpectedValueError(
-                f"{where} must be a URL with a host and a scheme among "
-                f"{', '.join(PROXY_SCHEMES)} (e.g. http://proxy.internal:3128)"
-            )
-        _check_socks(parsed.scheme)
-
-
-def _check_socks(scheme: str) -> None:
-    # httpx would raise a bare ImportError on entering the session, far from the setting.
-    if scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
-        raise UnexpectedValueError(
-            "a socks5:// proxy needs the socksio package: pip install 'httpx[socks]'"
-        )
 
 
 def build_transports(

@@ -41,7 +41,6 @@ from ._client import (
     build_transports,
     check_cert,
     check_cert_beside_verify,
-    check_proxies,
     check_verify,
     ssl_setting,
     timeout_setting,
@@ -64,6 +63,7 @@ from ._origins import (
 from ._policy import (
     DEFAULT_RETRY_STATUSES,
 )
+from ._proxies import check_proxies
 from ._ratelimit import scan_headers
 from ._retry_after import parse_retry_after
 from ._safe_url import safe_url

@@ -37,6 +37,7 @@ from typing import Self, TypeAlias
 import httpx
 import trio
 
+from ._proxies import check_proxy
 from .errors import UnexpectedValueError
 
 __all__ = ["DEFAULT_SHARD_SIZE", "ShardedTransport", "SocketOption"]
@@ -209,6 +210,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             raise UnexpectedValueError(
                 f"proxy must be a proxy URL or an httpx.Proxy, got a {type(proxy).__name__}"
             )
+        if proxy is not None:
+            # Before httpx: it raises httpx.InvalidURL (no ValueError) on a URL it cannot
+            # parse, takes one with no host, and a bare ImportError for socks5:// without
+            # socksio.
+            check_proxy(proxy, "proxy")
         # Built once: httpx would otherwise load the CA bundle again for every shard
         # (milliseconds each), and one shared context also shares TLS session state.
         ssl_context = given_trust(verify, "verify") or httpx.create_ssl_context(
@@ -239,7 +245,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
         try:
             self._setup(build, max_connections=max_connections, shard_size=shard_size)
-        except ValueError as exc:  # httpx's, for the proxy
+        except (ValueError, httpx.InvalidURL) as exc:  # httpx's, for the proxy
             if isinstance(exc, UnexpectedValueError) or proxy is None:
                 raise
             refused = True
