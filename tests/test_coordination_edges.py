@@ -4,14 +4,17 @@ longer than the store holds."""
 from __future__ import annotations
 
 import contextlib
+import random
 
 import httpx
 import pytest
 import trio
 import trio.testing
 
-from trestfly import MemoryCoordination, TrioAPISession, errors
-from trestfly._shared_state import SharedQuotaBook
+from trestfly import MemoryCoordination, ThrottleSettings, TrioAPISession, errors
+from trestfly._admission import GateClosed, OriginGate
+from trestfly._shared_state import SharedQuotaBook, SyncRequest
+from trestfly._throttle import OriginThrottle
 
 A = "https://api.example.test"
 B = "https://cdn.other.test"
@@ -287,3 +290,45 @@ async def test_slots_of_waiters_out_when_the_block_ends_go_back_to_the_other_wor
         caught
     )
     assert waited <= 1.0, waited
+
+
+# ---------------------------------------------------------------- what the stats count
+
+
+async def test_reservations_count_only_the_slots_reserved(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    coordination = MemoryCoordination()
+    async with coordination:
+        throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+        link = coordination.attach("https://api.example.com", throttle)
+        due = await link.reserve(1.0, 1, max_wait=5.0)
+        quoted = await link.reserve(1.0, 1, max_wait=0.1)  # a second away: only quoted
+        assert due is not None and due.reserved
+        assert quoted is not None and not quoted.reserved
+        await coordination._store_sync(link.key, SyncRequest(close_for=5.0))  # another's
+        refused = await link.reserve(1.0, 1)
+        assert refused is not None and refused.gate_remaining > 0
+        assert coordination.stats.reservations == 1
+
+
+@pytest.mark.parametrize("heard_by", ["sync", "reservation"])
+async def test_another_workers_gate_is_a_remote_closure_however_it_is_heard(
+    autojump_clock: trio.testing.MockClock, heard_by: str
+) -> None:
+    coordination = MemoryCoordination()
+    async with coordination:
+        throttle = OriginThrottle(
+            ThrottleSettings(rate_limit=10.0), 10, trio.current_time(), random.Random(0)
+        )
+        gate = OriginGate(throttle, coordination.attach("https://api.example.com", throttle))
+        assert gate.link is not None
+        await gate.link.joined.wait()
+        await coordination._store_sync(gate.link.key, SyncRequest(close_for=2.0))
+        if heard_by == "reservation":
+            with pytest.raises(GateClosed):
+                await gate.admit(max_wait=0.5)
+            assert throttle.gate_until > trio.current_time()
+        await trio.sleep(0.5)  # several background syncs: the same gate, not counted again
+        assert throttle.gate_until > trio.current_time()
+        assert coordination.stats.remote_closures == 1

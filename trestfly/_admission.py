@@ -359,12 +359,7 @@ class OriginGate:
         if not reservation.reserved:
             raise GateClosed(None, reservation.wait, pacer=True)
         if reservation.gate_remaining > 0:
-            until = now + reservation.gate_remaining
-            if until > throttle.gate_until:
-                throttle.close_shared(now, until)
-            # Heard from the store, as a sync's gate is: announced back as this worker's
-            # own, it came back later by a round trip, extending every worker's gate.
-            link.pushed_gate = max(link.pushed_gate, until)
+            link.coordination.hear_gate(link, now, now + reservation.gate_remaining)
             return None
         return SharedSlot(now + reservation.wait, reservation, link)
 

@@ -401,13 +401,26 @@ class Coordination(ABC):
         except self._unavailable() as exc:
             self._went_down(exc)
             return None
-        self._reservations += 1
+        if reservation.reserved and reservation.gate_remaining <= 0:
+            # Not a slot only quoted (past max_wait) or refused at a closed gate.
+            self._reservations += 1
         try:
             await trio.lowlevel.checkpoint_if_cancelled()
         except BaseException:
             await self.give_back(link, reservation)
             raise
         return reservation
+
+    def hear_gate(self, link: SharedLink, now: float, until: float) -> None:
+        """Another worker's gate, heard from the store by a sync or a reservation:
+        close ``link``'s gate until ``until`` when that extends it (a remote closure),
+        and never announce it back as this worker's own (it came back a round trip
+        later, extending every worker's gate)."""
+        throttle = link.throttle
+        if until > throttle.gate_until:
+            throttle.close_shared(now, until)
+            self._remote_closures += 1
+        link.pushed_gate = max(link.pushed_gate, until)
 
     async def give_back(self, link: SharedLink, reservation: Reservation) -> None:
         """Give back a slot reserved and left unused (its holder was cancelled, or
@@ -536,9 +549,7 @@ class Coordination(ABC):
 
         until = remote_gate_end(reply.gate_remaining, sent_at, now, throttle.gate_until)
         if until is not None:
-            throttle.close_shared(now, until)
-            self._remote_closures += 1
-            link.pushed_gate = max(link.pushed_gate, until)
+            self.hear_gate(link, now, until)
         elif reply.gate_remaining > 0:
             link.pushed_gate = max(link.pushed_gate, sent_at + reply.gate_remaining)
         if link.announced_gate > now and reply.gate_remaining <= 0:
