@@ -13,7 +13,7 @@ import trio.testing
 
 from trestfly import MemoryCoordination, ThrottleSettings, TrioAPISession, errors
 from trestfly._admission import GateClosed, OriginGate
-from trestfly._shared_state import SharedQuotaBook, SyncRequest
+from trestfly._shared_state import SharedQuotaBook, SyncReply, SyncRequest
 from trestfly._throttle import OriginThrottle
 
 A = "https://api.example.test"
@@ -332,3 +332,41 @@ async def test_another_workers_gate_is_a_remote_closure_however_it_is_heard(
         await trio.sleep(0.5)  # several background syncs: the same gate, not counted again
         assert throttle.gate_until > trio.current_time()
         assert coordination.stats.remote_closures == 1
+
+
+class CountsThenHangs(MemoryCoordination):
+    """A store that applies one sync carrying successes and answers it too late: as
+    Redis runs a script it received after the client gave up on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.hang_once = False
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        reply = await super()._store_sync(key, request)
+        if self.hang_once and request.successes:
+            self.hang_once = False
+            await trio.sleep(10 * self.timeout)
+        return reply
+
+
+async def test_successes_of_a_sync_that_timed_out_are_never_counted_twice(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    coordination = CountsThenHangs()
+    async with coordination:
+        throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+        heard: list[int] = []
+        throttle.add_remote_successes = lambda count, now: heard.append(count)  # type: ignore[method-assign]
+        link = coordination.attach("https://api.example.com", throttle)
+        await link.joined.wait()
+        coordination.hang_once = True
+        throttle.successes += 10  # this worker was served 10
+        coordination.wake()
+        await trio.sleep(5)  # the late sync, the store back after retry_interval, more syncs
+        throttle.successes += 3
+        await trio.sleep(1)
+        stats = coordination.stats
+        assert stats.failures == 1 and stats.healthy and stats.syncs >= 2
+        assert coordination._book.get(link.key, trio.current_time()).successes == 13
+        assert heard == []  # none of ours taken for another worker's

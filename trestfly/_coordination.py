@@ -100,6 +100,7 @@ class SharedLink:
         "shared_successes",
         "synced_rate",
         "throttle",
+        "unconfirmed_successes",
         "version",
     )
 
@@ -115,6 +116,9 @@ class SharedLink:
         self.rate_cuts = throttle.rate_cuts
         self.synced_rate: float | None = None
         self.pushed_successes = 0
+        #: Successes pushed by syncs that failed: the store may have counted them (Redis
+        #: runs a script it received, however late the client gave up on it).
+        self.unconfirmed_successes = 0
         self.shared_successes: int | None = None
         self.republish = False
         #: Set by the first sync (or failed attempt): the store's count of successes is
@@ -519,6 +523,11 @@ class Coordination(ABC):
             with trio.fail_after(self.timeout):
                 reply = await self._store_sync(link.key, request)
         except self._unavailable() as exc:
+            # At most once: pushed again by the next sync, successes the store did count
+            # were counted twice, for every worker (a served rate too high, the unsafe
+            # side).  Lost instead, they are the store's only (a rate a little low).
+            link.pushed_successes += request.successes
+            link.unconfirmed_successes += request.successes
             self._went_down(exc)
             return False
         self._syncs += 1
@@ -542,9 +551,17 @@ class Coordination(ABC):
             link.pushed_gate = max(link.pushed_gate, gate_until)
             link.announced_gate = max(link.announced_gate, gate_until)
         if link.shared_successes is not None:
-            others = reply.successes - link.shared_successes - request.successes
+            # Our unconfirmed pushes taken as counted: if the store lost them, others'
+            # successes read low (the safe side), never ours as theirs.
+            others = (
+                reply.successes
+                - link.shared_successes
+                - request.successes
+                - link.unconfirmed_successes
+            )
             if others > 0:
                 throttle.add_remote_successes(others, now)
+        link.unconfirmed_successes = 0
         link.shared_successes = reply.successes
 
         until = remote_gate_end(reply.gate_remaining, sent_at, now, throttle.gate_until)
