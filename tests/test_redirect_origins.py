@@ -3,6 +3,8 @@ restricted call shows once redirected, and credentials on an https upgrade."""
 
 from __future__ import annotations
 
+import itertools
+
 import httpx
 import pytest
 import trio
@@ -193,3 +195,22 @@ async def test_an_https_upgrade_on_an_ipv6_host_keeps_credentials() -> None:
     async with API(url="http://[::1]/v1", transport=httpx.MockTransport(handler)) as api:
         await api.get("file")
     assert seen[0].get("x-api-key") == "SECRET-KEY", seen[0]
+
+
+async def test_retries_of_a_call_redirected_to_a_429_wait_its_retry_after(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A -> 302 -> B, B answers 429 Retry-After: 5 every time: each retry reaches B
+    5 s after the answer before (they went in the same instant: the retry is admitted at
+    A's gate, which B's delay does not close)."""
+    sent: list[str] = []
+    times: list[float] = []
+    transport = redirected_429("5", sent, times)
+    async with TrioAPISession(url=f"{A}/v1", transport=transport, retries=3) as api:
+        with pytest.raises(errors.TooManyRequestsError) as caught:
+            await api.get("file")
+    at_b = [t for t, url in zip(times, sent, strict=True) if url == f"{B}/blob"]
+    assert len(at_b) == 4, sent
+    assert all(later - earlier >= 5 for earlier, later in itertools.pairwise(at_b))
+    assert [record.delay for record in caught.value.history] == [5.0, 5.0, 5.0]
+    assert api.stats.sleeps == 3

@@ -376,7 +376,11 @@ class Call:
         if retry_log.isEnabledFor(logging.INFO):
             log_retry(self._method, options.shown_url(outcome.url), self._history[-1], api._retries)
         status = response.status_code if response is not None else None
-        if status is None or not closes_gate(status, outcome.hint, throttled=outcome.throttled):
+        if (
+            status is None
+            or not closes_gate(status, outcome.hint, throttled=outcome.throttled)
+            or _answered_elsewhere(response, outcome.url)
+        ):
             await self._backoff_sleep(outcome.gate, decision.delay)
         # else the gate is closed until the hint's instant: waited there (with its
         # probe and jitter), together with every other task.
@@ -535,3 +539,14 @@ class Call:
         counters.sleeps += 1
         counters.sleep_seconds += delay
         await trio.sleep(delay)
+
+
+def _answered_elsewhere(response: httpx.Response | None, url: str) -> bool:
+    """Whether a redirect took the call to another origin than ``url``'s, which gave
+    this answer: its delay closed that origin's gate, not the one the retry waits at
+    (left unslept, three retries of a 302 to a CDN's 429 went in the same instant)."""
+    return (
+        response is not None
+        and bool(response.history)
+        and origin_of(response.request.url) != origin_of(url)
+    )
