@@ -48,7 +48,7 @@ from ._cli import UsageError, latency_jitter, non_negative_float, once_each, pos
 from ._cpu import cpu_plan, pinned
 from ._h11_client import open_pool
 from ._live import Display, PlainDisplay, open_display
-from ._scenarios import DEFAULT_LATENCY_JITTER, MAX_LATENCY
+from ._scenarios import DEFAULT_LATENCY_JITTER
 from .storm_server import Unlimited, install_scenario, run_storm_server
 
 DEFAULT_REQUESTS = 1000
@@ -61,8 +61,9 @@ QUICK_LATENCIES_MS = (0.0,)
 QUICK_ROUNDS = 1
 #: With latency, a batch is capped to about this many seconds (module docstring).
 LATENCY_BATCH_SECONDS = 2.0
-#: Fewer requests than this make a batch too short to time.
-MIN_BATCH = 50
+#: The longest server latency the section takes: a batch of C requests then takes a
+#: second, and C=1 at the default rounds a minute per client.
+MAX_THROUGHPUT_LATENCY_MS = 1000.0
 #: Estimates only: the clients' mean req/s on one core (bare httpx at C=100 is much slower:
 #: httpcore's pool costs O(connections) per request).
 ESTIMATED_RPS = 800.0
@@ -144,8 +145,11 @@ class Settings:
         """Requests per timed batch at this concurrency and latency."""
         if latency_ms <= 0:
             return self.requests
+        # A batch with latency lasts at least N * latency / C, long enough to time
+        # whatever N: the cap wins over MIN_BATCH (which at C=1 made any latency above
+        # 40 ms break it: 50 minutes a batch at 60 s).
         capped = round(concurrency * LATENCY_BATCH_SECONDS / (latency_ms / 1000))
-        return max(MIN_BATCH, min(self.requests, capped))
+        return max(1, min(self.requests, capped))
 
     def estimate_seconds(self) -> float:
         """A rough duration of the whole section, for the estimate printed at start."""
@@ -174,10 +178,14 @@ def settings_from(args: argparse.Namespace) -> Settings:
     rounds: int | None = getattr(args, "throughput_rounds", None)
     if latencies is None:
         latencies = list(QUICK_LATENCIES_MS if quick else DEFAULT_LATENCIES_MS)
-    most = MAX_LATENCY * 1000
+    most = MAX_THROUGHPUT_LATENCY_MS
     too_long = [latency for latency in latencies if latency > most]
     if too_long:
-        raise UsageError(f"--throughput-latency-ms must be at most {most:g}, got {too_long[0]:g}")
+        raise UsageError(
+            f"--throughput-latency-ms must be at most {most:g} (the section measures the "
+            f"client's cost per request; a slower server only shows C / latency), got "
+            f"{too_long[0]:g}"
+        )
     return Settings(
         requests=requests or (QUICK_REQUESTS if quick else DEFAULT_REQUESTS),
         # once_each: a value given twice would measure the same configuration twice.
@@ -341,7 +349,8 @@ def add_arguments(parser: argparse.ArgumentParser, *, standalone: bool = True) -
         nargs="+",
         default=None,
         metavar="MS",
-        help="server latencies to measure with (default 0 20; --quick 0)",
+        help="server latencies to measure with (default 0 20; --quick 0; at most "
+        f"{MAX_THROUGHPUT_LATENCY_MS:g})",
     )
     group.add_argument(
         "--throughput-rounds",

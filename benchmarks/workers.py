@@ -118,7 +118,7 @@ class WorkerSettings:
         return [base + (1 if index < extra else 0) for index in range(self.workers)]
 
     def catalogue(self) -> dict[str, Scenario]:
-        return storm.scenarios(self.server)
+        return storm.scenarios(self.server, self.scenarios)
 
     def lead_seconds(self, mode: str) -> float:
         """Seconds from launching the workers of ``mode`` to their start instant."""
@@ -189,8 +189,11 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
     if outage is None:
         outage = storm.QUICK_OUTAGE_SECONDS if quick else storm.DEFAULT_OUTAGE_SECONDS
     rate: float = args.rate if args.rate is not None else DEFAULT_RATE
+    # once_each, as the storm: a scenario given twice ran twice, and workers.json kept
+    # one "scenarios" entry for its two result rows.
+    scenarios = once_each(args.scenarios or DEFAULT_SCENARIOS)
     # The storm's own checks: the same server, the same scenarios.
-    storm._check_server_options(args, rate)
+    storm._check_server_options(args, rate, scenarios)
     _report.check_out_dir(args.out, [RESULTS_FILE])
     return WorkerSettings(
         workers=workers,
@@ -200,9 +203,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
             else (QUICK_CONCURRENCY if quick else DEFAULT_CONCURRENCY)
         ),
         requests=requests,
-        # once_each, as the storm: a scenario given twice ran twice, and workers.json
-        # kept one "scenarios" entry for its two result rows.
-        scenarios=once_each(args.scenarios or DEFAULT_SCENARIOS),
+        scenarios=scenarios,
         modes=MODES if args.redis else ("local",),
         server=storm.ServerParams(
             rate=rate,

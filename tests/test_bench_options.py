@@ -8,8 +8,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import trio
 
-from benchmarks import coordination, crawl, overhead, storm, workers
+from benchmarks import coordination, crawl, overhead, storm, throughput, workers
 from benchmarks.__main__ import build_parser, main
 from benchmarks._cli import UsageError
 
@@ -117,17 +118,28 @@ def test_bad_flakiness_and_depth_are_usage_errors(
 
 
 def test_the_targets_say_when_they_are_not_judged_at_the_issues_settings() -> None:
-    issue = storm.settings_from(
-        _parse("storm", "--requests", "2000", "--concurrency", "10", "100", "--rate", "100")
-    )
+    issue_argv = ["storm", "--requests", "2000", "--concurrency", "10", "100", "--rate", "100"]
+    issue = storm.settings_from(_parse(*issue_argv))
     assert storm.at_issue_settings(issue)
+    assert storm.at_issue_settings(storm.settings_from(_parse(*issue_argv, "--rate", "50")))
     for argv in (
         ["storm"],  # N=1000
         ["storm", "--requests", "2000", "--concurrency", "10"],
         ["storm", "--requests", "2000", "--concurrency", "10", "100", "--rate", "200"],
         ["storm", "--requests", "2000", "--concurrency", "10", "100", "--scenario", "flaky"],
+        # The scenarios' own parameters, the time limit and the clients count too: these
+        # said nothing, and results.json claimed the issue's settings.
+        [*issue_argv, "--window", "10"],
+        [*issue_argv, "--burst", "2000"],
+        [*issue_argv, "--outage-seconds", "0"],
+        [*issue_argv, "--flaky-503", "0"],
+        [*issue_argv, "--latency-ms", "5"],
+        [*issue_argv, "--time-limit", "1"],
+        [*issue_argv, "--client", "trestfly"],
     ):
-        assert not storm.at_issue_settings(storm.settings_from(_parse(*argv))), argv
+        settings = storm.settings_from(_parse(*argv))
+        assert not storm.at_issue_settings(settings), argv
+        assert storm.issue_setting_differences(settings), argv
 
 
 # ------------------------------------------------------------------ the throughput section
@@ -135,16 +147,31 @@ def test_the_targets_say_when_they_are_not_judged_at_the_issues_settings() -> No
 
 @pytest.mark.usefixtures("no_server")
 @pytest.mark.parametrize("section", [[], ["--throughput-only"]])
-def test_a_throughput_latency_the_server_refuses_is_a_usage_error(
+def test_a_throughput_latency_above_the_sections_is_a_usage_error(
     section: list[str], capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # It crashed with "ValueError: latency_ms must be <= 60000" after the whole storm.
-    err = _refused(["--quick", *section, "--throughput-latency-ms", "0", "70000"], capsys)
-    assert "--throughput-latency-ms must be at most 60000, got 70000" in err
-    # The largest the server takes is accepted.
-    settings = storm.settings_from(_parse("storm", "--throughput-latency-ms", "60000"))
+    # 70,000 crashed with "ValueError: latency_ms must be <= 60000" after the whole
+    # storm; 60,000 was taken, and estimated at 624 minutes.
+    for latency in ("70000", "60000", "1001"):
+        err = _refused(["--quick", *section, "--throughput-latency-ms", "0", latency], capsys)
+        assert "--throughput-latency-ms must be at most 1000 (" in err
+        assert f"got {latency}" in err
+    # The largest the section takes is accepted.
+    settings = storm.settings_from(_parse("storm", "--throughput-latency-ms", "1000"))
     assert settings.throughput_settings is not None
-    assert settings.throughput_settings.latencies_ms == (60000.0,)
+    assert settings.throughput_settings.latencies_ms == (1000.0,)
+
+
+def test_a_throughput_batch_with_latency_stays_near_its_two_seconds() -> None:
+    settings = throughput.Settings(
+        requests=2000, concurrency=(1, 10, 100), latencies_ms=(20.0, 1000.0), rounds=3
+    )
+    assert settings.batch(1, 0.0) == 2000  # no latency: N
+    assert settings.batch(100, 20.0) == 2000  # 2 s would hold 10,000
+    assert settings.batch(1, 20.0) == 100  # 2 s
+    assert settings.batch(1, 1000.0) == 2  # 2 s (at least 50 took 50 s)
+    assert settings.batch(10, 1000.0) == 20
+    assert settings.estimate_seconds() < 10 * 60
 
 
 def test_throughput_values_given_twice_run_once() -> None:
@@ -299,7 +326,10 @@ def test_the_out_directory_is_created_when_the_options_are_read(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--max-in-flight", "100", "--rate", "1"], "concurrency_cap's hold"),
+        (
+            ["--scenario", "concurrency_cap", "--max-in-flight", "100", "--rate", "1"],
+            "concurrency_cap's hold",
+        ),
         (["--latency-ms", "70000"], "--latency-ms must be at most 60000"),
         # Was silently a limit of 2 per window.
         (["--rate", "2.5"], "--rate x --window must be a whole number"),
@@ -427,3 +457,52 @@ def test_the_estimate_counts_each_run_at_most_the_time_limit() -> None:
     generous = storm.settings_from(_parse("storm", "--no-throughput", "--time-limit", "1e6"))
     default = storm.settings_from(_parse("storm", "--no-throughput"))
     assert generous.estimate_seconds() == pytest.approx(default.estimate_seconds())
+
+
+# ------------------------------------------------------------------ options of one scenario
+
+
+def test_a_scenarios_checks_apply_only_when_it_runs() -> None:
+    # Refused for concurrency_cap's hold (10 / 0.1 = 100 s), which this run never used.
+    slow_window = storm.settings_from(
+        _parse("storm", "--scenario", "fixed_window", "--rate", "0.1", "--window", "10")
+    )
+    assert list(slow_window.catalogue()) == ["fixed_window"]
+    # Refused for the windows' 1.5 requests per window, and no window runs.
+    outage = storm.settings_from(
+        _parse("storm", "--scenario", "outage", "--rate", "0.15", "--window", "10")
+    )
+    assert list(outage.catalogue()) == ["outage"]
+    with pytest.raises(UsageError, match="concurrency_cap's hold"):
+        storm.settings_from(
+            _parse("storm", "--scenario", "concurrency_cap", "--rate", "0.1", "--window", "10")
+        )
+    with pytest.raises(UsageError, match="whole number of requests per window"):
+        storm.settings_from(
+            _parse("storm", "--scenario", "headers_only", "--rate", "0.15", "--window", "10")
+        )
+
+
+def test_throughput_options_with_no_throughput_are_a_usage_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    # They were accepted and dropped without a word.
+    err = _refused(["storm", "--no-throughput", "--throughput-requests", "5"], capsys)
+    assert "--throughput-requests: --no-throughput runs no throughput section" in err
+
+
+async def test_no_more_workers_start_than_there_are_requests() -> None:
+    # --concurrency 1000000000 --requests 5 started a billion tasks before the first
+    # checkpoint, past any time limit.
+    workers_seen = []
+
+    async def fetch() -> None:
+        nursery = trio.lowlevel.current_task().parent_nursery
+        assert nursery is not None
+        workers_seen.append(len(nursery.child_tasks))
+        await trio.lowlevel.checkpoint()
+
+    with trio.fail_after(30):
+        run = await storm.drive(fetch, requests=5, concurrency=10_000, time_limit=20.0)
+    assert run.successes == len(workers_seen) == 5 and not run.timed_out
+    assert max(workers_seen) <= 5
