@@ -674,6 +674,12 @@ def test_github_403_with_zero_remaining_is_a_throttle() -> None:
         {"decrease": None},
         {"min_rate": float("nan")},
         {"rate_limit": 10**400},  # too large for a float: crashed the first admission
+        # The growth settings have upper bounds: probe_growth=1e300 made the rate inf,
+        # then NaN, which turned pacing off.
+        {"probe_growth": 1e300},
+        {"probe_growth": 1.5},
+        {"fast_increase": 1e6},
+        {"recovery": 101},
     ],
 )
 def test_bad_settings_are_typed_errors(settings: dict[str, float]) -> None:
@@ -1545,3 +1551,52 @@ def test_a_schedule_restarted_for_a_grown_rate_keeps_the_client_rate_limit() -> 
     state.on_done(ticket, 0.01)
     assert state.learned_rate is not None and state.learned_rate > 5.0
     assert state.admit(0.01).at >= first.at + 1 / 5.0 - 1e-9
+
+
+def test_without_slow_start_a_first_sample_is_held_and_grows_back() -> None:
+    """fast_increase 0: after a Retry-After: 60 the first sample (10 served over the
+    minute) was a floor that nothing grew, and a healthy origin was paced at 0.5/s for
+    good.  Held as a ceiling's hold level, it recovers by probing."""
+    state = origin(fast_increase=0.0)
+    burst = [send(state, 0.0) for _ in range(11)]
+    for ticket in burst[:10]:
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket)
+    state.on_response(burst[10], 0.02, status=429, hint=60.0, quota=None)
+    state.on_done(burst[10])
+    first = state.learned_rate
+    assert first is not None and first < 1 and state.ceiling is not None
+    now = state.gate_until
+    for _ in range(MAX_STEPS):
+        if now > state.gate_until + 300:
+            break
+        decision = state.admit(now)
+        now = max(now, decision.at)
+        ticket = state.on_sent(now, paced=True, probe=decision.kind == "probe")
+        state.on_response(ticket, now, status=200, hint=None, quota=None)  # healthy
+        state.on_done(ticket)
+    assert state.learned_rate is not None and state.learned_rate > 20 * first
+
+
+def test_a_spent_quota_whose_reset_is_past_is_no_timed_throttle() -> None:
+    """remaining 0 with a reset the client's clock already passed: as a Retry-After of
+    0, no hint (the session judges it so).  Taken as a hint of 0 it learned a first
+    rate over milliseconds and cut it at every refusal (7/s after 40)."""
+    state = origin()
+    crowd = [send(state, 0.0) for _ in range(20)]
+    for ticket in crowd[:10]:
+        state.on_response(ticket, 0.01, status=200, hint=None, quota=None)
+        state.on_done(ticket, 0.01)
+    spent = Quota(remaining=0, reset_after=0.0, limit=5000)
+    now = 0.02
+    for ticket in crowd[10:]:
+        state.on_response(ticket, now, status=429, hint=None, quota=spent)
+        state.on_done(ticket, now)
+    for _ in range(40):
+        ticket = send(state, now)
+        now += 0.05
+        state.on_response(ticket, now, status=429, hint=None, quota=spent)
+        state.on_done(ticket, now)
+    assert state.learned_rate is None  # no rate learned from milliseconds, none cut
+    assert state.gate_until == -math.inf
+    assert state.concurrency_limit < 100  # too many at once: the concurrency is cut

@@ -134,6 +134,10 @@ def closes_gate(status: int, hint: float | None, *, throttled: bool) -> bool:
     return bool(hint) and (throttled or status == 503)
 
 
+#: The largest ``recovery`` and ``fast_increase`` (shares per second): e-fold in 10 ms.
+MAX_GROWTH_SETTING = 100.0
+
+
 @dataclass(frozen=True, slots=True)
 class ThrottleSettings:
     """Knobs of the per-origin throttling (see the "Tuning for 429 storms" guide).
@@ -204,10 +208,12 @@ class ThrottleSettings:
             "rate_limit": self.rate_limit is None or self.rate_limit > 0,
             "burst": self.burst >= 1,
             "decrease": 0 < self.decrease < 1,
-            "recovery": self.recovery >= 0,
-            "probe_growth": self.probe_growth >= 0,
+            # Upper bounds too: probe_growth=1e300 passed, and the rate went to inf,
+            # then NaN (inf - inf), which turned pacing off.
+            "recovery": 0 <= self.recovery <= MAX_GROWTH_SETTING,
+            "probe_growth": 0 <= self.probe_growth <= 1,
             "probe_doubling": self.probe_doubling > 0,
-            "fast_increase": self.fast_increase >= 0,
+            "fast_increase": 0 <= self.fast_increase <= MAX_GROWTH_SETTING,
             "safety": 0 < self.safety <= 1,
             "min_rate": self.min_rate > 0,
             "jitter": self.jitter >= 0,
@@ -685,7 +691,10 @@ class OriginThrottle:
         if self._slow_start is not None:
             self._slow_start.on_answer(ticket.sent_at, now, success=200 <= status < 300)
         if hint is None:
-            hint = spent_quota_delay(quota)
+            # A reset already due (clocks apart) says nothing, as a zero Retry-After
+            # (the session judges it so too): taken as a hint of 0, every refusal in
+            # the last seconds of a window cut the rate as a timed throttle.
+            hint = spent_quota_delay(quota) or None
         # Judged before the gate moves: closing it starts a new episode.
         fresh = not self.is_stale(ticket)
         crowded_probe = ticket.probe and (
@@ -909,6 +918,13 @@ class OriginThrottle:
             self.learned_rate = max(settings.min_rate, start * settings.safety)
             if self._slow_start is not None:
                 self._slow_start.floor_sample(served, observed)
+            else:
+                # No slow start (fast_increase 0): nothing grows a floor before a
+                # ceiling, and an origin healthy again was paced at it for good (0.5/s
+                # after one Retry-After: 60).  Held as a ceiling's hold level, it
+                # recovers and probes past it as any learned rate.
+                self._ceiling = self.learned_rate / settings.safety
+                self._ceiling_set_at = now
             self._start_rounds(served, period, hint, window=False)
             return
         if self._slow_start is not None:
