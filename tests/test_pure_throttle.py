@@ -317,10 +317,14 @@ def test_a_crowd_still_out_long_after_its_cut_is_dropped_unsettled() -> None:
     assert state.concurrency_limit == before
 
 
-def paced_second(state: OriginThrottle, now: float, *, sent_at: float = 0.0) -> None:
-    """One second's worth of paced successes at the current learned rate."""
+def paced_second(
+    state: OriginThrottle, now: float, *, sent_at: float = 0.0, sending: float = 1.0
+) -> None:
+    """One second's worth of paced successes at the current learned rate, the client
+    sending at ``sending`` times that rate (1: the pacer is what holds it back)."""
     ticket = Ticket(sent_at=sent_at, in_flight_at_send=1, paced=True, probe=False)
     assert state.learned_rate is not None
+    state._send_gap = 1.0 / (sending * state.learned_rate)
     for _ in range(round(state.learned_rate)):
         state.on_response(ticket, now, status=200, hint=None, quota=None)
 
@@ -354,6 +358,32 @@ def test_at_the_hold_level_the_rate_probes_slowly_past_it() -> None:
     unpaced = Ticket(sent_at=0.0, in_flight_at_send=1, paced=False, probe=False)
     state.on_response(unpaced, 0.0, status=200, hint=None, quota=None)
     assert state.learned_rate == pytest.approx(95.1, rel=1e-3)  # only paced sends count
+
+
+def test_past_the_hold_level_a_rate_the_client_does_not_send_at_is_not_probed() -> None:
+    """Concurrency held the client at a fifth of the learned rate: paced successes (any
+    wait for a slot counts) grew the rate and the ceiling for as long as it ran."""
+    state = origin(probe_growth=0.001, safety=0.95)
+    state.learned_rate, state._ceiling = 95.0, 100.0
+    state._last_cut_at = 0.0
+    for second in range(60):
+        paced_second(state, float(second), sending=0.2)
+    assert state.learned_rate == 95.0 and state.ceiling == 100.0
+    # Sending at the rate, it is probed again (faster: a minute since the last cut),
+    # the ceiling raised past it.
+    for second in range(60, 63):
+        paced_second(state, float(second))
+    assert state.learned_rate > 100.0 and state.ceiling == state.learned_rate
+
+
+def test_the_send_rate_is_a_moving_average_of_the_gaps_between_sends() -> None:
+    state = origin()
+    assert state._send_gap == math.inf
+    for step in range(200):
+        state.on_sent(step * 0.01, paced=True, probe=False)
+    assert state._send_gap == pytest.approx(0.01)
+    state.on_sent(100.0, paced=True, probe=False)  # after a long pause
+    assert state._send_gap > 1.0
 
 
 def test_a_rate_past_the_ceiling_without_a_throttle_raises_the_ceiling() -> None:

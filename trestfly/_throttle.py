@@ -92,6 +92,13 @@ WHOLE_SECOND_ROUNDING = 0.5
 #: Bound of the probe's speed-up (2**10: past the hold by up to the ceiling per second).
 MAX_PROBE_DOUBLINGS = 10.0
 
+#: Weight of each new gap between sends in their moving average (about the last 20).
+SEND_GAP_WEIGHT = 0.05
+
+#: Past the hold level the rate is probed up only while the client sends at least this
+#: share of it: else the rate is not what holds it back (see _grow_towards_ceiling).
+SENDS_KEEP_UP = 0.8
+
 #: Growth of the learned rate past the rate of the pending reservations that makes them
 #: be made again.  Waiters hold slots reserved at the rate of their admission; after a
 #: cut, a hundred of them hold ten seconds of slots at the low rate, and growing the
@@ -302,6 +309,9 @@ class OriginThrottle:
         # When the latest request left (see on_sent): a schedule restarted for a grown
         # rate begins one new interval after it (see _reschedule_if_grown).
         self._last_sent_at = -math.inf
+        # The moving average of the gaps between sends (inf: fewer than two so far):
+        # the rate the client actually sends at (see _grow_towards_ceiling).
+        self._send_gap = math.inf
         # The client-side rate_limit's schedule of the requests actually sent (a GCRA
         # that only sends move; see limit_floor).
         self._limit_tat = -math.inf
@@ -571,6 +581,11 @@ class OriginThrottle:
             self._restart_idle_sample(now)
         self.in_flight += 1
         self._sent += 1
+        gap = max(0.0, now - self._last_sent_at)
+        if self._send_gap == math.inf:
+            self._send_gap = gap  # the first gap (inf before the second send)
+        elif gap != math.inf:
+            self._send_gap += SEND_GAP_WEIGHT * (gap - self._send_gap)
         self._last_sent_at = max(self._last_sent_at, now)
         limit = self.settings.rate_limit
         if limit is not None:
@@ -1053,6 +1068,14 @@ class OriginThrottle:
             # stop at the hold level rather than overshoot it.
             per_second = max(settings.recovery * (hold - rate), probe)
             self.learned_rate = min(hold, rate + per_second / rate)
+            return
+        if self._send_gap * rate * SENDS_KEEP_UP > 1:
+            # The client sends well below the rate (its concurrency holds it back, or
+            # it has little to send): a paced success proves nothing past it.  Probed
+            # anyway (any wait for a slot counts as paced, and answers come in bunches),
+            # the rate and the ceiling with it climbed for as long as the run lasted
+            # (3,940/s after five healthy minutes at 170/s), and when the limit came
+            # back each cut, half at most, left it far above (29 refusals, not 6).
             return
         rate += probe / rate
         if rate > ceiling:
