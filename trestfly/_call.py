@@ -451,7 +451,7 @@ class Call:
                 # GitHub's spent primary quota: the reset is the announced delay, for
                 # max_retry_after, the deadline and the error's retry_after alike.  A
                 # reset already due (clocks apart) says nothing: back off as usual.
-                hint = spent_quota_delay(quota) or None
+                hint = spent_quota_delay(quota)
             trips = gate.throttle.gate_trips
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             # Kept for stats read after trio.run returned (one assignment per attempt).

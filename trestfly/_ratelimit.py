@@ -323,10 +323,11 @@ def parse_quota(headers: Mapping[str, str], wall_now: float) -> Quota | None:
 
 def spent_quota_delay(quota: Quota | None) -> float | None:
     """Seconds to the reset of a spent quota: the delay the headers announce when no
-    ``Retry-After`` does (None: the quota is not spent, or its reset is unknown)."""
+    ``Retry-After`` does (None: the quota is not spent, or its reset is unknown or
+    already due: clocks apart, it says nothing, as a ``Retry-After`` of 0)."""
     if quota is None or quota.remaining > 0:
         return None
-    return quota.reset_after
+    return quota.reset_after or None
 
 
 def says_quota_spent(status: int, quota: Quota | None) -> bool:

@@ -92,6 +92,9 @@ WHOLE_SECOND_ROUNDING = 0.5
 #: Bound of the probe's speed-up (2**10: past the hold by up to the ceiling per second).
 MAX_PROBE_DOUBLINGS = 10.0
 
+#: The largest ``recovery`` and ``fast_increase`` (shares per second): e-fold in 10 ms.
+MAX_GROWTH_SETTING = 100.0
+
 #: Weight of each new gap between sends in their moving average (about the last 20).
 SEND_GAP_WEIGHT = 0.05
 
@@ -139,10 +142,6 @@ def closes_gate(status: int, hint: float | None, *, throttled: bool) -> bool:
     0``, a date already past) closes nothing: each counted a gate trip of no time, and
     the retries it sent at once skipped their backoff."""
     return bool(hint) and (throttled or status == 503)
-
-
-#: The largest ``recovery`` and ``fast_increase`` (shares per second): e-fold in 10 ms.
-MAX_GROWTH_SETTING = 100.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,10 +705,9 @@ class OriginThrottle:
         if self._slow_start is not None:
             self._slow_start.on_answer(ticket.sent_at, now, success=200 <= status < 300)
         if hint is None:
-            # A reset already due (clocks apart) says nothing, as a zero Retry-After
-            # (the session judges it so too): taken as a hint of 0, every refusal in
-            # the last seconds of a window cut the rate as a timed throttle.
-            hint = spent_quota_delay(quota) or None
+            # None for a reset already due: taken as a hint of 0, every refusal in the
+            # last seconds of a window cut the rate as a timed throttle.
+            hint = spent_quota_delay(quota)
         # Judged before the gate moves: closing it starts a new episode.
         fresh = not self.is_stale(ticket)
         crowded_probe = ticket.probe and (
