@@ -295,12 +295,17 @@ async def test_slots_of_waiters_out_when_the_block_ends_go_back_to_the_other_wor
 # ---------------------------------------------------------------- what the stats count
 
 
+def _throttle(settings: ThrottleSettings | None = None) -> OriginThrottle:
+    """An origin's throttle as a session builds it (seeded jitter), now."""
+    return OriginThrottle(settings or ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+
+
 async def test_reservations_count_only_the_slots_reserved(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     coordination = MemoryCoordination()
     async with coordination:
-        throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+        throttle = _throttle()
         link = coordination.attach("https://api.example.com", throttle)
         due = await link.reserve(1.0, 1, max_wait=5.0)
         quoted = await link.reserve(1.0, 1, max_wait=0.1)  # a second away: only quoted
@@ -318,9 +323,7 @@ async def test_another_workers_gate_is_a_remote_closure_however_it_is_heard(
 ) -> None:
     coordination = MemoryCoordination()
     async with coordination:
-        throttle = OriginThrottle(
-            ThrottleSettings(rate_limit=10.0), 10, trio.current_time(), random.Random(0)
-        )
+        throttle = _throttle(ThrottleSettings(rate_limit=10.0))
         gate = OriginGate(throttle, coordination.attach("https://api.example.com", throttle))
         assert gate.link is not None
         await gate.link.joined.wait()
@@ -355,7 +358,7 @@ async def test_successes_of_a_sync_that_timed_out_are_never_counted_twice(
 ) -> None:
     coordination = CountsThenHangs()
     async with coordination:
-        throttle = OriginThrottle(ThrottleSettings(), 10, trio.current_time(), random.Random(0))
+        throttle = _throttle()
         heard: list[int] = []
         throttle.add_remote_successes = lambda count, now: heard.append(count)  # type: ignore[method-assign]
         link = coordination.attach("https://api.example.com", throttle)
