@@ -511,3 +511,13 @@ async def test_stop_async_iteration_from_get_page_fails_the_walk() -> None:
         async for record in walk:
             got.append(record)
     assert got == list(DATA[:5]) and isinstance(failed.value.__cause__, StopAsyncIteration)
+
+
+def test_a_plain_for_loop_is_refused() -> None:
+    # __getitem__ let `for` fall back to the sequence protocol over the empty first
+    # page: a RESTfly loop ported without `async` got no records and no error.
+    walk = ListIterator(None, _data=DATA, _sizes=[10])
+    with pytest.raises(TypeError, match="not iterable"):
+        list(walk)
+    with pytest.raises(TypeError, match="not iterable"):
+        assert 100 not in walk

@@ -8,7 +8,7 @@ import httpx
 import pytest
 from box import Box
 
-from trestfly._options import CallOptions, resolve
+from trestfly._options import CallOptions, checked_method, drop_none_fields, resolve
 from trestfly.errors import UnexpectedValueError
 
 DEFAULTS = CallOptions(
@@ -156,3 +156,80 @@ def test_request_arguments_are_checked_by_kind_not_by_truth() -> None:
     # ... but "false" is no switch: bool() would take it as True.
     with pytest.raises(UnexpectedValueError, match="follow_redirects"):
         resolve(DEFAULTS, {"follow_redirects": "false"})
+
+
+# ------------------------------------------------------------------ call arguments
+
+
+@pytest.mark.parametrize(
+    ("given", "sent"),
+    [
+        ({"limit": 10, "offset": None}, {"limit": 10}),
+        ([("limit", 10), ("offset", None)], [("limit", 10)]),
+        ({"tag": ["a", None, "b"]}, {"tag": ["a", "b"]}),
+        ({"tag": [None]}, {"tag": []}),
+    ],
+)
+def test_none_fields_of_params_and_data_are_left_out(given: object, sent: object) -> None:
+    # requests' (and RESTfly's) reading; httpx sent ?offset= and an empty form field.
+    kwargs = drop_none_fields({"params": given, "data": given, "json": {"a": None}})
+    assert kwargs == {"params": sent, "data": sent, "json": {"a": None}}
+
+
+def test_params_without_none_fields_are_kept_as_given() -> None:
+    params = {"limit": 10}
+    query = httpx.QueryParams("a=")
+    assert drop_none_fields({"params": params})["params"] is params
+    assert drop_none_fields({"params": query})["params"] is query
+    assert drop_none_fields({"params": "offset="})["params"] == "offset="
+
+
+@pytest.mark.parametrize(
+    "bodies",
+    [
+        {"json": {}, "data": {"a": "1"}},
+        {"json": {}, "content": b"x"},
+        {"json": {}, "files": {"f": b"x"}},
+        {"content": b"x", "data": {"a": "1"}},
+    ],
+)
+def test_two_bodies_are_refused(bodies: dict[str, object]) -> None:
+    # httpx sends one and drops the other silently.
+    with pytest.raises(UnexpectedValueError, match="one body"):
+        resolve(DEFAULTS, bodies)
+
+
+def test_form_fields_beside_files_are_one_body() -> None:
+    _, request = resolve(DEFAULTS, {"data": {"a": "1"}, "files": {"f": b"x"}, "json": None})
+    assert set(request) == {"data", "files", "json"}
+
+
+@pytest.mark.parametrize(
+    ("method", "problem"),
+    [
+        (None, "must be a string"),
+        ("G ET", "no HTTP method"),
+        ("get ", "no HTTP method"),
+        ("", "no HTTP"),
+    ],
+)
+def test_a_method_must_be_a_method_name(method: object, problem: str) -> None:
+    with pytest.raises(UnexpectedValueError, match=problem):
+        checked_method(method)
+
+
+def test_a_method_is_upper_cased() -> None:
+    assert checked_method("propfind") == "PROPFIND"
+
+
+@pytest.mark.parametrize("flag", ["false", 0, None, "yes"])
+def test_box_flags_must_be_booleans(flag: object) -> None:
+    # python-box reads "false" as true: every boxed response was frozen.
+    with pytest.raises(UnexpectedValueError, match="frozen_box"):
+        resolve(DEFAULTS, {"box_attrs": {"frozen_box": flag}})
+
+
+@pytest.mark.parametrize("value", [b"X", 5, object()])
+def test_redact_value_must_be_text(value: object) -> None:
+    with pytest.raises(UnexpectedValueError, match="redact_value must be a string"):
+        resolve(DEFAULTS, {"redact_value": value})

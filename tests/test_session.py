@@ -586,6 +586,48 @@ async def test_authenticate_gets_unknown_keywords_and_deauthenticate_runs() -> N
     assert calls == [("auth", "k", {"region": "eu"}), "deauth"]
 
 
+async def test_only_the_opening_task_sends_while_authenticate_runs(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A worker beside the `async with` called while the login was still out, and its
+    # request went out without the credentials _authenticate was about to set.
+    sent: list[str | None] = []
+    login_sent = trio.Event()
+    worker_failed: list[BaseException] = []
+
+    class Login(API):
+        async def _authenticate(self, **kwargs: Any) -> None:
+            token = (await self.post("login", conv_json=True))["token"]
+            # Calls from tasks the opening starts are part of it.
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.get, "scopes")
+            login_sent.set()
+            await trio.sleep(1)  # the login round trip, for the worker to race
+            self._session.headers["X-Token"] = token
+
+    def record(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("X-Token"))
+        return httpx.Response(200, json={"token": "t0ken"})
+
+    async def worker(api: Login) -> None:
+        await login_sent.wait()
+        try:
+            await api.get("items")
+        except errors.SessionNotOpenError as exc:
+            worker_failed.append(exc)
+
+    with respx.mock(assert_all_called=False) as mock:
+        mock.route().mock(side_effect=record)
+        api = Login()
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(worker, api)
+            async with api:
+                assert await api.get("after", conv_json=True)
+    assert sent == [None, None, "t0ken"]  # login, scopes, then the body's call
+    assert len(worker_failed) == 1
+    assert "still opening" in str(worker_failed[0])
+
+
 async def test_error_on_unexpected_input_checks_authenticates_signature() -> None:
     class Strict(API):
         _error_on_unexpected_input = True
@@ -864,6 +906,30 @@ def test_a_sharded_transport_smaller_than_max_concurrency_is_refused() -> None:
     with pytest.raises(errors.UnexpectedValueError, match="set max_concurrency=3"):
         API(transport=small)  # the default of 100
     assert API(transport=small, max_concurrency=3)._max_concurrency == 3
+
+
+@pytest.mark.parametrize(("api", "named"), [(None, "a NoneType"), (API, "the class API")])
+def test_an_endpoint_is_built_on_a_session_instance(api: Any, named: str) -> None:
+    # Else its first call failed far from here: a bare AttributeError for None, and a
+    # TypeError about `path` for the session class.
+    class Users(APIEndpoint):
+        _path = "users"
+
+    with pytest.raises(errors.UnexpectedValueError, match=f"TrioAPISession instance.*got {named}"):
+        Users(api)
+
+
+async def test_none_fields_of_params_and_data_are_not_sent() -> None:
+    # RESTfly (requests) leaves them out; httpx sent ?offset=&filter= and a=1&b=.
+    with respx.mock as mock:
+        route = mock.post(url__startswith=f"{URL}/v1/users").respond(200)
+        async with API() as api:
+            await api.post(
+                "users?q=x", params={"limit": 10, "offset": None}, data={"a": "1", "b": None}
+            )
+    request = route.calls.last.request
+    assert request.url.query == b"q=x&limit=10"
+    assert request.content == b"a=1"
 
 
 async def test_an_endpoint_path_with_a_query_takes_no_path_after_it() -> None:

@@ -48,6 +48,18 @@ class APIEndpoint:
     _conv_json: bool | None = None
 
     def __init__(self, api: TrioAPISession) -> None:
+        from ._session import TrioAPISession  # imported late: the session module is larger
+
+        if not isinstance(api, TrioAPISession):
+            # Else the first call failed far from here: None gave a bare AttributeError,
+            # and the session class itself (not an instance) a TypeError about `path`.
+            what = (
+                f"the class {api.__name__}" if isinstance(api, type) else f"a {type(api).__name__}"
+            )
+            raise UnexpectedValueError(
+                f"{type(self).__name__} must be built on a TrioAPISession instance (pass "
+                f"the session, e.g. {type(self).__name__}(self) in a property), got {what}"
+            )
         self._api = api
 
     def _endpoint_path(self, path: str | None) -> str:

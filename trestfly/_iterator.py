@@ -159,6 +159,13 @@ class APIIterator:
         """
         raise NotImplementedError(f"{type(self).__name__} must implement _get_page()")
 
+    # Walked with ``async for`` only.  Without this, __getitem__ made a plain ``for``
+    # (or ``list()``, or ``in``) fall back to the old sequence protocol over the empty
+    # first page: no records and no error, a RESTfly loop ported without ``async``
+    # silently lost every record.  None is Python's way to say "not iterable"
+    # (a TypeError naming the class), and keeps isinstance(..., Iterable) false.
+    __iter__ = None
+
     def __getitem__(self, index: int) -> Any:
         return self.page[index]
 

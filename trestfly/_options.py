@@ -104,6 +104,20 @@ def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:
     return codes
 
 
+#: python-box options that are switches (the others take text, types or mappings).
+_BOX_FLAGS = (
+    "default_box",
+    "default_box_none_transform",
+    "default_box_create_on_get",
+    "frozen_box",
+    "camel_killer_box",
+    "camel_killer_box_keep_keys",
+    "conversion_box",
+    "modify_tuples_box",
+    "box_dots",
+)
+
+
 def box_options(value: Any) -> Mapping[str, Any]:
     """python-box keyword options, checked by name: Box takes a keyword it does not
     know as data, so a misspelt option would become a key of every boxed response.
@@ -117,6 +131,16 @@ def box_options(value: Any) -> Mapping[str, Any]:
         raise UnexpectedValueError(
             f"box_attrs has unknown python-box options {unknown}: expected some of "
             f"{', '.join(BOX_PARAMETERS)}"
+        )
+    not_flags = [
+        f"{name}={value[name]!r}"[:60]
+        for name in _BOX_FLAGS
+        if name in value and not isinstance(value[name], bool)
+    ]
+    if not_flags:
+        # python-box reads any truthy value as on: "false" froze every boxed response.
+        raise UnexpectedValueError(
+            f"box_attrs flags must be True or False, got {', '.join(not_flags)}"
         )
     if any(not isinstance(item, bool) for item in value.values()):
         # Flags alone (the common box_dots=True) are not tried: the trial costs about
@@ -279,6 +303,50 @@ def read_iterators_once(kwargs: dict[str, Any]) -> dict[str, Any]:
     return kwargs
 
 
+def _without_none(value: Any) -> Any:
+    """``value`` (a ``params=`` or ``data=``) without its fields whose value is None, nor
+    the None items of list values; ``value`` itself when it has none.  Anything but a
+    mapping or a list of pairs (a query string, ``httpx.QueryParams``) is left as it is."""
+    if isinstance(value, Mapping) and not isinstance(value, httpx.QueryParams):
+        pairs: Iterable[Any] = value.items()
+    elif isinstance(value, list | tuple) and all(
+        isinstance(pair, tuple | list) and len(pair) == 2 for pair in value
+    ):
+        pairs = value
+    else:
+        return value
+    kept: list[tuple[Any, Any]] = []
+    changed = False
+    for name, field in pairs:
+        if isinstance(field, list | tuple) and any(item is None for item in field):
+            field = [item for item in field if item is not None]
+            changed = True
+        if field is None:
+            changed = True
+        else:
+            kept.append((name, field))
+    if not changed:
+        return value
+    return dict(kept) if isinstance(value, Mapping) else kept
+
+
+def drop_none_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
+    """``kwargs`` with the None values of ``params=`` and ``data=`` left out, once per call.
+
+    requests (and so RESTfly) leaves a field whose value is None out of the query or
+    the form; httpx sends it empty (``?offset=&filter=``), which an API reads as
+    "filter by nothing", or refuses.  An SDK method forwarding its optional arguments
+    (``params={"offset": offset}``) depends on the requests reading.
+    """
+    for key in ("params", "data"):
+        value = kwargs.get(key)
+        if value is not None:
+            cleaned = _without_none(value)
+            if cleaned is not value:
+                kwargs = {**kwargs, key: cleaned}
+    return kwargs
+
+
 def _check_file_part(name: object, part: object) -> None:
     """A file part is what httpx can send: bytes, text, a file (anything with
     ``read``), or a ``(filename, file[, content_type[, headers]])`` tuple.  httpx reads
@@ -317,6 +385,30 @@ def _check_files(value: Any) -> None:
         _check_file_part(*pair)
 
 
+#: An HTTP method is a token (RFC 9110, section 5.6.2).
+_METHOD_TOKEN = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def checked_method(method: object) -> str:
+    """``method`` upper-cased, once it is an HTTP method name.
+
+    Raises:
+        UnexpectedValueError: ``method`` is no string, or not a token: ``None`` failed
+            with a bare ``AttributeError``, and ``"get "`` reached h11, whose refusal
+            was taken for a header value with a newline.
+    """
+    if not isinstance(method, str):
+        raise UnexpectedValueError(
+            f"method must be a string (e.g. 'GET'), got a {type(method).__name__}"
+        )
+    if _METHOD_TOKEN.fullmatch(method) is None:
+        raise UnexpectedValueError(
+            f"method {method[:40]!r} is no HTTP method name (letters, digits and "
+            "!#$%&'*+-.^_`|~ only, no spaces)"
+        )
+    return method.upper()
+
+
 def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptions, dict[str, Any]]:
     """Split a call's keywords into resolved options and the httpx request arguments.
 
@@ -350,8 +442,29 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
         elif key == "box_attrs":
             changes["box_attrs"] = box_options(value)
         elif key == "redact_value":
-            changes["redact_value"] = str(value)
+            if not isinstance(value, str):
+                # str() of anything was taken: the logs then showed "b'X'" or an
+                # object's repr where the value was hidden.
+                raise UnexpectedValueError(
+                    f"redact_value must be a string (e.g. 'REDACTED'), got a {type(value).__name__}"
+                )
+            changes["redact_value"] = value
         else:  # box, conv_json, use_base
             changes[key] = check_bool(key, value)
+    _check_one_body(request_kwargs)
     options = replace(defaults, **changes) if changes else defaults
     return options, request_kwargs
+
+
+def _check_one_body(request_kwargs: Mapping[str, Any]) -> None:
+    """A request has one body: httpx sends one of ``json=``, ``content=`` and
+    ``data=``/``files=`` and drops the others silently (``json=`` beside ``data=`` went
+    out as the form alone).  ``data=`` with ``files=`` is one multipart body."""
+    given = [
+        key for key in ("json", "content", "data", "files") if request_kwargs.get(key) is not None
+    ]
+    if len(given) > 1 and given != ["data", "files"]:
+        raise UnexpectedValueError(
+            f"a request has one body, got {' and '.join(f'{key}=' for key in given)} "
+            "(only data= and files= go together, as one multipart body)"
+        )

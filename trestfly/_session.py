@@ -53,7 +53,15 @@ from ._hook_keywords import (
     check_unexpected_keywords,
     class_shortcuts,
 )
-from ._options import CallOptions, box_options, read_iterators_once, resolve, status_codes
+from ._options import (
+    CallOptions,
+    box_options,
+    checked_method,
+    drop_none_fields,
+    read_iterators_once,
+    resolve,
+    status_codes,
+)
 from ._origins import (
     ANSWERED,
     HINT_AT,
@@ -102,6 +110,31 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
             except BaseException:
                 await _close_all(clients[index + 1 :])
                 raise
+
+
+class _Opening:
+    """The task entering a session, and the nurseries it had open before: a task
+    started in one of those (a worker beside the ``async with``) is not part of the
+    opening, one started in a nursery opened since (by ``_authenticate``) is."""
+
+    __slots__ = ("nurseries_before", "task")
+
+    def __init__(self) -> None:
+        self.task = trio.lowlevel.current_task()
+        self.nurseries_before = tuple(self.task.child_nurseries)
+
+    def includes(self, task: trio.lowlevel.Task) -> bool:
+        current: trio.lowlevel.Task | None = task
+        while current is not None:
+            if current is self.task:
+                return True
+            nursery = current.parent_nursery
+            if nursery is None:
+                return False
+            if nursery.parent_task is self.task:
+                return not any(nursery is before for before in self.nurseries_before)
+            current = nursery.parent_task
+        return False
 
 
 class TrioAPISession:
@@ -406,6 +439,8 @@ class TrioAPISession:
         # Requests inside httpx never outnumber the pool's connections (see _build_session).
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
         self._entered = False
+        # The entering task, until __aenter__ returns (see _session).
+        self._opening: _Opening | None = None
         self._trio_run: trio.lowlevel.TrioToken | None = None  # the run it was opened in
         self._rng = random.Random()
         self._gates: dict[str, OriginGate] = {}
@@ -613,6 +648,7 @@ class TrioAPISession:
         if self._trio_run is not run:
             self._start_run_state(run)
         self._entered = True
+        self._opening = _Opening()
         try:
             # Inside the try: an override that fails after super() built the client
             # must not leave that client open, nor the session usable outside its block.
@@ -642,6 +678,8 @@ class TrioAPISession:
         except BaseException as failure:
             await self._close_session(failing=failure)
             raise
+        finally:
+            self._opening = None
         return self
 
     def _start_run_state(self, run: trio.lowlevel.TrioToken) -> None:
@@ -736,6 +774,15 @@ class TrioAPISession:
                 f"{type(self).__name__} is not open: use 'async with {type(self).__name__}(...) "
                 "as api:' before sending requests"
             )
+        opening = self._opening
+        if opening is not None and not opening.includes(trio.lowlevel.current_task()):
+            # The client exists before _authenticate has set its credentials: another
+            # task's call sent then went out without them.  Only the entering task
+            # (and tasks it started) may use the session until it is open.
+            raise errors.SessionNotOpenError(
+                f"{type(self).__name__} is still opening (_build_session/_authenticate are "
+                "running in another task): send requests once 'async with' has entered"
+            )
         return client
 
     @_session.setter
@@ -781,8 +828,8 @@ class TrioAPISession:
             raise errors.UnexpectedValueError(
                 f"path must be a string (e.g. 'users/1'), got a {type(path).__name__}"
             )
-        method = method.upper()
-        kwargs = read_iterators_once(kwargs)
+        method = checked_method(method)
+        kwargs = drop_none_fields(read_iterators_once(kwargs))
         if kwargs.get("deadline") is None:
             return await self._attempts(method, path, kwargs)
         options, _ = resolve(self._defaults, kwargs)  # validates the deadline
