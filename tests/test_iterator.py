@@ -521,3 +521,12 @@ def test_a_plain_for_loop_is_refused() -> None:
         list(walk)
     with pytest.raises(TypeError, match="not iterable"):
         assert 100 not in walk
+
+
+def test_a_setting_declared_by_an_annotation_alone_is_a_keyword() -> None:
+    class Sized(ListIterator):
+        page_size: int
+
+    assert Sized(None, page_size=50).page_size == 50
+    with pytest.raises(errors.UnexpectedValueError, match="no attribute 'page_sise'"):
+        Sized(None, page_sise=50)

@@ -628,6 +628,38 @@ async def test_only_the_opening_task_sends_while_authenticate_runs(
     assert "still opening" in str(worker_failed[0])
 
 
+async def test_a_setting_read_at_construction_and_assigned_later_is_refused() -> None:
+    # RESTfly's `self._box = True` after super().__init__() was ignored silently: the
+    # calls returned Responses and the error map was never applied.
+    class Late(API):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._box = True
+            self._url = "http://other.test"  # the URL may change later
+            self._retries = 0
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"Late: _box changed after __init__"):
+        async with Late():
+            pass
+
+    class InLogin(API):
+        async def _authenticate(self, **kwargs: Any) -> None:
+            self._error_map = {404: errors.NoLongerExistsError}
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"_error_map changed in _build_session"):
+        async with InLogin():
+            pass
+
+    class Same(API):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._box = False  # the value it had: nothing changes
+            self._url = "http://other.test"
+
+    async with Same() as api:
+        assert api._url == "http://other.test"
+
+
 async def test_error_on_unexpected_input_checks_authenticates_signature() -> None:
     class Strict(API):
         _error_on_unexpected_input = True

@@ -41,6 +41,12 @@ def _is_method(cls: type, name: str) -> bool:
     ) or inspect.ismethoddescriptor(attribute)
 
 
+def _is_annotated(cls: type, name: str) -> bool:
+    """Whether ``name`` is declared by an annotation alone (``page_size: int``) on
+    ``cls`` or a base: a declaration too, refused before as "no attribute"."""
+    return any(name in vars(klass).get("__annotations__", {}) for klass in cls.__mro__)
+
+
 def stopped_page_fetch(where: str, stop: StopAsyncIteration) -> TrestflyError:
     """A ``StopAsyncIteration`` raised by a page fetch (a spent ``await anext(...)`` in
     an override of ``where``), as the error it is: out of ``__anext__`` it would end the
@@ -100,7 +106,7 @@ class APIIterator:
             # Only data attributes may be set: a keyword must never replace a method.
             if (
                 _is_method(type(self), key)  # first: hasattr would run a property
-                or not hasattr(self, key)
+                or not (hasattr(self, key) or _is_annotated(type(self), key))
                 or key in ("_api", "_exhausted", "_fetching")
             ):
                 raise UnexpectedValueError(

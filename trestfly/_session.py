@@ -112,6 +112,42 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
                 raise
 
 
+#: Settings the constructor reads into the call defaults, the error map, the throttle,
+#: the limiter and the User-Agent: assigned later, they changed nothing.
+_READ_AT_CONSTRUCTION = (
+    "_box",
+    "_box_attrs",
+    "_conv_json",
+    "_error_map",
+    "_base_error_map",
+    "_retry_statuses",
+    "_retry_on",
+    "_restricted_paths",
+    "_max_concurrency",
+    "_rate_limit",
+    "_burst",
+    "_adaptive",
+    "_throttle",
+    "_retry_budget",
+    "_vendor",
+    "_product",
+    "_build",
+    "_lib_name",
+    "_lib_version",
+)
+
+
+def _same(value: object, read: object) -> bool:
+    """Whether a setting still holds what was read (the same object, or an equal one:
+    assigning the value it had changes nothing)."""
+    if value is read:
+        return True
+    try:
+        return bool(value == read)
+    except Exception:  # an __eq__ that fails: not the same
+        return False
+
+
 class _Opening:
     """The task entering a session, and the nurseries it had open before: a task
     started in one of those (a worker beside the ``async with``) is not part of the
@@ -455,6 +491,24 @@ class TrioAPISession:
         # The Trio time of the last attempt or leaving: what `stats` compares the gates
         # and the budget with when read outside trio.run (see _current_time_or).
         self._last_seen = 0.0
+        self._settings_read = {name: getattr(self, name) for name in _READ_AT_CONSTRUCTION}
+
+    def _check_settings_unchanged(self, when: str) -> None:
+        """Refuse a setting read at construction and assigned since (RESTfly's
+        ``self._box = True`` after ``super().__init__()``): it was ignored silently,
+        the calls returning Responses and the error map not applied."""
+        changed = [
+            name
+            for name, value in self._settings_read.items()
+            if not _same(getattr(self, name), value)
+        ]
+        if changed:
+            raise errors.UnexpectedValueError(
+                f"{type(self).__name__}: {', '.join(changed)} changed {when}, but "
+                f"{'is' if len(changed) == 1 else 'are'} read when the session is built: "
+                "set them as class attributes, on the instance before super().__init__(), "
+                "or as keywords (only _url and _base_path may change later)"
+            )
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -647,6 +701,7 @@ class TrioAPISession:
         run = trio.lowlevel.current_trio_token()
         if self._trio_run is not run:
             self._start_run_state(run)
+        self._check_settings_unchanged("after __init__()")
         self._entered = True
         self._opening = _Opening()
         try:
@@ -675,6 +730,7 @@ class TrioAPISession:
                 for origin, gate in self._gates.items():  # a session opened again
                     gate.link = coordination.attach(origin, gate.throttle)
             await self._authenticate(**self._auth_kwargs)
+            self._check_settings_unchanged("in _build_session() or _authenticate()")
         except BaseException as failure:
             await self._close_session(failing=failure)
             raise
