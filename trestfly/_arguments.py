@@ -62,15 +62,19 @@ def check_restricted_paths(value: Any) -> frozenset[str]:
     """The paths, slashes stripped.  A single string is refused, not iterated: its
     characters would restrict nothing, and the body it was meant to hide would be
     logged."""
+    # Values are never quoted: "auth/login?otp=..." given as one string, or as bytes in
+    # the collection, holds what the setting exists to hide.
     if isinstance(value, str | bytes) or not _is_iterable(value):
         raise errors.UnexpectedValueError(
-            f"restricted_paths must be a collection of paths (e.g. ['auth/login']), got {value!r}"
+            "restricted_paths must be a collection of paths (e.g. ['auth/login']), got a "
+            f"{type(value).__name__}"
         )
     paths = list(value)
     for index, path in enumerate(paths):
         if not isinstance(path, str):
             raise errors.UnexpectedValueError(
-                f"restricted_paths must hold path strings, got {path!r}"
+                f"restricted_paths must hold path strings, got a {type(path).__name__} at "
+                f"restricted_paths[{index}]"
             )
         # Matched against the end of the path of the URL sent: an entry with a scheme
         # and host, a query or a fragment, or no segment at all, never matches, and the

@@ -105,8 +105,16 @@ def check_cert(cert: object) -> None:
             raise UnexpectedValueError(
                 f"cert's {what} file must be a path (str), got a {type(path).__name__}"
             )
-        if not os.path.isfile(path):
-            raise UnexpectedValueError(f"cert's {what} file {path!r} does not exist")
+        if os.path.isfile(path):
+            continue
+        if what == "key":
+            # Its place, not its value: a (cert, password) pair, the password where the
+            # key file goes, had the password quoted as a file name.
+            raise UnexpectedValueError(
+                "cert's key file (cert[1]) does not exist (a password goes third: "
+                "(cert, key, password))"
+            )
+        raise UnexpectedValueError(f"cert's {what} file {path!r} does not exist")
 
 
 def check_cert_beside_verify(verify: VerifyTypes, cert: CertTypes | None) -> None:

@@ -38,6 +38,7 @@ import trio
 
 from ._convert import convert_response, is_json_content_type
 from ._iterator import APIIterator, is_count, limit_reached, stopped_page_fetch
+from ._options import CallOptions
 from ._pages import (
     Address,
     ChainScheme,
@@ -56,6 +57,7 @@ from ._pages import (
     judge_page,
     origin_of,
 )
+from ._redact import is_restricted, without_query
 from ._safe_url import is_secret_name, safe_url
 from .errors import TrestflyError, UnexpectedValueError
 
@@ -134,18 +136,21 @@ def _is_count(value: Any, minimum: int) -> bool:
     return is_count(value) and value >= minimum
 
 
-def _safe_address(address: Address, *, secret: bool = False) -> Address:
+def _safe_address(
+    address: Address, *, secret: bool = False, show_url: Callable[[str], str] = safe_url
+) -> Address:
     """``address`` as messages may quote it: a URL (a link's next page) through
-    safe_url, since APIs echo the caller's ``api_key=`` into their next links; any other
-    string (a cursor) hidden when ``secret`` (its parameter has a credential's name,
-    ``pageToken``: the DEBUG log hides it, and so must every message)."""
+    ``show_url`` (the session's way, see PagedIterator._show_url), since APIs echo the
+    caller's ``api_key=`` into their next links; any other string (a cursor) hidden
+    when ``secret`` (its parameter has a credential's name, ``pageToken``: the DEBUG log
+    hides it, and so must every message)."""
     if isinstance(address, str):
         try:
             is_url = httpx.URL(address).is_absolute_url
         except httpx.InvalidURL:
             is_url = False
         if is_url:
-            return safe_url(address)
+            return show_url(address)
         if secret:
             return "REDACTED"
     return address
@@ -333,15 +338,16 @@ class PagedIterator(APIIterator):
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
         """Reduce a parsed page to a :class:`Page` (records, total, next)."""
         if isinstance(document, httpx.Response):
-            _refuse_not_modified(document, target)
+            _refuse_not_modified(document, target, self._show_url)
             kind = document.headers.get("content-type") or "no content type"
-            raise PaginationError(f"{safe_url(target)}: the page is not JSON ({kind})")
+            raise PaginationError(f"{self._show_url(target)}: the page is not JSON ({kind})")
         records = extract(document, self.items_key)
         if records is None:
             records = ()
         if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
             raise PaginationError(
-                f"{safe_url(target)}: {self.items_key!r} holds {type(records).__name__}, not a list"
+                f"{self._show_url(target)}: {self.items_key!r} holds {type(records).__name__}, "
+                "not a list"
             )
         return Page(
             records=records,
@@ -527,7 +533,7 @@ class PagedIterator(APIIterator):
     def __repr__(self) -> str:
         # The path and where the walk stands; the position as messages show it.
         path = getattr(self, "path", None)
-        shown = safe_url(path) if isinstance(path, str) else path  # a path may hold a key
+        shown = self._show_url(path) if isinstance(path, str) else path  # it may hold a key
         return f"<{type(self).__name__} path={shown!r} count={self.count} " + (
             f"position={self._shown_position()}>" if hasattr(self, "_scheme") else "unready>"
         )
@@ -540,7 +546,36 @@ class PagedIterator(APIIterator):
 
     def _shown_address(self, address: Address) -> Address:
         """``address`` as this iterator's messages quote it (see _safe_address)."""
-        return _safe_address(address)
+        return _safe_address(address, show_url=self._show_url)
+
+    def _show_url(self, url: str | httpx.URL) -> str:
+        """``url`` (a page's path or link) as the session's own calls show it in messages:
+        its ``redact_fields`` too, and the whole query of one of its restricted paths.
+
+        A page's query is the walk's ``params`` (``q=`` of a search): with safe_url alone,
+        a restricted path's query was quoted in a failed page's error, a crawl's
+        WARNING and the iterator's repr, which a direct call to the path never shows.
+        """
+        options = getattr(getattr(self, "_api", None), "_defaults", None)
+        if not isinstance(options, CallOptions):  # no trestfly session: its rules unknown
+            return safe_url(url)
+        shown = options.shown_url(url)
+        if options.restricted_paths:
+            # A path is judged as sent, joined to the session's URL and base path: a
+            # restricted "v1/search" must cover the walk of path="search" too.
+            joined = self._joined(str(url), options.use_base)
+            if joined is not None and is_restricted(joined, options.restricted_paths):
+                shown = without_query(shown, options.redact_value)
+        return shown
+
+    def _joined(self, url: str, use_base: bool) -> str | None:
+        """``url`` as the session sends it, or None when it cannot tell."""
+        url_for = getattr(self._api, "_url_for", None)
+        try:
+            joined = url_for(url, use_base)[0] if callable(url_for) else None
+        except Exception:  # a message is being written: no error of the session's here
+            return None
+        return joined if isinstance(joined, str) else None
 
     def _claim(self) -> None:
         if self._busy:
@@ -770,7 +805,8 @@ class CursorIterator(PagedIterator):
         return ChainScheme()
 
     def _shown_address(self, address: Address) -> Address:
-        return _safe_address(address, secret=is_secret_name(self.cursor_param))
+        secret = is_secret_name(self.cursor_param)
+        return _safe_address(address, secret=secret, show_url=self._show_url)
 
     def _query(self, address: Address) -> dict[str, Any]:
         query: dict[str, Any] = {}
@@ -790,7 +826,9 @@ class CursorIterator(PagedIterator):
         if cursor is None or cursor == "" or cursor is False or cursor in (0, "0"):
             return page
         if isinstance(cursor, bool) or not isinstance(cursor, str | int):
-            raise PaginationError(f"{safe_url(target)}: the next cursor is {cursor!r}, not a token")
+            raise PaginationError(
+                f"{self._show_url(target)}: the next cursor is {cursor!r}, not a token"
+            )
         return Page(page.records, page.total, page.total_pages, str(cursor))
 
 
@@ -882,10 +920,10 @@ class LinkIterator(PagedIterator):
         """
         if isinstance(address, str) and _scheme_of(origin_of(address)) not in _WEB_SCHEMES:
             # An unclosed IPv6 bracket, mailto:, ftp://: no page of a web API.  Quoted
-            # through safe_url only (which shows an unreadable URL as "<invalid URL>"):
+            # through _show_url only (which shows an unreadable URL as "<invalid URL>"):
             # the link may echo the caller's api_key=.
             raise PaginationError(
-                f"the next link {safe_url(address)!r} is not an http or https URL: "
+                f"the next link {self._show_url(address)!r} is not an http or https URL: "
                 "stopping rather than sending it"
             )
         if not self._home_read:
@@ -898,9 +936,9 @@ class LinkIterator(PagedIterator):
             return
         origin = origin_of(address)
         if origin != self._home:
-            # The link through safe_url: APIs echo the caller's api_key= into next links.
+            # The link as messages show it: APIs echo the caller's api_key= into links.
             raise PaginationError(
-                f"the next link {_safe_address(address)!r} leads to another origin "
+                f"the next link {self._shown_address(address)!r} leads to another origin "
                 f"({origin or 'unreadable'}) than the collection's ({self._home}): not sending "
                 "the session's headers there (set allow_cross_origin=True to follow it)"
             )
@@ -912,7 +950,7 @@ class LinkIterator(PagedIterator):
         response: httpx.Response = await self._api.get(
             target, params=params, box=False, conv_json=False
         )
-        _refuse_not_modified(response, target)
+        _refuse_not_modified(response, target, self._show_url)
         if address is None:
             self._first_url = str(response.url)
         if self._home is None:
@@ -926,6 +964,7 @@ class LinkIterator(PagedIterator):
             box=self.box,
             box_attrs=getattr(self._api, "_box_attrs", {}),
             conv_json=True,
+            show_url=self._show_url,
         )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
         return self._page_from(document, target, next_url)
@@ -939,11 +978,14 @@ def _scheme_of(origin: str | None) -> str | None:
     return None if origin is None else origin.partition("://")[0]
 
 
-def _refuse_not_modified(response: httpx.Response, target: str) -> None:
+def _refuse_not_modified(
+    response: httpx.Response, target: str, show_url: Callable[[str], str]
+) -> None:
     """A 304 (the session returns it, as the answer to a conditional request) is no page:
-    taken as one, its empty body ended a walk as if the collection had, records missing."""
+    taken as one, its empty body ended a walk as if the collection had, records missing.
+    ``show_url``: how the iterator shows ``target`` (PagedIterator._show_url)."""
     if response.status_code == 304:
         raise PaginationError(
-            f"{safe_url(target)}: the page was answered 304 Not Modified, which holds no "
+            f"{show_url(target)}: the page was answered 304 Not Modified, which holds no "
             "records (a conditional header on the walk's requests?)"
         )

@@ -8,6 +8,7 @@ construction, name the setting, and never repeat the URL.
 from __future__ import annotations
 
 import importlib.util
+import re
 from collections.abc import Mapping
 
 import httpx
@@ -18,6 +19,9 @@ __all__ = ["PROXY_SCHEMES", "check_proxies", "check_proxy"]
 
 #: Proxy URL schemes httpx's transports accept.
 PROXY_SCHEMES = ("http", "https", "socks5", "socks5h")
+
+#: A key that can be quoted when refused: a bare word, like the schemes expected.
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9+.-]{0,19}")
 
 
 def check_proxies(proxies: object) -> None:
@@ -37,9 +41,20 @@ def check_proxies(proxies: object) -> None:
         key = scheme if isinstance(scheme, str) and "://" in scheme else f"{scheme}://"
         if key not in ("http://", "https://", "all://"):
             raise UnexpectedValueError(
-                f"proxies keys must be 'http', 'https' or 'all', got {scheme!r}"
+                f"proxies keys must be 'http', 'https' or 'all', got {_shown_key(scheme)}"
             )
         check_proxy(url, f"proxies[{scheme!r}]")
+
+
+def _shown_key(key: object) -> str:
+    """A refused key as the message quotes it: a bare word (``'ftp'``) as it is, anything
+    else by its kind.  A key swapped with its value is the proxy URL, and the password in
+    it (``{"http://user:pw@proxy:3128": ...}``)."""
+    if isinstance(key, str) and _WORD.fullmatch(key):
+        return repr(key)
+    if isinstance(key, str) and "://" in key:
+        return "a URL (a proxy URL is the value, its scheme the key)"
+    return f"a {type(key).__name__} that is no scheme name"
 
 
 def check_proxy(url: object, where: str) -> None:

@@ -8,13 +8,15 @@ bytes, file objects) must never make the request fail because it was logged.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
+from urllib.parse import unquote
 
 import httpx
 
-from ._safe_url import is_secret_name, safe_url
+from ._safe_url import context_names, is_secret_name, safe_url
 from .utils import redact_matching
 
 #: Header values never written to a log, whatever the options say: the standard
@@ -36,13 +38,19 @@ SECRET_HEADERS: frozenset[str] = frozenset(
 
 #: Parts of header names that mark a credential beyond SECRET_HEADERS and the names of
 #: is_secret_name: ``X-Auth-Key``, ``X-Session-Id``, ``X-Token-Id``, ``X-Secret-Value``,
-#: ``X-Password-Hash``, ``X-Access-Token-V2``.
+#: ``X-Password-Hash``, ``X-Access-Token-V2``.  Header names only: as query names,
+#: ``author`` or ``session_count`` are data one debugs with.
 SECRET_HEADER_PARTS: tuple[str, ...] = ("auth", "cookie", "session", "token", "secret", "password")
 
 
 def is_secret_header(name: str, extra: Collection[str]) -> bool:
     """Whether a header of this name carries a credential (``extra``: lower-cased
-    ``redact_fields``): redacted in logs, and dropped from a redirect to another origin."""
+    ``redact_fields``): redacted in logs, and dropped from a redirect to another origin.
+
+    Every name :func:`~trestfly._safe_url.is_secret_name` hides in a query is hidden
+    here too, with the same ``X-`` prefix and version suffix ignored (``X-OTP``,
+    ``X-Passcode``, ``X-Api-Key-V2``), and a header is also secret by the broader
+    SECRET_HEADER_PARTS, or by ending in "key"."""
     lowered = name.lower()
     return (
         lowered in SECRET_HEADERS
@@ -52,8 +60,35 @@ def is_secret_header(name: str, extra: Collection[str]) -> bool:
     )
 
 
+#: A last segment's file extension (``login.json``, ``token.xml``): Rails, Django REST
+#: framework and others route ``auth/login.json`` to ``auth/login``'s handler.
+_EXTENSION = re.compile(r"\.[a-z0-9]{1,10}$")
+
+
+def _segment(segment: str) -> str:
+    """A path segment as a server may read it: without its path parameters (Tomcat's
+    ``login;jsessionid=1``), percent-escapes decoded (``login%20``, httpx leaves
+    ``%2520`` once-decoded), without the whitespace servers trim, in lower case."""
+    return unquote(segment.partition(";")[0]).strip().lower()
+
+
 def _segments(path: str) -> list[str]:
-    return [segment for segment in path.lower().split("/") if segment]
+    # "." and ".." left in a path httpx already normalised were written to be read
+    # otherwise (``login/..;/`` is ``..`` only once its ";" is cut): skipped, they
+    # leave the path ending as it is written, the login it was meant to hide.
+    segments = (_segment(segment) for segment in path.split("/"))
+    return [segment for segment in segments if segment not in ("", ".", "..")]
+
+
+def _ends_with(segments: list[str], restricted: list[str]) -> bool:
+    if len(segments) < len(restricted):
+        return False
+    tail = segments[len(segments) - len(restricted) :]
+    if tail == restricted:
+        return True
+    # ``login.json`` for ``login``, but not ``login.json`` for ``login.xml``: only an
+    # extension the restricted path does not name itself is cut.
+    return tail[:-1] == restricted[:-1] and _EXTENSION.sub("", tail[-1]) == restricted[-1]
 
 
 def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
@@ -61,7 +96,10 @@ def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
     ends with one of ``restricted_paths``, whole segments compared without case, empty
     segments (doubled slashes, slashes at either end) ignored.  The full URL's path is
     compared, not the call's argument, so a query string, an absolute URL, the base path
-    in front or another spelling cannot slip a login past the list."""
+    in front or another spelling cannot slip a login past the list: segments are
+    compared without path parameters (``;jsessionid=...``), percent-escapes, the
+    whitespace around them, "." and ".." segments, or a file extension on the last one
+    (``auth/login.json`` is ``auth/login``)."""
     if not restricted_paths:
         return False
     try:
@@ -70,7 +108,7 @@ def is_restricted(url: str, restricted_paths: Collection[str]) -> bool:
         return True  # cannot tell: hide rather than show
     for item in restricted_paths:
         restricted = _segments(item)
-        if restricted and segments[-len(restricted) :] == restricted:
+        if restricted and _ends_with(segments, restricted):
             return True
     return False
 
@@ -88,6 +126,12 @@ def shown_url(
     shown = safe_url(url, redact_fields, redact_value)
     if not is_restricted(str(url), restricted_paths):
         return shown
+    return without_query(shown, redact_value)
+
+
+def without_query(shown: str, redact_value: str) -> str:
+    """``shown`` (a URL as messages show it) with its query and fragment replaced whole,
+    as a restricted path's are: ``auth/login?REDACTED``."""
     base, hash_mark, _ = shown.partition("#")
     base, mark, _ = base.partition("?")
     return base + ("?" + redact_value if mark else "") + ("#" + redact_value if hash_mark else "")
@@ -135,16 +179,18 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
             # QueryParams (and other multi-dicts) are Mappings whose items() keep only the
             # first value of a repeated name: the log would show a request not sent.
             items = params.multi_items() if hasattr(params, "multi_items") else params.items()
+            grouped = _grouped(items)
+            extra |= context_names(grouped.items())
             return {
-                key: redact_value if is_secret_name(str(key), extra) else value
-                for key, value in _grouped(items).items()
+                key: redact_value if is_secret_name(key, extra) else value
+                for key, value in grouped.items()
             }
         if isinstance(params, Iterator):
             return "<an iterator of params>"  # reading it here would spend it
         pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
+        extra |= context_names(pairs)
         return [
-            (key, redact_value if is_secret_name(str(key), extra) else value)
-            for key, value in pairs
+            (key, redact_value if is_secret_name(key, extra) else value) for key, value in pairs
         ]
     except (TypeError, ValueError):
         return "<unreadable params>"
@@ -211,6 +257,8 @@ def describe_attempt(
         # Body keys as query names: without case ("Password", "X-Amz-Credential", the
         # caller's "sessionid" spelled "SessionId").
         extra = {field.lower() for field in redact_fields}
+        if isinstance(body, Mapping):  # an OAuth token request's code (see context_names)
+            extra |= context_names(body.items())
         body = redact_matching(body, partial(is_secret_name, extra=extra), redact_value)
     return {
         "trestfly_method": method,

@@ -9,7 +9,8 @@ query parameters that are credentials by name, nor those the caller listed in
 from __future__ import annotations
 
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
+from typing import Any
 
 import httpx
 
@@ -28,11 +29,14 @@ SECRET_PARAMS: frozenset[str] = frozenset(
         "authorization",
         "client_secret",
         "code_verifier",  # OAuth's PKCE (RFC 7636)
+        "device_code",  # OAuth's device grant (RFC 8628): what the client polls with
         "id_token",
         "key",
         "otp",
+        "pass",
         "passcode",
         "password",
+        "pin",
         "refresh_token",
         "secret",
         "sig",
@@ -48,7 +52,8 @@ SECRET_PARAMS: frozenset[str] = frozenset(
 #: ``clientSecret``, ``X-Goog-Api-Key``, ``userPassword``, ``X-Vault-Token``,
 #: ``access_key`` (ipstack), ``aws_secret_access_key``, ``private_key``,
 #: ``subscription-key`` (Azure), ``client_assertion`` (OAuth's JWT bearer), ``jwt``,
-#: ``passphrase``, ``pwd``, ``sessionid`` / ``JSESSIONID``.  A pagination cursor named
+#: ``passphrase``, ``pwd``, ``sessionid`` / ``JSESSIONID``, ``auth_key`` (DeepL),
+#: ``license_key`` (MaxMind), ``sessionKey``.  A pagination cursor named
 #: ``pageToken`` is hidden too: a log line that shows too little costs a debugging
 #: step, one that shows a credential cannot be taken back.  Not every name ending in
 #: "key", though: ``sort_key``, ``partition_key`` and ``idempotency_key`` are what one
@@ -58,10 +63,12 @@ SECRET_SUFFIXES: tuple[str, ...] = (
     "apikey",
     "appkey",
     "applicationkey",
+    "authkey",
     "clientassertion",
     "credential",
     "credentials",
     "jwt",
+    "licensekey",
     "passphrase",
     "passwd",
     "password",
@@ -70,6 +77,7 @@ SECRET_SUFFIXES: tuple[str, ...] = (
     "secret",
     "secretkey",
     "sessionid",
+    "sessionkey",
     "signature",
     "subscriptionkey",
     "token",
@@ -87,8 +95,24 @@ _SQUASHED_PARAMS: frozenset[str] = frozenset(
 )
 
 #: Secret names whose plural is no credential: ``keys`` lists lookup keys (CouchDB's
-#: views, batch reads), where ``key`` alone is Google's API key.
-_NO_PLURAL: frozenset[str] = frozenset({"key"})
+#: views, batch reads), where ``key`` alone is Google's API key; ``pins`` lists pinned
+#: items, where ``pin`` alone is a PIN.
+_NO_PLURAL: frozenset[str] = frozenset({"key", "pin"})
+
+#: What header names (and some parameter names) wrap around a credential's name: an
+#: ``X-`` in front, a version or digest size behind (``X-OTP``, ``X-Api-Key-V2``,
+#: ``X-Hub-Signature-256``).  Both rules (query names and header names) strip them, so
+#: a name is secret in a header exactly when it is in a query.
+_WRAPPING = re.compile(r"^x[-_](?=.)|(?<=.)[-_]v?\d+$")
+
+#: OAuth's authorization code is a credential only beside these (RFC 6749): in the
+#: token request (``grant_type=authorization_code``, 4.1.3) and in the authorization
+#: response a redirect may lead to (``?code=...&state=...``, 4.1.2).  Any other
+#: ``code`` (a country's, a currency's, an error's) is what one debugs with.
+_CODE_CONTEXT: tuple[tuple[str, str | None], ...] = (
+    ("grant_type", "authorization_code"),
+    ("state", None),
+)
 
 #: Names that count, not hold, tokens: ``max_tokens``, ``maxOutputTokens``,
 #: ``total_tokens`` (LLM APIs) are no list of credentials.  A whole first word only
@@ -142,8 +166,23 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
         # PHP/Rails-style names: access_token[] and filter[api_key] are the credential's
         # own names with brackets around them or after them.
         parts = [part for part in _BRACKETS.split(lowered) if part]
-        return any(is_secret_name(part, extra) for part in parts)
-    return False
+        if any(is_secret_name(part, extra) for part in parts):
+            return True
+    bare = _WRAPPING.sub("", lowered)
+    return bare != lowered and is_secret_name(bare, extra)
+
+
+def context_names(pairs: Iterable[tuple[Any, Any]]) -> frozenset[str]:
+    """Names secret only because of the others beside them in one query, form or body
+    (``pairs``): ``code`` in an OAuth token request or authorization response."""
+    values: dict[str, set[object]] = {}
+    for key, value in pairs:
+        name = key.decode("latin-1") if isinstance(key, bytes | bytearray) else str(key)
+        values.setdefault(name.lower(), set()).add(value if isinstance(value, str) else None)
+    for name, value in _CODE_CONTEXT:
+        if name in values and (value is None or value in values[name]):
+            return frozenset({"code"})
+    return frozenset()
 
 
 def safe_url(
@@ -175,8 +214,34 @@ def safe_url(
 def _redacted(
     params: httpx.QueryParams, extra: Collection[str], redact_value: str
 ) -> list[tuple[str, str]] | None:
-    """``params`` with the values of secret names replaced, or None when none is."""
+    """``params`` with the values of secret names replaced, or None when none is.
+
+    httpx splits a query at "&" only, but some servers split it at ";" too (the old
+    HTML 4 advice): ``?a=1;token=...`` sent a token that httpx read as part of ``a``'s
+    value.  So for redaction ";" separates pairs as well (see _cut_at_secret)."""
     pairs = params.multi_items()
-    if not any(is_secret_name(key, extra) for key, _ in pairs):
-        return None
-    return [(key, redact_value if is_secret_name(key, extra) else value) for key, value in pairs]
+    extra = {*extra, *context_names(pairs)}
+    safe = [(key, _safe_value(key, value, extra, redact_value)) for key, value in pairs]
+    return None if safe == pairs else safe
+
+
+def _safe_value(key: str, value: str, extra: Collection[str], redact_value: str) -> str:
+    # A name with ";" in it ("a;key" of "?a;key=...") is, split at ";", its last part's.
+    last = key.rpartition(";")[2]
+    if is_secret_name(key, extra) or is_secret_name(last, extra):
+        return redact_value
+    return _cut_at_secret(value, extra, redact_value)
+
+
+def _cut_at_secret(value: str, extra: Collection[str], redact_value: str) -> str:
+    """``value`` cut after the first ";"-separated ``name=`` of a secret name, whose value
+    is redacted (``1;token=abc`` is ``1;token=REDACTED``).  Whatever follows is dropped:
+    it may be the rest of the secret (``;`` is no character a token avoids)."""
+    if ";" not in value:
+        return value
+    pieces = value.split(";")
+    for index, piece in enumerate(pieces[1:], start=1):
+        name, equals, _ = piece.partition("=")
+        if equals and is_secret_name(name.strip(), extra):
+            return ";".join([*pieces[:index], f"{name}={redact_value}"])
+    return value

@@ -139,6 +139,14 @@ def check_host_and_port(parsed: httpx.URL, name: str) -> None:
     space in it (percent-encoded by httpx)."""
     port = parsed.port
     if port is not None and not 1 <= port <= 65535:
+        # A password with a "/" in it ("user:98765432/x@host") ends the authority early:
+        # its digits are read as the port.  They are quoted only when the "@" was read
+        # as the end of user information, or when there is none.
+        if "@" in str(parsed) and not parsed.userinfo:
+            raise UnexpectedValueError(
+                f"{name} has a port outside 1-65535, or a password with '/', '?' or '#' "
+                "in it (percent-encode those)"
+            )
         raise UnexpectedValueError(f"{name} has port {port}, outside 1-65535")
     host = parsed.host
     if "%" in host and ":" not in host:  # an IPv6 zone (fe80::1%eth0) may hold a '%'

@@ -269,7 +269,7 @@ class APIError(TrestflyError):
         self.retry_after = retry_after
         #: The retries made before giving up (``trestfly.RetryRecord`` items).
         self.history: tuple[RetryRecord, ...] = ()
-        self.msg = self._built_msg = self._message(safe_url(response.request.url))
+        self.msg = self._default_message()
         super().__init__(self.msg)
 
     def _message(self, url: str) -> str:
@@ -277,10 +277,15 @@ class APIError(TrestflyError):
             f"[{self.code}: {self.response.request.method}] {url} body={_quote_body(self.response)}"
         )
 
+    def _default_message(self) -> str:
+        return self._message(safe_url(self.response.request.url))
+
     def _show_url(self, shown: str) -> None:
         # The session shows the URL as the call's options say (its redact_fields, the
         # session's restricted paths), unless a subclass wrote a message of its own.
-        if self.msg == self._built_msg:
+        # The default message is rebuilt to tell, not kept: an attribute holding it
+        # kept the URL the options hide, and showed it in vars(), copies and pickles.
+        if self.msg == self._default_message():
             self.msg = self._message(shown)
             self.args = (self.msg,)
 
