@@ -879,3 +879,133 @@ async def test_crawl_many_raises_a_fetchs_interrupt_as_itself_while_the_loop_is_
             async with crawl_many({"a": iterator}, prefetch=2) as records:
                 async for _ in records:
                     await trio.sleep(1)  # busy with each record, not waiting for a page
+
+
+# ------------------------------------------------------------------ malformed pages
+
+
+BAD_PAGES: dict[str, tuple[Any, str]] = {
+    # What a _fetch override returned for the third page, and what the error names.
+    "records None": (Page(None), "records are a NoneType"),  # type: ignore[arg-type]
+    "total as text": (Page(list(range(20, 30)), total="50"), "total is '50'"),  # type: ignore[arg-type]
+    "negative total": (Page(list(range(20, 30)), total=-1), "total is -1"),
+    "total_pages bool": (Page(list(range(20, 30)), total_pages=True), "total_pages is True"),
+    "a dict": ({"items": list(range(20, 30)), "total": 50}, "returned a dict, expected a Page"),
+}
+
+
+class BadOffsets(OffsetIterator):
+    """50 records, 10 a page; the page at offset 20 is ``bad``."""
+
+    bad: Any = None
+
+    async def _fetch(self, address: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        if address == 20:
+            return self.bad
+        return Page(list(range(address, min(address + 10, 50))), total=50)
+
+
+class BadCursors(CursorIterator):
+    """50 records, 10 a page, chained; the third page is ``bad``."""
+
+    bad: Any = None
+    limit: int | None = 10
+
+    async def _fetch(self, address: Any) -> Any:
+        await trio.lowlevel.checkpoint()
+        start = int(address or 0)
+        if start == 20:
+            return self.bad
+        return Page(list(range(start, start + 10)), next=str(start + 10) if start < 40 else None)
+
+
+def _bad(chain: bool, kind: str) -> PagedIterator:
+    bad, _ = BAD_PAGES[kind]
+    if chain:
+        return BadCursors(None, bad=bad)
+    return BadOffsets(None, limit=10, bad=bad)
+
+
+@pytest.mark.parametrize("kind", list(BAD_PAGES))
+@pytest.mark.parametrize("chain", [False, True])
+async def test_a_malformed_page_is_a_pagination_error_where_the_loop_reaches_it(
+    chain: bool, kind: str
+) -> None:
+    # Unchecked, it crashed the fetch task: a bare TypeError (or AttributeError) cancelled
+    # the consumer at once, after 1 of the 20 records before the page.
+    iterator = _bad(chain, kind)
+    got: list[int] = []
+    with trio.fail_after(LIMIT), pytest.raises(errors.PaginationError) as failed:
+        async with iterator.crawl(prefetch=4) as records:
+            async for record in records:
+                got.append(record)
+                await trio.lowlevel.checkpoint()  # the fetches ahead arrive meanwhile
+    assert got == list(range(20))
+    assert type(iterator).__name__ in str(failed.value)
+    assert BAD_PAGES[kind][1] in str(failed.value)
+    assert iterator.position.page == ("20" if chain else 20)
+    assert not iterator.position.done
+
+
+@pytest.mark.parametrize("kind", list(BAD_PAGES))
+@pytest.mark.parametrize("chain", [False, True])
+async def test_a_malformed_page_fails_a_plain_walk_as_a_crawl(chain: bool, kind: str) -> None:
+    # Without a crawl the walk failed with a bare TypeError or AttributeError.
+    iterator = _bad(chain, kind)
+    got: list[int] = []
+    with trio.fail_after(LIMIT), pytest.raises(errors.PaginationError) as failed:
+        async for record in iterator:
+            got.append(record)
+    assert got == list(range(20))
+    assert BAD_PAGES[kind][1] in str(failed.value)
+
+
+@pytest.mark.parametrize("kind", ["records None", "total as text", "a dict"])
+@pytest.mark.parametrize("chain", [False, True])
+async def test_crawl_many_collects_a_malformed_page_and_finishes_the_others(
+    chain: bool, kind: str
+) -> None:
+    # The bad page's TypeError came out of the block and cancelled the healthy source.
+    got: dict[str, list[int]] = {"bad": [], "good": []}
+    # The good source stops before its own page at offset 20 (None).
+    good = BadOffsets(None, limit=10, max_items=20, bad=None)
+    sources = {"bad": _bad(chain, kind), "good": good}
+    with trio.fail_after(LIMIT):
+        async with crawl_many(sources, prefetch=4, on_error="collect") as records:
+            async for key, record in records:
+                got[key].append(record)
+    assert got == {"bad": list(range(20)), "good": list(range(20))}
+    assert records.finished == ["good"]
+    assert isinstance(records.errors["bad"], errors.PaginationError)
+    assert BAD_PAGES[kind][1] in str(records.errors["bad"])
+
+
+# ------------------------------------------------------------------ entered once
+
+
+async def test_a_crawl_block_is_entered_once() -> None:
+    # A second entry of the spent generator context manager raised a bare AttributeError.
+    iterator = BadOffsets(None, limit=10, bad=Page(list(range(20, 30)), total=50))
+    crawl = iterator.crawl(prefetch=2)
+    with trio.fail_after(LIMIT):
+        async with crawl as records:
+            async for record in records:
+                if record == 4:
+                    break
+        with pytest.raises(errors.TrestflyError, match=r"crawl\(\.\.\.\) block can be entered"):
+            async with crawl:
+                pass
+        # A new crawl goes on where the iterator stands.
+        async with iterator.crawl(prefetch=2) as records:
+            assert [record async for record in records] == list(range(5, 50))
+
+
+async def test_a_crawl_many_block_is_entered_once() -> None:
+    crawl = crawl_many({"a": BadOffsets(None, limit=10, max_items=20, bad=None)})
+    with trio.fail_after(LIMIT):
+        async with crawl as records:
+            assert [record async for _, record in records] == list(range(20))
+        with pytest.raises(errors.TrestflyError, match=r"crawl_many\(\.\.\.\) block can be"):
+            async with crawl:
+                pass

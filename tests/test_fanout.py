@@ -494,3 +494,62 @@ async def test_a_calls_interrupt_cancels_the_stream_instead_of_ending_it() -> No
                         pass
                     clean_ends += 1
     assert clean_ends == 0
+
+
+# ------------------------------------------------------------------ fn that is no async function
+
+
+def _counting(pulled: list[int]) -> Iterator[int]:
+    for n in range(100):
+        pulled.append(n)
+        yield n
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_fn_that_is_not_callable_is_refused_before_any_item(streamed: bool) -> None:
+    # Every worker failed with a bare TypeError ("'NoneType' object is not callable").
+    pulled: list[int] = []
+    async with api() as session:
+        with trio.fail_after(5), pytest.raises(errors.UnexpectedValueError, match="NoneType"):
+            if streamed:
+                async with session.map_as_completed(None, _counting(pulled)):  # type: ignore[arg-type]
+                    pass
+            else:
+                await session.map(None, _counting(pulled), limit=4)  # type: ignore[arg-type]
+    assert pulled == []
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_sync_fn_fails_as_a_call_of_fn_fails(streamed: bool) -> None:
+    # `await` of its int raised a bare TypeError; now an UnexpectedValueError naming it,
+    # raised as itself (no ExceptionGroup), the pool cancelled after that one call.
+    calls: list[int] = []
+
+    def double(n: int) -> int:
+        calls.append(n)
+        return n * 2
+
+    async with api() as session:
+        with (
+            trio.fail_after(5),
+            pytest.raises(
+                errors.UnexpectedValueError,
+                match="fn must be an async function; it returned a int",
+            ),
+        ):
+            if streamed:
+                async with session.map_as_completed(double, range(100), limit=10) as results:  # type: ignore[arg-type]
+                    async for _ in results:
+                        pass
+            else:
+                await session.map(double, range(100), limit=10)  # type: ignore[arg-type]
+    assert calls == [0]
+
+
+async def test_a_lambda_returning_a_coroutine_is_an_async_fn() -> None:
+    async def work(n: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return n + 1
+
+    async with api() as session:
+        assert await session.map(lambda n: work(n), range(5), limit=2) == [1, 2, 3, 4, 5]

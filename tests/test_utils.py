@@ -6,6 +6,7 @@ import copy
 import datetime as dt
 import re
 import uuid
+from collections.abc import Iterator, Mapping
 from types import MappingProxyType
 from typing import Any, Optional, Union
 
@@ -858,3 +859,88 @@ def test_check_names_the_parts_of_a_union_type() -> None:
         check("u", 1.5, int | str)
     with pytest.raises(RequiredParameterError, match="expected int or str"):
         check("u", None, int | str, allow_none=False)
+
+
+# --- choices kept as containers, name refused, multi-value mappings ------------------
+
+
+class _NotToCopy:
+    """Choices that answer ``in`` but must never be iterated (a huge or lazy set)."""
+
+    def __contains__(self, value: object) -> bool:
+        return value == "ok"
+
+    def __iter__(self) -> Any:
+        raise AssertionError("check() copied the choices")
+
+
+def test_check_asks_a_range_or_container_of_choices_without_copying_it() -> None:
+    # list(range(0, 2**40)) was a MemoryError.
+    assert check("offset", 5, int, choices=range(0, 2**40)) == 5
+    assert check("offset", 5, int, choices=range(0, 2**40), case="lower") == 5
+    assert check("ids", [1, 2], list, choices=range(0, 2**40)) == [1, 2]
+    with pytest.raises(UnexpectedValueError, match=r"expected one of range\(0, 1099511627776\)"):
+        check("offset", 2**40, int, choices=range(0, 2**40))
+    assert check("v", "ok", str, choices=_NotToCopy()) == "ok"  # type: ignore[arg-type]
+    with pytest.raises(UnexpectedValueError, match="v has value 'no'"):
+        check("v", "no", str, choices=_NotToCopy())  # type: ignore[arg-type]
+
+
+def test_check_choices_as_before_for_strings_sets_and_iterators() -> None:
+    # A string's characters are the choices ("ab" is no substring match).
+    with pytest.raises(UnexpectedValueError, match="v has value 'ab'"):
+        check("v", "ab", str, choices="abc")
+    # A set cannot hold a list item: refused as a choice, not a TypeError of hashing.
+    with pytest.raises(UnexpectedValueError, match=r"v has value \['a'\]"):
+        check("v", [["a"]], list, choices={"a"})
+    # A one-shot iterator is read once, for every item.
+    assert check("v", ["a", "b"], list, choices=(c for c in "ab")) == ["a", "b"]
+    # Choices to case are cased, a set's too.
+    assert check("v", "A", str, choices={"a", "b"}, case="lower") == "a"
+
+
+@pytest.mark.parametrize("name", [None, 5, b"name"])
+def test_check_refuses_a_name_that_is_not_a_string_up_front(name: Any) -> None:
+    # It failed with an AttributeError only when a value was wrong ("name.partition").
+    with pytest.raises(UnexpectedValueError, match="name must be a string"):
+        check(name, "a", str)
+    with pytest.raises(UnexpectedValueError, match="name must be a string"):
+        check(name, "a", str, regex="b")
+
+
+class _MultiItems(Mapping[str, Any]):
+    """A multidict-like mapping: ``items()`` repeats a key with each of its values."""
+
+    def __init__(self, pairs: list[tuple[str, Any]]) -> None:
+        self._pairs = pairs
+
+    def __getitem__(self, key: str) -> Any:
+        return next(value for name, value in self._pairs if name == key)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(dict.fromkeys(name for name, _ in self._pairs))
+
+    def __len__(self) -> int:
+        return len(dict.fromkeys(name for name, _ in self._pairs))
+
+    def items(self) -> Any:
+        return list(self._pairs)
+
+
+def test_redact_values_keeps_every_value_of_a_repeated_key() -> None:
+    # QueryParams.items() gives one value per key: ids 2 and 3 were dropped.
+    params = httpx.QueryParams("ids=1&ids=2&ids=3&token=s3cret&token=t2&one=x")
+    assert redact_values(params, ["token"]) == {
+        "ids": ["1", "2", "3"],
+        "token": "REDACTED",
+        "one": "x",
+    }
+    headers = httpx.Headers([("Set-Cookie", "a=1"), ("Set-Cookie", "b=2"), ("Authorization", "x")])
+    assert redact_values(headers, ["Authorization"]) == {
+        "set-cookie": ["a=1", "b=2"],
+        "authorization": "REDACTED",
+    }
+    multi = _MultiItems([("q", {"token": "s"}), ("q", 2), ("token", "s"), ("token", "t")])
+    assert redact_values({"params": multi}, "token") == {
+        "params": {"q": [{"token": "REDACTED"}, 2], "token": "REDACTED"}
+    }

@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
+from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 import trio
@@ -29,6 +31,7 @@ from ._iterator import stopped_page_fetch
 from ._pages import (
     PaginationError,
     Request,
+    checked_page,
     known_last_page,
     last_page_index,
     may_request,
@@ -38,9 +41,17 @@ from .errors import TrestflyError, UnexpectedValueError
 if TYPE_CHECKING:
     from ._paginators import PagedIterator
 
-__all__ = ["MergedRecords", "OnError", "PageFeed", "Records", "crawl_many", "open_crawl"]
+__all__ = [
+    "MergedRecords",
+    "OnError",
+    "PageFeed",
+    "Records",
+    "crawl_many",
+    "open_crawl",
+]
 
 K = TypeVar("K")
+T = TypeVar("T")
 #: What :func:`crawl_many` does when a source fails.
 OnError = Literal["cancel", "collect"]
 
@@ -217,7 +228,13 @@ class PageFeed:
         try:
             with slot.scope:
                 try:
-                    slot.page = await self._it._fetch(slot.request.address)
+                    address = slot.request.address
+                    # Checked here, in the try: a malformed page must be this page's
+                    # failure (raised in order, collected by crawl_many), not a crash of
+                    # _arrived below that cancels the consumer at once.
+                    slot.page = checked_page(
+                        await self._it._fetch(address), self._it._fetch_site(address)
+                    )
                 except StopAsyncIteration as stop:
                     slot.error = stopped_page_fetch("_fetch()", stop)
                 except Exception as error:
@@ -404,9 +421,45 @@ def _reraise_unwrapped(group: BaseExceptionGroup[BaseException]) -> None:
     raise_single_error(group)
 
 
-@asynccontextmanager
-async def open_crawl(iterator: PagedIterator, *, prefetch: int) -> AsyncIterator[Records]:
+class _EnteredOnce(AbstractAsyncContextManager[T], Generic[T]):
+    """A crawl's ``async with``, which may be entered once, as a map_as_completed's.
+
+    The crawl itself is an ``@asynccontextmanager`` (its nursery is sound whatever is
+    raised), made on entry: entered a second time, the spent generator context manager
+    raised a bare AttributeError ("no attribute 'args'").
+    """
+
+    def __init__(self, what: str, opener: Callable[[], AbstractAsyncContextManager[T]]) -> None:
+        self._what = what
+        self._opener = opener
+        self._entered: AbstractAsyncContextManager[T] | None = None
+
+    async def __aenter__(self) -> T:
+        if self._entered is not None:
+            raise TrestflyError(
+                f"a {self._what}(...) block can be entered only once: call {self._what}() "
+                "again for another (an iterator goes on from its position)"
+            )
+        self._entered = self._opener()
+        return await self._entered.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._entered is not None
+        return await self._entered.__aexit__(exc_type, exc, traceback)
+
+
+def open_crawl(iterator: PagedIterator, *, prefetch: int) -> AbstractAsyncContextManager[Records]:
     """Crawl one iterator with pages fetched ahead (see ``PagedIterator.crawl``)."""
+    return _EnteredOnce("crawl", partial(_open_crawl, iterator, prefetch=prefetch))
+
+
+@asynccontextmanager
+async def _open_crawl(iterator: PagedIterator, *, prefetch: int) -> AsyncIterator[Records]:
     _check_prefetch(prefetch)
     iterator._claim()
     try:
@@ -608,14 +661,13 @@ def _check_sources(iterators: object) -> None:
         )
 
 
-@asynccontextmanager
-async def crawl_many(
+def crawl_many(
     iterators: Mapping[K, PagedIterator],
     *,
     limit: int = 4,
     prefetch: int = 1,
     on_error: OnError = "cancel",
-) -> AsyncIterator[MergedRecords[K]]:
+) -> AbstractAsyncContextManager[MergedRecords[K]]:
     """Crawl many collections at once and merge their records as they arrive::
 
         async with crawl_many({"users": users, "groups": groups}, limit=4) as records:
@@ -642,13 +694,29 @@ async def crawl_many(
     Raises:
         UnexpectedValueError: a bad ``limit``, ``prefetch`` or ``on_error``, or the same
             iterator twice.
-        TrestflyError: an iterator is already being walked.
+        TrestflyError: an iterator is already being walked, or the object is entered
+            a second time (call ``crawl_many`` again for another crawl).
 
     Leaving the block (at the end, by ``break``, an exception or a cancellation) stops
     every fetch at once.
 
     .. versionadded:: 0.1.0
     """
+    return _EnteredOnce(
+        "crawl_many",
+        partial(_crawl_many, iterators, limit=limit, prefetch=prefetch, on_error=on_error),
+    )
+
+
+@asynccontextmanager
+async def _crawl_many(
+    iterators: Mapping[K, PagedIterator],
+    *,
+    limit: int,
+    prefetch: int,
+    on_error: OnError,
+) -> AsyncIterator[MergedRecords[K]]:
+    """The crawl of :func:`crawl_many`, made when its block is entered."""
     _check_limit("limit", limit)
     _check_prefetch(prefetch)
     if on_error not in ("cancel", "collect"):

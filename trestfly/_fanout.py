@@ -8,6 +8,7 @@ a fan-out either returns every result or raises.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from types import TracebackType
@@ -27,6 +28,31 @@ def _check_limit(name: str, value: int) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise UnexpectedValueError(f"{name} must be an integer >= 1, got {value!r}")
     return value
+
+
+def _check_fn(fn: object) -> None:
+    """Refuse a ``fn`` that is not callable before any worker starts (each failed with
+    a bare TypeError, "'NoneType' object is not callable")."""
+    if not callable(fn):
+        raise UnexpectedValueError(
+            f"fn must be an async function (a callable), got a {type(fn).__name__}"
+        )
+
+
+def _awaited(result: Awaitable[R]) -> Awaitable[R]:
+    """``result`` of a call of fn, or UnexpectedValueError when it is no awaitable.
+
+    A sync ``fn`` cannot be told from an async one before it is called (a lambda or a
+    partial returning a coroutine is fine), so it is caught on its first result: that
+    call ran, and its result is lost.  Raised in the worker, the error is a failure of
+    fn like any other: it cancels the pool and comes out as itself, where ``await``
+    raised a bare TypeError ("object int can't be used in 'await' expression").
+    """
+    if not inspect.isawaitable(result):
+        raise UnexpectedValueError(
+            f"fn must be an async function; it returned a {type(result).__name__}"
+        )
+    return result
 
 
 def _iterate(items: Iterable[T]) -> Iterator[T]:
@@ -151,6 +177,7 @@ async def map_ordered(
 ) -> list[R]:
     """``[await fn(item) for item in items]``, ``limit`` at a time, results in item order."""
     _check_limit("limit", limit)
+    _check_fn(fn)
     results: list[Any] = []
     source = _iterate(items)
     failure = _FirstFailure()
@@ -172,7 +199,7 @@ async def map_ordered(
                         await trio.lowlevel.checkpoint_if_cancelled()
                         index = len(results)
                         results.append(_PENDING)
-                        results[index] = await fn(item)
+                        results[index] = await _awaited(fn(item))
                 except Exception as error:
                     failure.record(error)
 
@@ -244,6 +271,7 @@ async def _worker_pool(
     """The workers of a :class:`CompletedMap`, in a nursery; a failure is recorded in
     ``failure``, never raised from here (see CompletedMap)."""
     _check_limit("limit", limit)
+    _check_fn(fn)
     if isinstance(buffer, bool) or not isinstance(buffer, int) or buffer < 0:
         raise UnexpectedValueError(f"buffer must be an integer >= 0, got {buffer!r}")
     send, receive = trio.open_memory_channel[tuple[T, R]](buffer)
@@ -267,7 +295,7 @@ async def _worker_pool(
                             # As in map(): a call that never checkpoints would run for one
                             # more item per worker after a failure or a cancellation.
                             await trio.lowlevel.checkpoint_if_cancelled()
-                            result = await fn(item)
+                            result = await _awaited(fn(item))
                             try:
                                 await send.send((item, result))
                             except trio.BrokenResourceError:

@@ -22,6 +22,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 
 import httpx
 
+from ._iterator import is_count
 from .errors import PaginationError
 
 __all__ = [
@@ -38,6 +39,7 @@ __all__ = [
     "Scheme",
     "Verdict",
     "as_count",
+    "checked_page",
     "extract",
     "find_link",
     "judge_page",
@@ -369,6 +371,39 @@ class Page:
     total: int | None = None
     total_pages: int | None = None
     next: str | None = None
+
+
+def checked_page(page: object, where: str) -> Page:
+    """``page``, as a ``_fetch`` (named by ``where``) returned it, if a walk can use it.
+
+    The built-in ``_fetch`` makes pages through ``_page_from``, which checks them; an
+    override may return anything.  Unchecked, ``Page(records=None)``, a total as a
+    string or a dict failed with a bare TypeError or AttributeError deep in the walk
+    (in a crawl, in its fetch task: the consumer was cancelled at once, the records
+    before that page lost, and ``on_error="collect"`` never saw it).
+
+    Raises:
+        PaginationError: ``page`` is not a :class:`Page`, its records are not a
+            sequence, or its ``total`` or ``total_pages`` is not a count (an integer >=
+            0) or None; naming ``where`` and what is wrong.
+    """
+    if not isinstance(page, Page):
+        raise PaginationError(f"{where} returned a {type(page).__name__}, expected a Page")
+    records = page.records
+    # As _page_from refuses them: a string is a sequence, of characters.
+    if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
+        raise PaginationError(
+            f"{where} returned a Page whose records are a {type(records).__name__}, "
+            "expected a sequence (a list)"
+        )
+    for field in ("total", "total_pages"):
+        value = getattr(page, field)
+        if value is not None and not is_count(value):
+            raise PaginationError(
+                f"{where} returned a Page whose {field} is {value!r}, expected a count "
+                "(an integer >= 0) or None"
+            )
+    return page
 
 
 @dataclass(frozen=True, slots=True)

@@ -52,6 +52,7 @@ from ._pages import (
     Scheme,
     Verdict,
     as_count,
+    checked_page,
     extract,
     find_link,
     judge_page,
@@ -600,7 +601,12 @@ class PagedIterator(APIIterator):
             return
         self._check_failure()
         self._mark_started()
-        self._accept(request, await self._fetch(request.address))
+        page = await self._fetch(request.address)
+        self._accept(request, checked_page(page, self._fetch_site(request.address)))
+
+    def _fetch_site(self, address: Address) -> str:
+        """``_fetch(address)`` as messages name it (see checked_page)."""
+        return f"{type(self).__name__}._fetch({self._shown_address(address)!r})"
 
     async def __anext__(self) -> Any:
         self._claim()

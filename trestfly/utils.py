@@ -11,7 +11,7 @@ import ipaddress
 import re
 import types
 import typing
-from collections.abc import Callable, Collection, Hashable, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Hashable, Iterable, Mapping
 from types import MappingProxyType
 from typing import Any, Literal, TypeAlias, TypeVar
 from urllib.parse import urlparse
@@ -277,6 +277,13 @@ def redact_values(obj: Any, keys: Iterable[str] | None = None, value: Any = "RED
     ``None`` (the default, as in RESTfly) is none.  A container met again inside itself
     becomes ``"<cycle>"``, so logging cannot fail.
 
+    A multi-value mapping keeps every value: a key given more than once (by
+    ``multi_items()``, as in ``httpx.QueryParams`` and ``httpx.Headers``, or repeated by
+    ``items()``) maps to the list of its values, in order, and a key in ``keys`` to
+    ``value`` once.  ``httpx.QueryParams("ids=1&ids=2")`` gives ``{"ids": ["1", "2"]}``
+    (``items()`` gives one value per key), and two ``Set-Cookie`` headers a list of two
+    (``items()`` joins them with a comma).
+
     Raises:
         UnexpectedValueError: ``keys`` is neither a string, an iterable of them, nor None
             (bytes included: ``b"token"`` is an iterable of integers); or ``obj`` nests
@@ -325,6 +332,43 @@ def redact_matching(obj: Any, is_hidden: Callable[[Any], bool], value: Any) -> A
     return _redact(obj, is_hidden, value, set(), is_hidden)
 
 
+def _redact_mapping(
+    obj: Mapping[Any, Any],
+    is_hidden: Callable[[Any], bool],
+    value: Any,
+    path: set[int],
+    header_hides: Callable[[Any], bool],
+) -> dict[Any, Any]:
+    """:func:`_redact` of a mapping, every value of a repeated key kept (in a list)."""
+    hides = header_hides if isinstance(obj, httpx.Headers) else is_hidden
+    redacted: dict[Any, Any] = {}
+    repeated: set[Any] = set()
+    for key, item in _pairs(obj):
+        if hides(key):
+            redacted[key] = value  # once, however many values the key has
+            continue
+        shown = _redact(item, is_hidden, value, path, header_hides)
+        if key not in redacted:
+            redacted[key] = shown
+        else:
+            if key not in repeated:
+                repeated.add(key)
+                redacted[key] = [redacted[key]]
+            redacted[key].append(shown)
+    return redacted
+
+
+def _pairs(mapping: Mapping[Any, Any]) -> Iterable[tuple[Any, Any]]:
+    """Every (key, value) pair of ``mapping``, a repeated key's every value included:
+    the ``items()`` of an ``httpx.QueryParams`` give one value per key ("ids=1&ids=2"
+    logged as ``{'ids': '1'}``), those of an ``httpx.Headers`` join them with commas."""
+    multi_items = getattr(mapping, "multi_items", None)
+    if callable(multi_items):
+        pairs: Iterable[tuple[Any, Any]] = multi_items()
+        return pairs
+    return mapping.items()
+
+
 def _redact(
     obj: Any,
     is_hidden: Callable[[Any], bool],
@@ -339,11 +383,7 @@ def _redact(
     path.add(id(obj))
     try:
         if isinstance(obj, Mapping):
-            hides = header_hides if isinstance(obj, httpx.Headers) else is_hidden
-            return {
-                key: value if hides(key) else _redact(item, is_hidden, value, path, header_hides)
-                for key, item in obj.items()
-            }
+            return _redact_mapping(obj, is_hidden, value, path, header_hides)
         items = [_redact(item, is_hidden, value, path, header_hides) for item in obj]
         return tuple(items) if isinstance(obj, tuple) else items
     finally:
@@ -515,7 +555,8 @@ def check(
             matching that pattern), or ``"datetime"`` / ``"date"``.  ``bool`` never
             satisfies ``int``.  Dates also come as ISO 8601 strings, datetimes as POSIX
             timestamps (UTC).
-        choices: the allowed values.
+        choices: the allowed values: a container is asked with ``in``, not copied
+            (``range(0, 2**40)`` costs nothing); an iterator is read once.
         default: returned, not validated, when ``obj`` is ``None``.
         case: ``"lower"`` or ``"upper"``, applied to a string, and to the string items
             of a list or a tuple.
@@ -535,7 +576,8 @@ def check(
             unknown ``pattern``, ``case`` or type name, an ``expected_type`` or
             ``items_type`` that is no type (``0``, ``()``), a ``regex`` (or pattern) that
             does not compile, ``choices`` that are not iterable, a ``pattern_map`` that is
-            not a mapping (all even when ``obj`` is ``None``).
+            not a mapping (all even when ``obj`` is ``None``); a ``name`` that is not a
+            string.
         RequiredParameterError: ``obj`` is ``None`` and ``allow_none`` is ``False``.
 
     Differences from RESTfly: explicit keyword-only keywords (a misspelt one is a
@@ -553,6 +595,10 @@ def check(
 
     .. versionadded:: 0.1.0
     """
+    if not isinstance(name, str):
+        # Quoted by every error: a non-string failed with an AttributeError, and only
+        # when the value was wrong, so the bad call passed every test with good values.
+        raise UnexpectedValueError(f"check: name must be a string, got {type(name).__name__}")
     types, implied = _resolve(name, expected_type, "expected_type")
     # "is not None", not truth: items_type=0, "" or () was silently no items_type, where
     # an items_type that is no type is documented to raise.
@@ -582,10 +628,9 @@ def check(
     if regex is not None:
         compiled = _regex(name, f"regex {regex!r}", regex)
         matchers.append((repr(compiled.pattern), compiled))
-    allowed = None if choices is None else list(choices)
+    allowed = None if choices is None else _allowed(choices, case)
     if case is not None:
         obj, default = _cased(obj, case), _cased(default, case)
-        allowed = None if allowed is None else force_case(allowed, case)
 
     if obj is None:
         if allow_none:
@@ -603,7 +648,7 @@ def check(
 
     values = obj if isinstance(obj, list | tuple) else [obj]
     for value in values:
-        if allowed is not None and value not in allowed:
+        if allowed is not None and not _allows(allowed, value):
             raise UnexpectedValueError(
                 f"{name} has value {_shown(name, value)}, expected one of {_short(allowed)}"
             )
@@ -613,6 +658,32 @@ def check(
                     f"{name} has value {_shown(name, value)}, expected a match of pattern {label}"
                 )
     return obj
+
+
+def _allowed(choices: Iterable[Any], case: Case | None) -> Iterable[Any]:
+    """check()'s ``choices`` as it tests them: a container (a ``range`` above all) as it
+    is, since ``list(range(0, 2**40))`` was a MemoryError and ``in`` needs no copy.
+
+    Copied to a list: a one-shot iterator (tested once per item), a string (``in`` of
+    a string finds substrings; its characters are the choices, as in RESTfly), and
+    choices to case (a ``range`` holds no string to case).
+    """
+    if isinstance(choices, range) or (
+        case is None and isinstance(choices, Container) and not isinstance(choices, str | bytes)
+    ):
+        return choices
+    listed = list(choices)
+    return listed if case is None else force_case(listed, case)
+
+
+def _allows(allowed: Iterable[Any], value: Any) -> bool:
+    """Whether ``value`` is one of ``allowed`` (see _allowed)."""
+    try:
+        return value in allowed
+    except TypeError:
+        # A set or a dict cannot hold an unhashable value (a list item), but asking
+        # raises: compared one by one, as the list the choices used to become was.
+        return any(value == choice for choice in allowed)
 
 
 def _matches(spec: PatternSpec, value: str) -> bool:
