@@ -3,7 +3,14 @@
 import pytest
 
 from trestfly._safe_url import is_secret_name, safe_url
-from trestfly._urls import build_url, check_base_path, check_url, is_absolute, join_path
+from trestfly._urls import (
+    build_url,
+    check_base_path,
+    check_url,
+    is_absolute,
+    join_path,
+    with_params_in_query,
+)
 from trestfly.errors import UnexpectedValueError
 from trestfly.utils import check
 
@@ -250,3 +257,26 @@ def test_bracketed_credential_names_are_secret(name: str) -> None:
 @pytest.mark.parametrize("name", ["filter[name]", "sort[key_order]", "ids[]", "[]"])
 def test_bracketed_other_names_stay_visible(name: str) -> None:
     assert not is_secret_name(name)
+
+
+@pytest.mark.parametrize(
+    ("url", "params", "expected"),
+    [
+        # Encoded again by httpx: ?expand=, a=1%3Bb%3D2 (one value), fields=a%2Cb.
+        ("http://h/x?expand", {"page": 2}, "http://h/x?expand&page=2"),
+        ("http://h/x?a=1;b=2", {"page": 2}, "http://h/x?a=1;b=2&page=2"),
+        ("http://h/x?fields=a,b&ids[]=1", {"page": 2}, "http://h/x?fields=a,b&ids[]=1&page=2"),
+        ("http://h/x?q=a%20b", [("q", "c d")], "http://h/x?q=c+d"),  # params' value wins
+        ("http://h/x?page=1&q=x", {"page": 2}, "http://h/x?q=x&page=2"),
+        ("http://h/x?a+b=1", {"a b": 2}, "http://h/x?a+b=2"),  # "+" is a space in a name
+        ("http://h/x?a=1", {}, "http://h/x?a=1"),
+        ("http://h/x?", {"page": 2}, "http://h/x?page=2"),
+        ("http://h/x?a=1#top", {"page": 2}, "http://h/x?a=1&page=2#top"),
+    ],
+)
+def test_params_join_the_query_as_written(url: str, params: object, expected: str) -> None:
+    assert with_params_in_query(url, params) == expected
+
+
+def test_params_httpx_cannot_read_are_left_to_httpx() -> None:
+    assert with_params_in_query("http://h/x?a=1", 5) is None

@@ -964,6 +964,15 @@ async def test_none_fields_of_params_and_data_are_not_sent() -> None:
     assert request.content == b"a=1"
 
 
+async def test_a_query_written_in_the_path_is_sent_as_written_beside_params() -> None:
+    # Merged by httpx it was encoded again: ?expand= and a=1%3Bb%3D2 (one value, not two).
+    with respx.mock as mock:
+        route = mock.get(url__startswith=f"{URL}/v1/search").respond(200)
+        async with API() as api:
+            await api.get("search?expand&a=1;b=2&page=1", params={"page": 2})
+    assert route.calls.last.request.url.query == b"expand&a=1;b=2&page=2"
+
+
 async def test_an_endpoint_path_with_a_query_takes_no_path_after_it() -> None:
     # "users?active=1" + "42" went to GET /users with active=1/42: another resource.
     class Active(APIEndpoint):

@@ -58,7 +58,7 @@ from ._redact import is_restricted
 from ._retry_after import parse_retry_after
 from ._stats import RetryRecord
 from ._throttle import closes_gate, is_throttle
-from ._urls import with_path_query
+from ._urls import with_params_in_query, with_path_query
 
 if TYPE_CHECKING:
     from ._session import TrioAPISession
@@ -169,24 +169,31 @@ class Call:
             raise
         options, request_kwargs = resolve(api._defaults, self._kwargs)
         url, origin = api._url_for(self._path, options.use_base)
-        if request_kwargs.get("params") is not None or (session.params and "?" in url):
-            # A client's own default params count too: httpx merges them in and
-            # replaced the URL's query (a next link's page=2) with the result.
-            request_kwargs["params"] = with_path_query(url, request_kwargs.get("params") or {})
+        sent_url = url
+        params = request_kwargs.get("params")
+        if session.params and (params is not None or "?" in url):
+            # A client's own default params: httpx merges them in and replaced the URL's
+            # query (a next link's page=2) with the result, so it is given all of it.
+            request_kwargs["params"] = with_path_query(url, params or {})
+        elif params is not None and "?" in url:
+            # The params join the query as it is written (see with_params_in_query).
+            merged = with_params_in_query(url, params)
+            if merged is not None:
+                sent_url, request_kwargs["params"] = merged, None
         request_kwargs.setdefault("follow_redirects", api._follow_redirects)
         if api._per_request_headers is not None:
             request_kwargs["headers"] = self._with_user_agent(
                 url, options, request_kwargs.get("headers")
             )
         if request_log.isEnabledFor(logging.DEBUG):
-            log_attempt(method, url, self._retries_done + 1, request_kwargs, options)
+            log_attempt(method, sent_url, self._retries_done + 1, request_kwargs, options)
         gate = api._gate_for(origin)
 
         outcome = _Outcome(options, url, gate)
         self._client = None
         try:
             response, outcome.hint, outcome.throttled, outcome.stale = await self._send_once(
-                gate, url, request_kwargs, options.redact_fields
+                gate, sent_url, request_kwargs, options.redact_fields
             )
             outcome.response = response
             if response.history and is_restricted(url, options.restricted_paths):

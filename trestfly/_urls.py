@@ -9,6 +9,7 @@ route ``/items`` and ``/items/`` differently.
 from __future__ import annotations
 
 import re
+from urllib.parse import unquote_plus
 
 import httpx
 
@@ -65,6 +66,33 @@ def with_path_query(url: str, params: object) -> object:
         return httpx.URL(url).params.merge(params)  # type: ignore[arg-type]
     except (TypeError, ValueError, AttributeError):  # httpx's own, for params=5
         return params
+
+
+def with_params_in_query(url: str, params: object) -> str | None:
+    """``url`` with ``params`` added to the query written in it, that query kept as it
+    is written (a pair whose name ``params`` also has is left out: ``params`` wins); or
+    None when httpx cannot read ``params`` (for httpx to refuse, and us to name).
+
+    Merged by httpx (:func:`with_path_query`), the written query was encoded again:
+    ``?expand`` went out as ``?expand=``, ``a=1;b=2`` as ``a=1%3Bb%3D2`` (one value, no
+    longer two), ``fields=a,b`` as ``fields=a%2Cb``.  requests kept it as written.
+    """
+    try:
+        added = httpx.QueryParams(params)  # type: ignore[arg-type]
+    except (TypeError, ValueError, AttributeError):
+        return None
+    base, hash_mark, fragment = url.partition("#")
+    path, _, query = base.partition("?")
+    names = set(added.keys())
+    kept = [pair for pair in query.split("&") if pair and _pair_name(pair) not in names]
+    if added:
+        kept.append(str(added))
+    return path + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
+
+
+def _pair_name(pair: str) -> str:
+    """The name of a written ``name=value`` pair, as httpx reads it (``+`` a space)."""
+    return unquote_plus(pair.partition("=")[0])
 
 
 def check_not_other_scheme(path: str) -> None:
