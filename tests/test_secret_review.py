@@ -204,7 +204,16 @@ def test_restricted_path_naming_its_extension_matches_only_it() -> None:
 
 @pytest.mark.parametrize(
     "name",
-    ["auth_key", "license_key", "pass", "pin", "sessionkey", "session_key", "device_code"],
+    [
+        "auth_key",
+        "license_key",
+        "pass",
+        "pin",
+        "sessionkey",
+        "session_key",
+        "device_code",
+        "bearer",
+    ],
 )
 def test_secret_names_in_urls_and_bodies(name: str) -> None:
     assert is_secret_name(name)

@@ -27,6 +27,7 @@ SECRET_PARAMS: frozenset[str] = frozenset(
         "assertion",  # OAuth's JWT bearer grant (RFC 7523)
         "auth",
         "authorization",
+        "bearer",  # {"bearer": "..."}: the token of an Authorization: Bearer header
         "client_secret",
         "code_verifier",  # OAuth's PKCE (RFC 7636)
         "device_code",  # OAuth's device grant (RFC 8628): what the client polls with
