@@ -53,6 +53,7 @@ from ._hook_keywords import (
     check_unexpected_keywords,
     class_shortcuts,
 )
+from ._lifecycle import Opening, changed_settings, read_settings
 from ._options import (
     CallOptions,
     box_options,
@@ -110,67 +111,6 @@ async def _close_all(clients: list[httpx.AsyncClient]) -> None:
             except BaseException:
                 await _close_all(clients[index + 1 :])
                 raise
-
-
-#: Settings the constructor reads into the call defaults, the error map, the throttle,
-#: the limiter and the User-Agent: assigned later, they changed nothing.
-_READ_AT_CONSTRUCTION = (
-    "_box",
-    "_box_attrs",
-    "_conv_json",
-    "_error_map",
-    "_base_error_map",
-    "_retry_statuses",
-    "_retry_on",
-    "_restricted_paths",
-    "_max_concurrency",
-    "_rate_limit",
-    "_burst",
-    "_adaptive",
-    "_throttle",
-    "_retry_budget",
-    "_vendor",
-    "_product",
-    "_build",
-    "_lib_name",
-    "_lib_version",
-)
-
-
-def _same(value: object, read: object) -> bool:
-    """Whether a setting still holds what was read (the same object, or an equal one:
-    assigning the value it had changes nothing)."""
-    if value is read:
-        return True
-    try:
-        return bool(value == read)
-    except Exception:  # an __eq__ that fails: not the same
-        return False
-
-
-class _Opening:
-    """The task entering a session, and the nurseries it had open before: a task
-    started in one of those (a worker beside the ``async with``) is not part of the
-    opening, one started in a nursery opened since (by ``_authenticate``) is."""
-
-    __slots__ = ("nurseries_before", "task")
-
-    def __init__(self) -> None:
-        self.task = trio.lowlevel.current_task()
-        self.nurseries_before = tuple(self.task.child_nurseries)
-
-    def includes(self, task: trio.lowlevel.Task) -> bool:
-        current: trio.lowlevel.Task | None = task
-        while current is not None:
-            if current is self.task:
-                return True
-            nursery = current.parent_nursery
-            if nursery is None:
-                return False
-            if nursery.parent_task is self.task:
-                return not any(nursery is before for before in self.nurseries_before)
-            current = nursery.parent_task
-        return False
 
 
 class TrioAPISession:
@@ -476,7 +416,7 @@ class TrioAPISession:
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
         self._entered = False
         # The entering task, until __aenter__ returns (see _session).
-        self._opening: _Opening | None = None
+        self._opening: Opening | None = None
         self._trio_run: trio.lowlevel.TrioToken | None = None  # the run it was opened in
         self._rng = random.Random()
         self._gates: dict[str, OriginGate] = {}
@@ -491,17 +431,13 @@ class TrioAPISession:
         # The Trio time of the last attempt or leaving: what `stats` compares the gates
         # and the budget with when read outside trio.run (see _current_time_or).
         self._last_seen = 0.0
-        self._settings_read = {name: getattr(self, name) for name in _READ_AT_CONSTRUCTION}
+        self._settings_read = read_settings(self)
 
     def _check_settings_unchanged(self, when: str) -> None:
         """Refuse a setting read at construction and assigned since (RESTfly's
         ``self._box = True`` after ``super().__init__()``): it was ignored silently,
         the calls returning Responses and the error map not applied."""
-        changed = [
-            name
-            for name, value in self._settings_read.items()
-            if not _same(getattr(self, name), value)
-        ]
+        changed = changed_settings(self, self._settings_read)
         if changed:
             raise errors.UnexpectedValueError(
                 f"{type(self).__name__}: {', '.join(changed)} changed {when}, but "
@@ -703,7 +639,7 @@ class TrioAPISession:
             self._start_run_state(run)
         self._check_settings_unchanged("after __init__()")
         self._entered = True
-        self._opening = _Opening()
+        self._opening = Opening()
         try:
             # Inside the try: an override that fails after super() built the client
             # must not leave that client open, nor the session usable outside its block.
