@@ -871,8 +871,15 @@ class LinkIterator(PagedIterator):
     rel: str = "next"
     allow_cross_origin: bool = False
 
-    def __init__(self, api: Any, **options: Any) -> None:
-        super().__init__(api, **options)
+    def __init__(
+        self,
+        api: Any,
+        *,
+        position: Position | None = None,
+        progress: ProgressCallback | None = None,
+        **options: Any,
+    ) -> None:
+        super().__init__(api, position=position, progress=progress, **options)
         # The URL the first page was served from (its address is None), once fetched.
         self._first_url: str | None = None
         # The origin next links must share: the collection's, read when the walk starts

@@ -289,9 +289,10 @@ class TrioAPISession:
         self._build: str = pick(build, "_build")
         self._lib_name: str = pick(lib_name, "_lib_name")
         self._lib_version: str = pick(lib_version, "_lib_version")
-        self._restricted_paths: frozenset[str] = check_restricted_paths(
-            pick(restricted_paths, "_restricted_paths")
-        )
+        # Not re-annotated as frozensets: pyright took the narrower type for the class
+        # attribute too, and refused an SDK's `_restricted_paths = ("oauth/token",)`.
+        restricted = check_restricted_paths(pick(restricted_paths, "_restricted_paths"))
+        self._restricted_paths = restricted
         self._error_map: Mapping[int, type[errors.APIError]] = check_error_map(
             "error_map", pick(error_map, "_error_map")
         )
@@ -375,10 +376,11 @@ class TrioAPISession:
         self._coordination = coordination
         self._owns_coordination = False
 
-        self._retry_statuses: frozenset[int] = status_codes(
+        retried = status_codes(
             pick(retry_statuses, "_retry_statuses"),
             "retry_statuses" if retry_statuses is not None else "_retry_statuses",
         )
+        self._retry_statuses = retried
         self._status_errors: Mapping[int, type[errors.APIError]] = MappingProxyType(
             {**self._base_error_map, **self._error_map}
         )
@@ -387,13 +389,13 @@ class TrioAPISession:
             box=self._box,
             box_attrs=MappingProxyType(dict(self._box_attrs)),
             conv_json=self._conv_json,
-            retry_statuses=self._retry_statuses | session_retry_on,
+            retry_statuses=retried | session_retry_on,
             retry_on=session_retry_on,
             use_base=True,
             redact_fields=(),
             redact_value="REDACTED",
             deadline=None,
-            restricted_paths=self._restricted_paths,
+            restricted_paths=restricted,
         )
 
         check_required_hook_keywords(self, TrioAPISession, kwargs)
