@@ -111,8 +111,12 @@ def test_json_in_a_declared_non_unicode_charset_is_decoded_with_it(charset: str)
     assert convert_response(response, box=False, box_attrs={}, conv_json=True) == {"name": "José"}
 
 
-@pytest.mark.parametrize("charset", ["utf-8", "us-ascii", "no-such-charset", None])
+@pytest.mark.parametrize(
+    "charset", ["utf-8", "us-ascii", "no-such-charset", "base64", "zlib", None]
+)
 def test_json_declared_unicode_ascii_or_unknown_is_read_as_utf8(charset: str | None) -> None:
+    # base64 and zlib are codecs but no text encodings: bytes.decode() raised a bare
+    # LookupError for a 200 whose server named one.
     content_type = "application/json" + (f"; charset={charset}" if charset else "")
     response = httpx.Response(
         200,

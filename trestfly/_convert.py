@@ -50,7 +50,12 @@ def _declared_text(response: httpx.Response) -> str | None:
         return None
     if name.startswith("utf") or name == "ascii":
         return None
-    return response.content.decode(name)
+    try:
+        return response.content.decode(name)
+    except LookupError:
+        # A codec but no text encoding ("charset=base64", "hex", "zlib"): ignored as an
+        # unknown one is; bytes.decode() refused it with a bare LookupError.
+        return None
 
 
 def parse_json(response: httpx.Response, show_url: ShowUrl | None = None) -> Any:

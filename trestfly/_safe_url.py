@@ -9,7 +9,7 @@ query parameters that are credentials by name, nor those the caller listed in
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Iterator
 from typing import Any
 
 import httpx
@@ -104,7 +104,7 @@ _NO_PLURAL: frozenset[str] = frozenset({"key", "pin"})
 #: ``X-`` in front, a version or digest size behind (``X-OTP``, ``X-Api-Key-V2``,
 #: ``X-Hub-Signature-256``).  Both rules (query names and header names) strip them, so
 #: a name is secret in a header exactly when it is in a query.
-_WRAPPING = re.compile(r"^x[-_](?=.)|(?<=.)[-_]v?\d+$")
+_WRAPPING = re.compile(r"^x[-_](?=.)|(?<=.)[-_]v?\d+$", re.IGNORECASE)
 
 #: OAuth's authorization code is a credential only beside these (RFC 6749): in the
 #: token request (``grant_type=authorization_code``, 4.1.3) and in the authorization
@@ -146,6 +146,16 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
         name = name.decode("latin-1")
     if not isinstance(name, str):
         return False
+    if _names_credential(name, extra):
+        return True
+    # Once, not again on what is left: a server's "x-x-x-...-a" (its redirect's query
+    # reaches here) recursed until a RecursionError.
+    bare = _WRAPPING.sub("", name)
+    return bare != name and _names_credential(bare, extra)
+
+
+def _names_credential(name: str, extra: Collection[str]) -> bool:
+    """is_secret_name of ``name`` as it is, its wrapping left on."""
     lowered = name.lower()
     if lowered in SECRET_PARAMS or lowered in extra:
         return True
@@ -167,10 +177,8 @@ def is_secret_name(name: object, extra: Collection[str] = ()) -> bool:
         # PHP/Rails-style names: access_token[] and filter[api_key] are the credential's
         # own names with brackets around them or after them.
         parts = [part for part in _BRACKETS.split(lowered) if part]
-        if any(is_secret_name(part, extra) for part in parts):
-            return True
-    bare = _WRAPPING.sub("", lowered)
-    return bare != lowered and is_secret_name(bare, extra)
+        return any(is_secret_name(part, extra) for part in parts)
+    return False
 
 
 def context_names(pairs: Iterable[tuple[Any, Any]]) -> frozenset[str]:
@@ -221,14 +229,23 @@ def _redacted(
     HTML 4 advice): ``?a=1;token=...`` sent a token that httpx read as part of ``a``'s
     value.  So for redaction ";" separates pairs as well (see _cut_at_secret)."""
     pairs = params.multi_items()
-    extra = {*extra, *context_names(pairs)}
+    extra = {*extra, *context_names(_split_at_semicolons(pairs))}
     safe = [(key, _safe_value(key, value, extra, redact_value)) for key, value in pairs]
     return None if safe == pairs else safe
 
 
+def _split_at_semicolons(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
+    """``pairs`` as a server splitting at ";" too reads them: the context of an OAuth
+    ``code`` (see context_names) may be in a part httpx reads as another's value."""
+    for key, value in pairs:
+        for piece in f"{key}={value}".split(";"):
+            name, _, text = piece.partition("=")
+            yield name.strip(), text
+
+
 def _safe_value(key: str, value: str, extra: Collection[str], redact_value: str) -> str:
     # A name with ";" in it ("a;key" of "?a;key=...") is, split at ";", its last part's.
-    last = key.rpartition(";")[2]
+    last = key.rpartition(";")[2].strip()  # "a; key": spaces around names, as below
     if is_secret_name(key, extra) or is_secret_name(last, extra):
         return redact_value
     return _cut_at_secret(value, extra, redact_value)
