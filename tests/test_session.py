@@ -660,6 +660,33 @@ async def test_a_setting_read_at_construction_and_assigned_later_is_refused() ->
         assert api._url == "http://other.test"
 
 
+async def test_idle_origins_are_forgotten_once_there_are_many(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every origin's gate stayed for the life of the session: a crawl of 20,000 hosts
+    # held 123 MiB.  Idle ones are now dropped, their counts kept in the totals.
+    monkeypatch.setattr(trestfly._session, "GATE_SWEEP_MIN", 8)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "closed.test":
+            return httpx.Response(429, headers={"Retry-After": "3600"})
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer), retries=0) as api:
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("http://closed.test/x")  # its gate stays closed for an hour
+        for host in range(15):
+            await api.get(f"http://old{host}.test/x")
+        assert len(api._gates) == 16  # swept at 8: none idle long enough, next at 16
+        await trio.sleep(trestfly._session.FORGET_IDLE_ORIGIN_AFTER)
+        await api.get("http://new.test/x")  # the 17th: a sweep
+        assert set(api._gates) == {"http://closed.test", "http://new.test"}
+        stats = api.stats
+        assert (stats.throttled, stats.gate_trips, stats.successes) == (1, 1, 16)
+        await api.get("http://old0.test/x")  # a forgotten origin is made again
+        assert "http://old0.test" in api._gates
+
+
 async def test_error_on_unexpected_input_checks_authenticates_signature() -> None:
     class Strict(API):
         _error_on_unexpected_input = True

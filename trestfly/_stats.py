@@ -151,6 +151,11 @@ class Counters:
     sleeps: int = 0
     sleep_seconds: float = 0.0
     by_status: Counter[int] = field(default_factory=Counter)
+    #: What the gates of forgotten origins counted (see TrioAPISession._forget_idle_gates):
+    #: the session's totals keep it.
+    forgotten_throttles: int = 0
+    forgotten_gate_trips: int = 0
+    forgotten_gate_closed_seconds: float = 0.0
 
     def frozen_status(self) -> Mapping[int, int]:
         # A plain copy: the snapshot is the caller's, and a MappingProxyType made it

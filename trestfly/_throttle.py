@@ -382,6 +382,22 @@ class OriginThrottle:
         """The last paced rate that was throttled (None until one was)."""
         return self._ceiling
 
+    def forgettable(self, now: float, idle: float) -> bool:
+        """Whether nothing was sent or answered for ``idle`` seconds and nothing of this
+        throttle still holds the future: no request out or reserved, the gate open, no
+        quota window or pacing slot still running, no probe.  Made again from nothing,
+        such an origin is paced as an idle one is anyway (see IDLE_RESTART)."""
+        return (
+            self.in_flight == 0
+            and not self._pending
+            and not self.probing
+            and not self.probe_needed
+            and self.gate_until <= now
+            and self._quota_reset_at <= now
+            and self._tat <= now
+            and now - max(self._last_sent_at, self._last_answer_at) >= idle
+        )
+
     def quota_allowance(self, now: float) -> int | None:
         """Requests the latest quota headers still allow in this window (None: no info)."""
         if self._quota is None or self._quota_reset_at <= now:
