@@ -41,14 +41,7 @@ from .errors import TrestflyError, UnexpectedValueError
 if TYPE_CHECKING:
     from ._paginators import PagedIterator
 
-__all__ = [
-    "MergedRecords",
-    "OnError",
-    "PageFeed",
-    "Records",
-    "crawl_many",
-    "open_crawl",
-]
+__all__ = ["MergedRecords", "OnError", "PageFeed", "Records", "crawl_many", "open_crawl"]
 
 K = TypeVar("K")
 T = TypeVar("T")
