@@ -264,7 +264,7 @@ async def test_a_failing_last_sync_still_closes_the_coordination_the_session_ope
 ) -> None:
     coordination = MemoryCoordination()
 
-    async def broken_detach(link: object) -> None:
+    async def broken_detach(links: object) -> None:
         raise ValueError("a bad reply from the store")
 
     with respx.mock:
@@ -272,7 +272,7 @@ async def test_a_failing_last_sync_still_closes_the_coordination_the_session_ope
         with pytest.raises(ValueError, match="bad reply"):
             async with TrioAPISession(url=URL, coordination=coordination) as api:
                 await api.get("x")
-                monkeypatch.setattr(coordination, "detach", broken_detach)
+                monkeypatch.setattr(coordination, "detach_all", broken_detach)
     # Its background task did not outlive the session.
     assert not coordination.is_open
 

@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from trestfly import MemoryCoordination, ThrottleSettings, TrioAPISession, errors
+from trestfly import MemoryCoordination, ThrottleSettings, TrioAPISession, _coordination, errors
 from trestfly._admission import GateClosed, OriginGate
 from trestfly._shared_state import SharedQuotaBook, SyncReply, SyncRequest
 from trestfly._throttle import OriginThrottle
@@ -373,3 +373,199 @@ async def test_successes_of_a_sync_that_timed_out_are_never_counted_twice(
         assert stats.failures == 1 and stats.healthy and stats.syncs >= 2
         assert coordination._book.get(link.key, trio.current_time()).successes == 13
         assert heard == []  # none of ours taken for another worker's
+
+
+# ------------------------------------------------- idle links parked, leaving at once
+
+
+async def test_idle_links_are_no_longer_synced_and_their_keys_expire(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Every origin a session ever called was synced every sync_interval for the life of
+    the session (100 origins called once: 5,000 store syncs a second), which also kept
+    their keys from ever expiring.  Parked, an idle link costs nothing; called again, it
+    hears the store first: a gate another worker closed meanwhile holds its request."""
+    arrivals: dict[str, list[float]] = {}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        arrivals.setdefault(request.url.host, []).append(trio.current_time())
+        return httpx.Response(200, json={})
+
+    coordination = MemoryCoordination(key_ttl=30.0)
+    api = TrioAPISession(
+        url=A, transport=httpx.MockTransport(handler), retries=0, coordination=coordination
+    )
+    async with coordination, api:
+        for i in range(100):
+            await api.get(f"https://h{i}.example.test/x")
+        await trio.sleep(10)
+        syncs = coordination.stats.syncs
+        await trio.sleep(50)
+        assert coordination.stats.syncs == syncs, "idle links are still synced"
+        now = trio.current_time()
+        kept = [i for i in range(100) if coordination._book.find(f"https://h{i}.example.test", now)]
+        assert kept == [], "an idle worker keeps refreshing its keys"
+
+        # Another worker closes h7's gate; this worker's next call to h7 waits for it.
+        await coordination._store_sync("https://h7.example.test", SyncRequest(close_for=5.0))
+        closed_at = trio.current_time()
+        await api.get("https://h7.example.test/x")
+        assert arrivals["h7.example.test"][-1] >= closed_at + 5.0
+        assert coordination.stats.remote_closures == 1
+
+
+async def test_a_parked_link_is_synced_again_at_its_next_response(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A response (SharedLink.notice) takes a parked link back at once; what the others
+    were served while it was parked is not taken for successes of one instant."""
+    coordination = MemoryCoordination()
+    async with coordination:
+        throttle = _throttle()
+        heard: list[int] = []
+        throttle.add_remote_successes = lambda count, now: heard.append(count)  # type: ignore[method-assign]
+        link = coordination.attach(A, throttle)
+        await link.join()
+        await trio.sleep(10)
+        syncs = coordination.stats.syncs
+        await trio.sleep(10)
+        assert coordination.stats.syncs == syncs, "an idle link is still synced"
+        # Others were served 500 meanwhile; this worker gets an answer.
+        await coordination._store_sync(link.key, SyncRequest(successes=500))
+        throttle.successes += 1
+        link.notice()
+        await trio.sleep(0.001)  # at once, not a sync_interval later
+        assert coordination._book.get(link.key, trio.current_time()).successes == 501
+        assert heard == []
+        await coordination._store_sync(link.key, SyncRequest(successes=7))
+        await trio.sleep(0.1)
+        assert heard == [7]  # synced again: the others' successes are heard as before
+
+
+async def test_a_link_with_a_store_slot_ahead_stays_synced_until_it_is_used(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A waiter holding a slot 10 s ahead must hear a gate closed elsewhere meanwhile;
+    once the slot and the gate are over, the idle link is parked."""
+    coordination = MemoryCoordination()
+    async with coordination:
+        throttle = _throttle(ThrottleSettings(rate_limit=0.1))
+        link = coordination.attach(A, throttle)
+        await link.join()
+        first = await link.reserve(0.1, 1)
+        second = await link.reserve(0.1, 1)
+        assert first is not None and second is not None and second.wait == pytest.approx(10.0)
+        await trio.sleep(6)  # nothing happens here, but a slot is reserved for t=10
+        await coordination._store_sync(link.key, SyncRequest(close_for=20.0))  # another's
+        await trio.sleep(0.1)
+        assert throttle.gate_until > trio.current_time() + 19
+        await trio.sleep(30)  # the gate is over, and the link idle since
+        syncs = coordination.stats.syncs
+        await trio.sleep(10)
+        assert coordination.stats.syncs == syncs, "an idle link is still synced"
+
+
+class SwitchedOff(MemoryCoordination):
+    """A store that fails while ``down`` is set."""
+
+    down = False
+
+    async def _store_sync(self, key: str, request: SyncRequest) -> SyncReply:
+        if self.down:
+            raise ConnectionRefusedError("store is down")
+        return await super()._store_sync(key, request)
+
+
+async def test_a_store_that_failed_while_every_link_was_parked(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """Found out by the next admission (at most ``timeout`` later), retried through a
+    link, back to healthy; and then the idle link is parked again."""
+    coordination = SwitchedOff(sync_interval=0.02)
+    async with coordination:
+        link = coordination.attach(A, _throttle())
+        await link.join()
+        await trio.sleep(10)
+        coordination.down = True
+        start = trio.current_time()
+        await link.join()  # what the session's next admission does
+        assert trio.current_time() - start <= coordination.timeout
+        assert not coordination.healthy
+        coordination.down = False
+        await trio.sleep(coordination.retry_interval + 0.1)
+        assert coordination.healthy
+        await trio.sleep(5)
+        syncs = coordination.stats.syncs
+        await trio.sleep(10)
+        assert coordination.stats.syncs == syncs, "an idle link is still synced"
+
+
+async def test_leaving_runs_the_last_syncs_together_within_the_timeout(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """One after another, 200 links 8 ms from the store took 1.6 s to leave, cancelled
+    or not.  Together: every success reported within the timeout, and the links with
+    nothing new (parked) not synced at all."""
+    coordination = DistantMemory(rtt=0.008, sync_interval=3600.0)  # no background syncs
+    async with coordination:
+        links = [coordination.attach(f"https://h{i}.test", _throttle()) for i in range(200)]
+        await trio.sleep(20)  # the first syncs (one after another), then idle
+        coordination.wake()
+        await trio.sleep(0.01)  # parked, all of them
+        syncs = coordination.stats.syncs
+        for link in links[:40]:
+            link.throttle.successes += 1  # answered since: news to report
+        start = trio.current_time()
+        with trio.CancelScope() as scope:
+            scope.cancel()  # leaving by cancellation: the last syncs are shielded
+            await coordination.detach_all(links)
+        assert trio.current_time() - start <= coordination.timeout
+        assert coordination.stats.syncs - syncs == 40
+        now = trio.current_time()
+        counted = [coordination._book.get(link.key, now).successes for link in links]
+        assert counted == [1] * 40 + [0] * 160
+        assert coordination._links == []
+        assert all(link.joined.is_set() for link in links)  # nobody waits for a sync
+        await coordination.detach_all(links)  # detached already: nothing happens
+        assert coordination.stats.syncs - syncs == 40
+
+
+async def test_leaving_is_bounded_however_many_links_have_news(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """1,000 links with news, a store answering in 40 ms (within its timeout): 40 s one
+    after another.  Bounded now, the gates first: what the other workers must hear."""
+    coordination = DistantMemory(rtt=0.04, sync_interval=3600.0)
+    async with coordination:
+        links = [coordination.attach(f"https://h{i}.test", _throttle()) for i in range(1000)]
+        with trio.move_on_after(0.001):
+            await trio.sleep(1)  # the background task's first sync is out: never mind
+        for link in links:
+            link.throttle.successes += 1
+        now = trio.current_time()
+        for link in links[-3:]:
+            link.throttle.close_early(now, now + 30.0)  # a Retry-After: 30 just in
+        start = trio.current_time()
+        await coordination.detach_all(links)
+        assert trio.current_time() - start <= 2 * coordination.timeout
+        assert coordination.healthy
+        now = trio.current_time()
+        assert all(coordination._book.get(link.key, now).gate_until > now for link in links[-3:])
+
+
+async def test_leaving_with_a_store_slower_than_the_timeout_costs_the_timeout_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    coordination = DistantMemory(rtt=0.01, sync_interval=3600.0)
+    async with coordination:
+        links = [coordination.attach(f"https://h{i}.test", _throttle()) for i in range(50)]
+        await trio.sleep(5)
+        coordination.rtt = 10.0  # the store stops answering in time
+        for link in links:
+            link.throttle.successes += 1
+        start = trio.current_time()
+        await coordination.detach_all(links)
+        assert trio.current_time() - start == pytest.approx(coordination.timeout)
+        assert not coordination.healthy
+        # One round of syncs, then none started (not one timeout per link).
+        assert coordination.stats.failures == _coordination.LAST_SYNCS_AT_ONCE
