@@ -20,13 +20,12 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
-from types import TracebackType
 from typing import TYPE_CHECKING, Any, Generic, Literal, NoReturn, TypeVar
 
 import trio
 import trio.lowlevel
 
-from ._fanout import _check_limit, raise_single_error
+from ._fanout import EnteredOnce, _check_limit, raise_single_error
 from ._iterator import stopped_page_fetch
 from ._pages import (
     PaginationError,
@@ -44,7 +43,6 @@ if TYPE_CHECKING:
 __all__ = ["MergedRecords", "OnError", "PageFeed", "Records", "crawl_many", "open_crawl"]
 
 K = TypeVar("K")
-T = TypeVar("T")
 #: What :func:`crawl_many` does when a source fails.
 OnError = Literal["cancel", "collect"]
 
@@ -414,41 +412,14 @@ def _reraise_unwrapped(group: BaseExceptionGroup[BaseException]) -> None:
     raise_single_error(group)
 
 
-class _EnteredOnce(AbstractAsyncContextManager[T], Generic[T]):
-    """A crawl's ``async with``, which may be entered once, as a map_as_completed's.
-
-    The crawl itself is an ``@asynccontextmanager`` (its nursery is sound whatever is
-    raised), made on entry: entered a second time, the spent generator context manager
-    raised a bare AttributeError ("no attribute 'args'").
-    """
-
-    def __init__(self, what: str, opener: Callable[[], AbstractAsyncContextManager[T]]) -> None:
-        self._what = what
-        self._opener = opener
-        self._entered: AbstractAsyncContextManager[T] | None = None
-
-    async def __aenter__(self) -> T:
-        if self._entered is not None:
-            raise TrestflyError(
-                f"a {self._what}(...) block can be entered only once: call {self._what}() "
-                "again for another (an iterator goes on from its position)"
-            )
-        self._entered = self._opener()
-        return await self._entered.__aenter__()
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> bool | None:
-        assert self._entered is not None
-        return await self._entered.__aexit__(exc_type, exc, traceback)
+def _again(what: str) -> str:
+    """What a second entry of a crawl's block is told to do instead."""
+    return f": call {what}() again for another (an iterator goes on from its position)"
 
 
 def open_crawl(iterator: PagedIterator, *, prefetch: int) -> AbstractAsyncContextManager[Records]:
     """Crawl one iterator with pages fetched ahead (see ``PagedIterator.crawl``)."""
-    return _EnteredOnce("crawl", partial(_open_crawl, iterator, prefetch=prefetch))
+    return EnteredOnce("crawl", partial(_open_crawl, iterator, prefetch=prefetch), _again("crawl"))
 
 
 @asynccontextmanager
@@ -695,9 +666,10 @@ def crawl_many(
 
     .. versionadded:: 0.1.0
     """
-    return _EnteredOnce(
+    return EnteredOnce(
         "crawl_many",
         partial(_crawl_many, iterators, limit=limit, prefetch=prefetch, on_error=on_error),
+        _again("crawl_many"),
     )
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import inspect
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sized
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from types import TracebackType
-from typing import Any, NoReturn, TypeVar
+from typing import Any, Generic, NoReturn, TypeVar
 
 import trio
 
@@ -20,6 +21,7 @@ from .errors import TrestflyError, UnexpectedValueError
 
 T = TypeVar("T")
 R = TypeVar("R")
+C = TypeVar("C")  # what an EnteredOnce block gives
 
 _PENDING: Any = object()
 
@@ -213,7 +215,36 @@ async def map_ordered(
     return results
 
 
-class CompletedMap(AbstractAsyncContextManager["trio.MemoryReceiveChannel[tuple[T, R]]"]):
+class EnteredOnce(AbstractAsyncContextManager[C], Generic[C]):
+    """An ``async with`` block that may be entered once: the context manager behind it
+    (an ``@asynccontextmanager``, whose nursery is sound whatever is raised) is made by
+    ``opener`` on entry.  Entered a second time, a spent generator context manager
+    raised a bare AttributeError ("no attribute 'args'"); this raises TrestflyError,
+    naming ``what`` and then ``again`` (what to do instead)."""
+
+    def __init__(
+        self, what: str, opener: Callable[[], AbstractAsyncContextManager[C]], again: str = ""
+    ) -> None:
+        self._what, self._opener, self._again = what, opener, again
+        self._entered: AbstractAsyncContextManager[C] | None = None
+
+    async def __aenter__(self) -> C:
+        if self._entered is not None:
+            raise TrestflyError(f"a {self._what}(...) block can be entered only once{self._again}")
+        self._entered = self._opener()
+        return await self._entered.__aenter__()
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> bool | None:
+        assert self._entered is not None
+        return await self._entered.__aexit__(exc_type, exc, traceback)
+
+
+class CompletedMap(EnteredOnce["trio.MemoryReceiveChannel[tuple[T, R]]"]):
     """``async with CompletedMap(...) as results``: a channel of ``(item, result)``
     pairs in completion order.
 
@@ -234,18 +265,9 @@ class CompletedMap(AbstractAsyncContextManager["trio.MemoryReceiveChannel[tuple[
     def __init__(
         self, fn: Callable[[T], Awaitable[R]], items: Iterable[T], *, limit: int, buffer: int
     ) -> None:
-        self._fn, self._items, self._limit, self._buffer = fn, items, limit, buffer
         self._failure = _FirstFailure()
-        self._pool: AbstractAsyncContextManager[trio.MemoryReceiveChannel[tuple[T, R]]] | None
-        self._pool = None
-
-    async def __aenter__(self) -> trio.MemoryReceiveChannel[tuple[T, R]]:
-        if self._pool is not None:
-            raise TrestflyError("a map_as_completed(...) block can be entered only once")
-        self._pool = _worker_pool(
-            self._fn, self._items, limit=self._limit, buffer=self._buffer, failure=self._failure
-        )
-        return await self._pool.__aenter__()
+        pool = partial(_worker_pool, fn, items, limit=limit, buffer=buffer, failure=self._failure)
+        super().__init__("map_as_completed", pool)
 
     async def __aexit__(
         self,
@@ -253,8 +275,7 @@ class CompletedMap(AbstractAsyncContextManager["trio.MemoryReceiveChannel[tuple[
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> bool | None:
-        assert self._pool is not None
-        suppressed = await self._pool.__aexit__(exc_type, exc, traceback)
+        suppressed = await super().__aexit__(exc_type, exc, traceback)
         self._failure.raise_if_failed()
         return suppressed
 
