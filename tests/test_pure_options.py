@@ -1,6 +1,7 @@
 """Per-call option resolution: defaults < endpoint < call, validated."""
 
 import math
+import typing
 from collections.abc import AsyncIterator
 from types import MappingProxyType
 
@@ -8,7 +9,15 @@ import httpx
 import pytest
 from box import Box
 
-from trestfly._options import CallOptions, checked_method, drop_none_fields, resolve
+from trestfly import RequestOptions
+from trestfly._options import (
+    HTTPX_REQUEST_ARGS,
+    TRESTFLY_OPTIONS,
+    CallOptions,
+    checked_method,
+    drop_none_fields,
+    resolve,
+)
 from trestfly.errors import UnexpectedValueError
 
 DEFAULTS = CallOptions(
@@ -21,6 +30,20 @@ DEFAULTS = CallOptions(
     redact_value="REDACTED",
     deadline=None,
 )
+
+
+def test_typed_request_keywords_are_the_accepted_ones() -> None:
+    # RequestOptions is what type checkers hold the verbs' keywords to, and resolve()
+    # what the call accepts: a keyword in one and not the other is either refused by a
+    # type checker though it works, or accepted by it and refused when the call runs.
+    assert RequestOptions.__required_keys__ == frozenset()
+    assert RequestOptions.__optional_keys__ == HTTPX_REQUEST_ARGS | TRESTFLY_OPTIONS
+    # None is taken for every keyword but follow_redirects, typed bool alone.
+    for key in RequestOptions.__optional_keys__ - {"follow_redirects"}:
+        resolve(DEFAULTS, {key: None})
+    assert typing.get_type_hints(RequestOptions)["follow_redirects"] is bool
+    with pytest.raises(UnexpectedValueError, match="follow_redirects must be True or False"):
+        resolve(DEFAULTS, {"follow_redirects": None})
 
 
 def test_httpx_arguments_pass_through_untouched() -> None:

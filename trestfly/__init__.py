@@ -5,6 +5,7 @@ endpoints and iterators grafted onto it) with structured concurrency.
 
 Public names: :class:`TrioAPISession`, :class:`APIEndpoint`, :class:`APIIterator`,
 ``__version__``, the settings :class:`ThrottleSettings` and :class:`BudgetSettings`, the
+typed request keywords :class:`RequestOptions`, the
 observability records :class:`SessionStats`, :class:`OriginStats` and
 :class:`RetryRecord`; the coordinations that share throttling state between sessions
 (:class:`MemoryCoordination`, :class:`RedisCoordination`); the modules
@@ -17,6 +18,7 @@ from ._coordination import Coordination, MemoryCoordination
 from ._crawl import MergedRecords, Records, crawl_many
 from ._endpoint import APIEndpoint
 from ._iterator import APIIterator
+from ._options import RequestOptions
 from ._pages import PaginationError, Position
 from ._paginators import (
     CrawlProgress,
@@ -54,6 +56,7 @@ __all__ = [
     "ProgressCallback",
     "Records",
     "RedisCoordination",
+    "RequestOptions",
     "RetryRecord",
     "SessionStats",
     "ShardedTransport",

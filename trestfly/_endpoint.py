@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Unpack
 
 from ._urls import check_not_other_scheme, is_absolute, join_path
 from .errors import RequiredParameterError, UnexpectedValueError
@@ -11,6 +11,7 @@ from .errors import RequiredParameterError, UnexpectedValueError
 if TYPE_CHECKING:
     import httpx
 
+    from ._options import RequestOptions
     from ._session import TrioAPISession
 
 
@@ -103,7 +104,9 @@ class APIEndpoint:
             )
         return join_path(self._path, path)
 
-    async def _req(self, method: str, path: str | None = None, **kwargs: Any) -> Any:
+    async def _req(
+        self, method: str, path: str | None = None, **kwargs: Unpack[RequestOptions]
+    ) -> Any:
         """Send a request to ``_path/path`` through the session.
 
         Args:
@@ -122,6 +125,7 @@ class APIEndpoint:
 
         .. versionadded:: 0.1.0
         """
+        given: dict[str, Any] = {**kwargs}
         for option, value in (
             ("box", self._box),
             ("box_attrs", self._box_attrs),
@@ -136,46 +140,48 @@ class APIEndpoint:
                     )
                 # A call's None means "not given", as for the session's own options:
                 # an SDK method passing box=None through must still get the endpoint's.
-                if kwargs.get(option) is None:
-                    kwargs[option] = value
-        return await self._api._request(method, self._endpoint_path(path), **kwargs)
+                if given.get(option) is None:
+                    given[option] = value
+        return await self._api._request(method, self._endpoint_path(path), **given)
 
-    async def _get(self, path: str | None = None, **kwargs: Any) -> Any:
+    async def _get(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a GET request to ``_path/path`` (see :meth:`_req`).
 
         .. versionadded:: 0.1.0
         """
         return await self._req("GET", path, **kwargs)
 
-    async def _post(self, path: str | None = None, **kwargs: Any) -> Any:
+    async def _post(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a POST request to ``_path/path`` (see :meth:`_req`).
 
         .. versionadded:: 0.1.0
         """
         return await self._req("POST", path, **kwargs)
 
-    async def _put(self, path: str | None = None, **kwargs: Any) -> Any:
+    async def _put(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a PUT request to ``_path/path`` (see :meth:`_req`).
 
         .. versionadded:: 0.1.0
         """
         return await self._req("PUT", path, **kwargs)
 
-    async def _patch(self, path: str | None = None, **kwargs: Any) -> Any:
+    async def _patch(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a PATCH request to ``_path/path`` (see :meth:`_req`).
 
         .. versionadded:: 0.1.0
         """
         return await self._req("PATCH", path, **kwargs)
 
-    async def _delete(self, path: str | None = None, **kwargs: Any) -> Any:
+    async def _delete(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a DELETE request to ``_path/path`` (see :meth:`_req`).
 
         .. versionadded:: 0.1.0
         """
         return await self._req("DELETE", path, **kwargs)
 
-    async def _head(self, path: str | None = None, **kwargs: Any) -> httpx.Response:
+    async def _head(
+        self, path: str | None = None, **kwargs: Unpack[RequestOptions]
+    ) -> httpx.Response:
         """Send a HEAD request to ``_path/path`` (see :meth:`_req`): always the
         ``httpx.Response``.
 

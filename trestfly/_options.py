@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, TypedDict
 
 import httpx
 from box import Box, BoxError, BoxList
@@ -80,6 +80,44 @@ TRESTFLY_OPTIONS: frozenset[str] = frozenset(
         "deadline",
     }
 )
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keywords a request takes (``get``, ``post``, ..., ``_request``, and an
+    endpoint's ``_get``, ...), for type checkers: a misspelt one (``bx=True``) or a
+    trestfly option of the wrong kind (``deadline="5"``) is an error before the call
+    runs, not only a typed error when it does.  An SDK method that passes its keywords
+    through can take them the same way: ``**kwargs: Unpack[RequestOptions]``.
+
+    The httpx request arguments are passed to httpx as they are, so their values are
+    left to httpx to type (``Any`` here: httpx names its unions in a private module).
+    A trestfly option given as ``None`` means "not given" (the endpoint's or the
+    session's value applies); ``deadline=None`` means no deadline.
+
+    .. versionadded:: 0.1.0
+    """
+
+    # httpx request arguments (HTTPX_REQUEST_ARGS)
+    content: Any
+    data: Any
+    files: Any
+    json: Any
+    params: Any
+    headers: Any
+    cookies: Any
+    auth: Any
+    follow_redirects: bool
+    timeout: Any
+    extensions: Any
+    # trestfly options (TRESTFLY_OPTIONS)
+    box: bool | None
+    box_attrs: Mapping[str, Any] | None
+    conv_json: bool | None
+    retry_on: int | Collection[int] | None
+    use_base: bool | None
+    redact_fields: Collection[str] | None
+    redact_value: str | None
+    deadline: float | None
 
 
 def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:

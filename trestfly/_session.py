@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
 from dataclasses import replace
 from types import MappingProxyType, TracebackType
-from typing import Any, Self, TypeVar
+from typing import Any, Self, TypeVar, Unpack
 
 import httpx
 import trio
@@ -56,6 +56,7 @@ from ._hook_keywords import (
 from ._lifecycle import Opening, changed_settings, read_settings
 from ._options import (
     CallOptions,
+    RequestOptions,
     box_options,
     checked_method,
     drop_none_fields,
@@ -804,7 +805,7 @@ class TrioAPISession:
         if client is not self._injected_session and client not in self._built_clients:
             self._built_clients.append(client)
 
-    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+    async def _request(self, method: str, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a request with retries and return the (converted) response.
 
         Args:
@@ -835,15 +836,17 @@ class TrioAPISession:
                 f"path must be a string (e.g. 'users/1'), got a {type(path).__name__}"
             )
         method = checked_method(method)
-        kwargs = drop_none_fields(read_iterators_once(kwargs))
-        if kwargs.get("deadline") is None:
-            return await self._attempts(method, path, kwargs)
-        options, _ = resolve(self._defaults, kwargs)  # validates the deadline
+        # From here on the keywords are checked at run time (an untyped caller's too).
+        given: dict[str, Any] = {**kwargs}
+        given = drop_none_fields(read_iterators_once(given))
+        if given.get("deadline") is None:
+            return await self._attempts(method, path, given)
+        options, _ = resolve(self._defaults, given)  # validates the deadline
         if options.deadline is None:
-            return await self._attempts(method, path, kwargs)
+            return await self._attempts(method, path, given)
         try:
             with trio.fail_after(options.deadline) as deadline:
-                return await self._attempts(method, path, kwargs)
+                return await self._attempts(method, path, given)
         except trio.TooSlowError as exc:
             if not deadline.cancelled_caught:
                 # A hook's own fail_after (a token refresh bounded at a second), not
@@ -937,7 +940,7 @@ class TrioAPISession:
     async def _attempts(self, method: str, path: str, kwargs: dict[str, Any]) -> Any:
         return await Call(self, method, path, kwargs).run()
 
-    async def get(self, path: str, **kwargs: Any) -> Any:
+    async def get(self, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a GET request; retries, conversion and errors as :meth:`_request`.
 
         Args:
@@ -951,35 +954,35 @@ class TrioAPISession:
         """
         return await self._request("GET", path, **kwargs)
 
-    async def post(self, path: str, **kwargs: Any) -> Any:
+    async def post(self, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a POST request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("POST", path, **kwargs)
 
-    async def put(self, path: str, **kwargs: Any) -> Any:
+    async def put(self, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a PUT request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("PUT", path, **kwargs)
 
-    async def patch(self, path: str, **kwargs: Any) -> Any:
+    async def patch(self, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a PATCH request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("PATCH", path, **kwargs)
 
-    async def delete(self, path: str, **kwargs: Any) -> Any:
+    async def delete(self, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a DELETE request; arguments and result as :meth:`get`.
 
         .. versionadded:: 0.1.0
         """
         return await self._request("DELETE", path, **kwargs)
 
-    async def head(self, path: str, **kwargs: Any) -> httpx.Response:
+    async def head(self, path: str, **kwargs: Unpack[RequestOptions]) -> httpx.Response:
         """Send a HEAD request; arguments as :meth:`get`.  Always the ``httpx.Response``
         (there is no body to convert), whatever ``box`` or ``conv_json`` say.
 
