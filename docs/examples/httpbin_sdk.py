@@ -28,13 +28,13 @@ Usage::
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Any, Unpack
 
 import httpx
 import trio
 from box import Box
 
-from trestfly import APIEndpoint, APIIterator, TrioAPISession, errors
+from trestfly import APIEndpoint, APIIterator, RequestOptions, TrioAPISession, errors
 
 __all__ = [
     "AnythingAPI",
@@ -60,7 +60,7 @@ class AnythingAPI(APIEndpoint):
     _path = "anything"
     _box = True  # every call of this endpoint returns a Box unless it says otherwise
 
-    async def echo(self, path: str | None = None, **kwargs: Any) -> Box:
+    async def echo(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Box:
         """GET ``/anything[/path]``; returns the echoed request.
 
         Args:
@@ -70,7 +70,9 @@ class AnythingAPI(APIEndpoint):
         result: Box = await self._get(path, **kwargs)
         return result
 
-    async def send(self, method: str, path: str | None = None, **kwargs: Any) -> Box:
+    async def send(
+        self, method: str, path: str | None = None, **kwargs: Unpack[RequestOptions]
+    ) -> Box:
         """Send ``method`` to ``/anything[/path]`` (``json=``, ``data=``...); returns the echo."""
         result: Box = await self._req(method.upper(), path, **kwargs)
         return result
@@ -81,7 +83,7 @@ class StatusAPI(APIEndpoint):
 
     _path = "status"
 
-    async def check(self, code: int, **kwargs: Any) -> int:
+    async def check(self, code: int, **kwargs: Unpack[RequestOptions]) -> int:
         """Ask for ``code``; returns it when it is 2xx, else raises the mapped error.
 
         A 429, 502, 503 or 504 is retried first (the session's ``retries``), as any
