@@ -90,6 +90,40 @@ async def test_a_cancelled_map_of_calls_that_never_wait_ends() -> None:
     assert scope.cancelled_caught and calls == 0
 
 
+async def test_a_deadline_ends_a_map_of_calls_that_never_wait(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # checkpoint_if_cancelled is a cancel point, not a schedule point, and Trio delivers
+    # a deadline passed only when the scheduler runs: inside move_on_after such a map
+    # never stopped.  Each call moves the (mock) clock on by 10 ms, so the deadline of
+    # one second has passed after 100 of them; the 20,000 items bound the test.
+    calls = 0
+
+    async def cached(n: int) -> int:
+        nonlocal calls
+        calls += 1
+        mock_clock.jump(0.01)
+        return n
+
+    async with api() as session:
+        with trio.move_on_after(1) as scope:
+            await session.map(cached, range(20_000), limit=2)
+
+        fetched = 0
+
+        async def fetch(n: int) -> None:
+            # api.get through an in-process transport never waits either.
+            nonlocal fetched
+            mock_clock.jump(0.01)
+            await session.get(f"x/{n}")
+            fetched += 1
+
+        with trio.move_on_after(1) as calls_scope:
+            await session.map(fetch, range(2_000), limit=2)
+    assert scope.cancelled_caught and 100 <= calls < 110
+    assert calls_scope.cancelled_caught and fetched < 110
+
+
 async def test_map_as_completed_calls_nothing_more_after_a_failure_or_a_cancellation() -> None:
     # Each worker went on to call fn once more before its send checkpointed: up to
     # `limit` calls (API writes, say) after the fan-out had failed or been cancelled.

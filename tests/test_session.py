@@ -26,6 +26,7 @@ import httpx
 import pytest
 import respx
 import trio
+import trio.lowlevel
 from box import Box
 
 import trestfly
@@ -360,6 +361,42 @@ async def test_cancelling_the_caller_ends_a_backoff_at_once(
     assert scope.cancelled_caught
     assert route.call_count == 1
     assert trio.current_time() - start == pytest.approx(5)
+
+
+async def test_every_call_is_a_schedule_point_even_through_an_in_process_transport(
+    mock_clock: trio.testing.MockClock,
+) -> None:
+    # httpx.MockTransport and respx answer without waiting: a call had no schedule
+    # point, so a poll loop starved every other task and its deadline never fired
+    # (Trio delivers a deadline passed only when the scheduler runs).  Each poll moves
+    # the mock clock on by 10 ms: the deadline of a second passes at the 100th.
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            ticks += 1
+            await trio.lowlevel.checkpoint()
+
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/ok").respond(200)
+        mock.get(f"{URL}/v1/gone").respond(404)
+        async with API() as api, trio.open_nursery() as nursery:
+            nursery.start_soon(ticker)
+            await trio.lowlevel.checkpoint()
+            polls: dict[str, int] = {"ok": 0, "gone": 0}
+            for path in polls:
+                ticks = 0
+                with trio.move_on_after(1) as scope:
+                    while polls[path] < 10_000:
+                        mock_clock.jump(0.01)
+                        with contextlib.suppress(errors.NotFoundError):
+                            await api.get(path)
+                        polls[path] += 1
+                # The other task ran beside the polls (the scheduler picks the order
+                # within a batch at random: not at every call, but far more than once).
+                assert scope.cancelled_caught and polls[path] < 110 and ticks > 10, path
+            nursery.cancel_scope.cancel()
 
 
 async def test_501_and_unmapped_statuses_are_not_retried() -> None:
