@@ -2483,6 +2483,31 @@ async def test_a_failing_close_does_not_replace_the_bodys_exception_nor_a_cancel
     assert any("closing it raised OSError" in note for note in login.value.__notes__)
 
 
+async def test_a_failing_close_does_not_replace_what_leaving_raised(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A deadline passing during the logout (the case the embedding guide describes):
+    # the close's OSError then replaced the Cancelled and escaped the move_on_after
+    # that had delivered it.  And a logout's own error is kept, with the close's noted.
+    class SlowLogout(_FailingClose):
+        async def _deauthenticate(self) -> None:
+            await trio.sleep(10)
+
+    with trio.move_on_after(1) as scope:
+        async with SlowLogout():
+            pass
+    assert scope.cancelled_caught
+
+    class FailingLogout(_FailingClose):
+        async def _deauthenticate(self) -> None:
+            raise RuntimeError("logout failed")
+
+    with pytest.raises(RuntimeError, match="logout failed") as info:
+        async with FailingLogout():
+            pass
+    assert any("closing it raised OSError" in note for note in info.value.__notes__)
+
+
 class _FailingLogout(TrioAPISession):
     _url = "https://api.example.test/v1"
 

@@ -708,10 +708,16 @@ class TrioAPISession:
         # Returns None, never a truthy value: an exception raised in the body always
         # propagates (RESTfly 2's __aexit__ returned an un-awaited coroutine, which is
         # truthy and swallowed every exception).
+        # What goes on out of the block: the body's exception, else what leaving raised
+        # (a cancellation delivered during a logout, say).  A close that fails after
+        # it must not replace it: a cancellation replaced by the close's OSError
+        # escaped the move_on_after that had delivered it.
+        failing = exc
         try:
             await self._deauthenticate()
         except Exception as failure:
             if exc is None:
+                failing = failure
                 raise
             # The body's failure (or cancellation, which must win) is what went wrong; a
             # logout that then failed too (the API being down, say) must not replace
@@ -720,8 +726,11 @@ class TrioAPISession:
                 f"leaving the session, {type(self).__name__}._deauthenticate() raised "
                 f"{type(failure).__name__}: {failure}"
             )
+        except BaseException as failure:
+            failing = failure  # a Cancelled or KeyboardInterrupt: it goes on, not exc
+            raise
         finally:
-            await self._close_session(failing=exc)
+            await self._close_session(failing=failing)
 
     async def _close_session(self, *, failing: BaseException | None = None) -> None:
         """Close the clients and leave the coordination.  ``failing``: what the block
