@@ -341,6 +341,42 @@ async def test_a_throttle_never_brings_a_request_forward_of_the_client_rate_limi
     assert min(b - a for a, b in itertools.pairwise(arrivals)) >= 1.0 - 1e-9, arrivals
 
 
+async def test_calls_queued_behind_the_client_rate_limit_wait_their_turn(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # max_retry_after bounds what the server makes a call wait: a slot of the client's
+    # own rate_limit far off because many calls queue for it was refused by it too,
+    # unsent, with a TimeoutError (1,000 calls at 5,000 an hour: from the 420th on).
+    recorder = Recorder(lambda request, now: httpx.Response(200), latency=0.001)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL, rate_limit=0.1, max_retry_after=60) as api:
+            start = trio.current_time()
+            results = await api.map(lambda _: api.get("x"), range(20), limit=20)
+    assert len(results) == len(recorder.arrivals) == 20
+    assert max(recorder.arrivals) - start == pytest.approx(190, abs=0.1)  # 19 x 10 s
+
+
+async def test_a_server_pace_slower_than_max_retry_after_fails_at_once(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The quota headers leave 2 requests for the next hour: a slot every 1,800 s, past
+    # max_retry_after (300 s).  That wait is the server's, and fails at once, naming
+    # the call (the message named neither the method nor the URL).
+    quota = {"RateLimit": '"default";r=2;t=3600'}
+    recorder = Recorder(lambda request, now: httpx.Response(200, headers=quota), latency=0.001)
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with TrioAPISession(url=URL) as api:
+            await api.get("x")
+            await api.get("x")
+            start = trio.current_time()
+            with pytest.raises(errors.TimeoutError, match=r"^GET http://api\.test/x: the pacer"):
+                await api.get("x")
+    assert trio.current_time() == start
+    assert len(recorder.arrivals) == 2
+
+
 async def test_paced_waiters_cancelled_give_their_slots_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

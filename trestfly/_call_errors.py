@@ -142,7 +142,10 @@ def gate_error(
             if closed.pacer
             else f"the origin is throttled for {closed.remaining:.3f} s more"
         )
-        return errors.TimeoutError(f"{waiting_for}, past the caller's deadline or max_retry_after")
+        return errors.TimeoutError(
+            f"{method} {options.shown_url(url)}: {waiting_for}, past the caller's deadline "
+            "or max_retry_after"
+        )
     cls = (
         error_class(response.status_code, status_errors)
         if response.status_code >= 400

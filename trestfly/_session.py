@@ -833,7 +833,9 @@ class TrioAPISession:
         Raises:
             errors.APIError: a non-2xx status (the mapped subclass), after any retries.
             errors.ConnectionError: the server could not be reached, after retries.
-            errors.TimeoutError: an httpx timeout after retries, or ``deadline`` passed.
+            errors.TimeoutError: an httpx timeout after retries, ``deadline`` passed, or
+                a wait at the origin's gate or pacer would outlast the caller's deadline
+                (or ``max_retry_after``, when that wait is the server's).
             errors.UnexpectedValueError: a bad keyword or option, a path that is not a
                 string, or a request argument httpx cannot build a request from
                 (``params=5``, ``json=object()``), named in the message.

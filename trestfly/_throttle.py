@@ -408,7 +408,20 @@ class OriginThrottle:
         """The pacer's rate: the lowest of client limit, learned rate and quota rate."""
         if self._quota is None and self.learned_rate is None and self.settings.rate_limit is None:
             return None  # the fast path of an origin that never throttled
-        rates = [rate for rate in (self.settings.rate_limit, self.learned_rate) if rate]
+        server = self._server_rate(now)
+        rates = [rate for rate in (self.settings.rate_limit, server) if rate]
+        return min(rates) if rates else None
+
+    def server_interval(self, now: float) -> float:
+        """Seconds between two sends at the pace the origin itself set (the learned rate,
+        the quota headers' rate), or 0 when it set none: what a pacer slot's wait owes
+        to the server rather than to the client's own ``rate_limit`` or queue."""
+        rate = self._server_rate(now)
+        return 1.0 / rate if rate else 0.0
+
+    def _server_rate(self, now: float) -> float | None:
+        """The lower of the learned rate and the quota headers' rate (None: neither)."""
+        rates = [self.learned_rate] if self.learned_rate else []
         allowance = self.quota_allowance(now)
         if allowance is not None and allowance > 0 and self._quota is not None:
             policy_rate = self._quota.policy_rate
