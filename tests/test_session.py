@@ -493,6 +493,48 @@ async def test_a_post_answered_with_a_redirect_is_not_sent_again_when_the_redire
     assert isinstance(info.value.__cause__, httpx.ConnectError)
 
 
+async def test_transport_and_timeout_errors_carry_their_retries_and_history(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Every retry is attached to the final error (docs/explanation/retries.md): the
+    # ConnectionError and TimeoutError of a call had neither retries nor history, so
+    # the 503s before the connection broke were only in the logs.
+    answers = iter([httpx.Response(503, headers={"Retry-After": "1"})] * 2)
+
+    def server(request: httpx.Request) -> httpx.Response:
+        answer = next(answers, None)
+        if answer is None:
+            raise httpx.ConnectError("connection refused")
+        return answer
+
+    async with API(retries=2, transport=httpx.MockTransport(server)) as api:
+        with pytest.raises(errors.ConnectionError) as info:
+            await api.get("x")
+    error = info.value
+    assert error.retries == 2
+    assert [(record.retry, record.status, record.retry_after) for record in error.history] == [
+        (1, 503, 1.0),
+        (2, 503, 1.0),
+    ]
+    copied = pickle.loads(pickle.dumps(error))
+    assert (copied.retries, copied.history) == (2, error.history)
+
+    slow_answers = iter([httpx.Response(503, headers={"Retry-After": "1"})])
+
+    async def slow(request: httpx.Request) -> httpx.Response:
+        answer = next(slow_answers, None)
+        if answer is None:
+            await trio.sleep(10)  # the deadline passes while this attempt is out
+            answer = httpx.Response(200)
+        return answer
+
+    async with API(transport=httpx.MockTransport(slow)) as api:
+        with pytest.raises(errors.TimeoutError, match=r"deadline of 5\.0 s passed") as deadline:
+            await api.get("x", deadline=5)
+    assert deadline.value.retries == 1
+    assert [record.status for record in deadline.value.history] == [503]
+
+
 async def test_a_post_redirected_to_its_own_path_is_not_sent_again_when_that_fails(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

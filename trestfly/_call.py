@@ -125,6 +125,16 @@ class Call:
         # The client the attempt in flight went through (see _attempt's cut-off check).
         self._client: httpx.AsyncClient | None = None
 
+    @property
+    def retries_done(self) -> int:
+        """The retries made so far."""
+        return self._retries_done
+
+    @property
+    def history(self) -> tuple[RetryRecord, ...]:
+        """One record per retry made so far, oldest first."""
+        return tuple(self._history)
+
     async def run(self) -> Any:
         # Trio's rule, that every async call is a schedule point: a call whose transport
         # never waits (httpx.MockTransport, respx) had none, so a loop of calls starved
@@ -367,7 +377,13 @@ class Call:
             assert failure is not None
             reason = decision.stop.value if decision.stop else ""
             raise transport_failure(
-                self._method, outcome.url, options, self._retries_done, reason, failure
+                self._method,
+                outcome.url,
+                options,
+                self._retries_done,
+                reason,
+                failure,
+                self._history,
             )
 
         if self._retries_done == 0:

@@ -101,13 +101,15 @@ def transport_failure(
     retries_done: int,
     reason: str,
     failure: Exception,
+    history: list[RetryRecord],
 ) -> Exception:
     """The trestfly error of a call whose last attempt failed in transport, chained
-    from that failure; the URL shown redacted."""
+    from that failure, with its retry history; the URL shown redacted."""
     shown = options.shown_url(url)
     error = transport_error_class(failure)(
         f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
     )
+    error.retries, error.history = retries_done, tuple(history)
     error.__cause__ = failure
     return error
 
@@ -133,7 +135,7 @@ def gate_error(
             f"the pacer's next slot for the origin is {closed.remaining:.3f} s away, "
             "past the caller's deadline or max_retry_after"
         )
-        return transport_failure(method, url, options, retries_done, reason, last)
+        return transport_failure(method, url, options, retries_done, reason, last, history)
     own = last if closed.pacer and isinstance(last, httpx.Response) else None
     response = own or closed.response
     if response is None:
@@ -142,10 +144,12 @@ def gate_error(
             if closed.pacer
             else f"the origin is throttled for {closed.remaining:.3f} s more"
         )
-        return errors.TimeoutError(
+        timeout = errors.TimeoutError(
             f"{method} {options.shown_url(url)}: {waiting_for}, past the caller's deadline "
             "or max_retry_after"
         )
+        timeout.retries, timeout.history = retries_done, tuple(history)
+        return timeout
     cls = (
         error_class(response.status_code, status_errors)
         if response.status_code >= 400

@@ -197,7 +197,7 @@ def quotes_header_value(exc: Exception) -> bool:
     return isinstance(exc, _HEADER_VALUE_QUOTED)
 
 
-def transport_error_class(exc: Exception) -> type[errors.TrestflyError]:
+def transport_error_class(exc: Exception) -> type[errors.TimeoutError | errors.ConnectionError]:
     """The trestfly exception raised when a transport failure is final."""
     if isinstance(exc, httpx.TimeoutException):
         return errors.TimeoutError

@@ -850,14 +850,15 @@ class TrioAPISession:
         # From here on the keywords are checked at run time (an untyped caller's too).
         given: dict[str, Any] = {**kwargs}
         given = drop_none_fields(read_iterators_once(given))
+        call = Call(self, method, path, given)
         if given.get("deadline") is None:
-            return await self._attempts(method, path, given)
+            return await call.run()
         options, _ = resolve(self._defaults, given)  # validates the deadline
         if options.deadline is None:
-            return await self._attempts(method, path, given)
+            return await call.run()
         try:
             with trio.fail_after(options.deadline) as deadline:
-                return await self._attempts(method, path, given)
+                return await call.run()
         except trio.TooSlowError as exc:
             if not deadline.cancelled_caught:
                 # A hook's own fail_after (a token refresh bounded at a second), not
@@ -866,9 +867,11 @@ class TrioAPISession:
             self._counters.failures += 1
             # The URL, as every other error shows it (the path alone before).
             shown = options.shown_url(self._url_for(path, options.use_base)[0])
-            raise errors.TimeoutError(
+            timeout = errors.TimeoutError(
                 f"{method} {shown}: deadline of {options.deadline} s passed"
-            ) from exc
+            )
+            timeout.retries, timeout.history = call.retries_done, call.history
+            raise timeout from exc
 
     def _url_for(self, path: str, use_base: bool) -> tuple[str, str]:
         """The URL of a path and the origin it goes to."""
@@ -947,9 +950,6 @@ class TrioAPISession:
                 counters.forgotten_gate_trips += throttle.gate_trips
                 counters.forgotten_gate_closed_seconds += throttle.gate_closed_time
         self._gate_sweep_at = max(GATE_SWEEP_MIN, 2 * len(self._gates))
-
-    async def _attempts(self, method: str, path: str, kwargs: dict[str, Any]) -> Any:
-        return await Call(self, method, path, kwargs).run()
 
     async def get(self, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a GET request; retries, conversion and errors as :meth:`_request`.

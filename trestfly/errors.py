@@ -102,8 +102,17 @@ class ConnectionError(TrestflyError, builtins.ConnectionError):
 
     Chained (``__cause__``) from the httpx exception of the last attempt.
 
+    Attributes:
+        retries: how many retries were made before giving up.
+        history: one :class:`trestfly.RetryRecord` per retry made, oldest first (the
+            503s before the connection broke, say).
+
     .. versionadded:: 0.1.0
     """
+
+    #: Set by the session on the errors it raises (class defaults: immutable).
+    retries: int = 0
+    history: tuple[RetryRecord, ...] = ()
 
 
 class TimeoutError(TrestflyError, builtins.TimeoutError):
@@ -111,8 +120,16 @@ class TimeoutError(TrestflyError, builtins.TimeoutError):
 
     Chained from the httpx timeout of the last attempt when there was one.
 
+    Attributes:
+        retries: how many retries were made before giving up.
+        history: one :class:`trestfly.RetryRecord` per retry made, oldest first.
+
     .. versionadded:: 0.1.0
     """
+
+    #: Set by the session on the errors it raises (class defaults: immutable).
+    retries: int = 0
+    history: tuple[RetryRecord, ...] = ()
 
 
 def _restore(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
