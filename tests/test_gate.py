@@ -194,6 +194,43 @@ async def test_the_budget_stops_an_outage_from_multiplying(
     assert with_budget <= 50 + 10 + 2  # the capacity, plus a token or so of refill
 
 
+async def test_a_call_waiting_out_a_throttle_does_not_make_a_lone_failure_one_of_many(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # After an outage has drained the budget, one call failing alone may still retry.
+    # "Alone" counted every call with a retry behind it: one waiting out another
+    # origin's 429 (a retry the budget has no part in) made the lone 503 one of many,
+    # and it was refused its retry.
+    async def lone_failure(neighbour_throttled: bool) -> int:
+        answers: dict[str, int] = {}
+
+        def server(request: httpx.Request) -> httpx.Response:
+            if request.url.host == "other.test":
+                return httpx.Response(429, headers={"Retry-After": "60"})
+            if request.url.path == "/down":
+                return httpx.Response(503)
+            answers["b"] = answers.get("b", 0) + 1
+            return httpx.Response(503 if answers["b"] == 1 else 200)
+
+        async def fail(path: str) -> None:
+            with suppress(errors.APIError):
+                await api.get(path)
+
+        async with TrioAPISession(url=URL, transport=httpx.MockTransport(server)) as api:
+            await run_tasks(40, lambda: fail("down"))  # the outage: the budget drained
+            assert api.stats.budget_denied > 0
+            async with trio.open_nursery() as nursery:
+                if neighbour_throttled:
+                    nursery.start_soon(fail, "http://other.test/quota")
+                    await trio.sleep(0.01)  # its 429 is in: it waits 60 s to retry
+                await api.get("b")
+                nursery.cancel_scope.cancel()
+        return answers["b"]
+
+    assert await lone_failure(neighbour_throttled=False) == 2
+    assert await lone_failure(neighbour_throttled=True) == 2
+
+
 async def test_a_throttle_of_a_request_already_in_flight_is_not_counted(
     autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -87,6 +87,9 @@ class _Outcome:
     argument: str | None = None
     #: A 304 the error map does not name: returned as it is.
     not_modified: bool = False
+    #: The server said what to do (a throttle, a delay hint, a closed gate): a retry
+    #: of it draws nothing on the budget (set by Call._decide).
+    guided: bool = False
 
     @property
     def succeeded(self) -> bool:
@@ -107,6 +110,7 @@ class Call:
         "_path",
         "_retries_done",
         "_uncounted",
+        "_unguided",
     )
 
     def __init__(self, api: TrioAPISession, method: str, path: str, kwargs: dict[str, Any]) -> None:
@@ -118,6 +122,8 @@ class Call:
         # Retries of stale throttles (see RetryRecord.counted) made so far, at most
         # `retries`; `retries_done - uncounted` is what `retries` bounds.
         self._uncounted = 0
+        # Whether the call retried a failure the server gave no guidance on.
+        self._unguided = False
         self._history: list[RetryRecord] = []
         # The outcome of the attempt before this one (a response or a transport
         # failure): the call's last error, should admission refuse the next attempt.
@@ -169,8 +175,8 @@ class Call:
                 await checkpoint_if_cancelled_or_past_deadline()
                 await self._retry_or_raise(outcome)
         finally:
-            if self._retries_done:
-                api._retrying -= 1
+            if self._unguided:
+                api._retrying_unguided -= 1
 
     async def _attempt(self) -> _Outcome:
         """Send once and classify what came back; raise what ends the call at once."""
@@ -325,7 +331,7 @@ class Call:
         # The budget is for failures the server gave no guidance on: a throttle, a
         # delay hint or a closed gate is guidance, and the gate paces those.
         # A hint of zero is none (see decide): the budget counts its retries.
-        guided = (
+        guided = outcome.guided = (
             bool(outcome.hint)
             or outcome.throttled
             or outcome.gate.throttle.gate_until > trio.current_time()
@@ -386,8 +392,11 @@ class Call:
                 self._history,
             )
 
-        if self._retries_done == 0:
-            api._retrying += 1
+        if not outcome.guided and not self._unguided:
+            # From its first retry the server gave no guidance on, the call is one of
+            # those failing together that the budget is for (see _budget_allows).
+            self._unguided = True
+            api._retrying_unguided += 1
         self._retries_done += 1
         if not counted:
             self._uncounted += 1
@@ -541,9 +550,14 @@ class Call:
             target.link.notice()
 
     def _budget_allows(self) -> bool:
+        """Whether the retry budget lets an unguided retry go.  One call failing alone
+        always may; "alone" counts only the other calls retrying failures the server
+        gave no guidance on.  Counted with every call that had retried at all, one
+        waiting out another origin's 429 (which draws nothing on the budget) made a
+        lone 503 after an outage one of many, and it was not retried."""
         api = self._api
         now = trio.current_time()
-        others = api._retrying - (1 if self._retries_done else 0)
+        others = api._retrying_unguided - (1 if self._unguided else 0)
         return api._budget.try_spend(now, retrying_alone=others == 0)
 
     def _with_user_agent(self, url: str, options: CallOptions, headers: Any) -> httpx.Headers:

@@ -438,7 +438,9 @@ class TrioAPISession:
         self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
         self._counters = Counters()
-        self._retrying = 0
+        # Calls in progress that retried a failure the server gave no guidance on (see
+        # Call._budget_allows).
+        self._retrying_unguided = 0
         # The Trio time of the last attempt or leaving: what `stats` compares the gates
         # and the budget with when read outside trio.run (see _current_time_or).
         self._last_seen = 0.0
