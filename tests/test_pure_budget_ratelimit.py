@@ -294,11 +294,13 @@ def test_any_header_values_never_crash(values: dict[str, str]) -> None:
 def test_scan_headers_finds_retry_after_and_quota_headers_in_one_pass() -> None:
     from trestfly._ratelimit import scan_headers
 
-    assert scan_headers([(b"Content-Type", b"application/json")]) == (None, False)
-    assert scan_headers([(b"Retry-After", b"2.5")]) == ("2.5", False)
-    assert scan_headers([(b"X-RateLimit-Remaining", b"3")]) == (None, True)
-    assert scan_headers([(b"RateLimit", b'"d";r=1;t=2'), (b"retry-after", b"7")]) == ("7", True)
-    assert scan_headers([(b"X-RateLimited-By", b"proxy")]) == (None, False)
+    assert scan_headers([(b"Content-Type", b"application/json")]) == ((), False)
+    assert scan_headers([(b"Retry-After", b"2.5")]) == (("2.5",), False)
+    assert scan_headers([(b"X-RateLimit-Remaining", b"3")]) == ((), True)
+    assert scan_headers([(b"RateLimit", b'"d";r=1;t=2'), (b"retry-after", b"7")]) == (("7",), True)
+    assert scan_headers([(b"X-RateLimited-By", b"proxy")]) == ((), False)
+    # Every field, in order: the last one alone was kept.
+    assert scan_headers([(b"Retry-After", b"30"), (b"retry-after", b"1")]) == (("30", "1"), False)
 
 
 def test_an_extension_parameter_ending_in_a_known_key_is_ignored() -> None:

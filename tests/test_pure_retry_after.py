@@ -6,7 +6,12 @@ from datetime import UTC, datetime, timedelta
 from hypothesis import given
 from hypothesis import strategies as st
 
-from trestfly._retry_after import TOO_LONG, parse_http_date, parse_retry_after
+from trestfly._retry_after import (
+    TOO_LONG,
+    parse_http_date,
+    parse_retry_after,
+    parse_retry_after_fields,
+)
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC).timestamp()
 
@@ -16,6 +21,16 @@ def test_delay_seconds_integer_and_decimal() -> None:
     assert parse_retry_after(" 7 ", NOW) == 7.0
     assert parse_retry_after("0.25", NOW) == 0.25
     assert parse_retry_after("0", NOW) == 0.0
+
+
+def test_of_several_fields_the_longest_valid_delay_holds() -> None:
+    # An origin's Retry-After and a gateway's: waiting the shorter arrives before the
+    # longer's instant.  An invalid one is skipped, as a lone invalid one is.
+    assert parse_retry_after_fields(["30", "1"], NOW) == 30.0
+    assert parse_retry_after_fields(["1", "30"], NOW) == 30.0
+    assert parse_retry_after_fields(["soon", "Tue, 24 Nov 2026 12:01:30 GMT", "5"], NOW) == 90.0
+    assert parse_retry_after_fields(["soon", "-1"], NOW) is None
+    assert parse_retry_after_fields([], NOW) is None
 
 
 def test_all_three_http_date_forms() -> None:

@@ -195,6 +195,25 @@ async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.Mo
     assert 2.5 + 8.0 <= elapsed <= (2.5 + 10.0) * 1.1
 
 
+@pytest.mark.parametrize("fields", [("30", "1"), ("1", "30")])
+async def test_of_two_retry_after_fields_the_longer_is_waited(
+    autojump_clock: trio.testing.MockClock, fields: tuple[str, str]
+) -> None:
+    # An origin's Retry-After and a gateway's: the last field read alone decided, so
+    # "30" then "1" was retried after a second, 29 s before the origin's instant.
+    sent: list[float] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        if len(sent) == 1:
+            return httpx.Response(429, headers=[("Retry-After", value) for value in fields])
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(server)) as api:
+        await api.get("x")
+    assert 30.0 <= sent[1] - sent[0] <= 33.0  # and the gate's jitter (10%, at most 1 s)
+
+
 async def test_a_hint_on_a_status_that_leaves_the_gate_open_is_slept_in_full(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -55,7 +55,7 @@ from ._policy import (
 )
 from ._ratelimit import parse_quota, scan_headers, spent_quota_delay
 from ._redact import is_restricted
-from ._retry_after import parse_retry_after
+from ._retry_after import parse_retry_after_fields
 from ._stats import RetryRecord
 from ._throttle import closes_gate, is_throttle
 from ._urls import with_params_in_query, with_path_query
@@ -476,8 +476,8 @@ class Call:
             api._counters.by_status[status] += 1
             retry_after, has_quota = scan_headers(response.headers.raw)
             announced = quota = None
-            if retry_after is not None:
-                announced = parse_retry_after(retry_after, time.time())
+            if retry_after:
+                announced = parse_retry_after_fields(retry_after, time.time())
             if has_quota:
                 quota = parse_quota(response.headers, time.time())
             # A Retry-After makes a 403 a throttle, a zero one too; but a delay of zero

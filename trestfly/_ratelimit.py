@@ -287,17 +287,19 @@ def _ietf(headers: Mapping[str, str], wall_now: float) -> Quota | None:
     )
 
 
-def scan_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[str | None, bool]:
-    """One pass over a response's raw headers: ``(Retry-After value, any quota header?)``.
+def scan_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, ...], bool]:
+    """One pass over a response's raw headers: ``(Retry-After values, any quota header?)``.
 
     Most responses carry neither; one pass is cheaper than a look-up per header name.
+    Every ``Retry-After`` field is kept (see parse_retry_after_fields): the last one
+    alone decided, so ``30`` then ``1`` was waited 1 s.
     """
-    retry_after: str | None = None
+    retry_after: tuple[str, ...] = ()
     has_quota = False
     for name, value in raw:
         lowered = name.lower()
         if lowered == b"retry-after":
-            retry_after = value.decode("latin-1")
+            retry_after += (value.decode("latin-1"),)
         elif lowered.startswith((b"x-ratelimit-", b"ratelimit")):
             has_quota = True
     return retry_after, has_quota

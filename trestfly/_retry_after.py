@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterable
 from datetime import UTC, datetime
 
 _DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
@@ -110,6 +111,18 @@ def parse_http_date(value: str, now: float) -> float | None:
         month, day, hh, mm, ss, year = match.groups()
         return _timestamp(int(year), month, int(day.strip()), int(hh), int(mm), int(ss))
     return None
+
+
+def parse_retry_after_fields(values: Iterable[str], now: float) -> float | None:
+    """The delay a response's ``Retry-After`` fields announce: the longest valid one,
+    None when none is valid.
+
+    The field is a single value (RFC 9110), but a server and a proxy in front of it
+    may each add one.  Both were said: waiting the shorter arrives before the longer's
+    instant, as reading them cautiously does for the quota headers.
+    """
+    delays = [delay for value in values if (delay := parse_retry_after(value, now)) is not None]
+    return max(delays, default=None)
 
 
 def parse_retry_after(value: str | None, now: float) -> float | None:

@@ -75,7 +75,7 @@ from ._policy import (
 )
 from ._proxies import check_proxies
 from ._ratelimit import scan_headers
-from ._retry_after import parse_retry_after
+from ._retry_after import parse_retry_after_fields
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings
@@ -571,7 +571,7 @@ class TrioAPISession:
         if status < 400 or status not in (429, 420, 503, 403):
             return
         retry_after, _ = scan_headers(response.headers.raw)
-        hint = parse_retry_after(retry_after, time.time()) if retry_after is not None else None
+        hint = parse_retry_after_fields(retry_after, time.time()) if retry_after else None
         if not hint:
             return  # none, or zero: nothing to close (see closes_gate)
         # The gate of the origin that answered, made if it has none yet (a redirect's
