@@ -17,6 +17,7 @@ import math
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
+from functools import partial
 from typing import Any
 
 import httpx
@@ -230,6 +231,36 @@ async def test_broken_connection_is_retried_for_get(
     assert result == {"ok": True}
     assert [r.method for r in trio_server.requests] == ["GET", "GET"]
     assert [r.connection_id for r in trio_server.requests] == [1, 2]
+
+
+async def test_a_malformed_header_line_of_the_answer_is_not_quoted() -> None:
+    # h11 refuses the answer quoting the line it could not read, here a Set-Cookie
+    # holding a session: the ConnectionError quoted it, and so did its cause.
+    answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=S3CR3T\x00\r\nContent-Length: 0\r\n\r\n"
+    answered = 0
+
+    async def handler(stream: trio.SocketStream) -> None:
+        nonlocal answered
+        with trio.move_on_after(LIMIT):
+            await stream.receive_some(65536)
+            answered += 1
+            await stream.send_all(answer)
+            await stream.aclose()
+
+    async with trio.open_nursery() as nursery:
+        serve = partial(trio.serve_tcp, handler, 0, host="127.0.0.1")
+        (listener,) = await nursery.start(serve)
+        port = listener.socket.getsockname()[1]
+        with trio.fail_after(LIMIT):
+            async with Server(url=f"http://127.0.0.1:{port}", retries=1) as api:
+                with pytest.raises(errors.ConnectionError) as caught:
+                    await api.get("items")
+        nursery.cancel_scope.cancel()
+    error = caught.value
+    assert answered == 2  # a GET's broken answer is retried, as any read failure
+    assert "illegal header line in the answer (not shown" in str(error)
+    chain = [error, error.__cause__, error.__cause__.__cause__, error.__cause__.__context__]
+    assert not any("S3CR3T" in repr(part) for part in chain)
 
 
 @pytest.mark.parametrize("failure", [reset(), disconnect()], ids=["reset", "disconnect"])

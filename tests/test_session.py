@@ -616,9 +616,11 @@ async def test_unsupported_protocol_is_never_retried() -> None:
             raise httpx.UnsupportedProtocol("Request URL has an unsupported protocol 'ftp://'.")
         return httpx.Response(302, headers={"Location": "ftp://h/file"})
 
+    # The server's redirect is at fault, not the caller's input (it was an
+    # UnexpectedValueError, "cannot send GET ...").
     async with API(transport=httpx.MockTransport(redirect), retries=3) as api:
         with pytest.raises(
-            errors.UnexpectedValueError, match=r"GET http://api\.test/v1/x: .*ftp://"
+            errors.BadResponseError, match=r"GET http://api\.test/v1/x: .*redirects.*ftp://"
         ):
             await api.get("x")
     assert [str(request.url) for request in sent] == ["http://api.test/v1/x", "ftp://h/file"]

@@ -36,6 +36,8 @@ from ._call_errors import (
     response_error,
     transport_failure,
     unbuildable_argument,
+    unfollowable_redirect,
+    without_quoted_line,
 )
 from ._call_log import log_attempt, log_retry, request_log, retry_log
 from ._convert import convert_response
@@ -158,6 +160,15 @@ class Call:
                 outcome = await self._attempt()
                 if outcome.succeeded:
                     return await self._succeed(outcome)
+                if outcome.invalid and outcome.answered:
+                    # The failed request was a redirect's: the server sent the call
+                    # where no request can go (ftp://), which is no input of the
+                    # caller's to correct.
+                    api._counters.failures += 1
+                    assert outcome.failure is not None
+                    raise unfollowable_redirect(
+                        self._method, outcome.url, outcome.options, outcome.failure
+                    )
                 if outcome.invalid:
                     assert outcome.failure is not None
                     # Raised here, out of the except block: the failure may quote a header
@@ -262,7 +273,7 @@ class Call:
                     f"client it went through ({type(api).__name__}'s block ended while it "
                     "was out); the server may have received it"
                 ) from exc
-            outcome.failure = exc
+            outcome.failure = without_quoted_line(exc)
             outcome.invalid = verdict is TransportVerdict.INVALID
             outcome.retryable = verdict is TransportVerdict.RETRY
         except errors.SessionNotOpenError:

@@ -10,6 +10,7 @@ header value (often a token) is never quoted or chained.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -75,6 +76,42 @@ def invalid_request(
     error = errors.UnexpectedValueError(f"cannot send {method} {shown}: {reason}")
     error.__cause__ = exc
     return error
+
+
+def unfollowable_redirect(
+    method: str, url: str, options: CallOptions, exc: Exception
+) -> errors.BadResponseError:
+    """The error of a call whose answer redirected it to a URL no request can go to
+    (``ftp://``): the server's answer, not the caller's input, is at fault."""
+    error = errors.BadResponseError(
+        f"{method} {options.shown_url(url)}: the answer redirects to a URL that cannot be "
+        f"requested ({exc})"
+    )
+    error.__cause__ = exc
+    return error
+
+
+#: h11 quotes the line of the answer it refuses; a header line may hold a credential
+#: (a Set-Cookie, a token echoed back).
+_QUOTED_LINE = re.compile(r"(illegal header line): ", re.IGNORECASE)
+
+
+def without_quoted_line(exc: Exception) -> Exception:
+    """``exc``, or when it quotes a header line of the server's answer (h11's "illegal
+    header line: bytearray(b'Set-Cookie: ...')"), a copy of its class that names the
+    problem only: the call's error quotes its last failure and is chained from it."""
+    if not isinstance(exc, httpx.ProtocolError):
+        return exc
+    match = _QUOTED_LINE.match(str(exc))
+    if match is None:
+        return exc
+    try:
+        request: httpx.Request | None = exc.request
+    except RuntimeError:  # httpx did not say which request failed
+        request = None
+    return type(exc)(
+        f"{match.group(1)} in the answer (not shown: it may hold a credential)", request=request
+    )
 
 
 def response_error(

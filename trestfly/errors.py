@@ -204,13 +204,14 @@ class ResponseDecodeError(TrestflyError, ValueError):
 
 class BadResponseError(TrestflyError):
     """The server answered, but not with a response trestfly can hand back: a redirect
-    loop (more redirects than the client allows), a body its ``Content-Encoding``
-    does not decode, or a 307/308 redirect (or an auth challenge) that would need a
-    streamed request body (``content=`` an iterator) sent again.  Not retried: the same
-    request gets the same answer.
+    loop (more redirects than the client allows), a redirect to a URL no request can go
+    to (``ftp://``), a body its ``Content-Encoding`` does not decode, or a 307/308
+    redirect (or an auth challenge) that would need a streamed request body
+    (``content=`` an iterator) sent again.  Not retried: the same request gets the same
+    answer.
 
-    Chained (``__cause__``) from httpx's ``TooManyRedirects``, ``DecodingError`` or
-    ``StreamConsumed``.
+    Chained (``__cause__``) from httpx's ``TooManyRedirects``, ``UnsupportedProtocol``,
+    ``DecodingError`` or ``StreamConsumed``.
 
     .. versionadded:: 0.1.0
     """
