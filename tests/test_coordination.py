@@ -901,9 +901,12 @@ async def test_waiters_for_store_slots_when_the_block_ends_get_a_trestfly_error(
     assert all(isinstance(exc, errors.SessionNotOpenError) for exc in caught), caught
 
 
-async def test_a_store_waiter_cancelled_after_the_block_ended_gets_cancelled(
+async def test_a_store_waiter_cancelled_as_the_block_ends_gets_cancelled(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
+    # A waiter left waiting after the block (cancelled then) got Cancelled; now the
+    # block's end ends its wait at once ("not open"), and a cancellation of the caller
+    # in the same step must still win over it.
     coordination = MemoryCoordination()
     api = TrioAPISession(
         url=URL, transport=httpx.MockTransport(_ok), rate_limit=0.5, coordination=coordination
@@ -919,11 +922,9 @@ async def test_a_store_waiter_cancelled_after_the_block_ended_gets_cancelled(
                 raised.append(exc)
                 raise
 
-    async with coordination, trio.open_nursery() as nursery:
-        async with api:
-            await api.get("first")
-            nursery.start_soon(call)
-            await trio.sleep(0.5)
+    async with coordination, trio.open_nursery() as nursery, api:
+        await api.get("first")
+        nursery.start_soon(call)
         await trio.sleep(0.5)
-        scope.cancel()
+        scope.cancel()  # the caller's cancellation, then the block's end
     assert len(raised) == 1 and isinstance(raised[0], trio.Cancelled)

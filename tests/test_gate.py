@@ -414,6 +414,46 @@ async def test_a_server_pace_slower_than_max_retry_after_fails_at_once(
     assert len(recorder.arrivals) == 2
 
 
+@pytest.mark.parametrize("wait", ["gate", "pacer", "pacer-entered-again"])
+async def test_calls_waiting_when_the_block_ends_learn_it_at_once(
+    autojump_clock: trio.testing.MockClock, wait: str
+) -> None:
+    # Calls started outside the block and waiting at a gate closed for 120 s, or for
+    # pacer slots 100 s apart, waited out all of it to get "not open", and each took
+    # its pacer slot in turn for nothing.
+    answers = iter([httpx.Response(429, headers={"Retry-After": "120"})] if wait == "gate" else [])
+    recorder = Recorder(lambda request, now: next(answers, httpx.Response(200)), latency=0.001)
+    api = TrioAPISession(url=URL, rate_limit=None if wait == "gate" else 0.01, retries=0)
+    ended: list[tuple[str, float]] = []
+
+    async def call() -> None:
+        try:
+            await api.get("x")
+            ended.append(("sent", trio.current_time() - left))
+        except errors.SessionNotOpenError:
+            ended.append(("not open", trio.current_time() - left))
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with trio.open_nursery() as outside:
+            async with api:
+                with suppress(errors.TooManyRequestsError):
+                    await api.get("x")  # closes the gate, or spends the pacer's slot
+                for _ in range(3):
+                    outside.start_soon(call)
+                await trio.sleep(1)
+                left = trio.current_time()
+            if wait == "pacer-entered-again":
+                async with api:  # they go on in the new block, at their turn (held before too)
+                    await trio.sleep(400)
+    if wait == "pacer-entered-again":
+        assert sorted(kind for kind, _ in ended) == ["sent"] * 3
+        assert len(recorder.arrivals) == 4
+    else:
+        assert ended == [("not open", 0.0)] * 3
+        assert len(recorder.arrivals) == 1
+
+
 async def test_paced_waiters_cancelled_give_their_slots_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -10,6 +10,8 @@ given back on the way out.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import httpx
@@ -78,6 +80,11 @@ async def take_slot(limiter: trio.CapacityLimiter, borrower: object) -> None:
         await limiter.acquire_on_behalf_of(borrower)
 
 
+class SessionLeft(Exception):
+    """Internal: the session's block ended while the attempt waited for admission (see
+    OriginGate.abandon_waits)."""
+
+
 class GateClosed(Exception):
     """Internal: the gate stays closed past the caller's deadline or ``max_retry_after``.
 
@@ -120,6 +127,29 @@ class OriginGate:
         self.closing_response: httpx.Response | None = None
         #: The ``redact_fields`` of the call that got ``closing_response``.
         self.closing_fields: tuple[str, ...] = ()
+        # The cancel scopes of the waits in progress (see _unless_left).
+        self._waits: set[trio.CancelScope] = set()
+
+    def abandon_waits(self) -> None:
+        """The session's block ended: every wait for admission in progress ends at once
+        with SessionLeft.  A call started outside the block waited out the whole gate
+        (up to ``max_retry_after``) or its pacer slot to learn the session was closed,
+        each taking its slot in turn for nothing."""
+        for scope in self._waits:
+            scope.cancel()
+
+    @contextmanager
+    def _unless_left(self) -> Iterator[None]:
+        """Run a wait that :meth:`abandon_waits` ends, raising SessionLeft."""
+        scope = trio.CancelScope()
+        self._waits.add(scope)
+        try:
+            with scope:
+                yield
+        finally:
+            self._waits.discard(scope)
+        if scope.cancelled_caught:
+            raise SessionLeft
 
     async def _check_wait(self, until: float, max_wait: float, *, pacer: bool = False) -> None:
         # In a cancelled scope the effective deadline is -inf, which the check below
@@ -180,10 +210,12 @@ class OriginGate:
                 wake = throttle.wake_time()
                 if wake - now > max_wait or wake >= trio.current_effective_deadline():
                     wake = throttle.gate_until
-                await trio.sleep_until(wake)
+                with self._unless_left():
+                    await trio.sleep_until(wake)
                 continue
             if decision.kind == "probe-wait":
-                await self._probe_done.wait()
+                with self._unless_left():
+                    await self._probe_done.wait()
                 continue
             if decision.kind == "round":
                 # The next round of a window's quota: ask again when it opens, or when
@@ -249,7 +281,7 @@ class OriginGate:
         """Wait for a time the pacer set (a slot, a timed round), within the caller's
         bounds, or until the schedule restarts before it."""
         await self._check_wait(at, max_wait, pacer=True)
-        with trio.move_on_at(at):
+        with self._unless_left(), trio.move_on_at(at):
             await self._rescheduled.wait()
 
     async def _take_slots(self, admitted: Admitted, session: trio.CapacityLimiter | None) -> None:
@@ -299,7 +331,7 @@ class OriginGate:
                 return False
             try:
                 await self._check_wait(shared.at, bound, pacer=True)
-                with trio.move_on_at(shared.at):
+                with self._unless_left(), trio.move_on_at(shared.at):
                     await self._rescheduled.wait()
             except BaseException:
                 await self._give_back(shared, epoch)
@@ -329,7 +361,8 @@ class OriginGate:
         if shared.at > trio.current_time():
             try:
                 await self._check_wait(shared.at, bound, pacer=True)
-                await trio.sleep_until(shared.at)
+                with self._unless_left():
+                    await trio.sleep_until(shared.at)
             except BaseException:
                 await self._give_back(shared, epoch)
                 raise

@@ -26,7 +26,13 @@ import httpx
 import trio
 
 from . import errors
-from ._admission import Admitted, GateClosed, OriginGate, checkpoint_if_cancelled_or_past_deadline
+from ._admission import (
+    Admitted,
+    GateClosed,
+    OriginGate,
+    SessionLeft,
+    checkpoint_if_cancelled_or_past_deadline,
+)
 from ._budget import RetryBudget
 from ._call_errors import (
     BUILD_ERRORS,
@@ -460,7 +466,16 @@ class Call:
         """
         api = self._api
         # Admission takes the session's slot too, last (see OriginGate.admit).
-        admitted: Admitted = await gate.admit(max_wait=api._max_retry_after, session=api._limiter)
+        while True:
+            try:
+                admitted: Admitted = await gate.admit(
+                    max_wait=api._max_retry_after, session=api._limiter
+                )
+                break
+            except SessionLeft:
+                # The block ended while this attempt waited: "not open", unless it was
+                # entered again meanwhile (then the attempt waits its turn again).
+                api._session  # noqa: B018
         try:
             try:
                 assert admitted.ticket is not None

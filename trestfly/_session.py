@@ -742,6 +742,8 @@ class TrioAPISession:
         self._last_seen = trio.current_time()
         self._entered = False
         self._httpx_client = None
+        for gate in self._gates.values():
+            gate.abandon_waits()  # calls still waiting learn it now, not at their turn
         clients, self._built_clients = self._built_clients, []
         try:
             try:
