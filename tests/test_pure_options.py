@@ -108,6 +108,8 @@ def test_single_status_code_is_accepted() -> None:
         ({"retry_on": [True]}, "retry_on"),
         ({"retry_on": [700]}, "retry_on"),
         ({"retry_on": [503, 202]}, "retry_on cannot hold successes \\[202\\]"),
+        # httpx reads past a 1xx: listed, it did nothing, silently.
+        ({"retry_on": [100, 503]}, "retry_on cannot hold informational statuses \\[100\\]"),
         ({"retry_on": "503"}, "retry_on"),
         ({"deadline": 0}, "deadline"),
         ({"deadline": -1}, "deadline"),

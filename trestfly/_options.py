@@ -139,6 +139,12 @@ def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:
         raise UnexpectedValueError(
             f"{name} cannot hold successes {successes}: a 2xx answer is returned, never retried"
         )
+    interim = sorted(code for code in codes if code < 200)
+    if interim:
+        # httpx reads past a 1xx to the final answer: one listed would never be seen.
+        raise UnexpectedValueError(
+            f"{name} cannot hold informational statuses {interim}: a 1xx is never the answer"
+        )
     return codes
 
 
