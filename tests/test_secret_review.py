@@ -248,7 +248,7 @@ def test_secret_headers_are_logged_redacted_and_dropped_off_origin(name: str) ->
     assert is_secret_header(name, ())
     assert SECRET not in describe("http://api.test/x", {"headers": {name: SECRET}})
     request = httpx.Request("GET", "http://evil.test/y", headers={name: SECRET})
-    request.extensions["trestfly.first_origin"] = "http://api.test"
+    request.extensions["trestfly.first_url"] = httpx.URL("http://api.test/x")
     drop_credentials_off_origin(request)
     assert name not in request.headers
 

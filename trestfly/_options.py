@@ -339,6 +339,8 @@ def read_iterators_once(kwargs: dict[str, Any]) -> dict[str, Any]:
     bytes and text as they are, but streams any other iterable, and an AsyncClient
     refuses a sync stream while sending with a bare RuntimeError.
     """
+    if not kwargs:
+        return kwargs  # most calls give none (api.get("users/1"))
     for key in _ITERABLE_REQUEST_ARGS:
         if isinstance(kwargs.get(key), Iterator):
             kwargs = {**kwargs, key: list(kwargs[key])}
@@ -382,6 +384,8 @@ def drop_none_fields(kwargs: dict[str, Any]) -> dict[str, Any]:
     "filter by nothing", or refuses.  An SDK method forwarding its optional arguments
     (``params={"offset": offset}``) depends on the requests reading.
     """
+    if not kwargs:
+        return kwargs
     for key in ("params", "data"):
         value = kwargs.get(key)
         if value is not None:
@@ -504,6 +508,8 @@ def _check_one_body(request_kwargs: Mapping[str, Any]) -> None:
     """A request has one body: httpx sends one of ``json=``, ``content=`` and
     ``data=``/``files=`` and drops the others silently (``json=`` beside ``data=`` went
     out as the form alone).  ``data=`` with ``files=`` is one multipart body."""
+    if not request_kwargs:
+        return
     given = [
         key for key in ("json", "content", "data", "files") if request_kwargs.get(key) is not None
     ]

@@ -14,7 +14,7 @@ from ._redact import is_secret_header
 
 __all__ = [
     "ANSWERED",
-    "FIRST_ORIGIN",
+    "FIRST_URL",
     "HINT_AT",
     "REDACT_FIELDS",
     "drop_credentials_off_origin",
@@ -23,8 +23,8 @@ __all__ = [
     "origin_of",
 ]
 
-#: The extensions key under which a request chain records its first origin.
-FIRST_ORIGIN = "trestfly.first_origin"
+#: The extensions key under which a request chain records its first URL.
+FIRST_URL = "trestfly.first_url"
 #: The extensions key under which an attempt carries its call's ``redact_fields``: the
 #: headers they name are credentials too, dropped off origin with the others.
 REDACT_FIELDS = "trestfly.redact_fields"
@@ -87,8 +87,13 @@ def drop_credentials_off_origin(request: httpx.Request) -> None:
     redirects included; a redirect's request shares the first one's extensions
     (trestfly gives each attempt its own).
     """
-    here = origin_of(request.url)
-    first = request.extensions.setdefault(FIRST_ORIGIN, here)
+    first_url = request.extensions.get(FIRST_URL)
+    if first_url is None:
+        # The chain's first request: its origin is worked out only if a redirect
+        # follows (every call's request passes here: the parse is a share of its cost).
+        request.extensions[FIRST_URL] = request.url
+        return
+    first, here = origin_of(first_url), origin_of(request.url)
     if first == here or is_https_upgrade(first, request.url):
         return
     extra = {field.lower() for field in request.extensions.get(REDACT_FIELDS, ())}
