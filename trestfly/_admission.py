@@ -135,7 +135,7 @@ class OriginGate:
         with SessionLeft.  A call started outside the block waited out the whole gate
         (up to ``max_retry_after``) or its pacer slot to learn the session was closed,
         each taking its slot in turn for nothing."""
-        for scope in self._waits:
+        for scope in list(self._waits):  # each leaves the set when its task resumes
             scope.cancel()
 
     @contextmanager
