@@ -79,6 +79,20 @@ def positive_float(text: str) -> float:
     return _number(text, positive=True)
 
 
+#: The lowest rate limit a scenario takes (requests per second): a bucket's time to
+#: its next token, ``1 / rate``, must be a number (at 1e-310/s it was infinite, and the
+#: server failed on every refusal before counting it).
+MIN_RATE = 1e-3
+
+
+def rate_limit(text: str) -> float:
+    """A rate in requests per second: at least ``MIN_RATE``, at most ``MAX_NUMBER``."""
+    value = _number(text, positive=True)
+    if value < MIN_RATE:
+        raise argparse.ArgumentTypeError(f"must be at least {MIN_RATE:g}/s, got {_shown(text)}")
+    return value
+
+
 def non_negative_float(text: str) -> float:
     """A number >= 0 and at most ``MAX_NUMBER``."""
     return _number(text, positive=False)

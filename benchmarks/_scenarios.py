@@ -847,7 +847,8 @@ class StormState:
             wall_now: POSIX time of arrival.
             client: the ``X-Client`` header, or None.
             seen: the ``X-Seen-Throttle`` header as an integer (-1 if malformed), or
-                None when absent: such a request is never judged.
+                None when absent: a client's request without it could not be judged
+                (counted as unjudged), one of no client (a readiness probe) is not.
         """
         elapsed = now - self.started
         scenario = self.scenario
@@ -863,8 +864,10 @@ class StormState:
         self.totals.count(decision.outcome)
         if mine is not None:
             mine.count(decision.outcome)
-        if seen is not None:
-            verdict = self.referee.judge(seen, elapsed)
+        if seen is not None or client is not None:
+            # A client's request without its mark may have come before an instant it
+            # had been told: it was counted neither way, and zero violations held.
+            verdict = None if seen is None else self.referee.judge(seen, elapsed)
             if verdict is None:
                 self.totals.unjudged += 1
                 if mine is not None:

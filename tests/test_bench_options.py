@@ -4,6 +4,7 @@ error (status 2, the option named) instead of a traceback after the run."""
 from __future__ import annotations
 
 import argparse
+import math
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +73,11 @@ HUGE = "1" + "0" * 400  # more than a float can hold
         (["--time-limit", "1e308"], "argument --time-limit: must be at most 1e+06"),
         (["--outage-seconds", "1e308"], "argument --outage-seconds: must be at most 1e+09"),
         (["--rate", "1e308"], "argument --rate: must be at most 1e+09"),
+        # A bucket's 1 / rate overflowed: the server failed on every refusal uncounted,
+        # and goodput read inf (a PASS, and "Infinity" in results.json).
+        (["--rate", "1e-310"], "argument --rate: must be at least 0.001/s"),
+        # 25,000 connections opened at once: ConnectError after 40 s, the run lost.
+        (["--throughput-concurrency", "25000"], "must be at most 1000 (one connection each"),
         (["overhead", "--requests", HUGE], "argument --requests: must be at most 1000000000"),
     ],
 )
@@ -99,6 +105,10 @@ def test_the_bucket_depth_and_flakiness_are_server_options() -> None:
     defaults = storm.settings_from(_parse("storm")).catalogue()
     assert defaults["token_bucket"].burst == 10  # a tenth of the default rate, 100/s
     assert (defaults["flaky"].p_503, defaults["flaky"].p_reset) == (0.1, 0.02)
+    # --workers ran the defaults whatever these said.
+    argv = ("--burst", "3", "--flaky-503", "0.25", "--flaky-reset", "0")
+    server = workers.settings_from(_parse("storm", "--workers", "2", *argv)).server
+    assert (server.burst, server.flaky_503, server.flaky_reset) == (3, 0.25, 0.0)
 
 
 @pytest.mark.usefixtures("no_server")
@@ -506,3 +516,20 @@ async def test_no_more_workers_start_than_there_are_requests() -> None:
         run = await storm.drive(fetch, requests=5, concurrency=10_000, time_limit=20.0)
     assert run.successes == len(workers_seen) == 5 and not run.timed_out
     assert max(workers_seen) <= 5
+
+
+async def test_the_time_limit_is_no_deadline_a_client_can_see(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # move_on_after(time_limit) was a deadline every client ran under: trestfly reads
+    # it (a wait at the gate that would outlast it fails at once), the peers do not, so
+    # a run cut short by --time-limit showed trestfly giving up on every request.
+    deadlines: list[float] = []
+
+    async def fetch() -> None:
+        deadlines.append(trio.current_effective_deadline())
+        await trio.sleep(10)
+
+    run = await storm.drive(fetch, requests=3, concurrency=3, time_limit=2.0)
+    assert deadlines == [math.inf] * 3
+    assert run.timed_out and run.successes == run.failures == 0

@@ -123,6 +123,24 @@ def test_ahead_of_every_peer_means_below_the_best_of_them() -> None:
     assert _verdicts(_figures(N, 5.0, rejected=0), same)[check] == "PASS"
 
 
+def test_targets_are_judged_on_figures_not_yet_rounded() -> None:
+    # The figures were rounded to 4 decimals before the verdicts: a goodput of 0.89996
+    # (N in 22.2232 s at 100/s, for N = 2,000) read 0.9 and passed, and 11 429s per
+    # 2,000 successes tied with a peer's 11 per 1,999 (0.0055 both) and failed.
+    limit = WINDOW.limit_rps
+    assert limit is not None
+    wall = N / (limit * 0.89996)  # the same goodput at this module's N and limit
+    peers = {name: _figures(N, wall, rejected=500) for name in PEERS}
+    slow = _figures(N, wall, rejected=0)
+    assert round(slow["goodput"], 4) == storm.GOODPUT_TARGET > slow["goodput"]
+    assert _verdicts(slow, peers)["goodput"] == "FAIL"
+    check = "429+503 per success vs best peer"
+    ours = _figures(2000, 5.0, rejected=11)
+    peers = {name: _figures(1999, 5.0, rejected=11) for name in PEERS}
+    assert ours["rejected_per_success"] < peers["tenacity"]["rejected_per_success"]
+    assert _verdicts(ours, peers)[check] == "PASS"
+
+
 def test_requests_the_server_could_not_judge_fail_the_violations_target() -> None:
     peers = {name: _figures(N, 5.0) for name in PEERS}
     ours = _figures(N, 5.0)

@@ -353,9 +353,14 @@ def test_requests_in_flight_or_unmarked_are_not_violations() -> None:
     # Sent after id 1's instant, before the client received id 2: it was in flight.
     state.arrive(102.0, WALL, "a", 1)
     state.arrive(102.0, WALL, "a", 0)  # sent before any throttle was received
-    state.arrive(102.0, WALL, None, None)  # no headers at all (e.g. --url)
-    state.arrive(102.0, WALL, "b", None)
+    state.arrive(102.0, WALL, None, None)  # no headers at all (a readiness probe)
     assert state.totals.violations == 0 and state.totals.unjudged == 0
+    # A client's request without its mark may have come before an instant it had been
+    # told: it cannot be judged, and is counted so (it was counted neither way, and
+    # "zero violations" held; the README says such a request fails the target).
+    state.arrive(102.0, WALL, "b", None)
+    assert state.totals.violations == 0 and state.totals.unjudged == 1
+    assert state.clients["b"].unjudged == 1
     assert state.totals.arrivals == 8 and state.totals.throttled_429 == 5
     state.arrive(102.1, WALL, "a", 2)  # but id 2's instant is still ahead
     assert state.totals.violations == 1
@@ -427,7 +432,7 @@ def test_referee_forgets_old_instants_within_its_bound() -> None:
 def test_counters_timeline_and_stats() -> None:
     state = _storm(Outage(duration=0.2, retry_after=1.0))
     for t in (0.05, 0.15, 0.25, 0.26):
-        state.arrive(100.0 + t, WALL, "a", None)
+        state.arrive(100.0 + t, WALL, "a", 0)  # marked: nothing seen yet
     stats = state.stats(100.3)
     assert stats["totals"] == {
         "arrivals": 4,
