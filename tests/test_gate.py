@@ -349,6 +349,44 @@ async def test_client_side_rate_limit_paces_sends(autojump_clock: trio.testing.M
         assert sum(1 for u in offsets if t <= u < t + 1.0) <= 25
 
 
+async def test_a_send_a_little_late_costs_the_next_waiter_no_more_than_that(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # rate_limit counts from the requests actually sent.  A task woken a little after
+    # its slot (here a busy neighbour takes 1.5 ms of the clock every 11 ms, and some
+    # slots fall due in them) holds the next slot back by as much; the next waiter was
+    # refused then, reserved anew behind the others (8 tasks at 20/s sent 12/s in real
+    # time).  The pairs of sends are never closer than the limit either way.
+    sent: list[float] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200)
+
+    async def busy_neighbour() -> None:
+        for _ in range(2_000):
+            await trio.sleep(0.011)
+            autojump_clock.jump(0.0015)
+
+    async with (
+        TrioAPISession(url=URL, rate_limit=20, transport=httpx.MockTransport(server)) as api,
+        trio.open_nursery() as nursery,
+    ):
+        nursery.start_soon(busy_neighbour)
+        for _ in range(8):
+            nursery.start_soon(_forever, api)
+        await trio.sleep(10)  # a cancel, not a deadline: the calls are not refused
+        nursery.cancel_scope.cancel()
+    rate = sum(1 for t in sent if t >= 1.0) / 9.0
+    assert 19.8 <= rate <= 20.0, rate  # 18.3 before
+    assert min(b - a for a, b in itertools.pairwise(sent)) >= 0.05 - 1e-9
+
+
+async def _forever(api: TrioAPISession) -> None:
+    for _ in range(10_000):  # bounded: the test's deadline ends it far sooner
+        await api.get("x")
+
+
 @pytest.mark.parametrize(
     ("first", "adaptive"),
     [
