@@ -50,3 +50,51 @@ async def test_redis_a_gate_longer_than_the_store_holds_is_announced_once(
         len(coordination.announced),
         coordination.announced[:3],
     )
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("tat", "nan"),  # Lua's tonumber() reads it: the shared pacing stopped
+        ("tat", "inf"),  # no slot ever came: every call waited, the key kept for ages
+        ("gate", "inf"),  # the origin closed for good
+        ("holes", "junk"),  # the script failed: the store down for every origin
+        ("rate", "abc"),  # handed to every worker, whose parse failed: the same
+        ("succ", "1.5"),  # HINCRBY failed on it
+    ],
+)
+async def test_redis_a_field_written_by_someone_else_is_read_as_absent(
+    redis_server: RedisServer, field: str, value: str
+) -> None:
+    import coredis
+
+    sent: list[float] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        return httpx.Response(200)
+
+    prefix = f"s30-{uuid.uuid4().hex[:8]}"
+    # Two workers on one quota: each keeps its own rate_limit alone, the store both.
+    first, second = (RedisCoordination(redis_server.url, prefix=prefix, timeout=2.0) for _ in "ab")
+    sessions = [
+        TrioAPISession(
+            url="https://api.example.test",
+            transport=httpx.MockTransport(handler),
+            rate_limit=50,
+            coordination=coordination,
+        )
+        for coordination in (first, second)
+    ]
+    other = coredis.Redis.from_url(redis_server.url)
+    async with other, first, second, sessions[0] as one, sessions[1] as two:
+        await one.get("x")  # the hash exists, with the fields trestfly writes
+        await other.hset(first.redis_key("https://api.example.test"), {field: value})
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for api in (one, two):
+                    nursery.start_soon(api.map, lambda _, api=api: api.get("x"), range(10))
+        for coordination in (first, second):
+            assert coordination.stats.healthy and coordination.stats.failures == 0
+    # Paced together: 20 more at 50/s take 19 intervals at least.
+    assert sent[-1] - sent[1] >= 19 / 50 * 0.9

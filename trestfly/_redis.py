@@ -61,14 +61,28 @@ end
 local function num(x)
   return string.format('%.17g', x)
 end
+-- A field read as a finite number, or nil: anything else written into the hash (by
+-- another program on the prefix, another version) is absent.  tonumber() takes 'nan'
+-- and 'inf': a tat of nan stopped all pacing, a gate of inf closed the origin for good.
+local function fin(x)
+  local n = tonumber(x)
+  if n == nil or n ~= n or n == math.huge or n == -math.huge then
+    return nil
+  end
+  return n
+end
+-- A gate read back is never further than the longest the workers write.
+local function gate_of(x, now)
+  return math.min(fin(x) or -1, now + {MAX_CLOSE_FOR} * 1000)
+end
 local function ttl_ms(x)
   return string.format('%d', math.max(1, math.min(math.ceil(x), {MAX_PEXPIRE_MS})))
 end
 local function ahead(holes, now)
   local kept = {{}}
   for x in string.gmatch(holes or '', '[^,]+') do
-    local h = tonumber(x)
-    if h > now then
+    local h = fin(x)
+    if h and h > now then
       kept[#kept + 1] = h
     end
   end
@@ -99,14 +113,19 @@ local ttl = tonumber(ARGV[7])
 local settle = tonumber(ARGV[8])
 local s = redis.call('HMGET', key, 'gate', 'tat', 'rate', 'ceil', 'ver', 'succ', 'cut',
                     'sched')
-local gate = tonumber(s[1]) or -1
-local tat = tonumber(s[2]) or -1
-local rate = s[3]
-local ceil = s[4]
-local ver = tonumber(s[5]) or 0
-local total = tonumber(s[6]) or 0
-local cut_at = tonumber(s[7]) or -1e300
-local sched = tonumber(s[8]) or 0
+local gate = gate_of(s[1], now)
+local tat = fin(s[2]) or -1
+-- Rates stay text (passed on as written), but only numbers: junk was handed to every
+-- worker, whose parse failed, and the store went down for every origin.
+local rate = fin(s[3]) and s[3] or nil
+local ceil = fin(s[4]) and s[4] or nil
+local ver = fin(s[5]) or 0
+local total = fin(s[6]) or 0
+local cut_at = fin(s[7]) or -1e300
+local sched = fin(s[8]) or 0
+if s[6] and (not fin(s[6]) or fin(s[6]) ~= math.floor(fin(s[6]))) then
+  redis.call('HSET', key, 'succ', 0)  -- HINCRBY fails on anything but an integer
+end
 -- A new schedule: the reservations and the slots given back are void.
 local function restart(at)
   tat = at
@@ -159,12 +178,12 @@ local burst = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
 local max_wait = tonumber(ARGV[4])
 local s = redis.call('HMGET', key, 'gate', 'tat', 'sched', 'holes')
-local gate = tonumber(s[1]) or -1
+local gate = gate_of(s[1], now)
 if gate > now then
   return {num(gate - now), '0'}
 end
-local sched = tonumber(s[3]) or 0
-local tat = math.max(tonumber(s[2]) or -1, now)
+local sched = fin(s[3]) or 0
+local tat = math.max(fin(s[2]) or -1, now)
 local holes = ahead(s[4], now)
 local send_at = math.max(now, tat - (burst - 1) * interval)
 if #holes > 0 then
@@ -199,8 +218,8 @@ local now = now_ms()
 local slot = tonumber(ARGV[1])
 local sched = tonumber(ARGV[2])
 local s = redis.call('HMGET', key, 'tat', 'sched', 'holes')
-local tat = tonumber(s[1])
-if not tat or (tonumber(s[2]) or 0) ~= sched or slot <= now or slot >= tat then
+local tat = fin(s[1])
+if not tat or (fin(s[2]) or 0) ~= sched or slot <= now or slot >= tat then
   return 0
 end
 local holes = ahead(s[3], now)
