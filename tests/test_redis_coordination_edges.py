@@ -3,6 +3,8 @@ is announced once, not at every sync."""
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import uuid
 
 import httpx
@@ -98,3 +100,60 @@ async def test_redis_a_field_written_by_someone_else_is_read_as_absent(
             assert coordination.stats.healthy and coordination.stats.failures == 0
     # Paced together: 20 more at 50/s take 19 intervals at least.
     assert sent[-1] - sent[1] >= 19 / 50 * 0.9
+
+
+async def test_redis_a_connection_gone_dead_without_a_fin_is_dropped(
+    redis_server: RedisServer,
+) -> None:
+    # A flow a NAT or a load balancer dropped: nothing comes back, nothing closes it.
+    # coredis keeps a connection whose call was cut off by the timeout, so every later
+    # call queued behind a reply that never came, and the coordination stayed local-only
+    # while a new connection answered at once.
+    flows: list[list[bool]] = []  # per connection through the proxy: still relayed?
+
+    async def relay(
+        source: trio.SocketStream, target: trio.SocketStream, alive: list[bool]
+    ) -> None:
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            async for data in source:
+                if alive[0]:
+                    await target.send_all(data)  # else dropped on the floor
+
+    async def proxy(client: trio.SocketStream) -> None:
+        alive = [True]
+        flows.append(alive)
+        upstream = await trio.open_tcp_stream("127.0.0.1", redis_server.port)
+        async with upstream, trio.open_nursery() as nursery:
+            nursery.start_soon(relay, client, upstream, alive)
+            nursery.start_soon(relay, upstream, client, alive)
+
+    async with trio.open_nursery() as nursery:
+        serve = functools.partial(trio.serve_tcp, proxy, 0, host="127.0.0.1")
+        (listener,) = await nursery.start(serve)
+        port = listener.socket.getsockname()[1]
+        coordination = RedisCoordination(
+            f"redis://127.0.0.1:{port}/0",
+            prefix=f"s30-{uuid.uuid4().hex[:8]}",
+            timeout=0.2,
+            retry_interval=0.1,
+        )
+        async with (
+            coordination,
+            TrioAPISession(
+                url="https://api.example.test",
+                transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+                rate_limit=100,
+                coordination=coordination,
+            ) as api,
+        ):
+            for _ in range(5):
+                await api.get("x")
+            assert coordination.stats.healthy and len(flows) == 1
+            flows[0][0] = False  # the flow goes dead
+            with trio.move_on_after(10):  # bounded: recovery takes a few retry intervals
+                while coordination.stats.failures == 0 or not coordination.stats.healthy:
+                    await api.get("x")
+                    await trio.sleep(0.05)
+            assert coordination.stats.failures > 0 and coordination.stats.healthy
+            assert len(flows) >= 2  # a connection of its own, not the dead one
+        nursery.cancel_scope.cancel()

@@ -630,6 +630,7 @@ class Coordination(ABC):
 
     def _went_down(self, exc: BaseException) -> None:
         self._failures += 1
+        self._after_failure()
         # The next attempt is retry_interval after the last failure, not the first.
         self._down_since = trio.current_time()
         if self._healthy:
@@ -641,6 +642,10 @@ class Coordination(ABC):
                     "trestfly_error": type(exc).__name__,
                 },
             )
+
+    def _after_failure(self) -> None:  # noqa: B027 (a hook: most stores have nothing to do)
+        """A call to the store failed (a hook for backends: RedisCoordination drops its
+        connections, which a cut-off call may have left waiting for a reply)."""
 
     async def _sync_loop(self) -> None:
         while True:

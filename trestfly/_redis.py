@@ -425,6 +425,9 @@ class RedisCoordination(Coordination):
                 ) from None
         self._url = url
         self._client = client
+        # The client built from `url` while the coordination is entered (see
+        # _after_failure): a `client=` of the caller's is never touched.
+        self._owned: coredis.Redis[Any] | None = None
         self._prefix = prefix
         self._sync_script: Any = None
         self._reserve_script: Any = None
@@ -460,7 +463,24 @@ class RedisCoordination(Coordination):
         # which then falls back to local-only throttling.
         async with owned:
             self._register_scripts(owned)
-            yield owned
+            self._owned = owned
+            try:
+                yield owned
+            finally:
+                self._owned = None
+
+    def _after_failure(self) -> None:
+        """Drop the owned client's connections: the next call connects afresh.
+
+        A call cut off by ``timeout`` stays first in its connection's queue of replies,
+        and coredis keeps the connection: on a flow that died without a FIN (a NAT or a
+        load balancer dropped it, a virtual IP moved), every later call queued behind a
+        reply that never came, and the coordination stayed local-only for as long as
+        the kernel kept the socket (forever behind a middlebox that acknowledges), while
+        a new connection to the same Redis answered at once.
+        """
+        if self._owned is not None:
+            self._owned.connection_pool.disconnect()
 
     def _register_scripts(self, client: coredis.Redis[Any]) -> None:
         self._sync_script = client.register_script(SYNC_SCRIPT)
