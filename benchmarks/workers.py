@@ -310,12 +310,14 @@ def combine(reports: Sequence[WorkerReport]) -> tuple[storm.ClientRun, storm.Rec
     every logical request); each worker's success timeline shifted by its start.
     """
     origin = min(report.start_epoch for report in reports)
-    end = max(report.start_epoch + report.run.wall_s for report in reports)
+    # Offsets first, then the wall times: added to an epoch (1.8e9 s, steps of 2.4e-7 s)
+    # a worker's wall time lost digits, and the whole came out shorter than a part.
+    wall = max((report.start_epoch - origin) + report.run.wall_s for report in reports)
     total = storm.ClientRun(
         successes=sum(report.run.successes for report in reports),
         failures=sum(report.run.failures for report in reports),
         latencies=[latency for report in reports for latency in report.run.latencies],
-        wall_s=end - origin,
+        wall_s=wall,
         cpu_s=sum(report.run.cpu_s for report in reports),
         timed_out=any(report.run.timed_out for report in reports),
     )
