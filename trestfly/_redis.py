@@ -120,10 +120,11 @@ local tat = fin(s[2]) or -1
 local rate = fin(s[3]) and s[3] or nil
 local ceil = fin(s[4]) and s[4] or nil
 local ver = fin(s[5]) or 0
-local total = fin(s[6]) or 0
+local counted = fin(s[6])
+local total = counted or 0
 local cut_at = fin(s[7]) or -1e300
 local sched = fin(s[8]) or 0
-if s[6] and (not fin(s[6]) or fin(s[6]) ~= math.floor(fin(s[6]))) then
+if s[6] and (not counted or counted ~= math.floor(counted)) then
   redis.call('HSET', key, 'succ', 0)  -- HINCRBY fails on anything but an integer
 end
 -- A new schedule: the reservations and the slots given back are void.
