@@ -12,7 +12,7 @@ from trestfly import errors
 from trestfly._policy import (
     DEFAULT_RETRY_STATUSES,
     Decision,
-    Stop,
+    StopReason,
     TransportVerdict,
     backoff_bound,
     backoff_delay,
@@ -103,21 +103,21 @@ def test_decide_prefers_the_server_hint() -> None:
 
 
 def test_decide_stops_when_exhausted_or_not_retryable() -> None:
-    assert run(retries_done=3).stop is Stop.EXHAUSTED
-    assert run(retryable=False).stop is Stop.NOT_RETRYABLE
-    assert run(max_retries=0).stop is Stop.EXHAUSTED
+    assert run(retries_done=3).stop is StopReason.EXHAUSTED
+    assert run(retryable=False).stop is StopReason.NOT_RETRYABLE
+    assert run(max_retries=0).stop is StopReason.EXHAUSTED
 
 
 def test_decide_fails_fast_on_a_hint_above_max_retry_after() -> None:
     decision = run(hint=301.0)
-    assert decision.stop is Stop.HINT_TOO_LONG
+    assert decision.stop is StopReason.WAIT_TOO_LONG
     assert decision.delay == 301.0
     assert run(hint=300.0).retry
 
 
 def test_decide_fails_fast_when_the_delay_outlasts_the_deadline() -> None:
-    assert run(hint=5.0, time_left=4.0).stop is Stop.PAST_DEADLINE
-    assert run(time_left=0.5).stop is Stop.PAST_DEADLINE
+    assert run(hint=5.0, time_left=4.0).stop is StopReason.PAST_DEADLINE
+    assert run(time_left=0.5).stop is StopReason.PAST_DEADLINE
     assert run(time_left=1.5).retry
 
 

@@ -20,6 +20,7 @@ import trio
 from ._coordination import SharedLink
 from ._shared_state import Reservation
 from ._throttle import Admission, OriginThrottle, Ticket
+from .errors import StopReason
 
 #: Tasks of one session that may hold reservations of a coordination store's pacer at
 #: once (see OriginGate._wait_shared_slot).  With W workers the store's schedule runs at
@@ -98,10 +99,13 @@ class GateClosed(Exception):
         *,
         pacer: bool = False,
         redact_fields: tuple[str, ...] = (),
+        past_deadline: bool = False,
     ) -> None:
         super().__init__(remaining)
         self.response = response
         self.remaining = remaining
+        #: Which bound refused the wait: the caller's deadline, or ``max_retry_after``.
+        self.stop = StopReason.PAST_DEADLINE if past_deadline else StopReason.WAIT_TOO_LONG
         #: The ``redact_fields`` of the call that got ``response``: its URL is quoted to
         #: another caller, whose own fields do not cover it.
         self.redact_fields = redact_fields
@@ -157,13 +161,15 @@ class OriginGate:
         # error): the caller's cancellation must win, as a Cancelled.
         await checkpoint_if_cancelled_or_past_deadline()
         now = trio.current_time()
-        if until - now > max_wait or until >= trio.current_effective_deadline():
+        too_long = until - now > max_wait
+        if too_long or until >= trio.current_effective_deadline():
             if pacer:  # the gate is open: no response to quote, the wait is the slot's
-                raise GateClosed(None, until - now, pacer=True)
+                raise GateClosed(None, until - now, pacer=True, past_deadline=not too_long)
             raise GateClosed(
                 self.closing_response,
                 max(0.0, self.throttle.gate_until - now),
                 redact_fields=self.closing_fields,
+                past_deadline=not too_long,
             )
 
     async def admit(
@@ -417,14 +423,15 @@ class OriginGate:
             # The session left the coordination while this task queued for it (its block
             # ended with calls still out): our own pacer, as when the store is down.
             return SharedSlot(throttle.reserve_local(now).at, None)
-        bound = min(max_wait, trio.current_effective_deadline() - now)
+        time_left = trio.current_effective_deadline() - now
+        bound = min(max_wait, time_left)
         reservation = await link.reserve(rate, throttle.pacer_burst(rate), bound)
         now = trio.current_time()
         if reservation is None:
             # The store is unavailable: local-only.
             return SharedSlot(throttle.reserve_local(now).at, None)
         if not reservation.reserved:
-            raise GateClosed(None, reservation.wait, pacer=True)
+            raise GateClosed(None, reservation.wait, pacer=True, past_deadline=time_left < max_wait)
         if reservation.gate_remaining > 0:
             link.coordination.hear_gate(link, now, now + reservation.gate_remaining)
             return None

@@ -51,7 +51,6 @@ from ._options import CallOptions, read_iterators_once, resolve
 from ._origins import HINT_AT, REDACT_FIELDS, failed_after_an_answer, origin_of
 from ._policy import (
     Decision,
-    Stop,
     TransportVerdict,
     can_send_again,
     classify_transport_error,
@@ -67,6 +66,7 @@ from ._retry_after import parse_retry_after_fields
 from ._stats import RetryRecord
 from ._throttle import closes_gate, is_throttle
 from ._urls import with_params_in_query, with_path_query
+from .errors import StopReason
 
 if TYPE_CHECKING:
     from ._session import TrioAPISession
@@ -359,16 +359,16 @@ class Call:
         if decision.retry and not can_send_again(
             *body, outcome.failure, files, answered=outcome.answered
         ):
-            decision = Decision(decision.delay, Stop.STREAMED_BODY)
+            decision = Decision(decision.delay, StopReason.STREAMED_BODY)
         response = outcome.response
         if (
             decision.retry
             and response is not None
             and processed_before_redirect(self._method, response)
         ):
-            decision = Decision(decision.delay, Stop.PROCESSED)
+            decision = Decision(decision.delay, StopReason.PROCESSED)
         if decision.retry and not guided and not self._budget_allows():
-            decision = Decision(decision.delay, Stop.BUDGET)
+            decision = Decision(decision.delay, StopReason.BUDGET)
         return decision
 
     async def _retry_or_raise(self, outcome: _Outcome) -> None:
@@ -386,7 +386,8 @@ class Call:
             max_retries=api._retries,
         )
         decision = self._decide(outcome, counted)
-        if not decision.retry:
+        stop = decision.stop
+        if stop is not None:
             api._counters.failures += 1
             if response is not None:
                 raise response_error(
@@ -396,17 +397,11 @@ class Call:
                     self._retries_done,
                     outcome.hint,
                     self._history,
+                    stop,
                 )
             assert failure is not None
-            reason = decision.stop.value if decision.stop else ""
             raise transport_failure(
-                self._method,
-                outcome.url,
-                options,
-                self._retries_done,
-                reason,
-                failure,
-                self._history,
+                self._method, outcome.url, options, self._retries_done, stop, failure, self._history
             )
 
         if not outcome.guided and not self._unguided:

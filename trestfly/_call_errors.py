@@ -121,12 +121,14 @@ def response_error(
     retries_done: int,
     retry_after: float | None,
     history: list[RetryRecord],
+    stop: errors.StopReason,
 ) -> errors.APIError:
     """The error of a call whose last answer was an error status: the class the error
-    map names for it, its retry history, the query values the call hides hidden."""
+    map names for it, its retry history and why it stopped, the query values the call
+    hides hidden."""
     error = error_class(response.status_code, status_errors)
     api_error = error(response, retries=retries_done, retry_after=retry_after)
-    api_error.history = tuple(history)
+    api_error.history, api_error.stop_reason = tuple(history), stop
     api_error._show_url(options.shown_url(response.request.url))
     return api_error
 
@@ -136,17 +138,21 @@ def transport_failure(
     url: str,
     options: CallOptions,
     retries_done: int,
-    reason: str,
+    stop: errors.StopReason,
     failure: Exception,
     history: list[RetryRecord],
+    *,
+    reason: str | None = None,
 ) -> Exception:
     """The trestfly error of a call whose last attempt failed in transport, chained
-    from that failure, with its retry history; the URL shown redacted."""
+    from that failure, with its retry history and why it stopped (``reason``: said
+    in the message in place of ``stop``'s sentence); the URL shown redacted."""
     shown = options.shown_url(url)
     error = transport_error_class(failure)(
-        f"{method} {shown} failed after {retries_done} retries ({reason}): {failure!r}"
+        f"{method} {shown} failed after {retries_done} retries ({reason or stop.value}): "
+        f"{failure!r}"
     )
-    error.retries, error.history = retries_done, tuple(history)
+    error.retries, error.history, error.stop_reason = retries_done, tuple(history), stop
     error.__cause__ = failure
     return error
 
@@ -167,12 +173,12 @@ def gate_error(
     A closed gate quotes the response that closed it.  A refused pacer slot quotes no
     old 429 (the gate is open): it raises the call's last error, or a timeout.
     """
+    stop = closed.stop
     if closed.pacer and isinstance(last, Exception):
-        reason = (
-            f"the pacer's next slot for the origin is {closed.remaining:.3f} s away, "
-            "past the caller's deadline or max_retry_after"
+        reason = f"the pacer's next slot for the origin is {closed.remaining:.3f} s away: {stop}"
+        return transport_failure(
+            method, url, options, retries_done, stop, last, history, reason=reason
         )
-        return transport_failure(method, url, options, retries_done, reason, last, history)
     own = last if closed.pacer and isinstance(last, httpx.Response) else None
     response = own or closed.response
     if response is None:
@@ -181,11 +187,8 @@ def gate_error(
             if closed.pacer
             else f"the origin is throttled for {closed.remaining:.3f} s more"
         )
-        timeout = errors.TimeoutError(
-            f"{method} {options.shown_url(url)}: {waiting_for}, past the caller's deadline "
-            "or max_retry_after"
-        )
-        timeout.retries, timeout.history = retries_done, tuple(history)
+        timeout = errors.TimeoutError(f"{method} {options.shown_url(url)}: {waiting_for}: {stop}")
+        timeout.retries, timeout.history, timeout.stop_reason = retries_done, tuple(history), stop
         return timeout
     cls = (
         error_class(response.status_code, status_errors)
@@ -193,7 +196,7 @@ def gate_error(
         else errors.TooManyRequestsError
     )
     api_error = cls(response, retries=retries_done, retry_after=closed.remaining)
-    api_error.history = tuple(history)
+    api_error.history, api_error.stop_reason = tuple(history), stop
     # The response may be another call's: hide what either call asked to hide.
     also_hide = () if own else closed.redact_fields
     api_error._show_url(options.shown_url(response.request.url, also_hide))

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import httpx
 
 from . import errors
+from .errors import StopReason
 
 #: Statuses retried by default: throttling (420, 429) and transient gateway trouble.
 #: 501 is deliberately absent: "not implemented" is not transient.
@@ -239,24 +240,12 @@ def counts_against_retries(
     return not (throttled and stale and uncounted < max_retries)
 
 
-class Stop(enum.Enum):
-    """Why no further attempt will be made."""
-
-    NOT_RETRYABLE = "not retryable"
-    PROCESSED = "the server processed the request and redirected it; it is not idempotent"
-    EXHAUSTED = "retries exhausted"
-    HINT_TOO_LONG = "server delay hint above max_retry_after"
-    PAST_DEADLINE = "delay would end after the caller's deadline"
-    BUDGET = "retry budget exhausted (many requests failing together)"
-    STREAMED_BODY = "the request body is a stream, which cannot be sent again"
-
-
 @dataclass(frozen=True, slots=True)
 class Decision:
     """The outcome of :func:`decide`: sleep ``delay`` then retry, or stop for ``stop``."""
 
     delay: float
-    stop: Stop | None = None
+    stop: StopReason | None = None
 
     @property
     def retry(self) -> bool:
@@ -290,15 +279,15 @@ def decide(
             draws it; 1.0 gives the bound itself).
     """
     if not retryable:
-        return Decision(0.0, Stop.NOT_RETRYABLE)
+        return Decision(0.0, StopReason.NOT_RETRYABLE)
     if retries_done >= max_retries:
-        return Decision(0.0, Stop.EXHAUSTED)
+        return Decision(0.0, StopReason.EXHAUSTED)
     if hint is not None and hint > max_retry_after:
-        return Decision(hint, Stop.HINT_TOO_LONG)
+        return Decision(hint, StopReason.WAIT_TOO_LONG)
     # No hint, or a hint of zero (`Retry-After: 0`, a date already past, as a skewed
     # clock sends), takes the backoff: "now" says nothing about pacing, and taken at its
     # word a hundred calls against an outage made all their retries in the same instant.
     delay = hint or backoff_delay(backoff, retries_done + 1, max_backoff, draw)
     if delay >= time_left:  # hint and backoff are finite, so an infinite time_left never stops
-        return Decision(delay, Stop.PAST_DEADLINE)
+        return Decision(delay, StopReason.PAST_DEADLINE)
     return Decision(delay)

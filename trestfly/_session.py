@@ -875,6 +875,7 @@ class TrioAPISession:
                 f"{method} {shown}: deadline of {options.deadline} s passed"
             )
             timeout.retries, timeout.history = call.retries_done, call.history
+            timeout.stop_reason = errors.StopReason.DEADLINE_PASSED
             raise timeout from exc
 
     def _url_for(self, path: str, use_base: bool) -> tuple[str, str]:

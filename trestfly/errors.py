@@ -13,6 +13,7 @@ Which statuses map to which class, and which are retried, is session configurati
 from __future__ import annotations
 
 import builtins
+import enum
 from collections.abc import Collection, Mapping
 from types import MappingProxyType
 from typing import Any
@@ -57,6 +58,7 @@ __all__ = [
     "ServerError",
     "ServiceUnavailableError",
     "SessionNotOpenError",
+    "StopReason",
     "TeapotResponseError",
     "TimeoutError",
     "TooEarlyError",
@@ -74,6 +76,35 @@ __all__ = [
 #:
 #: .. versionadded:: 0.1.0
 BODY_LIMIT = 1000
+
+
+class StopReason(enum.StrEnum):
+    """Why a call made no further attempt: the ``stop_reason`` of the error it raised.
+
+    A ``str`` (its value is a short sentence, stable across releases), so it can be
+    logged or compared as it is: ``error.stop_reason is StopReason.BUDGET`` or
+    ``error.stop_reason == "retries exhausted"``.
+
+    .. versionadded:: 0.1.0
+    """
+
+    #: The status (or transport failure) is not one the call retries.
+    NOT_RETRYABLE = "not retryable"
+    #: Every retry the session allows (``retries``) was made.
+    EXHAUSTED = "retries exhausted"
+    #: The server's delay hint, the origin's closed gate or the pacer's next slot is
+    #: further off than ``max_retry_after``.
+    WAIT_TOO_LONG = "the wait would pass max_retry_after"
+    #: The next attempt's wait would end after the caller's Trio deadline.
+    PAST_DEADLINE = "the wait would end after the caller's deadline"
+    #: The call's own ``deadline=`` passed while it was out or waiting.
+    DEADLINE_PASSED = "the call's deadline passed"
+    #: The retry budget refused the retry: many requests were failing together.
+    BUDGET = "retry budget exhausted (many requests failing together)"
+    #: The request body is a stream, spent by the attempt that failed.
+    STREAMED_BODY = "the request body is a stream, which cannot be sent again"
+    #: A redirect showed the server processed the (non-idempotent) request.
+    PROCESSED = "the server processed the request and redirected it; it is not idempotent"
 
 
 class TrestflyError(Exception):
@@ -106,6 +137,8 @@ class ConnectionError(TrestflyError, builtins.ConnectionError):
         retries: how many retries were made before giving up.
         history: one :class:`trestfly.RetryRecord` per retry made, oldest first (the
             503s before the connection broke, say).
+        stop_reason: why no further attempt was made (a :class:`StopReason`), or
+            ``None`` for an error trestfly did not raise from a call.
 
     .. versionadded:: 0.1.0
     """
@@ -113,6 +146,7 @@ class ConnectionError(TrestflyError, builtins.ConnectionError):
     #: Set by the session on the errors it raises (class defaults: immutable).
     retries: int = 0
     history: tuple[RetryRecord, ...] = ()
+    stop_reason: StopReason | None = None
 
 
 class TimeoutError(TrestflyError, builtins.TimeoutError):
@@ -123,6 +157,9 @@ class TimeoutError(TrestflyError, builtins.TimeoutError):
     Attributes:
         retries: how many retries were made before giving up.
         history: one :class:`trestfly.RetryRecord` per retry made, oldest first.
+        stop_reason: why no further attempt was made (a :class:`StopReason`:
+            ``DEADLINE_PASSED`` for the call's ``deadline=``), or ``None`` for an
+            error trestfly did not raise from a call.
 
     .. versionadded:: 0.1.0
     """
@@ -130,6 +167,7 @@ class TimeoutError(TrestflyError, builtins.TimeoutError):
     #: Set by the session on the errors it raises (class defaults: immutable).
     retries: int = 0
     history: tuple[RetryRecord, ...] = ()
+    stop_reason: StopReason | None = None
 
 
 def _restore(cls: type[BaseException], args: tuple[Any, ...]) -> BaseException:
@@ -252,6 +290,10 @@ class APIError(TrestflyError):
         retry_after: the server's delay hint in seconds (``Retry-After`` or rate-limit
             headers), or ``None`` when it gave none.
         history: one :class:`trestfly.RetryRecord` per retry made, oldest first.
+        stop_reason: why no further attempt was made (a :class:`StopReason`: the
+            status is not retried, retries exhausted, the wait too long, ...), or
+            ``None`` for an error trestfly did not raise from a call (one an SDK
+            builds itself).
         msg: the message: ``[status: METHOD] URL body=...``, the body cut at
             :data:`BODY_LIMIT` characters.  The URL shows no ``user:password@``, and
             the values of query parameters named as credentials (``api_key``,
@@ -287,6 +329,8 @@ class APIError(TrestflyError):
         self.retry_after = retry_after
         #: The retries made before giving up (``trestfly.RetryRecord`` items).
         self.history: tuple[RetryRecord, ...] = ()
+        #: Why no further attempt was made (set by the session).
+        self.stop_reason: StopReason | None = None
         self.msg = self._default_message()
         super().__init__(self.msg)
 
