@@ -158,6 +158,10 @@ def test_imf_dates_as_real_servers_write_them() -> None:
     assert parse_http_date("Mon, 02 Jun 2025 14:30:30 +0230", 0.0) == expected
     assert parse_http_date("Mon, 02 Jun 2025 07:00:30 -0500", 0.0) == expected
     assert parse_retry_after("Mon, 2 Jun 2025 12:00:30 GMT", expected - 30) == 30.0
+    # The zone's case, as the month's and the day's (ignored before: the client's backoff).
+    assert parse_http_date("Mon, 02 Jun 2025 12:00:30 gmt", 0.0) == expected
+    assert parse_http_date("mon, 02 jun 2025 12:00:30 Utc", 0.0) == expected
+    assert parse_http_date("Monday, 02-Jun-25 12:00:30 gmt", expected) == expected
     # Still refused: a zone by name (ambiguous), and a three-digit day.
     assert parse_http_date("Mon, 02 Jun 2025 12:00:30 PST", 0.0) is None
     assert parse_http_date("Mon, 002 Jun 2025 12:00:30 GMT", 0.0) is None

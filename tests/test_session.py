@@ -195,6 +195,30 @@ async def test_retry_after_seconds_and_http_date(autojump_clock: trio.testing.Mo
     assert 2.5 + 8.0 <= elapsed <= (2.5 + 10.0) * 1.1
 
 
+async def test_a_retry_after_not_understood_is_said_once_per_origin(
+    autojump_clock: trio.testing.MockClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A server's "30 seconds" is no Retry-After: the calls back off on their own, and a
+    WARNING says so once per origin (it was ignored without a word)."""
+    caplog.set_level(logging.WARNING, logger="trestfly")
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").respond(503, headers={"Retry-After": "30 seconds"})
+        mock.get("http://other.test/y").respond(429, headers={"Retry-After": "soon" * 50})
+        mock.get(f"{URL}/v1/fine").respond(503, headers={"Retry-After": "1"})
+        async with API(retries=2, backoff=0.1) as api:
+            for path in ("x", "x", "fine", "http://other.test/y"):
+                with pytest.raises(errors.APIError):
+                    await api.get(path)
+    told = [r for r in caplog.records if "neither delay-seconds" in r.getMessage()]
+    assert [r.trestfly_origin for r in told] == ["http://api.test", "http://other.test"]
+    assert [r.levelno for r in told] == [logging.WARNING] * 2
+    assert told[0].getMessage() == (
+        "Retry-After '30 seconds' of a 503 from http://api.test is neither delay-seconds nor "
+        "an HTTP-date: ignored, the client backs off on its own (said once per origin)"
+    )
+    assert told[1].trestfly_retry_after_fields == (("soon" * 50)[:40],)
+
+
 @pytest.mark.parametrize("fields", [("30", "1"), ("1", "30")])
 async def test_of_two_retry_after_fields_the_longer_is_waited(
     autojump_clock: trio.testing.MockClock, fields: tuple[str, str]

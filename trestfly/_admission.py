@@ -131,6 +131,8 @@ class OriginGate:
         self.closing_response: httpx.Response | None = None
         #: The ``redact_fields`` of the call that got ``closing_response``.
         self.closing_fields: tuple[str, ...] = ()
+        #: Whether a Retry-After of this origin's that was not understood was logged.
+        self.unread_hint_told = False
         # The cancel scopes of the waits in progress (see _unless_left).
         self._waits: set[trio.CancelScope] = set()
 

@@ -45,7 +45,13 @@ from ._call_errors import (
     unfollowable_redirect,
     without_quoted_line,
 )
-from ._call_log import log_attempt, log_retry, request_log, retry_log
+from ._call_log import (
+    log_attempt,
+    log_retry,
+    log_unread_retry_after,
+    request_log,
+    retry_log,
+)
 from ._convert import convert_response
 from ._options import CallOptions, read_iterators_once, resolve
 from ._origins import HINT_AT, REDACT_FIELDS, failed_after_an_answer, origin_of
@@ -499,6 +505,9 @@ class Call:
             announced = quota = None
             if retry_after:
                 announced = parse_retry_after_fields(retry_after, time.time())
+                if announced is None and not gate.unread_hint_told:
+                    gate.unread_hint_told = True
+                    log_unread_retry_after(origin_of(response.request.url), status, retry_after)
             if has_quota:
                 quota = parse_quota(response.headers, time.time())
             # A Retry-After makes a 403 a throttle, a zero one too; but a delay of zero

@@ -92,3 +92,27 @@ def log_retry(method: str, shown_url: str, record: RetryRecord, max_retries: int
             "trestfly_counted": record.counted,
         },
     )
+
+
+#: Characters of a ``Retry-After`` value quoted by the warning below: enough to see
+#: what the server meant ("30 seconds", "1.5s"), not a whole header of junk.
+SHOWN_RETRY_AFTER = 40
+
+
+def log_unread_retry_after(origin: str, status: int, values: tuple[str, ...]) -> None:
+    """Warn that an origin's ``Retry-After`` was not understood (the caller says it
+    once per origin and session): the calls back off on their own instead of waiting
+    what the server meant, and a user reading "why is it not waiting?" learns why."""
+    shown = ", ".join(repr(value[:SHOWN_RETRY_AFTER]) for value in values)
+    retry_log.warning(
+        "Retry-After %s of a %d from %s is neither delay-seconds nor an HTTP-date: "
+        "ignored, the client backs off on its own (said once per origin)",
+        shown,
+        status,
+        origin,
+        extra={
+            "trestfly_origin": origin,
+            "trestfly_status": status,
+            "trestfly_retry_after_fields": tuple(v[:SHOWN_RETRY_AFTER] for v in values),
+        },
+    )

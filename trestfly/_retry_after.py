@@ -30,14 +30,16 @@ _MONTHS = {
 # IMF-fixdate, read as RFC 9110 section 5.6.7 asks recipients to read dates robustly:
 # a one-digit day (Java's RFC_1123_DATE_TIME writes "Mon, 2 Jun 2025") and a numeric
 # zone or UT/UTC (RFC 5322, PHP's DATE_RFC2822: "+0000") were ignored, and a 429 asking
-# for 30 s was retried after the client's own backoff.
+# for 30 s was retried after the client's own backoff.  The zone's case too ("gmt",
+# as month and day names already were): a date is no less clear for it.
 _IMF = re.compile(
     r"[A-Za-z]{3}, (\d{1,2}) ([A-Za-z]{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2})"
-    r" (GMT|UTC?|[+-]\d{4})",
+    r" ((?i:GMT|UTC?)|[+-]\d{4})",
     re.ASCII,
 )
 _RFC850 = re.compile(
-    r"[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) GMT", re.ASCII
+    r"[A-Za-z]{6,9}, (\d{2})-([A-Za-z]{3})-(\d{2}) (\d{2}):(\d{2}):(\d{2}) (?i:GMT)",
+    re.ASCII,
 )
 _ASCTIME = re.compile(
     r"[A-Za-z]{3} ([A-Za-z]{3}) ([ \d]\d) (\d{2}):(\d{2}):(\d{2}) (\d{4})", re.ASCII
