@@ -16,7 +16,7 @@ import platform
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Generator, Iterator
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -534,6 +534,41 @@ async def test_a_post_answered_with_a_redirect_is_not_sent_again_when_the_redire
     assert sent[0] == ("POST", "http://api.test/v1/orders")
     assert len(sent) == 2, sent  # the POST once, its redirect once
     assert isinstance(info.value.__cause__, httpx.ConnectError)
+
+
+class TokenFromAuthServer(httpx.Auth):
+    """An auth flow that fetches a token from an auth server before the call's request."""
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        token = yield httpx.Request("POST", "http://auth.test/token", json={"grant": "x"})
+        request.headers["Authorization"] = "Bearer " + token.json()["token"]
+        yield request
+
+
+@pytest.mark.parametrize("injected", [False, True])
+async def test_a_post_whose_token_fetch_is_refused_is_retried(
+    autojump_clock: trio.testing.MockClock, injected: bool
+) -> None:
+    # The auth flow's own request failed to connect: compared with the call's URL it
+    # read as a redirect the server had answered, and the POST, which never left, was
+    # not retried ("not retryable").
+    sent: list[str] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(f"{request.method} {request.url.host}{request.url.path}")
+        if request.url.host == "auth.test":
+            if len(sent) == 1:
+                raise httpx.ConnectError("connection refused", request=request)
+            return httpx.Response(200, json={"token": "t"})
+        return httpx.Response(201, json={"ok": True})
+
+    transport = httpx.MockTransport(server)
+    client = httpx.AsyncClient(transport=transport)
+    options: dict[str, Any] = {"session": client} if injected else {"transport": transport}
+    async with client, API(retries=3, **options) as api:
+        response = await api.post("orders", json={"item": "book"}, auth=TokenFromAuthServer())
+    assert response.status_code == 201
+    assert sent == ["POST auth.test/token", "POST auth.test/token", "POST api.test/v1/orders"]
 
 
 async def test_transport_and_timeout_errors_carry_their_retries_and_history(

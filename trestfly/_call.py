@@ -54,7 +54,13 @@ from ._call_log import (
 )
 from ._convert import convert_response
 from ._options import CallOptions, read_iterators_once, resolve
-from ._origins import HINT_AT, REDACT_FIELDS, failed_after_an_answer, origin_of
+from ._origins import (
+    CALL_REQUEST,
+    HINT_AT,
+    REDACT_FIELDS,
+    failed_after_an_answer,
+    origin_of,
+)
 from ._policy import (
     Decision,
     TransportVerdict,
@@ -488,6 +494,7 @@ class Call:
                 # A fresh extensions dict per attempt: redirects share it (see
                 # drop_credentials_off_origin), the caller's is not written to.
                 extensions = dict(request_kwargs.get("extensions") or {})
+                extensions[CALL_REQUEST] = True  # see failed_after_an_answer
                 if redact_fields:
                     extensions[REDACT_FIELDS] = redact_fields
                 try:

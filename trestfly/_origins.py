@@ -14,6 +14,7 @@ from ._redact import is_secret_header
 
 __all__ = [
     "ANSWERED",
+    "CALL_REQUEST",
     "FIRST_URL",
     "HINT_AT",
     "REDACT_FIELDS",
@@ -34,6 +35,10 @@ HINT_AT = "trestfly.hint_at"
 #: The extensions key the headers hook sets on an attempt the server answered (a
 #: redirect or an auth challenge httpx then follows within the same call).
 ANSWERED = "trestfly.answered"
+#: The extensions key marking the requests of a call's own chain: its attempt's request
+#: and the redirects httpx builds from it (they copy its extensions).  A request an
+#: ``httpx.Auth`` flow builds itself (a token fetch from an auth server) has none.
+CALL_REQUEST = "trestfly.call_request"
 
 
 def origin_of(url: str | httpx.URL) -> str:
@@ -56,6 +61,12 @@ def failed_after_an_answer(exc: httpx.TransportError, method: str, url: str) -> 
         return False
     if failed.extensions.get(ANSWERED):
         return True
+    if CALL_REQUEST not in failed.extensions:
+        # A request of the auth flow's own (a token fetch) failed: whatever it was, the
+        # call's request did not reach the server through it.  Compared below with the
+        # call's URL, it read as a redirect: a POST whose token server refused the
+        # connection was not retried.
+        return False
     # A session= client runs none of trestfly's hooks: a redirect still shows in the
     # request that failed (a 303 turns a POST into a GET, a 307 goes elsewhere).
     first = httpx.URL(url)
