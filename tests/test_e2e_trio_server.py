@@ -677,3 +677,28 @@ async def test_a_call_cut_off_by_leaving_is_not_sent_again_through_the_next_bloc
     assert isinstance(caught[0].__cause__, httpx.TransportError)
     assert "the server may have received it" in str(caught[0])
     assert len(trio_server.requests) == 1
+
+
+async def test_a_sharded_transport_serves_again_after_a_close(trio_server: TrioTestServer) -> None:
+    """A session built with ``transport=ShardedTransport(...)`` entered a second time (the
+    session closes its transport on leaving): the transport closed, behind httpcore's
+    back, the connection of every request of the new block as it came back, and the
+    next request on it failed with a bare ValueError (file descriptor -1)."""
+    from trestfly import ShardedTransport
+
+    trio_server.app.set_default(respond(200, json={"ok": True}))
+    sharded = ShardedTransport(max_connections=4)
+    api = Server(url=trio_server.base_url, transport=sharded, max_concurrency=4)
+    with trio.fail_after(LIMIT):
+        for _ in range(2):
+            async with api:
+                for _ in range(3):
+                    assert (await api.get("x")).json() == {"ok": True}
+        # Used directly by httpx clients, one after another.
+        transport = ShardedTransport(max_connections=2)
+        async with httpx.AsyncClient(transport=transport) as client:
+            assert (await client.get(trio_server.url("/x"))).status_code == 200
+        async with httpx.AsyncClient(transport=transport) as client:
+            for _ in range(3):
+                assert (await client.get(trio_server.url("/x"))).status_code == 200
+    assert len(trio_server.requests) == 10

@@ -329,8 +329,11 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         # arriving meanwhile cannot overtake it; max_value turns a double release (a bug)
         # into an error instead of a shard with one request too many.
         self._slots = trio.Semaphore(total, max_value=total)
-        # Set by aclose(): connections of requests still out are closed as they come back.
-        self._closed = False
+        # Counts aclose() calls: a request sent before one (still out when the transport
+        # closed) has its connection closed when it comes back; one sent after, not.  A
+        # flag set for good closed every connection after a re-entry too, behind
+        # httpcore's back, and the next request on it failed (a bare ValueError).
+        self._closes = 0
 
     # ------------------------------------------------------------------ introspection
 
@@ -407,6 +410,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         # between taking the token and taking the entry, so cancellation cannot split them.
         shard = self._free.pop()
         self._in_flight_per_shard[shard] += 1
+        closes = self._closes
         try:
             response = await self._shards[shard].handle_async_request(request)
             stream = response.stream
@@ -427,7 +431,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         return httpx.Response(
             status_code=response.status_code,
             headers=response.headers,
-            stream=_SlotReleasingStream(stream, partial(self._return_slot, shard, network)),
+            stream=_SlotReleasingStream(stream, partial(self._return_slot, shard, network, closes)),
             extensions=response.extensions,
         )
 
@@ -444,10 +448,10 @@ class ShardedTransport(httpx.AsyncBaseTransport):
             request=request,
         )
 
-    async def _return_slot(self, shard: int, network: object) -> None:
+    async def _return_slot(self, shard: int, network: object, closes: int) -> None:
         """A response is closed: its slot is free, and if the transport was closed while
-        the request was out, its connection (``network``, the response's
-        ``network_stream``) is closed too.
+        the request was out (``closes``: the count of closes when it was sent), its
+        connection (``network``, the response's ``network_stream``) is closed too.
 
         A request still connecting when the transport closed (a session left with a call
         in another nursery) finished on a connection its shard's pool had already
@@ -456,7 +460,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         """
         self._release(shard)
         aclose = getattr(network, "aclose", None)
-        if self._closed and callable(aclose):
+        if self._closes != closes and callable(aclose):
             with trio.CancelScope(shield=True):  # as httpcore shields its own closes
                 await aclose()
 
@@ -496,7 +500,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
 
         .. versionadded:: 0.1.0
         """
-        self._closed = True
+        self._closes += 1
         first_error: BaseException | None = None
         # Shielded, like httpcore's own closes: leaving a client by cancellation must
         # still close its sockets, and a half-closed set of shards would leak the rest.
