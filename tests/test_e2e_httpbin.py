@@ -319,6 +319,17 @@ async def test_injected_client_still_sends_the_user_agent(httpbin_url: str) -> N
     assert after.json()["headers"]["User-Agent"].startswith("python-httpx/")
 
 
+async def test_an_injected_clients_own_user_agent_is_kept(httpbin_url: str) -> None:
+    # The client is used as it is: its User-Agent was replaced by the session's.
+    client = httpx.AsyncClient(headers={"User-Agent": "my-app/1.0"})
+    with trio.fail_after(LIMIT):
+        async with client, Bin(url=httpbin_url, session=client, product="P") as api:
+            kept = await api.get("/headers", conv_json=True)
+            per_call = await api.get("/headers", headers={"User-Agent": "call/2"}, conv_json=True)
+    assert kept["headers"]["User-Agent"] == "my-app/1.0"
+    assert per_call["headers"]["User-Agent"] == "call/2"
+
+
 # ------------------------------------------------------------------ URLs
 
 

@@ -498,7 +498,8 @@ class TrioAPISession:
 
         Called on entering the context with the keywords the session did not know.  When
         the constructor got ``session=``, that client is used as it is (and never closed
-        by trestfly); the User-Agent is then sent per request.  With ``transport=``, the
+        by trestfly); the session's User-Agent is then sent per request, unless the
+        client has one of its own (not httpx's default).  With ``transport=``, the
         client sends through it (keep ``max_concurrency`` at or below its pool size).
         Otherwise trestfly builds a :class:`~trestfly.ShardedTransport` of
         ``max_concurrency`` one-connection pools, with the TLS, proxy and HTTP/2 settings.
@@ -511,7 +512,11 @@ class TrioAPISession:
         """
         if self._injected_session is not None:
             self._session = self._injected_session
-            self._per_request_headers = {"User-Agent": self._user_agent}
+            # The client's own User-Agent is kept (the client is used as it is); httpx's
+            # default says nothing of the SDK, and the session's is sent in its place.
+            agent = self._session.headers.get("User-Agent")
+            httpx_default = agent is None or agent.startswith("python-httpx/")
+            self._per_request_headers = {"User-Agent": self._user_agent} if httpx_default else None
             return
         verify = ssl_setting(self._ssl_verify, self._cert)
         limits = httpx.Limits(
