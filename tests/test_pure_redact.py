@@ -1,5 +1,6 @@
 """What is logged about an attempt, with secrets removed."""
 
+import dataclasses
 import datetime
 import json
 from typing import Any
@@ -87,6 +88,27 @@ def test_unserialisable_values_do_not_crash() -> None:
     circular: list[Any] = []
     circular.append(circular)
     assert to_log_text(circular)
+
+
+def test_objects_json_cannot_express_are_named_not_shown() -> None:
+    # A dataclass (a model) given as json= was logged through its repr, password and
+    # all, before httpx refused it; the redaction walks mappings and lists only.
+    @dataclasses.dataclass
+    class Login:
+        user: str
+        password: str
+
+    secret = Login("ann", "S3CRET")
+    extra = describe({"json": secret})
+    assert extra["trestfly_body"] == "<Login object>"
+    extra = describe({"json": {"login": secret, "ids": (1, secret)}, "params": {"who": secret}})
+    assert "S3CRET" not in repr(extra)
+    assert extra["trestfly_body"] == {"login": "<Login object>", "ids": (1, "<Login object>")}
+    text = to_log_text(extra["trestfly_params"]) + to_log_text(extra["trestfly_body"])
+    assert "S3CRET" not in text and "<Login object>" in text
+    # A value that is its text is still shown (httpx sends a date, a UUID as text).
+    day = datetime.date(2026, 1, 2)
+    assert describe({"json": {"day": day}})["trestfly_body"] == {"day": day}
 
 
 def test_content_and_files_are_summarised() -> None:

@@ -7,8 +7,12 @@ bytes, file objects) must never make the request fail because it was logged.
 
 from __future__ import annotations
 
+import datetime
+import decimal
+import enum
 import json
 import re
+import uuid
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from functools import partial
 from typing import Any
@@ -227,8 +231,48 @@ def _body(request_kwargs: Mapping[str, Any]) -> Any:
     return None
 
 
+#: What a logged value may show as it is: JSON's scalars, and values whose ``repr``
+#: holds nothing but the value (httpx sends a date or a UUID as its text).
+_SHOWN = (
+    str,
+    int,
+    float,
+    bool,
+    type(None),
+    bytes,
+    bytearray,
+    datetime.date,
+    datetime.time,
+    datetime.timedelta,
+    decimal.Decimal,
+    uuid.UUID,
+    enum.Enum,
+)
+
+
+def loggable(value: Any, _path: frozenset[int] = frozenset()) -> Any:
+    """``value`` (already redacted) with every other object named by its type:
+    ``<Login object>``.  Its ``repr`` may hold what the redaction could not see (it
+    walks mappings, lists and tuples): a dataclass given as ``json=`` logged
+    ``Login(user='ann', password='...')``, and only then did httpx refuse it."""
+    if isinstance(value, _SHOWN):
+        return value
+    if id(value) in _path:
+        return "<cycle>"
+    path = _path | {id(value)}
+    if isinstance(value, Mapping):
+        return {
+            key if isinstance(key, _SHOWN) else f"<{type(key).__name__} key>": loggable(item, path)
+            for key, item in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return type(value)(loggable(item, path) for item in value)
+    return f"<{type(value).__name__} object>"
+
+
 def to_log_text(value: Any) -> str:
-    """JSON text for a log line; anything JSON cannot express is written with ``repr``."""
+    """JSON text for a log line (of a value :func:`loggable` made); what JSON cannot
+    express (a date, bytes) is written with ``repr``."""
     try:
         return json.dumps(value, default=repr, sort_keys=False)
     except (TypeError, ValueError):  # circular structures, keys JSON refuses
@@ -264,8 +308,8 @@ def describe_attempt(
         "trestfly_method": method,
         "trestfly_url": shown,
         "trestfly_attempt": attempt,
-        "trestfly_params": params,
-        "trestfly_body": body,
+        "trestfly_params": loggable(params),
+        "trestfly_body": loggable(body),
         "trestfly_headers": _safe_headers(
             request_kwargs.get("headers"), redact_fields, redact_value
         ),
