@@ -1580,6 +1580,34 @@ async def test_a_success_the_box_options_cannot_convert_is_a_decode_error() -> N
     assert info.value.response is not None and info.value.response.status_code == 200
 
 
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'{"access_token": "S3CRET", "scope": "read",}',  # a trailing comma
+        b'{"token_type": "bearer", "access_token": "S3CRET',  # cut off inside the value
+        b'{"access_token": "S3CRET", "scope.read": true}',  # box_dots and a dotted key
+    ],
+)
+async def test_a_token_answer_that_does_not_convert_is_not_quoted(body: bytes) -> None:
+    # The decode error quoted the body's first 64 bytes: a token endpoint's token.
+    answer = httpx.Response(200, content=body, headers={"Content-Type": "application/json"})
+    with respx.mock as mock:
+        mock.post(f"{URL}/v1/oauth/token").respond(200, content=body, headers=answer.headers)
+        mock.post(f"{URL}/v1/other").respond(200, content=body, headers=answer.headers)
+        options = {"box": True, "box_attrs": {"box_dots": True}}
+        async with API(restricted_paths=["oauth/token"], **options) as api:
+            with pytest.raises(errors.ResponseDecodeError) as other:
+                await api.post("other")
+            with pytest.raises(errors.ResponseDecodeError) as restricted:
+                await api.post("oauth/token")
+    # Elsewhere the head is quoted, a credential's value hidden; on a restricted path,
+    # none of it.
+    assert "S3CRET" not in str(other.value)
+    assert "access_token" in str(other.value) and "REDACTED" in str(other.value)
+    assert "S3CRET" not in str(restricted.value)
+    assert "body not shown (a restricted path)" in str(restricted.value)
+
+
 async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
     # Its mappings were MappingProxyType: dataclasses.asdict, pickle and deepcopy failed.
     async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:

@@ -340,6 +340,7 @@ class Call:
             box_attrs=options.box_attrs,
             conv_json=options.conv_json,
             show_url=options.shown_url,
+            restricted_paths=options.restricted_paths,
         )
 
     def _decide(self, outcome: _Outcome, counted: bool) -> Decision:

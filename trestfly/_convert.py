@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import codecs
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 import httpx
 from box import Box, BoxError, BoxList
 
+from ._redact import is_restricted
 from .errors import ResponseDecodeError
 
 
@@ -58,9 +59,12 @@ def _declared_text(response: httpx.Response) -> str | None:
         return None
 
 
-def parse_json(response: httpx.Response, show_url: ShowUrl | None = None) -> Any:
+def parse_json(
+    response: httpx.Response, show_url: ShowUrl | None = None, *, hide_body: bool = False
+) -> Any:
     """The parsed JSON body; None for an empty body.  ``show_url``: how the call shows
-    a URL in an error message (default: secret query values redacted).
+    a URL in an error message (default: secret query values redacted); ``hide_body``:
+    the error quotes none of the body (a restricted path's: a token endpoint's).
 
     Raises:
         ResponseDecodeError: the body claims JSON but does not parse.
@@ -71,7 +75,9 @@ def parse_json(response: httpx.Response, show_url: ShowUrl | None = None) -> Any
     try:
         return json.loads(_declared_text(response) or body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
-        raise ResponseDecodeError(response, str(exc), url=_shown(response, show_url)) from exc
+        raise ResponseDecodeError(
+            response, str(exc), url=_shown(response, show_url), hide_body=hide_body
+        ) from exc
 
 
 def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
@@ -95,16 +101,21 @@ def convert_response(
     box_attrs: Mapping[str, Any],
     conv_json: bool,
     show_url: ShowUrl | None = None,
+    restricted_paths: Collection[str] = (),
 ) -> Any:
     """What a request returns: Box/BoxList with ``box``, plain JSON with ``conv_json``.
 
-    ``box`` wins when both are set.  A response that is not JSON stays a Response.
+    ``box`` wins when both are set.  A response that is not JSON stays a Response.  The
+    error of a body that does not convert quotes none of it for ``restricted_paths``.
     """
     if not (box or conv_json):
         return response
     if not is_json_content_type(response.headers.get("content-type")):
         return response
-    value = parse_json(response, show_url)
+    hide_body = bool(restricted_paths) and is_restricted(
+        str(response.request.url), restricted_paths
+    )
+    value = parse_json(response, show_url, hide_body=hide_body)
     if not box:
         return value
     try:
@@ -119,4 +130,5 @@ def convert_response(
             f"{type(exc).__name__}: {exc}",
             url=_shown(response, show_url),
             problem="is JSON that does not make a Box with the call's box_attrs",
+            hide_body=hide_body,
         ) from exc

@@ -569,6 +569,10 @@ class PagedIterator(APIIterator):
                 shown = without_query(shown, options.redact_value)
         return shown
 
+    def _restricted_paths(self) -> frozenset[str]:
+        options = getattr(getattr(self, "_api", None), "_defaults", None)
+        return options.restricted_paths if isinstance(options, CallOptions) else frozenset()
+
     def _joined(self, url: str, use_base: bool) -> str | None:
         """``url`` as the session sends it, or None when it cannot tell."""
         url_for = getattr(self._api, "_url_for", None)
@@ -978,6 +982,7 @@ class LinkIterator(PagedIterator):
             box_attrs=getattr(self._api, "_box_attrs", {}),
             conv_json=True,
             show_url=self._show_url,
+            restricted_paths=self._restricted_paths(),
         )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
         return self._page_from(document, target, next_url)

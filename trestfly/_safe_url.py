@@ -263,3 +263,21 @@ def _cut_at_secret(value: str, extra: Collection[str], redact_value: str) -> str
         if equals and is_secret_name(name.strip(), extra):
             return ";".join([*pieces[:index], f"{name}={redact_value}"])
     return value
+
+
+#: A JSON string member in raw bytes: its key, then its value up to the closing quote
+#: or the end of the text (a quoted head of a body may end inside a value).
+_STRING_MEMBER = re.compile(rb'"((?:[^"\\]|\\.){1,100})"\s*:\s*"((?:[^"\\]|\\.)*)"?')
+
+
+def hide_secret_values(text: bytes, redact_value: str = "REDACTED") -> bytes:
+    """``text`` (the head of a JSON body that does not parse) with the string value of
+    every key named as a credential replaced: a token endpoint's ``{"access_token":
+    "..."`` with a trailing comma was quoted whole in the error."""
+
+    def hide(match: re.Match[bytes]) -> bytes:
+        if not is_secret_name(match.group(1)):
+            return match.group(0)
+        return match.group(0)[: match.start(2) - match.start(0)] + redact_value.encode() + b'"'
+
+    return _STRING_MEMBER.sub(hide, text)

@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from ._safe_url import safe_url
+from ._safe_url import hide_secret_values, safe_url
 from ._stats import RetryRecord
 
 __all__ = [
@@ -213,6 +213,11 @@ class ResponseDecodeError(TrestflyError, ValueError):
     the call's view of it); without it, the request's URL with ``redact_fields``
     redacted.
 
+    The message quotes the first 64 bytes of the body, the string values of keys named
+    as credentials (``access_token``, ...) replaced by ``REDACTED``; with
+    ``hide_body`` (the session sets it for its restricted paths, a token endpoint's),
+    none of it.
+
     .. versionadded:: 0.1.0
     """
 
@@ -225,15 +230,19 @@ class ResponseDecodeError(TrestflyError, ValueError):
         redact_value: str = "REDACTED",
         problem: str = "claims JSON but does not parse",
         url: str | None = None,
+        hide_body: bool = False,
     ) -> None:
         self.response = response
-        head = response.content[:64]
         shown = url
         if shown is None:
             shown = safe_url(response.request.url, redact_fields, redact_value)
+        if hide_body:
+            body = "body not shown (a restricted path)"
+        else:
+            body = f"body starts {hide_secret_values(response.content[:64], redact_value)!r}"
         super().__init__(
             f"[{response.status_code}: {response.request.method}] {shown} "
-            f"{problem} ({reason}); body starts {head!r}"
+            f"{problem} ({reason}); {body}"
         )
 
     def __reduce__(self) -> tuple[Any, ...]:
