@@ -135,6 +135,43 @@ async def test_a_client_cookie_does_not_follow_a_redirect_to_another_origin() ->
     assert "cookie" not in seen[0] and "x-api-key" not in seen[0], seen[0]
 
 
+async def test_a_client_built_in_build_session_gets_trestflys_hooks(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A client an override builds itself had no hooks: the session's follow_redirects
+    # took its X-Api-Key to the redirect's host.  Its own hooks still run, first.
+    seen: list[httpx.Request] = []
+    own_hook: list[str] = []
+    transport = redirected_429("30", sent=None)
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        return transport.handler(request)  # type: ignore[no-any-return]
+
+    async def mine(request: httpx.Request) -> None:
+        own_hook.append(str(request.url))
+
+    class API(TrioAPISession):
+        def _build_session(self, *args: object, **kwargs: object) -> None:
+            self._session = httpx.AsyncClient(
+                transport=httpx.MockTransport(handler),
+                headers={"X-Api-Key": "SECRET-KEY"},
+                event_hooks={"request": [mine]},
+            )
+
+    async with API(url=f"{A}/v1", retries=0) as api:
+        with pytest.raises(errors.TooManyRequestsError):
+            await api.get("file")
+        hooks = api._session.event_hooks
+        assert hooks["request"][0] is mine and len(hooks["request"]) == 2
+        assert len(hooks["response"]) == 1  # trestfly's: throttles seen as headers arrive
+        assert not api.stats.origins[B].gate_open
+    assert [str(r.url) for r in seen] == [f"{A}/v1/file", f"{B}/blob"]
+    assert seen[0].headers["x-api-key"] == "SECRET-KEY"
+    assert "x-api-key" not in seen[1].headers
+    assert own_hook == [f"{A}/v1/file", f"{B}/blob"]
+
+
 async def test_a_restricted_paths_query_is_hidden_in_a_decode_error_when_redirected() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/login":

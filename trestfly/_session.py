@@ -505,7 +505,9 @@ class TrioAPISession:
         ``max_concurrency`` one-connection pools, with the TLS, proxy and HTTP/2 settings.
         Override to customise the client, calling ``super()._build_session(**kwargs)``
         first, or build one and set ``self._session`` to it: every client set there but
-        the ``session=`` one is closed on leaving the context.  (The base signature takes
+        the ``session=`` one is closed on leaving the context, and is given trestfly's
+        event hooks (credentials dropped off origin on redirects, throttles seen as
+        their headers arrive) after its own.  (The base signature takes
         ``*args`` so that an override may name its keywords and still type-check.)
 
         .. versionadded:: 0.1.0
@@ -557,6 +559,20 @@ class TrioAPISession:
             mounts=mounts,
             follow_redirects=self._follow_redirects,
         )
+
+    def _add_hooks(self, client: httpx.AsyncClient) -> None:
+        """Give a client an override of _build_session built itself trestfly's hooks,
+        which the client trestfly builds has: without them the session's
+        ``follow_redirects`` took its ``X-Api-Key`` to whatever host a redirect named,
+        and a 429 closed the gate only once its body was read."""
+        hooks = client.event_hooks
+        for kind, hook in (
+            ("request", self._drop_credentials_off_origin),
+            ("response", self._on_response_headers),
+        ):
+            if hook not in hooks[kind]:
+                hooks[kind] = [*hooks[kind], hook]
+        client.event_hooks = hooks
 
     async def _drop_credentials_off_origin(self, request: httpx.Request) -> None:
         # A request hook (async, as httpx's AsyncClient wants them): every request httpx
@@ -675,6 +691,8 @@ class TrioAPISession:
                     "left; build a new one in _build_session, or pass a long-lived one as "
                     "session="
                 )
+            if client is not self._injected_session:
+                self._add_hooks(client)
             coordination = self._coordination
             if coordination is not None and not coordination.is_open:
                 # Not opened by the user: it lives exactly as long as this session.
