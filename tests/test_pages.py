@@ -313,9 +313,18 @@ def test_full_and_short_pages_without_a_total() -> None:
 def test_the_total_ends_the_walk_and_cuts_the_page() -> None:
     assert judge(10, room=25) == (0, 10, False, False)
     assert judge(10, room=10) == (0, 10, True, True)  # exactly at a page boundary
-    assert judge(10, room=4) == (0, 4, True, True)  # the page holds more than the total
     assert judge(0, room=0) == (0, 0, True, True)  # the data ended at the total
     assert judge(0, room=-20) == (0, 0, True, True)  # ... the page's own, smaller total
+
+
+@pytest.mark.parametrize(("size", "room"), [(10, 4), (10, 0), (3, -20), (1, 0)])
+def test_a_page_holding_more_than_the_total_leaves_room_for_is_refused(
+    size: int, room: int
+) -> None:
+    # Cut at the total, the records past it were dropped and the walk ended done: a
+    # collection grown since the one page that reported its total lost its new records.
+    with pytest.raises(PaginationError, match=f"sent {size} records on a page where its total"):
+        judge(size, room=room)
 
 
 def test_limits_cut_the_page_and_end_the_walk_without_ending_the_data() -> None:

@@ -323,3 +323,38 @@ async def test_a_next_links_unreadable_anchor_does_not_drop_the_link() -> None:
         with trio.fail_after(10):
             got = [record["id"] async for record in Links(api)]
     assert got == [1, 2, 3]
+
+
+# ---------------------------------------------------------------- a stale total
+
+
+class Grown(OffsetIterator):
+    path = "items"
+    limit = 10
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+async def test_records_past_a_stale_total_are_never_dropped(prefetch: int | None) -> None:
+    # The total comes on the first page only (allowed: the last one reported holds),
+    # and the collection grew from 15 to 30 meanwhile: ids 15-19 of the second page
+    # were cut at the total, and the walk ended done with 15 records missing.
+    def handler(request: httpx.Request) -> httpx.Response:
+        offset = int(request.url.params["offset"])
+        body: dict[str, Any] = {"items": [{"id": i} for i in range(offset, min(offset + 10, 30))]}
+        if offset == 0:
+            body["total"] = 15
+        return _json(body)
+
+    got: list[int] = []
+    async with API(transport=httpx.MockTransport(handler)) as api:
+        walk = Grown(api)
+        with trio.fail_after(10), pytest.raises(PaginationError, match="room for 5"):
+            if prefetch is None:
+                async for record in walk:
+                    got.append(record["id"])
+            else:
+                async with walk.crawl(prefetch=prefetch) as records:
+                    async for record in records:
+                        got.append(record["id"])
+    assert got == list(range(10))  # the first page, then the refusal
+    assert walk.position is not None and not walk.position.done

@@ -632,17 +632,27 @@ def judge_page(
     the total, or (total unknown) a page shorter than asked for.
 
     Raises:
-        PaginationError: the server sent more records than asked for, or fewer (none
-            included) while saying more follow: the next page's offset or number would
-            then skip or repeat records, or the walk would end short, so it cannot be
-            exact.
+        PaginationError: the server sent more records than asked for, or than its
+            total leaves room for, or fewer (none included) while saying more follow:
+            the next page's offset or number would then skip or repeat records, or the
+            walk would end short or drop records, so it cannot be exact.
     """
     if page_size is not None and size > page_size:
         raise PaginationError(
             f"the server sent {size} records for a page of {page_size}: it ignores the "
             "page size, so offsets would repeat records; set limit to what it sends"
         )
-    usable = size if room is None else max(0, min(size, room))
+    if room is not None and size > max(room, 0):
+        # Cut at the total, the records past it were dropped and the walk ended "done":
+        # a collection that grew after the one page that reported its total lost its
+        # new records, silently and for good (a resume would not fetch them either).
+        raise PaginationError(
+            f"the server sent {size} records on a page where its total leaves room for "
+            f"{max(room, 0)}: the total is stale (reported on an earlier page, and the "
+            "collection grew) or wrong; stopping rather than dropping records (set "
+            "total_key=None to walk to a short or empty page instead)"
+        )
+    usable = size
     short = page_size is not None and size < page_size
     says_more = more is True or (room is not None and room > size)
     # An empty page is a short one: a total saying more would otherwise end the walk
