@@ -503,6 +503,21 @@ def test_url_options_coredis_cannot_use_are_named_at_once(options: str) -> None:
     assert "s3cret-pw" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "redis://:s3cret-pw/x@127.0.0.1/0",  # a password with "/": read as the port
+        "rediss://:s3cret-pw@127.0.0.1:6379/0?ssl_cert_reqs=bogus",
+    ],
+)
+def test_a_refused_url_keeps_no_error_quoting_it(url: str) -> None:
+    # `from None` hid the cause from tracebacks, but it stayed the __context__: urllib's
+    # "Port could not be cast to integer value as 's3cret-pw'".
+    with pytest.raises(errors.UnexpectedValueError) as caught:
+        RedisCoordination(url)
+    assert caught.value.__context__ is None and caught.value.__cause__ is None
+
+
 def test_neither_url_nor_client_and_a_wrong_client_are_named() -> None:
     with pytest.raises(errors.UnexpectedValueError, match="got neither"):
         RedisCoordination()

@@ -306,11 +306,17 @@ def _check_url(url: object) -> None:
     if not isinstance(url, str):
         raise UnexpectedValueError(f"url must be a string, got {type(url).__name__}")
     expected = "a redis://host:port/db, rediss://host:port/db or unix:///path URL"
+    # Raised out of the except blocks here: `from None` hides the cause from a
+    # traceback, but it stays the error's __context__, and urllib's ValueError quotes the
+    # port it read, a password holding "/" (redis://:pa/ss@host).
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 (parsed on access: a bad port raises ValueError)
+        parsed = True
     except ValueError:
-        raise UnexpectedValueError(f"url must be {expected}, got one that does not parse") from None
+        parsed = False
+    if not parsed:
+        raise UnexpectedValueError(f"url must be {expected}, got one that does not parse")
     if parts.scheme not in ("redis", "rediss", "unix"):
         scheme = f"scheme {parts.scheme!r}" if parts.scheme else "no scheme"
         raise UnexpectedValueError(f"url must be {expected}, got {scheme}")
@@ -415,15 +421,18 @@ class RedisCoordination(Coordination):
         import coredis
 
         if url is not None:
+            refused: type[Exception] | None = None
             try:
                 # Builds the client without connecting: options coredis cannot use
                 # (ssl_cert_reqs=bogus, a missing ssl_ca_certs file) are named now, not
                 # raised bare from the background task on entering.
                 coredis.Redis.from_url(url)
             except Exception as exc:
+                refused = type(exc)
+            if refused is not None:  # raised out of the except block (see _check_url)
                 raise UnexpectedValueError(
-                    f"url has options coredis cannot use ({type(exc).__name__})"
-                ) from None
+                    f"url has options coredis cannot use ({refused.__name__})"
+                )
         self._url = url
         self._client = client
         # The client built from `url` while the coordination is entered (see
