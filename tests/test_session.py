@@ -891,6 +891,23 @@ async def test_owned_client_closed_injected_client_left_open() -> None:
     await injected.aclose()
 
 
+async def test_a_client_closed_under_an_open_session_is_named() -> None:
+    # httpx's bare RuntimeError ("Cannot send a request, as the client has been
+    # closed") came out of the call.
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    injected = httpx.AsyncClient(transport=transport)
+    async with API(session=injected) as api:
+        await injected.aclose()
+        with pytest.raises(errors.TrestflyError, match="session= client was closed") as info:
+            await api.get("x")
+        assert api.stats.failures == 1 and api.stats.attempts == 0
+    assert type(info.value) is errors.TrestflyError
+    async with API(transport=transport) as api:
+        await api._session.aclose()
+        with pytest.raises(errors.TrestflyError, match="by code other than trestfly's"):
+            await api.get("x")
+
+
 async def test_a_client_an_override_sets_is_closed_on_leaving() -> None:
     # RESTfly-style overrides build self._session themselves: only the base method
     # marked the client as owned, so theirs stayed open (a socket leaked until GC), and

@@ -491,6 +491,17 @@ class Call:
                 # attempt waited for a pacer slot, at a gate or for the store, and the
                 # client it was given is closed (httpx's bare RuntimeError said so).
                 session = self._client = api._session
+                if session.is_closed:
+                    # Closed by its owner while the session is open: httpx's bare
+                    # RuntimeError said "Cannot send a request" and nothing more.
+                    api._counters.failures += 1
+                    raise errors.TrestflyError(
+                        "the session= client was closed while the session is open: it must "
+                        "stay open while the session is"
+                        if session is api._injected_session
+                        else "the session's httpx client was closed while the session is "
+                        "open, by code other than trestfly's"
+                    )
                 api._counters.attempts += 1
                 # A fresh extensions dict per attempt: redirects share it (see
                 # drop_credentials_off_origin), the caller's is not written to.
