@@ -696,7 +696,23 @@ async def test_progress_is_reported_once_per_page(
     assert {r.total for r in reports} == {950}  # the total, capped by max_items
     elapsed = [r.elapsed for r in reports]
     assert elapsed == sorted(elapsed) and all(r.rate >= 0 for r in reports)
-    assert [(r.records, r.total) for r in unknown] == [(100, None), (200, None)]
+    # Unknown until the last page, which makes it known (a bar then completes).
+    assert [(r.records, r.total) for r in unknown] == [(100, None), (200, 200)]
+
+
+@pytest.mark.parametrize("prefetch", MODES)
+async def test_the_last_page_reports_the_total_of_a_walk_without_one(
+    trio_server: TrioTestServer, prefetch: int | None
+) -> None:
+    # A cursor walk (no total) reported total=None to its end: a progress bar of it
+    # never completed, though the walk knew it had ended.
+    serve(trio_server, 250)
+    reports: list[CrawlProgress] = []
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            walked = await walk(Cursors(api, progress=reports.append), prefetch)
+    assert len(walked) == 250
+    assert [(r.records, r.total) for r in reports] == [(100, None), (200, None), (250, 250)]
 
 
 @pytest.mark.parametrize("prefetch", MODES)

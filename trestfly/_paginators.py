@@ -464,6 +464,10 @@ class PagedIterator(APIIterator):
     def _expected_records(self, records: int) -> int | None:
         """The records the walk will yield in all, as of a page handed out with
         ``records`` so far (see CrawlProgress.total)."""
+        if self._request is None:
+            # The page handed out is the walk's last: what it yields is known now, with
+            # no total too (a cursor walk's bar never completed).
+            return records
         if self.total is None or self._origin is None:
             return None
         expected = max(0, self.total - self._origin)
