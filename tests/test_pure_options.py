@@ -258,3 +258,35 @@ def test_box_flags_must_be_booleans(flag: object) -> None:
 def test_redact_value_must_be_text(value: object) -> None:
     with pytest.raises(UnexpectedValueError, match="redact_value must be a string"):
         resolve(DEFAULTS, {"redact_value": value})
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [
+        ({"params": {"since": b"2024"}}, r"params\['since'\] .* got a bytes \(decode bytes"),
+        ({"params": {"filter": {"api_key": "S3CRET"}}}, r"params\['filter'\] .* got a dict"),
+        ({"params": [("ids", [1, {2}])]}, r"params\['ids'\] .* got a set"),
+        ({"params": {"ids": [[1, 2]]}}, r"params\['ids'\] .* got a list"),
+        ({"data": {"blob": b"abc"}}, r"data\['blob'\] .* got a bytes"),
+        ({"data": {"meta": {"a": 1}}, "files": {"f": b"x"}}, r"data\['meta'\] .* got a dict"),
+    ],
+)
+def test_query_and_form_values_httpx_would_send_as_a_repr_are_refused(
+    kwargs: dict[str, object], problem: str
+) -> None:
+    # bytes went out as ?since=b%272024%27, a dict as its repr (a key inside it too,
+    # logged and quoted in errors: the outer name is no credential's).
+    with pytest.raises(UnexpectedValueError, match=problem) as refused:
+        resolve(DEFAULTS, kwargs)
+    assert "S3CRET" not in str(refused.value)
+
+
+def test_query_and_form_values_httpx_sends_as_text_pass() -> None:
+    import datetime
+    import uuid
+
+    resolve(DEFAULTS, {"params": {"day": datetime.date(2026, 1, 2), "id": uuid.uuid4()}})
+    resolve(DEFAULTS, {"params": {"ids": [1, 2.5, True, None, "x"]}})
+    resolve(DEFAULTS, {"params": httpx.QueryParams({"a": "1"})})
+    resolve(DEFAULTS, {"params": "a=1&b=2"})
+    resolve(DEFAULTS, {"data": {"raw": b"bytes"}, "files": {"f": b"x"}})  # multipart: a value

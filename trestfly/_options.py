@@ -275,6 +275,14 @@ def _check_request_argument(key: str, value: Any) -> None:
             check_timeout(value)
     elif key == "files":
         _check_files(value)
+    elif key == "params" and value is not None:
+        if isinstance(value, Mapping) and not isinstance(value, httpx.QueryParams):
+            for name, item in value.items():
+                _check_field_value("params", name, item)
+        elif isinstance(value, list | tuple):
+            for pair in value:
+                if isinstance(pair, tuple) and len(pair) == 2:
+                    _check_field_value("params", pair[0], pair[1])
     elif key == "data" and not (
         value is None or isinstance(value, Mapping | str | bytes | AsyncIterable)
     ):
@@ -320,8 +328,30 @@ def _check_request_argument(key: str, value: Any) -> None:
 
 #: The request arguments checked per call (see _check_request_argument).
 _CHECKED_REQUEST_ARGS: frozenset[str] = frozenset(
-    {"auth", "content", "data", "files", "follow_redirects", "timeout"}
+    {"auth", "content", "data", "files", "follow_redirects", "params", "timeout"}
 )
+
+#: Values httpx sends as their Python ``repr`` in a query or a form, never the text they
+#: mean (it sends any value as its ``str()``, which is right for a date or a UUID).
+_REPR_SENT = (bytes, bytearray, memoryview, Mapping, set, frozenset, list, tuple)
+
+
+def _check_field_value(argument: str, name: object, value: object, *, binary: bool = False) -> None:
+    """Refuse a query or form value httpx would send as its Python ``repr``: bytes went
+    out as ``b%272024%27``, a dict as ``%7B%27api_key%27...`` (its keys hidden from no
+    log, the outer name being no credential's).  A list's items are values.
+    ``binary``: bytes are a value (a multipart form's).  Only the kind is named: the
+    value may be a secret."""
+    items = value if isinstance(value, list | tuple) else (value,)
+    for item in items:
+        if not isinstance(item, _REPR_SENT) or (binary and isinstance(item, bytes)):
+            continue
+        hint = " (decode bytes to str first)" if isinstance(item, bytes | bytearray) else ""
+        raise UnexpectedValueError(
+            f"{argument}[{name!r}] must be a str, a number, a bool or None, or a list of "
+            f"them; got a {type(item).__name__}{hint}: httpx would send its repr"
+        )
+
 
 #: Request arguments httpx takes as any iterable of pairs (or of file parts).
 _ITERABLE_REQUEST_ARGS = ("headers", "params", "cookies", "files")
@@ -500,6 +530,11 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
         else:  # box, conv_json, use_base
             changes[key] = check_bool(key, value)
     _check_one_body(request_kwargs)
+    form = request_kwargs.get("data")
+    if isinstance(form, Mapping):
+        multipart = request_kwargs.get("files") is not None
+        for name, item in form.items():
+            _check_field_value("data", name, item, binary=multipart)
     options = replace(defaults, **changes) if changes else defaults
     return options, request_kwargs
 
