@@ -290,3 +290,23 @@ def test_query_and_form_values_httpx_sends_as_text_pass() -> None:
     resolve(DEFAULTS, {"params": httpx.QueryParams({"a": "1"})})
     resolve(DEFAULTS, {"params": "a=1&b=2"})
     resolve(DEFAULTS, {"data": {"raw": b"bytes"}, "files": {"f": b"x"}})  # multipart: a value
+
+
+@pytest.mark.parametrize(
+    ("extensions", "problem"),
+    [
+        ({"timeout": {"read": -1}}, "timeout's read must be a positive number"),
+        ({"timeout": 5}, r"extensions\['timeout'\] must map connect, read, write and pool"),
+        ({"timeout": {"reed": 5}}, r"extensions\['timeout'\] must map"),
+        ({"trace": "not callable"}, r"extensions\['trace'\] must be a callable"),
+        ("timeout=5", "extensions must be a mapping"),
+    ],
+)
+def test_extensions_httpcore_fails_on_while_sending_are_refused(
+    extensions: object, problem: str
+) -> None:
+    # They failed inside the transport or Trio, bare: "'seconds' must be non-negative",
+    # an AttributeError in httpcore's pool, a TypeError in its trace.
+    with pytest.raises(UnexpectedValueError, match=problem):
+        resolve(DEFAULTS, {"extensions": extensions})
+    resolve(DEFAULTS, {"extensions": {"timeout": httpx.Timeout(5).as_dict(), "sni_hostname": "x"}})

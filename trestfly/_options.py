@@ -275,6 +275,8 @@ def _check_request_argument(key: str, value: Any) -> None:
             check_timeout(value)
     elif key == "files":
         _check_files(value)
+    elif key == "extensions" and value is not None:
+        _check_extensions(value)
     elif key == "params" and value is not None:
         if isinstance(value, Mapping) and not isinstance(value, httpx.QueryParams):
             for name, item in value.items():
@@ -328,8 +330,34 @@ def _check_request_argument(key: str, value: Any) -> None:
 
 #: The request arguments checked per call (see _check_request_argument).
 _CHECKED_REQUEST_ARGS: frozenset[str] = frozenset(
-    {"auth", "content", "data", "files", "follow_redirects", "params", "timeout"}
+    {"auth", "content", "data", "extensions", "files", "follow_redirects", "params", "timeout"}
 )
+
+#: The phases of httpx's ``extensions["timeout"]`` (``httpx.Timeout.as_dict()``).
+_TIMEOUT_PHASES = frozenset({"connect", "read", "write", "pool"})
+
+
+def _check_extensions(value: object) -> None:
+    """Refuse the request extensions httpcore reads while sending and fails on there,
+    with a bare error from inside the transport or Trio: a ``timeout`` that is not
+    httpx's phases of seconds (``{"read": -1}``: "'seconds' must be non-negative"), a
+    ``trace`` that is not callable.  Others are the transport's business."""
+    if not isinstance(value, Mapping):
+        raise UnexpectedValueError(f"extensions must be a mapping, got a {type(value).__name__}")
+    timeout = value.get("timeout")
+    if timeout is not None:
+        if not isinstance(timeout, Mapping) or set(timeout) - _TIMEOUT_PHASES:
+            raise UnexpectedValueError(
+                "extensions['timeout'] must map connect, read, write and pool to seconds "
+                f"(httpx.Timeout(...).as_dict()), got {timeout!r}; or pass timeout="
+            )
+        check_timeout(httpx.Timeout(**{phase: timeout.get(phase) for phase in _TIMEOUT_PHASES}))
+    trace = value.get("trace")
+    if trace is not None and not callable(trace):
+        raise UnexpectedValueError(
+            f"extensions['trace'] must be a callable, got a {type(trace).__name__}"
+        )
+
 
 #: Values httpx sends as their Python ``repr`` in a query or a form, never the text they
 #: mean (it sends any value as its ``str()``, which is right for a date or a UUID).
