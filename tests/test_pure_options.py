@@ -299,7 +299,6 @@ def test_query_and_form_values_httpx_sends_as_text_pass() -> None:
         ({"timeout": 5}, r"extensions\['timeout'\] must map connect, read, write and pool"),
         ({"timeout": {"reed": 5}}, r"extensions\['timeout'\] must map"),
         ({"trace": "not callable"}, r"extensions\['trace'\] must be a callable"),
-        ("timeout=5", "extensions must be a mapping"),
     ],
 )
 def test_extensions_httpcore_fails_on_while_sending_are_refused(

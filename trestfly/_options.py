@@ -341,9 +341,10 @@ def _check_extensions(value: object) -> None:
     """Refuse the request extensions httpcore reads while sending and fails on there,
     with a bare error from inside the transport or Trio: a ``timeout`` that is not
     httpx's phases of seconds (``{"read": -1}``: "'seconds' must be non-negative"), a
-    ``trace`` that is not callable.  Others are the transport's business."""
+    ``trace`` that is not callable.  Others are the transport's business, and
+    extensions that are no mapping fail as httpx builds the request (named there)."""
     if not isinstance(value, Mapping):
-        raise UnexpectedValueError(f"extensions must be a mapping, got a {type(value).__name__}")
+        return
     timeout = value.get("timeout")
     if timeout is not None:
         if not isinstance(timeout, Mapping) or set(timeout) - _TIMEOUT_PHASES:
