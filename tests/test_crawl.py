@@ -529,7 +529,7 @@ async def test_crawl_many_of_nothing_and_bad_arguments() -> None:
     nothing: dict[str, PagedIterator] = {}
     async with crawl_many(nothing) as records:
         assert [item async for item in records] == []
-    iterator = OffsetIterator(None)
+    iterator = OffsetIterator(TrioAPISession(url="http://api.test"))  # never sent through
     with pytest.raises(errors.UnexpectedValueError, match="same iterator"):
         async with crawl_many({"a": iterator, "b": iterator}):
             pass

@@ -20,7 +20,7 @@ from servers import RecordedRequest, Respond, TrioTestServer, respond
 from servers.collections import Faults, PagedCollection
 
 from trestfly import BudgetSettings, TrioAPISession, errors
-from trestfly._pages import PaginationError, Position
+from trestfly._pages import Page, PaginationError, Position
 from trestfly._paginators import (
     CrawlProgress,
     CursorIterator,
@@ -803,8 +803,39 @@ def test_a_subclass_declares_its_own_settings() -> None:
             _, params = super()._target(address)
             return f"teams/{self.team}/members", params
 
-    iterator = TeamMembers(None, team="core")
+    iterator = TeamMembers(API(url="http://api.test"), team="core")  # never sent through
     assert iterator._target(200) == ("teams/core/members", {"offset": 200, "limit": 100})
+
+
+@pytest.mark.parametrize("api", [None, "https://api.test", API])
+def test_a_paginator_is_given_a_session_instance(api: Any) -> None:
+    # The first page failed with a bare AttributeError ('NoneType' object has no
+    # attribute 'get'), or a TypeError for the class where an instance belongs.
+    with pytest.raises(errors.UnexpectedValueError, match="walks through a session"):
+        Items(api)
+    with pytest.raises(errors.UnexpectedValueError, match="walks through a session"):
+        LinkIterator(api, path="items")
+
+    class OwnFetch(OffsetIterator):  # fetches its pages its own way: anything goes
+        async def _fetch(self, address: Any) -> Page:
+            return Page(records=[])
+
+    OwnFetch(api)
+
+
+@pytest.mark.parametrize(
+    ("style", "setting"),
+    [
+        (OffsetIterator, {"offset_param": ""}),
+        (OffsetIterator, {"limit_param": " "}),
+        (PageNumberIterator, {"page_param": ""}),
+        (CursorIterator, {"cursor_param": ""}),
+    ],
+)
+def test_an_empty_parameter_name_is_refused(style: Any, setting: dict[str, str]) -> None:
+    # It was sent: ?=0&limit=2.
+    with pytest.raises(errors.UnexpectedValueError, match="invalid setting"):
+        style(API(url="http://api.test"), **setting)
 
 
 def test_progress_must_be_callable() -> None:
@@ -868,7 +899,7 @@ async def test_a_progress_callback_that_returns_an_awaitable_is_refused_at_its_f
 async def test_prefetch_must_be_a_positive_integer() -> None:
     for bad in (0, -1, 1.5, True):
         with pytest.raises(errors.UnexpectedValueError, match="prefetch"):
-            async with Items(None).crawl(prefetch=bad):  # type: ignore[arg-type]
+            async with Items(API(url="http://api.test")).crawl(prefetch=bad):  # type: ignore[arg-type]
                 pass
 
 

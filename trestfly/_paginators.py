@@ -268,6 +268,18 @@ class PagedIterator(APIIterator):
         # out is still bound by it.
         self._total_pages: int | None = None
         self._busy = False
+        fetches_through_api = type(self)._fetch.__module__ == __name__  # not overridden
+        if fetches_through_api and (api is None or isinstance(api, type | str | bytes)):
+            # As APIEndpoint refuses them (checked last: every setting is named first):
+            # the first page failed far from here, with a bare AttributeError
+            # ('NoneType' object has no attribute 'get'), or a TypeError for the
+            # session class where an instance belongs.  A subclass fetching pages its
+            # own way may pass what it likes.
+            given = f"the class {api.__name__}" if isinstance(api, type) else repr(api)[:40]
+            raise UnexpectedValueError(
+                f"{type(self).__name__} walks through a session: pass the open session "
+                f"(an instance of your TrioAPISession subclass) first, got {given}"
+            )
 
     # ------------------------------------------------------------- configuration
 
@@ -702,8 +714,8 @@ class OffsetIterator(PagedIterator):
                 name
                 for name, ok in {
                     "limit": _is_count(self.limit, 1),
-                    "offset_param": isinstance(self.offset_param, str),
-                    "limit_param": self.limit_param is None or isinstance(self.limit_param, str),
+                    "offset_param": _is_name(self.offset_param),
+                    "limit_param": self.limit_param is None or _is_name(self.limit_param),
                 }.items()
                 if not ok
             ]
@@ -752,8 +764,8 @@ class PageNumberIterator(PagedIterator):
                 name
                 for name, ok in {
                     "limit": _is_count(self.limit, 1),
-                    "page_param": isinstance(self.page_param, str),
-                    "limit_param": self.limit_param is None or isinstance(self.limit_param, str),
+                    "page_param": _is_name(self.page_param),
+                    "limit_param": self.limit_param is None or _is_name(self.limit_param),
                     "first_page": _is_count(self.first_page, 0),
                     "total_pages_key": _is_key_path(self.total_pages_key),
                 }.items()
@@ -806,7 +818,7 @@ class CursorIterator(PagedIterator):
             [
                 name
                 for name, ok in {
-                    "cursor_param": isinstance(self.cursor_param, str),
+                    "cursor_param": _is_name(self.cursor_param),
                     "cursor_key": _is_key_path(self.cursor_key),
                     "limit": self.limit is None or _is_count(self.limit, 1),
                     "limit_param": isinstance(self.limit_param, str),
@@ -990,6 +1002,11 @@ class LinkIterator(PagedIterator):
         )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
         return self._page_from(document, target, next_url)
+
+
+def _is_name(value: object) -> bool:
+    """A query parameter's name: a non-empty str (an empty one sent ``?=0&limit=2``)."""
+    return isinstance(value, str) and bool(value.strip())
 
 
 #: The schemes a next link may have: anything else is no page of a web API.
