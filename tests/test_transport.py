@@ -542,3 +542,11 @@ def test_a_user_agent_part_that_is_not_printable_ascii_is_refused() -> None:
     for vendor in ("Société Générale", "Acme\r\nX-Injected: 1"):
         with pytest.raises(UnexpectedValueError, match="vendor"):
             user_agent(vendor=vendor, **parts)
+
+
+@pytest.mark.parametrize("vendor", [b"Acme", ("1", "2"), 7, None])
+def test_a_user_agent_part_that_is_not_a_string_is_refused(vendor: object) -> None:
+    # str() of anything was taken: "Integration/1.0 (b'Acme'; ...)" went out.
+    parts = {"product": "p", "build": "1", "lib_name": "l", "lib_version": "1"}
+    with pytest.raises(UnexpectedValueError, match="vendor must be a string"):
+        user_agent(vendor=vendor, **parts)  # type: ignore[arg-type]

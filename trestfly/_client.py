@@ -31,8 +31,10 @@ def user_agent(*, vendor: str, product: str, build: str, lib_name: str, lib_vers
     """The RESTfly-style User-Agent string, naming the SDK and the platform.
 
     Raises:
-        UnexpectedValueError: a part is not printable ASCII (httpx sends header values
-            as ASCII, and would fail on entering the session with a bare error).
+        UnexpectedValueError: a part is not a string (``str()`` of anything was taken:
+            ``b'Acme'`` or a tuple's repr went out in the header), or not printable
+            ASCII (httpx sends header values as ASCII, and would fail on entering the
+            session with a bare error).
     """
     parts = {
         "vendor": vendor,
@@ -42,8 +44,11 @@ def user_agent(*, vendor: str, product: str, build: str, lib_name: str, lib_vers
         "lib_version": lib_version,
     }
     for name, value in parts.items():
-        text = str(value)
-        if not (text.isascii() and text.isprintable()):
+        if not isinstance(value, str):
+            raise UnexpectedValueError(
+                f"the User-Agent's {name} must be a string, got a {type(value).__name__}"
+            )
+        if not (value.isascii() and value.isprintable()):
             raise UnexpectedValueError(
                 f"the User-Agent's {name} {value!r} must be printable ASCII (it is sent "
                 "in a header)"
