@@ -891,6 +891,19 @@ async def test_owned_client_closed_injected_client_left_open() -> None:
     await injected.aclose()
 
 
+async def test_a_raw_data_body_is_sent_without_httpxs_deprecation_warning() -> None:
+    # RESTfly's data=json_text: httpx warned ("Use 'content=<...>'"), at trestfly's line.
+    import warnings
+
+    with respx.mock as mock:
+        route = mock.post(f"{URL}/v1/x").respond(200)
+        async with API() as api:
+            with warnings.catch_warnings():
+                warnings.simplefilter("error")
+                await api.post("x", data='{"a": 1}')
+    assert route.calls.last.request.content == b'{"a": 1}'
+
+
 async def test_a_client_closed_under_an_open_session_is_named() -> None:
     # httpx's bare RuntimeError ("Cannot send a request, as the client has been
     # closed") came out of the call.

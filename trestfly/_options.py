@@ -560,7 +560,11 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
             changes[key] = check_bool(key, value)
     _check_one_body(request_kwargs)
     form = request_kwargs.get("data")
-    if isinstance(form, Mapping):
+    if isinstance(form, str | bytes):
+        # A raw body, as requests (and so RESTfly) took it: httpx sends it as content=
+        # too, with a DeprecationWarning pointing at trestfly's line.
+        request_kwargs["content"] = request_kwargs.pop("data")
+    elif isinstance(form, Mapping):
         multipart = request_kwargs.get("files") is not None
         for name, item in form.items():
             _check_field_value("data", name, item, binary=multipart)
