@@ -392,6 +392,35 @@ def _mock_api(handler: Callable[[httpx.Request], httpx.Response]) -> API:
     return API(url="http://test.local", transport=httpx.MockTransport(handler))
 
 
+@pytest.mark.parametrize(
+    ("page", "problem"),
+    [
+        ({"records": []}, "no key 'items' in the page"),
+        ({"items": [{"id": 1}], "total": "unknown"}, "total must be a count"),
+        ({"items": {"id": 1}, "total": 30}, "'items' holds dict, not a list"),
+    ],
+)
+async def test_a_malformed_page_is_named_with_its_paging_query(
+    page: dict[str, Any], problem: str
+) -> None:
+    # "no key 'items' in the page" said nothing of which page, in a crawl of thousands;
+    # the path alone ("items") not either.  The walk's own query stays redacted.
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.params["offset"] == "0":
+            return httpx.Response(200, json={"items": [{"id": i} for i in range(10)], "total": 30})
+        return httpx.Response(200, json=page)
+
+    async with _mock_api(handler) as api:
+        walk = OffsetIterator(api, path="items", limit=10, params={"api_key": "S3CRET"})
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError) as failed:
+            async for _ in walk:
+                pass
+    message = str(failed.value)
+    assert problem in message and "offset=10&limit=10" in message
+    assert message.startswith("items?api_key=REDACTED&offset=10")
+    assert "S3CRET" not in message
+
+
 @pytest.mark.parametrize("style", STYLES)
 async def test_a_page_that_makes_no_box_is_a_response_decode_error_in_every_style(
     style: str,

@@ -346,15 +346,17 @@ class PagedIterator(APIIterator):
         """
         target, params = self._target(address)
         document = await self._api.get(target, params=params, **self._read_options())
-        return self._page_from(document, target)
+        # Named with its paging query in errors: the path alone did not say which page.
+        return self._page_from(document, _with_query(target, params))
 
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
-        """Reduce a parsed page to a :class:`Page` (records, total, next)."""
+        """Reduce a parsed page to a :class:`Page` (records, total, next); ``target``
+        names the page in errors (its URL, or its path with the paging query)."""
         if isinstance(document, httpx.Response):
             _refuse_not_modified(document, target, self._show_url)
             kind = document.headers.get("content-type") or "no content type"
             raise PaginationError(f"{self._show_url(target)}: the page is not JSON ({kind})")
-        records = extract(document, self.items_key)
+        records = self._read(target, extract, document, self.items_key)
         if records is None:
             records = ()
         if isinstance(records, str | bytes | Mapping) or not isinstance(records, Sequence):
@@ -364,9 +366,18 @@ class PagedIterator(APIIterator):
             )
         return Page(
             records=records,
-            total=self._count_at(document, self.total_key, "total"),
+            total=self._read(target, self._count_at, document, self.total_key, "total"),
             next=next_address,
         )
+
+    def _read(self, target: str, read: Callable[..., Any], *args: Any) -> Any:
+        """``read(*args)``, its PaginationError naming the page (``target``): "no key
+        'items' in the page" said nothing of which one, in a crawl of thousands."""
+        try:
+            return read(*args)
+        except PaginationError as exc:
+            failure = exc
+        raise PaginationError(f"{self._show_url(target)}: {failure}")
 
     @staticmethod
     def _count_at(document: Any, key: KeyPath, what: str) -> int | None:
@@ -790,7 +801,7 @@ class PageNumberIterator(PagedIterator):
 
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
         page = super()._page_from(document, target, next_address)
-        pages = self._count_at(document, self.total_pages_key, "total pages")
+        pages = self._read(target, self._count_at, document, self.total_pages_key, "total pages")
         return Page(page.records, page.total, pages, page.next)
 
 
@@ -844,7 +855,7 @@ class CursorIterator(PagedIterator):
 
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
         page = super()._page_from(document, target, next_address)  # checks the page first
-        cursor = extract(document, self.cursor_key, None)
+        cursor = self._read(target, extract, document, self.cursor_key, None)
         # null, "" and false all mean "no next page" in the APIs seen in the wild, and
         # so does 0 (Twitter's next_cursor, "0" in its next_cursor_str): taken as a
         # token, it asked for the first page again, handed out twice before the loop
@@ -1015,6 +1026,13 @@ _WEB_SCHEMES = frozenset({"http", "https"})
 
 def _scheme_of(origin: str | None) -> str | None:
     return None if origin is None else origin.partition("://")[0]
+
+
+def _with_query(target: str, params: Mapping[str, Any] | None) -> str:
+    """``target`` with ``params`` as the query it is sent with (for messages)."""
+    if not params:
+        return target
+    return f"{target}{'&' if '?' in target else '?'}{httpx.QueryParams(params)}"
 
 
 def _refuse_not_modified(
