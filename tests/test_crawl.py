@@ -600,6 +600,27 @@ async def test_a_total_past_float_range_is_a_pagination_error_in_a_crawl() -> No
 # ------------------------------------------------------------------ rich
 
 
+async def test_a_failing_progress_callback_is_raised_not_collected(
+    trio_server: TrioTestServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A bug of the caller's, not a source's failure: collected, it failed every source
+    # one by one behind a WARNING each, and the crawl ended as if finished.
+    three_sources(trio_server)
+
+    def broken(progress: CrawlProgress) -> None:
+        raise ZeroDivisionError("a bug in my progress callback")
+
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            sources = {key: make("offset", api, f"/{key}", progress=broken) for key in "ab"}
+            with pytest.raises(ZeroDivisionError, match="a bug in my progress callback") as bug:
+                async with crawl_many(sources, on_error="collect") as records:
+                    async for _ in records:
+                        pass
+    assert any("while crawling source" in note for note in bug.value.__notes__)
+    assert "crawl of source" not in caplog.text  # not collected as a source's failure
+
+
 async def test_the_rich_adapter_draws_one_bar_per_crawl(trio_server: TrioTestServer) -> None:
     from rich.console import Console  # the test extra installs rich
 

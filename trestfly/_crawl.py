@@ -561,7 +561,10 @@ class MergedRecords(Generic[K]):
             try:
                 more = source.feed.take()
             except Exception as error:
-                if self._on_error == "cancel":
+                # The progress callback's own failure is the caller's bug, not the
+                # source's: collected, it failed every source one by one behind a
+                # WARNING each, and the crawl "finished" with nothing walked.
+                if self._on_error == "cancel" or source.it._progress_failed:
                     # Everything stops, for good: a consumer that catches the error and
                     # iterates again must not get the other sources' records as if the
                     # failed one had simply ended.

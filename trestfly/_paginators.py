@@ -256,6 +256,9 @@ class PagedIterator(APIIterator):
             self._origin = 0  # a chain started from its first page: the total applies
         self._current: _Current | None = None
         self._progress = progress
+        # Set when the progress callback raised: a bug of the caller's, which crawl_many
+        # raises whatever its on_error (see _crawl), not a source's failure to collect.
+        self._progress_failed = False
         self._started_at: float | None = None
         # Fingerprints of every chain page this iterator walked (see _fingerprint).
         self._followed: set[int] = set()
@@ -519,17 +522,22 @@ class PagedIterator(APIIterator):
         try:
             result: object = self._progress(report)
         except StopAsyncIteration as stop:
+            self._progress_failed = True
             # Out of a crawl's __anext__ it ended the walk as if it were over, records
             # missing (PEP 479's reason); the plain walk blamed a page fetch for it.
             raise TrestflyError(
                 "the progress callback raised StopAsyncIteration (a spent iterator's "
                 "anext(), say): the walk stops here"
             ) from stop
+        except BaseException:
+            self._progress_failed = True
+            raise
         if inspect.isawaitable(result):
             # An object with an async __call__, or a lambda returning a coroutine: the
             # constructor's check cannot see those, and they would never run.
             if inspect.iscoroutine(result):
                 result.close()
+            self._progress_failed = True
             raise UnexpectedValueError(
                 "progress must be a plain function: it is called, not awaited (it "
                 f"returned a {type(result).__name__})"
