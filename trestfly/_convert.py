@@ -60,11 +60,14 @@ def _declared_text(response: httpx.Response) -> str | None:
 
 
 def parse_json(
-    response: httpx.Response, show_url: ShowUrl | None = None, *, hide_body: bool = False
+    response: httpx.Response,
+    show_url: ShowUrl | None = None,
+    *,
+    restricted_paths: Collection[str] = (),
 ) -> Any:
     """The parsed JSON body; None for an empty body.  ``show_url``: how the call shows
-    a URL in an error message (default: secret query values redacted); ``hide_body``:
-    the error quotes none of the body (a restricted path's: a token endpoint's).
+    a URL in an error message (default: secret query values redacted); the error of a
+    request to one of ``restricted_paths`` (a token endpoint) quotes none of the body.
 
     Raises:
         ResponseDecodeError: the body claims JSON but does not parse.
@@ -76,8 +79,16 @@ def parse_json(
         return json.loads(_declared_text(response) or body)
     except (ValueError, UnicodeDecodeError, RecursionError) as exc:  # nested too deep
         raise ResponseDecodeError(
-            response, str(exc), url=_shown(response, show_url), hide_body=hide_body
+            response,
+            str(exc),
+            url=_shown(response, show_url),
+            hide_body=_restricted(response, restricted_paths),
         ) from exc
+
+
+def _restricted(response: httpx.Response, restricted_paths: Collection[str]) -> bool:
+    # Judged only when an error is raised: most calls go to no restricted path.
+    return bool(restricted_paths) and is_restricted(str(response.request.url), restricted_paths)
 
 
 def to_box(value: Any, box_attrs: Mapping[str, Any]) -> Any:
@@ -112,10 +123,7 @@ def convert_response(
         return response
     if not is_json_content_type(response.headers.get("content-type")):
         return response
-    hide_body = bool(restricted_paths) and is_restricted(
-        str(response.request.url), restricted_paths
-    )
-    value = parse_json(response, show_url, hide_body=hide_body)
+    value = parse_json(response, show_url, restricted_paths=restricted_paths)
     if not box:
         return value
     try:
@@ -130,5 +138,5 @@ def convert_response(
             f"{type(exc).__name__}: {exc}",
             url=_shown(response, show_url),
             problem="is JSON that does not make a Box with the call's box_attrs",
-            hide_body=hide_body,
+            hide_body=_restricted(response, restricted_paths),
         ) from exc
