@@ -1678,6 +1678,47 @@ def test_stats_read_after_trio_run_returned_show_the_last_state_seen_inside() ->
     assert closed.stats == inside["closed"]
 
 
+def test_stats_in_a_later_trio_run_never_mix_two_clocks() -> None:
+    # Read in a later run before the session was entered there, the last run's gates
+    # were compared with this run's clock (a closed gate read open or closed at
+    # random); entered, the last run's budget showed until the first call.
+    closed = API(transport=httpx.MockTransport(lambda r: httpx.Response(503)), retries=5)
+    seen: list[tuple[bool, float, int]] = []
+
+    async def fail_together() -> None:
+        async def one() -> None:
+            with pytest.raises(errors.ServiceUnavailableError):
+                await closed.get("x")
+
+        async with closed, trio.open_nursery() as nursery:
+            for _ in range(50):
+                nursery.start_soon(one)
+        gate = closed._gate_for("http://api.test")
+        gate.throttle.close_early(trio.current_time(), trio.current_time() + 60)
+
+    async def peek(entered: bool, clock: trio.testing.MockClock | None = None) -> None:
+        if clock is not None:
+            clock.jump(1e6)  # this run's clock, far past the last run's instants
+        if entered:
+            async with closed:
+                stats = closed.stats
+        else:
+            stats = closed.stats
+        origin = stats.origins.get("http://api.test")
+        seen.append((origin.gate_open if origin else True, stats.budget_level, stats.budget_denied))
+
+    clock = trio.testing.MockClock(autojump_threshold=0)
+    trio.run(fail_together, clock=clock)
+    left = closed.stats
+    assert left.budget_denied > 0 and not left.origins["http://api.test"].gate_open
+    later = trio.testing.MockClock()
+    trio.run(peek, False, later, clock=later)
+    assert seen[-1] == (False, left.budget_level, left.budget_denied)
+    fresh = API().stats
+    trio.run(peek, True)
+    assert seen[-1] == (True, fresh.budget_level, 0)
+
+
 async def test_debug_logging_never_fails_a_request(caplog: pytest.LogCaptureFixture) -> None:
     # A JSON body nested past the redaction's recursion raised RecursionError from the
     # log line, and header triples a bare ValueError, where without logging the first

@@ -442,7 +442,7 @@ class TrioAPISession:
         # Call._budget_allows).
         self._retrying_unguided = 0
         # The Trio time of the last attempt or leaving: what `stats` compares the gates
-        # and the budget with when read outside trio.run (see _current_time_or).
+        # and the budget with when read outside trio.run (see _stats_time).
         self._last_seen = 0.0
         self._settings_read = read_settings(self)
 
@@ -710,6 +710,18 @@ class TrioAPISession:
             self._opening = None
         return self
 
+    def _stats_time(self) -> float:
+        """The time ``stats`` compares the gates and the budget with: Trio's, in the run
+        they belong to; else (outside trio.run, or in a later run before the session
+        is entered there) the session's last activity in theirs.  Their instants are of
+        that run's clock: compared with 0.0, or with another run's clock, an open gate
+        showed as closed (or not) at random."""
+        try:
+            run = trio.lowlevel.current_trio_token()
+        except RuntimeError:  # read outside trio.run
+            return self._last_seen
+        return trio.current_time() if run is self._trio_run else self._last_seen
+
     def _start_run_state(self, run: trio.lowlevel.TrioToken) -> None:
         """Entered in a ``trio.run`` other than the last one (a CLI that runs one per
         command): the gates, pacers, limiter and budget start afresh.  They hold
@@ -720,7 +732,11 @@ class TrioAPISession:
         self._gates = {}
         self._gate_sweep_at = GATE_SWEEP_MIN
         self._limiter = trio.CapacityLimiter(self._max_concurrency)
+        # As a new session's (the last run's budget showed in stats until the first
+        # call of this run replaced it: its instants are of the other clock).
+        self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
+        self._last_seen = 0.0
         # The stats too: totals of the gates (throttles, trips) start over with them.
         self._counters = Counters()
 
@@ -1107,7 +1123,7 @@ class TrioAPISession:
         .. versionadded:: 0.1.0
         """
         counters = self._counters
-        now = _current_time_or(self._last_seen)
+        now = self._stats_time()
         origins = {
             origin: OriginStats(
                 gate_trips=gate.throttle.gate_trips,
@@ -1143,13 +1159,3 @@ class TrioAPISession:
             origins=origins,  # a copy, like by_status (see Counters.frozen_status)
             coordination=self._coordination.stats if self._coordination else None,
         )
-
-
-def _current_time_or(last_seen: float) -> float:
-    """Trio's time, or outside trio.run the session's last activity inside one: the
-    gates and the budget hold instants of that run's clock, and comparing them with 0.0
-    showed an open gate as closed once the run had returned."""
-    try:
-        return trio.current_time()
-    except RuntimeError:  # read outside trio.run
-        return last_seen
