@@ -172,6 +172,34 @@ async def test_a_client_built_in_build_session_gets_trestflys_hooks(
     assert own_hook == [f"{A}/v1/file", f"{B}/blob"]
 
 
+async def test_a_client_set_in_authenticate_gets_hooks_and_the_sdks_user_agent() -> None:
+    # Rebuilt after a login, in _authenticate: the hooks were added only after
+    # _build_session, so the X-Api-Key went to the redirect's host; and a client of
+    # httpx's own defaults sent "python-httpx/..." instead of the SDK's User-Agent.
+    seen: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request)
+        if request.url.host == "api.example.test":
+            return httpx.Response(302, headers={"Location": f"{B}/blob"})
+        return httpx.Response(200, json={})
+
+    class API(TrioAPISession):
+        _product = "Widgets"
+
+        async def _authenticate(self, **kwargs: object) -> None:
+            self._session = httpx.AsyncClient(
+                transport=httpx.MockTransport(handler), headers={"X-Api-Key": "SECRET-KEY"}
+            )
+
+    async with API(url=f"{A}/v1") as api:
+        await api.get("file")
+    assert seen[0].headers["x-api-key"] == "SECRET-KEY"
+    assert "x-api-key" not in seen[1].headers
+    sdk = "Integration/1.0 (unknown; Widgets;"
+    assert all(request.headers["user-agent"].startswith(sdk) for request in seen)
+
+
 async def test_a_restricted_paths_query_is_hidden_in_a_decode_error_when_redirected() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/login":

@@ -507,18 +507,14 @@ class TrioAPISession:
         first, or build one and set ``self._session`` to it: every client set there but
         the ``session=`` one is closed on leaving the context, and is given trestfly's
         event hooks (credentials dropped off origin on redirects, throttles seen as
-        their headers arrive) after its own.  (The base signature takes
+        their headers arrive) after its own; one sending httpx's default User-Agent
+        sends the session's instead.  (The base signature takes
         ``*args`` so that an override may name its keywords and still type-check.)
 
         .. versionadded:: 0.1.0
         """
         if self._injected_session is not None:
             self._session = self._injected_session
-            # The client's own User-Agent is kept (the client is used as it is); httpx's
-            # default says nothing of the SDK, and the session's is sent in its place.
-            agent = self._session.headers.get("User-Agent")
-            httpx_default = agent is None or agent.startswith("python-httpx/")
-            self._per_request_headers = {"User-Agent": self._user_agent} if httpx_default else None
             return
         verify = ssl_setting(self._ssl_verify, self._cert)
         limits = httpx.Limits(
@@ -561,10 +557,10 @@ class TrioAPISession:
         )
 
     def _add_hooks(self, client: httpx.AsyncClient) -> None:
-        """Give a client an override of _build_session built itself trestfly's hooks,
-        which the client trestfly builds has: without them the session's
-        ``follow_redirects`` took its ``X-Api-Key`` to whatever host a redirect named,
-        and a 429 closed the gate only once its body was read."""
+        """Give a client set as ``self._session`` (but a ``session=`` one) trestfly's
+        hooks, after its own, as the client trestfly builds has them: without them the
+        session's ``follow_redirects`` took its ``X-Api-Key`` to whatever host a
+        redirect named, and a 429 closed the gate only once its body was read."""
         hooks = client.event_hooks
         for kind, hook in (
             ("request", self._drop_credentials_off_origin),
@@ -691,8 +687,6 @@ class TrioAPISession:
                     "left; build a new one in _build_session, or pass a long-lived one as "
                     "session="
                 )
-            if client is not self._injected_session:
-                self._add_hooks(client)
             coordination = self._coordination
             if coordination is not None and not coordination.is_open:
                 # Not opened by the user: it lives exactly as long as this session.
@@ -854,8 +848,18 @@ class TrioAPISession:
                 f"self._session must be an httpx.AsyncClient, got a {type(client).__name__}"
             )
         self._httpx_client = client
-        if client is not self._injected_session and client not in self._built_clients:
-            self._built_clients.append(client)
+        if client is not self._injected_session:
+            if client not in self._built_clients:
+                self._built_clients.append(client)
+            # Wherever it was set (_build_session, _authenticate rebuilding it after a
+            # login): without them the session's follow_redirects took its X-Api-Key
+            # to whatever host a redirect named.
+            self._add_hooks(client)
+        # The client's own User-Agent is kept (a session= one is used as it is); httpx's
+        # default says nothing of the SDK, and the session's is sent in its place.
+        agent = client.headers.get("User-Agent")
+        httpx_default = agent is None or agent.startswith("python-httpx/")
+        self._per_request_headers = {"User-Agent": self._user_agent} if httpx_default else None
 
     async def _request(self, method: str, path: str, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a request with retries and return the (converted) response.
