@@ -53,10 +53,15 @@ class Arrivals:
         return self.rule(request, now)  # type: ignore[operator]
 
 
+class _Worker(TrioAPISession):
+    """A session whose requests say which worker sent them (an ``x-worker`` header)."""
+
+    async def _authenticate(self, *, worker: str) -> None:
+        self._session.headers["x-worker"] = worker
+
+
 def worker(name: str, coordination: Coordination, **kwargs: object) -> TrioAPISession:
-    session = TrioAPISession(url=URL, retries=10, coordination=coordination, **kwargs)  # type: ignore[arg-type]
-    session._per_request_headers = {"x-worker": name}
-    return session
+    return _Worker(url=URL, retries=10, coordination=coordination, worker=name, **kwargs)  # type: ignore[arg-type]
 
 
 def first_429_to_a(announced: list[float]) -> Callable[[httpx.Request, float], httpx.Response]:

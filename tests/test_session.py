@@ -219,6 +219,56 @@ async def test_a_retry_after_not_understood_is_said_once_per_origin(
     assert told[1].trestfly_retry_after_fields == (("soon" * 50)[:40],)
 
 
+async def test_a_spent_quota_beside_a_shorter_retry_after_is_waited_out(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Retry-After: 1 beside a quota spent for 10 s: the probe went every second into the
+    # spent window, and the call failed with its retries spent before the reset.
+    sent: list[float] = []
+    start = trio.current_time()
+    reset = str(int(time.time()) + 11)
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time() - start)
+        if len(sent) == 1:
+            headers = {"Retry-After": "1", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+            return httpx.Response(429, headers=headers)
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(server)) as api:
+        response = await api.get("x")
+    assert response.status_code == 200
+    assert len(sent) == 2 and sent[1] >= 10.0  # once, after the reset
+
+
+async def test_a_quota_spent_while_the_gate_is_closed_holds_the_reopening(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A 429 (Retry-After: 1) closes the gate; a success still out then says the quota is
+    # spent for 10 s: the probe went at the 1 s reopening all the same (and got a 403).
+    sent: list[tuple[str, float]] = []
+    start = trio.current_time()
+    reset = str(int(time.time()) + 11)
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        now = trio.current_time() - start
+        sent.append((request.url.path, now))
+        if request.url.path == "/v1/slow":
+            await trio.sleep(0.3)
+            headers = {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": reset}
+            return httpx.Response(200, headers=headers)
+        if now < 0.05:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(server)) as api, trio.open_nursery() as nursery:
+        nursery.start_soon(api.get, "slow")
+        await trio.sleep(0.001)
+        nursery.start_soon(api.get, "x")
+    later = [when for path, when in sent if path == "/v1/x"][1:]
+    assert later and all(when >= 10.0 for when in later), sent
+
+
 @pytest.mark.parametrize("fields", [("30", "1"), ("1", "30")])
 async def test_of_two_retry_after_fields_the_longer_is_waited(
     autojump_clock: trio.testing.MockClock, fields: tuple[str, str]

@@ -534,11 +534,16 @@ class Call:
             # no hint (see decide, closes_gate).
             throttled = is_throttle(status, announced, quota)
             hint = announced or None
-            if hint is None and throttled:
+            if throttled and quota is not None:
                 # GitHub's spent primary quota: the reset is the announced delay, for
-                # max_retry_after, the deadline and the error's retry_after alike.  A
-                # reset already due (clocks apart) says nothing: back off as usual.
-                hint = spent_quota_delay(quota)
+                # max_retry_after, the deadline and the error's retry_after alike; the
+                # longer of it and a Retry-After beside it, as of two Retry-After fields
+                # (both were said: after a Retry-After of 1 the quota was still spent for
+                # 9 s more, and the call spent its retries on it).  A reset already due
+                # (clocks apart) says nothing: back off as usual.
+                reset = spent_quota_delay(quota)
+                if reset is not None and (hint is None or reset > hint):
+                    hint = reset
             trips = gate.throttle.gate_trips
             stale = gate.throttle.is_stale(admitted.ticket)  # before the response moves it
             # Kept for stats read after trio.run returned (one assignment per attempt).

@@ -463,6 +463,14 @@ class OriginThrottle:
             return Admission("round", self._rounds.next_at)
         if self.probing:
             return Admission("probe-wait", now)
+        allowance = self.quota_allowance(now)
+        if allowance is not None and allowance <= 0:
+            # Quota spent for this window: wait for the reset, then probe for fresh
+            # headers.  Before the probe too: a shorter Retry-After, or a success that
+            # spent the quota while the gate was closed, reopened it before the reset,
+            # and the probe went into the spent window (refused, a retry spent).
+            self._close(now, self._quota_reset_at)
+            return Admission("gate", self.gate_until)
         if self.probe_needed:
             floor = self.limit_floor(now)
             if floor > now:
@@ -477,11 +485,6 @@ class OriginThrottle:
             if rate is not None:
                 self._tat = max(self._tat, now) + 1.0 / rate
             return Admission("probe", now)
-        allowance = self.quota_allowance(now)
-        if allowance is not None and allowance <= 0:
-            # Quota spent for this window: wait for the reset, then probe for fresh headers.
-            self._close(now, self._quota_reset_at)
-            return Admission("gate", self.gate_until)
         rate = self.effective_rate(now)
         if rate is None:
             return Admission("go", now)
