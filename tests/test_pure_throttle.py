@@ -267,6 +267,35 @@ def test_a_probe_refused_with_none_of_ours_in_the_way_cuts() -> None:
     assert state.ceiling is not None
 
 
+def test_probes_refused_one_after_another_cut_the_rate_once() -> None:
+    """A storm answering every probe 429: each refused probe cut 10%, and thirty of them
+    left a 100/s bucket's learned rate at 5/s, a hundred seconds from recovered.  Once
+    something is served, a refused probe cuts again."""
+    state = origin()
+    wave = [send(state, 0.0) for _ in range(2)]
+    answer(state, wave[0], 0.0)
+    answer(state, wave[1], 0.1, hint=1.0)
+    now = 1.1
+    probe = send(state, now)
+    answer(state, probe, now + 0.001, hint=1.0)
+    once = state.learned_rate
+    for _ in range(30):
+        now += 1.1
+        probe = send(state, now)
+        assert probe.probe
+        answer(state, probe, now + 0.001, hint=1.0)
+    assert state.learned_rate == once and state.episodes == 32
+    now += 1.1
+    answer(state, send(state, now), now + 0.001)  # served: the storm is over
+    now += 0.01
+    refused = send(state, now)
+    answer(state, refused, now + 0.001, hint=1.0)
+    now += 1.1
+    probe = send(state, now)
+    answer(state, probe, now + 0.001, hint=1.0)
+    assert state.learned_rate is not None and once is not None and state.learned_rate < once
+
+
 def test_pacer_spaces_sends_at_the_learned_rate() -> None:
     state = origin()
     state.learned_rate = 10.0

@@ -284,6 +284,9 @@ class OriginThrottle:
         # served since: it may have taken the room its hint announced (see _new_episode).
         self._fresh_throttle_at = -math.inf
         self._served_behind_throttle = False
+        # A refused probe has cut the rate, and nothing has been served since (see
+        # _new_episode): the next refused probes do not cut it again.
+        self._probe_refusal_cut = False
         self.episode_start = -math.inf
         # The last attempt sent when the episode began (see is_stale).
         self._episode_seq = 0
@@ -762,6 +765,7 @@ class OriginThrottle:
             if hint is None:
                 self.in_flight_limit.on_refused(ticket.seq, self.in_flight)
         elif 200 <= status < 300:
+            self._probe_refusal_cut = False
             if ticket.probe:
                 # The server had room at the reopening: what was in the way is past, and
                 # explains no later probe's refusal.
@@ -901,6 +905,16 @@ class OriginThrottle:
             # took the room (workers sharing the origin probe together at each
             # reopening).
             return
+        if ticket.probe and not served:
+            if self._probe_refusal_cut:
+                # A refused probe cut the rate already, and nothing was served since:
+                # the origin is still refusing everything (a storm, an outage answered
+                # 429), and nothing went out at the cut rate, so this says nothing more
+                # of it.  Cut at every refused probe, a 30 s storm took a 100/s
+                # bucket's learned rate to 5/s (0.9 ** 30), back near 100 only 100 s
+                # after the storm ended.
+                return
+            self._probe_refusal_cut = True
         # Throttled while paced at learned_rate: that rate is too high.  But the ceiling
         # moves at most once per CEILING_SETTLE: right after a cut the server may still
         # be paying for the rate before it (a drained bucket), and taking the cut rate
