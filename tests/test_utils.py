@@ -494,6 +494,13 @@ def test_url_validator_takes_a_single_part_name() -> None:
     assert url_validator("https://h.org/", validate="query") is False
 
 
+@pytest.mark.parametrize("empty", [None, "", [], ()])
+def test_url_validator_with_no_names_checks_the_default_parts(empty: object) -> None:
+    # "" was one name, which no part has: every URL failed (RESTfly's `if not validate`).
+    assert url_validator("https://h.org", validate=empty) is True  # type: ignore[arg-type]
+    assert url_validator("h.org", validate=empty) is False  # type: ignore[arg-type]
+
+
 @pytest.mark.parametrize(
     ("call", "named"),
     [

@@ -413,7 +413,7 @@ def url_validator(url: str, validate: Iterable[str] | None = ("scheme", "netloc"
     if not isinstance(url, str | bytes):
         raise UnexpectedValueError(f"url_validator: url must be a string, got {type(url).__name__}")
     if isinstance(validate, str):
-        validate = (validate,)
+        validate = (validate,) if validate else ()  # "" is empty: the default, as in RESTfly
     elif validate is not None and not isinstance(validate, Iterable):
         raise UnexpectedValueError(
             "url_validator: validate must be an iterable of part names, got "
