@@ -954,6 +954,19 @@ async def test_a_raw_data_body_is_sent_without_httpxs_deprecation_warning() -> N
     assert route.calls.last.request.content == b'{"a": 1}'
 
 
+async def test_attempts_count_only_requests_sent() -> None:
+    # A request httpx could not build (params=5, a json= body it cannot serialise, a
+    # header it cannot encode) was counted as an attempt sent, or a transport error.
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    async with API(transport=transport) as api:
+        await api.get("x")
+        for bad in ({"params": 5}, {"json": object()}, {"headers": {"X-Name": "é\n"}}):
+            with pytest.raises(errors.UnexpectedValueError):
+                await api.get("x", **bad)
+        stats = api.stats
+    assert (stats.attempts, stats.transport_errors, sum(stats.by_status.values())) == (1, 0, 1)
+
+
 async def test_a_client_closed_under_an_open_session_is_named() -> None:
     # httpx's bare RuntimeError ("Cannot send a request, as the client has been
     # closed") came out of the call.

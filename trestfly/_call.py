@@ -274,11 +274,14 @@ class Call:
             api._counters.failures += 1
             raise bad_response(method, url, options, exc) from exc
         except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
-            api._counters.transport_errors += 1
             outcome.answered = isinstance(exc, httpx.TransportError) and failed_after_an_answer(
                 exc, method, url
             )
             verdict = classify_transport_error(exc, method, answered=outcome.answered)
+            if verdict is TransportVerdict.INVALID and not outcome.answered:
+                api._counters.attempts -= 1  # never sent: no request could be made of it
+            else:
+                api._counters.transport_errors += 1
             client = self._client
             if verdict is not TransportVerdict.INVALID and client is not None and client.is_closed:
                 # The client that carried the attempt was closed under it: the session's
@@ -302,6 +305,7 @@ class Call:
             outcome.argument = unbuildable_argument(session, method, url, request_kwargs)
             if outcome.argument is None:
                 raise  # the transport's, an auth flow's or a hook's own failure
+            api._counters.attempts -= 1  # never sent: httpx could not build it
             outcome.failure, outcome.invalid = exc, True
         else:
             # A 304 is the answer to the caller's own conditional request
