@@ -1662,6 +1662,28 @@ async def test_a_bad_box_attrs_value_for_one_call_is_refused_before_sending() ->
                 assert boxed.a.b == 1
 
 
+@pytest.mark.parametrize(
+    ("attrs", "problem"),
+    [
+        (5, "box_attrs must be a mapping"),
+        ({"bx_dots": True}, "unknown python-box options"),
+        ({"box_intact_types": 5}, "option box_intact_types"),
+    ],
+)
+async def test_an_endpoints_bad_box_attrs_are_named_as_its_own(attrs: Any, problem: str) -> None:
+    # Checked as the call's own, the message blamed a box_attrs the call never passed.
+    class Items(APIEndpoint):
+        _path = "items"
+        _box_attrs = attrs
+
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/items").respond(200, json={})
+        async with API() as api:
+            with pytest.raises(errors.UnexpectedValueError, match=f"Items._box_attrs: .*{problem}"):
+                await Items(api)._get(box=True)
+    assert route.call_count == 0
+
+
 async def test_a_success_the_box_options_cannot_convert_is_a_decode_error() -> None:
     # box_recast={"id": int} is valid, but an object under "id" made python-box raise a
     # bare TypeError after the 2xx answer, and the response was lost.

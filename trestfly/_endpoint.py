@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Unpack
 
+from ._options import box_options
 from ._urls import check_not_other_scheme, is_absolute, join_path
 from .errors import RequiredParameterError, UnexpectedValueError
 
@@ -141,8 +142,21 @@ class APIEndpoint:
                 # A call's None means "not given", as for the session's own options:
                 # an SDK method passing box=None through must still get the endpoint's.
                 if given.get(option) is None:
+                    if option == "box_attrs":
+                        self._check_box_attrs(value)
                     given[option] = value
         return await self._api._request(method, self._endpoint_path(path), **given)
+
+    def _check_box_attrs(self, value: object) -> None:
+        """Name the endpoint's ``_box_attrs`` when they are wrong: checked as the call's
+        own, the message blamed a ``box_attrs`` the call never passed."""
+        try:
+            box_options(value)
+        except UnexpectedValueError as exc:
+            failure = exc
+        else:
+            return
+        raise UnexpectedValueError(f"{type(self).__name__}._box_attrs: {failure}")
 
     async def _get(self, path: str | None = None, **kwargs: Unpack[RequestOptions]) -> Any:
         """Send a GET request to ``_path/path`` (see :meth:`_req`).
