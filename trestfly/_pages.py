@@ -442,14 +442,15 @@ class Verdict:
     Attributes:
         start: index of the first record to hand out.
         stop: index after the last record to hand out.
-        usable: records of the page that belong to the collection (within its total).
+        size: records the page holds (all of them belong to the walk: a page holding
+            more than its total leaves room for is refused).
         end: the page is the end of the data.
         last: no page after this one is needed (end of data, or a limit reached).
     """
 
     start: int
     stop: int
-    usable: int
+    size: int
     end: bool
     last: bool
 
@@ -652,7 +653,6 @@ def judge_page(
             "collection grew) or wrong; stopping rather than dropping records (set "
             "total_key=None to walk to a short or empty page instead)"
         )
-    usable = size
     short = page_size is not None and size < page_size
     says_more = more is True or (room is not None and room > size)
     # An empty page is a short one: a total saying more would otherwise end the walk
@@ -677,13 +677,13 @@ def judge_page(
             f"{room - size} more records follow: one of them is wrong, or the collection "
             "changed under the walk; stopping rather than ending with records missing"
         )
-    start = min(skip, usable)
-    stop = usable if items_left is None else min(usable, start + max(items_left, 0))
+    start = min(skip, size)
+    stop = size if items_left is None else min(size, start + max(items_left, 0))
     end = size == 0 or more is False or (room is not None and room <= size) or short
     limited = (items_left is not None and stop - start >= items_left) or (
         pages_left is not None and pages_left <= 1
     )
-    return Verdict(start=start, stop=stop, usable=usable, end=end, last=end or limited)
+    return Verdict(start=start, stop=stop, size=size, end=end, last=end or limited)
 
 
 # ------------------------------------------------------------------ planning

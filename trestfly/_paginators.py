@@ -560,9 +560,9 @@ class PagedIterator(APIIterator):
         index = verdict.start + self.page_count
         if index < verdict.stop:
             return scheme.position(current.address, index)
-        if verdict.end and verdict.stop >= verdict.usable:
+        if verdict.end and verdict.stop >= verdict.size:
             return scheme.position(current.address, verdict.stop, done=True)
-        if verdict.stop < verdict.usable:  # max_items stopped inside the page
+        if verdict.stop < verdict.size:  # max_items stopped inside the page
             return scheme.position(current.address, verdict.stop)
         return scheme.position(current.after, 0)
 
