@@ -200,6 +200,25 @@ async def test_a_client_set_in_authenticate_gets_hooks_and_the_sdks_user_agent()
     assert all(request.headers["user-agent"].startswith(sdk) for request in seen)
 
 
+async def test_a_user_agent_set_on_the_client_after_it_is_set_is_kept() -> None:
+    # RESTfly's pattern: the client set, then its headers updated.  The User-Agent was
+    # chosen when the client was set (httpx's default then), and replaced per request.
+    seen: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        seen.append(request.headers["user-agent"])
+        return httpx.Response(200, json={})
+
+    class API(TrioAPISession):
+        def _build_session(self, *args: object, **kwargs: object) -> None:
+            self._session = httpx.AsyncClient(transport=httpx.MockTransport(handler))
+            self._session.headers.update({"User-Agent": "MyAgent/1.0"})
+
+    async with API(url=f"{A}/v1") as api:
+        await api.get("x")
+    assert seen == ["MyAgent/1.0"]
+
+
 async def test_a_restricted_paths_query_is_hidden_in_a_decode_error_when_redirected() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         if request.url.path == "/v1/login":

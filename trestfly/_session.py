@@ -697,6 +697,9 @@ class TrioAPISession:
                     gate.link = coordination.attach(origin, gate.throttle)
             await self._authenticate(**self._auth_kwargs)
             self._check_settings_unchanged("in _build_session() or _authenticate()")
+            entered = self._httpx_client
+            if entered is not None:
+                self._choose_user_agent(entered)
         except BaseException as failure:
             await self._close_session(failing=failure)
             raise
@@ -855,8 +858,14 @@ class TrioAPISession:
             # login): without them the session's follow_redirects took its X-Api-Key
             # to whatever host a redirect named.
             self._add_hooks(client)
-        # The client's own User-Agent is kept (a session= one is used as it is); httpx's
-        # default says nothing of the SDK, and the session's is sent in its place.
+        self._choose_user_agent(client)
+
+    def _choose_user_agent(self, client: httpx.AsyncClient) -> None:
+        """The client's own User-Agent is kept (a ``session=`` one is used as it is);
+        httpx's default says nothing of the SDK, and the session's is sent in its place.
+        Chosen when the client is set, and again once the session is entered: an
+        override sets the client's User-Agent after setting the client (RESTfly's
+        ``self._session.headers.update(...)``), which was then replaced."""
         agent = client.headers.get("User-Agent")
         httpx_default = agent is None or agent.startswith("python-httpx/")
         self._per_request_headers = {"User-Agent": self._user_agent} if httpx_default else None
