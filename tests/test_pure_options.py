@@ -272,7 +272,9 @@ def test_redact_value_must_be_text(value: object) -> None:
     [
         ({"params": {"since": b"2024"}}, r"params\['since'\] .* got a bytes \(decode bytes"),
         ({"params": {"filter": {"api_key": "S3CRET"}}}, r"params\['filter'\] .* got a dict"),
-        ({"params": [("ids", [1, {2}])]}, r"params\['ids'\] .* got a set"),
+        ({"params": [("ids", [1, {2}])]}, r"params\['ids'\] .* got a list"),
+        ({"params": [("ids", (1, 2))]}, r"params\['ids'\] .*one value per pair"),
+        ({"data": {"since": b"2024"}, "files": {}}, r"data\['since'\] .* got a bytes"),
         ({"params": {"ids": [[1, 2]]}}, r"params\['ids'\] .* got a list"),
         ({"data": {"blob": b"abc"}}, r"data\['blob'\] .* got a bytes"),
         ({"data": {"meta": {"a": 1}}, "files": {"f": b"x"}}, r"data\['meta'\] .* got a dict"),

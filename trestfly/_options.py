@@ -283,8 +283,10 @@ def _check_request_argument(key: str, value: Any) -> None:
                 _check_field_value("params", name, item)
         elif isinstance(value, list | tuple):
             for pair in value:
-                if isinstance(pair, tuple) and len(pair) == 2:
-                    _check_field_value("params", pair[0], pair[1])
+                if isinstance(pair, list | tuple) and len(pair) == 2:
+                    # One value per pair: httpx expands a list only in the dict form,
+                    # and sent ("ids", [1, 2]) as ids=%5B1%2C+2%5D.
+                    _check_field_value("params", pair[0], pair[1], expands=False)
     elif key == "data" and not (
         value is None or isinstance(value, Mapping | str | bytes | AsyncIterable)
     ):
@@ -365,20 +367,23 @@ def _check_extensions(value: object) -> None:
 _REPR_SENT = (bytes, bytearray, memoryview, Mapping, set, frozenset, list, tuple)
 
 
-def _check_field_value(argument: str, name: object, value: object, *, binary: bool = False) -> None:
+def _check_field_value(
+    argument: str, name: object, value: object, *, binary: bool = False, expands: bool = True
+) -> None:
     """Refuse a query or form value httpx would send as its Python ``repr``: bytes went
     out as ``b%272024%27``, a dict as ``%7B%27api_key%27...`` (its keys hidden from no
-    log, the outer name being no credential's).  A list's items are values.
-    ``binary``: bytes are a value (a multipart form's).  Only the kind is named: the
-    value may be a secret."""
-    items = value if isinstance(value, list | tuple) else (value,)
+    log, the outer name being no credential's).  A list's items are values, where httpx
+    ``expands`` lists (a mapping's values).  ``binary``: bytes are a value (a multipart
+    form's).  Only the kind is named: the value may be a secret."""
+    items = value if expands and isinstance(value, list | tuple) else (value,)
     for item in items:
         if not isinstance(item, _REPR_SENT) or (binary and isinstance(item, bytes)):
             continue
         hint = " (decode bytes to str first)" if isinstance(item, bytes | bytearray) else ""
+        many = ", or a list of them" if expands else " (one value per pair: repeat the pair)"
         raise UnexpectedValueError(
-            f"{argument}[{name!r}] must be a str, a number, a bool or None, or a list of "
-            f"them; got a {type(item).__name__}{hint}: httpx would send its repr"
+            f"{argument}[{name!r}] must be a str, a number, a bool or None{many}; got a "
+            f"{type(item).__name__}{hint}: httpx would send its repr"
         )
 
 
@@ -565,7 +570,7 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
         # too, with a DeprecationWarning pointing at trestfly's line.
         request_kwargs["content"] = request_kwargs.pop("data")
     elif isinstance(form, Mapping):
-        multipart = request_kwargs.get("files") is not None
+        multipart = bool(request_kwargs.get("files"))  # httpx sends {} as a plain form
         for name, item in form.items():
             _check_field_value("data", name, item, binary=multipart)
     options = replace(defaults, **changes) if changes else defaults
