@@ -1723,6 +1723,28 @@ async def test_a_token_answer_that_does_not_convert_is_not_quoted(body: bytes) -
     assert "body not shown (a restricted path)" in str(restricted.value)
 
 
+@pytest.mark.parametrize(
+    ("body", "shown"),
+    [
+        (b"{'access_token': 'S3CRET'}", b"{'access_token': '***'}"),  # a dict's repr
+        (b'{"password": 12345678,}', b'{"password": ***,}'),  # not a string
+        (b'{"x_sess": "S3CRET", "a": 1,}', b'{"x_sess": "***", "a": 1,}'),  # the call's field
+    ],
+)
+async def test_a_decode_error_hides_every_credential_value_it_quotes(
+    body: bytes, shown: bytes
+) -> None:
+    # Only double-quoted string values of credential names were hidden: a dict's repr,
+    # a number and the call's own redact_fields were quoted as they were.
+    headers = {"Content-Type": "application/json"}
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/x").respond(200, content=body, headers=headers)
+        async with API(box=True) as api:
+            with pytest.raises(errors.ResponseDecodeError) as info:
+                await api.get("x", redact_fields=["X_Sess"], redact_value="***")
+    assert str(info.value).endswith(f"body starts {shown!r}")
+
+
 async def test_a_stats_snapshot_exports_with_asdict_and_pickles() -> None:
     # Its mappings were MappingProxyType: dataclasses.asdict, pickle and deepcopy failed.
     async with API(transport=httpx.MockTransport(lambda r: httpx.Response(200))) as api:

@@ -345,6 +345,8 @@ class Call:
             conv_json=options.conv_json,
             show_url=options.shown_url,
             restricted_paths=options.restricted_paths,
+            redact_fields=options.redact_fields,
+            redact_value=options.redact_value,
         )
 
     def _decide(self, outcome: _Outcome, counted: bool) -> Decision:

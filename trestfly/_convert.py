@@ -64,10 +64,14 @@ def parse_json(
     show_url: ShowUrl | None = None,
     *,
     restricted_paths: Collection[str] = (),
+    redact_fields: Collection[str] = (),
+    redact_value: str = "REDACTED",
 ) -> Any:
     """The parsed JSON body; None for an empty body.  ``show_url``: how the call shows
     a URL in an error message (default: secret query values redacted); the error of a
-    request to one of ``restricted_paths`` (a token endpoint) quotes none of the body.
+    request to one of ``restricted_paths`` (a token endpoint) quotes none of the body,
+    and hides the values of ``redact_fields`` (as ``redact_value``) in the head it
+    quotes of others.
 
     Raises:
         ResponseDecodeError: the body claims JSON but does not parse.
@@ -83,6 +87,8 @@ def parse_json(
             str(exc),
             url=_shown(response, show_url),
             hide_body=_restricted(response, restricted_paths),
+            redact_fields=redact_fields,
+            redact_value=redact_value,
         ) from exc
 
 
@@ -113,17 +119,27 @@ def convert_response(
     conv_json: bool,
     show_url: ShowUrl | None = None,
     restricted_paths: Collection[str] = (),
+    redact_fields: Collection[str] = (),
+    redact_value: str = "REDACTED",
 ) -> Any:
     """What a request returns: Box/BoxList with ``box``, plain JSON with ``conv_json``.
 
     ``box`` wins when both are set.  A response that is not JSON stays a Response.  The
-    error of a body that does not convert quotes none of it for ``restricted_paths``.
+    error of a body that does not convert quotes none of it for ``restricted_paths``,
+    and hides the values of ``redact_fields`` (as ``redact_value``) in the head it
+    quotes of others.
     """
     if not (box or conv_json):
         return response
     if not is_json_content_type(response.headers.get("content-type")):
         return response
-    value = parse_json(response, show_url, restricted_paths=restricted_paths)
+    value = parse_json(
+        response,
+        show_url,
+        restricted_paths=restricted_paths,
+        redact_fields=redact_fields,
+        redact_value=redact_value,
+    )
     if not box:
         return value
     try:
@@ -139,4 +155,6 @@ def convert_response(
             url=_shown(response, show_url),
             problem="is JSON that does not make a Box with the call's box_attrs",
             hide_body=_restricted(response, restricted_paths),
+            redact_fields=redact_fields,
+            redact_value=redact_value,
         ) from exc

@@ -265,19 +265,31 @@ def _cut_at_secret(value: str, extra: Collection[str], redact_value: str) -> str
     return value
 
 
-#: A JSON string member in raw bytes: its key, then its value up to the closing quote
-#: or the end of the text (a quoted head of a body may end inside a value).
-_STRING_MEMBER = re.compile(rb'"((?:[^"\\]|\\.){1,100})"\s*:\s*"((?:[^"\\]|\\.)*)"?')
+#: A member of a JSON object (or of a Python dict's repr, single-quoted: a common kind
+#: of "JSON" that does not parse) in raw bytes: its key, then its value, a string up to
+#: its closing quote or the end of the text (a quoted head may end inside it), or a bare
+#: scalar (a number, true).
+_MEMBER = re.compile(
+    rb"""(["'])((?:(?!\1)[^\\]|\\.){1,100})\1\s*:\s*"""
+    rb"""(?:(["'])((?:(?!\3)[^\\]|\\.)*)|([^\s,}\]'"]+))"""
+)
 
 
-def hide_secret_values(text: bytes, redact_value: str = "REDACTED") -> bytes:
-    """``text`` (the head of a JSON body that does not parse) with the string value of
-    every key named as a credential replaced: a token endpoint's ``{"access_token":
-    "..."`` with a trailing comma was quoted whole in the error."""
+def hide_secret_values(
+    text: bytes, extra: Collection[str] = (), redact_value: str = "REDACTED"
+) -> bytes:
+    """``text`` (the head of a JSON body that does not parse) with the value of every
+    key named as a credential (or in ``extra``, lower case: the call's ``redact_fields``)
+    replaced: a token endpoint's ``{"access_token": "..."`` with a trailing comma was
+    quoted whole in the error."""
+    hidden = redact_value.encode()
 
     def hide(match: re.Match[bytes]) -> bytes:
-        if not is_secret_name(match.group(1)):
+        if not is_secret_name(match.group(2), extra):
             return match.group(0)
-        return match.group(0)[: match.start(2) - match.start(0)] + redact_value.encode() + b'"'
+        value = 4 if match.group(3) is not None else 5
+        start, end = match.start(value) - match.start(0), match.end(value) - match.start(0)
+        whole = match.group(0)
+        return whole[:start] + hidden + whole[end:]
 
-    return _STRING_MEMBER.sub(hide, text)
+    return _MEMBER.sub(hide, text)

@@ -213,10 +213,10 @@ class ResponseDecodeError(TrestflyError, ValueError):
     the call's view of it); without it, the request's URL with ``redact_fields``
     redacted.
 
-    The message quotes the first 64 bytes of the body, the string values of keys named
-    as credentials (``access_token``, ...) replaced by ``REDACTED``; with
-    ``hide_body`` (the session sets it for its restricted paths, a token endpoint's),
-    none of it.
+    The message quotes the first 64 bytes of the body, the values of keys named as
+    credentials (``access_token``, ...) or in ``redact_fields`` replaced by
+    ``redact_value``; with ``hide_body`` (the session sets it for its restricted paths,
+    a token endpoint's), none of it.
 
     .. versionadded:: 0.1.0
     """
@@ -239,7 +239,9 @@ class ResponseDecodeError(TrestflyError, ValueError):
         if hide_body:
             body = "body not shown (a restricted path)"
         else:
-            body = f"body starts {hide_secret_values(response.content[:64], redact_value)!r}"
+            extra = {field.lower() for field in redact_fields}
+            head = hide_secret_values(response.content[:64], extra, redact_value)
+            body = f"body starts {head!r}"
         super().__init__(
             f"[{response.status_code}: {response.request.method}] {shown} "
             f"{problem} ({reason}); {body}"
