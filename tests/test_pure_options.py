@@ -188,6 +188,9 @@ def test_a_raw_data_body_is_sent_as_content(body: str | bytes) -> None:
     # requests (and RESTfly) took data=text; httpx sends it as content= too, but with a
     # DeprecationWarning pointing at trestfly's line (an error under -W error).
     assert resolve(DEFAULTS, {"data": body})[1] == {"content": body}
+    # Beside files= it would drop them: a multipart form's fields are a mapping.
+    with pytest.raises(UnexpectedValueError, match="cannot go with files="):
+        resolve(DEFAULTS, {"data": body, "files": {"f": b"x"}})
 
 
 # ------------------------------------------------------------------ call arguments

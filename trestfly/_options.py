@@ -566,6 +566,12 @@ def resolve(defaults: CallOptions, kwargs: Mapping[str, Any]) -> tuple[CallOptio
     _check_one_body(request_kwargs)
     form = request_kwargs.get("data")
     if isinstance(form, str | bytes):
+        if request_kwargs.get("files"):
+            # Sent as content=, the files would be dropped without a word.
+            raise UnexpectedValueError(
+                "data= as text or bytes cannot go with files=: a multipart form's fields "
+                "are a mapping (data={'name': 'value'})"
+            )
         # A raw body, as requests (and so RESTfly) took it: httpx sends it as content=
         # too, with a DeprecationWarning pointing at trestfly's line.
         request_kwargs["content"] = request_kwargs.pop("data")
