@@ -278,7 +278,9 @@ def _check_request_argument(key: str, value: Any) -> None:
     elif key == "extensions" and value is not None:
         _check_extensions(value)
     elif key == "params" and value is not None:
-        if isinstance(value, Mapping) and not isinstance(value, httpx.QueryParams):
+        if type(value) is dict or (
+            isinstance(value, Mapping) and not isinstance(value, httpx.QueryParams)
+        ):
             for name, item in value.items():
                 _check_field_value("params", name, item)
         elif isinstance(value, list | tuple):
@@ -362,6 +364,9 @@ def _check_extensions(value: object) -> None:
         )
 
 
+#: Exact types of the values a query or a form mostly holds (see _check_field_value).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
 #: Values httpx sends as their Python ``repr`` in a query or a form, never the text they
 #: mean (it sends any value as its ``str()``, which is right for a date or a UUID).
 _REPR_SENT = (bytes, bytearray, memoryview, Mapping, set, frozenset, list, tuple)
@@ -375,6 +380,8 @@ def _check_field_value(
     log, the outer name being no credential's).  A list's items are values, where httpx
     ``expands`` lists (a mapping's values).  ``binary``: bytes are a value (a multipart
     form's).  Only the kind is named: the value may be a secret."""
+    if type(value) in _PLAIN:  # the common case, checked per call: no ABC lookups
+        return
     items = value if expands and isinstance(value, list | tuple) else (value,)
     for item in items:
         if not isinstance(item, _REPR_SENT) or (binary and isinstance(item, bytes)):
