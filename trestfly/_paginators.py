@@ -592,8 +592,8 @@ class PagedIterator(APIIterator):
         a restricted path's query was quoted in a failed page's error, a crawl's
         WARNING and the iterator's repr, which a direct call to the path never shows.
         """
-        options = getattr(getattr(self, "_api", None), "_defaults", None)
-        if not isinstance(options, CallOptions):  # no trestfly session: its rules unknown
+        options = self._session_options()
+        if options is None:  # no trestfly session: its rules unknown
             return safe_url(url)
         shown = options.shown_url(url)
         if options.restricted_paths:
@@ -604,9 +604,14 @@ class PagedIterator(APIIterator):
                 shown = without_query(shown, options.redact_value)
         return shown
 
-    def _restricted_paths(self) -> frozenset[str]:
+    def _session_options(self) -> CallOptions | None:
+        """The session's call options, or None when ``api`` is no trestfly session."""
         options = getattr(getattr(self, "_api", None), "_defaults", None)
-        return options.restricted_paths if isinstance(options, CallOptions) else frozenset()
+        return options if isinstance(options, CallOptions) else None
+
+    def _restricted_paths(self) -> frozenset[str]:
+        options = self._session_options()
+        return options.restricted_paths if options is not None else frozenset()
 
     def _joined(self, url: str, use_base: bool) -> str | None:
         """``url`` as the session sends it, or None when it cannot tell."""
