@@ -435,14 +435,15 @@ async def test_calls_queued_behind_the_client_rate_limit_wait_their_turn(
 async def test_a_server_pace_slower_than_max_retry_after_fails_at_once(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # The quota headers leave 2 requests for the next hour: a slot every 1,800 s, past
-    # max_retry_after (300 s).  That wait is the server's, and fails at once, naming
-    # the call (the message named neither the method nor the URL).
+    # The quota headers leave 2 requests for the next hour, spread over the hour: a slot
+    # every 1,800 s, past max_retry_after (300 s).  That wait is the server's, and fails
+    # at once, naming the call (the message named neither the method nor the URL).
     quota = {"RateLimit": '"default";r=2;t=3600'}
     recorder = Recorder(lambda request, now: httpx.Response(200, headers=quota), latency=0.001)
+    over_the_hour = ThrottleSettings(quota_spread=3600.0)
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=recorder)
-        async with TrioAPISession(url=URL) as api:
+        async with TrioAPISession(url=URL, throttle=over_the_hour) as api:
             await api.get("x")
             await api.get("x")
             start = trio.current_time()

@@ -690,6 +690,70 @@ def test_quota_headers_pace_and_close_at_zero() -> None:
     assert state.episodes == 0  # running out of quota is not a throttle
 
 
+def test_a_long_windows_quota_is_spread_over_ten_seconds_at_most() -> None:
+    # GitHub's 5,000 an hour: 4,999 left were paced at 1.4/s, a daily quota's 999 at
+    # one request every 80 s, though the server would have served them all at once.
+    state = origin()
+    first = send(state, 0.0)
+    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(4999, 3600.0, 5000))
+    state.on_done(first)
+    assert state.effective_rate(0.0) == pytest.approx(499.9)
+    daily = origin()
+    first = send(daily, 0.0)
+    daily.on_response(first, 0.0, status=200, hint=None, quota=Quota(999, 82800.0, 1000))
+    daily.on_done(first)
+    assert daily.effective_rate(0.0) == pytest.approx(99.9)
+    # A policy's rate is the floor, the spread of what is left the pace above it.
+    policy = origin()
+    first = send(policy, 0.0)
+    quota = Quota(remaining=50, reset_after=50.0, limit=100, window=60.0)
+    policy.on_response(first, 0.0, status=200, hint=None, quota=quota)
+    policy.on_done(first)
+    assert policy.effective_rate(0.0) == pytest.approx(5.0)
+    nearly_spent = origin()
+    first = send(nearly_spent, 0.0)
+    quota = Quota(remaining=5, reset_after=50.0, limit=100, window=60.0)
+    nearly_spent.on_response(first, 0.0, status=200, hint=None, quota=quota)
+    nearly_spent.on_done(first)
+    assert nearly_spent.effective_rate(0.0) == pytest.approx(100 / 60 * 0.95)
+
+
+def test_a_short_windows_quota_is_spread_over_what_is_left_of_it() -> None:
+    state = origin()
+    first = send(state, 0.0)
+    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(50, 5.0, 100))
+    state.on_done(first)
+    assert state.effective_rate(0.0) == pytest.approx(10.0)
+    policy = origin()
+    first = send(policy, 0.0)
+    quota = Quota(remaining=90, reset_after=1.0, limit=100, window=1.0)
+    policy.on_response(first, 0.0, status=200, hint=None, quota=quota)
+    policy.on_done(first)
+    assert policy.effective_rate(0.0) == pytest.approx(95.0)
+
+
+def test_quota_spread_restores_spreading_over_the_whole_window() -> None:
+    state = origin(quota_spread=3600.0)
+    first = send(state, 0.0)
+    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(4999, 3600.0, 5000))
+    state.on_done(first)
+    assert state.effective_rate(0.0) == pytest.approx(4999 / 3600)
+
+
+def test_a_quota_spent_quickly_still_closes_the_gate_until_its_reset() -> None:
+    state = origin()
+    first = send(state, 0.0)
+    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(3, 3600.0, 5000))
+    state.on_done(first)
+    kinds = []
+    for _ in range(4):
+        decision = state.admit(0.0)
+        kinds.append(decision.kind)
+        if decision.kind == "go":
+            state.on_sent(decision.at, paced=True, probe=False)
+    assert kinds == ["go", "go", "go", "gate"] and state.gate_until == pytest.approx(3600.0)
+
+
 def test_quota_counts_requests_in_flight() -> None:
     state = origin()
     first = send(state, 0.0)
