@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trestfly._budget import BudgetSettings, RetryBudget
-from trestfly._ratelimit import Quota, parse_quota, says_quota_spent
+from trestfly._ratelimit import Quota, parse_quota, says_quota_spent, scan_headers
 from trestfly.errors import UnexpectedValueError
 
 WALL = 1_800_000_000.0
@@ -81,6 +81,30 @@ def test_github_headers_epoch_and_delta_reset() -> None:
     assert parse_quota(delta, WALL) == Quota(remaining=4, reset_after=2.5, limit=None)
     past = headers(X_RateLimit_Remaining="4", X_RateLimit_Reset=str(int(WALL) - 30))
     assert parse_quota(past, WALL) == Quota(remaining=4, reset_after=0.0, limit=None)
+
+
+def test_the_hyphenated_x_rate_limit_family_is_read() -> None:
+    # X (Twitter), Okta and Zendesk: ignored, a spent window was hammered (300 requests
+    # from 50 calls into a window the server had said was spent for 60 s).
+    twitter = headers(
+        x_rate_limit_limit="900", x_rate_limit_remaining="0", x_rate_limit_reset=str(int(WALL) + 60)
+    )
+    assert parse_quota(twitter, WALL) == Quota(remaining=0, reset_after=60.0, limit=900)
+    assert scan_headers([(b"x-rate-limit-remaining", b"0")]) == ((), True)
+    # Where both are sent, the unhyphenated family is read.
+    both = headers(X_RateLimit_Remaining="5", x_rate_limit_remaining="0")
+    assert parse_quota(both, WALL) == Quota(remaining=5, reset_after=None, limit=None)
+
+
+def test_discords_delay_is_preferred_to_its_epoch() -> None:
+    # The epoch is read against the client's clock; the delay beside it is not.
+    discord = headers(
+        X_RateLimit_Limit="5",
+        X_RateLimit_Remaining="0",
+        X_RateLimit_Reset=str(WALL + 400),
+        X_RateLimit_Reset_After="1.25",
+    )
+    assert parse_quota(discord, WALL) == Quota(remaining=0, reset_after=1.25, limit=5)
 
 
 def test_ietf_structured_field_form() -> None:

@@ -272,6 +272,31 @@ async def test_an_hourly_quota_with_much_left_does_not_slow_the_calls(
     assert used == 100 and took < 1.0
 
 
+async def test_xs_spent_window_is_waited_out_not_hammered(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # X (Twitter) answers a spent window with a 429, X-Rate-Limit-* and no Retry-After:
+    # its headers were not read, and each call retried on its own backoff into the
+    # window (300 requests from 50 calls), then failed.
+    sent: list[float] = []
+    start = trio.current_time()
+    reset = str(int(time.time()) + 11)
+
+    def server(request: httpx.Request) -> httpx.Response:
+        now = trio.current_time() - start
+        sent.append(now)
+        if now < 10.0:
+            headers = {"x-rate-limit-remaining": "0", "x-rate-limit-reset": reset}
+            return httpx.Response(429, headers=headers)
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(server)) as api, trio.open_nursery() as nursery:
+        for _ in range(20):
+            nursery.start_soon(api.get, "x")
+    assert len([at for at in sent if at < 10.0]) == 1
+    assert len(sent) == 21
+
+
 async def test_a_quota_spent_while_the_gate_is_closed_holds_the_reopening(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

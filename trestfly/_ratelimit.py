@@ -5,7 +5,9 @@ Understood forms, first match wins:
 * GitHub style ``X-RateLimit-Limit`` / ``X-RateLimit-Remaining`` / ``X-RateLimit-Reset``
   (reset as epoch seconds, as GitHub sends it, or as delta seconds: a value above
   1,000,000,000 can only be an epoch, and one above 100,000,000,000 an epoch in
-  milliseconds);
+  milliseconds), and the same with ``X-Rate-Limit-*`` (X/Twitter, Okta, Zendesk);
+  ``X-RateLimit-Reset-After`` (Discord's delay beside its epoch) is preferred to the
+  epoch when both are sent;
 * IETF httpapi draft, structured-field form (draft 08 and later):
   ``RateLimit: "default";r=37;t=5`` with ``RateLimit-Policy: "default";q=100;w=60``
   (a name quoted or a token: ``default;r=37;t=5``);
@@ -122,14 +124,26 @@ def _whole(value: float | None) -> int | None:
     return None if value is None else int(value)
 
 
+#: The prefixes of the counting header families: GitHub's, GitLab's, Discord's and most
+#: gateways' ``X-RateLimit-*``; X's (Twitter's), Okta's and Zendesk's ``X-Rate-Limit-*``.
+_COUNT_PREFIXES = ("x-ratelimit-", "x-rate-limit-")
+
+
 def _github(headers: Mapping[str, str], wall_now: float) -> Quota | None:
-    remaining = _field(headers, "x-ratelimit-remaining", min)
-    if remaining is None:
+    for prefix in _COUNT_PREFIXES:
+        remaining = _field(headers, prefix + "remaining", min)
+        if remaining is not None:
+            break
+    else:
         return None
+    # Discord's delay beside its epoch: a delay does not depend on the client's clock.
+    reset_after = _field(headers, prefix + "reset-after", max)
+    if reset_after is None:
+        reset_after = _reset_after(_field(headers, prefix + "reset", max), wall_now)
     return Quota(
         remaining=int(remaining),
-        reset_after=_reset_after(_field(headers, "x-ratelimit-reset", max), wall_now),
-        limit=_whole(_field(headers, "x-ratelimit-limit", min)),
+        reset_after=reset_after,
+        limit=_whole(_field(headers, prefix + "limit", min)),
     )
 
 
@@ -300,7 +314,7 @@ def scan_headers(raw: Iterable[tuple[bytes, bytes]]) -> tuple[tuple[str, ...], b
         lowered = name.lower()
         if lowered == b"retry-after":
             retry_after += (value.decode("latin-1"),)
-        elif lowered.startswith((b"x-ratelimit-", b"ratelimit")):
+        elif lowered.startswith((b"x-ratelimit-", b"x-rate-limit-", b"ratelimit")):
             has_quota = True
     return retry_after, has_quota
 
