@@ -23,6 +23,18 @@ def test_delay_seconds_integer_and_decimal() -> None:
     assert parse_retry_after("0", NOW) == 0.0
 
 
+def test_fields_folded_into_one_line_are_read_as_several() -> None:
+    # A proxy folding two Retry-After fields into "30, 30" made no hint at all.
+    assert parse_retry_after_fields(["30, 30"], NOW) == 30.0
+    assert parse_retry_after_fields(["30,1"], NOW) == 30.0
+    assert parse_retry_after_fields(["5, Tue, 24 Nov 2026 12:01:30 GMT"], NOW) == 90.0
+    assert parse_retry_after_fields(["Tuesday, 24-Nov-26 12:01:30 GMT, 5"], NOW) == 90.0
+    assert parse_retry_after_fields(["soon, 7"], NOW) == 7.0
+    assert parse_retry_after_fields(["soon, later"], NOW) is None
+    # A single date keeps its own comma.
+    assert parse_retry_after_fields(["Tue, 24 Nov 2026 12:01:30 GMT"], NOW) == 90.0
+
+
 def test_of_several_fields_the_longest_valid_delay_holds() -> None:
     # An origin's Retry-After and a gateway's: waiting the shorter arrives before the
     # longer's instant.  An invalid one is skipped, as a lone invalid one is.

@@ -20,6 +20,8 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 
 _DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
+#: The elements of a folded field line: an HTTP-date's weekday keeps its own comma.
+_FOLDED = re.compile(r"\s*(?:mon|tue|wed|thu|fri|sat|sun)[a-z]*,[^,]*|[^,]+", re.IGNORECASE)
 _MONTHS = {
     name: number
     for number, name in enumerate(
@@ -123,7 +125,17 @@ def parse_retry_after_fields(values: Iterable[str], now: float) -> float | None:
     may each add one.  Both were said: waiting the shorter arrives before the longer's
     instant, as reading them cautiously does for the quota headers.
     """
-    delays = [delay for value in values if (delay := parse_retry_after(value, now)) is not None]
+    delays: list[float] = []
+    for value in values:
+        delay = parse_retry_after(value, now)
+        if delay is None and "," in value:
+            # A proxy may fold the repeated fields into one line ("30, 30"), which was
+            # read as no hint: the calls retried on their own backoff into the 30 s.
+            # An HTTP-date has a comma of its own, after the weekday.
+            parts = (parse_retry_after(part, now) for part in _FOLDED.findall(value))
+            delay = max((part for part in parts if part is not None), default=None)
+        if delay is not None:
+            delays.append(delay)
     return max(delays, default=None)
 
 
