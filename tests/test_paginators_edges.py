@@ -3,6 +3,7 @@ default params, and a next link to another origin that throttles."""
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import httpx
@@ -358,3 +359,69 @@ async def test_records_past_a_stale_total_are_never_dropped(prefetch: int | None
                         got.append(record["id"])
     assert got == list(range(10))  # the first page, then the refusal
     assert walk.position is not None and not walk.position.done
+
+
+# ------------------------------------------------- a walk ended on a full page
+
+
+def _forty_seven(request: httpx.Request) -> httpx.Response:
+    start = int(request.url.params.get("cursor", "0"))
+    following = start + 10 if start + 10 < 47 else None
+    records = list(range(start, min(start + 10, 47)))
+    if request.url.path == "/link":
+        url = f"https://api.example.com/link?cursor={following}"
+        headers = {"Link": f'<{url}>; rel="next"'} if following else {}
+        return _json(records, headers)
+    cursor = None if following is None else str(following)
+    return _json({"data": records, "meta": {"next_cursor": cursor}})
+
+
+class Tickets(CursorIterator):
+    path = "tickets"
+    items_key = "data"
+    cursor_key = "meta.next_cursor"
+    limit = 10
+
+
+class MistypedCursor(Tickets):
+    cursor_key = "meta.nextCursor"
+
+
+class Linked(LinkIterator):
+    path = "link"
+    limit = 10
+
+
+class MistypedRel(Linked):
+    rel = "nxt"
+
+
+@pytest.mark.parametrize(
+    ("iterator", "records", "told"),
+    [
+        (Tickets, 47, None),
+        (MistypedCursor, 10, "has no key 'meta.nextCursor'"),
+        (Linked, 47, None),
+        (MistypedRel, 10, "has no link of rel 'nxt'"),
+    ],
+)
+async def test_a_walk_ended_on_a_full_page_says_so(
+    caplog: pytest.LogCaptureFixture,
+    iterator: type[Tickets | Linked],
+    records: int,
+    told: str | None,
+) -> None:
+    # A mistyped cursor_key or rel ended every walk after its first page, done, without
+    # a word: 10 records of 47.
+    caplog.set_level(logging.WARNING, logger="trestfly.pagination")
+    async with API(transport=httpx.MockTransport(_forty_seven)) as api:
+        got = [record async for record in iterator(api)]
+    assert len(got) == records
+    warnings = [r for r in caplog.records if r.name == "trestfly.pagination"]
+    if told is None:
+        assert warnings == []  # the last page (7 records) is not full
+        return
+    assert len(warnings) == 1 and told in warnings[0].getMessage()
+    assert "holds a full page of 10 records: the walk ends there" in warnings[0].getMessage()
+    assert warnings[0].levelno == logging.WARNING
+    assert warnings[0].trestfly_records == 10  # type: ignore[attr-defined]

@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import inspect
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
@@ -61,6 +62,10 @@ from ._pages import (
 from ._redact import is_restricted, without_query
 from ._safe_url import is_secret_name, safe_url
 from .errors import TrestflyError, UnexpectedValueError
+
+#: Says when a walk ends on a full page for want of a next cursor or link (a mistyped
+#: ``cursor_key`` or ``rel`` ended every walk after its first page without a word).
+pagination_log = logging.getLogger("trestfly.pagination")
 
 if TYPE_CHECKING:
     from ._crawl import Records
@@ -868,7 +873,10 @@ class CursorIterator(PagedIterator):
 
     def _page_from(self, document: Any, target: str, next_address: str | None = None) -> Page:
         page = super()._page_from(document, target, next_address)  # checks the page first
-        cursor = self._read(target, extract, document, self.cursor_key, None)
+        cursor = self._read(target, extract, document, self.cursor_key, _ABSENT)
+        if cursor is _ABSENT:
+            _tell_if_full(self, page, target, f"no key {self.cursor_key!r}", "cursor_key")
+            return page
         # null, "" and false all mean "no next page" in the APIs seen in the wild, and
         # so does 0 (Twitter's next_cursor, "0" in its next_cursor_str): taken as a
         # token, it asked for the first page again, handed out twice before the loop
@@ -1025,7 +1033,40 @@ class LinkIterator(PagedIterator):
             restricted_paths=self._restricted_paths(),
         )
         next_url = find_link(response.headers.get_list("link"), self.rel, str(response.url))
-        return self._page_from(document, target, next_url)
+        page = self._page_from(document, target, next_url)
+        if next_url is None:
+            _tell_if_full(self, page, target, f"no link of rel {self.rel!r}", "rel")
+        return page
+
+
+#: A cursor key absent from the page (not null: absent).
+_ABSENT: Any = object()
+
+
+def _tell_if_full(
+    iterator: CursorIterator | LinkIterator, page: Page, target: str, lacks: str, setting: str
+) -> None:
+    """A WARNING when a page that ends the walk for want of a next cursor or link was
+    full (``limit`` records or more): most likely ``setting`` names nothing the API
+    sends, and every walk stops after its first page.  Where the API does leave the
+    cursor out of its last page, that page is full only when the records end at a page
+    boundary, so the warning is rare there."""
+    limit = iterator.limit
+    if limit is None or len(page.records) < limit:
+        return
+    shown = iterator._show_url(target)
+    pagination_log.warning(
+        "the page %s has %s but holds a full page of %d records: the walk ends there; check %s",
+        shown,
+        lacks,
+        len(page.records),
+        setting,
+        extra={
+            "trestfly_url": shown,
+            "trestfly_records": len(page.records),
+            "trestfly_setting": setting,
+        },
+    )
 
 
 def _is_name(value: object) -> bool:
