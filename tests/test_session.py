@@ -3426,3 +3426,16 @@ async def test_calls_still_out_when_the_block_ends_are_counted_as_failures(
     assert len(caught) == 2 and all(isinstance(e, errors.SessionNotOpenError) for e in caught)
     stats = api.stats
     assert (stats.attempts, stats.retries, stats.successes, stats.failures) == (1, 1, 0, 2)
+
+
+def test_entering_under_asyncio_names_trio() -> None:
+    # Under asyncio.run, Trio's bare "must be called from async context" named neither
+    # Trio nor the session.
+    import asyncio
+
+    async def enter() -> None:
+        async with API():
+            pass
+
+    with pytest.raises(errors.TrestflyError, match=r"^API must be entered inside trio\.run\(\)"):
+        asyncio.run(enter())

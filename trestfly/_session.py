@@ -664,7 +664,15 @@ class TrioAPISession:
     async def __aenter__(self) -> Self:
         if self._entered:
             raise errors.TrestflyError(f"{type(self).__name__} is already open")
-        run = trio.lowlevel.current_trio_token()
+        try:
+            run = trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            # Under asyncio.run, Trio's "must be called from async context" named
+            # neither Trio nor the session.
+            raise errors.TrestflyError(
+                f"{type(self).__name__} must be entered inside trio.run(): trestfly runs on "
+                "Trio, not asyncio"
+            ) from None
         if self._trio_run is not run:
             self._start_run_state(run)
         self._check_settings_unchanged("after __init__()")
