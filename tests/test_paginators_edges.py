@@ -4,6 +4,7 @@ default params, and a next link to another origin that throttles."""
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -425,3 +426,45 @@ async def test_a_walk_ended_on_a_full_page_says_so(
     assert "holds a full page of 10 records: the walk ends there" in warnings[0].getMessage()
     assert warnings[0].levelno == logging.WARNING
     assert warnings[0].trestfly_records == 10  # type: ignore[attr-defined]
+
+
+# ------------------------------------------------------- records of your own type
+
+
+@dataclass(frozen=True)
+class Ticket:
+    number: int
+
+
+class TicketPages(Tickets):
+    def _record(self, record: Any) -> Ticket:
+        if record == 25:
+            raise ValueError("ticket 25 is malformed")
+        return Ticket(record)
+
+
+async def test_records_are_made_your_own_type_however_the_walk_goes() -> None:
+    # Overriding __anext__ reached `async for` only: crawl() handed out the raw records.
+    async with API(transport=httpx.MockTransport(_forty_seven)) as api:
+        walked = [record async for record in TicketPages(api, max_items=20)]
+        async with TicketPages(api, max_items=20).crawl(prefetch=2) as records:
+            crawled = [record async for record in records]
+        async with crawl_many({"t": TicketPages(api, max_items=20)}) as merged:
+            merged_records = [record async for _, record in merged]
+    expected = [Ticket(number) for number in range(20)]
+    assert walked == crawled == merged_records == expected
+
+
+@pytest.mark.parametrize("crawled", [False, True])
+async def test_a_record_that_fails_fails_the_walk_at_its_page(crawled: bool) -> None:
+    async with API(transport=httpx.MockTransport(_forty_seven)) as api:
+        walk = TicketPages(api)
+        got: list[Ticket] = []
+        with pytest.raises(ValueError, match="ticket 25"):
+            if crawled:
+                async with walk.crawl(prefetch=2) as records:
+                    got.extend([record async for record in records])
+            else:
+                got.extend([record async for record in walk])
+    assert got == []  # a comprehension hands out nothing when it fails
+    assert walk.count == 20 and walk.position.page == "20" and walk.position.index == 0

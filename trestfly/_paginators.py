@@ -450,6 +450,13 @@ class PagedIterator(APIIterator):
                 "number it is asked for (see offset_param or page_param); stopping rather "
                 "than repeating records"
             )
+        whole = verdict.start == 0 and verdict.stop == len(records)
+        kept = records if whole else records[verdict.start : verdict.stop]
+        if type(self)._record is not PagedIterator._record:
+            # Here, not in __anext__: crawl() and crawl_many() hand out the page's
+            # records without it, and got the raw dicts where `async for` got models.
+            # Before any state moves: a record that fails leaves the page to fetch again.
+            kept = [self._record(record) for record in kept]
         self._last_records = records
         after = None if verdict.end else scheme.after(request.address, page)
         if not scheme.addressable and not verdict.last:
@@ -464,12 +471,22 @@ class PagedIterator(APIIterator):
         self.total = total
         self._total_pages = page.total_pages
         self.num_pages += 1
-        whole = verdict.start == 0 and verdict.stop == len(records)
-        self.page = records if whole else records[verdict.start : verdict.stop]
+        self.page = kept
         self.page_count = 0
         self._current = _Current(request.address, verdict, after)
         self._request = None if verdict.last else Request(after)
         self._report()
+
+    def _record(self, record: Any) -> Any:
+        """What the walk hands out for one record of a page, as it was parsed (a dict,
+        or a Box with ``box``): override to make your own type of it, for ``async for``,
+        :meth:`crawl` and :func:`~trestfly.crawl_many` alike.  Called once per record
+        handed out, when its page is taken (after the page's checks); an exception
+        fails the walk at that page, as a failed fetch does.
+
+        .. versionadded:: 0.1.0
+        """
+        return record
 
     def _identity(self, address: Address) -> Address:
         """The cursor or URL a page is known by, for loop detection.
