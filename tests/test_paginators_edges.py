@@ -468,3 +468,21 @@ async def test_a_record_that_fails_fails_the_walk_at_its_page(crawled: bool) -> 
                 got.extend([record async for record in walk])
     assert got == []  # a comprehension hands out nothing when it fails
     assert walk.count == 20 and walk.position.page == "20" and walk.position.index == 0
+
+
+async def test_a_paginator_typed_by_its_records_walks_as_any_other() -> None:
+    # The type parameter is for type checkers (tests/typing/records.py): at run time a
+    # subscripted base is an ordinary class, settings and keywords as before.
+    class TypedTickets(CursorIterator[Ticket]):
+        path = "tickets"
+        items_key = "data"
+        cursor_key = "meta.next_cursor"
+        limit = 10
+
+        def _record(self, record: Any) -> Ticket:
+            return Ticket(record)
+
+    async with API(transport=httpx.MockTransport(_forty_seven)) as api:
+        walk = TypedTickets(api, max_items=12)
+        got = [record async for record in walk]
+    assert got == [Ticket(number) for number in range(12)]

@@ -26,7 +26,7 @@ import trio
 import trio.lowlevel
 
 from ._fanout import EnteredOnce, _check_limit, raise_single_error
-from ._iterator import stopped_page_fetch
+from ._iterator import R, stopped_page_fetch
 from ._pages import (
     PaginationError,
     Request,
@@ -351,22 +351,22 @@ class PageFeed:
         self._notifier.notify()
 
 
-class Records:
+class Records(Generic[R]):
     """The records of one crawl, in order: ``async for record in records``.
 
     .. versionadded:: 0.1.0
     """
 
-    def __init__(self, iterator: PagedIterator, feed: PageFeed, notifier: _Notifier) -> None:
+    def __init__(self, iterator: PagedIterator[R], feed: PageFeed, notifier: _Notifier) -> None:
         self._it = iterator
         self._feed = feed
         self._notifier = notifier
         self._closed = False
 
-    def __aiter__(self) -> Records:
+    def __aiter__(self) -> Records[R]:
         return self
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> R:
         it = self._it
         if self._closed or it.page_count >= len(it.page):
             await self._next_page()
@@ -417,13 +417,15 @@ def _again(what: str) -> str:
     return f": call {what}() again for another (an iterator goes on from its position)"
 
 
-def open_crawl(iterator: PagedIterator, *, prefetch: int) -> AbstractAsyncContextManager[Records]:
+def open_crawl(
+    iterator: PagedIterator[R], *, prefetch: int
+) -> AbstractAsyncContextManager[Records[R]]:
     """Crawl one iterator with pages fetched ahead (see ``PagedIterator.crawl``)."""
     return EnteredOnce("crawl", partial(_open_crawl, iterator, prefetch=prefetch), _again("crawl"))
 
 
 @asynccontextmanager
-async def _open_crawl(iterator: PagedIterator, *, prefetch: int) -> AsyncIterator[Records]:
+async def _open_crawl(iterator: PagedIterator[R], *, prefetch: int) -> AsyncIterator[Records[R]]:
     _check_prefetch(prefetch)
     iterator._claim()
     try:

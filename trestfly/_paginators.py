@@ -38,7 +38,7 @@ import httpx
 import trio
 
 from ._convert import convert_response, is_json_content_type
-from ._iterator import APIIterator, is_count, limit_reached, stopped_page_fetch
+from ._iterator import APIIterator, R, is_count, limit_reached, stopped_page_fetch
 from ._options import CallOptions
 from ._pages import (
     Address,
@@ -162,7 +162,7 @@ def _safe_address(
     return address
 
 
-class PagedIterator(APIIterator):
+class PagedIterator(APIIterator[R]):
     """Base of the ready paginators: one GET per page, records from a key path.
 
     Subclasses choose the style (:meth:`_scheme_for`, :meth:`_query`); SDK authors set
@@ -477,7 +477,7 @@ class PagedIterator(APIIterator):
         self._request = None if verdict.last else Request(after)
         self._report()
 
-    def _record(self, record: Any) -> Any:
+    def _record(self, record: Any) -> R:
         """What the walk hands out for one record of a page, as it was parsed (a dict,
         or a Box with ``box``): override to make your own type of it, for ``async for``,
         :meth:`crawl` and :func:`~trestfly.crawl_many` alike.  Called once per record
@@ -486,7 +486,10 @@ class PagedIterator(APIIterator):
 
         .. versionadded:: 0.1.0
         """
-        return record
+        # Unchanged: the type parameter says what the API sends (OffsetIterator[User],
+        # User a TypedDict), as an annotation of the parsed JSON would.
+        as_declared: R = record
+        return as_declared
 
     def _identity(self, address: Address) -> Address:
         """The cursor or URL a page is known by, for loop detection.
@@ -674,7 +677,7 @@ class PagedIterator(APIIterator):
         """``_fetch(address)`` as messages name it (see checked_page)."""
         return f"{type(self).__name__}._fetch({self._shown_address(address)!r})"
 
-    async def __anext__(self) -> Any:
+    async def __anext__(self) -> R:
         self._claim()
         try:
             # Bounded: each pass fetches the page after the last, or stops.
@@ -693,7 +696,7 @@ class PagedIterator(APIIterator):
         self.count += 1
         return record
 
-    def crawl(self, *, prefetch: int = 4) -> AbstractAsyncContextManager[Records]:
+    def crawl(self, *, prefetch: int = 4) -> AbstractAsyncContextManager[Records[R]]:
         """Walk the collection with up to ``prefetch`` pages fetched ahead, in order::
 
             async with iterator.crawl(prefetch=8) as records:
@@ -729,7 +732,7 @@ class PagedIterator(APIIterator):
 # ------------------------------------------------------------------ the styles
 
 
-class OffsetIterator(PagedIterator):
+class OffsetIterator(PagedIterator[R]):
     """``?offset=N&limit=M`` pages, the total read from the page.
 
     Attributes:
@@ -780,7 +783,7 @@ class OffsetIterator(PagedIterator):
         return query
 
 
-class PageNumberIterator(PagedIterator):
+class PageNumberIterator(PagedIterator[R]):
     """``?page=N&per_page=M`` pages numbered from ``first_page``.
 
     Attributes:
@@ -840,7 +843,7 @@ class PageNumberIterator(PagedIterator):
         return Page(page.records, page.total, pages, page.next)
 
 
-class CursorIterator(PagedIterator):
+class CursorIterator(PagedIterator[R]):
     """``?cursor=TOKEN`` pages, each naming the next page's cursor.
 
     Attributes:
@@ -907,7 +910,7 @@ class CursorIterator(PagedIterator):
         return Page(page.records, page.total, page.total_pages, str(cursor))
 
 
-class LinkIterator(PagedIterator):
+class LinkIterator(PagedIterator[R]):
     """Pages linked by ``Link: <url>; rel="next"`` headers (RFC 8288, GitHub style).
 
     The first page is ``path`` with ``params``; each next page is the URL of the link
