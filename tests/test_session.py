@@ -3052,7 +3052,7 @@ def test_a_hook_keyword_without_a_default_must_be_given() -> None:
         async def _authenticate(self, api_key: str, **kwargs: Any) -> None:
             self._session.headers["X-Key"] = api_key
 
-    with pytest.raises(errors.UnexpectedValueError, match=r"_authenticate\(\) requires api_key"):
+    with pytest.raises(errors.RequiredParameterError, match=r"_authenticate\(\) requires api_key"):
         KeyAPI()
     KeyAPI(api_key="k")
 
@@ -3157,7 +3157,7 @@ def test_a_missing_authenticate_keyword_is_named_before_build_session_is_read() 
 
         _build_session = next  # type: ignore[assignment]
 
-    with pytest.raises(errors.UnexpectedValueError, match="requires api_key"):
+    with pytest.raises(errors.RequiredParameterError, match="requires api_key"):
         Sdk()
 
 

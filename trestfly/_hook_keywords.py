@@ -66,7 +66,7 @@ def check_required_hook_keywords(session: object, base: type, kwargs: Mapping[st
             and (p.kind is p.POSITIONAL_ONLY or p.name not in kwargs)
         ]
         if missing:
-            raise errors.UnexpectedValueError(
+            raise errors.RequiredParameterError(
                 f"{cls.__name__}.{name}() requires {', '.join(missing)}, which "
                 f"{cls.__name__}(...) did not get: it is called on entering with the "
                 "keywords the session does not know"
