@@ -219,7 +219,7 @@ class Call:
             api._counters.failures += 1  # a call given up on, as at a gate
             raise
         options, request_kwargs = resolve(api._defaults, self._kwargs)
-        url, origin = api._url_for(self._path, options.use_base)
+        url, origin, parsed_url = api._url_for(self._path, options.use_base)
         sent_url = url
         params = request_kwargs.get("params")
         if session.params and (params is not None or "?" in url):
@@ -244,7 +244,11 @@ class Call:
         self._client = None
         try:
             response, outcome.hint, outcome.throttled, outcome.stale = await self._send_once(
-                gate, sent_url, request_kwargs, options.redact_fields
+                gate,
+                sent_url,
+                parsed_url if sent_url is url else sent_url,
+                request_kwargs,
+                options.redact_fields,
             )
             outcome.response = response
             if response.history and is_restricted(url, options.restricted_paths):
@@ -470,10 +474,12 @@ class Call:
         self,
         gate: OriginGate,
         url: str,
+        target: str | httpx.URL,
         request_kwargs: dict[str, Any],
         redact_fields: tuple[str, ...],
     ) -> tuple[httpx.Response, float | None, bool, bool]:
         """One attempt: admission, send, and feedback to the origin's shared state.
+        ``target`` is ``url`` as it is sent (parsed already when it could be cached).
 
         Returns the response, its delay hint, whether it is a throttle, and whether the
         attempt was sent before the origin's current throttling episode began (stale).
@@ -517,7 +523,7 @@ class Call:
                     extensions[REDACT_FIELDS] = redact_fields
                 try:
                     response = await session.request(
-                        self._method, url, **{**request_kwargs, "extensions": extensions}
+                        self._method, target, **{**request_kwargs, "extensions": extensions}
                     )
                 except httpx.TransportError:
                     gate.throttle.on_transport_failure(admitted.ticket)
