@@ -754,6 +754,20 @@ def test_a_quota_spent_quickly_still_closes_the_gate_until_its_reset() -> None:
     assert kinds == ["go", "go", "go", "gate"] and state.gate_until == pytest.approx(3600.0)
 
 
+def test_an_origin_is_idle_from_when_it_was_made_and_forgettable_past_a_due_probe() -> None:
+    state = origin(now=100.0)
+    assert not state.forgettable(100.0 + 599.0, 600.0)
+    assert state.forgettable(100.0 + 600.0, 600.0)
+    # Its last answer a throttle: the probe is due until somebody calls again.
+    throttled = origin()
+    ticket = send(throttled, 0.0)
+    throttled.on_response(ticket, 0.01, status=429, hint=1.0, quota=None)
+    throttled.on_done(ticket)
+    assert throttled.probe_needed
+    assert not throttled.forgettable(600.5, 600.0)  # closed until 1.01: 600 s after that
+    assert throttled.forgettable(601.02, 600.0)
+
+
 def test_quota_counts_requests_in_flight() -> None:
     state = origin()
     first = send(state, 0.0)

@@ -16,7 +16,9 @@ import platform
 import re
 import ssl
 import time
-from collections.abc import AsyncIterator, Awaitable, Generator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Iterator
+from contextlib import suppress
+from functools import partial
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -950,6 +952,80 @@ async def test_idle_origins_are_forgotten_once_there_are_many(
         assert (stats.throttled, stats.gate_trips, stats.successes) == (1, 1, 16)
         await api.get("http://old0.test/x")  # a forgotten origin is made again
         assert "http://old0.test" in api._gates
+
+
+async def test_an_origin_left_at_a_throttle_is_forgotten_once_long_open(
+    autojump_clock: trio.testing.MockClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Its gate's probe was due for ever (nobody called again), and such an origin was
+    # never forgotten: a crawl leaving each host at its first 429 kept them all.
+    monkeypatch.setattr(trestfly._session, "GATE_SWEEP_MIN", 8)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host.startswith("refused"):
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer), retries=0) as api:
+        for host in range(8):
+            with pytest.raises(errors.TooManyRequestsError):
+                await api.get(f"http://refused{host}.test/x")
+        await trio.sleep(trestfly._session.FORGET_IDLE_ORIGIN_AFTER + 1)
+        await api.get("http://new.test/x")  # the 9th: a sweep
+        assert set(api._gates) == {"http://new.test"}
+        assert (api.stats.throttled, api.stats.gate_trips) == (8, 8)
+
+
+async def test_an_origin_idle_ten_minutes_is_learned_afresh(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The limits a storm taught stayed on an origin for as long as the session lived,
+    # unless it knew 256 origins or more (then the idle ones were forgotten).
+    storm = True
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(0.01)
+        if storm:
+            return httpx.Response(429, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer), retries=0) as api:
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(partial(_ignore_api_errors, api.get, "x"))
+        learned = api.stats.origins["http://api.test"]
+        assert learned.gate_trips >= 1
+        storm = False
+        await trio.sleep(trestfly._session.FORGET_IDLE_ORIGIN_AFTER - 2)
+        await api.get("x")  # not idle long enough: the same origin's state
+        assert api.stats.origins["http://api.test"].gate_trips == learned.gate_trips
+        await trio.sleep(trestfly._session.FORGET_IDLE_ORIGIN_AFTER)
+        await api.get("x")
+        fresh = api.stats.origins["http://api.test"]
+        assert (fresh.gate_trips, fresh.throttle_episodes, fresh.learned_rate) == (0, 0, None)
+        assert api.stats.gate_trips == learned.gate_trips  # the totals keep its counts
+
+
+async def test_a_first_wave_shares_one_gate(autojump_clock: trio.testing.MockClock) -> None:
+    # A guard for the forgetting of idle origins at each call: the tasks of a first wave
+    # share the gate the first of them made (a new gate counts as idle from when it was
+    # made, not from -inf, in case a task yields before its first send).
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(1.0)
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer)) as api:
+        async with trio.open_nursery() as nursery:
+            for _ in range(20):
+                nursery.start_soon(api.get, "x")
+            await trio.sleep(0.5)
+            assert api.stats.origins["http://api.test"].in_flight == 20
+        assert api.stats.successes == 20
+
+
+async def _ignore_api_errors(call: Callable[[str], Awaitable[Any]], path: str) -> None:
+    with suppress(errors.APIError):
+        await call(path)
 
 
 async def test_error_on_unexpected_input_checks_authenticates_signature() -> None:

@@ -283,6 +283,10 @@ class OriginThrottle:
     ) -> None:
         self.settings = settings
         self._rng = rng
+        # Idle is counted from here before anything is sent (see forgettable): else a
+        # new origin was forgettable at once, and each task of a first wave, finding
+        # the gate the one before it made, made its own.
+        self._made_at = now
         self.gate_until = -math.inf
         #: Bumped whenever the gate closes or the rate is cut: pacer reservations made
         #: under an older epoch are void and must be made again.
@@ -395,18 +399,25 @@ class OriginThrottle:
 
     def forgettable(self, now: float, idle: float) -> bool:
         """Whether nothing was sent or answered for ``idle`` seconds and nothing of this
-        throttle still holds the future: no request out or reserved, the gate open, no
-        quota window or pacing slot still running, no probe.  Made again from nothing,
-        such an origin is paced as an idle one is anyway (see IDLE_RESTART)."""
+        throttle still holds the future: no request out or reserved, the gate open (and
+        closed last ``idle`` ago or more, if the probe it calls for was never sent), no
+        quota window or pacing slot still running, no probe out.  Made again from
+        nothing, such an origin is learned afresh.
+
+        A probe still due once the gate is long open holds nothing: an origin whose last
+        answer was a throttle (its calls gave up, or the hint was past max_retry_after)
+        was never forgotten, and a crawl that left each host at its first 429 kept them
+        all, 9 KB each.
+        """
         return (
-            self.in_flight == 0
+            now - max(self._last_sent_at, self._last_answer_at, self._made_at) >= idle
+            and self.in_flight == 0
             and not self._pending
             and not self.probing
-            and not self.probe_needed
+            and (not self.probe_needed or self.gate_until + idle <= now)
             and self.gate_until <= now
             and self._quota_reset_at <= now
             and self._tat <= now
-            and now - max(self._last_sent_at, self._last_answer_at) >= idle
         )
 
     def quota_allowance(self, now: float) -> int | None:
