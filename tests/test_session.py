@@ -1023,6 +1023,21 @@ async def test_a_first_wave_shares_one_gate(autojump_clock: trio.testing.MockClo
         assert api.stats.successes == 20
 
 
+async def test_the_answer_that_closed_a_gate_is_let_go_once_it_serves_again(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # It was kept for as long as the origin was known: its body, and its request's
+    # upload (5 MB for a 429 to a POST, which then succeeded on its retry).
+    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return next(answers, httpx.Response(200, json={}))
+
+    async with API(transport=httpx.MockTransport(answer), retries=1) as api:
+        await api.post("upload", content=b"u" * 1000)
+        assert api._gates["http://api.test"].closing_response is None
+
+
 async def _ignore_api_errors(call: Callable[[str], Awaitable[Any]], path: str) -> None:
     with suppress(errors.APIError):
         await call(path)

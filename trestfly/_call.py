@@ -588,6 +588,16 @@ class Call:
                 or (told_quota is not None and told_quota.remaining <= 0)
             ):
                 gate.closing_response, gate.closing_fields = response, redact_fields
+            elif (
+                gate.closing_response is not None
+                and 200 <= status < 300
+                and gate.throttle.gate_until <= now
+                and not _quota_spent(gate.throttle.quota_allowance(now))
+            ):
+                # The gate is open again and serving: the answer that closed it is
+                # quoted no more, and kept it held its body and its request's upload
+                # (a 5 MB POST) for as long as the origin was known.
+                gate.closing_response, gate.closing_fields = None, ()
             if gate.link is not None:
                 gate.link.notice()
             return response, hint, throttled, stale
@@ -659,3 +669,9 @@ def _answered_elsewhere(response: httpx.Response | None, url: str) -> bool:
         and bool(response.history)
         and origin_of(response.request.url) != origin_of(url)
     )
+
+
+def _quota_spent(allowance: int | None) -> bool:
+    """Whether a quota's allowance (None: no quota known) closes the gate at the next
+    admission (see OriginThrottle.admit)."""
+    return allowance is not None and allowance <= 0
