@@ -156,6 +156,28 @@ def test_keys_expire_after_ttl_but_not_while_the_gate_is_closed() -> None:
     assert book.get("k", 110.0 + 1e-9).successes == 0
 
 
+def test_expired_keys_are_swept_when_the_count_doubles() -> None:
+    # Swept at every new key past 64: quadratic in a crawl of many origins.
+    book = SharedQuotaBook()
+    sweeps = 0
+    forget = book._forget_expired
+
+    def counted(now: float) -> None:
+        nonlocal sweeps
+        sweeps += 1
+        forget(now)
+
+    book._forget_expired = counted  # type: ignore[method-assign]
+    for number in range(1000):
+        book.get(f"live{number}", 0.0).sync(0.0, SyncRequest(successes=1), 1.0)
+    assert sweeps == 4  # at 64, 128, 256 and 512 keys, not at each of the 936 past 64
+    book.get("late", 1e6)  # past every key's ttl
+    assert "live0" in book  # not yet: the next sweep is at twice the count
+    for number in range(1100):
+        book.get(f"new{number}", 1e6)
+    assert "live0" not in book and "live999" not in book
+
+
 def test_an_accepted_cut_restarts_the_schedule() -> None:
     """Reservations made at the old rate are void: they must not cost the new one."""
     quota = SharedQuota()
