@@ -1876,6 +1876,12 @@ async def test_a_token_answer_that_does_not_convert_is_not_quoted(body: bytes) -
         (b"{'access_token': 'S3CRET'}", b"{'access_token': '***'}"),  # a dict's repr
         (b'{"password": 12345678,}', b'{"password": ***,}'),  # not a string
         (b'{"x_sess": "S3CRET", "a": 1,}', b'{"x_sess": "***", "a": 1,}'),  # the call's field
+        # A list or an object hid only its bracket; an escaped key was not read.
+        (b'{"tokens": ["tok_A", "tok_B"], "a": 1,}', b'{"tokens": ***, "a": 1,}'),
+        (b'{"token": {"id": "tok_D", "n": [1]}, "a": 1,}', b'{"token": ***, "a": 1,}'),
+        (b'{"key": [("S3CRET",)],}', b'{"key": ***,}'),
+        (b'{"api_keys": ["' + b"k" * 80 + b'"],}', b'{"api_keys": ***'),  # the head cut short
+        (b'{"\\u0074oken": "S3CRET",}', b'{"\\u0074oken": "***",}'),
     ],
 )
 async def test_a_decode_error_hides_every_credential_value_it_quotes(

@@ -8,6 +8,7 @@ query parameters that are credentials by name, nor those the caller listed in
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
@@ -281,15 +282,58 @@ def hide_secret_values(
     """``text`` (the head of a JSON body that does not parse) with the value of every
     key named as a credential (or in ``extra``, lower case: the call's ``redact_fields``)
     replaced: a token endpoint's ``{"access_token": "..."`` with a trailing comma was
-    quoted whole in the error."""
+    quoted whole in the error.  A list or object value is replaced whole, up to its
+    closing bracket or the end of the text (``{"tokens": ["tok_...", ...]`` hid only
+    its ``[``)."""
     hidden = redact_value.encode()
+    pieces: list[bytes] = []
+    done = 0
+    position = 0
+    while (match := _MEMBER.search(text, position)) is not None:
+        position = match.end()
+        if not is_secret_name(_key_name(match.group(2)), extra):
+            continue
+        group = 4 if match.group(3) is not None else 5
+        start, end = match.start(group), match.end(group)
+        if group == 5 and text[start : start + 1] in (b"[", b"{", b"("):
+            end = position = _composite_end(text, start)
+        pieces += [text[done:start], hidden]
+        done = end
+    pieces.append(text[done:])
+    return b"".join(pieces)
 
-    def hide(match: re.Match[bytes]) -> bytes:
-        if not is_secret_name(match.group(2), extra):
-            return match.group(0)
-        value = 4 if match.group(3) is not None else 5
-        start, end = match.start(value) - match.start(0), match.end(value) - match.start(0)
-        whole = match.group(0)
-        return whole[:start] + hidden + whole[end:]
 
-    return _MEMBER.sub(hide, text)
+def _key_name(raw: bytes) -> bytes:
+    """A JSON key as it reads once parsed: ``"\\u0074oken"`` is ``token``."""
+    if b"\\" not in raw:
+        return raw
+    try:
+        name = json.loads(b'"' + raw + b'"')
+    except ValueError:  # a Python repr's escapes, or a key cut short
+        return raw
+    return name.encode("utf-8", "replace") if isinstance(name, str) else raw
+
+
+def _composite_end(text: bytes, start: int) -> int:
+    """Where the list, object or tuple opening at ``start`` closes (past its bracket),
+    strings skipped; the end of ``text`` when it is cut off first."""
+    depth = 0
+    quote: int | None = None
+    index = start
+    while index < len(text):
+        byte = text[index]
+        if quote is not None:
+            if byte == 0x5C:  # a backslash escapes the next byte
+                index += 1
+            elif byte == quote:
+                quote = None
+        elif byte in b"\"'":
+            quote = byte
+        elif byte in b"[{(":
+            depth += 1
+        elif byte in b"]})":
+            depth -= 1
+            if depth == 0:
+                return index + 1
+        index += 1
+    return len(text)
