@@ -195,6 +195,25 @@ def test_repeated_query_names_keep_every_value(params: Any) -> None:
     assert extra["trestfly_params"] == {"tag": ["a", "b"], "token": "REDACTED", "page": "2"}
 
 
+@pytest.mark.parametrize(
+    "params",
+    [
+        "grant_type=authorization_code&grant_type=x&code=S3CRET",
+        [("grant_type", "authorization_code"), ("grant_type", "x"), ("code", "S3CRET")],
+        {"grant_type": ["authorization_code", "x"], "code": "S3CRET"},
+    ],
+)
+def test_the_params_record_hides_what_the_url_hides(params: Any) -> None:
+    # A repeated grant_type grouped into a list read as no grant type: the OAuth code
+    # was logged in the params, hidden in the URL.
+    extra = describe({"params": params})
+    assert "S3CRET" not in json.dumps(extra["trestfly_params"])
+    assert "S3CRET" not in safe_url(httpx.URL("https://h/x", params=params))
+    # A secret inside one value ("a=1;token=..." given as a query string) likewise.
+    extra = describe({"params": "a=1;token=S3CRET&b=2"})
+    assert extra["trestfly_params"] == {"a": "1;token=REDACTED", "b": "2"}
+
+
 def test_credential_names_ending_in_key_are_hidden_but_not_every_key() -> None:
     names = ("access_key", "secret_key", "private_key", "app_key", "application_key")
     body = {**{name: "S3CRET" for name in names}, "AWS_SECRET_ACCESS_KEY": "S3CRET"}

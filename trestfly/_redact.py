@@ -20,7 +20,7 @@ from urllib.parse import unquote
 
 import httpx
 
-from ._safe_url import context_names, is_secret_name, safe_url
+from ._safe_url import context_names, is_secret_name, safe_url, safe_value
 from .utils import redact_matching
 
 #: Header values never written to a log, whatever the options say: the standard
@@ -182,22 +182,43 @@ def _redact_params(params: Any, fields: Collection[str], redact_value: str) -> A
         if isinstance(params, Mapping):
             # QueryParams (and other multi-dicts) are Mappings whose items() keep only the
             # first value of a repeated name: the log would show a request not sent.
-            items = params.multi_items() if hasattr(params, "multi_items") else params.items()
-            grouped = _grouped(items)
-            extra |= context_names(grouped.items())
+            items = list(params.multi_items() if hasattr(params, "multi_items") else params.items())
+            # From the pairs, not the grouped values: a repeated grant_type is a list
+            # there, which read as no grant type, and the OAuth code was logged.
+            extra |= context_names(_expanded(items))
             return {
-                key: redact_value if is_secret_name(key, extra) else value
-                for key, value in grouped.items()
+                key: _param_value(key, value, extra, redact_value)
+                for key, value in _grouped(items).items()
             }
         if isinstance(params, Iterator):
             return "<an iterator of params>"  # reading it here would spend it
         pairs = list(params.multi_items() if hasattr(params, "multi_items") else params)
         extra |= context_names(pairs)
-        return [
-            (key, redact_value if is_secret_name(key, extra) else value) for key, value in pairs
-        ]
+        return [(key, _param_value(key, value, extra, redact_value)) for key, value in pairs]
     except (TypeError, ValueError):
         return "<unreadable params>"
+
+
+def _expanded(items: Iterable[tuple[Any, Any]]) -> Iterator[tuple[Any, Any]]:
+    """``items`` with a name's list of values (``{"tag": ["a", "b"]}``) as one pair each."""
+    for key, value in items:
+        if isinstance(value, list | tuple):
+            for item in value:
+                yield key, item
+        else:
+            yield key, value
+
+
+def _param_value(key: Any, value: Any, extra: Collection[str], redact_value: str) -> Any:
+    """A query value as the attempt's record shows it, as the URL shows it (see
+    safe_url): ``a=1;token=...`` in one value was hidden in the URL, not in the params."""
+    if is_secret_name(key, extra):
+        return redact_value
+    if isinstance(value, list):  # a repeated name's values
+        return [_param_value(key, item, extra, redact_value) for item in value]
+    if isinstance(value, str) and isinstance(key, str):
+        return safe_value(key, value, extra, redact_value)
+    return value
 
 
 def _body(request_kwargs: Mapping[str, Any]) -> Any:

@@ -231,7 +231,7 @@ def _redacted(
     value.  So for redaction ";" separates pairs as well (see _cut_at_secret)."""
     pairs = params.multi_items()
     extra = {*extra, *context_names(_split_at_semicolons(pairs))}
-    safe = [(key, _safe_value(key, value, extra, redact_value)) for key, value in pairs]
+    safe = [(key, safe_value(key, value, extra, redact_value)) for key, value in pairs]
     return None if safe == pairs else safe
 
 
@@ -244,7 +244,9 @@ def _split_at_semicolons(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str
             yield name.strip(), text
 
 
-def _safe_value(key: str, value: str, extra: Collection[str], redact_value: str) -> str:
+def safe_value(key: str, value: str, extra: Collection[str], redact_value: str) -> str:
+    """A query value as URLs, errors and logs show it: ``redact_value`` under a secret
+    name, else cut at a secret ``;name=`` inside it (see _cut_at_secret)."""
     # A name with ";" in it ("a;key" of "?a;key=...") is, split at ";", its last part's.
     last = key.rpartition(";")[2].strip()  # "a; key": spaces around names, as below
     if is_secret_name(key, extra) or is_secret_name(last, extra):
