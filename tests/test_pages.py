@@ -63,6 +63,21 @@ def test_extract_names_the_missing_key() -> None:
         extract([1, 2, 3], "\u00b2")  # a digit to str.isdigit, not an index
 
 
+def test_extract_takes_an_index_of_any_length_for_a_missing_key() -> None:
+    # int() of 4,300 digits or more raised a bare ValueError, default or not.
+    page = {"rows": [7, 8]}
+    assert extract(page, ("rows", "9" * 5000), None) is None
+    with pytest.raises(PaginationError, match="no key"):
+        extract(page, ("rows", "9" * 5000))
+    assert extract(page, "rows.01") == 8  # leading zeros are still an index
+
+
+def test_a_start_past_the_last_page_has_no_last_page_index() -> None:
+    scheme = PageNumberScheme(10, 1)
+    assert known_last_page(scheme, Request(5), total=None, total_pages=2) == -1
+    assert known_last_page(scheme, Request(2), total=None, total_pages=2) == 0
+
+
 def test_extract_reads_box_keys_not_attributes() -> None:
     # Box.items is the dict method: a key path must reach the "items" key.
     page = Box({"items": [{"id": 1}], "values": 3})

@@ -98,6 +98,8 @@ def extract(document: Any, path: KeyPath, default: Any = _MISSING) -> Any:
             isinstance(value, Sequence)
             and not isinstance(value, str | bytes)
             and key.isdecimal()
+            # Compared by length first: int() of 4,300 digits or more is a ValueError.
+            and len(key.lstrip("0")) <= len(str(len(value)))
             and int(key) < len(value)
         ):
             value = value[int(key)]
@@ -785,4 +787,5 @@ def known_last_page(
     if total_pages is not None and isinstance(scheme, PageNumberScheme):
         assert isinstance(start.address, int)
         bounds.append(total_pages - (start.address - scheme.first_page) - 1)
-    return min(bounds) if bounds else None
+    # A start past the last page is "none" (-1), as the total's bound says it.
+    return max(-1, min(bounds)) if bounds else None
