@@ -9,7 +9,7 @@ import httpx
 import pytest
 from box import Box
 
-from trestfly import RequestOptions
+from trestfly import RequestOptions, TrestflyOptions
 from trestfly._options import (
     HTTPX_REQUEST_ARGS,
     TRESTFLY_OPTIONS,
@@ -38,6 +38,8 @@ def test_typed_request_keywords_are_the_accepted_ones() -> None:
     # type checker though it works, or accepted by it and refused when the call runs.
     assert RequestOptions.__required_keys__ == frozenset()
     assert RequestOptions.__optional_keys__ == HTTPX_REQUEST_ARGS | TRESTFLY_OPTIONS
+    assert TrestflyOptions.__optional_keys__ == TRESTFLY_OPTIONS
+    assert TrestflyOptions.__required_keys__ == frozenset()
     # None is taken for every keyword but follow_redirects, typed bool alone.
     for key in RequestOptions.__optional_keys__ - {"follow_redirects"}:
         resolve(DEFAULTS, {key: None})

@@ -5,7 +5,7 @@ endpoints and iterators grafted onto it) with structured concurrency.
 
 Public names: :class:`TrioAPISession`, :class:`APIEndpoint`, :class:`APIIterator`,
 ``__version__``, the settings :class:`ThrottleSettings` and :class:`BudgetSettings`, the
-typed request keywords :class:`RequestOptions`, the
+typed request keywords :class:`RequestOptions` and :class:`TrestflyOptions`, the
 observability records :class:`SessionStats`, :class:`OriginStats` and
 :class:`RetryRecord`; the coordinations that share throttling state between sessions
 (:class:`MemoryCoordination`, :class:`RedisCoordination`); the modules
@@ -18,7 +18,7 @@ from ._coordination import Coordination, MemoryCoordination
 from ._crawl import MergedRecords, Records, crawl_many
 from ._endpoint import APIEndpoint
 from ._iterator import APIIterator
-from ._options import RequestOptions
+from ._options import RequestOptions, TrestflyOptions
 from ._pages import PaginationError, Position
 from ._paginators import (
     CrawlProgress,
@@ -61,6 +61,7 @@ __all__ = [
     "SessionStats",
     "ShardedTransport",
     "ThrottleSettings",
+    "TrestflyOptions",
     "TrioAPISession",
     "__version__",
     "crawl_many",

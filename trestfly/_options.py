@@ -82,17 +82,42 @@ TRESTFLY_OPTIONS: frozenset[str] = frozenset(
 )
 
 
-class RequestOptions(TypedDict, total=False):
+class TrestflyOptions(TypedDict, total=False):
+    """trestfly's own request keywords, without httpx's: for an SDK method that sets
+    ``params=`` or ``json=`` itself and passes the rest through, which
+    :class:`RequestOptions` would let a caller give twice ("multiple values for keyword
+    argument 'params'")::
+
+        async def search(self, q: str, **kwargs: Unpack[TrestflyOptions]) -> Any:
+            return await self._get("search", params={"q": q}, **kwargs)
+
+    A trestfly option given as ``None`` means "not given" (the endpoint's or the
+    session's value applies); ``deadline=None`` means no deadline.
+
+    .. versionadded:: 0.1.0
+    """
+
+    box: bool | None
+    box_attrs: Mapping[str, Any] | None
+    conv_json: bool | None
+    retry_on: int | Collection[int] | None
+    use_base: bool | None
+    redact_fields: Collection[str] | None
+    redact_value: str | None
+    deadline: float | None
+
+
+class RequestOptions(TrestflyOptions, total=False):
     """The keywords a request takes (``get``, ``post``, ..., ``_request``, and an
     endpoint's ``_get``, ...), for type checkers: a misspelt one (``bx=True``) or a
     trestfly option of the wrong kind (``deadline="5"``) is an error before the call
     runs, not only a typed error when it does.  An SDK method that passes its keywords
-    through can take them the same way: ``**kwargs: Unpack[RequestOptions]``.
+    through can take them the same way: ``**kwargs: Unpack[RequestOptions]`` (or
+    :class:`TrestflyOptions`, when it sets httpx's arguments itself).
 
     The httpx request arguments are passed to httpx as they are, so their values are
     left to httpx to type (``Any`` here: httpx names its unions in a private module).
-    A trestfly option given as ``None`` means "not given" (the endpoint's or the
-    session's value applies); ``deadline=None`` means no deadline.
+    The trestfly options are :class:`TrestflyOptions`'.
 
     .. versionadded:: 0.1.0
     """
@@ -109,15 +134,6 @@ class RequestOptions(TypedDict, total=False):
     follow_redirects: bool
     timeout: Any
     extensions: Any
-    # trestfly options (TRESTFLY_OPTIONS)
-    box: bool | None
-    box_attrs: Mapping[str, Any] | None
-    conv_json: bool | None
-    retry_on: int | Collection[int] | None
-    use_base: bool | None
-    redact_fields: Collection[str] | None
-    redact_value: str | None
-    deadline: float | None
 
 
 def status_codes(value: Any, name: str = "retry_on") -> frozenset[int]:

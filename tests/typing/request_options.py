@@ -11,7 +11,7 @@ from typing import Any, Unpack
 
 import httpx
 
-from trestfly import APIEndpoint, RequestOptions, TrioAPISession
+from trestfly import APIEndpoint, RequestOptions, TrestflyOptions, TrioAPISession
 
 
 class Users(APIEndpoint):
@@ -20,6 +20,10 @@ class Users(APIEndpoint):
     async def search(self, **kwargs: Unpack[RequestOptions]) -> Any:
         # An SDK method passing its keywords through keeps them checked.
         return await self._get("search", **kwargs)
+
+    async def named(self, q: str, **kwargs: Unpack[TrestflyOptions]) -> Any:
+        # A method that sets params= itself passes trestfly's options through.
+        return await self._get("search", params={"q": q}, **kwargs)
 
     async def valid(self) -> None:
         await self._get("1", box=True, params={"expand": None}, deadline=2.5)
@@ -30,11 +34,14 @@ class Users(APIEndpoint):
         response: httpx.Response = await self._head("1", box_attrs={"frozen_box": True})
         del response
         await self.search(params={"q": "x"})
+        await self.named("x", box=True, deadline=2.0, retry_on=[502])
 
     async def invalid(self) -> None:
         await self._get("1", bx=True)  # type: ignore[call-arg]
         await self._get("1", deadline="5")  # type: ignore[arg-type]
         await self.search(parms={"q": "x"})  # type: ignore[call-arg]
+        await self.named("x", params={"q": "y"})  # type: ignore[call-arg]
+        await self.named("x", deadline="5")  # type: ignore[arg-type]
 
 
 async def session_calls(api: TrioAPISession) -> None:
