@@ -1,5 +1,6 @@
 """Per-call option resolution: defaults < endpoint < call, validated."""
 
+import inspect
 import math
 import typing
 from collections.abc import AsyncIterator
@@ -9,7 +10,7 @@ import httpx
 import pytest
 from box import Box
 
-from trestfly import RequestOptions, TrestflyOptions
+from trestfly import RequestOptions, SessionOptions, TrestflyOptions, TrioAPISession
 from trestfly._options import (
     HTTPX_REQUEST_ARGS,
     TRESTFLY_OPTIONS,
@@ -323,3 +324,17 @@ def test_extensions_httpcore_fails_on_while_sending_are_refused(
     with pytest.raises(UnexpectedValueError, match=problem):
         resolve(DEFAULTS, {"extensions": extensions})
     resolve(DEFAULTS, {"extensions": {"timeout": httpx.Timeout(5).as_dict(), "sni_hostname": "x"}})
+
+
+def test_the_typed_constructor_keywords_are_the_constructors() -> None:
+    # SessionOptions is what an SDK constructor passing them on is checked against: a
+    # keyword added to TrioAPISession.__init__ and not to it would be refused by type
+    # checkers though the session takes it.
+    parameters = inspect.signature(TrioAPISession.__init__).parameters.values()
+    # All but url, which SDK constructors take as their own parameter (see its doc).
+    keywords = {p.name for p in parameters if p.kind is p.KEYWORD_ONLY} - {"url"}
+    assert SessionOptions.__optional_keys__ == keywords
+    assert SessionOptions.__required_keys__ == frozenset()
+    constructor = typing.get_type_hints(TrioAPISession.__init__)
+    options = typing.get_type_hints(SessionOptions)
+    assert {name: constructor[name] for name in keywords} == options

@@ -5,7 +5,8 @@ endpoints and iterators grafted onto it) with structured concurrency.
 
 Public names: :class:`TrioAPISession`, :class:`APIEndpoint`, :class:`APIIterator`,
 ``__version__``, the settings :class:`ThrottleSettings` and :class:`BudgetSettings`, the
-typed request keywords :class:`RequestOptions` and :class:`TrestflyOptions`, the
+typed request keywords :class:`RequestOptions` and :class:`TrestflyOptions`, the typed
+constructor keywords :class:`SessionOptions`, the
 observability records :class:`SessionStats`, :class:`OriginStats` and
 :class:`RetryRecord`; the coordinations that share throttling state between sessions
 (:class:`MemoryCoordination`, :class:`RedisCoordination`); the modules
@@ -31,6 +32,7 @@ from ._paginators import (
 )
 from ._redis import RedisCoordination
 from ._session import TrioAPISession
+from ._session_options import SessionOptions
 from ._stats import CoordinationStats, OriginStats, RetryRecord, SessionStats
 from ._throttle import ThrottleSettings
 from ._transport import ShardedTransport
@@ -58,6 +60,7 @@ __all__ = [
     "RedisCoordination",
     "RequestOptions",
     "RetryRecord",
+    "SessionOptions",
     "SessionStats",
     "ShardedTransport",
     "ThrottleSettings",

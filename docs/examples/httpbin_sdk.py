@@ -34,7 +34,14 @@ import httpx
 import trio
 from box import Box
 
-from trestfly import APIEndpoint, APIIterator, RequestOptions, TrioAPISession, errors
+from trestfly import (
+    APIEndpoint,
+    APIIterator,
+    RequestOptions,
+    SessionOptions,
+    TrioAPISession,
+    errors,
+)
 
 __all__ = [
     "AnythingAPI",
@@ -186,8 +193,11 @@ class HttpbinAPI(TrioAPISession):
     # Misspelt keywords (``tokn=...``) raise instead of being silently ignored.
     _error_on_unexpected_input = True
 
-    def __init__(self, url: str, **kwargs: Any) -> None:
-        super().__init__(url=url, **kwargs)
+    # The session's keywords pass through typed (SessionOptions); the hook's is named.
+    def __init__(
+        self, url: str, *, token: str | None = None, **kwargs: Unpack[SessionOptions]
+    ) -> None:
+        super().__init__(url=url, token=token, **kwargs)
 
     async def _authenticate(self, token: str | None = None) -> None:
         """Set the bearer token on the session's client (awaited on entering)."""

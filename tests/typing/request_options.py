@@ -11,7 +11,13 @@ from typing import Any, Unpack
 
 import httpx
 
-from trestfly import APIEndpoint, RequestOptions, TrestflyOptions, TrioAPISession
+from trestfly import (
+    APIEndpoint,
+    RequestOptions,
+    SessionOptions,
+    TrestflyOptions,
+    TrioAPISession,
+)
 
 
 class Users(APIEndpoint):
@@ -55,3 +61,15 @@ async def session_calls(api: TrioAPISession) -> None:
     await api.get("users", timeout_s=5)  # type: ignore[call-arg]
     await api.post("users", box="yes")  # type: ignore[arg-type]
     await api._request("GET", "users", retry_on="502")  # type: ignore[arg-type]
+
+
+class AcmeAPI(TrioAPISession):
+    # An SDK constructor passing the session's keywords on keeps them checked.
+    def __init__(self, *, token: str | None = None, **kwargs: Unpack[SessionOptions]) -> None:
+        super().__init__(token=token, **kwargs)
+
+
+def constructors() -> None:
+    AcmeAPI(token="t", retries=3, base_path="v2", throttle=None)
+    AcmeAPI(retries="3")  # type: ignore[arg-type]
+    AcmeAPI(tokn="oops")  # type: ignore[call-arg]
