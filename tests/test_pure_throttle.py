@@ -718,6 +718,17 @@ def test_a_long_windows_quota_is_spread_over_ten_seconds_at_most() -> None:
     assert nearly_spent.effective_rate(0.0) == pytest.approx(100 / 60 * 0.95)
 
 
+def test_a_quota_shared_through_a_coordination_is_spread_over_its_window() -> None:
+    # Each session counts only its own requests in flight: spent over ten seconds, the
+    # last of a shared quota was overspent by the others' requests out.
+    state = origin()
+    state.shares_quota = True
+    first = send(state, 0.0)
+    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(4999, 3600.0, 5000))
+    state.on_done(first)
+    assert state.effective_rate(0.0) == pytest.approx(4999 / 3600)
+
+
 def test_a_short_windows_quota_is_spread_over_what_is_left_of_it() -> None:
     state = origin()
     first = send(state, 0.0)

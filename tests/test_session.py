@@ -274,6 +274,38 @@ async def test_an_hourly_quota_with_much_left_does_not_slow_the_calls(
     assert used == 100 and took < 1.0
 
 
+async def test_a_long_queue_never_spends_past_an_hourly_quota(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # Slots are reserved at the quota's pace, what is left over ten seconds: 800 tasks
+    # reserved slots past the 300 left, and those that came after the last of it went
+    # all the same (100 into the spent window, answered 4 s late).
+    remaining, refused = 300, 0
+    reset = str(int(time.time()) + 3600)
+
+    async def server(request: httpx.Request) -> httpx.Response:
+        nonlocal remaining, refused
+        await trio.sleep(4.0)
+        headers = {"X-RateLimit-Limit": "5000", "X-RateLimit-Reset": reset}
+        if remaining <= 0:
+            refused += 1
+            return httpx.Response(403, headers={**headers, "X-RateLimit-Remaining": "0"})
+        remaining -= 1
+        return httpx.Response(200, headers={**headers, "X-RateLimit-Remaining": str(remaining)})
+
+    async def one(api: API) -> None:
+        with suppress(errors.TrestflyError):  # refused at the closed gate: its hour
+            await api.get("x")
+
+    async with API(transport=httpx.MockTransport(server), retries=0) as api:
+        await api.get("x")  # the quota is known
+        with trio.move_on_after(60):
+            async with trio.open_nursery() as nursery:
+                for _ in range(800):
+                    nursery.start_soon(one, api)
+    assert remaining == 0 and refused == 0
+
+
 async def test_xs_spent_window_is_waited_out_not_hammered(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

@@ -260,13 +260,18 @@ class OriginGate:
                 throttle.gate_until > sending_at
                 or (not probe and throttle.epoch != epoch)
                 or throttle.limit_floor(sending_at) > sending_at
+                or throttle.quota_spent(sending_at)
             ):
                 # The gate closed, or the pacer's schedule restarted (voiding our slot),
                 # while we queued for a slot: ask again, and wait at the gate if closed.
                 # A probe too: one sent into a gate closed again (by an answer to a
                 # request from before) arrived before the announced instant.  And one
                 # the client-side rate_limit does not let go yet (a slot reserved before
-                # the schedule restarted, taken after another request went).
+                # the schedule restarted, taken after another request went).  And one
+                # whose slot came after the quota was spent: slots are reserved at the
+                # quota's pace, which spreads what is left over `quota_spread`, not over
+                # the window, so the slots of a long queue outnumber it (300 left, 800
+                # tasks: 100 sent into the spent window); asked again, the gate closes.
                 self._release_slots(admitted, session)
                 if probe:
                     self._end_probe()

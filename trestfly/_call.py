@@ -592,7 +592,7 @@ class Call:
                 gate.closing_response is not None
                 and 200 <= status < 300
                 and gate.throttle.gate_until <= now
-                and not _quota_spent(gate.throttle.quota_allowance(now))
+                and not gate.throttle.quota_spent(now)
             ):
                 # The gate is open again and serving: the answer that closed it is
                 # quoted no more, and kept it held its body and its request's upload
@@ -669,9 +669,3 @@ def _answered_elsewhere(response: httpx.Response | None, url: str) -> bool:
         and bool(response.history)
         and origin_of(response.request.url) != origin_of(url)
     )
-
-
-def _quota_spent(allowance: int | None) -> bool:
-    """Whether a quota's allowance (None: no quota known) closes the gate at the next
-    admission (see OriginThrottle.admit)."""
-    return allowance is not None and allowance <= 0

@@ -406,6 +406,7 @@ class Coordination(ABC):
                 f"quota_key({origin!r}) must return a non-empty string without braces, got {key!r}"
             )
         link = SharedLink(self, key, throttle)
+        throttle.shares_quota = True
         link.attached = True
         link.active_until = trio.current_time() + PARK_AFTER
         self._links.append(link)

@@ -168,9 +168,10 @@ class ThrottleSettings:
         quota_spread: the longest time, in seconds, over which what is left of an
             announced quota is spread: the quota headers pace at what is left over the
             time to the reset or over this, whichever is shorter (10: a GitHub token
-            with 4,999 of 5,000 an hour left goes at up to 500/s, not 1.4/s).  The
-            quota is never overspent either way: when it is spent, counting the
-            requests in flight, the gate closes until the reset.
+            with 4,999 of 5,000 an hour left goes at up to 500/s, not 1.4/s).  When it
+            is spent, counting the requests in flight, the gate closes until the reset.
+            Sessions sharing the quota through a coordination spread it over the whole
+            window (each counts only its own requests in flight).
         fast_increase: before any ceiling is known (the rate learned from unpaced
             sending is only a floor), the share of itself the rate grows per second
             (4.0: e-fold a quarter second, exponential growth; from a burst's 10/s to
@@ -287,6 +288,9 @@ class OriginThrottle:
         # new origin was forgettable at once, and each task of a first wave, finding
         # the gate the one before it made, made its own.
         self._made_at = now
+        #: Set when a coordination shares this origin's quota with other sessions: what
+        #: is left is spread over the whole window then (see _server_rate).
+        self.shares_quota = False
         self.gate_until = -math.inf
         #: Bumped whenever the gate closes or the rate is cut: pacer reservations made
         #: under an older epoch are void and must be made again.
@@ -426,6 +430,12 @@ class OriginThrottle:
             return None
         return self._quota.remaining - self.in_flight
 
+    def quota_spent(self, now: float) -> bool:
+        """Whether the quota headers allow nothing more in this window (counting the
+        requests in flight): the next admission closes the gate until the reset."""
+        allowance = self.quota_allowance(now)
+        return allowance is not None and allowance <= 0
+
     def effective_rate(self, now: float) -> float | None:
         """The pacer's rate: the lowest of client limit, learned rate and quota rate."""
         if self._quota is None and self.learned_rate is None and self.settings.rate_limit is None:
@@ -456,11 +466,14 @@ class OriginThrottle:
                 quota_rate = policy_rate * self.settings.safety
             else:
                 quota_rate = allowance / left
-            if left > spread:
+            if left > spread and not self.shares_quota:
                 # What is left may be spent sooner than the window ends: spread over an
                 # hour, a GitHub token's 4,999 requests went at 1.4/s, and a daily
                 # quota's 999 at one request every 80 s, though the server would have
                 # served them all at once.  The gate still closes when it is spent.
+                # Not when sessions share the quota through a coordination: each counts
+                # only its own requests in flight, and four sessions spending 300 left
+                # over ten seconds, answered in 4 s, sent 14 into the spent window.
                 quota_rate = max(quota_rate, allowance / spread)
             rates.append(quota_rate)
         return min(rates) if rates else None
