@@ -70,6 +70,8 @@ def test_extract_takes_an_index_of_any_length_for_a_missing_key() -> None:
     with pytest.raises(PaginationError, match="no key"):
         extract(page, ("rows", "9" * 5000))
     assert extract(page, "rows.01") == 8  # leading zeros are still an index
+    assert extract(page, ("rows", "0" * 5000 + "1")) == 8
+    assert extract(page, ("rows", "0" * 5000 + "9"), None) is None
 
 
 def test_a_start_past_the_last_page_has_no_last_page_index() -> None:

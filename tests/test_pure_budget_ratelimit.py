@@ -91,9 +91,15 @@ def test_the_hyphenated_x_rate_limit_family_is_read() -> None:
     )
     assert parse_quota(twitter, WALL) == Quota(remaining=0, reset_after=60.0, limit=900)
     assert scan_headers([(b"x-rate-limit-remaining", b"0")]) == ((), True)
-    # Where both are sent, the unhyphenated family is read.
-    both = headers(X_RateLimit_Remaining="5", x_rate_limit_remaining="0")
-    assert parse_quota(both, WALL) == Quota(remaining=5, reset_after=None, limit=None)
+    # Where both are sent (a gateway's beside the origin's), cautiously.
+    both = headers(
+        X_RateLimit_Remaining="5",
+        X_RateLimit_Reset="10",
+        X_RateLimit_Limit="60",
+        x_rate_limit_remaining="0",
+        x_rate_limit_reset="30",
+    )
+    assert parse_quota(both, WALL) == Quota(remaining=0, reset_after=30.0, limit=60)
 
 
 def test_discords_delay_is_preferred_to_its_epoch() -> None:

@@ -34,6 +34,7 @@ from box import Box
 import trestfly
 import trestfly._call_log
 from trestfly import APIEndpoint, TrioAPISession, errors
+from trestfly._admission import OriginGate
 from trestfly._client import ssl_setting
 
 URL = "http://api.test"
@@ -1038,36 +1039,58 @@ async def test_an_origin_idle_ten_minutes_is_learned_afresh(
         assert api.stats.gate_trips == learned.gate_trips  # the totals keep its counts
 
 
-async def test_a_first_wave_shares_one_gate(autojump_clock: trio.testing.MockClock) -> None:
-    # A guard for the forgetting of idle origins at each call: the tasks of a first wave
-    # share the gate the first of them made (a new gate counts as idle from when it was
-    # made, not from -inf, in case a task yields before its first send).
-    async def answer(request: httpx.Request) -> httpx.Response:
-        await trio.sleep(1.0)
-        return httpx.Response(200)
-
-    async with API(transport=httpx.MockTransport(answer)) as api:
-        async with trio.open_nursery() as nursery:
-            for _ in range(20):
-                nursery.start_soon(api.get, "x")
-            await trio.sleep(0.5)
-            assert api.stats.origins["http://api.test"].in_flight == 20
-        assert api.stats.successes == 20
-
-
-async def test_the_answer_that_closed_a_gate_is_let_go_once_it_serves_again(
+async def test_a_first_wave_queued_for_the_session_shares_one_gate(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    # It was kept for as long as the origin was known: its body, and its request's
-    # upload (5 MB for a 429 to a POST, which then succeeded on its retry).
-    answers = iter([httpx.Response(429, headers={"Retry-After": "1"})])
+    # The origin is forgotten at a call once idle ten minutes: never while its first
+    # wave queues for the session's slot, nothing sent yet (each task of it made a gate
+    # of its own when a new gate counted as idle since -inf and unused).
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await trio.sleep(1.0 if request.url.host == "slow.test" else 0.1)
+        return httpx.Response(200)
 
-    def answer(request: httpx.Request) -> httpx.Response:
-        return next(answers, httpx.Response(200, json={}))
+    gates: set[int] = set()
+    async with API(transport=httpx.MockTransport(answer), max_concurrency=1) as api:
+        gate_for = api._gate_for
 
-    async with API(transport=httpx.MockTransport(answer), retries=1) as api:
-        await api.post("upload", content=b"u" * 1000)
-        assert api._gates["http://api.test"].closing_response is None
+        def recorded(origin: str) -> OriginGate:
+            gate = gate_for(origin)
+            if origin == "http://api.test":
+                gates.add(id(gate))
+            return gate
+
+        api._gate_for = recorded  # type: ignore[method-assign]
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(api.get, "http://slow.test/x")
+            await trio.sleep(0.01)
+            for _ in range(5):
+                nursery.start_soon(api.get, "x")
+        assert len(gates) == 1 and api.stats.successes == 6
+
+
+async def test_a_gate_a_call_holds_a_slot_of_is_not_forgotten(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A call holding its origin's slot while it queued for the session's was invisible
+    # to the forgetting: a call 651 s later made a new gate, and the first one's 429
+    # was counted nowhere.
+    async def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "slow.test":
+            await trio.sleep(700)
+            return httpx.Response(200)
+        if request.url.path == "/v1/first":
+            return httpx.Response(429)
+        return httpx.Response(200)
+
+    async with API(transport=httpx.MockTransport(answer), retries=0, max_concurrency=1) as api:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(api.get, "http://slow.test/x")
+            await trio.sleep(1)
+            nursery.start_soon(partial(_ignore_api_errors, api.get, "first"))
+            await trio.sleep(650)
+            nursery.start_soon(api.get, "second")
+        assert api.stats.throttled == 1
+        assert api.stats.origins["http://api.test"].throttle_episodes == 1
 
 
 async def _ignore_api_errors(call: Callable[[str], Awaitable[Any]], path: str) -> None:

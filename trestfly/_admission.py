@@ -136,6 +136,15 @@ class OriginGate:
         # The cancel scopes of the waits in progress (see _unless_left).
         self._waits: set[trio.CancelScope] = set()
 
+    @property
+    def in_use(self) -> bool:
+        """Whether a task waits here (at the gate, for a slot) or holds one of its slots:
+        such a gate must not be forgotten, or the task would feed a throttle nobody
+        reads (a task holding the origin's slot while it queued for the session's saw
+        its 429 counted nowhere)."""
+        statistics = self.limiter.statistics()
+        return bool(self._waits or statistics.borrowed_tokens or statistics.tasks_waiting)
+
     def abandon_waits(self) -> None:
         """The session's block ended: every wait for admission in progress ends at once
         with SessionLeft.  A call started outside the block waited out the whole gate

@@ -98,11 +98,12 @@ def extract(document: Any, path: KeyPath, default: Any = _MISSING) -> Any:
             isinstance(value, Sequence)
             and not isinstance(value, str | bytes)
             and key.isdecimal()
-            # Compared by length first: int() of 4,300 digits or more is a ValueError.
-            and len(key.lstrip("0")) <= len(str(len(value)))
-            and int(key) < len(value)
+            # Compared by length first: int() of 4,300 digits or more is a ValueError
+            # (leading zeros included).
+            and len(index := key.lstrip("0") or "0") <= len(str(len(value)))
+            and int(index) < len(value)
         ):
-            value = value[int(key)]
+            value = value[int(index)]
             continue
         if default is not _MISSING:
             return default

@@ -480,8 +480,9 @@ class PagedIterator(APIIterator[R]):
     def _record(self, record: Any) -> R:
         """What the walk hands out for one record of a page, as it was parsed (a dict,
         or a Box with ``box``): override to make your own type of it, for ``async for``,
-        :meth:`crawl` and :func:`~trestfly.crawl_many` alike.  Called once per record
-        handed out, when its page is taken (after the page's checks); an exception
+        :meth:`crawl` and :func:`~trestfly.crawl_many` alike.  Called for each record
+        of a page when the page is taken (after the page's checks), those a walk stops
+        before included, and again for a page fetched again on resuming; an exception
         fails the walk at that page, as a failed fetch does.
 
         .. versionadded:: 0.1.0

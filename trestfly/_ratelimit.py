@@ -130,11 +130,23 @@ _COUNT_PREFIXES = ("x-ratelimit-", "x-rate-limit-")
 
 
 def _github(headers: Mapping[str, str], wall_now: float) -> Quota | None:
-    for prefix in _COUNT_PREFIXES:
-        remaining = _field(headers, prefix + "remaining", min)
-        if remaining is not None:
-            break
-    else:
+    # Both families at once (a gateway's beside the origin's) are read cautiously, as a
+    # field sent twice is: the fewest left, the latest reset, the lowest limit.
+    quotas = [quota for prefix in _COUNT_PREFIXES if (quota := _counts(headers, prefix, wall_now))]
+    if len(quotas) < 2:
+        return quotas[0] if quotas else None
+    resets = [quota.reset_after for quota in quotas if quota.reset_after is not None]
+    limits = [quota.limit for quota in quotas if quota.limit is not None]
+    return Quota(
+        remaining=min(quota.remaining for quota in quotas),
+        reset_after=max(resets) if resets else None,
+        limit=min(limits) if limits else None,
+    )
+
+
+def _counts(headers: Mapping[str, str], prefix: str, wall_now: float) -> Quota | None:
+    remaining = _field(headers, prefix + "remaining", min)
+    if remaining is None:
         return None
     # Discord's delay beside its epoch: a delay does not depend on the client's clock.
     reset_after = _field(headers, prefix + "reset-after", max)

@@ -1020,7 +1020,7 @@ class TrioAPISession:
         return (
             gate.throttle.forgettable(now, FORGET_IDLE_ORIGIN_AFTER)
             and gate.link is None
-            and gate.limiter.statistics().tasks_waiting == 0
+            and not gate.in_use
         )
 
     def _forget(self, origin: str, gate: OriginGate) -> None:
