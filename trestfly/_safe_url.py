@@ -12,6 +12,7 @@ import json
 import re
 from collections.abc import Collection, Iterable, Iterator
 from typing import Any
+from urllib.parse import quote, unquote_plus
 
 import httpx
 
@@ -207,32 +208,48 @@ def safe_url(
         return "<invalid URL>"
     extra = {field.lower() for field in redact_fields}
     if parsed.query:
-        safe = _redacted(parsed.params, extra, redact_value)
-        if safe is not None:
-            parsed = parsed.copy_with(params=safe)
+        query = _redacted(parsed.query.decode("latin-1"), parsed.params, extra, redact_value)
+        if query is not None:
+            parsed = parsed.copy_with(query=query.encode("latin-1"))
     if parsed.fragment and "=" in parsed.fragment:
         # OAuth's implicit flow returns tokens in the fragment (#access_token=...&...):
         # a fragment of name=value pairs is redacted as a query is.
-        safe = _redacted(httpx.QueryParams(parsed.fragment), extra, redact_value)
-        if safe is not None:
-            parsed = parsed.copy_with(fragment=str(httpx.QueryParams(tuple(safe))))
+        pairs = httpx.QueryParams(parsed.fragment)
+        fragment = _redacted(parsed.fragment, pairs, extra, redact_value)
+        if fragment is not None:
+            parsed = parsed.copy_with(fragment=fragment)
     if parsed.userinfo:
         parsed = parsed.copy_with(userinfo=b"")
     return str(parsed)
 
 
 def _redacted(
-    params: httpx.QueryParams, extra: Collection[str], redact_value: str
-) -> list[tuple[str, str]] | None:
-    """``params`` with the values of secret names replaced, or None when none is.
+    text: str, params: httpx.QueryParams, extra: Collection[str], redact_value: str
+) -> str | None:
+    """The query (or fragment) ``text``, read by httpx as ``params``, with the values of
+    secret names replaced in place, every other byte as written; None when none is.
+    (Rebuilt from the pairs, ``a=1;b=2`` showed as ``a=1%3Bb%3D2``, ``fields=a,b`` as
+    ``a%2Cb`` and ``?expand`` as ``?expand=``: a request other than the one sent.)
 
     httpx splits a query at "&" only, but some servers split it at ";" too (the old
     HTML 4 advice): ``?a=1;token=...`` sent a token that httpx read as part of ``a``'s
     value.  So for redaction ";" separates pairs as well (see _cut_at_secret)."""
-    pairs = params.multi_items()
-    extra = {*extra, *context_names(_split_at_semicolons(pairs))}
-    safe = [(key, safe_value(key, value, extra, redact_value)) for key, value in pairs]
-    return None if safe == pairs else safe
+    extra = {*extra, *context_names(_split_at_semicolons(params.multi_items()))}
+    pieces = text.split("&")
+    changed = False
+    for index, piece in enumerate(pieces):
+        raw_key, _, raw_value = piece.partition("=")
+        key, value = unquote_plus(raw_key), unquote_plus(raw_value)
+        shown = safe_value(key, value, extra, redact_value)
+        if shown != value:
+            pieces[index] = f"{raw_key}={quote(shown, safe=_SHOWN_AS_IS)}"
+            changed = True
+    return "&".join(pieces) if changed else None
+
+
+#: Characters a changed value keeps as they are when it is written back: what a
+#: redacted ``1;token=REDACTED`` is made of, without meaning anything else there.
+_SHOWN_AS_IS = ";=,:/@!$'()*[]~"
 
 
 def _split_at_semicolons(pairs: Iterable[tuple[str, str]]) -> Iterator[tuple[str, str]]:
