@@ -278,6 +278,10 @@ def test_safe_url() -> None:
         ("https://h/x?page=&token=S3CRET&page=", "https://h/x?page=&token=REDACTED&page="),
         ("https://h/x?a=1;token=S3CRET&b=2", "https://h/x?a=1;token=REDACTED&b=2"),
         ("https://h/x#x=a,b&access_token=S3CRET", "https://h/x#x=a,b&access_token=REDACTED"),
+        # Written back decoded, %7F was a control character httpx refused (InvalidURL).
+        ("https://h/x#a=%7F&access_token=S3CRET", "https://h/x#a=%7F&access_token=REDACTED"),
+        # An "=" written %3D: the decoded fragment's pair, hidden as it always was.
+        ("https://h/x#access_token%3DS3CRET&x=1", "https://h/x#access_token=REDACTED&x=1"),
     ],
 )
 def test_a_shown_url_keeps_every_byte_it_does_not_redact(url: str, shown: str) -> None:

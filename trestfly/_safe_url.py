@@ -207,20 +207,29 @@ def safe_url(
     except (httpx.InvalidURL, TypeError):
         return "<invalid URL>"
     extra = {field.lower() for field in redact_fields}
+    # The fragment as written: httpx's `fragment` is decoded (%7F is a control
+    # character there, which httpx then refused to write back).
+    raw_fragment = str(parsed).partition("#")[2]
     if parsed.query:
         query = _redacted(parsed.query.decode("latin-1"), parsed.params, extra, redact_value)
         if query is not None:
             parsed = parsed.copy_with(query=query.encode("latin-1"))
-    if parsed.fragment and "=" in parsed.fragment:
+    fragment = None
+    if "=" in parsed.fragment:
         # OAuth's implicit flow returns tokens in the fragment (#access_token=...&...):
         # a fragment of name=value pairs is redacted as a query is.
-        pairs = httpx.QueryParams(parsed.fragment)
-        fragment = _redacted(parsed.fragment, pairs, extra, redact_value)
-        if fragment is not None:
-            parsed = parsed.copy_with(fragment=fragment)
+        fragment = _redacted(raw_fragment, httpx.QueryParams(raw_fragment), extra, redact_value)
+        decoded = httpx.QueryParams(parsed.fragment)
+        if fragment is None and _redacted(parsed.fragment, decoded, extra, redact_value):
+            # A pair only the decoded fragment shows (its "=" written %3D), as a page
+            # script decoding it reads it: rebuilt from the pairs, as it always was.
+            fragment = str(httpx.QueryParams(_safe_pairs(decoded, extra, redact_value)))
     if parsed.userinfo:
         parsed = parsed.copy_with(userinfo=b"")
-    return str(parsed)
+    shown = str(parsed)
+    if fragment is not None:
+        shown = f"{shown.partition('#')[0]}#{fragment}"
+    return shown
 
 
 def _redacted(
@@ -245,6 +254,15 @@ def _redacted(
             pieces[index] = f"{raw_key}={quote(shown, safe=_SHOWN_AS_IS)}"
             changed = True
     return "&".join(pieces) if changed else None
+
+
+def _safe_pairs(
+    params: httpx.QueryParams, extra: Collection[str], redact_value: str
+) -> tuple[tuple[str, str], ...]:
+    """``params`` with the values of secret names replaced (see _redacted)."""
+    pairs = params.multi_items()
+    extra = {*extra, *context_names(_split_at_semicolons(pairs))}
+    return tuple((key, safe_value(key, value, extra, redact_value)) for key, value in pairs)
 
 
 #: Characters a changed value keeps as they are when it is written back: what a
