@@ -28,6 +28,15 @@ def send(state: OriginThrottle, now: float) -> Ticket:
     )
 
 
+def told(quota: Quota, state: OriginThrottle | None = None) -> OriginThrottle:
+    """``state`` (a new origin by default) after one success announcing ``quota``."""
+    state = origin() if state is None else state
+    first = send(state, 0.0)
+    state.on_response(first, 0.0, status=200, hint=None, quota=quota)
+    state.on_done(first)
+    return state
+
+
 def test_an_origin_that_never_throttles_is_never_delayed() -> None:
     state = origin()
     for step in range(50):
@@ -693,28 +702,14 @@ def test_quota_headers_pace_and_close_at_zero() -> None:
 def test_a_long_windows_quota_is_spread_over_ten_seconds_at_most() -> None:
     # GitHub's 5,000 an hour: 4,999 left were paced at 1.4/s, a daily quota's 999 at
     # one request every 80 s, though the server would have served them all at once.
-    state = origin()
-    first = send(state, 0.0)
-    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(4999, 3600.0, 5000))
-    state.on_done(first)
+    state = told(Quota(4999, 3600.0, 5000))
     assert state.effective_rate(0.0) == pytest.approx(499.9)
-    daily = origin()
-    first = send(daily, 0.0)
-    daily.on_response(first, 0.0, status=200, hint=None, quota=Quota(999, 82800.0, 1000))
-    daily.on_done(first)
+    daily = told(Quota(999, 82800.0, 1000))
     assert daily.effective_rate(0.0) == pytest.approx(99.9)
     # A policy's rate is the floor, the spread of what is left the pace above it.
-    policy = origin()
-    first = send(policy, 0.0)
-    quota = Quota(remaining=50, reset_after=50.0, limit=100, window=60.0)
-    policy.on_response(first, 0.0, status=200, hint=None, quota=quota)
-    policy.on_done(first)
+    policy = told(Quota(remaining=50, reset_after=50.0, limit=100, window=60.0))
     assert policy.effective_rate(0.0) == pytest.approx(5.0)
-    nearly_spent = origin()
-    first = send(nearly_spent, 0.0)
-    quota = Quota(remaining=5, reset_after=50.0, limit=100, window=60.0)
-    nearly_spent.on_response(first, 0.0, status=200, hint=None, quota=quota)
-    nearly_spent.on_done(first)
+    nearly_spent = told(Quota(remaining=5, reset_after=50.0, limit=100, window=60.0))
     assert nearly_spent.effective_rate(0.0) == pytest.approx(100 / 60 * 0.95)
 
 
@@ -723,39 +718,24 @@ def test_a_quota_shared_through_a_coordination_is_spread_over_its_window() -> No
     # last of a shared quota was overspent by the others' requests out.
     state = origin()
     state.shares_quota = True
-    first = send(state, 0.0)
-    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(4999, 3600.0, 5000))
-    state.on_done(first)
+    told(Quota(4999, 3600.0, 5000), state)
     assert state.effective_rate(0.0) == pytest.approx(4999 / 3600)
 
 
 def test_a_short_windows_quota_is_spread_over_what_is_left_of_it() -> None:
-    state = origin()
-    first = send(state, 0.0)
-    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(50, 5.0, 100))
-    state.on_done(first)
+    state = told(Quota(50, 5.0, 100))
     assert state.effective_rate(0.0) == pytest.approx(10.0)
-    policy = origin()
-    first = send(policy, 0.0)
-    quota = Quota(remaining=90, reset_after=1.0, limit=100, window=1.0)
-    policy.on_response(first, 0.0, status=200, hint=None, quota=quota)
-    policy.on_done(first)
+    policy = told(Quota(remaining=90, reset_after=1.0, limit=100, window=1.0))
     assert policy.effective_rate(0.0) == pytest.approx(95.0)
 
 
 def test_quota_spread_restores_spreading_over_the_whole_window() -> None:
-    state = origin(quota_spread=3600.0)
-    first = send(state, 0.0)
-    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(4999, 3600.0, 5000))
-    state.on_done(first)
+    state = told(Quota(4999, 3600.0, 5000), origin(quota_spread=3600.0))
     assert state.effective_rate(0.0) == pytest.approx(4999 / 3600)
 
 
 def test_a_quota_spent_quickly_still_closes_the_gate_until_its_reset() -> None:
-    state = origin()
-    first = send(state, 0.0)
-    state.on_response(first, 0.0, status=200, hint=None, quota=Quota(3, 3600.0, 5000))
-    state.on_done(first)
+    state = told(Quota(3, 3600.0, 5000))
     kinds = []
     for _ in range(4):
         decision = state.admit(0.0)

@@ -243,7 +243,7 @@ def _redacted(
     httpx splits a query at "&" only, but some servers split it at ";" too (the old
     HTML 4 advice): ``?a=1;token=...`` sent a token that httpx read as part of ``a``'s
     value.  So for redaction ";" separates pairs as well (see _cut_at_secret)."""
-    extra = {*extra, *context_names(_split_at_semicolons(params.multi_items()))}
+    extra = _with_context(extra, params.multi_items())
     pieces = text.split("&")
     changed = False
     for index, piece in enumerate(pieces):
@@ -261,8 +261,14 @@ def _safe_pairs(
 ) -> tuple[tuple[str, str], ...]:
     """``params`` with the values of secret names replaced (see _redacted)."""
     pairs = params.multi_items()
-    extra = {*extra, *context_names(_split_at_semicolons(pairs))}
+    extra = _with_context(extra, pairs)
     return tuple((key, safe_value(key, value, extra, redact_value)) for key, value in pairs)
+
+
+def _with_context(extra: Collection[str], pairs: list[tuple[str, str]]) -> set[str]:
+    """``extra`` and the names secret in the context of ``pairs`` (see context_names),
+    read as a server splitting at ";" too reads them."""
+    return {*extra, *context_names(_split_at_semicolons(pairs))}
 
 
 #: Characters a changed value keeps as they are when it is written back: what a
