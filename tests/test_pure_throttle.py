@@ -1425,6 +1425,30 @@ def test_a_buckets_burst_goes_at_once_at_each_reopening_and_its_throttles_cut() 
     assert state._rounds.quota == 9
 
 
+def test_the_pacer_goes_on_an_interval_after_a_round_sent_over_time() -> None:
+    # Ten workers against a slow server send a reopening's round over tens of
+    # milliseconds, not at once.  The pacer's next slot was an interval after the
+    # probe, already past when the round's last request left: the first paced request
+    # went with it, into the bucket the round had emptied.  It goes an interval after
+    # the round's last send.
+    state = origin()
+    drive = Drive(state, Bucket(100.0, 10))
+    drive.first_wave(11)
+    now = reopen(state)
+    rate = state.learned_rate
+    assert rate is not None
+    round_sends = []
+    assert state._rounds.credit == 8
+    for _ in range(8):  # the round: the probe and 8 more, one every 10 ms
+        now += 0.01
+        decision = state.admit(now)
+        assert decision.kind == "go" and decision.at == now
+        round_sends.append(state.on_sent(now, paced=False, probe=False))
+    assert now - round_sends[0].sent_at > 1 / rate  # the round outlasted an interval
+    paced = state.admit(now + 0.001)
+    assert paced.at == pytest.approx(now + 1 / rate)
+
+
 class ExactBucket(Bucket):
     """A token bucket answering with the exact wait to the next token (decimal hints)."""
 

@@ -559,6 +559,11 @@ class OriginThrottle:
         if rounds.credit > 0 and rounds.take_credit(
             now, self._sent + 1, rate_limited=self.settings.rate_limit is not None
         ):
+            # The pacer goes on an interval after the round's last send, not after its
+            # probe: a round sent over tens of milliseconds (ten workers, a slow server)
+            # took the tokens refilled meanwhile, and the first paced request, due
+            # already, went a few milliseconds after it into the emptied bucket.
+            self._tat = max(self._tat, now + 1.0 / rate)
             if rounds.timing_next:
                 # Nothing goes before the next round's probe, reserved or not.
                 self.probe_needed = True
