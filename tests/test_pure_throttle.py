@@ -1412,7 +1412,7 @@ def test_a_buckets_burst_goes_at_once_at_each_reopening_and_its_throttles_cut() 
     drive = Drive(state, Bucket(100.0, 10))
     drive.first_wave(11)
     now = reopen(state)
-    # Less a token: the pacer goes on one interval after the probe at just under the
+    # Less a token: the pacer goes on one interval after the round at just under the
     # bucket's rate, which a bucket emptied at once refused at the slightest jitter.
     assert [state.admit(now).at for _ in range(8)] == [now] * 8
     assert state.admit(now).at > now

@@ -83,9 +83,10 @@ class Rounds:
         ``whole_seconds``: the hint that closed the gate was in whole seconds.
 
         A bucket's burst is taken less a tenth (at least one token): the pacer goes on
-        one interval after the probe at just under the bucket's rate, so a bucket
-        emptied at once holds the first paced request to a few hundredths of a token,
-        and the jitter of a fraction of a millisecond refused it for a whole second.
+        one interval after the round's last send at just under the bucket's rate, so a
+        bucket emptied at once holds the first paced request to a few hundredths of a
+        token, and the jitter of a fraction of a millisecond refused it for a whole
+        second.
         """
         quota = served if window else served - max(1, served // 10)
         self.quota = quota if long_hint and quota > 1 else None
