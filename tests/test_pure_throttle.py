@@ -424,27 +424,6 @@ def test_the_send_rate_is_a_moving_average_of_the_gaps_between_sends() -> None:
     assert state._send_gap > 1.0
 
 
-def test_sessions_sharing_an_origin_judge_the_send_rate_by_all_their_sends() -> None:
-    """Four workers share a learned rate of 40/s through a coordination: each sends its
-    10/s, and the others' successes reach it at each sync.  Judged by its own sends
-    alone, no worker ever probed past the shared rate (four processes held 44/s
-    against a window of 100 a second for 40 s)."""
-    for remote, grows in ((3, True), (0, False)):
-        state = origin(probe_growth=0.001, safety=0.95)
-        state.learned_rate, state._ceiling = 40.0, 40.0 / 0.95  # at the hold level
-        state._last_cut_at = 0.0
-        for step in range(600):  # a minute of this worker's 10/s
-            now = step / 10
-            ticket = state.on_sent(now, paced=True, probe=False)
-            state.on_response(ticket, now + 0.01, status=200, hint=None, quota=None)
-            state.on_done(ticket, now + 0.01)
-            if remote:
-                state.add_remote_successes(remote, now + 0.05)  # a sync's report
-        assert (state.learned_rate > 40.0) is grows, (remote, state.learned_rate)
-        expected_gap = 1 / (10 * (1 + remote))
-        assert state._send_gap == pytest.approx(expected_gap, rel=0.05)
-
-
 def test_a_rate_past_the_ceiling_without_a_throttle_raises_the_ceiling() -> None:
     state = origin(probe_growth=0.01)
     state.learned_rate, state._ceiling = 99.9, 100.0

@@ -328,11 +328,8 @@ class OriginThrottle:
         # rate begins one new interval after it (see _reschedule_if_grown).
         self._last_sent_at = -math.inf
         # The moving average of the gaps between sends (inf: fewer than two so far):
-        # the rate the origin is actually sent at (see _grow_towards_ceiling), by this
-        # session and by the others sharing it through a coordination (their successes
-        # as reported; see _note_sends).
+        # the rate the client actually sends at (see _grow_towards_ceiling).
         self._send_gap = math.inf
-        self._any_sent_at = -math.inf
         # The client-side rate_limit's schedule of the requests actually sent (a GCRA
         # that only sends move; see limit_floor).
         self._limit_tat = -math.inf
@@ -664,7 +661,11 @@ class OriginThrottle:
             self._restart_idle_sample(now)
         self.in_flight += 1
         self._sent += 1
-        self._note_sends(now, 1)
+        gap = max(0.0, now - self._last_sent_at)
+        if self._send_gap == math.inf:
+            self._send_gap = gap  # the first gap (inf before the second send)
+        elif gap != math.inf:
+            self._send_gap += SEND_GAP_WEIGHT * (gap - self._send_gap)
         self._last_sent_at = max(self._last_sent_at, now)
         limit = self.settings.rate_limit
         if limit is not None:
@@ -674,17 +675,6 @@ class OriginThrottle:
         return Ticket(
             sent_at=now, in_flight_at_send=self.in_flight, paced=paced, probe=probe, seq=self._sent
         )
-
-    def _note_sends(self, now: float, count: int) -> None:
-        """``count`` sends to the origin up to ``now`` (this session's, or other
-        sessions' reported successes), spread since the last: into the moving average of
-        the gaps (``count`` steps of it)."""
-        gap = max(0.0, now - self._any_sent_at) / count
-        self._any_sent_at = max(self._any_sent_at, now)
-        if self._send_gap == math.inf:
-            self._send_gap = gap  # the first gap (inf before the second send)
-        elif gap != math.inf:
-            self._send_gap = gap + (self._send_gap - gap) * (1 - SEND_GAP_WEIGHT) ** count
 
     def _restart_idle_sample(self, now: float) -> None:
         """A send after more than IDLE_RESTART seconds with nothing in flight, before any
@@ -750,11 +740,8 @@ class OriginThrottle:
             # next cut here was judged on noise (and halved the rate).
 
     def add_remote_successes(self, count: int, now: float) -> None:
-        """Other workers' successes: the served rate is judged over all workers, and so
-        is whether the origin is sent at the learned rate (see _grow_towards_ceiling)."""
+        """Other workers' successes: the served rate is judged over all workers."""
         self._window_successes += count
-        if count > 0:
-            self._note_sends(now, count)
         if self._slow_start is not None:
             self._slow_start.forget_wave()  # the count is no longer this worker's wave alone
         # Other workers send into the same windows, on their own rounds: a round here
@@ -1174,11 +1161,7 @@ class OriginThrottle:
             return
         if self._send_gap * rate * SENDS_KEEP_UP > 1:
             # The client sends well below the rate (its concurrency holds it back, or
-            # it has little to send): a paced success proves nothing past it.  (All the
-            # sessions sharing the origin through a coordination count: each sends its
-            # share of the shared rate, and judged by its own sends alone, four workers
-            # never probed past a rate the store had learned, 44/s against 100/s for 40
-            # s.)  Probed
+            # it has little to send): a paced success proves nothing past it.  Probed
             # anyway (any wait for a slot counts as paced, and answers come in bunches),
             # the rate and the ceiling with it climbed for as long as the run lasted
             # (3,940/s after five healthy minutes at 170/s), and when the limit came
