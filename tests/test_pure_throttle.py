@@ -28,6 +28,18 @@ def send(state: OriginThrottle, now: float) -> Ticket:
     )
 
 
+def admit_at_once(state: OriginThrottle, count: int) -> list[str]:
+    """``count`` tasks asking to send at t=0, each sent when admitted ("go"): the
+    kinds of their admissions, in order."""
+    kinds = []
+    for _ in range(count):
+        decision = state.admit(0.0)
+        kinds.append(decision.kind)
+        if decision.kind == "go":
+            state.on_sent(decision.at, paced=True, probe=False)
+    return kinds
+
+
 def told(quota: Quota, state: OriginThrottle | None = None) -> OriginThrottle:
     """``state`` (a new origin by default) after one success announcing ``quota``."""
     state = origin() if state is None else state
@@ -736,12 +748,7 @@ def test_quota_spread_restores_spreading_over_the_whole_window() -> None:
 
 def test_a_quota_spent_quickly_still_closes_the_gate_until_its_reset() -> None:
     state = told(Quota(3, 3600.0, 5000))
-    kinds = []
-    for _ in range(4):
-        decision = state.admit(0.0)
-        kinds.append(decision.kind)
-        if decision.kind == "go":
-            state.on_sent(decision.at, paced=True, probe=False)
+    kinds = admit_at_once(state, 4)
     assert kinds == ["go", "go", "go", "gate"] and state.gate_until == pytest.approx(3600.0)
 
 
@@ -764,12 +771,7 @@ def test_quota_counts_requests_in_flight() -> None:
     first = send(state, 0.0)
     state.on_response(first, 0.0, status=200, hint=None, quota=Quota(3, 1.0, 100))
     state.on_done(first)
-    kinds = []
-    for _ in range(4):
-        decision = state.admit(0.0)
-        kinds.append(decision.kind)
-        if decision.kind == "go":
-            state.on_sent(decision.at, paced=True, probe=False)
+    kinds = admit_at_once(state, 4)
     assert kinds == ["go", "go", "go", "gate"]
 
 
