@@ -357,10 +357,20 @@ def test_a_resumed_page_skips_what_was_handed_out() -> None:
     assert judge(5, skip=7) == (5, 5, True, True)
 
 
-def test_chains_end_on_no_next_or_an_empty_page() -> None:
+def test_chains_end_on_no_next_or_an_empty_page_naming_none() -> None:
     assert judge(3, page_size=None, more=True) == (0, 3, False, False)
     assert judge(3, page_size=None, more=False) == (0, 3, True, True)
-    assert judge(0, page_size=None, more=True) == (0, 0, True, True)
+    assert judge(0, page_size=None, more=False) == (0, 0, True, True)
+    assert judge(0, page_size=None) == (0, 0, True, True)
+
+
+def test_a_chains_empty_page_naming_a_next_page_is_not_the_end() -> None:
+    # Slack and Google APIs send empty pages mid-collection, with a next cursor: ending
+    # there dropped every record after it without a word.
+    assert judge(0, page_size=None, more=True) == (0, 0, False, False)
+    assert judge(0, page_size=None, more=True, pages_left=1) == (0, 0, False, True)
+    # Unless the total says the walk is at its end.
+    assert judge(0, page_size=None, more=True, room=0) == (0, 0, True, True)
 
 
 def test_pages_that_would_skip_or_repeat_records_raise() -> None:
@@ -380,7 +390,9 @@ def test_an_empty_page_while_the_total_says_more_raises(says_more: dict[str, obj
         judge(0, **says_more)
     with pytest.raises(PaginationError, match="empty page"):
         judge(0, skip=3, **says_more)  # a resumed page
-    assert judge(0, page_size=None, **says_more)[2]  # chains: the server decides
+    # Chains: the server decides, by its next cursor or link (it may send empty pages
+    # mid-collection) or by its total.
+    assert judge(0, page_size=None, **says_more)[2] == ("room" in says_more)
 
 
 def test_a_page_count_that_ends_the_walk_short_of_the_total_raises() -> None:

@@ -388,6 +388,83 @@ async def test_a_repeated_cursor_or_link_raises_instead_of_looping(
     assert len(trio_server.requests) <= 3 + (prefetch or 0)
 
 
+# Slack's conversations.list and Google's list calls: pages 1 and 2 are empty, but each
+# names the next page, and the records go on after them.
+SPARSE = [list(range(10)), [], [], list(range(10, 20)), list(range(20, 25))]
+
+
+def _sparse_handler(kind: str, loop_at: int | None = None) -> Callable[[RecordedRequest], Respond]:
+    """The SPARSE pages by cursor (``?cursor=N``) or by next link; ``loop_at``: the
+    empty page 1 names page ``loop_at`` next instead of page 2."""
+
+    def handler(request: RecordedRequest) -> Respond:
+        number = int(request.params.get("cursor", request.params.get("page", ["0"]))[0])
+        following = number + 1 if number + 1 < len(SPARSE) else None
+        if number == 1 and loop_at is not None:
+            following = loop_at
+        records = [{"id": i} for i in SPARSE[number]]
+        if kind == "cursor":
+            return respond(json={"items": records, "next_cursor": following})
+        link = f'<http://{request.header("host")}/sparse?page={following}>; rel="next"'
+        return respond(json=records, headers={"link": link} if following else None)
+
+    return handler
+
+
+def _sparse_iterator(api: API, kind: str, **attrs: Any) -> PagedIterator:
+    if kind == "cursor":
+        return CursorIterator(api, path="/sparse", **attrs)
+    return LinkIterator(api, path="/sparse", **attrs)
+
+
+@pytest.mark.parametrize("prefetch", MODES)
+@pytest.mark.parametrize("kind", ["cursor", "link"])
+async def test_empty_pages_naming_a_next_page_are_walked_through(
+    trio_server: TrioTestServer, kind: str, prefetch: int | None
+) -> None:
+    trio_server.app.script("/sparse", _sparse_handler(kind))
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = _sparse_iterator(api, kind)
+            assert await walk(iterator, prefetch, bound=100) == list(range(25))
+    assert len(trio_server.requests) == len(SPARSE)
+    assert iterator.num_pages == len(SPARSE)
+    assert iterator.position.done
+
+
+@pytest.mark.parametrize("prefetch", MODES)
+@pytest.mark.parametrize("kind", ["cursor", "link"])
+async def test_empty_page_ends_stops_a_feed_at_its_first_empty_page(
+    trio_server: TrioTestServer, kind: str, prefetch: int | None
+) -> None:
+    trio_server.app.script("/sparse", _sparse_handler(kind))
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = _sparse_iterator(api, kind, empty_page_ends=True)
+            assert await walk(iterator, prefetch, bound=100) == list(range(10))
+    assert len(trio_server.requests) == 2  # nothing fetched past the empty page
+    assert iterator.position.done
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+@pytest.mark.parametrize("kind", ["cursor", "link"])
+async def test_an_empty_page_naming_an_earlier_page_raises_instead_of_looping(
+    trio_server: TrioTestServer, kind: str, prefetch: int | None
+) -> None:
+    trio_server.app.script("/sparse", _sparse_handler(kind, loop_at=1))
+    ids: list[int] = []
+    with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="again"):
+        async with API(url=trio_server.base_url) as api:
+            await walk(_sparse_iterator(api, kind), prefetch, bound=100, into=ids)
+    assert ids == list(range(10))
+    assert len(trio_server.requests) <= 3 + (prefetch or 0)
+
+
+def test_empty_page_ends_must_be_a_bool() -> None:
+    with pytest.raises(errors.UnexpectedValueError, match="empty_page_ends='yes'"):
+        CursorIterator(API(url="http://test.local"), empty_page_ends="yes")
+
+
 def _mock_api(handler: Callable[[httpx.Request], httpx.Response]) -> API:
     return API(url="http://test.local", transport=httpx.MockTransport(handler))
 

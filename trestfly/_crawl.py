@@ -205,7 +205,9 @@ class PageFeed:
                 break  # failed (the consumer gets the error there) or cancelled
             arrived += max(0, len(page.records) - request.skip)
             enough = self._items_left is not None and arrived >= self._items_left
-            if not page.records or page.next is None or enough:
+            # An empty page naming a next one goes on (see judge_page), unless the
+            # iterator's empty_page_ends says the feed ends there.
+            if page.next is None or enough or self._it._ends_at(page):
                 break
             request, index = Request(page.next), index + 1
         self._planned = index

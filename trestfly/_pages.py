@@ -632,8 +632,10 @@ def judge_page(
         items_left: records still allowed by ``max_items`` (None: unlimited).
         pages_left: pages still allowed by ``max_pages``, this one included.
 
-    The end of the data is an empty page, a page saying nothing follows, a page reaching
-    the total, or (total unknown) a page shorter than asked for.
+    The end of the data is a page saying nothing follows, a page reaching the total, or
+    (total unknown) a page shorter than asked for, or an empty one -- unless it says
+    another follows: a chain's empty page naming a next page is not the end (Slack's and
+    Google's APIs send them mid-collection, and ending there lost the records after it).
 
     Raises:
         PaginationError: the server sent more records than asked for, or than its
@@ -682,7 +684,8 @@ def judge_page(
         )
     start = min(skip, size)
     stop = size if items_left is None else min(size, start + max(items_left, 0))
-    end = size == 0 or more is False or (room is not None and room <= size) or short
+    end = (size == 0 and more is not True) or more is False or short
+    end = end or (room is not None and room <= size)
     limited = (items_left is not None and stop - start >= items_left) or (
         pages_left is not None and pages_left <= 1
     )

@@ -179,6 +179,12 @@ class PagedIterator(APIIterator[R]):
         box: read pages as Box (attribute access for the records, at a cost: Box is
             about 25 times slower than ``json.loads`` on large pages).  Off by default:
             pages are read with ``conv_json=True`` as plain dicts and lists.
+        empty_page_ends: (cursor and link styles) end the walk at an empty page even
+            when it names a next page.  Off by default: such a page is followed, as
+            Slack's and Google's APIs send empty pages mid-collection.  Set it for a
+            feed whose empty page means "nothing more for now" yet names the cursor to
+            poll next (an endless walk otherwise).  Offset and page-number walks end at
+            an empty page either way (or raise, when the total says more follow).
 
     Args:
         api: the session pages are fetched through.
@@ -206,6 +212,7 @@ class PagedIterator(APIIterator[R]):
     items_key: KeyPath = "items"
     total_key: KeyPath = None
     box: bool = False
+    empty_page_ends: bool = False
 
     def __init__(
         self,
@@ -303,6 +310,7 @@ class PagedIterator(APIIterator[R]):
             "items_key": _is_key_path(self.items_key),
             "total_key": _is_key_path(self.total_key),
             "box": isinstance(self.box, bool),
+            "empty_page_ends": isinstance(self.empty_page_ends, bool),
         }
         self._reject([name for name, ok in checks.items() if not ok])
 
@@ -435,7 +443,7 @@ class PagedIterator(APIIterator[R]):
             skip=request.skip,
             page_size=scheme.page_size,
             room=None if total is None or first is None else total - first,
-            more=scheme.more(request.address, page),
+            more=False if self._ends_at(page) else scheme.more(request.address, page),
             items_left=self._items_left(),
             pages_left=self._pages_left(),
         )
@@ -476,6 +484,10 @@ class PagedIterator(APIIterator[R]):
         self._current = _Current(request.address, verdict, after)
         self._request = None if verdict.last else Request(after)
         self._report()
+
+    def _ends_at(self, page: Page) -> bool:
+        """Whether ``page`` ends the walk by ``empty_page_ends``, whatever it names next."""
+        return self.empty_page_ends and not page.records and not self._scheme.addressable
 
     def _record(self, record: Any) -> R:
         """What the walk hands out for one record of a page, as it was parsed (a dict,
