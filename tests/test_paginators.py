@@ -783,6 +783,55 @@ async def test_equal_pages_of_one_record_are_walked_as_data(style: str) -> None:
     assert records == [{"value": "same"}] * 3
 
 
+def _zeros_handler(style: str, samples: list[int]) -> Callable[[httpx.Request], httpx.Response]:
+    """A metric's samples, plain numbers, by offset or page number, with a total."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        params = request.url.params
+        if style == "offset":
+            start, size = int(params["offset"]), int(params["limit"])
+        else:
+            size = int(params["per_page"])
+            start = (int(params["page"]) - 1) * size
+        page = samples[start : start + size]
+        if style == "offset":
+            return httpx.Response(200, json={"items": page, "total": len(samples)})
+        return httpx.Response(200, json={"data": page, "meta": {"total": len(samples)}})
+
+    return handler
+
+
+@pytest.mark.parametrize("prefetch", [None, 4])
+@pytest.mark.parametrize("style", ["offset", "pages"])
+async def test_allow_repeated_pages_walks_equal_pages_of_plain_values(
+    style: str, prefetch: int | None
+) -> None:
+    # Samples of a quiet metric: pages 2 and 3 are both ten zeros.  By default the
+    # second of them reads as a server that ignores the offset; allowed, it is data.
+    samples = list(range(1, 11)) + [0] * 20 + list(range(5))
+    async with _mock_api(_zeros_handler(style, samples)) as api:
+        refused: list[Any] = []
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="allow_repeated_pages"):
+            async for value in STYLES[style](api, limit=10):
+                refused.append(value)
+        assert refused == samples[:20]
+        iterator = STYLES[style](api, limit=10, allow_repeated_pages=True)
+        walked: list[Any] = []
+        with trio.fail_after(LIMIT):
+            if prefetch is None:
+                walked = [value async for value in iterator]
+            else:
+                async with iterator.crawl(prefetch=prefetch) as values:
+                    walked = [value async for value in values]
+    assert walked == samples
+    assert iterator.position.done
+
+
+def test_allow_repeated_pages_must_be_a_bool() -> None:
+    with pytest.raises(errors.UnexpectedValueError, match="allow_repeated_pages=1"):
+        OffsetIterator(API(url="http://test.local"), allow_repeated_pages=1)
+
+
 # ------------------------------------------------------------------ progress
 
 

@@ -185,6 +185,13 @@ class PagedIterator(APIIterator[R]):
             feed whose empty page means "nothing more for now" yet names the cursor to
             poll next (an endless walk otherwise).  Offset and page-number walks end at
             an empty page either way (or raise, when the total says more follow).
+        allow_repeated_pages: (offset and page-number styles) take a page that holds
+            the same records as the page before.  Off by default: such a page raises
+            :class:`~trestfly.PaginationError`, as a server that ignores the offset or
+            page number sends the first page again and again.  Set it for records with
+            no identity of their own (numbers, plain strings: a run of zeros fills two
+            pages alike); give such a walk a total or ``max_pages`` then, as nothing
+            else stops a server that ignores the offset.
 
     Args:
         api: the session pages are fetched through.
@@ -213,6 +220,7 @@ class PagedIterator(APIIterator[R]):
     total_key: KeyPath = None
     box: bool = False
     empty_page_ends: bool = False
+    allow_repeated_pages: bool = False
 
     def __init__(
         self,
@@ -311,6 +319,7 @@ class PagedIterator(APIIterator[R]):
             "total_key": _is_key_path(self.total_key),
             "box": isinstance(self.box, bool),
             "empty_page_ends": isinstance(self.empty_page_ends, bool),
+            "allow_repeated_pages": isinstance(self.allow_repeated_pages, bool),
         }
         self._reject([name for name, ok in checks.items() if not ok])
 
@@ -448,7 +457,12 @@ class PagedIterator(APIIterator[R]):
             pages_left=self._pages_left(),
         )
         records = page.records
-        if scheme.addressable and len(records) > 1 and records == self._last_records:
+        if (
+            scheme.addressable
+            and not self.allow_repeated_pages
+            and len(records) > 1
+            and records == self._last_records
+        ):
             # The first page again and again: records repeated up to the total, or
             # without one a walk that never ends.  (Compared whole, this costs one
             # record's comparison on any other page: the first records differ.)
@@ -456,7 +470,8 @@ class PagedIterator(APIIterator[R]):
                 f"the server sent the page at {request.address!r} with the same "
                 f"{len(records)} records as the page before: it ignores the offset or page "
                 "number it is asked for (see offset_param or page_param); stopping rather "
-                "than repeating records"
+                "than repeating records (set allow_repeated_pages=True if the collection "
+                "does hold equal pages in a row)"
             )
         whole = verdict.start == 0 and verdict.stop == len(records)
         kept = records if whole else records[verdict.start : verdict.stop]
