@@ -14,6 +14,7 @@ import email.utils
 import itertools
 import logging
 import math
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable, Iterator
@@ -157,6 +158,44 @@ async def test_retry_after_http_date_is_honoured(trio_server: TrioTestServer) ->
     # (Both clocks advance at the same rate over these two seconds.)
     retry_arrived = trio_server.requests[1].arrived_at
     assert retry_arrived >= now + (instant - wall) - 0.01
+
+
+@pytest.mark.parametrize("hint", ["retry-after", "reset"])
+@pytest.mark.parametrize("server_ahead", [-3600, 3600], ids=["server-behind", "server-ahead"])
+async def test_dated_hints_of_a_server_whose_clock_is_off_are_read_by_its_date(
+    trio_server: TrioTestServer, caplog: pytest.LogCaptureFixture, server_ahead: int, hint: str
+) -> None:
+    # A server an hour off this machine's clock, its Date saying so: an instant 2 s ahead
+    # of its own clock was read against ours as an hour past (a retry at once, into the
+    # limit) or an hour ahead (a wait far beyond max_retry_after: the call gave up).
+    announced: list[tuple[float, float]] = []  # (trio clock, seconds to the instant)
+
+    def throttled(request: RecordedRequest) -> Respond:
+        wall = time.time()
+        server_now = wall + server_ahead
+        instant = math.floor(server_now) + 2.0
+        announced.append((trio.current_time(), instant - server_now))
+        headers = {"date": email.utils.formatdate(server_now, usegmt=True)}
+        if hint == "reset":  # GitHub's spent primary quota
+            headers |= {"x-ratelimit-remaining": "0", "x-ratelimit-reset": str(int(instant))}
+            return respond(429, headers=headers)
+        headers["retry-after"] = email.utils.formatdate(instant, usegmt=True)
+        return respond(429, headers=headers)
+
+    trio_server.app.script("/skewed", [throttled, json_status(200)])
+    with trio.fail_after(LIMIT), caplog.at_level(logging.WARNING, logger="trestfly.retry"):
+        async with Server(url=trio_server.base_url, backoff=0) as api:
+            result = await api.get("skewed", box=True)
+
+    assert result.ok is True
+    assert len(trio_server.requests) == 2
+    [(now, wait)] = announced
+    assert trio_server.requests[1].arrived_at >= now + wait - 0.01
+    [record] = [r for r in caplog.records if "clock of" in r.getMessage()]
+    side = "behind" if server_ahead < 0 else "ahead of"
+    # Date has whole seconds: the server's clock reads up to a second more than it says.
+    assert re.search(rf"is 36(00|01) s {side} this machine's|is 3599 s {side}", record.getMessage())
+    assert record.trestfly_clock_ahead == pytest.approx(-server_ahead, abs=2)  # type: ignore[attr-defined]
 
 
 async def test_huge_retry_after_fails_at_once(trio_server: TrioTestServer) -> None:

@@ -7,10 +7,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from trestfly._retry_after import (
+    CLOCK_SKEW_TOLERANCE,
     TOO_LONG,
     parse_http_date,
     parse_retry_after,
     parse_retry_after_fields,
+    throttle_clock,
 )
 
 NOW = datetime(2026, 11, 24, 12, 0, 0, tzinfo=UTC).timestamp()
@@ -177,3 +179,32 @@ def test_imf_dates_as_real_servers_write_them() -> None:
     # Still refused: a zone by name (ambiguous), and a three-digit day.
     assert parse_http_date("Mon, 02 Jun 2025 12:00:30 PST", 0.0) is None
     assert parse_http_date("Mon, 002 Jun 2025 12:00:30 GMT", 0.0) is None
+
+
+def _date(posix: float) -> str:
+    return datetime.fromtimestamp(posix, UTC).strftime("%a, %d %b %Y %H:%M:%S GMT")
+
+
+def test_a_date_within_a_second_or_so_of_ours_leaves_our_clock() -> None:
+    # Date has whole seconds: an in-sync server's reads up to a second behind ours,
+    # plus the response's way here.  Our clock is the finer one then.
+    local = NOW + 0.7
+    assert throttle_clock(_date(NOW), local) == local
+    assert throttle_clock(_date(NOW - CLOCK_SKEW_TOLERANCE), NOW + 0.9) == NOW + 0.9
+    assert throttle_clock(_date(NOW + CLOCK_SKEW_TOLERANCE), NOW) == NOW
+    assert throttle_clock(None, local) == local
+
+
+def test_a_date_far_from_ours_is_the_servers_clock() -> None:
+    # An hour either way, or a few seconds: the server's Date is the clock its instants
+    # are meant against, and the earliest its clock could read (waits come out long).
+    for offset in (-3600.0, -3.0, 2.0, 3600.0):
+        assert throttle_clock(_date(NOW + offset), NOW) == NOW + offset
+    # Read against it, a Retry-After date 2 s past the server's Date waits 2 s.
+    server = throttle_clock(_date(NOW - 3600), NOW)
+    assert parse_retry_after(_date(NOW - 3598), server) == 2.0
+
+
+def test_a_date_that_does_not_parse_leaves_our_clock() -> None:
+    for value in ("", "yesterday", "Tue, 99 Nov 2026 12:00:00 GMT", "0"):
+        assert throttle_clock(value, NOW) == NOW

@@ -10,6 +10,7 @@ given back on the way out.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,7 +18,10 @@ from dataclasses import dataclass
 import httpx
 import trio
 
+from ._call_log import log_clock_skew
 from ._coordination import SharedLink
+from ._origins import origin_of
+from ._retry_after import HINTED_STATUSES, throttle_clock
 from ._shared_state import Reservation
 from ._throttle import Admission, OriginThrottle, Ticket
 from .errors import StopReason
@@ -133,8 +137,23 @@ class OriginGate:
         self.closing_fields: tuple[str, ...] = ()
         #: Whether a Retry-After of this origin's that was not understood was logged.
         self.unread_hint_told = False
+        #: Whether this origin's clock was said to be off this machine's.
+        self.skew_told = False
         # The cancel scopes of the waits in progress (see _unless_left).
         self._waits: set[trio.CancelScope] = set()
+
+    def wall_clock(self, response: httpx.Response) -> float:
+        """The POSIX time to read ``response``'s dated hints (a Retry-After date, an
+        epoch reset) against: this machine's, or the server's by its ``Date`` when a
+        throttle's says the two clocks are apart (see throttle_clock; said once)."""
+        local_now = time.time()
+        if response.status_code not in HINTED_STATUSES:
+            return local_now
+        clock = throttle_clock(response.headers.get("date"), local_now)
+        if clock != local_now and not self.skew_told:
+            self.skew_told = True
+            log_clock_skew(origin_of(response.request.url), local_now - clock)
+        return clock
 
     @property
     def in_use(self) -> bool:

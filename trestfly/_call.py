@@ -17,7 +17,6 @@ far (retries, their history, the last outcome); the session holds what calls sha
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -534,13 +533,14 @@ class Call:
             api._counters.by_status[status] += 1
             retry_after, has_quota = scan_headers(response.headers.raw)
             announced = quota = None
+            wall_now = gate.wall_clock(response) if retry_after or has_quota else 0.0
             if retry_after:
-                announced = parse_retry_after_fields(retry_after, time.time())
+                announced = parse_retry_after_fields(retry_after, wall_now)
                 if announced is None and not gate.unread_hint_told:
                     gate.unread_hint_told = True
                     log_unread_retry_after(origin_of(response.request.url), status, retry_after)
             if has_quota:
-                quota = parse_quota(response.headers, time.time())
+                quota = parse_quota(response.headers, wall_now)
             # A Retry-After makes a 403 a throttle, a zero one too; but a delay of zero
             # (or a date already past) paces nothing: every decision below takes it as
             # no hint (see decide, closes_gate).

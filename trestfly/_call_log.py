@@ -99,6 +99,20 @@ def log_retry(method: str, shown_url: str, record: RetryRecord, max_retries: int
 SHOWN_RETRY_AFTER = 40
 
 
+def log_clock_skew(origin: str, ahead: float) -> None:
+    """Warn that an origin's clock is off this machine's (the caller says it once per
+    origin and session): its dated hints are read against its own ``Date`` from now on,
+    and a user seeing waits a second longer than announced learns why."""
+    retry_log.warning(
+        "the clock of %s is %.0f s %s this machine's (its Date header): its Retry-After "
+        "dates and rate-limit resets are read against its own clock (said once per origin)",
+        origin,
+        abs(ahead),
+        "behind" if ahead > 0 else "ahead of",
+        extra={"trestfly_origin": origin, "trestfly_clock_ahead": ahead},
+    )
+
+
 def log_unread_retry_after(origin: str, status: int, values: tuple[str, ...]) -> None:
     """Warn that an origin's ``Retry-After`` was not understood (the caller says it
     once per origin and session): the calls back off on their own instead of waiting

@@ -10,6 +10,12 @@ RESTfly 1.x called ``float()`` on the header and crashed on a date.  Here nothin
 sends can crash the client: anything unparseable, negative or non-finite is ``None`` and
 the caller falls back to its own backoff.  Decimal delay-seconds (``1.5``) are accepted
 because real rate limiters send them, although the RFC only allows integers.
+
+An absolute instant (a Retry-After date, an epoch reset) is a delay only against a
+clock, and this machine's may be off the server's by minutes (a VM resumed from sleep, a
+container without time sync): ahead, every wait came out short and the client retried
+into the limit; behind, it waited minutes too long.  :func:`throttle_clock` reads the
+response's own ``Date`` for such a server.
 """
 
 from __future__ import annotations
@@ -18,6 +24,14 @@ import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
+
+#: How far the server's ``Date`` may sit from this machine's clock, beyond the second its
+#: whole seconds hide, before the server's clock is believed instead (seconds).
+CLOCK_SKEW_TOLERANCE = 1.0
+
+#: The statuses whose delay hints close an origin's gate: a throttle's (420, 429, and a
+#: 403 with hints: GitHub's), and an unavailable server's.
+HINTED_STATUSES = frozenset({403, 420, 429, 503})
 
 _DELAY = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 #: The elements of a folded field line: an HTTP-date's weekday keeps its own comma.
@@ -163,3 +177,28 @@ def parse_retry_after(value: str | None, now: float) -> float | None:
     if when is None:
         return None
     return max(0.0, when - now)
+
+
+def throttle_clock(date: str | None, local_now: float) -> float:
+    """The wall-clock time to turn a throttled response's absolute instants (a
+    ``Retry-After`` date, an epoch reset) into delays.
+
+    This machine's clock (``local_now``), unless the response's ``Date`` header says the
+    server's clock is more than CLOCK_SKEW_TOLERANCE away from it: then the ``Date``
+    itself.  ``Date`` has whole seconds, so an in-sync server's reads up to a second
+    behind (plus the response's way here); and taken as "now" it is the earliest the
+    server's clock could read, so the delays come out up to a second long, never short.
+
+    Only for throttles (429, 503, a 403 with hints): those are never served from a
+    cache, whose copy of a response keeps its old ``Date`` and would read as a clock
+    hours behind.
+    """
+    if date is None:
+        return local_now
+    server_now = parse_http_date(date.strip(), local_now)
+    if server_now is None:
+        return local_now
+    ahead = local_now - server_now
+    if -CLOCK_SKEW_TOLERANCE <= ahead <= 1.0 + CLOCK_SKEW_TOLERANCE:
+        return local_now
+    return server_now

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.util
 import random
-import time
 import urllib.request
 from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from contextlib import AbstractAsyncContextManager
@@ -75,7 +74,7 @@ from ._policy import (
 )
 from ._proxies import check_proxies
 from ._ratelimit import scan_headers
-from ._retry_after import parse_retry_after_fields
+from ._retry_after import HINTED_STATUSES, parse_retry_after_fields
 from ._safe_url import safe_url
 from ._stats import Counters, OriginStats, SessionStats
 from ._throttle import OriginThrottle, ThrottleSettings
@@ -585,15 +584,17 @@ class TrioAPISession:
         # transport failure cannot mean the call's request never reached the server.
         response.request.extensions[ANSWERED] = True
         status = response.status_code
-        if status < 400 or status not in (429, 420, 503, 403):
+        if status not in HINTED_STATUSES:
             return
         retry_after, _ = scan_headers(response.headers.raw)
-        hint = parse_retry_after_fields(retry_after, time.time()) if retry_after else None
-        if not hint:
-            return  # none, or zero: nothing to close (see closes_gate)
+        if not retry_after:
+            return
         # The gate of the origin that answered, made if it has none yet (a redirect's
         # target, never called directly): calls made to it must wait too.
         gate = self._gate_for(origin_of(str(response.request.url)))
+        hint = parse_retry_after_fields(retry_after, gate.wall_clock(response))
+        if not hint:
+            return  # none, or zero: nothing to close (see closes_gate)
         now = trio.current_time()
         gate.throttle.close_early(now, now + hint)
         # The full feedback, once the body is read, counts the hint from here too.
