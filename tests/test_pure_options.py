@@ -296,6 +296,22 @@ def test_query_and_form_values_httpx_would_send_as_a_repr_are_refused(
     assert "S3CRET" not in str(refused.value)
 
 
+@pytest.mark.parametrize(
+    ("pairs", "shape"),
+    [
+        ([("a", "1", "S3CRET")], "item 0 is a tuple of 3"),
+        ([("a", "1"), ["b"]], "item 1 is a list of 1"),
+        (["ab"], "item 0 is a str"),
+        ((("a", "1"), 5), "item 1 is an int"),
+    ],
+)
+def test_params_as_pairs_must_be_pairs(pairs: object, shape: str) -> None:
+    # httpx read the first two items of each: ("a", "1", "2") sent a=1 and dropped the
+    # rest without a word, and "ab" sent a=b.
+    with pytest.raises(UnexpectedValueError, match=f"must hold \\(name, value\\) pairs: {shape}"):
+        resolve(DEFAULTS, {"params": pairs})
+
+
 def test_query_and_form_values_httpx_sends_as_text_pass() -> None:
     import datetime
     import uuid

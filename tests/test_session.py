@@ -62,6 +62,22 @@ async def test_every_verb_sends_to_url_base_path_and_path(verb: str) -> None:
     assert isinstance(resp, httpx.Response) and resp.status_code == 200
 
 
+@pytest.mark.parametrize("path", ["x\x00", "items/\n1", "a\tb", "x\x7f"])
+async def test_a_relative_path_with_a_control_character_is_refused_as_a_bad_argument(
+    path: str,
+) -> None:
+    # Its origin known, the path was never parsed before httpx built the request: a
+    # bare httpx.InvalidURL came out of the call.
+    with respx.mock as mock:
+        route = mock.route().respond(200)
+        async with API() as api:
+            with pytest.raises(errors.UnexpectedValueError, match="path is not a valid URL"):
+                await api.get(path)
+            with pytest.raises(errors.UnexpectedValueError, match="path is not a valid URL"):
+                await APIEndpoint(api)._get(path)
+    assert not route.called
+
+
 async def test_user_agent_names_sdk_library_and_platform() -> None:
     class Sdk(API):
         _vendor, _product, _build = "Acme", "Widgets", "7"

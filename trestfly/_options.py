@@ -300,11 +300,22 @@ def _check_request_argument(key: str, value: Any) -> None:
             for name, item in value.items():
                 _check_field_value("params", name, item)
         elif isinstance(value, list | tuple):
-            for pair in value:
-                if isinstance(pair, list | tuple) and len(pair) == 2:
-                    # One value per pair: httpx expands a list only in the dict form,
-                    # and sent ("ids", [1, 2]) as ids=%5B1%2C+2%5D.
-                    _check_field_value("params", pair[0], pair[1], expands=False)
+            for index, pair in enumerate(value):
+                if not isinstance(pair, list | tuple) or len(pair) != 2:
+                    # httpx read the first two items of each and dropped the rest: a
+                    # ("a", "1", "2") sent a=1 alone, and a str "ab" sent a=b.  Only the
+                    # kind and length are named: the pair may hold a key.
+                    name = type(pair).__name__
+                    shape = f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+                    if isinstance(pair, list | tuple):
+                        shape += f" of {len(pair)}"
+                    raise UnexpectedValueError(
+                        f"params as pairs must hold (name, value) pairs: item {index} is "
+                        f"{shape} (repeat a name for several values)"
+                    )
+                # One value per pair: httpx expands a list only in the dict form,
+                # and sent ("ids", [1, 2]) as ids=%5B1%2C+2%5D.
+                _check_field_value("params", pair[0], pair[1], expands=False)
     elif key == "data" and not (
         value is None or isinstance(value, Mapping | str | bytes | AsyncIterable)
     ):

@@ -953,8 +953,10 @@ class TrioAPISession:
             check_base_path(self._base_path)  # as the constructor did: it may have changed
             url = build_url(self._url, self._base_path, path, use_base=use_base)
             origin = self._origin_of_url() if not is_absolute(path) else None
+            # Parsed here for a relative path too, whose origin is known: a control
+            # character in it ("x\n") raised a bare httpx.InvalidURL from the call.
+            parsed = parse_url(url, "path")
             if origin is None:
-                parsed = parse_url(url, "path")
                 if not parsed.host:
                     # httpx raised a bare ValueError for it from its cookie handling.
                     raise errors.UnexpectedValueError(
@@ -964,7 +966,7 @@ class TrioAPISession:
                 # with a space percent-encoded, silently.  Checked once per cached path.
                 check_host_and_port(parsed, "path")
                 origin = origin_of(parsed)
-            cached = (url, origin, httpx.URL(url))
+            cached = (url, origin, parsed)
             if len(self._url_cache) >= 1024:
                 self._url_cache.clear()
             self._url_cache[key] = cached
