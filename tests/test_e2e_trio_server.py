@@ -198,6 +198,23 @@ async def test_dated_hints_of_a_server_whose_clock_is_off_are_read_by_its_date(
     assert record.trestfly_clock_ahead == pytest.approx(-server_ahead, abs=2)  # type: ignore[attr-defined]
 
 
+@pytest.mark.parametrize("method", ["GET", "POST"])
+async def test_a_location_that_is_no_url_is_a_bad_response_not_retried(
+    trio_server: TrioTestServer, method: str
+) -> None:
+    # httpx refuses it as a RemoteProtocolError, like a cut-off answer's: a GET was
+    # retried `retries` times into the same answer, then failed as a ConnectionError.
+    trio_server.app.script("/moved", respond(302, headers={"location": "http://[::zz]/items"}))
+    with trio.fail_after(LIMIT):
+        async with Server(url=trio_server.base_url, backoff=0) as api:
+            with pytest.raises(errors.BadResponseError, match="redirects to a URL") as caught:
+                await api._request(method, "moved")
+            assert api.stats.attempts == 1
+    assert len(trio_server.requests) == 1
+    assert isinstance(caught.value.__cause__, httpx.RemoteProtocolError)
+    assert "zz" not in str(caught.value)  # httpx's words, not the Location it quotes
+
+
 async def test_huge_retry_after_fails_at_once(trio_server: TrioTestServer) -> None:
     trio_server.app.responses("/quota", [429, 200], retry_after=3600)
     with trio.fail_after(LIMIT):

@@ -57,6 +57,7 @@ from ._origins import (
     CALL_REQUEST,
     HINT_AT,
     REDACT_FIELDS,
+    CallMark,
     failed_after_an_answer,
     origin_of,
 )
@@ -68,6 +69,7 @@ from ._policy import (
     counts_against_retries,
     decide,
     is_success,
+    is_unreadable_location,
     processed_before_redirect,
     retryable_status,
 )
@@ -125,6 +127,7 @@ class Call:
         "_history",
         "_kwargs",
         "_last",
+        "_mark",
         "_method",
         "_path",
         "_retries_done",
@@ -149,6 +152,8 @@ class Call:
         self._last: httpx.Response | Exception | None = None
         # The client the attempt in flight went through (see _attempt's cut-off check).
         self._client: httpx.AsyncClient | None = None
+        # The current attempt's chain (see _send_once); None before the first is sent.
+        self._mark: CallMark | None = None
 
     @property
     def retries_done(self) -> int:
@@ -240,7 +245,7 @@ class Call:
         gate = api._gate_for(origin)
 
         outcome = _Outcome(options, url, gate)
-        self._client = None
+        self._client = self._mark = None
         try:
             response, outcome.hint, outcome.throttled, outcome.stale = await self._send_once(
                 gate,
@@ -277,10 +282,17 @@ class Call:
             api._counters.failures += 1
             raise bad_response(method, url, options, exc) from exc
         except (httpx.TransportError, httpx.InvalidURL, UnicodeEncodeError) as exc:
-            outcome.answered = isinstance(exc, httpx.TransportError) and failed_after_an_answer(
-                exc, method, url
-            )
+            if isinstance(exc, httpx.TransportError):
+                outcome.answered = failed_after_an_answer(exc, method, url)
+            else:
+                # No request to tell by: a Location httpx cannot make a request of
+                # (mailto:x@y) was reported as the caller's bad argument.
+                outcome.answered = self._mark is not None and self._mark.answered
             verdict = classify_transport_error(exc, method, answered=outcome.answered)
+            if outcome.answered and is_unreadable_location(exc):
+                # A Location that is no URL (http://[::zz]/): retried as a connection
+                # failure, `retries` times, though every answer will say the same.
+                verdict = TransportVerdict.INVALID
             if verdict is TransportVerdict.INVALID and not outcome.answered:
                 api._counters.attempts -= 1  # never sent: no request could be made of it
             else:
@@ -305,6 +317,11 @@ class Call:
             api._counters.failures += 1
             raise
         except BUILD_ERRORS as exc:
+            if isinstance(exc, UnicodeError) and self._mark is not None and self._mark.answered:
+                # A redirect to a host IDNA refuses (https://xn--a.com/): the server's
+                # answer, where the bare idna error came out of the call.
+                outcome.failure, outcome.invalid, outcome.answered = exc, True, True
+                return outcome
             outcome.argument = unbuildable_argument(session, method, url, request_kwargs)
             if outcome.argument is None:
                 raise  # the transport's, an auth flow's or a hook's own failure
@@ -517,7 +534,8 @@ class Call:
                 # A fresh extensions dict per attempt: redirects share it (see
                 # drop_credentials_off_origin), the caller's is not written to.
                 extensions = dict(request_kwargs.get("extensions") or {})
-                extensions[CALL_REQUEST] = True  # see failed_after_an_answer
+                # See failed_after_an_answer, and _attempt for errors with no request.
+                extensions[CALL_REQUEST] = self._mark = CallMark()
                 if redact_fields:
                     extensions[REDACT_FIELDS] = redact_fields
                 try:

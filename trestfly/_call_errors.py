@@ -83,9 +83,12 @@ def unfollowable_redirect(
 ) -> errors.BadResponseError:
     """The error of a call whose answer redirected it to a URL no request can go to
     (``ftp://``): the server's answer, not the caller's input, is at fault."""
+    # httpx's words only, up to what they quote after ": ": the Location may hold a
+    # token (an OAuth code=), and "Invalid port: '...'" quotes a password cut at a "/".
+    words = str(exc).partition(": ")[0].strip() or type(exc).__name__
     error = errors.BadResponseError(
         f"{method} {options.shown_url(url)}: the answer redirects to a URL that cannot be "
-        f"requested ({exc})"
+        f"requested ({words})"
     )
     error.__cause__ = exc
     return error

@@ -41,6 +41,19 @@ ANSWERED = "trestfly.answered"
 CALL_REQUEST = "trestfly.call_request"
 
 
+class CallMark:
+    """The value under CALL_REQUEST: one object shared by an attempt's request and the
+    redirects httpx builds from it (extensions are copied, their values are not).  The
+    headers hook marks it ``answered``, so an error raised while httpx follows an answer
+    (a Location no request can go to) is known for the server's, where the error
+    carries no request to tell it by."""
+
+    __slots__ = ("answered",)
+
+    def __init__(self) -> None:
+        self.answered = False
+
+
 def origin_of(url: str | httpx.URL) -> str:
     """``scheme://host[:port]`` of ``url`` (the port only when the URL names one)."""
     parsed = httpx.URL(url)

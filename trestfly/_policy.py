@@ -94,6 +94,15 @@ def classify_transport_error(
     return TransportVerdict.RAISE
 
 
+def is_unreadable_location(exc: Exception) -> bool:
+    """Whether ``exc`` is httpx refusing a redirect's ``Location`` as no URL at all
+    (``http://[::zz]/``).  httpx says so only in words, in a RemoteProtocolError like
+    any cut-off answer's, so it is known by them."""
+    return isinstance(exc, httpx.RemoteProtocolError) and str(exc).startswith(
+        "Invalid URL in location header"
+    )
+
+
 def is_replayable(body: object) -> bool:
     """Whether a request body (``content=`` or ``data=``) can be sent again on a retry.
 

@@ -65,7 +65,9 @@ from ._options import (
 )
 from ._origins import (
     ANSWERED,
+    CALL_REQUEST,
     HINT_AT,
+    CallMark,
     drop_credentials_off_origin,
     origin_of,
 )
@@ -583,6 +585,9 @@ class TrioAPISession:
         # Every response of the call passes here, a redirect's too: once one has, a
         # transport failure cannot mean the call's request never reached the server.
         response.request.extensions[ANSWERED] = True
+        mark = response.request.extensions.get(CALL_REQUEST)
+        if isinstance(mark, CallMark):
+            mark.answered = True
         status = response.status_code
         if status not in HINTED_STATUSES:
             return

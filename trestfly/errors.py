@@ -254,13 +254,15 @@ class ResponseDecodeError(TrestflyError, ValueError):
 class BadResponseError(TrestflyError):
     """The server answered, but not with a response trestfly can hand back: a redirect
     loop (more redirects than the client allows), a redirect to a URL no request can go
-    to (``ftp://``), a body its ``Content-Encoding`` does not decode, or a 307/308
-    redirect (or an auth challenge) that would need a streamed request body
-    (``content=`` an iterator) sent again.  Not retried: the same request gets the same
-    answer.
+    to (``ftp://``, ``mailto:``, a ``Location`` that is no URL, a host IDNA refuses), a
+    body its ``Content-Encoding`` does not decode, or a 307/308 redirect (or an auth
+    challenge) that would need a streamed request body (``content=`` an iterator) sent
+    again.  Not retried: the same request gets the same answer.
 
     Chained (``__cause__``) from httpx's ``TooManyRedirects``, ``UnsupportedProtocol``,
-    ``DecodingError`` or ``StreamConsumed``.
+    ``InvalidURL``, ``RemoteProtocolError`` (a ``Location`` that is no URL),
+    ``DecodingError`` or ``StreamConsumed``, or from the ``UnicodeError`` of a host's
+    IDNA encoding.
 
     .. versionadded:: 0.1.0
     """
