@@ -1,11 +1,13 @@
 """URL joining: exactly one slash at each seam (RESTfly 1.x doubled them)."""
 
+import httpx
 import pytest
 
 from trestfly._safe_url import is_secret_name, safe_url
 from trestfly._urls import (
     build_url,
     check_base_path,
+    check_host_and_port,
     check_url,
     is_absolute,
     join_path,
@@ -117,6 +119,42 @@ def test_good_session_urls_pass_and_refusals_hide_url_secrets() -> None:
             check_url(url)
         assert caught.value.__context__ is None
         assert "S3CRET" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://admin:2024/S3CRET@api.example.com",
+        "https://admin:2024/S3CRET@api.example.com/v1/",
+        "https://admin:2024?S3CRET@api.example.com",
+        "https://admin:2024#S3CRET@api.example.com",
+        "http://ops:8080/S3CRET@127.0.0.1:9000",
+    ],
+)
+def test_a_password_cut_short_by_a_slash_is_refused_unquoted(url: str) -> None:
+    # "admin" read as the host and "2024" as its port, the password's rest as the
+    # path: the session sent its calls to host "admin", and every message and log line
+    # showed the password (no user information for the redaction to hide).
+    # (A session URL's '?' or '#' is refused first for the query or fragment itself.)
+    with pytest.raises(UnexpectedValueError, match=r"percent-encode|a fragment") as caught:
+        check_url(url)
+    assert "S3CRET" not in str(caught.value) and "admin" not in str(caught.value)
+    with pytest.raises(UnexpectedValueError, match="percent-encode") as caught:
+        check_host_and_port(httpx.URL(url), "path")  # an absolute path of a call
+    assert "S3CRET" not in str(caught.value) and "admin" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://registry.example.com:8443/@scope",  # an npm scope, nothing before '@'
+        "https://api.example.com:8443/v1/john@example.com",  # not the first segment
+        "https://api.example.com/john@example.com",  # no port: the authority is whole
+        "https://admin:2024%2FS3CRET@api.example.com",  # the '/' percent-encoded
+    ],
+)
+def test_an_at_sign_later_in_a_url_is_no_cut_password(url: str) -> None:
+    check_url(url)
 
 
 @pytest.mark.parametrize(

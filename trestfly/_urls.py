@@ -161,6 +161,20 @@ def check_url(url: object) -> None:
     check_host_and_port(parsed, "url")
 
 
+#: What follows a URL's host and port when it begins "text@host": what is left of user
+#: information whose password held a '/', '?' or '#' (see check_host_and_port).
+_PASSWORD_CUT = re.compile(r"[/?#][^/?#@]+@[A-Za-z0-9.-]+(?::\d*)?(?:[/?#]|$)")
+
+
+def _password_cut(parsed: httpx.URL) -> bool:
+    """Whether what follows ``parsed``'s host and port, as written, begins "text@host":
+    a password whose '/', '?' or '#' ended the authority early."""
+    text = str(parsed)
+    after_scheme = text.find("://") + 3
+    ends = [at for at in (text.find(mark, after_scheme) for mark in "/?#") if at >= 0]
+    return bool(ends) and _PASSWORD_CUT.match(text, min(ends)) is not None
+
+
 def check_host_and_port(parsed: httpx.URL, name: str) -> None:
     """Refuse what httpx parses but no request can use: a port outside 1-65535 (port 0
     silently went to port 80, 70000 failed only after every retry), a host with a
@@ -176,6 +190,16 @@ def check_host_and_port(parsed: httpx.URL, name: str) -> None:
                 "in it (percent-encode those)"
             )
         raise UnexpectedValueError(f"{name} has port {port}, outside 1-65535")
+    if port is not None and not parsed.userinfo and _password_cut(parsed):
+        # "https://admin:2024/Pa55@api.example.com": a password's "/" ended the
+        # authority, "admin" read as the host, its digits as the port, the rest as the
+        # path.  Accepted, the request went to host "admin", and every message and log
+        # showed the password.  Nothing of it is quoted.
+        raise UnexpectedValueError(
+            f"{name} reads as a host and port followed by a path with '@' in its first "
+            "segment: a password with '/', '?' or '#' in it (percent-encode those); or, if "
+            "that '@' is the path's, write it %40"
+        )
     host = parsed.host
     if "%" in host and ":" not in host:  # an IPv6 zone (fe80::1%eth0) may hold a '%'
         raise UnexpectedValueError(f"{name} has a host with a space or a '%' in it")
