@@ -3148,6 +3148,47 @@ async def test_a_url_changed_once_open_is_used_for_every_path() -> None:
         assert regional.call_count == 1
 
 
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("_retries", "3"),
+        ("_retries", None),
+        ("_backoff", "0.1"),
+        ("_max_backoff", None),
+        ("_max_retry_after", -1),
+        ("_url", 5),
+        ("_base_path", b"v1"),
+    ],
+)
+async def test_a_live_setting_assigned_invalid_after_init_is_refused_on_entering(
+    name: str, value: object
+) -> None:
+    # Read by the calls as they are now (RESTfly's `self._retries = ...` after
+    # super().__init__() is taken), they were never checked again: a 503 then failed
+    # with a bare TypeError from the retry's arithmetic, after the first attempt.
+    with respx.mock as mock:
+        route = mock.route().respond(503)
+        api = API()
+        setattr(api, name, value)
+        with pytest.raises(errors.UnexpectedValueError, match="assigned after __init__"):
+            async with api:
+                await api.get("x")
+    assert not route.called
+
+
+async def test_a_live_setting_made_invalid_in_authenticate_is_refused() -> None:
+    class Misconfigured(API):
+        async def _authenticate(self, **kwargs: Any) -> None:
+            self._backoff = "fast"
+
+    with respx.mock as mock:
+        route = mock.route().respond(503)
+        with pytest.raises(errors.UnexpectedValueError, match=r"in _build_session\(\) or"):
+            async with Misconfigured() as api:
+                await api.get("x")
+    assert not route.called
+
+
 class RefreshingAPI(TrioAPISession):
     _url = URL
     _retry_on = (401,)

@@ -447,6 +447,23 @@ class TrioAPISession:
         self._last_seen = 0.0
         self._settings_read = read_settings(self)
 
+    def _check_live_settings(self, when: str) -> None:
+        """Check again the settings calls read as they are now (assigned after
+        ``super().__init__()`` in RESTfly's way, they are taken): ``_retries = "3"``
+        failed only after a first attempt, with a bare TypeError from the retry's
+        arithmetic, and ``_url = 5`` with an AttributeError."""
+        try:
+            check_url(self._url)
+            check_base_path(self._base_path)
+            check_number("retries", self._retries, minimum=0, integer=True)
+            check_number("backoff", self._backoff, minimum=0)
+            check_number("max_backoff", self._max_backoff, minimum=0)
+            check_number("max_retry_after", self._max_retry_after, minimum=0)
+        except errors.UnexpectedValueError as refused:
+            raise errors.UnexpectedValueError(
+                f"{type(self).__name__}: a setting assigned {when} is invalid: {refused}"
+            ) from None
+
     def _check_settings_unchanged(self, when: str) -> None:
         """Refuse a setting read at construction and assigned since (RESTfly's
         ``self._box = True`` after ``super().__init__()``): it was ignored silently,
@@ -682,6 +699,7 @@ class TrioAPISession:
         if self._trio_run is not run:
             self._start_run_state(run)
         self._check_settings_unchanged("after __init__()")
+        self._check_live_settings("after __init__()")
         self._entered = True
         self._opening = Opening()
         try:
@@ -711,6 +729,7 @@ class TrioAPISession:
                     gate.link = coordination.attach(origin, gate.throttle)
             await self._authenticate(**self._auth_kwargs)
             self._check_settings_unchanged("in _build_session() or _authenticate()")
+            self._check_live_settings("in _build_session() or _authenticate()")
             entered = self._httpx_client
             if entered is not None:
                 self._choose_user_agent(entered)
@@ -956,8 +975,9 @@ class TrioAPISession:
         cached = self._url_cache.get(key)
         if cached is None:
             check_base_path(self._base_path)  # as the constructor did: it may have changed
-            url = build_url(self._url, self._base_path, path, use_base=use_base)
+            # Checked before joining: a `_url = 5` set once open failed in the join.
             origin = self._origin_of_url() if not is_absolute(path) else None
+            url = build_url(self._url, self._base_path, path, use_base=use_base)
             # Parsed here for a relative path too, whose origin is known: a control
             # character in it ("x\n") raised a bare httpx.InvalidURL from the call.
             parsed = parse_url(url, "path")
