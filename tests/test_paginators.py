@@ -827,6 +827,39 @@ async def test_allow_repeated_pages_walks_equal_pages_of_plain_values(
     assert iterator.position.done
 
 
+@pytest.mark.parametrize("style", [CursorIterator, LinkIterator])
+@pytest.mark.parametrize("name", ["", "  ", 5])
+def test_a_chains_limit_param_must_be_a_name(style: type[PagedIterator], name: object) -> None:
+    # Only its type was checked: limit_param="" sent ?=5 on every page.
+    with pytest.raises(errors.UnexpectedValueError, match="limit_param"):
+        style(API(url="http://test.local"), limit=5, limit_param=name)
+
+
+@pytest.mark.parametrize("prefetch", [None, 2])
+@pytest.mark.parametrize("cross_origin", [False, True])
+async def test_a_next_link_whose_host_does_not_decode_is_a_pagination_error(
+    prefetch: int | None, cross_origin: bool
+) -> None:
+    # "xn--" is no IDNA label: a bare idna.IDNAError came out of the walk.
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(
+            200, json=[1, 2], headers={"link": '<https://xn--/x?c=1>; rel="next"'}
+        )
+
+    values: list[Any] = []
+    async with _mock_api(handler) as api:
+        iterator = LinkIterator(api, path="x", allow_cross_origin=cross_origin)
+        with trio.fail_after(LIMIT), pytest.raises(PaginationError, match="does not decode"):
+            if prefetch is None:
+                async for value in iterator:
+                    values.append(value)
+            else:
+                async with iterator.crawl(prefetch=prefetch) as records:
+                    async for value in records:
+                        values.append(value)
+    assert values == [1, 2]
+
+
 def test_allow_repeated_pages_must_be_a_bool() -> None:
     with pytest.raises(errors.UnexpectedValueError, match="allow_repeated_pages=1"):
         OffsetIterator(API(url="http://test.local"), allow_repeated_pages=1)

@@ -78,6 +78,17 @@ async def test_a_relative_path_with_a_control_character_is_refused_as_a_bad_argu
     assert not route.called
 
 
+@pytest.mark.parametrize("path", ["https://xn--/x", "https://xn--a.com/x"])
+async def test_an_absolute_path_whose_host_does_not_decode_is_a_bad_argument(path: str) -> None:
+    # A bare idna error came out of the call (a UnicodeError, not a trestfly error).
+    with respx.mock as mock:
+        route = mock.route().respond(200)
+        async with API() as api:
+            with pytest.raises(errors.UnexpectedValueError, match="a host IDNA cannot decode"):
+                await api.get(path)
+    assert not route.called
+
+
 async def test_user_agent_names_sdk_library_and_platform() -> None:
     class Sdk(API):
         _vendor, _product, _build = "Acme", "Widgets", "7"

@@ -898,7 +898,7 @@ class CursorIterator(PagedIterator[R]):
                     "cursor_param": _is_name(self.cursor_param),
                     "cursor_key": _is_key_path(self.cursor_key),
                     "limit": self.limit is None or _is_count(self.limit, 1),
-                    "limit_param": isinstance(self.limit_param, str),
+                    "limit_param": _is_name(self.limit_param),
                 }.items()
                 if not ok
             ]
@@ -996,7 +996,7 @@ class LinkIterator(PagedIterator[R]):
                 name
                 for name, ok in {
                     "limit": self.limit is None or _is_count(self.limit, 1),
-                    "limit_param": isinstance(self.limit_param, str),
+                    "limit_param": _is_name(self.limit_param),
                     "rel": isinstance(self.rel, str) and bool(self.rel),
                     "allow_cross_origin": isinstance(self.allow_cross_origin, bool),
                 }.items()
@@ -1039,6 +1039,15 @@ class LinkIterator(PagedIterator[R]):
                 f"the next link {self._show_url(address)!r} is not an http or https URL: "
                 "stopping rather than sending it"
             )
+        if isinstance(address, str):
+            try:
+                httpx.URL(address).host  # noqa: B018 (decoded here: bad IDNA raises)
+            except (httpx.InvalidURL, UnicodeError):
+                # "https://xn--/x": the session refused it as the call's own bad path.
+                raise PaginationError(
+                    f"the next link {self._show_url(address)!r} is no URL a request can go "
+                    "to (its host does not decode): stopping rather than sending it"
+                ) from None
         if not self._home_read:
             self._home_read = True
             first_target = self._target(None)[0]

@@ -208,11 +208,17 @@ def check_host_and_port(parsed: httpx.URL, name: str) -> None:
 def parse_url(url: str, name: str) -> httpx.URL:
     """``url`` parsed, or UnexpectedValueError naming the argument ``name``."""
     try:
-        return httpx.URL(url)
+        parsed = httpx.URL(url)
+        parsed.host  # noqa: B018 (decoded here: a malformed IDNA label raises)
+        return parsed
     except httpx.InvalidURL as exc:
         # Only httpx's words, not the part it quotes: "http://user:pw" has "pw" as its
         # port.  Raised out of the except block, so the original is not its __context__.
         problem = str(exc).partition(":")[0]
+    except UnicodeError:
+        # "https://xn--/x": a bare idna.IDNAError came out of the call, or of a link walk
+        # that followed such a next link.
+        problem = "a host IDNA cannot decode"
     raise UnexpectedValueError(f"{name} is not a valid URL ({problem})")
 
 
