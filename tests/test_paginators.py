@@ -281,6 +281,33 @@ async def test_a_stopped_walk_resumes_exactly_where_it_stopped(
     assert resumed.position.done
 
 
+@pytest.mark.parametrize(
+    ("source", "target"),
+    [("pages", "offset"), ("offset", "pages"), ("cursor", "link"), ("link", "cursor")],
+)
+async def test_a_position_of_another_style_is_refused(
+    trio_server: TrioTestServer, source: str, target: str
+) -> None:
+    # An offset and a page number are both integers: a page-number walk's Position(2, 5)
+    # resumed an offset walk at record 7, eight records handed out twice, no error.
+    serve(trio_server, 300)
+    with trio.fail_after(LIMIT):
+        async with API(url=trio_server.base_url) as api:
+            iterator = STYLES[source](api)
+            async for _ in iterator:
+                if iterator.count == 150:
+                    break
+            stored = dataclasses.asdict(iterator.position)
+            assert stored["style"] == {"pages": "page"}.get(source, source)
+            with pytest.raises(PaginationError, match="resume it with an iterator of its own"):
+                STYLES[target](api, position=Position(**stored))
+            # Without its style (stored before it existed), it is taken as given.
+            del stored["style"]
+            assert Position(**stored) == iterator.position
+            resumed = STYLES[source](api, position=Position(**stored))
+            assert (await walk(resumed, None))[0] == 150
+
+
 @pytest.mark.parametrize("style", STYLES)
 async def test_a_finished_position_resumes_to_nothing(
     trio_server: TrioTestServer, style: str

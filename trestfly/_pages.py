@@ -15,7 +15,7 @@ Everything the paginators (:mod:`trestfly._paginators`) and the crawler
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeAlias
 from urllib.parse import unquote, urljoin, urlsplit
@@ -399,11 +399,11 @@ def checked_page(page: object, where: str) -> Page:
             f"{where} returned a Page whose records are a {type(records).__name__}, "
             "expected a sequence (a list)"
         )
-    for field in ("total", "total_pages"):
-        value = getattr(page, field)
+    for name in ("total", "total_pages"):
+        value = getattr(page, name)
         if value is not None and not is_count(value):
             raise PaginationError(
-                f"{where} returned a Page whose {field} is {value!r}, expected a count "
+                f"{where} returned a Page whose {name} is {value!r}, expected a count "
                 "(an integer >= 0) or None"
             )
     return page
@@ -419,6 +419,11 @@ class Position:
             link collection).
         index: records of that page already handed out.
         done: the walk reached the end of the data; a resumed iterator yields nothing.
+        style: the style of the walk it is from (``"offset"``, ``"page"``, ``"cursor"``,
+            ``"link"``): an iterator of another style refuses it, where an offset read
+            as a page number resumed elsewhere, records repeated.  None (a position
+            built by hand, or stored before it existed) is not checked.  Not compared:
+            ``Position(10)`` equals an offset walk's ``Position(10, style="offset")``.
 
     Plain values only, so a position can be stored (``dataclasses.asdict``) and rebuilt.
 
@@ -428,6 +433,7 @@ class Position:
     page: Address = None
     index: int = 0
     done: bool = False
+    style: str | None = field(default=None, compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -472,6 +478,8 @@ class Scheme:
 
     page_size: int | None = None
     addressable: bool = False
+    #: The style its positions carry (see Position.style).
+    style: str = ""
 
     def first_record(self, address: Address) -> int | None:
         """Index in the collection of the page's first record (None: not knowable)."""
@@ -491,7 +499,7 @@ class Scheme:
 
     def position(self, address: Address, index: int, *, done: bool = False) -> Position:
         """The position of record ``index`` of the page at ``address``."""
-        return Position(address, index, done)
+        return Position(address, index, done, self.style)
 
     def check(self, position: Position) -> Request:
         """The request resuming at ``position``.
@@ -508,6 +516,14 @@ class Scheme:
             # environment) is truthy: the walk resumed as finished, fetching nothing.
             raise PaginationError(
                 f"position done must be True or False, got a {type(position.done).__name__}"
+            )
+        style = position.style
+        if style is not None and style != self.style:
+            shown = repr(style) if isinstance(style, str) else f"a {type(style).__name__}"
+            raise PaginationError(
+                f"this position is from a walk of style {shown}, not {self.style!r}: resume "
+                "it with an iterator of its own style (an offset read as a page number, or "
+                "a cursor as a link, resumes elsewhere)"
             )
         return Request(position.page, position.index)
 
@@ -527,6 +543,7 @@ class OffsetScheme(Scheme):
 
     page_size: int
     addressable: bool = True
+    style: str = "offset"
 
     def first_record(self, address: Address) -> int | None:
         assert isinstance(address, int)
@@ -543,7 +560,7 @@ class OffsetScheme(Scheme):
     def position(self, address: Address, index: int, *, done: bool = False) -> Position:
         # Any offset is addressable, so a position is just the next record's offset.
         assert isinstance(address, int)
-        return Position(address + index, 0, done)
+        return Position(address + index, 0, done, self.style)
 
     def check(self, position: Position) -> Request:
         request = Scheme.check(self, position)
@@ -557,6 +574,7 @@ class PageNumberScheme(Scheme):
     page_size: int
     first_page: int = 1
     addressable: bool = True
+    style: str = "page"
 
     def first_record(self, address: Address) -> int | None:
         assert isinstance(address, int)
@@ -590,6 +608,8 @@ class PageNumberScheme(Scheme):
 @dataclass(frozen=True, slots=True)
 class ChainScheme(Scheme):
     """Cursor and next-link styles: each page names the next one."""
+
+    style: str = "cursor"  # or "link"
 
     def after(self, address: Address, page: Page) -> Address:
         return page.next

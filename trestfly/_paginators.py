@@ -1005,7 +1005,7 @@ class LinkIterator(PagedIterator[R]):
         )
 
     def _scheme_for(self) -> Scheme:
-        return ChainScheme()
+        return ChainScheme(style="link")
 
     def _identity(self, address: Address) -> Address:
         # A next link back to the first page names it by its URL: so must the walk, or
