@@ -1013,3 +1013,35 @@ async def test_a_reopening_before_the_first_waves_successes_sends_only_the_probe
     assert 0.01 <= probe < 0.05
     assert all(sent >= 0.05 for sent in retries[1:]), retries
     assert retries[-1] > retries[1]  # paced, not all at once
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_probe_held_by_the_clients_rate_limit_is_not_bounded_by_max_retry_after(
+    autojump_clock: trio.testing.MockClock, status: int
+) -> None:
+    # rate_limit=0.1 spaces sends 10 s apart: the client's own doing, which only the
+    # caller's deadline bounds.  After a 429 asking for 1 s, the probe waiting out that
+    # interval was held to max_retry_after=5: the call failed at once, unsent, with
+    # retry_after=8.99 (the client's interval, not the server's), and so did every call
+    # after it until the interval had passed.
+    sent: list[float] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        sent.append(trio.current_time())
+        if len(sent) == 1:
+            return httpx.Response(status, headers={"Retry-After": "1"})
+        return httpx.Response(200)
+
+    with trio.fail_after(100):
+        async with TrioAPISession(
+            url="http://api.test",
+            transport=httpx.MockTransport(answer),
+            rate_limit=0.1,
+            max_retry_after=5,
+            retry_budget=BudgetSettings(enabled=False),
+        ) as api:
+            response = await api.get("x")
+            assert response.status_code == 200
+            later = await api.get("x")
+            assert later.status_code == 200
+    assert sent == pytest.approx([0.0, 10.0, 20.0])

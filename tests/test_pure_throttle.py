@@ -554,7 +554,7 @@ def until_paced_throttle(state: OriginThrottle, limiter: Bucket | Window) -> flo
     now = 0.0
     for _ in range(MAX_STEPS):
         decision = state.admit(now)
-        if decision.kind in ("gate", "round"):
+        if decision.kind in ("gate", "round", "limit"):
             now = decision.at
             continue
         assert decision.kind in ("go", "probe"), decision
@@ -1216,7 +1216,7 @@ class Drive:
             if self.now >= end:
                 return
             decision = self.state.admit(self.now)
-            if decision.kind in ("gate", "round"):
+            if decision.kind in ("gate", "round", "limit"):
                 self.now = decision.at
                 continue
             assert decision.kind in ("go", "probe"), decision

@@ -258,6 +258,13 @@ class OriginGate:
                 # the schedule changes before (the gate closed meanwhile).
                 await self._wait_for_schedule(decision.at, max_wait)
                 continue
+            if decision.kind == "limit":
+                # The client's own rate_limit holds the probe: a wait of the caller's
+                # making, which max_retry_after (the server's delays) does not bound.
+                # Bounded by it, a 429 asking for 1 s under rate_limit=0.1 failed the
+                # call at once, unsent, "retry_after=8.99", and every call after it.
+                await self._wait_for_schedule(decision.at, self._slot_bound(max_wait))
+                continue
             probe = decision.kind == "probe"
             if probe:
                 # Created before any checkpoint, so every task that sees `probing` waits

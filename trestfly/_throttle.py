@@ -263,7 +263,10 @@ class Admission:
     ``kind`` is ``"go"`` (send at ``at``; the pacer slot is reserved), ``"probe"`` (send
     now as the gate's probe), ``"gate"`` (sleep until ``at``, then ask again),
     ``"round"`` (a timed round opens at ``at``: sleep until then, then ask again),
-    ``"probe-wait"`` (wait for the probe's answer, then ask again) or ``"shared"`` (pace
+    ``"limit"`` (the client's own ``rate_limit`` holds the gate's probe until ``at``:
+    sleep until then, then ask again; bounded by the caller's deadline only, as any wait
+    for ``rate_limit`` is), ``"probe-wait"`` (wait for the probe's answer, then ask
+    again) or ``"shared"`` (pace
     through the shared pacer of a coordination store, at the effective rate of the
     moment the slot is asked for; nothing was reserved).
     """
@@ -518,7 +521,7 @@ class OriginThrottle:
         if self.probe_needed:
             floor = self.limit_floor(now)
             if floor > now:
-                return Admission("round", floor)  # the user's rate_limit holds it too
+                return Admission("limit", floor)  # the user's rate_limit holds it too
             self.probe_needed = False
             self.probing = True
             self._probe_answered = False
