@@ -208,3 +208,34 @@ def test_a_date_far_from_ours_is_the_servers_clock() -> None:
 def test_a_date_that_does_not_parse_leaves_our_clock() -> None:
     for value in ("", "yesterday", "Tue, 99 Nov 2026 12:00:00 GMT", "0"):
         assert throttle_clock(value, NOW) == NOW
+
+
+def test_a_date_no_clock_reads_leaves_our_clock_and_crashes_nothing() -> None:
+    # Believed as the server's clock, year 1 (or 9999 with a zone) crashed the call
+    # with a bare ValueError when an RFC 850 Retry-After's two-digit year was placed.
+    for date in ("Mon, 01 Jan 0001 00:00:00 +0001", "Fri, 31 Dec 9999 23:59:59 -2359"):
+        assert throttle_clock(date, NOW) == NOW
+    assert parse_http_date("Sunday, 31-Dec-99 23:59:59 GMT", -62135596800.0) is None
+    assert parse_http_date("Sunday, 31-Dec-99 23:59:59 GMT", 1e18) is None
+
+
+@given(
+    date=st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            "{:%a, %d %b %Y %H:%M:%S} {}".format,
+            st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+            st.sampled_from(["GMT", "+0001", "-2359", "+2359", "UTC"]),
+        ),
+    ),
+    hint=st.one_of(
+        st.text(max_size=40),
+        st.builds(
+            "{:%A, %d-%b-%y %H:%M:%S} GMT".format,
+            st.datetimes(min_value=datetime(1, 1, 2), max_value=datetime(9999, 12, 30)),
+        ),
+    ),
+)
+def test_no_date_and_retry_after_a_server_sends_crash_the_reading(date: str, hint: str) -> None:
+    delay = parse_retry_after_fields([hint], throttle_clock(date, NOW))
+    assert delay is None or (math.isfinite(delay) and delay >= 0)

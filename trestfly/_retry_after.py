@@ -29,6 +29,11 @@ from datetime import UTC, datetime
 #: whole seconds hide, before the server's clock is believed instead (seconds).
 CLOCK_SKEW_TOLERANCE = 1.0
 
+#: The range of a server's Date believed as its clock: from 1970 to the last day
+#: Python's datetime holds (beyond it, reading two-digit years against it failed).
+_EPOCH = 0.0
+_LAST_DAY = datetime(9999, 12, 30, tzinfo=UTC).timestamp()
+
 #: The statuses whose delay hints close an origin's gate: a throttle's (420, 429, and a
 #: 403 with hints: GitHub's), and an unavailable server's.
 HINTED_STATUSES = frozenset({403, 420, 429, 503})
@@ -123,7 +128,12 @@ def parse_http_date(value: str, now: float) -> float | None:
         if number is None:
             return None
         moment = (number, int(day), int(hh), int(mm), int(ss))
-        year = _full_year(int(yy), moment, now)
+        try:
+            year = _full_year(int(yy), moment, now)
+        except (ValueError, OverflowError, OSError):
+            # A "now" no date can hold: a server's Date of year 1 or 9999 taken as its
+            # clock (see throttle_clock) crashed the call with a bare ValueError.
+            return None
         return _timestamp(year, month, int(day), int(hh), int(mm), int(ss))
     if match := _ASCTIME.fullmatch(text):
         month, day, hh, mm, ss, year = match.groups()
@@ -196,7 +206,8 @@ def throttle_clock(date: str | None, local_now: float) -> float:
     if date is None:
         return local_now
     server_now = parse_http_date(date.strip(), local_now)
-    if server_now is None:
+    if server_now is None or not _EPOCH <= server_now <= _LAST_DAY:
+        # No date, or one no clock reads (year 1, year 9999): not a clock to believe.
         return local_now
     ahead = local_now - server_now
     if -CLOCK_SKEW_TOLERANCE <= ahead <= 1.0 + CLOCK_SKEW_TOLERANCE:
