@@ -102,7 +102,49 @@ def fake_transport(
     transport = ShardedTransport.from_factory(
         factory, max_connections=max_connections, shard_size=shard_size
     )
+    assert transport.shards  # builds them all: the tests read them by index
     return transport, shards
+
+
+@dataclass
+class EnteredShard(FakeShard):
+    entered: bool = False
+
+    async def __aenter__(self) -> EnteredShard:
+        self.entered = True
+        return self
+
+
+async def test_shards_are_built_when_first_needed() -> None:
+    # All at once, max_concurrency=1,000,000 took 9 s and 686 MB to open.  Only the
+    # first is built with the transport (it checks the factory); the free slots go
+    # warmest first, so a client with two requests out builds two.
+    built: list[EnteredShard] = []
+
+    def factory(size: int) -> httpx.AsyncBaseTransport:
+        built.append(EnteredShard(len(built), size))
+        return built[-1]
+
+    transport = ShardedTransport.from_factory(factory, max_connections=1000)
+    assert len(built) == 1 and repr(transport).endswith("1000 shards of 1]>")
+    async with transport:
+        assert built[0].entered
+        for _ in range(3):  # one at a time: the same warm shard each time
+            response = await transport.handle_async_request(request("/ok"))
+            await response.aclose()
+        assert len(built) == 1
+        first = await transport.handle_async_request(request("/ok"))
+        second = await transport.handle_async_request(request("/ok"))
+        assert len(built) == 2 and built[1].entered  # built after entering: entered too
+        await first.aclose()
+        await second.aclose()
+    assert [shard.closed for shard in built] == [True, True]
+    assert len(transport.shards) == 1000 and len(built) == 1000  # reading builds them
+
+
+def test_a_factory_that_returns_no_transport_is_refused_at_once() -> None:
+    with pytest.raises(ValueError, match=r"factory must return an httpx\.AsyncBaseTransport"):
+        ShardedTransport.from_factory(lambda size: object(), max_connections=100)  # type: ignore[arg-type, return-value]
 
 
 def request(path: str, *, pool: float | None = None) -> httpx.Request:

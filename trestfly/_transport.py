@@ -312,7 +312,15 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         count = math.ceil(total / size)
         # Every shard is full-sized but the last, which takes the remainder.
         self._sizes: tuple[int, ...] = tuple(min(size, total - i * size) for i in range(count))
-        self._shards: tuple[httpx.AsyncBaseTransport, ...] = tuple(map(factory, self._sizes))
+        # Built on first use, but the first now (it checks the factory, and httpx checks
+        # a proxy there): all at once, max_concurrency=1,000,000 took 9 s and 686 MB to
+        # open, for a client that may never have more than a few requests out.  The free
+        # slots are taken warmest first (below), so only as many are built as were ever
+        # in use at once.
+        self._factory = factory
+        self._shards: list[httpx.AsyncBaseTransport | None] = [None] * count
+        self._shards[0] = factory(self._sizes[0])
+        self._entered = False
         self._max_connections = total
         self._shard_size = size
         # One entry per free slot, holding its shard's index.  Taking from the right end
@@ -357,9 +365,18 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     def shards(self) -> tuple[httpx.AsyncBaseTransport, ...]:
         """The inner transports, one per shard, in order.
 
+        A shard is built when a request first needs it; reading this builds the rest.
+
         .. versionadded:: 0.1.0
         """
-        return self._shards
+        return tuple(self._shard(index) for index in range(len(self._shards)))
+
+    def _shard(self, index: int) -> httpx.AsyncBaseTransport:
+        """Shard ``index``, built now if it was never used."""
+        shard = self._shards[index]
+        if shard is None:
+            shard = self._shards[index] = self._factory(self._sizes[index])
+        return shard
 
     @property
     def in_flight(self) -> int:
@@ -412,7 +429,12 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         self._in_flight_per_shard[shard] += 1
         closes = self._closes
         try:
-            response = await self._shards[shard].handle_async_request(request)
+            transport = self._shards[shard]
+            if transport is None:
+                transport = self._shard(shard)
+                if self._entered:
+                    await transport.__aenter__()  # as its siblings were on entering
+            response = await transport.handle_async_request(request)
             stream = response.stream
             if not isinstance(stream, httpx.AsyncByteStream):
                 # Only a broken custom shard gets here; never keep its slot forever, nor
@@ -475,13 +497,18 @@ class ShardedTransport(httpx.AsyncBaseTransport):
     # ------------------------------------------------------------------ lifecycle
 
     async def __aenter__(self) -> Self:
+        self._entered = True
         try:
-            for shard in self._shards:
+            for shard in self._built():
                 await shard.__aenter__()
         except BaseException:
             await self.aclose()
             raise
         return self
+
+    def _built(self) -> list[httpx.AsyncBaseTransport]:
+        """The shards built so far (a copy: a request may build one meanwhile)."""
+        return [shard for shard in self._shards if shard is not None]
 
     async def __aexit__(
         self,
@@ -507,7 +534,7 @@ class ShardedTransport(httpx.AsyncBaseTransport):
         # Any exception, not only Exception: a KeyboardInterrupt raised in the first
         # shard's close left every other shard's sockets open.
         with trio.CancelScope(shield=True):
-            for shard in self._shards:
+            for shard in self._built():
                 try:
                     await shard.aclose()
                 except BaseException as exc:
