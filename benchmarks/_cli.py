@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TypeVar
 
 _V = TypeVar("_V")
@@ -125,3 +126,13 @@ def once_each(values: Sequence[_V]) -> tuple[_V, ...]:
     """``values`` without repeats, in order: a value given twice would run twice, and
     the results would keep only the last run's figures."""
     return tuple(dict.fromkeys(values))
+
+
+def out_dir(text: str) -> Path:
+    """``--out``'s directory: any path but an empty one, which ``Path("")`` reads as the
+    current directory (``--out ""`` wrote results.json into it, unasked)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError(
+            "expected a directory, got an empty path (write '.' for the current one)"
+        )
+    return Path(text)

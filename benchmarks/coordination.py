@@ -39,7 +39,7 @@ import trio
 from trestfly import MemoryCoordination, RedisCoordination, TrioAPISession
 
 from . import _report
-from ._cli import UsageError, positive_int
+from ._cli import UsageError, out_dir, positive_int
 from ._cpu import cpu_plan, pinned
 from .overhead import Sample, measure
 from .redis_server import running_redis
@@ -136,7 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--requests", type=positive_int, default=2000)
     parser.add_argument("--rounds", type=positive_int, default=3)
     parser.add_argument("--concurrency", type=positive_int, nargs="+", default=[1, 25])
-    parser.add_argument("--out", type=Path, default=Path("bench-results"))
+    parser.add_argument("--out", type=out_dir, default=Path("bench-results"))
     args = parser.parse_args(argv)
     try:
         # Before the servers start: an --out that cannot take coordination.json failed

@@ -64,7 +64,7 @@ import trio
 
 from trestfly import ShardedTransport, TrioAPISession
 
-from ._cli import UsageError, int_between, positive_int
+from ._cli import UsageError, int_between, out_dir, positive_int
 from ._cpu import cpu_plan, pinned
 from ._report import check_out_dir, environment, print_table, write_json
 from .server import AppConfig, run_server
@@ -163,7 +163,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--out",
-        type=Path,
+        type=out_dir,
         default=Path("bench-results"),
         metavar="DIR",
         help=f"directory for {RESULTS_FILE} (default bench-results/)",

@@ -58,7 +58,7 @@ HOST = "127.0.0.1"
 STARTUP_TIMEOUT = 10.0
 INSTALL_HINT = (
     "install it with 'apt-get install redis-server' (Debian/Ubuntu) or "
-    "'brew install redis' (macOS), or pass its path"
+    "'brew install redis' (macOS), or put its directory on PATH"
 )
 _POLL_INTERVAL = 0.02
 _PING_TIMEOUT = 0.5

@@ -69,6 +69,7 @@ from ._cli import (
     latency_jitter,
     non_negative_float,
     once_each,
+    out_dir,
     positive_float,
     positive_int,
     probability,
@@ -345,17 +346,40 @@ _RUN_OVERHEAD_SECONDS = 0.3
 #: The default run on 2 cores took this many times the ideal clients' time (peers that
 #: sleep a whole-second Retry-After per request, bare httpx's CPU at C=100).
 _MEASURED_SLOWDOWN = 1.8
+#: trestfly's clients keep near the ideal (goodput 0.9-1.04 in the protocol runs): at
+#: 1.8x as well, --quick was estimated at 33 s and took 18-21 s.
+_TRESTFLY_SLOWDOWN = 1.1
 
 
-def estimate_run_seconds(scenario: Scenario, requests: int) -> float:
-    """What an ideal client takes for ``requests`` successes (real ones take longer)."""
+def client_slowdown(client: str) -> float:
+    """How many times the ideal client's time ``client`` is estimated to take."""
+    return _TRESTFLY_SLOWDOWN if client.startswith("trestfly") else _MEASURED_SLOWDOWN
+
+
+def estimate_run_seconds(
+    scenario: Scenario, requests: int, concurrency: int | None = None, slowdown: float = 1.0
+) -> float:
+    """What a client takes for ``requests`` successes, ``concurrency`` at a time (None: as
+    many as it likes): an ideal client's time times ``slowdown`` (what real clients
+    took on 2 cores), but never less than the server's latency lets C workers send (C
+    per latency), and for an outage one ``Retry-After`` more (a client's probe finds
+    the end up to one period late).  Without those two, 50 requests one at a time at
+    200 ms were estimated at 3 s and took 11; a 1 s outage with a Retry-After of 15 at
+    4 s, and took 16.
+    """
     ideal = ideal_wall_seconds(scenario, requests)
+    sending = requests / _ESTIMATED_RPS
     if ideal is not None:
-        return max(ideal, requests / _ESTIMATED_RPS) + _RUN_OVERHEAD_SECONDS
-    if isinstance(scenario, Outage):
-        return scenario.duration + requests / _ESTIMATED_RPS + _RUN_OVERHEAD_SECONDS
-    # flaky: a second of backoff now and then on top of the requests themselves.
-    return 2 * requests / _ESTIMATED_RPS + 1.0 + _RUN_OVERHEAD_SECONDS
+        run = max(ideal, sending) * slowdown
+    elif isinstance(scenario, Outage):
+        run = (scenario.duration + sending) * slowdown + scenario.retry_after
+    else:
+        # flaky: a second of backoff now and then on top of the requests themselves.
+        run = (2 * sending + 1.0) * slowdown
+    latency = getattr(scenario, "latency_ms", 0.0) / 1000
+    if concurrency is not None and latency > 0:
+        run = max(run, requests / min(concurrency, requests) * latency)
+    return run + _RUN_OVERHEAD_SECONDS
 
 
 # ----------------------------------------------------------------------- clients
@@ -1022,17 +1046,23 @@ class Settings:
     def estimate_seconds(self) -> float:
         total = 2.0  # server start-up, imports, charts
         if self.storm:
-            if self.url is not None:
-                runs = [self.requests / _ESTIMATED_RPS + _RUN_OVERHEAD_SECONDS]
-            else:
-                catalogue = self.catalogue()
-                runs = [
-                    estimate_run_seconds(catalogue[name], self.requests) for name in self.scenarios
-                ]
             # --time-limit cuts every run that would take longer.
             longest = self.time_limit + _RUN_OVERHEAD_SECONDS
-            per_pass = sum(min(run * _MEASURED_SLOWDOWN, longest) for run in runs)
-            total += per_pass * len(self.concurrency) * len(self.clients)
+            catalogue = self.catalogue() if self.url is None else {}
+            for client in self.clients:
+                slowdown = client_slowdown(client)
+                if self.url is not None:
+                    run = self.requests / _ESTIMATED_RPS * slowdown + _RUN_OVERHEAD_SECONDS
+                    total += min(run, longest) * len(self.concurrency)
+                    continue
+                total += sum(
+                    min(
+                        estimate_run_seconds(catalogue[name], self.requests, concurrency, slowdown),
+                        longest,
+                    )
+                    for name in self.scenarios
+                    for concurrency in self.concurrency
+                )
         if self.throughput_settings is not None:
             total += self.throughput_settings.estimate_seconds()
         return total
@@ -1224,7 +1254,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     output = parser.add_argument_group("output")
     output.add_argument(
         "--out",
-        type=Path,
+        type=out_dir,
         default=Path("bench-results"),
         metavar="DIR",
         help=f"directory for {RESULTS_FILE}, {throughput.RESULTS_FILE} and the charts "
@@ -1406,6 +1436,12 @@ def settings_from(args: argparse.Namespace) -> Settings:
 # --------------------------------------------------------------------- running
 
 
+def workers(concurrency: int, settings: Settings) -> int:
+    """The worker tasks a run starts, and the clients are sized for: no more than there
+    are requests (see drive)."""
+    return min(concurrency, settings.requests)
+
+
 async def run_one(
     url: str,
     scenario: Scenario,
@@ -1421,7 +1457,9 @@ async def run_one(
     progress = display.start(f"c={concurrency:<4} {client:<18}", total=settings.requests)
     # trust_env=False: the embedded server is on loopback, never behind HTTP_PROXY.
     async with httpx.AsyncClient(timeout=10, trust_env=False) as control:
-        async with CLIENTS[client](url, PATH, concurrency, recorder) as fetch:
+        # Sized for the workers that start (no more than requests): a session opened
+        # for --concurrency 1000000000 with 50 requests never got to its first one.
+        async with CLIENTS[client](url, PATH, workers(concurrency, settings), recorder) as fetch:
             # The garbage of the runs before is collected now, not billed to this
             # client as pauses in the middle of its run.
             gc.collect()
@@ -1482,7 +1520,8 @@ async def run_url(settings: Settings, display: Display) -> list[dict[str, Any]]:
                 progress = display.start(
                     f"c={concurrency:<4} {client:<18}", total=settings.requests
                 )
-                async with CLIENTS[client](base, path, concurrency, recorder) as fetch:
+                opened = CLIENTS[client](base, path, workers(concurrency, settings), recorder)
+                async with opened as fetch:
                     gc.collect()  # the runs before pay for their own garbage
                     run = await drive(
                         fetch,
@@ -1933,7 +1972,8 @@ def run(args: argparse.Namespace) -> int:
     limit = f"; each run at most {settings.time_limit:g} s" if settings.storm else ""
     display.note(
         f"{' + '.join(what)}; estimate about {_format_duration(settings.estimate_seconds())} "
-        f"({_MEASURED_SLOWDOWN:g}x the ideal clients' time, as measured on 2 cores{limit}); "
+        f"(the ideal clients' time, {_TRESTFLY_SLOWDOWN:g}x for trestfly and "
+        f"{_MEASURED_SLOWDOWN:g}x for the peers, as measured on 2 cores{limit}); "
         f"load average {env['load_average']}"
     )
     started = time.monotonic()
