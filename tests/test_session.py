@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import email.utils
+import functools
 import importlib.util
 import io
 import logging
@@ -3659,3 +3660,48 @@ def test_entering_under_asyncio_names_trio() -> None:
 
     with pytest.raises(errors.TrestflyError, match=r"^API must be entered inside trio\.run\(\)"):
         asyncio.run(enter())
+
+
+@pytest.mark.parametrize(
+    "hook", ["_authenticate", "_deauthenticate", "_resp_error_check", "_retry_request"]
+)
+def test_a_hook_written_as_a_plain_def_is_refused_at_construction(hook: str) -> None:
+    # RESTfly's hooks were plain: a port that kept one failed with a bare TypeError
+    # ("object dict can't be used in 'await' expression"), a _retry_request only at its
+    # first retry, a _resp_error_check after the server had answered.
+    def plain(self: Any, *args: Any, **kwargs: Any) -> Any:
+        return kwargs
+
+    ported = type("Ported", (API,), {hook: plain})
+    with pytest.raises(errors.UnexpectedValueError, match=f"Ported.{hook}\\(\\) must be an async"):
+        ported()
+
+
+def test_a_decorated_hook_that_returns_an_awaitable_is_not_judged() -> None:
+    def logged(hook: Any) -> Any:
+        @functools.wraps(hook)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            return hook(*args, **kwargs)  # the coroutine, awaited by the session
+
+        return wrapper
+
+    class Decorated(API):
+        @logged
+        async def _authenticate(self, **kwargs: Any) -> None:
+            self.logged_in = True
+
+    async def enter() -> bool:
+        with respx.mock:
+            async with Decorated() as api:
+                return api.logged_in
+
+    assert trio.run(enter)
+
+
+def test_an_iterators_get_page_written_as_a_plain_def_is_refused() -> None:
+    class Ported(trestfly.APIIterator[Any]):
+        def _get_page(self) -> None:  # type: ignore[override]
+            self.page = []
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"_get_page\(\) must be an async"):
+        Ported(None)

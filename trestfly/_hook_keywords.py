@@ -15,7 +15,12 @@ from typing import Any
 
 from . import errors
 
-__all__ = ["check_required_hook_keywords", "check_unexpected_keywords", "class_shortcuts"]
+__all__ = [
+    "check_async_hooks",
+    "check_required_hook_keywords",
+    "check_unexpected_keywords",
+    "class_shortcuts",
+]
 
 #: The hooks called on entering with the constructor keywords the session did not know.
 HOOKS = ("_authenticate", "_build_session")
@@ -40,6 +45,26 @@ def class_shortcuts(cls: type, base: type) -> dict[str, Any]:
         # a `_throttle` with a rate wiped it out.
         and getattr(cls, f"_{key}") is not None
     }
+
+
+def check_async_hooks(cls: type, base: type, names: tuple[str, ...]) -> None:
+    """Each of ``names`` that ``cls`` overrides with a plain ``def`` where ``base`` has
+    an ``async def``: RESTfly's hooks were plain, and a port that kept one failed with
+    a bare "object ... can't be used in 'await' expression", a ``_retry_request`` only
+    at its first retry (in production, past every test without one), a
+    ``_resp_error_check`` after the server had answered a POST.  A decorated hook
+    (``functools.wraps`` leaves ``__wrapped__``) may return an awaitable: not judged."""
+    for name in names:
+        hook = getattr(cls, name, None)
+        if hook is getattr(base, name) or not inspect.isfunction(hook):
+            continue
+        if inspect.iscoroutinefunction(getattr(base, name)) and not (
+            inspect.iscoroutinefunction(hook) or hasattr(hook, "__wrapped__")
+        ):
+            raise errors.UnexpectedValueError(
+                f"{cls.__name__}.{name}() must be an async def: trestfly awaits it "
+                "(RESTfly's was a plain def)"
+            )
 
 
 def _overridden_hooks(session: object, base: type) -> Iterator[tuple[str, list[inspect.Parameter]]]:

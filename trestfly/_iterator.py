@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from types import FunctionType
 from typing import TYPE_CHECKING, Any, Generic, Self
 
+from ._hook_keywords import check_async_hooks
 from .errors import TrestflyError, UnexpectedValueError
 
 if TYPE_CHECKING:
@@ -112,6 +113,7 @@ class APIIterator(Generic[R]):
     _fetching: bool = False
 
     def __init__(self, api: Any, **attrs: Any) -> None:
+        check_async_hooks(type(self), APIIterator, ("_get_page",))
         self._api = api
         self.page: Sequence[R] = []
         for key, value in attrs.items():

@@ -48,6 +48,7 @@ from ._client import (
 from ._coordination import Coordination
 from ._fanout import CompletedMap, map_ordered
 from ._hook_keywords import (
+    check_async_hooks,
     check_required_hook_keywords,
     check_unexpected_keywords,
     class_shortcuts,
@@ -102,6 +103,9 @@ def _environment_proxies() -> bool:
     """Whether HTTP_PROXY / HTTPS_PROXY / ALL_PROXY are set (NO_PROXY alone is not)."""
     return any(key in ("http", "https", "all") for key in urllib.request.getproxies())
 
+
+#: The hooks trestfly awaits: an override must be an async def (see check_async_hooks).
+ASYNC_HOOKS = ("_authenticate", "_deauthenticate", "_resp_error_check", "_retry_request")
 
 #: Origins the session keeps before it looks for idle ones to forget (and the least
 #: count it looks again at, doubled after each look; see _forget_idle_gates).
@@ -407,6 +411,7 @@ class TrioAPISession:
             restricted_paths=restricted,
         )
 
+        check_async_hooks(type(self), TrioAPISession, ASYNC_HOOKS)
         check_required_hook_keywords(self, TrioAPISession, kwargs)
         if self._error_on_unexpected_input:
             check_unexpected_keywords(self, TrioAPISession, kwargs)
