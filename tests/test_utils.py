@@ -951,3 +951,28 @@ def test_redact_values_keeps_every_value_of_a_repeated_key() -> None:
     assert redact_values({"params": multi}, "token") == {
         "params": {"q": [{"token": "REDACTED"}, 2], "token": "REDACTED"}
     }
+
+
+def test_check_items_type_refuses_a_mapping() -> None:
+    # Iterated, a dict came back as the list of its keys: values lost, and no dict.
+    with pytest.raises(TypeError, match="filters is a dict: items_type checks the items"):
+        check("filters", {"name": "bob", "age": "3"}, dict, items_type=str)
+
+
+@pytest.mark.parametrize(
+    ("value", "kind", "choices"),
+    [(1, int, [True]), (True, bool, [1]), (0, int, {False}), (False, bool, (0, 1))],
+)
+def test_check_choices_tell_a_bool_from_an_int(value: Any, kind: type, choices: Any) -> None:
+    # True == 1: choices=[True] took 1 and choices=[1] took True, where the type check
+    # refuses a bool for an int.
+    with pytest.raises(UnexpectedValueError, match="expected one of"):
+        check("n", value, kind, choices=choices)
+
+
+def test_check_choices_still_take_equal_numbers_and_long_ranges() -> None:
+    assert check("n", 1.0, float, choices=[1, 2]) == 1.0
+    assert check("n", True, bool, choices=[True]) is True
+    assert check("n", 10**12, int, choices=range(2**40)) == 10**12
+    with pytest.raises(UnexpectedValueError):
+        check("n", True, bool, choices=range(2))

@@ -178,8 +178,10 @@ def _flatten(d: Mapping[Any, Any], parent_key: str, sep: str, flat: dict[str, An
 def dict_clean(d: Mapping[Any, Any]) -> dict[Any, Any]:
     """Return a copy of ``d`` without the keys whose value is ``None``, recursively.
 
-    Nested mappings, and mappings that are items of a list value, are cleaned too; one
-    left empty by cleaning is dropped (as RESTfly does).  ``None`` items of a list stay:
+    Nested mappings, and mappings that are items of a list value, are cleaned too; an
+    empty one is dropped, whether cleaning emptied it or it came empty (as RESTfly
+    does: clear a field with ``{"tags": {}}`` without this function).  ``None`` items of
+    a list stay:
     ``{"a": 1, "b": {"c": None}, "d": [{"e": None}, None]}`` -> ``{"a": 1, "d": [None]}``.
 
     Raises:
@@ -564,7 +566,8 @@ def check(
         pattern_map: more named patterns (regexes or predicates), overriding built-ins.
         regex: a regex (string or compiled) the string must contain (``re.search``).
         items_type: the type of every item (same forms as ``expected_type``); the items
-            come back as a list (a tuple as a tuple).
+            come back as a list (a tuple as a tuple); a mapping is refused (its
+            values are no items, and the list of its keys lost them).
         allow_none: whether ``None`` is acceptable.
         softcheck: convert a string to a non-collection type (``"5"`` for ``int``;
             ``"true"``, ``"yes"``, ``"false"``, ``"no"`` for ``bool``).  This is
@@ -586,7 +589,9 @@ def check(
     pattern; ``choices=[]`` allows nothing; ``case`` applies to a tuple's items too (as
     ``choices`` do); ``pattern`` and ``regex`` both apply; built-in patterns end at
     ``\\Z``, accept upper-case hex, and check IPs with :mod:`ipaddress`;
-    stdlib date parsing instead of ``arrow``; ``bool`` refused for ``int``; the
+    stdlib date parsing instead of ``arrow``; ``bool`` refused for ``int``, in
+    ``choices`` too (``True == 1`` let ``choices=[True]`` take ``1``); ``items_type``
+    refuses a mapping (RESTfly returned the list of its keys, the values lost); the
     ``"uuid"``-style types come from pyTenable's wrapper of this function; the ``"url"``
     pattern also takes a port, a query string, a fragment and upper case, and refuses
     whitespace (RESTfly's took ``"https://example.com/a b"``).
@@ -641,10 +646,17 @@ def check(
     if items_type is not None:
         if isinstance(obj, str | bytes) or not isinstance(obj, Iterable):
             raise TypeError(f"{name} is of type {type(obj).__name__}, expected an iterable")
+        if isinstance(obj, Mapping):
+            # Taken as an iterable, a dict came back as the list of its keys, values
+            # lost, and no longer the dict expected_type asked for.
+            raise TypeError(
+                f"{name} is a {type(obj).__name__}: items_type checks the items of a list, "
+                "a tuple or a set, not a mapping's values (check each value)"
+            )
         items = [
             _convert(f"{name}[{i}]", item, item_types, softcheck) for i, item in enumerate(obj)
         ]
-        obj = tuple(items) if isinstance(obj, tuple) else items
+        obj = tuple(items) if isinstance(obj, tuple) else items  # a set: a list, as RESTfly
 
     values = obj if isinstance(obj, list | tuple) else [obj]
     for value in values:
@@ -677,13 +689,25 @@ def _allowed(choices: Iterable[Any], case: Case | None) -> Iterable[Any]:
 
 
 def _allows(allowed: Iterable[Any], value: Any) -> bool:
-    """Whether ``value`` is one of ``allowed`` (see _allowed)."""
+    """Whether ``value`` is one of ``allowed`` (see _allowed).  A bool is no int here
+    either (``True == 1``: ``choices=[True]`` took 1, and ``choices=[1]`` took
+    ``True``, where the type check refuses a bool for an int)."""
     try:
-        return value in allowed
+        found = value in allowed
     except TypeError:
         # A set or a dict cannot hold an unhashable value (a list item), but asking
         # raises: compared one by one, as the list the choices used to become was.
-        return any(value == choice for choice in allowed)
+        found = any(value == choice for choice in allowed)
+    if not found or not isinstance(value, int | float):
+        return found
+    if isinstance(allowed, range):  # ints only, and too long to walk (range(2**40))
+        return not isinstance(value, bool)
+    # Equal to a choice: one of the same kind (bool, or a number that is no bool)?
+    return any(
+        value == choice and isinstance(choice, bool) == isinstance(value, bool)
+        for choice in allowed
+        if isinstance(choice, int | float)
+    )
 
 
 def _matches(spec: PatternSpec, value: str) -> bool:
