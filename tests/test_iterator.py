@@ -530,3 +530,18 @@ def test_a_setting_declared_by_an_annotation_alone_is_a_keyword() -> None:
     assert Sized(None, page_size=50).page_size == 50
     with pytest.raises(errors.UnexpectedValueError, match="no attribute 'page_sise'"):
         Sized(None, page_sise=50)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"), [("max_items", "2"), ("max_items", -1), ("max_pages", 1.5)]
+)
+async def test_a_limit_set_after_construction_is_checked_before_the_first_page(
+    name: str, value: object
+) -> None:
+    # An SDK __init__ setting it after super().__init__(): "2" failed with a bare
+    # TypeError, and -1 yielded nothing without a word.
+    iterator = ListIterator(None, _data=DATA, _sizes=pages_of(3))
+    setattr(iterator, name, value)
+    with pytest.raises(errors.UnexpectedValueError, match=f"invalid setting\\(s\\) {name}="):
+        await collect(iterator)
+    assert iterator.fetches == []

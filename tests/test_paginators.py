@@ -1133,3 +1133,22 @@ async def test_a_next_cursor_of_zero_ends_the_walk(last: object, prefetch: int |
         with trio.fail_after(LIMIT):
             await walk(iterator, prefetch, bound=100)
     assert iterator.count == 3 and iterator.position.done
+
+
+@pytest.mark.parametrize("prefetch", [None, 2])
+@pytest.mark.parametrize(("name", "value"), [("max_items", "2"), ("max_pages", -1)])
+async def test_a_paged_limit_set_after_construction_is_checked_before_the_first_page(
+    name: str, value: object, prefetch: int | None
+) -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"items": [{"id": 1}], "total": 1})
+
+    async with _mock_api(handler) as api:
+        iterator = OffsetIterator(api, path="x")
+        setattr(iterator, name, value)
+        with pytest.raises(errors.UnexpectedValueError, match=f"invalid setting\\(s\\) {name}="):
+            await walk(iterator, prefetch)
+    assert requests == []

@@ -207,6 +207,10 @@ class APIIterator(Generic[R]):
         return self
 
     async def __anext__(self) -> R:
+        if self.num_pages == 0 and self.count == 0:
+            # Before the first page, checked again: an SDK __init__ that sets max_items
+            # after super().__init__() got a bare TypeError ("2"), or nothing (-1).
+            self._check_counters()
         if (
             self._exhausted
             or limit_reached(self.count, self.total)

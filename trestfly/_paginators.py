@@ -681,6 +681,10 @@ class PagedIterator(APIIterator[R]):
                 f"{type(self).__name__} is already being iterated (by a crawl or another "
                 "task): one walk at a time"
             )
+        if self._current is None:
+            # Before the first page, checked again: a max_items="2" set after
+            # super().__init__() failed with a bare TypeError, and -1 yielded nothing.
+            self._check_counters()
         self._busy = True
 
     def _release(self) -> None:
