@@ -484,6 +484,8 @@ def test_bad_redis_settings_are_named() -> None:
         # Taken over the coordination's own: every call then failed once connected.
         ("redis://:s3cret-pw@127.0.0.1:6379/0?noreply=1", "without noreply="),
         ("redis://:s3cret-pw@127.0.0.1:6379/0?connect_timeout=0", "without connect_timeout="),
+        # Every call failed in coredis's parser: local-only for good, one warning.
+        ("redis://:s3cret-pw@127.0.0.1:6379/0?decode_responses=yes", "without decode_responses="),
         ("redis://:s3cret-pw@127.0.0.1:6379/0?client_name=a%20b", "client_name= without"),
     ],
 )

@@ -19,7 +19,7 @@ import httpx
 import trio
 
 from ._call_log import log_clock_skew
-from ._coordination import SharedLink
+from ._coordination import SharedLink, remote_gate_end
 from ._origins import origin_of
 from ._retry_after import HINTED_STATUSES, throttle_clock
 from ._shared_state import Reservation
@@ -467,6 +467,7 @@ class OriginGate:
             return SharedSlot(throttle.reserve_local(now).at, None)
         time_left = trio.current_effective_deadline() - now
         bound = min(max_wait, time_left)
+        sent_at = now
         reservation = await link.reserve(rate, throttle.pacer_burst(rate), bound)
         now = trio.current_time()
         if reservation is None:
@@ -475,7 +476,16 @@ class OriginGate:
         if not reservation.reserved:
             raise GateClosed(None, reservation.wait, pacer=True, past_deadline=time_left < max_wait)
         if reservation.gate_remaining > 0:
-            link.coordination.hear_gate(link, now, now + reservation.gate_remaining)
+            until = remote_gate_end(reservation.gate_remaining, sent_at, now, throttle.gate_until)
+            if until is not None:
+                link.coordination.hear_gate(link, now, until)
+            else:
+                # Our own gate: the store ends it the one-way trip later than we do (it
+                # adds close_for to the instant it heard of it).  Heard as another's, a
+                # reservation just after our reopening counted a remote closure,
+                # extended the gate and began a new episode.  Waited out, as it is.
+                with self._unless_left():
+                    await trio.sleep_until(sent_at + reservation.gate_remaining)
             return None
         return SharedSlot(now + reservation.wait, reservation, link)
 

@@ -291,7 +291,11 @@ def sync_arguments(request: SyncRequest, ttl: float) -> list[str]:
 
 
 #: URL options the coordination sets itself (see _check_url).
-_COORDINATION_OPTIONS = frozenset({"noreply", "connect_timeout", "stream_timeout"})
+_COORDINATION_OPTIONS = frozenset(
+    # decode_responses: the scripts' replies are read as coredis gives them by default;
+    # =yes failed every call in coredis's parser ("bool object expected; got str").
+    {"noreply", "connect_timeout", "stream_timeout", "decode_responses"}
+)
 
 
 def _check_url(url: object) -> None:
