@@ -713,6 +713,15 @@ class ClientRun:
     last_success_s: float | None = None
     #: Successes per :data:`BUCKET_SECONDS`, by completion time (the client's timeline).
     buckets: list[int] = field(default_factory=list)
+    #: Why requests were given up: the exception's class, and for trestfly's errors the
+    #: stop reason ("ServiceUnavailableError: retries exhausted"), with their counts.
+    failure_kinds: dict[str, int] = field(default_factory=dict)
+
+    def record_failure(self, error: Exception) -> None:
+        self.failures += 1
+        reason = getattr(error, "stop_reason", None)
+        kind = type(error).__name__ + (f": {getattr(reason, 'value', reason)}" if reason else "")
+        self.failure_kinds[kind] = self.failure_kinds.get(kind, 0) + 1
 
     def record_success(self, latency: float, elapsed: float) -> None:
         self.successes += 1
@@ -752,8 +761,8 @@ async def drive(
             start = time.perf_counter()
             try:
                 await fetch()
-            except Exception:  # the client gave up on this one: counted, not fatal
-                run.failures += 1
+            except Exception as error:  # the client gave up on this one: counted, not fatal
+                run.record_failure(error)
             else:
                 done = time.perf_counter()
                 run.record_success(done - start, done - wall_start)
@@ -939,6 +948,7 @@ def metrics(
         "requests": requests,
         "successes": ok,
         "failures": run.failures,
+        "failure_kinds": run.failure_kinds,
         "complete": ok == requests,
         "timed_out": run.timed_out,
         "wall_s": run.wall_s,  # not rounded: judged against a peer's

@@ -14,6 +14,7 @@ import trio
 from benchmarks import coordination, crawl, overhead, storm, throughput, workers
 from benchmarks.__main__ import build_parser, main
 from benchmarks._cli import UsageError
+from trestfly import errors
 
 
 @pytest.fixture(autouse=True)
@@ -594,3 +595,26 @@ def test_a_crawl_fetches_no_more_pages_at_once_than_there_are() -> None:
     )  # fmt: skip
     assert settings.in_flight == settings.pages == 20
     assert settings.ideal_wait_s == pytest.approx(0.020)
+
+
+async def test_a_request_given_up_is_recorded_with_why() -> None:
+    # One request of 2,000 given up in a protocol run, and nothing said why.
+    calls = 0
+
+    async def fetch() -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            error = errors.ServiceUnavailableError.__new__(errors.ServiceUnavailableError)
+            error.stop_reason = errors.StopReason.BUDGET
+            raise error
+        if calls == 3:
+            raise ValueError("not a trestfly error")
+
+    with trio.fail_after(30):
+        run = await storm.drive(fetch, requests=4, concurrency=1, time_limit=20.0)
+    assert run.failures == 2
+    assert run.failure_kinds == {
+        "ServiceUnavailableError: retry budget exhausted (many requests failing together)": 1,
+        "ValueError": 1,
+    }

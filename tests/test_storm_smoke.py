@@ -32,6 +32,7 @@ METRICS = (
     "requests",
     "successes",
     "failures",
+    "failure_kinds",
     "complete",
     "timed_out",
     "wall_s",
