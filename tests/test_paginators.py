@@ -444,16 +444,24 @@ def _sparse_iterator(api: API, kind: str, **attrs: Any) -> PagedIterator:
     return LinkIterator(api, path="/sparse", **attrs)
 
 
+async def _walk_sparse(
+    server: TrioTestServer, kind: str, prefetch: int | None, **attrs: Any
+) -> tuple[list[int], PagedIterator]:
+    """The ids a walk of the SPARSE pages yields, and its iterator."""
+    server.app.script("/sparse", _sparse_handler(kind))
+    with trio.fail_after(LIMIT):
+        async with API(url=server.base_url) as api:
+            iterator = _sparse_iterator(api, kind, **attrs)
+            return await walk(iterator, prefetch, bound=100), iterator
+
+
 @pytest.mark.parametrize("prefetch", MODES)
 @pytest.mark.parametrize("kind", ["cursor", "link"])
 async def test_empty_pages_naming_a_next_page_are_walked_through(
     trio_server: TrioTestServer, kind: str, prefetch: int | None
 ) -> None:
-    trio_server.app.script("/sparse", _sparse_handler(kind))
-    with trio.fail_after(LIMIT):
-        async with API(url=trio_server.base_url) as api:
-            iterator = _sparse_iterator(api, kind)
-            assert await walk(iterator, prefetch, bound=100) == list(range(25))
+    ids, iterator = await _walk_sparse(trio_server, kind, prefetch)
+    assert ids == list(range(25))
     assert len(trio_server.requests) == len(SPARSE)
     assert iterator.num_pages == len(SPARSE)
     assert iterator.position.done
@@ -464,11 +472,8 @@ async def test_empty_pages_naming_a_next_page_are_walked_through(
 async def test_empty_page_ends_stops_a_feed_at_its_first_empty_page(
     trio_server: TrioTestServer, kind: str, prefetch: int | None
 ) -> None:
-    trio_server.app.script("/sparse", _sparse_handler(kind))
-    with trio.fail_after(LIMIT):
-        async with API(url=trio_server.base_url) as api:
-            iterator = _sparse_iterator(api, kind, empty_page_ends=True)
-            assert await walk(iterator, prefetch, bound=100) == list(range(10))
+    ids, iterator = await _walk_sparse(trio_server, kind, prefetch, empty_page_ends=True)
+    assert ids == list(range(10))
     assert len(trio_server.requests) == 2  # nothing fetched past the empty page
     assert iterator.position.done
 

@@ -61,6 +61,7 @@ from ._pages import (
 )
 from ._redact import is_restricted, without_query
 from ._safe_url import is_secret_name, safe_url
+from ._urls import parse_url
 from .errors import TrestflyError, UnexpectedValueError
 
 #: Says when a walk ends on a full page for want of a next cursor or link (a mistyped
@@ -1045,8 +1046,8 @@ class LinkIterator(PagedIterator[R]):
             )
         if isinstance(address, str):
             try:
-                httpx.URL(address).host  # noqa: B018 (decoded here: bad IDNA raises)
-            except (httpx.InvalidURL, UnicodeError):
+                parse_url(address, "the next link")  # its host decoded too
+            except UnexpectedValueError:
                 # "https://xn--/x": the session refused it as the call's own bad path.
                 raise PaginationError(
                     f"the next link {self._show_url(address)!r} is no URL a request can go "
