@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import random
 
 import httpx
 import pytest
@@ -50,6 +51,45 @@ def test_disabled_budget_always_allows() -> None:
     assert budget.try_spend(0.0, retrying_alone=False)
 
 
+def test_budget_absorbs_the_dips_of_a_failure_rate_inside_its_ratio() -> None:
+    # Each failure takes a token and each success gives back 0.2: at 12% failures the
+    # level is a random walk drifting up, whose dips emptied a bucket fixed at 10 tokens
+    # in most runs of 20,000 requests.  Sized by the last window's successes, it holds.
+    draws = random.Random(12)
+    budget = RetryBudget(BudgetSettings(), 0.0)
+    now = 0.0
+    for _ in range(23_000):
+        now += 0.001  # 1,000 answers a second
+        if draws.random() < 0.12:
+            assert budget.try_spend(now, retrying_alone=False)
+        else:
+            budget.on_success(now)
+    assert budget.denied == 0
+
+
+def test_budget_after_heavy_traffic_bounds_an_outage_by_recent_successes() -> None:
+    budget = RetryBudget(BudgetSettings(capacity=10, ratio=0.2, per_second=0), 0.0)
+    for step in range(1, 1001):
+        budget.on_success(step / 1000)  # 1,000 successes in the last second
+    # About 0.2 x 1,000 retries (the deposits, less a second's decay), then no more.
+    allowed = 0
+    while budget.try_spend(1.0, retrying_alone=False):
+        allowed += 1
+    assert 180 <= allowed <= 200
+    # Old successes expire: a minute later the bucket is back to its capacity.
+    for step in range(1, 1001):
+        budget.on_success(2 + step / 1000)
+    assert budget.level(63.0) <= 10 + 1e-9
+    assert budget.level(63.0) == pytest.approx(10.0, abs=0.1)
+
+
+def test_budget_window_zero_keeps_the_bucket_at_capacity() -> None:
+    budget = RetryBudget(BudgetSettings(capacity=3, ratio=0.5, per_second=0, window=0), 0.0)
+    for _ in range(100):
+        budget.on_success(0.0)
+    assert budget.level(0.0) == 3.0
+
+
 @pytest.mark.parametrize(
     ("settings", "needle"),
     [
@@ -58,6 +98,8 @@ def test_disabled_budget_always_allows() -> None:
         ({"capacity": math.nan}, "capacity"),
         ({"per_second": math.nan}, "per_second"),
         ({"ratio": math.inf}, "ratio"),
+        ({"window": -1}, "window"),
+        ({"window": math.nan}, "window"),
         ({"enabled": "no"}, "enabled"),
         # An int too large for a float: math.isfinite raised a bare OverflowError.
         ({"capacity": 10**400}, "capacity"),
