@@ -229,6 +229,36 @@ async def test_the_budget_lets_a_busy_session_retry_failures_well_inside_its_rat
     assert api.stats.retries == len(failed_once) >= 200  # the 503s came, each retried
 
 
+@pytest.mark.parametrize("status", [500, 502, 504])
+async def test_the_budget_counts_retries_of_hints_that_close_no_gate(
+    autojump_clock: trio.testing.MockClock, status: int
+) -> None:
+    # A Retry-After on a 500, 502 or 504 is the call's own wait: it closes no gate, so
+    # nothing paces the crowd.  It made every retry "guided" and free of the budget: a
+    # gateway outage of 50 calls sent all 50 x 6 attempts, in waves of all 50.
+    with respx.mock:
+        route = respx.get(f"{URL}/x").respond(status, headers={"Retry-After": "1"})
+        async with TrioAPISession(url=URL, retry_on=[status]) as api:
+
+            async def one() -> None:
+                with pytest.raises(errors.APIError):
+                    await api.get("x")
+
+            await run_tasks(50, one)
+            assert api.stats.budget_denied > 0
+        # The capacity, and a token a second over the 5 s of hints the last calls wait
+        # (without the budget: 300).
+        assert route.call_count <= 50 + 10 + 5
+        # A call failing alone still waits the hint and gets its retries.
+        route.reset()
+        async with TrioAPISession(url=URL, retry_on=[status]) as api:
+            start = trio.current_time()
+            with pytest.raises(errors.APIError):
+                await api.get("x")
+            assert route.call_count == 6
+            assert trio.current_time() - start >= 5
+
+
 async def test_a_call_waiting_out_a_throttle_does_not_make_a_lone_failure_one_of_many(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
@@ -236,11 +266,14 @@ async def test_a_call_waiting_out_a_throttle_does_not_make_a_lone_failure_one_of
     # "Alone" counted every call with a retry behind it: one waiting out another
     # origin's 429 (a retry the budget has no part in) made the lone 503 one of many,
     # and it was refused its retry.
-    async def lone_failure(neighbour_throttled: bool) -> int:
+    async def lone_failure(neighbour_throttled: bool, neighbour_path: str = "quota") -> int:
         answers: dict[str, int] = {}
 
         def server(request: httpx.Request) -> httpx.Response:
             if request.url.host == "other.test":
+                answers["other"] = answers.get("other", 0) + 1
+                if request.url.path == "/503-then-quota" and answers["other"] == 1:
+                    return httpx.Response(503)
                 return httpx.Response(429, headers={"Retry-After": "60"})
             if request.url.path == "/down":
                 return httpx.Response(503)
@@ -251,19 +284,60 @@ async def test_a_call_waiting_out_a_throttle_does_not_make_a_lone_failure_one_of
             with suppress(errors.APIError):
                 await api.get(path)
 
-        async with TrioAPISession(url=URL, transport=httpx.MockTransport(server)) as api:
+        # No refill with time: the neighbour's wait must not give the lone call a token.
+        budget = BudgetSettings(per_second=0)
+        async with TrioAPISession(
+            url=URL, transport=httpx.MockTransport(server), retry_budget=budget
+        ) as api:
             await run_tasks(40, lambda: fail("down"))  # the outage: the budget drained
             assert api.stats.budget_denied > 0
             async with trio.open_nursery() as nursery:
                 if neighbour_throttled:
-                    nursery.start_soon(fail, "http://other.test/quota")
-                    await trio.sleep(0.01)  # its 429 is in: it waits 60 s to retry
+                    nursery.start_soon(fail, f"http://other.test/{neighbour_path}")
+                    await trio.sleep(1)  # its 429 is in: it waits 60 s to retry
                 await api.get("b")
                 nursery.cancel_scope.cancel()
         return answers["b"]
 
     assert await lone_failure(neighbour_throttled=False) == 2
     assert await lone_failure(neighbour_throttled=True) == 2
+    # Nor one whose first retry was of a 503 without a hint: it counted among the calls
+    # retrying unguided failures until it ended, waiting out its 429 included.
+    assert await lone_failure(neighbour_throttled=True, neighbour_path="503-then-quota") == 2
+
+
+def test_a_new_run_counts_no_call_of_the_last_one_as_retrying() -> None:
+    # A Ctrl-C between a call's flag and the session's count of calls retrying could
+    # leave the count off by one, and it outlived the run: at -1 (or +1) no failure of
+    # any later run was alone again, and a lone 503 after an outage was refused.
+    answers = {"b": 0}
+
+    def server(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/down":
+            return httpx.Response(503)
+        answers["b"] += 1
+        return httpx.Response(503 if answers["b"] == 1 else 200)
+
+    api = TrioAPISession(url=URL, transport=httpx.MockTransport(server))
+
+    async def interrupted_run() -> None:
+        async with api:
+            api._retrying_unguided = -1  # what the interrupted run could leave
+
+    async def next_run() -> None:
+        async with api:
+
+            async def fail() -> None:
+                with suppress(errors.APIError):
+                    await api.get("down")
+
+            await run_tasks(40, fail)  # the outage: the budget drained
+            assert api.stats.budget_denied > 0
+            await api.get("b")  # alone: retried
+
+    for run in (interrupted_run, next_run):
+        trio.run(run, clock=trio.testing.MockClock(autojump_threshold=0))
+    assert answers["b"] == 2
 
 
 async def test_a_throttle_of_a_request_already_in_flight_is_not_counted(

@@ -208,8 +208,7 @@ class Call:
                 await checkpoint_if_cancelled_or_past_deadline()
                 await self._retry_or_raise(outcome)
         finally:
-            if self._unguided:
-                api._retrying_unguided -= 1
+            self._set_unguided(False)
 
     async def _attempt(self) -> _Outcome:
         """Send once and classify what came back; raise what ends the call at once."""
@@ -385,11 +384,18 @@ class Call:
             draw=api._rng.random(),
         )
         # The budget is for failures the server gave no guidance on: a throttle, a
-        # delay hint or a closed gate is guidance, and the gate paces those.
-        # A hint of zero is none (see decide): the budget counts its retries.
+        # hint that closes the gate (on a 503) or a closed gate is guidance, and the
+        # gate paces those.  A hint of zero is none (see decide), and a hint on a 502
+        # or a 504 closes no gate: it is the call's own wait and nothing paces the
+        # crowd, so the budget counts those retries (a gateway outage with
+        # `Retry-After: 1` got every call's every retry, in waves of all of them).
+        response = outcome.response
         guided = outcome.guided = (
-            bool(outcome.hint)
-            or outcome.throttled
+            outcome.throttled
+            or (
+                response is not None
+                and closes_gate(response.status_code, outcome.hint, throttled=False)
+            )
             or outcome.gate.throttle.gate_until > trio.current_time()
         )
         kwargs = self._kwargs
@@ -399,7 +405,6 @@ class Call:
             *body, outcome.failure, files, answered=outcome.answered
         ):
             decision = Decision(decision.delay, StopReason.STREAMED_BODY)
-        response = outcome.response
         if (
             decision.retry
             and response is not None
@@ -443,11 +448,11 @@ class Call:
                 self._method, outcome.url, options, self._retries_done, stop, failure, self._history
             )
 
-        if not outcome.guided and not self._unguided:
-            # From its first retry the server gave no guidance on, the call is one of
-            # those failing together that the budget is for (see _budget_allows).
-            self._unguided = True
-            api._retrying_unguided += 1
+        # While its latest retry is one the server gave no guidance on, the call is one
+        # of those failing together that the budget is for (see _budget_allows); once
+        # it waits out a throttle or a Retry-After it is not (it counted to its end, and
+        # a lone 503 elsewhere was refused as one of many while it waited).
+        self._set_unguided(not outcome.guided)
         self._retries_done += 1
         if not counted:
             self._uncounted += 1
@@ -643,6 +648,16 @@ class Call:
         if target.link is not None:
             target.link.notice()
 
+    @trio.lowlevel.enable_ki_protection
+    def _set_unguided(self, unguided: bool) -> None:
+        """Whether the call counts among the session's calls retrying unguided
+        failures.  The flag and the session's count change together, safe from Ctrl-C:
+        a KeyboardInterrupt between them left the count off by one, and at -1 no
+        failure was ever alone again."""
+        if unguided != self._unguided:
+            self._unguided = unguided
+            self._api._retrying_unguided += 1 if unguided else -1
+
     def _budget_allows(self) -> bool:
         """Whether the retry budget lets an unguided retry go.  One call failing alone
         always may; "alone" counts only the other calls retrying failures the server
@@ -652,7 +667,7 @@ class Call:
         api = self._api
         now = trio.current_time()
         others = api._retrying_unguided - (1 if self._unguided else 0)
-        return api._budget.try_spend(now, retrying_alone=others == 0)
+        return api._budget.try_spend(now, retrying_alone=others <= 0)
 
     def _with_user_agent(self, url: str, options: CallOptions, headers: Any) -> httpx.Headers:
         """The call's headers over the session's User-Agent (for a ``session=`` client)."""

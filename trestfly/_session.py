@@ -771,6 +771,9 @@ class TrioAPISession:
         # call of this run replaced it: its instants are of the other clock).
         self._budget = RetryBudget(self._retry_budget, 0.0)
         self._budget_started = False
+        # No call of the last run is still going: none is retrying (a count left off
+        # by an interrupted run must not make every failure of this one "one of many").
+        self._retrying_unguided = 0
         self._last_seen = 0.0
         # The stats too: totals of the gates (throttles, trips) start over with them.
         self._counters = Counters()
