@@ -740,6 +740,36 @@ async def test_a_call_cut_off_by_leaving_is_not_sent_again_through_the_next_bloc
     assert len(trio_server.requests) == 1
 
 
+async def test_a_call_whose_injected_client_its_owner_closes_is_not_told_not_open(
+    trio_server: TrioTestServer,
+) -> None:
+    """A session= client closed by its owner while a call is out, the session still
+    open: the call said the session's block had ended (a SessionNotOpenError, an
+    AttributeError too); it is the error the next call gets."""
+    trio_server.app.script("/slow", stall(2))
+    client = httpx.AsyncClient()
+    caught: list[Exception] = []
+    with trio.fail_after(LIMIT):
+        async with Server(url=trio_server.base_url, session=client) as api:
+            async with trio.open_nursery() as nursery:
+
+                async def call() -> None:
+                    try:
+                        await api.get("slow")
+                    except Exception as exc:
+                        caught.append(exc)
+
+                nursery.start_soon(call)
+                await trio_server.wait_until(lambda: len(trio_server.requests) == 1)
+                await client.aclose()
+            with pytest.raises(errors.TrestflyError, match="closed while the session is open"):
+                await api.get("next")
+    assert [type(exc) for exc in caught] == [errors.TrestflyError]
+    assert "the session= client was closed while the session is open" in str(caught[0])
+    assert isinstance(caught[0].__cause__, httpx.TransportError)
+    assert len(trio_server.requests) == 1
+
+
 async def test_a_sharded_transport_serves_again_after_a_close(trio_server: TrioTestServer) -> None:
     """A session built with ``transport=ShardedTransport(...)`` entered a second time (the
     session closes its transport on leaving): the transport closed, behind httpcore's

@@ -303,6 +303,10 @@ class Call:
                 # GET's ReadError was retried into "not open" (or through the next
                 # block's client: sent twice), a POST's was a ConnectionError.
                 api._counters.failures += 1
+                if getattr(api, "_httpx_client", None) is client:
+                    # Still the session's client: closed by its owner (a session= client's
+                    # code, say) with the session open, not by the block's end.
+                    raise closed_while_open(api, client) from exc
                 raise errors.SessionNotOpenError(
                     f"{method} {options.shown_url(url)}: cut off by the closing of the "
                     f"client it went through ({type(api).__name__}'s block ended while it "
@@ -528,13 +532,7 @@ class Call:
                     # Closed by its owner while the session is open: httpx's bare
                     # RuntimeError said "Cannot send a request" and nothing more.
                     api._counters.failures += 1
-                    raise errors.TrestflyError(
-                        "the session= client was closed while the session is open: it must "
-                        "stay open while the session is"
-                        if session is api._injected_session
-                        else "the session's httpx client was closed while the session is "
-                        "open, by code other than trestfly's"
-                    )
+                    raise closed_while_open(api, session)
                 api._counters.attempts += 1
                 # A fresh extensions dict per attempt: redirects share it (see
                 # drop_credentials_off_origin), the caller's is not written to.
@@ -701,4 +699,16 @@ def _answered_elsewhere(response: httpx.Response | None, url: str) -> bool:
         response is not None
         and bool(response.history)
         and origin_of(response.request.url) != origin_of(url)
+    )
+
+
+def closed_while_open(api: TrioAPISession, client: httpx.AsyncClient) -> errors.TrestflyError:
+    """The error of a call whose client was closed while the session is open: by code
+    other than trestfly's, which only closes its clients when the block ends."""
+    return errors.TrestflyError(
+        "the session= client was closed while the session is open: it must stay open "
+        "while the session is"
+        if client is api._injected_session
+        else "the session's httpx client was closed while the session is open, by code "
+        "other than trestfly's"
     )
