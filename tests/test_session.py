@@ -1669,7 +1669,53 @@ def test_http2_without_the_h2_package_is_refused_when_built(
     with pytest.raises(errors.UnexpectedValueError, match="h2 package"):
         API(http2=True)
     API(http2=False)
-    API(http2=True, session=httpx.AsyncClient())  # a client of the caller's is its own
+    # A client or transport of the caller's is its own: http2= cannot reach it, and is
+    # refused for that (see the test below), not for the missing package.
+    with pytest.raises(errors.UnexpectedValueError, match="http2= cannot reach"):
+        API(http2=True, session=httpx.AsyncClient())
+    with pytest.raises(errors.UnexpectedValueError, match="http2= cannot reach"):
+        API(http2=True, transport=httpx.MockTransport(lambda r: httpx.Response(200)))
+
+
+@pytest.mark.parametrize(
+    ("keyword", "value"),
+    [
+        ("ssl_verify", False),
+        ("cert", "CERT"),
+        ("proxies", "http://127.0.0.1:3128"),
+        ("timeout", 0.05),
+        ("timeout", None),
+        ("http2", True),
+    ],
+)
+def test_settings_a_given_client_or_transport_cannot_take_are_refused(
+    tmp_path: Path, keyword: str, value: object
+) -> None:
+    # They were accepted and dropped: the requests went round the proxy, without the
+    # certificate, with the client's own timeout and TLS settings.
+    if value == "CERT":
+        value = str(tmp_path / "client.pem")
+        Path(value).write_text("not read before entering")
+    with pytest.raises(errors.UnexpectedValueError, match=f"{keyword}= cannot reach the session="):
+        API(session=httpx.AsyncClient(), **{keyword: value})
+    transport = httpx.MockTransport(lambda r: httpx.Response(200))
+    if keyword == "timeout":
+        API(transport=transport, **{keyword: value})  # the client built around it takes it
+    else:
+        refused = f"{keyword}= cannot reach the transport="
+        with pytest.raises(errors.UnexpectedValueError, match=refused):
+            API(transport=transport, **{keyword: value})
+
+
+def test_an_sdks_class_settings_give_way_to_a_given_client() -> None:
+    # An SDK's defaults, not the caller's words: the caller's client decides.
+    class Strict(API):
+        _timeout = 5.0
+        _ssl_verify = True
+        _proxies = "http://127.0.0.1:3128"
+
+    Strict(session=httpx.AsyncClient())
+    Strict(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
 
 
 async def test_retry_statuses_is_a_session_keyword_like_every_class_attribute(

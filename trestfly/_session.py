@@ -346,8 +346,40 @@ class TrioAPISession:
         self._retry_budget: BudgetSettings = check_instance(
             "retry_budget", pick(retry_budget, "_retry_budget"), BudgetSettings
         )
+        # Settings of the client trestfly builds, given beside a client or a transport
+        # they cannot reach: a proxy bypassed, a certificate never presented, a timeout
+        # not applied, all silently.  (Class attributes are an SDK's defaults, and give
+        # way to what the caller passes: only keywords are refused.)
+        if session is not None or transport is not None:
+            keywords: dict[str, object] = {
+                "ssl_verify": ssl_verify,
+                "cert": cert,
+                "proxies": proxies,
+                "http2": http2,
+            }
+            if session is not None and timeout is not _UNSET:
+                # (The client trestfly builds around a transport= does take it.)
+                keywords["timeout"] = timeout
+            unreachable = [
+                f"{name}="
+                for name, value in keywords.items()
+                if value is not None or name == "timeout"
+            ]
+            if unreachable:
+                what = "session= client" if session is not None else "transport="
+                raise errors.UnexpectedValueError(
+                    f"{', '.join(unreachable)} cannot reach the {what} given: set "
+                    f"{'them' if len(unreachable) > 1 else 'it'} on the "
+                    f"{'client' if session is not None else 'transport'} you pass, "
+                    "which is used as it is"
+                )
         self._http2: bool = check_bool("http2", pick(http2, "_http2"))
-        if self._http2 and session is None and importlib.util.find_spec("h2") is None:
+        if (
+            self._http2
+            and session is None
+            and transport is None
+            and importlib.util.find_spec("h2") is None
+        ):
             # httpx would raise a bare ImportError on entering, far from the setting.
             raise errors.UnexpectedValueError(
                 "http2=True needs the h2 package: pip install 'httpx[http2]'"
