@@ -2938,6 +2938,26 @@ async def test_request_arguments_of_the_wrong_kind_are_named(
     assert not isinstance(auth_bug.value, errors.TrestflyError)
 
 
+async def test_a_per_call_auth_none_is_refused_not_read_one_way() -> None:
+    # requests (RESTfly) sent the session's credentials for auth=None, httpx sends none:
+    # an SDK method forwarding auth=None lost the client's credentials silently.
+    sent: list[str | None] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        sent.append(request.headers.get("Authorization"))
+        return httpx.Response(200)
+
+    client = httpx.AsyncClient(auth=("user", "pass"), transport=httpx.MockTransport(server))
+    async with client, API(session=client) as api:
+        with pytest.raises(errors.UnexpectedValueError, match=r"auth=None is ambiguous"):
+            await api.get("x", auth=None)
+        assert sent == []  # refused before anything was sent
+        await api.get("x")
+        await api.get("x", auth=httpx.USE_CLIENT_DEFAULT)
+        await api.get("x", auth=httpx.Auth())  # what the message offers for none
+    assert [header is not None for header in sent] == [True, True, False]
+
+
 async def test_a_wrong_auth_or_header_is_never_quoted() -> None:
     client = httpx.AsyncClient(transport=httpx.MockTransport(lambda r: httpx.Response(200)))
     async with API(session=client) as api:

@@ -339,6 +339,16 @@ def _check_request_argument(key: str, value: Any) -> None:
             f"generator); got a {type(value).__name__} (read a file or join the chunks "
             "into bytes first)"
         )
+    elif key == "auth" and value is None:
+        # Read two ways: requests (and so RESTfly) sent the session's credentials, httpx
+        # sends none.  An SDK method forwarding `auth=None` lost the client's auth
+        # silently (401s); taken the requests way, a call meant to go without them
+        # would carry them.  Each way is a keyword away.
+        raise UnexpectedValueError(
+            "auth=None is ambiguous (requests sent the session's credentials, httpx sends "
+            "none): leave auth out, or pass httpx.USE_CLIENT_DEFAULT, for the session's; "
+            "pass httpx.Auth() for none"
+        )
     elif key == "auth" and not (
         (
             isinstance(value, tuple)
@@ -346,7 +356,6 @@ def _check_request_argument(key: str, value: Any) -> None:
             and isinstance(value[0], str | bytes)
             and isinstance(value[1], str | bytes)
         )
-        or value is None
         or value is httpx.USE_CLIENT_DEFAULT
         or isinstance(value, httpx.Auth)
         or callable(value)
