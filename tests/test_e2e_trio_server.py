@@ -294,18 +294,41 @@ async def test_broken_connection_is_retried_for_get(
     assert [r.connection_id for r in trio_server.requests] == [1, 2]
 
 
-async def test_a_malformed_header_line_of_the_answer_is_not_quoted() -> None:
-    # h11 refuses the answer quoting the line it could not read, here a Set-Cookie
-    # holding a session: the ConnectionError quoted it, and so did its cause.
-    answer = b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=S3CR3T\x00\r\nContent-Length: 0\r\n\r\n"
+@pytest.mark.parametrize(
+    ("answer", "problem"),
+    [
+        (
+            lambda asked: (
+                b"HTTP/1.1 200 OK\r\nSet-Cookie: sid=S3CR3T\x00\r\nContent-Length: 0\r\n\r\n"
+            ),
+            "illegal header line",
+        ),
+        # A peer that does not speak HTTP and echoes the request: its first line, with
+        # the query's api_key, was quoted as the "illegal status line".
+        (lambda asked: asked, "illegal status line"),
+        (
+            lambda asked: (
+                b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz;token=S3CR3T\r\n"
+            ),
+            "illegal chunk header",
+        ),
+    ],
+    ids=["header-line", "echoed-request", "chunk-header"],
+)
+async def test_a_malformed_line_of_the_answer_is_not_quoted(
+    answer: Callable[[bytes], bytes], problem: str
+) -> None:
+    # h11 refuses the answer quoting the bytes it could not read, here a Set-Cookie
+    # holding a session, the request's own api_key echoed back, a chunk header's
+    # token: the ConnectionError quoted them, and so did its cause.
     answered = 0
 
     async def handler(stream: trio.SocketStream) -> None:
         nonlocal answered
         with trio.move_on_after(LIMIT):
-            await stream.receive_some(65536)
+            asked = await stream.receive_some(65536)
             answered += 1
-            await stream.send_all(answer)
+            await stream.send_all(answer(asked))
             await stream.aclose()
 
     async with trio.open_nursery() as nursery:
@@ -315,11 +338,11 @@ async def test_a_malformed_header_line_of_the_answer_is_not_quoted() -> None:
         with trio.fail_after(LIMIT):
             async with Server(url=f"http://127.0.0.1:{port}", retries=1) as api:
                 with pytest.raises(errors.ConnectionError) as caught:
-                    await api.get("items")
+                    await api.get("items", params={"api_key": "S3CR3T"})
         nursery.cancel_scope.cancel()
     error = caught.value
     assert answered == 2  # a GET's broken answer is retried, as any read failure
-    assert "illegal header line in the answer (not shown" in str(error)
+    assert f"{problem} in the answer (not shown" in str(error)
     chain = [error, error.__cause__, error.__cause__.__cause__, error.__cause__.__context__]
     assert not any("S3CR3T" in repr(part) for part in chain)
 

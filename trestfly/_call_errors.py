@@ -94,15 +94,18 @@ def unfollowable_redirect(
     return error
 
 
-#: h11 quotes the line of the answer it refuses; a header line may hold a credential
-#: (a Set-Cookie, a token echoed back).
-_QUOTED_LINE = re.compile(r"(illegal header line): ", re.IGNORECASE)
+#: h11 quotes the bytes of the answer it refuses ("illegal header line: bytearray(b'...')",
+#: and so the status line and a chunk header); they may hold a credential: a Set-Cookie,
+#: or our own request echoed back by a peer that does not speak HTTP (its query's
+#: api_key in an "illegal status line").
+_QUOTED_LINE = re.compile(r"(.*?):\s*(?:bytearray\()?b['\"]", re.DOTALL)
 
 
 def without_quoted_line(exc: Exception) -> Exception:
-    """``exc``, or when it quotes a header line of the server's answer (h11's "illegal
-    header line: bytearray(b'Set-Cookie: ...')"), a copy of its class that names the
-    problem only: the call's error quotes its last failure and is chained from it."""
+    """``exc``, or when it quotes bytes of the server's answer (h11's "illegal
+    header line: bytearray(b'Set-Cookie: ...')", "illegal status line: ...", "illegal
+    chunk header: ..."), a copy of its class that names the problem only: the call's
+    error quotes its last failure and is chained from it."""
     if not isinstance(exc, httpx.ProtocolError):
         return exc
     match = _QUOTED_LINE.match(str(exc))
