@@ -333,6 +333,27 @@ def test_a_quoted_body_head_hides_a_credentials_value_whatever_its_shape(
     assert value.encode() not in hide_secret_values(head)
 
 
+@CHECK
+@given(
+    secret_names(),
+    SECRET_VALUE,
+    st.sampled_from(["form", "javascript", "list"]),
+    st.integers(0, 80),
+)
+def test_a_body_head_hides_a_credentials_value_under_an_unquoted_name(
+    name: str, value: str, shape: str, cut: int
+) -> None:
+    # A token endpoint that said JSON and answered a form, a JavaScript object, a
+    # ';' list: the names are not quoted, and the values were shown whole.
+    text = {
+        "form": f"a=1&{name}={value}&token_type=bearer",
+        "javascript": f"{{a: 1, {name}: '{value}', b: [1, 2]}}",
+        "list": f"a=1; {name} = {value}; b=2",
+    }[shape].encode()
+    head = text[: len(text) - cut]
+    assert value.encode() not in hide_secret_values(head)
+
+
 @st.composite
 def bodies_with_a_secret(draw: st.DrawFn) -> tuple[Any, str]:
     """A JSON body holding a credential up to three containers deep, and its value."""

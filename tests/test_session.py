@@ -2011,6 +2011,9 @@ async def test_a_token_answer_that_does_not_convert_is_not_quoted(body: bytes) -
         (b'{"key": [("S3CRET",)],}', b'{"key": ***,}'),
         (b'{"api_keys": ["' + b"k" * 80 + b'"],}', b'{"api_keys": ***'),  # the head cut short
         (b'{"\\u0074oken": "S3CRET",}', b'{"\\u0074oken": "***",}'),
+        # Unquoted names: a token endpoint answering a form, or a JavaScript object.
+        (b"access_token=S3CRET&token_type=bearer", b"access_token=***&token_type=bearer"),
+        (b"{access_token: 'S3CRET', expires_in: 3600", b"{access_token: '***', expires_in: 3600"),
     ],
 )
 async def test_a_decode_error_hides_every_credential_value_it_quotes(

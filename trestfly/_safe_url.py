@@ -319,6 +319,16 @@ _MEMBER = re.compile(
 )
 
 
+#: A name-value pair outside quotes: a form's ``access_token=...&`` (a token endpoint
+#: that ignored ``Accept: application/json`` and said JSON all the same), a JavaScript
+#: object's ``{access_token: '...'``, a ``token=...;`` list.  Its value: quoted, or
+#: bare up to the next separator.
+_BARE_MEMBER = re.compile(
+    rb"""(?<![\w\\\[\]])([A-Za-z_][\w.\[\]-]{0,99})\s*[:=]\s*"""
+    rb"""(?:(["'])((?:(?!\2)[^\\]|\\.)*)|([^\s&;,}\]'"]+))"""
+)
+
+
 def hide_secret_values(
     text: bytes, extra: Collection[str] = (), redact_value: str = "REDACTED"
 ) -> bytes:
@@ -327,23 +337,26 @@ def hide_secret_values(
     replaced: a token endpoint's ``{"access_token": "..."`` with a trailing comma was
     quoted whole in the error.  A list or object value is replaced whole, up to its
     closing bracket or the end of the text (``{"tokens": ["tok_...", ...]`` hid only
-    its ``[``)."""
+    its ``[``).  Unquoted names count too: a form's ``access_token=...`` and a
+    JavaScript object's ``{access_token: '...'`` were quoted whole."""
     hidden = redact_value.encode()
-    pieces: list[bytes] = []
-    done = 0
-    position = 0
-    while (match := _MEMBER.search(text, position)) is not None:
-        position = match.end()
-        if not is_secret_name(_key_name(match.group(2)), extra):
-            continue
-        group = 4 if match.group(3) is not None else 5
-        start, end = match.start(group), match.end(group)
-        if group == 5 and text[start : start + 1] in (b"[", b"{", b"("):
-            end = position = _composite_end(text, start)
-        pieces += [text[done:start], hidden]
-        done = end
-    pieces.append(text[done:])
-    return b"".join(pieces)
+    for pattern, name_group, quoted_group in ((_MEMBER, 2, 3), (_BARE_MEMBER, 1, 2)):
+        pieces: list[bytes] = []
+        done = 0
+        position = 0
+        while (match := pattern.search(text, position)) is not None:
+            position = match.end()
+            if not is_secret_name(_key_name(match.group(name_group)), extra):
+                continue
+            group = quoted_group + 1 if match.group(quoted_group) is not None else quoted_group + 2
+            start, end = match.start(group), match.end(group)
+            if group == quoted_group + 2 and text[start : start + 1] in (b"[", b"{", b"("):
+                end = position = _composite_end(text, start)
+            pieces += [text[done:start], hidden]
+            done = end
+        pieces.append(text[done:])
+        text = b"".join(pieces)
+    return text
 
 
 def _key_name(raw: bytes) -> bytes:
