@@ -1140,6 +1140,23 @@ async def test_a_next_cursor_of_zero_ends_the_walk(last: object, prefetch: int |
     assert iterator.count == 3 and iterator.position.done
 
 
+@pytest.mark.parametrize(
+    ("cursor", "kind"), [({"state": "S3CRET"}, "dict"), (["S3CRET"], "list"), (True, "bool")]
+)
+async def test_a_next_cursor_that_is_no_token_is_named_by_kind_not_quoted(
+    cursor: object, kind: str
+) -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [{"id": 1}], "next_cursor": cursor})
+
+    async with _mock_api(handler) as api:
+        iterator = CursorIterator(api, path="/items", items_key="items")
+        with trio.fail_after(LIMIT), pytest.raises(errors.PaginationError) as caught:
+            await walk(iterator, None, bound=100)
+    assert f"the next cursor is a {kind}, not a token" in str(caught.value)
+    assert "S3CRET" not in str(caught.value)
+
+
 @pytest.mark.parametrize("prefetch", [None, 2])
 @pytest.mark.parametrize(("name", "value"), [("max_items", "2"), ("max_pages", -1)])
 async def test_a_paged_limit_set_after_construction_is_checked_before_the_first_page(

@@ -937,8 +937,10 @@ class CursorIterator(PagedIterator[R]):
         if cursor is None or cursor == "" or cursor is False or cursor in (0, "0"):
             return page
         if isinstance(cursor, bool) or not isinstance(cursor, str | int):
+            # Its kind only: an object may hold anything (a signed state, a session).
             raise PaginationError(
-                f"{self._show_url(target)}: the next cursor is {cursor!r}, not a token"
+                f"{self._show_url(target)}: the next cursor is a {type(cursor).__name__}, "
+                "not a token (a string or an integer)"
             )
         return Page(page.records, page.total, page.total_pages, str(cursor))
 
