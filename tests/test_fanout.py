@@ -428,6 +428,57 @@ async def test_a_fan_out_of_a_few_items_starts_a_few_workers() -> None:
     assert spawned <= 6  # two workers (one for none) per fan-out, not ten thousand
 
 
+async def test_a_fan_out_of_an_unsized_iterable_starts_workers_as_items_come() -> None:
+    # A generator has no len(): the pool started `limit` workers at once (20,000 for
+    # three items: 1.3 s, 39 MB, and a deadline around it waited for all of them).
+    spawned = 0
+
+    class Spawns(trio.abc.Instrument):
+        def task_spawned(self, task: trio.lowlevel.Task) -> None:
+            nonlocal spawned
+            spawned += 1
+
+    async def work(n: int) -> int:
+        await trio.lowlevel.checkpoint()
+        return n
+
+    async with api() as session:
+        instrument = Spawns()
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            three = (n for n in range(3))
+            assert await session.map(work, three, limit=20_000) == [0, 1, 2]
+            async with session.map_as_completed(work, iter([0, 1, 2]), limit=20_000) as pairs:
+                assert sorted([result async for _, result in pairs]) == [0, 1, 2]
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+    assert spawned <= 2 * 4  # one worker per item and one that finds none, per fan-out
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+async def test_a_fan_out_of_a_generator_still_runs_limit_calls_at_once(
+    autojump_clock: trio.testing.MockClock, streamed: bool
+) -> None:
+    running = peak = 0
+
+    async def work(n: int) -> int:
+        nonlocal running, peak
+        running += 1
+        peak = max(peak, running)
+        await trio.sleep(0.01 * (1 + n % 3))
+        running -= 1
+        return n
+
+    items = (n for n in range(200))
+    async with api() as session:
+        if streamed:
+            async with session.map_as_completed(work, items, limit=25) as pairs:
+                assert sorted([result async for _, result in pairs]) == list(range(200))
+        else:
+            assert await session.map(work, items, limit=25) == list(range(200))
+    assert peak == 25
+
+
 async def test_a_group_raised_by_the_consumer_comes_out_whole() -> None:
     async def work(n: int) -> int:
         return n
