@@ -41,12 +41,16 @@ def test_typed_request_keywords_are_the_accepted_ones() -> None:
     assert RequestOptions.__optional_keys__ == HTTPX_REQUEST_ARGS | TRESTFLY_OPTIONS
     assert TrestflyOptions.__optional_keys__ == TRESTFLY_OPTIONS
     assert TrestflyOptions.__required_keys__ == frozenset()
-    # None is taken for every keyword but follow_redirects, typed bool alone.
-    for key in RequestOptions.__optional_keys__ - {"follow_redirects"}:
+    # None is taken for every keyword but follow_redirects, typed bool alone, and auth,
+    # which requests and httpx read two ways (typed Any, as httpx's own auth types are
+    # private: the refusal says what to pass).
+    for key in RequestOptions.__optional_keys__ - {"follow_redirects", "auth"}:
         resolve(DEFAULTS, {key: None})
     assert typing.get_type_hints(RequestOptions)["follow_redirects"] is bool
     with pytest.raises(UnexpectedValueError, match="follow_redirects must be True or False"):
         resolve(DEFAULTS, {"follow_redirects": None})
+    with pytest.raises(UnexpectedValueError, match="auth=None is ambiguous"):
+        resolve(DEFAULTS, {"auth": None})
 
 
 def test_httpx_arguments_pass_through_untouched() -> None:
@@ -168,7 +172,7 @@ def test_request_arguments_are_checked_by_kind_not_by_truth() -> None:
         {"auth": ("user", "password"), "timeout": 5, "follow_redirects": False},
         {"auth": httpx.BasicAuth("user", "password"), "timeout": httpx.Timeout(5, pool=None)},
         {"auth": lambda request: request, "timeout": None},
-        {"auth": None, "timeout": httpx.USE_CLIENT_DEFAULT},
+        {"auth": httpx.USE_CLIENT_DEFAULT, "timeout": httpx.USE_CLIENT_DEFAULT},
         # Form fields and a streamed body (httpx takes both; a form body as text is
         # sent as content=, below).
         {"data": {"tag": ["a", "b"]}},
