@@ -6,6 +6,7 @@ Timing assertions use pytest-trio's ``autojump_clock`` (a MockClock), never wall
 from __future__ import annotations
 
 import contextlib
+import copy
 import dataclasses
 import email.utils
 import functools
@@ -986,6 +987,68 @@ async def test_a_setting_read_at_construction_and_assigned_later_is_refused() ->
 
     async with Same() as api:
         assert api._url == "http://other.test"
+
+
+@pytest.mark.parametrize(
+    ("change", "named"),
+    [
+        (lambda api: api._error_map.__setitem__(418, errors.NoLongerExistsError), "_error_map"),
+        (lambda api: api._box_attrs.__setitem__("default_box", True), "_box_attrs"),
+        (lambda api: setattr(api, "_error_on_unexpected_input", True), "_error_on_unexpected_"),
+    ],
+    ids=["error_map", "box_attrs", "error_on_unexpected_input"],
+)
+async def test_a_setting_read_at_construction_and_changed_in_place_is_refused(
+    change: Callable[[Any], None], named: str
+) -> None:
+    # `self._error_map[418] = Teapot` after super().__init__(): the session had read the
+    # very object, which still equalled itself, and the change was ignored silently.
+    class Late(API):
+        _error_map = {404: errors.NotFoundError}  # noqa: RUF012 (an SDK's, as in RESTfly)
+
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            change(self)
+
+    with pytest.raises(errors.UnexpectedValueError, match=f"Late: {named}.* changed after"):
+        async with Late():
+            pass
+    assert Late._error_map == {404: errors.NotFoundError}  # the class is untouched
+
+
+async def test_retry_on_is_the_sessions_own_not_the_classs_list() -> None:
+    # `_retry_on` alone was left on the class: a hook reading self._retry_on saw the
+    # class's list, not the keyword's, and an SDK appending to it changed the class for
+    # every later session.
+    class SDK(API):
+        _retry_on = [500]  # noqa: RUF012 (an SDK's, as in RESTfly)
+
+    assert SDK(retry_on=[503])._retry_on == frozenset({503})
+    first = SDK()
+    assert first._retry_on == frozenset({500})
+    with pytest.raises(AttributeError):
+        first._retry_on.append(502)  # type: ignore[attr-defined]
+    assert SDK._retry_on == [500]
+
+
+def test_a_session_is_not_copied_or_pickled() -> None:
+    # A copy shared the original's clients, gates and budget: leaving the copy's block
+    # closed the original's client; deepcopy and pickle failed with a bare TypeError.
+    api = API()
+    for attempt in (copy.copy, copy.deepcopy, pickle.dumps):
+        with pytest.raises(errors.TrestflyError, match="cannot be copied or pickled"):
+            attempt(api)
+
+
+async def test_http2_assigned_after_construction_is_checked_on_entering() -> None:
+    class Late(API):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._http2 = "yes"  # type: ignore[assignment]
+
+    with pytest.raises(errors.UnexpectedValueError, match="http2 must be True or False"):
+        async with Late():
+            pass
 
 
 async def test_idle_origins_are_forgotten_once_there_are_many(

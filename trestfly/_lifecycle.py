@@ -32,14 +32,19 @@ SETTINGS_READ_AT_CONSTRUCTION = (
     "_build",
     "_lib_name",
     "_lib_version",
+    "_error_on_unexpected_input",
 )
 
 
 def _same(value: object, read: object) -> bool:
-    """Whether a setting still holds what was read (the same object, or an equal one:
-    assigning the value it had changes nothing)."""
+    """Whether a setting still holds what was read (an equal value: assigning the
+    value it had changes nothing; ``read`` is a copy of a value that can change in
+    place, so identity says nothing there)."""
     if value is read:
         return True
+    if isinstance(read, Mapping) and isinstance(value, Mapping):
+        # A MappingProxyType and the dict it was read into compare unequal.
+        read, value = dict(read), dict(value)
     try:
         return bool(value == read)
     except Exception:  # an __eq__ that fails: not the same
@@ -71,9 +76,21 @@ class Opening:
         return False
 
 
+def _snapshot(value: object) -> object:
+    """``value``, or a copy of it when it can change in place: an SDK's
+    ``self._error_map[418] = Teapot`` after ``super().__init__()`` left the object the
+    session had read equal to itself, and the change was ignored silently."""
+    if isinstance(value, Mapping):
+        return dict(value)
+    if isinstance(value, list | set | bytearray):
+        return value.copy()
+    return value
+
+
 def read_settings(session: object) -> dict[str, Any]:
-    """The settings of SETTINGS_READ_AT_CONSTRUCTION as ``session`` holds them now."""
-    return {name: getattr(session, name) for name in SETTINGS_READ_AT_CONSTRUCTION}
+    """The settings of SETTINGS_READ_AT_CONSTRUCTION as ``session`` holds them now (a
+    copy of those that can change in place)."""
+    return {name: _snapshot(getattr(session, name)) for name in SETTINGS_READ_AT_CONSTRUCTION}
 
 
 def changed_settings(session: object, read: Mapping[str, Any]) -> list[str]:

@@ -374,16 +374,7 @@ class TrioAPISession:
                     "which is used as it is"
                 )
         self._http2: bool = check_bool("http2", pick(http2, "_http2"))
-        if (
-            self._http2
-            and session is None
-            and transport is None
-            and importlib.util.find_spec("h2") is None
-        ):
-            # httpx would raise a bare ImportError on entering, far from the setting.
-            raise errors.UnexpectedValueError(
-                "http2=True needs the h2 package: pip install 'httpx[http2]'"
-            )
+        _check_h2_installed(self._http2, session, transport)
         self._follow_redirects = check_bool("follow_redirects", follow_redirects)
         if session is not None and not isinstance(session, httpx.AsyncClient):
             raise errors.UnexpectedValueError(
@@ -430,6 +421,11 @@ class TrioAPISession:
             {**self._base_error_map, **self._error_map}
         )
         session_retry_on = status_codes(pick(retry_on, "_retry_on"))
+        # On the instance, as every other setting: a hook reading self._retry_on saw the
+        # class's list, not the keyword's, and an SDK appending to it after
+        # super().__init__() changed the class for every later session (and this one
+        # not at all).  A frozenset: changed later, it is refused on entering.
+        self._retry_on = session_retry_on
         self._defaults = CallOptions(
             box=self._box,
             box_attrs=MappingProxyType(dict(self._box_attrs)),
@@ -496,6 +492,10 @@ class TrioAPISession:
             check_number("backoff", self._backoff, minimum=0)
             check_number("max_backoff", self._max_backoff, minimum=0)
             check_number("max_retry_after", self._max_retry_after, minimum=0)
+            # Read by _build_session as it is now: `_http2 = True` without h2 was a bare
+            # ImportError from httpx, and "yes" was taken as true.
+            check_bool("http2", self._http2)
+            _check_h2_installed(self._http2, self._injected_session, self._transport)
         except errors.UnexpectedValueError as refused:
             raise errors.UnexpectedValueError(
                 f"{type(self).__name__}: a setting assigned {when} is invalid: {refused}"
@@ -545,6 +545,23 @@ class TrioAPISession:
             f"<{type(self).__name__} url={shown!r} {state} "
             f"max_concurrency={getattr(self, '_max_concurrency', None)}>"
         )
+
+    def _not_copied(self) -> errors.TrestflyError:
+        return errors.TrestflyError(
+            f"a {type(self).__name__} cannot be copied or pickled: it holds its httpx "
+            "client, its gates and its budget, which a copy would share (leaving the "
+            "copy's block closed the original's client); make a new session with the "
+            "same settings"
+        )
+
+    def __copy__(self) -> Any:
+        raise self._not_copied()
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        raise self._not_copied()
+
+    def __reduce__(self) -> Any:
+        raise self._not_copied()
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -1262,4 +1279,13 @@ class TrioAPISession:
             in_flight=self._limiter.borrowed_tokens,
             origins=origins,  # a copy, like by_status (see Counters.frozen_status)
             coordination=self._coordination.stats if self._coordination else None,
+        )
+
+
+def _check_h2_installed(http2: bool, session: object, transport: object) -> None:
+    """Refuse ``http2=True`` for a client trestfly builds when h2 is missing: httpx
+    raised a bare ImportError on entering, far from the setting."""
+    if http2 and session is None and transport is None and importlib.util.find_spec("h2") is None:
+        raise errors.UnexpectedValueError(
+            "http2=True needs the h2 package: pip install 'httpx[http2]'"
         )
