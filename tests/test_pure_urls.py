@@ -310,6 +310,9 @@ def test_bracketed_other_names_stay_visible(name: str) -> None:
         ("http://h/x?a=1", {}, "http://h/x?a=1"),
         ("http://h/x?", {"page": 2}, "http://h/x?page=2"),
         ("http://h/x?a=1#top", {"page": 2}, "http://h/x?a=1&page=2#top"),
+        # A name given no value replaces nothing, and adds no stray "&".
+        ("http://h/x?q=trio", {"q": []}, "http://h/x?q=trio"),
+        ("http://h/x?q=trio", {"tag": []}, "http://h/x?q=trio"),
     ],
 )
 def test_params_join_the_query_as_written(url: str, params: object, expected: str) -> None:

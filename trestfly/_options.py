@@ -472,7 +472,9 @@ def _without_none(value: Any) -> Any:
     changed = False
     for name, field in pairs:
         if isinstance(field, list | tuple) and any(item is None for item in field):
-            field = [item for item in field if item is not None]
+            # A list of None alone is left out, as requests does: kept empty, it still
+            # named the field, and the path's own `?q=trio` went for `q: [None]`.
+            field = [item for item in field if item is not None] or None
             changed = True
         if field is None:
             changed = True

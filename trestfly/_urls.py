@@ -83,9 +83,11 @@ def with_params_in_query(url: str, params: object) -> str | None:
         return None
     base, hash_mark, fragment = url.partition("#")
     path, _, query = base.partition("?")
-    names = set(added.keys())
+    # The names params sends a value for: one given an empty list sends none, and
+    # replaces nothing (nor adds a stray "&").
+    names = {name for name, _ in added.multi_items()}
     kept = [pair for pair in query.split("&") if pair and _pair_name(pair) not in names]
-    if added:
+    if names:
         kept.append(str(added))
     return path + ("?" + "&".join(kept) if kept else "") + hash_mark + fragment
 
