@@ -1207,6 +1207,19 @@ async def test_error_on_unexpected_input_checks_authenticates_signature() -> Non
     Open(anything=1)
 
 
+def test_a_keyword_an_overridden_hook_cannot_take_is_refused_at_construction() -> None:
+    # Without error_on_unexpected_input, a misspelt api_kye= reached _authenticate on
+    # entering, as a bare TypeError far from the constructor.
+    class SDK(API):
+        async def _authenticate(self, api_key: str = "") -> None:
+            pass
+
+    with pytest.raises(errors.UnexpectedValueError, match=r"_authenticate\(\) .* api_kye"):
+        SDK(api_kye="k")
+    SDK(api_key="k")
+    API(anything=1)  # no override takes it, none is called with it: ignored, as RESTfly
+
+
 async def test_exceptions_in_the_body_are_never_swallowed() -> None:
     # v1/v2 regression: RESTfly 2's __aexit__ returned a truthy coroutine.
     class Deauth(API):

@@ -17,6 +17,7 @@ from . import errors
 
 __all__ = [
     "check_async_hooks",
+    "check_hooks_take_keywords",
     "check_required_hook_keywords",
     "check_unexpected_keywords",
     "class_shortcuts",
@@ -120,9 +121,15 @@ def check_unexpected_keywords(session: object, base: type, kwargs: Mapping[str, 
                 "neither the session nor its _authenticate() or _build_session() "
                 "accepts them"
             )
-    # Each overridden hook must also take the keywords the other names, or entering
-    # raises a bare TypeError: say so here instead.
-    for name, params in hooks.items():
+    check_hooks_take_keywords(session, base, kwargs)
+
+
+def check_hooks_take_keywords(session: object, base: type, kwargs: Mapping[str, Any]) -> None:
+    """Each overridden hook must take every keyword the session did not know, whatever
+    ``error_on_unexpected_input`` says: entering calls them with all of them, and a
+    misspelt ``api_kye=`` was a bare TypeError there, far from the constructor."""
+    cls = type(session)
+    for name, params in _overridden_hooks(session, base):
         if not _takes_any_keyword(params):
             refused = sorted(set(kwargs) - _keyword_names(params))
             if refused:

@@ -49,6 +49,7 @@ from ._coordination import Coordination
 from ._fanout import CompletedMap, map_ordered
 from ._hook_keywords import (
     check_async_hooks,
+    check_hooks_take_keywords,
     check_required_hook_keywords,
     check_unexpected_keywords,
     class_shortcuts,
@@ -443,6 +444,8 @@ class TrioAPISession:
         check_required_hook_keywords(self, TrioAPISession, kwargs)
         if self._error_on_unexpected_input:
             check_unexpected_keywords(self, TrioAPISession, kwargs)
+        else:
+            check_hooks_take_keywords(self, TrioAPISession, kwargs)
         self._auth_kwargs: dict[str, Any] = kwargs
         self._user_agent = user_agent(
             vendor=self._vendor,
