@@ -721,6 +721,11 @@ class ClientRun:
         self.failures += 1
         reason = getattr(error, "stop_reason", None)
         kind = type(error).__name__ + (f": {getattr(reason, 'value', reason)}" if reason else "")
+        cause = error.__cause__
+        if cause is not None:
+            # What the transport said (ConnectError: nothing listens there), which the
+            # trestfly error's class alone does not.
+            kind += f" ({type(cause).__name__})"
         self.failure_kinds[kind] = self.failure_kinds.get(kind, 0) + 1
 
     def record_success(self, latency: float, elapsed: float) -> None:
@@ -1215,7 +1220,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     server.add_argument(
         "--outage-seconds",
-        type=non_negative_float,
+        type=positive_float,
         default=None,
         metavar="S",
         help=f"length of the outage (default {DEFAULT_OUTAGE_SECONDS:g}; "
@@ -1809,6 +1814,12 @@ def print_results(
         print_table(titles.get(scenario, scenario), headers, rows)
         if scenario in notes:
             print(notes[scenario])
+        # Why requests were given up, where any were: a --url that refuses every
+        # connection showed "0/5 !" and nothing else.
+        for run in runs:
+            if run["failure_kinds"]:
+                kinds = ", ".join(f"{kind} x{n}" for kind, n in run["failure_kinds"].items())
+                print(f"given up: {run['client']} c={run['concurrency']}: {kinds}")
         outages = [run for run in runs if run["outage"] is not None]
         if outages:
             _print_outage(scenario, outages)
@@ -2075,6 +2086,10 @@ def run(args: argparse.Namespace) -> int:
             throughput.write_results(settings.out, settings.throughput_settings, section, env)
         )
     print(f"done in {_format_duration(elapsed)}; written: {', '.join(str(p) for p in written)}")
+    if settings.url is not None and settings.storm and not any(r["successes"] for r in results):
+        # Nothing measured: the URL is wrong or down (the reasons are printed above).
+        print(f"error: no request to {shown_url(settings)} succeeded", file=sys.stderr)
+        return 1
     return 0
 
 

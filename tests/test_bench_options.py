@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -73,6 +74,8 @@ HUGE = "1" + "0" * 400  # more than a float can hold
         # ceil(1e308 / 0.25) = ceil(inf) in the progress sampler, after the server started.
         (["--time-limit", "1e308"], "argument --time-limit: must be at most 1e+06"),
         (["--outage-seconds", "1e308"], "argument --outage-seconds: must be at most 1e+09"),
+        # An outage of no time: the outage scenario ran with no outage, judged as one.
+        (["--outage-seconds", "0"], "argument --outage-seconds: must be > 0"),
         (["--rate", "1e308"], "argument --rate: must be at most 1e+09"),
         # A bucket's 1 / rate overflowed: the server failed on every refusal uncounted,
         # and goodput read inf (a PASS, and "Infinity" in results.json).
@@ -142,7 +145,7 @@ def test_the_targets_say_when_they_are_not_judged_at_the_issues_settings() -> No
         # said nothing, and results.json claimed the issue's settings.
         [*issue_argv, "--window", "10"],
         [*issue_argv, "--burst", "2000"],
-        [*issue_argv, "--outage-seconds", "0"],
+        [*issue_argv, "--outage-seconds", "1"],
         [*issue_argv, "--flaky-503", "0"],
         [*issue_argv, "--latency-ms", "5"],
         [*issue_argv, "--time-limit", "1"],
@@ -618,3 +621,20 @@ async def test_a_request_given_up_is_recorded_with_why() -> None:
         "ServiceUnavailableError: retry budget exhausted (many requests failing together)": 1,
         "ValueError": 1,
     }
+
+
+def test_a_url_nothing_answers_says_why_and_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # "0/5 !", a row of dashes and exit status 0: the reason only in results.json.
+    with socket.socket() as probe:  # a loopback port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    argv = ["--url", f"http://127.0.0.1:{port}/x", "--requests", "2", "--concurrency", "1"]
+    code = storm.run(_parse("storm", *argv, "--plain", "--no-charts", "--out", str(tmp_path)))
+    captured = capsys.readouterr()
+    assert code == 1
+    assert "given up: trestfly c=1: ConnectionError: retries exhausted (ConnectError) x2" in (
+        captured.out
+    )
+    assert f"no request to http://127.0.0.1:{port}/x succeeded" in captured.err
