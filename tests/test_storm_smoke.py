@@ -382,7 +382,9 @@ def test_url_run_does_not_follow_a_redirect_to_another_server(
         server.server_close()
         thread.join(timeout=5)
     output = f"stdout:\n{completed.stdout}\nstderr:\n{completed.stderr}"
-    assert completed.returncode == 0, output
+    # Every request failed, so the run says so and exits 1 (since d499af0).
+    assert completed.returncode == 1, output
+    assert "succeeded" in completed.stderr and "given up: trestfly c=1" in completed.stdout
     assert other_handler.seen == [], output
     runs = json.loads((tmp_path / "results.json").read_text(encoding="utf-8"))["results"]
     assert {run["client"]: run["successes"] for run in runs} == {
