@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from servers import RecordedRequest, Respond, TrioTestServer, respond
 
-from trestfly import APIIterator, TrioAPISession, errors
+from trestfly import APIIterator, OffsetIterator, TrioAPISession, errors
 
 DATA: tuple[int, ...] = tuple(range(100, 110))  # 10 records
 
@@ -66,6 +66,60 @@ async def test_walks_every_page_until_an_empty_one() -> None:
     assert it.fetches == [(0, 4), (4, 4), (8, 2), (10, 0)]
     assert it.num_pages == 4
     assert it.count == 10
+
+
+async def test_a_get_page_that_returns_its_records_is_refused() -> None:
+    # A RESTfly port's slip: the returned list was dropped, and the walk ended empty.
+    class Returns(APIIterator):
+        async def _get_page(self) -> Any:
+            return [1, 2]
+
+    with pytest.raises(
+        errors.UnexpectedValueError, match=r"Returns\._get_page\(\) returned a list"
+    ):
+        await collect(Returns(None))
+
+
+async def test_a_get_page_that_leaves_the_last_page_is_refused() -> None:
+    # No `self.page = []` on the last call: the same page was handed out for ever.
+    class Stale(APIIterator):
+        calls = 0
+
+        async def _get_page(self) -> None:
+            self.calls += 1
+            if self.calls == 1:
+                self.page = [1, 2]
+
+    iterator = Stale(None)
+    with pytest.raises(errors.UnexpectedValueError, match=r"left self\.page as it was"):
+        await collect(iterator)
+    assert iterator.count == 2  # the first page's records, once
+
+
+async def test_a_page_refilled_in_place_is_a_new_page() -> None:
+    pages = [[1, 2], [3], []]
+
+    class InPlace(APIIterator):
+        async def _get_page(self) -> None:
+            self.page.clear()  # type: ignore[attr-defined]
+            self.page.extend(pages.pop(0))  # type: ignore[attr-defined]
+
+    iterator = InPlace(None)
+    iterator.page = []
+    assert await collect(iterator) == [1, 2, 3]
+
+
+def test_a_ready_paginator_refuses_a_get_page_override() -> None:
+    # Its walk never saw the override's pages: an empty one looped for ever, beyond
+    # the reach of any cancel scope.
+    class Users(OffsetIterator):
+        path = "users"
+
+        async def _get_page(self) -> None:
+            self.page = []
+
+    with pytest.raises(errors.UnexpectedValueError, match="Users overrides _get_page"):
+        Users(TrioAPISession(url="http://api.test"))
 
 
 async def test_stops_at_total_given_to_the_constructor() -> None:

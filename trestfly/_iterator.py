@@ -167,6 +167,31 @@ class APIIterator(Generic[R]):
             return
         raise UnexpectedValueError(f"{type(self).__name__}._get_page() set {problem}")
 
+    def _check_page_set(
+        self, returned: object, previous: Sequence[Any], previous_records: list[Any]
+    ) -> None:
+        """``_get_page`` must set ``self.page``: one that returned its records (a
+        RESTfly port's slip) ended the walk with none, and one that left the last page
+        in place handed it out again, for ever without a total or a limit."""
+        name = f"{type(self).__name__}._get_page()"
+        if returned is not None:
+            raise UnexpectedValueError(
+                f"{name} returned a {type(returned).__name__}: set self.page to the "
+                "records instead (what it returns is not read)"
+            )
+        page = self.page
+        if (
+            page is previous
+            and previous_records
+            and len(page) == len(previous_records)
+            and all(now is before for now, before in zip(page, previous_records, strict=True))
+        ):
+            raise UnexpectedValueError(
+                f"{name} left self.page as it was: set it to the next page's records, "
+                "or to an empty sequence when there are no more (the last page would be "
+                "handed out again)"
+            )
+
     async def _get_page(self) -> None:
         """Fetch the next page into ``self.page`` (and may set ``self.total``).
 
@@ -186,8 +211,9 @@ class APIIterator(Generic[R]):
     # (a TypeError naming the class), and keeps isinstance(..., Iterable) false.
     __iter__ = None
 
-    def __getitem__(self, index: int) -> Any:
-        return self.page[index]
+    def __getitem__(self, index: int) -> R:
+        record: R = self.page[index]
+        return record
 
     def get(self, index: int, default: Any = None) -> Any:
         """The record at ``index`` of the current page, or ``default``.
@@ -226,12 +252,16 @@ class APIIterator(Generic[R]):
                     "one walk at a time"
                 )
             previous, previous_total, self._fetching = self.page, self.total, True
+            # Its records by identity: a page refilled in place holds new ones.
+            previous_records = list(previous)
             try:
                 try:
-                    await self._get_page()
+                    # Typed None, but a port may return its records (checked below).
+                    returned: object = await self._get_page()  # type: ignore[func-returns-value]
                 except StopAsyncIteration as stop:
                     raise stopped_page_fetch(f"{type(self).__name__}._get_page()", stop) from stop
                 self._check_fetched()
+                self._check_page_set(returned, previous, previous_records)
             except BaseException:
                 # Cancelled or failed after setting self.page (a second call for the
                 # total, say): with the counters unmoved, that page's records would be

@@ -231,6 +231,15 @@ class PagedIterator(APIIterator[R]):
         progress: ProgressCallback | None = None,
         **attrs: Any,
     ) -> None:
+        if type(self)._get_page is not PagedIterator._get_page:
+            # RESTfly's habit: the ready paginator's walk never saw the override's pages
+            # (an empty one looped for ever, at no checkpoint a cancel scope could
+            # reach; None was a bare TypeError; a filtered page moved the position).
+            raise UnexpectedValueError(
+                f"{type(self).__name__} overrides _get_page, which a ready paginator "
+                "runs itself: override _record (each record) or _fetch (each page's "
+                "request), or subclass APIIterator for a walk of your own"
+            )
         # The walk keeps these in step with its pages and position: set from outside,
         # they would skip or repeat records (resume with position= instead).
         counters = [name for name in ("count", "page_count", "num_pages", "page") if name in attrs]
