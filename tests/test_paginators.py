@@ -1174,3 +1174,69 @@ async def test_a_paged_limit_set_after_construction_is_checked_before_the_first_
         with pytest.raises(errors.UnexpectedValueError, match=f"invalid setting\\(s\\) {name}="):
             await walk(iterator, prefetch)
     assert requests == []
+
+
+@pytest.mark.parametrize("prefetch", [None, 2])
+async def test_a_page_size_or_first_page_set_after_construction_is_used(
+    prefetch: int | None,
+) -> None:
+    # The page size was fixed at construction while the query read the new one: a page
+    # of 2 against a planned 100 read as the last, and the walk ended with 2 records of
+    # 5, silently.  A first_page=0 set late still asked for page 1.
+    records = [{"id": n} for n in range(5)]
+    queries: list[str] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        queries.append(request.url.query.decode())
+        params = request.url.params
+        if "offset" in params:
+            start, size = int(params["offset"]), int(params["limit"])
+        else:
+            size = int(params["per_page"])
+            start = int(params["page"]) * size  # a 0-based API
+        return httpx.Response(200, json={"items": records[start : start + size]})
+
+    class Users(OffsetIterator):
+        path = "users"
+        total_key = None
+
+        def __init__(self, api: Any, **attrs: Any) -> None:
+            super().__init__(api, **attrs)
+            self.limit = 2  # RESTfly's way: after super().__init__()
+
+    class Orders(PageNumberIterator):
+        path = "orders"
+
+        def __init__(self, api: Any, **attrs: Any) -> None:
+            super().__init__(api, **attrs)
+            self.limit, self.first_page = 2, 0
+
+    async with _mock_api(handler) as api:
+        with trio.fail_after(LIMIT):
+            assert await walk(Users(api), prefetch, bound=100) == [0, 1, 2, 3, 4]
+            # (A crawl asks for pages ahead, in any order.)
+            assert {"offset=0&limit=2", "offset=2&limit=2", "offset=4&limit=2"} <= set(queries)
+            assert all(query.endswith("&limit=2") for query in queries)
+            queries.clear()
+            assert await walk(Orders(api), prefetch, bound=100) == [0, 1, 2, 3, 4]
+            assert "page=0&per_page=2" in queries
+
+
+async def test_a_setting_made_invalid_after_construction_is_refused_before_a_request() -> None:
+    requests: list[httpx.Request] = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        requests.append(request)
+        return httpx.Response(200, json={"items": []})
+
+    class Bad(OffsetIterator):
+        path = "users"
+
+        def __init__(self, api: Any, **attrs: Any) -> None:
+            super().__init__(api, **attrs)
+            self.limit = 0
+
+    async with _mock_api(handler) as api:
+        with pytest.raises(errors.UnexpectedValueError, match="limit=0"):
+            await walk(Bad(api), None, bound=100)
+    assert requests == []

@@ -269,7 +269,6 @@ class PagedIterator(APIIterator[R]):
         self._check_settings()
         # A copy, read-only: the caller's dict (or a class default) is never shared.
         self.params = MappingProxyType(dict(self.params))
-        self._scheme: Scheme = self._scheme_for()
         if position is not None and not isinstance(position, Position):
             # Only the kind: a stored position (a dict, a tuple) holds a next link, and
             # links echo the caller's api_key=.
@@ -277,13 +276,8 @@ class PagedIterator(APIIterator[R]):
                 f"position must be a Position, got a {type(position).__name__} (a stored "
                 "position is rebuilt with Position(**fields))"
             )
-        start = self._start() if position is None else self._scheme.check(position)
-        self._request: Request | None = None if position and position.done else start
-        self._start_position = position or self._scheme.position(start.address, start.skip)
-        first = self._scheme.first_record(start.address)
-        self._origin: int | None = first + start.skip if first is not None else None
-        if not self._scheme.addressable and position is None:
-            self._origin = 0  # a chain started from its first page: the total applies
+        self._position_given = position
+        self._plan(position)
         self._current: _Current | None = None
         self._progress = progress
         # Set when the progress callback raised: a bug of the caller's, which crawl_many
@@ -315,6 +309,33 @@ class PagedIterator(APIIterator[R]):
             )
 
     # ------------------------------------------------------------- configuration
+
+    def _plan(self, position: Position | None) -> None:
+        """The walk's addressing and first request, from the settings as they are now
+        (``limit``, ``first_page``) and the position to resume from."""
+        self._scheme: Scheme = self._scheme_for()
+        start = self._start() if position is None else self._scheme.check(position)
+        self._request: Request | None = None if position and position.done else start
+        self._start_position = position or self._scheme.position(start.address, start.skip)
+        first = self._scheme.first_record(start.address)
+        self._origin: int | None = first + start.skip if first is not None else None
+        if not self._scheme.addressable and position is None:
+            self._origin = 0  # a chain started from its first page: the total applies
+        self._planned_with = self._plan_settings()
+
+    def _plan_settings(self) -> tuple[Any, ...]:
+        """The settings :meth:`_plan` reads."""
+        return (getattr(self, "limit", None), getattr(self, "first_page", None))
+
+    def _replan_if_changed(self) -> None:
+        """Before the first page: the settings checked, and the plan made again when an
+        SDK's __init__ set ``limit`` or ``first_page`` after ``super().__init__()``.
+        The page size was fixed at construction while the query read the new one: a
+        2-record page against a planned 100 read as the last, and the walk ended with
+        2 records of 5, silently; a first_page=0 set late still asked for page 1."""
+        self._check_settings()
+        if self._plan_settings() != self._planned_with:
+            self._plan(self._position_given)
 
     def _check_settings(self) -> None:
         """Validate the settings; subclasses extend it for their own.
@@ -691,10 +712,11 @@ class PagedIterator(APIIterator[R]):
                 f"{type(self).__name__} is already being iterated (by a crawl or another "
                 "task): one walk at a time"
             )
-        if self._current is None:
+        if self._current is None and not self.num_pages:
             # Before the first page, checked again: a max_items="2" set after
             # super().__init__() failed with a bare TypeError, and -1 yielded nothing.
             self._check_counters()
+            self._replan_if_changed()
         self._busy = True
 
     def _release(self) -> None:
