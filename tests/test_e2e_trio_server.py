@@ -789,6 +789,7 @@ async def test_a_call_whose_injected_client_its_owner_closes_is_not_told_not_ope
                 await api.get("next")
     assert [type(exc) for exc in caught] == [errors.TrestflyError]
     assert "the session= client was closed while the session is open" in str(caught[0])
+    assert "GET " in str(caught[0]) and "the server may have received it" in str(caught[0])
     assert isinstance(caught[0].__cause__, httpx.TransportError)
     assert len(trio_server.requests) == 1
 

@@ -456,6 +456,32 @@ async def test_a_fan_out_of_an_unsized_iterable_starts_workers_as_items_come() -
 
 
 @pytest.mark.parametrize("streamed", [False, True])
+async def test_a_failed_fan_out_takes_no_more_items(streamed: bool) -> None:
+    # Each new worker took an item before its cancel check and started the next: after
+    # the first call failed, a chain of them emptied `limit` items of the generator.
+    pulled = 0
+
+    def endless() -> Iterator[int]:
+        nonlocal pulled
+        for n in itertools.count():
+            pulled += 1
+            yield n
+
+    async def fail(n: int) -> int:
+        raise ValueError(n)
+
+    async with api() as session:
+        with pytest.raises(ValueError, match=r"^0$"):
+            if streamed:
+                async with session.map_as_completed(fail, endless(), limit=1000) as pairs:
+                    async for _ in pairs:
+                        pass
+            else:
+                await session.map(fail, endless(), limit=1000)
+    assert pulled <= 2
+
+
+@pytest.mark.parametrize("streamed", [False, True])
 async def test_a_fan_out_of_a_generator_still_runs_limit_calls_at_once(
     autojump_clock: trio.testing.MockClock, streamed: bool
 ) -> None:

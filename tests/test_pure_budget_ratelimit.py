@@ -83,6 +83,11 @@ def test_budget_after_heavy_traffic_bounds_an_outage_by_recent_successes() -> No
     assert budget.level(63.0) == pytest.approx(10.0, abs=0.1)
 
 
+def test_budget_settings_keep_their_positional_order() -> None:
+    # window came after enabled: BudgetSettings(10, 0.2, 1.0, False) still turns it off.
+    assert BudgetSettings(10, 0.2, 1.0, False).enabled is False
+
+
 def test_budget_window_zero_keeps_the_bucket_at_capacity() -> None:
     budget = RetryBudget(BudgetSettings(capacity=3, ratio=0.5, per_second=0, window=0), 0.0)
     for _ in range(100):

@@ -1030,6 +1030,13 @@ async def test_retry_on_is_the_sessions_own_not_the_classs_list() -> None:
         first._retry_on.append(502)  # type: ignore[attr-defined]
     assert SDK._retry_on == [500]
 
+    class Again(SDK):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self._retry_on = tuple(self._retry_on)  # the same statuses: nothing changes
+
+    assert Again()._check_settings_unchanged("after __init__()") is None
+
 
 def test_a_session_is_not_copied_or_pickled() -> None:
     # A copy shared the original's clients, gates and budget: leaving the copy's block
@@ -2090,6 +2097,8 @@ async def test_a_token_answer_that_does_not_convert_is_not_quoted(body: bytes) -
         # Unquoted names: a token endpoint answering a form, or a JavaScript object.
         (b"access_token=S3CRET&token_type=bearer", b"access_token=***&token_type=bearer"),
         (b"{access_token: 'S3CRET', expires_in: 3600", b"{access_token: '***', expires_in: 3600"),
+        # A header line echoed back: the scheme and the credential after it, as one.
+        (b"Authorization: Bearer S3CRET\nHost: x", b"Authorization: ***\nHost: x"),
     ],
 )
 async def test_a_decode_error_hides_every_credential_value_it_quotes(

@@ -54,8 +54,9 @@ class BudgetSettings:
     capacity: float = 10.0
     ratio: float = 0.2
     per_second: float = 1.0
-    window: float = 10.0
     enabled: bool = True
+    # After enabled: BudgetSettings(10, 0.2, 1.0, False) keeps its meaning.
+    window: float = 10.0
 
     def __post_init__(self) -> None:
         if not isinstance(self.enabled, bool):

@@ -306,7 +306,11 @@ class Call:
                 if getattr(api, "_httpx_client", None) is client:
                     # Still the session's client: closed by its owner (a session= client's
                     # code, say) with the session open, not by the block's end.
-                    raise closed_while_open(api, client) from exc
+                    error = closed_while_open(api, client)
+                    raise type(error)(
+                        f"{method} {options.shown_url(url)}: cut off ({error}); the server "
+                        "may have received it"
+                    ) from exc
                 raise errors.SessionNotOpenError(
                     f"{method} {options.shown_url(url)}: cut off by the closing of the "
                     f"client it went through ({type(api).__name__}'s block ended while it "

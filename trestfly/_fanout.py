@@ -329,14 +329,20 @@ async def _worker_pool(
                 ended = False
                 try:
                     try:
-                        for item in source:
+                        while True:
+                            # As in map(): a call that never checkpoints would run for one
+                            # more item per worker after a failure or a cancellation.
+                            # Before next(): a worker of a cancelled pool takes no item
+                            # (and starts no other), or a chain of them emptied `limit`
+                            # items of the caller's iterable past a deadline.
+                            await trio.lowlevel.checkpoint_if_cancelled()
+                            item = next(source, _DONE)
+                            if item is _DONE:
+                                break
                             if to_start:  # the next worker, for the next item
                                 to_start -= 1
                                 workers_left += 1
                                 nursery.start_soon(worker)
-                            # As in map(): a call that never checkpoints would run for one
-                            # more item per worker after a failure or a cancellation.
-                            await trio.lowlevel.checkpoint_if_cancelled()
                             result = await _awaited(fn(item))
                             try:
                                 await send.send((item, result))

@@ -45,6 +45,13 @@ def _same(value: object, read: object) -> bool:
     if isinstance(read, Mapping) and isinstance(value, Mapping):
         # A MappingProxyType and the dict it was read into compare unequal.
         read, value = dict(read), dict(value)
+    elif isinstance(read, frozenset) and isinstance(value, list | tuple | set):
+        # _retry_on is kept as a frozenset: the same statuses given again as a tuple
+        # (self._retry_on = tuple(self._retry_on)) change nothing.
+        try:
+            return frozenset(value) == read
+        except TypeError:  # an unhashable item: not the same
+            return False
     try:
         return bool(value == read)
     except Exception:  # an __eq__ that fails: not the same

@@ -321,11 +321,13 @@ _MEMBER = re.compile(
 
 #: A name-value pair outside quotes: a form's ``access_token=...&`` (a token endpoint
 #: that ignored ``Accept: application/json`` and said JSON all the same), a JavaScript
-#: object's ``{access_token: '...'``, a ``token=...;`` list.  Its value: quoted, or
-#: bare up to the next separator.
+#: object's ``{access_token: '...'``, a ``token=...;`` list, a header line's
+#: ``Authorization: Bearer ...``.  Its value: quoted, or bare up to the next separator
+#: (an auth scheme's word and the credential after it, as one).
 _BARE_MEMBER = re.compile(
     rb"""(?<![\w\\\[\]])([A-Za-z_][\w.\[\]-]{0,99})\s*[:=]\s*"""
-    rb"""(?:(["'])((?:(?!\2)[^\\]|\\.)*)|([^\s&;,}\]'"]+))"""
+    rb"""(?:(["'])((?:(?!\2)[^\\]|\\.)*)|((?i:(?:Bearer|Basic|Digest|Token|Bot|"""
+    rb"""Negotiate|ApiKey|Key)[ \t]+)?[^\s&;,}\]'"]+))"""
 )
 
 
