@@ -1556,6 +1556,21 @@ async def test_none_fields_of_params_and_data_are_not_sent() -> None:
     assert request.content == b"a=1"
 
 
+async def test_a_param_given_no_value_keeps_the_paths_own_beside_client_params() -> None:
+    # With default params on the client the query goes through httpx's merge, where
+    # q=[] replaced the path's q=trio with nothing.
+    seen: list[httpx.URL] = []
+
+    def server(request: httpx.Request) -> httpx.Response:
+        seen.append(request.url)
+        return httpx.Response(200)
+
+    client = httpx.AsyncClient(params={"key": "k"}, transport=httpx.MockTransport(server))
+    async with client, API(session=client) as api:
+        await api.get("search?q=trio", params={"q": []})
+    assert dict(seen[0].params) == {"q": "trio", "key": "k"}
+
+
 async def test_a_query_written_in_the_path_is_sent_as_written_beside_params() -> None:
     # Merged by httpx it was encoded again: ?expand= and a=1%3Bb%3D2 (one value, not two).
     with respx.mock as mock:

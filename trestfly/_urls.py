@@ -63,7 +63,10 @@ def with_path_query(url: str, params: object) -> object:
     if "?" not in url:
         return params
     try:
-        return httpx.URL(url).params.merge(params)  # type: ignore[arg-type]
+        # Only the names params sends a value for: merged, one given an empty list
+        # replaced the path's own `q=trio` with nothing (as with_params_in_query).
+        given = httpx.QueryParams(params).multi_items()  # type: ignore[arg-type]
+        return httpx.URL(url).params.merge(httpx.QueryParams(tuple(given)))
     except (TypeError, ValueError, AttributeError):  # httpx's own, for params=5
         return params
 
