@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -407,52 +408,54 @@ async def test_a_consumer_exception_keeps_what_it_was_raised_while_handling() ->
     assert caught.value.__suppress_context__
 
 
+class Spawns(trio.abc.Instrument):
+    """Counts the tasks started while it is installed (see counting_spawns)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        self.count += 1
+
+
+@contextmanager
+def counting_spawns() -> Iterator[Spawns]:
+    spawns = Spawns()
+    trio.lowlevel.add_instrument(spawns)
+    try:
+        yield spawns
+    finally:
+        trio.lowlevel.remove_instrument(spawns)
+
+
 async def test_a_fan_out_of_a_few_items_starts_a_few_workers() -> None:
-    spawned = 0
-
-    class Spawns(trio.abc.Instrument):
-        def task_spawned(self, task: trio.lowlevel.Task) -> None:
-            nonlocal spawned
-            spawned += 1
-
     async def work(n: int) -> int:
         return n
 
     async with api() as session:
-        trio.lowlevel.add_instrument(Spawns())
-        assert await session.map(work, [1, 2], limit=10_000) == [1, 2]
-        async with session.map_as_completed(work, [1, 2], limit=10_000) as results:
-            assert sorted([result async for _, result in results]) == [1, 2]
-        async with session.map_as_completed(work, [], limit=10_000) as results:
-            assert [pair async for pair in results] == []
-    assert spawned <= 6  # two workers (one for none) per fan-out, not ten thousand
+        with counting_spawns() as spawned:
+            assert await session.map(work, [1, 2], limit=10_000) == [1, 2]
+            async with session.map_as_completed(work, [1, 2], limit=10_000) as results:
+                assert sorted([result async for _, result in results]) == [1, 2]
+            async with session.map_as_completed(work, [], limit=10_000) as results:
+                assert [pair async for pair in results] == []
+    assert spawned.count <= 6  # two workers (one for none) per fan-out, not ten thousand
 
 
 async def test_a_fan_out_of_an_unsized_iterable_starts_workers_as_items_come() -> None:
     # A generator has no len(): the pool started `limit` workers at once (20,000 for
     # three items: 1.3 s, 39 MB, and a deadline around it waited for all of them).
-    spawned = 0
-
-    class Spawns(trio.abc.Instrument):
-        def task_spawned(self, task: trio.lowlevel.Task) -> None:
-            nonlocal spawned
-            spawned += 1
-
     async def work(n: int) -> int:
         await trio.lowlevel.checkpoint()
         return n
 
     async with api() as session:
-        instrument = Spawns()
-        trio.lowlevel.add_instrument(instrument)
-        try:
+        with counting_spawns() as spawned:
             three = (n for n in range(3))
             assert await session.map(work, three, limit=20_000) == [0, 1, 2]
             async with session.map_as_completed(work, iter([0, 1, 2]), limit=20_000) as pairs:
                 assert sorted([result async for _, result in pairs]) == [0, 1, 2]
-        finally:
-            trio.lowlevel.remove_instrument(instrument)
-    assert spawned <= 2 * 4  # one worker per item and one that finds none, per fan-out
+    assert spawned.count <= 2 * 4  # one worker per item and one that finds none, per fan-out
 
 
 @pytest.mark.parametrize("streamed", [False, True])

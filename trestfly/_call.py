@@ -306,10 +306,8 @@ class Call:
                 if getattr(api, "_httpx_client", None) is client:
                     # Still the session's client: closed by its owner (a session= client's
                     # code, say) with the session open, not by the block's end.
-                    error = closed_while_open(api, client)
-                    raise type(error)(
-                        f"{method} {options.shown_url(url)}: cut off ({error}); the server "
-                        "may have received it"
+                    raise closed_while_open(
+                        api, client, cut_off=f"{method} {options.shown_url(url)}"
                     ) from exc
                 raise errors.SessionNotOpenError(
                     f"{method} {options.shown_url(url)}: cut off by the closing of the "
@@ -706,13 +704,19 @@ def _answered_elsewhere(response: httpx.Response | None, url: str) -> bool:
     )
 
 
-def closed_while_open(api: TrioAPISession, client: httpx.AsyncClient) -> errors.TrestflyError:
+def closed_while_open(
+    api: TrioAPISession, client: httpx.AsyncClient, *, cut_off: str | None = None
+) -> errors.TrestflyError:
     """The error of a call whose client was closed while the session is open: by code
-    other than trestfly's, which only closes its clients when the block ends."""
-    return errors.TrestflyError(
+    other than trestfly's, which only closes its clients when the block ends.
+    ``cut_off``: the call (method and URL) the closing cut off while it was out."""
+    why = (
         "the session= client was closed while the session is open: it must stay open "
         "while the session is"
         if client is api._injected_session
         else "the session's httpx client was closed while the session is open, by code "
         "other than trestfly's"
     )
+    if cut_off is not None:
+        why = f"{cut_off}: cut off ({why}); the server may have received it"
+    return errors.TrestflyError(why)
