@@ -7,7 +7,16 @@ import random
 
 import pytest
 
-from trestfly._slow_start import MAX_ENTRIES, MIN_BURSTS, SlowStartLog, bucket_depth
+from trestfly._slow_start import (
+    APART,
+    BURST_GAP,
+    MAX_ENTRIES,
+    MIN_BURSTS,
+    SlowStart,
+    SlowStartLog,
+    bucket_depth,
+    burst_depth,
+)
 
 
 def drain(rate: float, burst: int, start_rate: float, growth: float) -> tuple[SlowStartLog, float]:
@@ -138,6 +147,64 @@ def test_a_bucket_depth_is_whole_tokens_never_more_than_served() -> None:
     assert bucket_depth([index * 1.0 for index in range(5)], 10.0) == 1  # a paced trickle
     assert bucket_depth([], 100.0) is None
     assert bucket_depth([0.0, 0.001], 0.0) is None
+
+
+def test_a_burst_depth_is_the_successes_answered_together() -> None:
+    # Traced at concurrency 100 against a 100/s bucket 10 deep: the refusals came back
+    # from 77.6 ms, the ten 0.06-0.3 ms apart, the refill 3 to 15 ms from them, before
+    # them as often as after.
+    emptied = 0.0776
+    ten = [0.0867 + index * 0.0001 for index in range(10)]
+    assert burst_depth(ten, emptied) == 10
+    assert burst_depth([0.0801, *ten], emptied) == 10
+    assert burst_depth(reversed([*ten, 0.1015]), emptied) == 10
+    assert burst_depth([0.0801, *ten, 0.1015], emptied) == 10  # two refills, each apart
+    assert burst_depth([0.5], emptied) == 1
+    assert burst_depth(ten, math.inf) == 10  # nothing refused: nothing to tell apart
+
+
+def test_a_burst_depth_says_nothing_from_ambiguous_answers() -> None:
+    ten = [index * 0.0001 for index in range(10)]
+    between = (BURST_GAP + APART) / 2
+    assert burst_depth([*ten, ten[-1] + between], 0.0) is None  # neither together nor apart
+    assert burst_depth([index * 0.0007 for index in range(11)], 0.0) is None  # jitter
+    assert burst_depth([*ten[:5], *(0.01 + time for time in ten[:5])], 0.0) is None  # alike
+    assert burst_depth([], 0.0) is None
+    assert burst_depth([*ten, ten[-1] + BURST_GAP * 0.99], 0.0) == 11  # within: together
+    assert burst_depth([*ten, ten[-1] + APART * 1.01], 0.0) == 10  # past the distance: apart
+
+
+def test_a_success_apart_before_any_refusal_is_no_refill() -> None:
+    # Traced at concurrency 10 against the same bucket: all ten served, one answered at
+    # 11.3 ms, the other nine from 14.4 ms; the first refusal (of a request sent after
+    # those answers) came back at 23.8 ms.  The bucket was not empty before that: the one
+    # apart is no refill, and the depth is not 9.
+    nine = [0.0144 + index * 0.00014 for index in range(9)]
+    assert burst_depth([0.0113, *nine], 0.0238) is None
+    assert burst_depth([*nine, 0.0190], 0.0238) is None  # after the burst as well
+    assert burst_depth([0.0113, *nine], 0.0100) == 9  # had the bucket been found empty
+
+
+def test_the_first_waves_answers_lower_the_depth_only_by_a_refill() -> None:
+    # The slow start's log of a 100/s bucket 10 deep drained by a growing client, and a
+    # first wave of 11 sent within 2 ms (the send times bound the depth at 11).  With
+    # the refill answered apart after a refusal, the depth is 10; with the one apart
+    # answered before any refusal (the concurrency 10 trace above), the count stands.
+    log, end = drain(100.0, 10, 19.0, 4.0)
+    for refill_at, depth in ((0.0801, 10), (0.0113, 11)):
+        slow_start = SlowStart(100)
+        sent = [index * 0.0002 for index in range(11)]
+        slow_start.on_answer(0.0021, 0.0776 if depth == 10 else 0.0238, success=False)
+        slow_start.on_answer(sent[0], refill_at, success=True)
+        for index, sent_at in enumerate(sent[1:]):
+            slow_start.on_answer(sent_at, 0.0867 + index * 0.0001, success=True)
+        slow_start.floor_sample(11, 19.0)
+        for entry in log._entries:
+            slow_start.log.add(*entry)
+        estimate, corrected = slow_start.served_rate(end, long_hint=True, round_served=0)
+        assert slow_start.burst == depth
+        assert corrected == (10 if depth == 10 else None)
+        assert estimate is not None and (estimate > 97.0) == (depth == 10)
 
 
 @pytest.mark.parametrize("refill_ms", [12.0, 14.0, 20.0, 40.0])

@@ -1597,6 +1597,66 @@ def test_a_first_wave_spread_over_two_refills_reads_the_depth_its_rate_agrees_wi
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
 
 
+def traced_wave(state: OriginThrottle, bucket: Bucket, *, spread: bool) -> None:
+    """The first wave of a traced benchmark run at concurrency 100 against a 100/s
+    bucket 10 deep: a hundred sent over 12 ms before any answer, the ten the bucket held
+    and a token refilled 11 ms in served.  The refill was sent first (its connection
+    opened last): the send times cannot tell it from the ten.  The refusals came back
+    first, the refill at 80.1 ms, the ten within 0.1 ms of each other from 86.8 ms; or,
+    ``spread``, every answer 0.7 ms after the last in the order they arrived (a
+    network's jitter)."""
+    refill_sent = 0.00209
+    depth_sent = [0.00926, 0.01093] + [0.01116 + index * 0.00008 for index in range(8)]
+    refused_sent = [index * 0.00012 for index in range(89)]
+    wave = {
+        sent_at: state.on_sent(sent_at, paced=False, probe=False)
+        for sent_at in sorted([refill_sent, *depth_sent, *refused_sent])
+    }
+    arrivals = [(0.0002 + index * 0.00001, sent_at) for index, sent_at in enumerate(depth_sent)]
+    arrivals += [(0.0003 + index * 0.00008, sent_at) for index, sent_at in enumerate(refused_sent)]
+    arrivals.append((0.0112, refill_sent))
+    answers = []
+    for order, (arrived, sent_at) in enumerate(sorted(arrivals)):
+        hint = bucket.take(arrived)
+        if spread:
+            answered = 0.08 + order * 0.0007
+        elif sent_at == refill_sent:
+            answered = 0.08009
+        elif hint is None:
+            answered = 0.08677 + 0.00008 * depth_sent.index(sent_at)
+        else:
+            answered = 0.0776 + 0.0001 * order
+        answers.append((answered, sent_at, hint))
+    assert sum(hint is None for _, _, hint in answers) == 11
+    for answered, sent_at, hint in sorted(answers):
+        status = 200 if hint is None else 429
+        state.on_response(wave[sent_at], answered, status=status, hint=hint, quota=None)
+        state.on_done(wave[sent_at])
+
+
+def test_a_refill_answered_apart_from_the_waves_burst_is_not_the_buckets_depth() -> None:
+    # Read 11 deep, the rate read 95/s: the client held 93/s for the run (23.2 s for
+    # 2,000 in the benchmark).  The ten answered in one burst are the depth.
+    state = origin()
+    bucket = Bucket(100.0, 10)
+    drive = Drive(state, bucket)
+    traced_wave(state, bucket, spread=False)
+    drive.until_slow_start_ends()
+    assert state.ceiling is not None and state._slow_start.burst == 10
+    assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
+
+
+def test_answers_spread_out_do_not_lower_the_depth() -> None:
+    # Answers that came back apart say nothing of what was served at once: the count
+    # stands, as the send times cannot lower it.
+    state = origin()
+    bucket = Bucket(100.0, 10)
+    drive = Drive(state, bucket)
+    traced_wave(state, bucket, spread=True)
+    drive.until_slow_start_ends()
+    assert state.ceiling is not None and state._slow_start.burst == 11
+
+
 def test_the_refills_sent_after_the_first_answers_are_not_the_buckets_depth() -> None:
     # Ten in flight against a 100/s bucket 10 deep, the server 50 ms behind (the
     # benchmark's first pass): the ten sent at once are answered 50 ms later, and the
