@@ -96,6 +96,31 @@ async def test_a_get_page_that_leaves_the_last_page_is_refused() -> None:
     assert iterator.count == 2  # the first page's records, once
 
 
+async def test_a_subclass_init_that_skips_super_is_named() -> None:
+    # The walk failed with a bare AttributeError: 'Skips' object has no attribute 'page'.
+    class Skips(APIIterator):
+        def __init__(self, api: Any) -> None:
+            self.api = api  # no super().__init__(api)
+
+        async def _get_page(self) -> None:
+            self.page = [1]
+
+    with pytest.raises(
+        errors.TrestflyError,
+        match=r"Skips has no _api or page: its __init__ must call super\(\)\.__init__\(api",
+    ):
+        await collect(Skips(None))
+
+    class Users(OffsetIterator):
+        path = "users"
+
+        def __init__(self, api: Any) -> None:
+            self.limit = 2  # no super().__init__(api)
+
+    with pytest.raises(errors.TrestflyError, match=r"Users has no _api or page"):
+        await collect(Users(TrioAPISession(url="http://api.test")))
+
+
 async def test_a_page_refilled_in_place_is_a_new_page() -> None:
     pages = [[1, 2], [3], []]
 

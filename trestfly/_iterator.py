@@ -130,6 +130,16 @@ class APIIterator(Generic[R]):
             setattr(self, key, value)
         self._check_counters()
 
+    def _check_initialised(self) -> None:
+        # An SDK __init__ that skipped super().__init__(api, ...) failed at the first
+        # page with a bare AttributeError naming "page" or "_api".
+        missing = [name for name in ("_api", "page") if not hasattr(self, name)]
+        if missing:
+            raise TrestflyError(
+                f"{type(self).__name__} has no {' or '.join(missing)}: its __init__ must "
+                "call super().__init__(api, **attrs) before the walk"
+            )
+
     def _check_counters(self) -> None:
         # Checked here, not where they are compared: a negative count would hand out
         # more than max_items, and a string would fail only after the first page.
@@ -236,6 +246,7 @@ class APIIterator(Generic[R]):
         if self.num_pages == 0 and self.count == 0:
             # Before the first page, checked again: an SDK __init__ that sets max_items
             # after super().__init__() got a bare TypeError ("2"), or nothing (-1).
+            self._check_initialised()
             self._check_counters()
         if (
             self._exhausted

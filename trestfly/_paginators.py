@@ -707,7 +707,12 @@ class PagedIterator(APIIterator[R]):
         return joined if isinstance(joined, str) else None
 
     def _claim(self) -> None:
-        if self._busy:
+        try:
+            busy = self._busy
+        except AttributeError:
+            self._check_initialised()  # an __init__ that skipped super().__init__()
+            raise
+        if busy:
             raise TrestflyError(
                 f"{type(self).__name__} is already being iterated (by a crawl or another "
                 "task): one walk at a time"
