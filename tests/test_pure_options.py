@@ -153,6 +153,15 @@ def test_single_status_code_is_accepted() -> None:
         ({"content": iter([b"a"])}, "content must be bytes, a str or an async iterable.* list_"),
         ({"content": [b"a", b"b"]}, "content must be bytes, a str or an async iterable.* list"),
         ({"content": 5}, "content must be bytes.* int"),
+        # A bytes name went out as b%27api_key%27, which no redaction knows.
+        ({"params": {b"api_key": "k"}}, "a params name must be a str; got a bytes"),
+        ({"params": [(b"token", "k")]}, "a params name must be a str; got a bytes"),
+        # Any other iterable went out as its repr (ids=range%281%2C+4%29).
+        ({"params": {"ids": range(1, 4)}}, r"params\['ids'\] .* got a range \(make it a list\)"),
+        ({"params": {"f": {"a": 1}.keys()}}, r"got a dict_keys \(make it a list\)"),
+        ({"params": {"ids": (i for i in range(2))}}, "got a generator"),
+        ({"params": [("ids", range(2))]}, "got a range"),
+        ({"data": {"ids": range(2)}}, r"data\['ids'\] .* got a range"),
     ],
 )
 def test_bad_options_are_typed_errors_naming_the_problem(

@@ -882,6 +882,48 @@ async def test_retry_request_hook_sees_every_retry_and_changes_the_next(
     assert sent == ["old", "token-1", "token-2"]
 
 
+async def test_a_retry_hooks_none_fields_are_left_out_as_the_first_attempts(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # The first attempt left offset=None out; the hook's keywords sent offset= empty.
+    class Signing(API):
+        async def _retry_request(
+            self, response: httpx.Response | None, retries: int, **kwargs: Any
+        ) -> dict[str, Any]:
+            return {**kwargs, "params": {"q": "trio", "offset": None, "sig": f"s{retries}"}}
+
+    with respx.mock as mock:
+        route = mock.get(f"{URL}/v1/search")
+        route.side_effect = [httpx.Response(503), httpx.Response(200)]
+        async with Signing() as api:
+            await api.get("search", params={"q": "trio", "offset": None, "sig": "s0"})
+    sent = [str(call.request.url.params) for call in route.calls]
+    assert sent == ["q=trio&sig=s0", "q=trio&sig=s1"]
+
+
+async def test_follow_redirects_is_read_like_the_other_settings() -> None:
+    # The keyword's default (True) overwrote a class's `_follow_redirects = False` and
+    # one set before super().__init__(), silently: the redirect was followed.
+    class NoRedirects(API):
+        _follow_redirects = False
+
+    class SetFirst(API):
+        def __init__(self, **kwargs: Any) -> None:
+            self._follow_redirects = False
+            super().__init__(**kwargs)
+
+    with respx.mock as mock:
+        mock.get(f"{URL}/v1/old").respond(302, headers={"location": f"{URL}/v1/new"})
+        mock.get(f"{URL}/v1/new").respond(200, json={})
+        for session in (NoRedirects(retries=0), SetFirst(retries=0)):
+            async with session as api:
+                with pytest.raises(errors.APIError) as caught:
+                    await api.get("old")
+            assert caught.value.response.status_code == 302
+        async with NoRedirects(follow_redirects=True) as api:
+            assert (await api.get("old")).status_code == 200
+
+
 async def test_resp_error_check_runs_on_every_2xx() -> None:
     class Strict(API):
         async def _resp_error_check(
@@ -2419,6 +2461,11 @@ async def test_retry_on_is_per_session_not_per_class(
         ({"url": "https://api.example.com/?tenant=7"}, "url cannot have a query string"),
         ({"base_path": 5}, "base_path must be a string"),
         ({"base_path": ["v1"]}, "base_path must be a string"),
+        # Joined after the URL's path: every call went to /https://api.example.com/v1/...
+        ({"base_path": "https://api.example.com/v1"}, "base_path is a path, not a URL"),
+        # "admin" read as the proxy's host, 2024 as its port, silently (url= is refused).
+        ({"proxies": "http://admin:2024/Pa55@proxy.internal:3128"}, "proxies reads as a host"),
+        ({"proxies": {"https": "http://p:70000"}}, "outside 1-65535"),
         ({"ssl_verify": 123}, "ssl_verify must be True, False"),
         ({"ssl_verify": [1]}, "ssl_verify must be True, False"),
         ({"ssl_verify": "false"}, "ssl_verify 'false' names no CA bundle.*pass False"),

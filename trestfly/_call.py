@@ -52,7 +52,7 @@ from ._call_log import (
     retry_log,
 )
 from ._convert import convert_response
-from ._options import CallOptions, read_iterators_once, resolve
+from ._options import CallOptions, drop_none_fields, read_iterators_once, resolve
 from ._origins import (
     CALL_REQUEST,
     HINT_AT,
@@ -495,7 +495,9 @@ class Call:
                 f"{type(api).__name__}._retry_request() must return the keywords "
                 f"of the next attempt (a dict), got a {type(again).__name__}"
             )
-        self._kwargs = read_iterators_once(dict(again))
+        # The first attempt's keywords went through the same (see TrioAPISession._request):
+        # a hook rebuilding params={"offset": None} sent offset= empty on the retries.
+        self._kwargs = drop_none_fields(read_iterators_once(dict(again)))
 
     async def _send_once(
         self,

@@ -298,6 +298,7 @@ def _check_request_argument(key: str, value: Any) -> None:
             isinstance(value, Mapping) and not isinstance(value, httpx.QueryParams)
         ):
             for name, item in value.items():
+                _check_param_name(name)
                 _check_field_value("params", name, item)
         elif isinstance(value, list | tuple):
             for index, pair in enumerate(value):
@@ -315,6 +316,7 @@ def _check_request_argument(key: str, value: Any) -> None:
                     )
                 # One value per pair: httpx expands a list only in the dict form,
                 # and sent ("ids", [1, 2]) as ids=%5B1%2C+2%5D.
+                _check_param_name(pair[0])
                 _check_field_value("params", pair[0], pair[1], expands=False)
     elif key == "data" and not (
         value is None or isinstance(value, Mapping | str | bytes | AsyncIterable)
@@ -408,6 +410,18 @@ _PLAIN = frozenset({str, int, float, bool, type(None)})
 _REPR_SENT = (bytes, bytearray, memoryview, Mapping, set, frozenset, list, tuple)
 
 
+def _check_param_name(name: object) -> None:
+    """Refuse a query name httpx would send as its Python ``repr``: ``b"api_key"`` went
+    out as ``b%27api_key%27=...``, a name no redaction knows, so the error and the log
+    line showed the key's value.  Only the kind is named."""
+    if type(name) is not str and isinstance(name, (*_REPR_SENT, Iterable)):
+        hint = " (decode bytes to str first)" if isinstance(name, bytes | bytearray) else ""
+        raise UnexpectedValueError(
+            f"a params name must be a str; got a {type(name).__name__}{hint}: httpx would "
+            "send its repr"
+        )
+
+
 def _check_field_value(
     argument: str, name: object, value: object, *, binary: bool = False, expands: bool = True
 ) -> None:
@@ -420,9 +434,16 @@ def _check_field_value(
         return
     items = value if expands and isinstance(value, list | tuple) else (value,)
     for item in items:
-        if not isinstance(item, _REPR_SENT) or (binary and isinstance(item, bytes)):
+        if binary and isinstance(item, bytes):
+            continue
+        # Any other iterable but a str (a range, a generator, a dict's keys, a deque)
+        # went out as its repr too: ids=range%281%2C+4%29.
+        other_iterable = not isinstance(item, (*_REPR_SENT, str)) and isinstance(item, Iterable)
+        if not (isinstance(item, _REPR_SENT) or other_iterable):
             continue
         hint = " (decode bytes to str first)" if isinstance(item, bytes | bytearray) else ""
+        if other_iterable and expands:
+            hint = " (make it a list)"
         many = ", or a list of them" if expands else " (one value per pair: repeat the pair)"
         raise UnexpectedValueError(
             f"{argument}[{name!r}] must be a str, a number, a bool or None{many}; got a "

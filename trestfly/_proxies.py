@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 import httpx
 
+from ._urls import check_host_and_port
 from .errors import UnexpectedValueError
 
 __all__ = ["PROXY_SCHEMES", "check_proxies", "check_proxy"]
@@ -75,6 +76,9 @@ def check_proxy(url: object, where: str) -> None:
             f"{where} must be a URL with a host and a scheme among "
             f"{', '.join(PROXY_SCHEMES)} (e.g. http://proxy.internal:3128)"
         )
+    # A password with a "/" in it ("http://admin:2024/Pa55@proxy:3128") made "admin"
+    # the proxy's host and 2024 its port, silently; url= of that shape is refused.
+    check_host_and_port(parsed, where)
     _check_socks(parsed.scheme)
 
 

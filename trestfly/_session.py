@@ -208,6 +208,9 @@ class TrioAPISession:
     _max_concurrency: int = 100
     #: Use HTTP/2 (needs ``pip install httpx[http2]``); one multiplexed pool, not shards.
     _http2: bool = False
+    #: Follow redirects (as requests did; httpx's own default is not to), sent with
+    #: every request, so it holds for a ``session=`` client too.
+    _follow_redirects: bool = True
     #: Client-side requests per second per origin (None: no client-side limit).
     _rate_limit: float | None = None
     #: Requests the client-side rate limit lets through at once.
@@ -256,7 +259,7 @@ class TrioAPISession:
         coordination: Coordination | None = None,
         session: httpx.AsyncClient | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
-        follow_redirects: bool = True,
+        follow_redirects: bool | None = None,
         **kwargs: Any,
     ) -> None:
         cls = type(self)
@@ -376,7 +379,11 @@ class TrioAPISession:
                 )
         self._http2: bool = check_bool("http2", pick(http2, "_http2"))
         _check_h2_installed(self._http2, session, transport)
-        self._follow_redirects = check_bool("follow_redirects", follow_redirects)
+        # Read like the others: a class's `_follow_redirects = False`, or one set before
+        # super().__init__(), was overwritten by the keyword's default, silently.
+        self._follow_redirects: bool = check_bool(
+            "follow_redirects", pick(follow_redirects, "_follow_redirects")
+        )
         if session is not None and not isinstance(session, httpx.AsyncClient):
             raise errors.UnexpectedValueError(
                 f"session must be an httpx.AsyncClient, got a {type(session).__name__}"

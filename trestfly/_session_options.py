@@ -68,4 +68,4 @@ class SessionOptions(TypedDict, total=False):
     coordination: Coordination | None
     session: httpx.AsyncClient | None
     transport: httpx.AsyncBaseTransport | None
-    follow_redirects: bool
+    follow_redirects: bool | None

@@ -237,6 +237,13 @@ def check_base_path(base_path: object) -> str:
             "base_path cannot have a query string or a fragment: the request paths are "
             "joined after it"
         )
+    if "://" in base_path:
+        # "https://api.example.com/v1" was joined after the URL's own path: every call
+        # went to /https://api.example.com/v1/... on the right host.  Not quoted.
+        raise UnexpectedValueError(
+            "base_path is a path, not a URL: put the scheme and host in url= (or _url) "
+            "and the path alone in base_path"
+        )
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in base_path):
         # Accepted, it made every call fail with "cannot send GET <invalid URL>".
         raise UnexpectedValueError("base_path has a control character (a newline?) in it")
