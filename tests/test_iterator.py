@@ -134,6 +134,29 @@ async def test_a_page_refilled_in_place_is_a_new_page() -> None:
     assert await collect(iterator) == [1, 2, 3]
 
 
+async def test_a_page_refilled_in_place_is_put_back_when_its_fetch_fails() -> None:
+    # The page put back was the same list, holding the next page's records by then:
+    # its tail was handed out, then the page fetched again (1, 2, 3, 7, 8, 4, ...).
+    pages = [[1, 2, 3], [4, 5, 6, 7, 8], [4, 5, 6, 7, 8], []]
+    fail = [False, True, False, False]
+
+    class InPlace(APIIterator):
+        async def _get_page(self) -> None:
+            self.page.clear()  # type: ignore[attr-defined]
+            self.page.extend(pages.pop(0))  # type: ignore[attr-defined]
+            if fail.pop(0):
+                self.total = "oops"  # type: ignore[assignment]
+
+    iterator = InPlace(None)
+    iterator.page = []
+    got = []
+    with pytest.raises(errors.UnexpectedValueError, match="set total to 'oops'"):
+        async for record in iterator:
+            got.append(record)
+    got += await collect(iterator)
+    assert got == [1, 2, 3, 4, 5, 6, 7, 8]
+
+
 def test_a_ready_paginator_refuses_a_get_page_override() -> None:
     # Its walk never saw the override's pages: an empty one looped for ever, beyond
     # the reach of any cancel scope.

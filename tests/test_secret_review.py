@@ -13,7 +13,7 @@ import httpx
 import pytest
 import trio
 
-from trestfly import LinkIterator, TrioAPISession, crawl_many, errors
+from trestfly import CursorIterator, LinkIterator, TrioAPISession, crawl_many, errors
 from trestfly._client import check_cert
 from trestfly._origins import drop_credentials_off_origin
 from trestfly._pages import PaginationError
@@ -89,6 +89,43 @@ async def test_paginator_messages_hide_a_restricted_paths_query(
     shown += [str(failure), repr(failure), repr(it), caplog.text]
     assert "search?REDACTED" in str(failure)
     assert not [text for text in shown if SECRET in text]
+
+
+async def test_a_cursor_on_a_restricted_path_is_hidden_like_its_query(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    # The page's URL showed "export?REDACTED", and the cursor, a value of that query,
+    # beside it in the repr, the loop error and the crawl's WARNING.
+    class Export(CursorIterator):
+        path = "export"
+        limit = 2
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"items": [1, 2], "next_cursor": SECRET})  # loops
+
+    class Exports(TrioAPISession):
+        _url = "http://api.test"
+        _restricted_paths = ("export",)
+
+    shown: list[str] = []
+    async with Exports(transport=httpx.MockTransport(handler)) as api:
+        it = Export(api)
+        with caplog.at_level(logging.WARNING, logger="trestfly.crawl"):
+            async with crawl_many({"e": it}, on_error="collect") as records:
+                async for _ in records:
+                    shown.append(repr(it))
+            failure = records.errors["e"]
+    assert isinstance(failure, PaginationError)
+    shown += [str(failure), repr(it), caplog.text]
+    assert len(shown) > 3 and not [text for text in shown if SECRET in text]
+
+
+def test_a_url_given_where_the_session_belongs_is_not_quoted() -> None:
+    # repr(api)[:40] quoted the URL, password and all.
+    for given in (f"https://svc:{SECRET}@api.io/v1", f"https://api.io/?api_key={SECRET}"):
+        with pytest.raises(errors.UnexpectedValueError, match=r"got a str$") as caught:
+            LinkIterator(given, path="search")
+        assert SECRET not in str(caught.value)
 
 
 async def test_paginator_judges_a_path_as_joined_to_the_base_path() -> None:

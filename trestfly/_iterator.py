@@ -277,7 +277,10 @@ class APIIterator(Generic[R]):
                 # Cancelled or failed after setting self.page (a second call for the
                 # total, say): with the counters unmoved, that page's records would be
                 # handed out and then fetched again.  The next call fetches it afresh.
-                self.page, self.total = previous, previous_total
+                # The records handed out, not the list: a page refilled in place is
+                # that same list, holding the next page's records by now (its tail
+                # was handed out, then the page fetched again).
+                self.page, self.total = previous_records, previous_total
                 raise
             finally:
                 self._fetching = False

@@ -302,7 +302,10 @@ class PagedIterator(APIIterator[R]):
             # ('NoneType' object has no attribute 'get'), or a TypeError for the
             # session class where an instance belongs.  A subclass fetching pages its
             # own way may pass what it likes.
-            given = f"the class {api.__name__}" if isinstance(api, type) else repr(api)[:40]
+            # A str is named by its kind only: it may be the URL, credentials and all.
+            given = "None" if api is None else f"a {type(api).__name__}"
+            if isinstance(api, type):
+                given = f"the class {api.__name__}"
             raise UnexpectedValueError(
                 f"{type(self).__name__} walks through a session: pass the open session "
                 f"(an instance of your TrioAPISession subclass) first, got {given}"
@@ -688,6 +691,14 @@ class PagedIterator(APIIterator[R]):
                 shown = without_query(shown, options.redact_value)
         return shown
 
+    def _walks_restricted_path(self) -> bool:
+        """Whether ``path`` is one of the session's restricted paths, as sent."""
+        options = self._session_options()
+        if options is None or not options.restricted_paths:
+            return False
+        joined = self._joined(str(self.path), options.use_base)
+        return joined is not None and is_restricted(joined, options.restricted_paths)
+
     def _session_options(self) -> CallOptions | None:
         """The session's call options, or None when ``api`` is no trestfly session."""
         options = getattr(getattr(self, "_api", None), "_defaults", None)
@@ -949,7 +960,9 @@ class CursorIterator(PagedIterator[R]):
         return ChainScheme()
 
     def _shown_address(self, address: Address) -> Address:
-        secret = is_secret_name(self.cursor_param)
+        # On a restricted path the cursor is a value of the query the session hides
+        # (the page's URL showed export?REDACTED beside the cursor itself).
+        secret = is_secret_name(self.cursor_param) or self._walks_restricted_path()
         return _safe_address(address, secret=secret, show_url=self._show_url)
 
     def _query(self, address: Address) -> dict[str, Any]:
