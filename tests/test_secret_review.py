@@ -395,3 +395,19 @@ def test_a_server_made_name_of_many_wrappings_is_judged_without_recursion(name: 
     assert not is_secret_name(name)
     assert safe_url(f"http://api.test/x?{name}=1").startswith("http://api.test/x?")
     assert is_secret_name("X-OTP") and is_secret_name("x-api-key-v2")
+
+
+@pytest.mark.parametrize(
+    "url",
+    [f"https://admin:2024/{SECRET}@api.example.com", httpx.URL("https://api.test"), b"x", 5],
+    ids=["password with a slash", "httpx.URL", "bytes", "int"],
+)
+def test_a_session_whose_init_failed_has_a_safe_repr(url: object) -> None:
+    # A traceback formatting its locals reprs the half-built session: the refused URL
+    # was kept and shown whole (its password read as a path), and an httpx.URL or bytes
+    # made the repr itself raise AttributeError or TypeError.
+    session = TrioAPISession.__new__(TrioAPISession)
+    with pytest.raises(errors.UnexpectedValueError):
+        session.__init__(url=url)  # type: ignore[misc]
+    shown = repr(session)
+    assert shown.startswith("<TrioAPISession url=None") and SECRET not in shown

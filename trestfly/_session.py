@@ -277,8 +277,11 @@ class TrioAPISession:
 
         # Everything is copied into the instance: no two sessions (or subclasses) ever
         # share a mutable default, and nothing here mutates a class.
-        self._url: str | None = pick(url, "_url")
-        check_url(self._url)
+        # Checked before it is kept: a URL refused (a password with a "/" the repr cannot
+        # hide) stays out of the half-built session's repr.
+        given_url = pick(url, "_url")
+        check_url(given_url)
+        self._url: str | None = given_url
         self._base_path: str = check_base_path(pick(base_path, "_base_path"))
         self._retries: int = check_number(
             "retries", pick(retries, "_retries"), minimum=0, integer=True
@@ -547,8 +550,12 @@ class TrioAPISession:
     def __repr__(self) -> str:
         # For debugging: what and where, never a secret (the URL without its password).
         # getattr: a repr must work on a subclass whose __init__ failed before ours ran.
+        # isinstance: after a failed __init__ they may be what it refused (an httpx.URL,
+        # bytes), and the repr raised AttributeError from inside a traceback's locals.
         url = getattr(self, "_url", None)
-        where = join_path(url, getattr(self, "_base_path", "") or "") if url else None
+        base_path = getattr(self, "_base_path", "")
+        base_path = base_path if isinstance(base_path, str) else ""
+        where = join_path(url, base_path) if isinstance(url, str) and url else None
         state = "open" if getattr(self, "_httpx_client", None) is not None else "closed"
         shown = safe_url(where) if where else None
         return (
