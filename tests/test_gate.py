@@ -602,6 +602,77 @@ async def test_calls_waiting_when_the_block_ends_learn_it_at_once(
         assert len(recorder.arrivals) == 1
 
 
+@pytest.mark.parametrize("entered_again", [False, True])
+async def test_a_backoff_in_progress_when_the_block_ends_learns_it_at_once(
+    autojump_clock: trio.testing.MockClock, entered_again: bool
+) -> None:
+    # A 502's Retry-After (no gate: slept by the call) was slept whole after the block
+    # ended, then the retry hook ran on the closed session, and only then "not open".
+    hooked: list[float] = []
+
+    class Hooked(TrioAPISession):
+        async def _retry_request(
+            self, response: httpx.Response | None, retries: int, **kwargs: object
+        ) -> dict[str, object]:
+            hooked.append(trio.current_time())
+            return dict(kwargs)
+
+    answers = iter([httpx.Response(502, headers={"Retry-After": "30"})])
+    recorder = Recorder(lambda request, now: next(answers, httpx.Response(200)), latency=0.001)
+    api = Hooked(url=URL, retries=1)
+    ended: list[tuple[str, float]] = []
+
+    async def call() -> None:
+        try:
+            await api.get("x")
+            ended.append(("sent", trio.current_time() - start))
+        except errors.SessionNotOpenError:
+            ended.append(("not open", trio.current_time() - start))
+
+    with respx.mock:
+        respx.get(f"{URL}/x").mock(side_effect=recorder)
+        async with trio.open_nursery() as outside:
+            async with api:
+                start = trio.current_time()
+                outside.start_soon(call)
+                await trio.sleep(1)
+            if entered_again:
+                async with api:  # the backoff goes on to its end, then the retry
+                    await trio.sleep(60)
+    if entered_again:
+        assert ended == [("sent", pytest.approx(30.0, abs=0.1))] and len(hooked) == 1
+        assert len(recorder.arrivals) == 2
+    else:
+        assert ended == [("not open", pytest.approx(1.0, abs=0.01))] and hooked == []
+        assert len(recorder.arrivals) == 1
+
+
+def test_a_session_open_in_one_trio_run_refuses_calls_from_another() -> None:
+    # Its gates hold the other run's clock: a 1 s Retry-After there read as a wait of
+    # hours here, and the call failed at once with a TooManyRequestsError, unsent.
+    api = TrioAPISession(url=URL, retries=0)
+    with respx.mock:
+        route = respx.get(f"{URL}/x").respond(200, json={})
+
+        async def open_it() -> None:
+            await api.__aenter__()
+            await api.get("x")
+
+        async def call_it() -> None:
+            with pytest.raises(errors.SessionNotOpenError, match=r"open in another trio\.run"):
+                await api.get("x")
+
+        async def close_it() -> None:
+            await api.__aexit__(None, None, None)
+
+        trio.run(open_it)
+        trio.run(call_it)
+        assert route.call_count == 1
+        trio.run(close_it)  # leaving it from another run: its clients closed
+    with pytest.raises(errors.SessionNotOpenError, match="is not open"):
+        api._session  # noqa: B018
+
+
 async def test_paced_waiters_cancelled_give_their_slots_back(
     autojump_clock: trio.testing.MockClock,
 ) -> None:

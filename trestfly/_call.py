@@ -692,7 +692,19 @@ class Call:
         counters = self._api._counters
         counters.sleeps += 1
         counters.sleep_seconds += delay
-        await trio.sleep(delay)
+        wake_at = trio.current_time() + delay
+        while True:
+            try:
+                # Ended by the block's end like a wait at the gate: a 502's Retry-After
+                # of 300 s was slept whole after the session was closed, then the
+                # retry hook ran on it, and only then did the call fail.
+                with gate._unless_left():
+                    await trio.sleep_until(wake_at)
+                return
+            except SessionLeft:
+                # "Not open" at once, unless it was entered again meanwhile: then the
+                # backoff goes on to its end.
+                self._api._session  # noqa: B018
 
 
 def _answered_elsewhere(response: httpx.Response | None, url: str) -> bool:

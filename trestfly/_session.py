@@ -946,6 +946,18 @@ class TrioAPISession:
                 f"{type(self).__name__} is still opening (_build_session/_authenticate are "
                 "running in another task): send requests once 'async with' has entered"
             )
+        try:
+            run: trio.lowlevel.TrioToken | None = trio.lowlevel.current_trio_token()
+        except RuntimeError:  # read outside trio.run (its headers, say): no request
+            run = None
+        if run is not None and run is not self._trio_run:
+            # Its gates, pacers and limiter are the other run's: a 1 s Retry-After there
+            # read as a 36-hour wait here (the clocks start apart), and a call from a
+            # second run going at once crashed the first inside Trio.
+            raise errors.SessionNotOpenError(
+                f"{type(self).__name__} is open in another trio.run: leave its block "
+                "there, and enter it in the run that sends the requests"
+            )
         return client
 
     @_session.setter
