@@ -562,6 +562,18 @@ async def test_a_server_pace_slower_than_max_retry_after_fails_at_once(
     assert len(recorder.arrivals) == 2
 
 
+async def call_noting_its_end(
+    api: TrioAPISession, ended: list[tuple[str, float]], since: Callable[[], float]
+) -> None:
+    """A GET sent through ``api``: how it ended ("sent" or "not open"), and when,
+    counted from ``since()``, appended to ``ended``."""
+    try:
+        await api.get("x")
+        ended.append(("sent", trio.current_time() - since()))
+    except errors.SessionNotOpenError:
+        ended.append(("not open", trio.current_time() - since()))
+
+
 @pytest.mark.parametrize("wait", ["gate", "pacer", "pacer-entered-again"])
 async def test_calls_waiting_when_the_block_ends_learn_it_at_once(
     autojump_clock: trio.testing.MockClock, wait: str
@@ -574,13 +586,6 @@ async def test_calls_waiting_when_the_block_ends_learn_it_at_once(
     api = TrioAPISession(url=URL, rate_limit=None if wait == "gate" else 0.01, retries=0)
     ended: list[tuple[str, float]] = []
 
-    async def call() -> None:
-        try:
-            await api.get("x")
-            ended.append(("sent", trio.current_time() - left))
-        except errors.SessionNotOpenError:
-            ended.append(("not open", trio.current_time() - left))
-
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=recorder)
         async with trio.open_nursery() as outside:
@@ -588,7 +593,7 @@ async def test_calls_waiting_when_the_block_ends_learn_it_at_once(
                 with suppress(errors.TooManyRequestsError):
                     await api.get("x")  # closes the gate, or spends the pacer's slot
                 for _ in range(3):
-                    outside.start_soon(call)
+                    outside.start_soon(call_noting_its_end, api, ended, lambda: left)
                 await trio.sleep(1)
                 left = trio.current_time()
             if wait == "pacer-entered-again":
@@ -622,19 +627,12 @@ async def test_a_backoff_in_progress_when_the_block_ends_learns_it_at_once(
     api = Hooked(url=URL, retries=1)
     ended: list[tuple[str, float]] = []
 
-    async def call() -> None:
-        try:
-            await api.get("x")
-            ended.append(("sent", trio.current_time() - start))
-        except errors.SessionNotOpenError:
-            ended.append(("not open", trio.current_time() - start))
-
     with respx.mock:
         respx.get(f"{URL}/x").mock(side_effect=recorder)
         async with trio.open_nursery() as outside:
             async with api:
                 start = trio.current_time()
-                outside.start_soon(call)
+                outside.start_soon(call_noting_its_end, api, ended, lambda: start)
                 await trio.sleep(1)
             if entered_again:
                 async with api:  # the backoff goes on to its end, then the retry

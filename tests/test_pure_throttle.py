@@ -1597,14 +1597,18 @@ def test_a_first_wave_spread_over_two_refills_reads_the_depth_its_rate_agrees_wi
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
 
 
-def traced_wave(state: OriginThrottle, bucket: Bucket, *, spread: bool) -> None:
+def traced_wave(*, spread: bool) -> OriginThrottle:
     """The first wave of a traced benchmark run at concurrency 100 against a 100/s
     bucket 10 deep: a hundred sent over 12 ms before any answer, the ten the bucket held
     and a token refilled 11 ms in served.  The refill was sent first (its connection
     opened last): the send times cannot tell it from the ten.  The refusals came back
     first, the refill at 80.1 ms, the ten within 0.1 ms of each other from 86.8 ms; or,
     ``spread``, every answer 0.7 ms after the last in the order they arrived (a
-    network's jitter)."""
+    network's jitter).  Returns the origin's state once slow start has ended against
+    that bucket."""
+    state = origin()
+    bucket = Bucket(100.0, 10)
+    drive = Drive(state, bucket)
     refill_sent = 0.00209
     depth_sent = [0.00926, 0.01093] + [0.01116 + index * 0.00008 for index in range(8)]
     refused_sent = [index * 0.00012 for index in range(89)]
@@ -1632,16 +1636,14 @@ def traced_wave(state: OriginThrottle, bucket: Bucket, *, spread: bool) -> None:
         status = 200 if hint is None else 429
         state.on_response(wave[sent_at], answered, status=status, hint=hint, quota=None)
         state.on_done(wave[sent_at])
+    drive.until_slow_start_ends()
+    return state
 
 
 def test_a_refill_answered_apart_from_the_waves_burst_is_not_the_buckets_depth() -> None:
     # Read 11 deep, the rate read 95/s: the client held 93/s for the run (23.2 s for
     # 2,000 in the benchmark).  The ten answered in one burst are the depth.
-    state = origin()
-    bucket = Bucket(100.0, 10)
-    drive = Drive(state, bucket)
-    traced_wave(state, bucket, spread=False)
-    drive.until_slow_start_ends()
+    state = traced_wave(spread=False)
     assert state.ceiling is not None and state._slow_start.burst == 10
     assert state.learned_rate is not None and 96.0 <= state.learned_rate < 100.0
 
@@ -1649,11 +1651,7 @@ def test_a_refill_answered_apart_from_the_waves_burst_is_not_the_buckets_depth()
 def test_answers_spread_out_do_not_lower_the_depth() -> None:
     # Answers that came back apart say nothing of what was served at once: the count
     # stands, as the send times cannot lower it.
-    state = origin()
-    bucket = Bucket(100.0, 10)
-    drive = Drive(state, bucket)
-    traced_wave(state, bucket, spread=True)
-    drive.until_slow_start_ends()
+    state = traced_wave(spread=True)
     assert state.ceiling is not None and state._slow_start.burst == 11
 
 
